@@ -1,0 +1,42 @@
+//! Deny events, sent from the kernel side to userspace through the `EVENTS` ring buffer.
+
+/// Bytes of path carried by an event (`PATH_MAX`).
+pub const EVENT_PATH_MAX: usize = 4096;
+
+/// Which hook decided. Stored in [`DenyEvent::hook`].
+pub mod hook {
+    pub const BPRM_CHECK_SECURITY: u32 = 1;
+    pub const CONNECT4: u32 = 2;
+    pub const CONNECT6: u32 = 3;
+    pub const SENDMSG4: u32 = 4;
+    pub const SENDMSG6: u32 = 5;
+}
+
+/// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DenyEvent {
+    pub cgroup_id: u64,
+    /// Kernel `dev_t` and inode of the file object (exec), else 0.
+    pub dev: u64,
+    pub ino: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub uid: u32,
+    pub rule_id: u32,
+    pub hook: u32,
+    /// The errno returned to the task (positive, e.g. `EPERM`).
+    pub errno: u32,
+    pub slot: u32,
+    /// Destination port (host order) for network hooks.
+    pub port: u16,
+    /// `AF_INET` or `AF_INET6` for network hooks, else 0.
+    pub family: u16,
+    /// Destination address: 4 bytes for IPv4, 16 for IPv6, big-endian.
+    pub addr: [u8; 16],
+    pub proto: u32,
+    /// Length of `path` including its NUL, as `bpf_d_path` returns, or 0.
+    pub path_len: u32,
+    pub comm: [u8; 16],
+    pub path: [u8; EVENT_PATH_MAX],
+}

@@ -1,0 +1,34 @@
+//! The sandbox registry: which cgroups are sandboxed, and with which policy slot.
+
+/// A policy slot. Every rule key carries one so that a reload can fill a fresh slot and
+/// switch a sandbox to it with one map update.
+pub type Slot = u32;
+
+/// Number of policy slots (two per sandbox is enough for atomic swaps; more lets many
+/// sandboxes share one map set).
+pub const MAX_SLOTS: u32 = 4096;
+
+/// Capacity of the `SANDBOXES` map.
+pub const MAX_SANDBOXES: u32 = 1024;
+
+/// Bits of [`SandboxEntry::controls`]: which controls the policy restricts. A control whose
+/// policy section is absent is unrestricted (its bit is clear).
+pub mod controls {
+    /// `process` section present: exec is deny-by-default.
+    pub const EXEC: u32 = 1 << 0;
+    /// `network` section present: connect/sendmsg are deny-by-default.
+    pub const NET: u32 = 1 << 1;
+    /// `filesystem` section present.
+    pub const FS: u32 = 1 << 2;
+    /// `privilege_escalation: deny`.
+    pub const PRIVILEGE: u32 = 1 << 3;
+}
+
+/// Value of `SANDBOXES`, keyed by cgroup v2 id (`u64`, the cgroup directory's inode number).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SandboxEntry {
+    pub slot: Slot,
+    /// A set of [`controls`] bits.
+    pub controls: u32,
+}

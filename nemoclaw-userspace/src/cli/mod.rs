@@ -1,0 +1,1 @@
+//! The `nemoclaw` command line.

@@ -1,0 +1,7 @@
+//! NemoClaw userspace: policy compiler, kernel loader, sandbox launcher, audit log.
+
+pub mod audit;
+pub mod cli;
+pub mod kernel;
+pub mod policy;
+pub mod sandbox;

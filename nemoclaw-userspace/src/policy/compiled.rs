@@ -1,0 +1,59 @@
+//! The compiler's output: plain, slot-less map entries that the kernel loader turns into
+//! keys for a chosen slot. Deterministic: the same policy and environment give the same
+//! bytes (vectors are sorted, no hash-map iteration order leaks out).
+
+use std::path::PathBuf;
+
+use nemoclaw_common::rule::Verdict;
+
+/// Where a rule came from, so a deny event can cite `file:line`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RuleRef {
+    /// 1-based; `Verdict::rule_id` refers to it. 0 is reserved for "default deny".
+    pub id: u32,
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// The section path, e.g. `process.deny` or `network.allow`.
+    pub section: String,
+    /// The entry as written, e.g. `curl` or `10.0.0.1:443`.
+    pub text: String,
+}
+
+/// An executable identified by the kernel's (device, inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct ExecEntry {
+    /// Kernel-internal `dev_t` (see `nemoclaw_common::exec::kernel_dev`).
+    pub dev: u64,
+    pub ino: u64,
+    pub verdict: Verdict,
+}
+
+/// A network rule for one address family. `addr` is big-endian; `prefix_len` is the CIDR
+/// prefix (32 or 128 for a single address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct NetEntry<const N: usize> {
+    /// `nemoclaw_common::net::PROTO_*`.
+    pub proto: u8,
+    /// `nemoclaw_common::net::PORT_ANY` (0) or one port.
+    pub port: u16,
+    pub addr: [u8; N],
+    pub prefix_len: u8,
+    pub verdict: Verdict,
+}
+
+/// A compiled policy: what the loader writes into the kernel's maps for one slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CompiledPolicy {
+    /// `nemoclaw_common::sandbox::controls` bits: which sections are present.
+    pub controls: u32,
+    /// Rule table; `rules[i].id == i + 1`.
+    pub rules: Vec<RuleRef>,
+    /// Sorted by (dev, ino); a (dev, ino) appears once (deny wins when both sides name it).
+    pub exec: Vec<ExecEntry>,
+    /// Resolved absolute paths of exec rules, for `explain` and diagnostics, sorted.
+    pub exec_paths: Vec<(PathBuf, Verdict)>,
+    /// Sorted; allow and deny entries are both here, told apart by `verdict.action`.
+    pub net4: Vec<NetEntry<4>>,
+    pub net6: Vec<NetEntry<16>>,
+}
