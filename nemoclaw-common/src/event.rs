@@ -40,3 +40,15 @@ pub struct DenyEvent {
     pub comm: [u8; 16],
     pub path: [u8; EVENT_PATH_MAX],
 }
+
+/// Indexes of the `COUNTERS` per-CPU array.
+pub mod counter {
+    /// Operations judged for a sandboxed task.
+    pub const JUDGED: u32 = 0;
+    /// Operations denied.
+    pub const DENIED: u32 = 1;
+    /// Deny events lost because the ring buffer was full (the deny still happened).
+    pub const EVENTS_LOST: u32 = 2;
+    /// Number of counters.
+    pub const COUNT: u32 = 3;
+}

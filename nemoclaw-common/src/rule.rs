@@ -12,6 +12,7 @@ pub const RULE_DEFAULT_DENY: u32 = 0;
 /// event can cite the file and line of the rule that decided.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Verdict {
     pub action: u32,
     pub rule_id: u32,

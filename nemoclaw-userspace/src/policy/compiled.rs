@@ -37,6 +37,7 @@ pub struct NetEntry<const N: usize> {
     pub proto: u8,
     /// `nemoclaw_common::net::PORT_ANY` (0) or one port.
     pub port: u16,
+    #[serde(serialize_with = "serialize_addr")]
     pub addr: [u8; N],
     pub prefix_len: u8,
     pub verdict: Verdict,
@@ -56,4 +57,21 @@ pub struct CompiledPolicy {
     /// Sorted; allow and deny entries are both here, told apart by `verdict.action`.
     pub net4: Vec<NetEntry<4>>,
     pub net6: Vec<NetEntry<16>>,
+}
+
+/// Addresses appear in JSON as text (`10.0.0.1`, `::1`), not byte arrays.
+fn serialize_addr<const N: usize, S: serde::Serializer>(
+    addr: &[u8; N],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let text = match addr.as_slice() {
+        &[a, b, c, d] => Ipv4Addr::new(a, b, c, d).to_string(),
+        bytes => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&bytes[..16.min(bytes.len())]);
+            Ipv6Addr::from(octets).to_string()
+        }
+    };
+    serializer.serialize_str(&text)
 }
