@@ -1,1 +1,49 @@
-fn main(){}
+//! Developer tasks for NemoClaw: `cargo xtask <command>`.
+//!
+//! Each subcommand lives in its own module; `util` holds the few helpers they share.
+
+mod run;
+mod setup;
+mod test;
+mod util;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "NemoClaw developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install (idempotently) everything the other commands need.
+    Setup(setup::SetupArgs),
+    /// Boot a Debian kernel in QEMU with the host's `/` read-only and run a command as root.
+    Vm(vm::VmArgs),
+    /// Run the test layers (unit, host, vm) and print a summary.
+    Test(test::TestArgs),
+    /// Run the demo agent in the baseline sandbox (natively if BPF LSM loads here, else in the VM).
+    Run(run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup(args) => setup::main(&args),
+        Command::Vm(args) => vm::main(&args),
+        Command::Test(args) => test::main(&args),
+        Command::Run(args) => run::main(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! `cargo xtask setup`: installs, only when missing, what the build and the VM need.
+//!
+//! Every step checks first, so a second run takes seconds and downloads nothing. Other
+//! commands call [`ensure`] before they need something; it prints only steps that acted.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::util;
+
+/// The bpf-linker version built against the nightly's LLVM.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The LLVM major of the preinstalled nightly (`rustc +nightly -vV`), and bpf-linker's feature.
+const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
+/// Debian packages the VM needs.
+const APT_PACKAGES: [&str; 4] = ["qemu-system-x86", "busybox-static", "cpio", "xz-utils"];
+
+/// A Debian kernel of the test matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+pub enum KernelVersion {
+    #[value(name = "6.12")]
+    V6_12,
+    #[value(name = "6.1")]
+    V6_1,
+}
+
+impl KernelVersion {
+    pub const ALL: [Self; 2] = [Self::V6_12, Self::V6_1];
+
+    /// The directory name under `kernels/` and the name users type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V6_12 => "6.12",
+            Self::V6_1 => "6.1",
+        }
+    }
+
+    /// The meta package whose dependency names the versioned image package.
+    fn meta_package(self) -> &'static str {
+        match self {
+            Self::V6_12 => "linux-image-6.12-amd64",
+            Self::V6_1 => "linux-image-amd64",
+        }
+    }
+
+    /// The prefix the versioned image package must have.
+    fn image_prefix(self) -> &'static str {
+        match self {
+            Self::V6_12 => "linux-image-6.12.",
+            Self::V6_1 => "linux-image-6.1.0-",
+        }
+    }
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unpacked kernel package.
+#[derive(Clone, Debug)]
+pub struct KernelTree {
+    pub version: KernelVersion,
+    /// The kernel image (`boot/vmlinuz-*`).
+    pub vmlinuz: PathBuf,
+    /// `lib/modules/<release>`.
+    pub modules_dir: PathBuf,
+    /// The kernel release (`uname -r`).
+    pub release: String,
+}
+
+#[derive(Args)]
+pub struct SetupArgs {
+    /// Kernels to fetch (default: all of the test matrix).
+    #[arg(long = "kernel", value_enum)]
+    kernels: Vec<KernelVersion>,
+}
+
+pub fn main(args: &SetupArgs) -> Result<ExitCode> {
+    let kernels = if args.kernels.is_empty() {
+        KernelVersion::ALL.to_vec()
+    } else {
+        args.kernels.clone()
+    };
+    run_steps(&kernels, true)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cheap check other commands run: installs what is missing, prints only what it did.
+pub fn ensure(kernels: &[KernelVersion]) -> Result<()> {
+    run_steps(kernels, false)
+}
+
+#[derive(PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Installed,
+}
+
+fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
+    let report = |step: &str, outcome: Outcome| {
+        if verbose || outcome == Outcome::Installed {
+            let word = match outcome {
+                Outcome::Ok => "ok",
+                Outcome::Installed => "installed",
+            };
+            println!("setup: {step}: {word}");
+        }
+    };
+    report("rust-src (nightly)", rust_src()?);
+    report(&format!("apt packages ({})", APT_PACKAGES.join(" ")), apt_packages()?);
+    report(&format!("bpf-linker {BPF_LINKER_VERSION}"), bpf_linker()?);
+    for &kernel in kernels {
+        let (tree, outcome) = kernel_tree(kernel)?;
+        report(&format!("kernel {kernel} ({})", tree.release), outcome);
+    }
+    Ok(())
+}
+
+fn rust_src() -> Result<Outcome> {
+    let installed = util::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))?;
+    if installed.lines().any(|l| l.trim() == "rust-src") {
+        return Ok(Outcome::Ok);
+    }
+    util::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    Ok(Outcome::Installed)
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    util::capture(Command::new("dpkg").args(["-s", package])).is_ok_and(|out| {
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.starts_with("Status:") && l.ends_with(" installed"))
+    })
+}
+
+fn require_root(what: &str) -> Result<()> {
+    if !util::is_root() {
+        bail!("{what} needs root; run `cargo xtask setup` as root (e.g. with sudo)");
+    }
+    Ok(())
+}
+
+fn apt_get_update() -> Result<()> {
+    require_root("apt-get update")?;
+    util::run(Command::new("apt-get").arg("update"))
+}
+
+fn apt_packages() -> Result<Outcome> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .into_iter()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Outcome::Ok);
+    }
+    require_root(&format!("installing {}", missing.join(" ")))?;
+    apt_get_update()?;
+    util::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y"])
+            .args(&missing),
+    )?;
+    Ok(Outcome::Installed)
+}
+
+/// `$HOME/.cache/nemoclaw`: where the bpf-linker and its LLVM symlinks live.
+fn cache_dir() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".cache").join("nemoclaw"))
+}
+
+/// The directory holding the `bpf-linker` binary (the userspace build script looks here too).
+pub fn bpf_linker_bin_dir() -> Result<PathBuf> {
+    Ok(cache_dir()?.join("bpf-linker").join("bin"))
+}
+
+fn bpf_linker_ok(bin: &Path) -> bool {
+    util::capture(Command::new(bin).arg("--version")).is_ok_and(|out| {
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .any(|w| w == BPF_LINKER_VERSION)
+    })
+}
+
+fn bpf_linker() -> Result<Outcome> {
+    let bin_dir = bpf_linker_bin_dir()?;
+    if bpf_linker_ok(&bin_dir.join("bpf-linker")) {
+        return Ok(Outcome::Ok);
+    }
+    // bpf-linker's LLVM major must equal the nightly's; there is no system LLVM 22, so point
+    // LLVM_PREFIX at symlinks to the nightly's own libLLVM.
+    let sysroot = util::output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let nightly_lib = Path::new(sysroot.trim()).join("lib");
+    let lib_name = std::fs::read_dir(&nightly_lib)
+        .with_context(|| format!("reading {}", nightly_lib.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .find(|n| n.starts_with("libLLVM.so."))
+        .with_context(|| format!("no libLLVM.so.* in {}", nightly_lib.display()))?;
+    let llvm_prefix = cache_dir()?.join("llvm");
+    let llvm_lib = llvm_prefix.join("lib");
+    std::fs::create_dir_all(&llvm_lib).with_context(|| format!("creating {}", llvm_lib.display()))?;
+    let target = nightly_lib.join(&lib_name);
+    for link in [llvm_lib.join("libLLVM.so"), llvm_lib.join(&lib_name)] {
+        match std::fs::remove_file(&link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", link.display())),
+        }
+        std::os::unix::fs::symlink(&target, &link)
+            .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
+    }
+    let root = cache_dir()?.join("bpf-linker");
+    util::run(
+        util::cargo()
+            .env("LLVM_PREFIX", &llvm_prefix)
+            .env(
+                "RUSTFLAGS",
+                format!("-C link-arg=-Wl,-rpath,{}", llvm_lib.display()),
+            )
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
+            .args(["--no-default-features", "--features", BPF_LINKER_LLVM_FEATURE])
+            .arg("--root")
+            .arg(&root),
+    )?;
+    if !bpf_linker_ok(&bin_dir.join("bpf-linker")) {
+        bail!("bpf-linker was installed but `{}/bpf-linker --version` does not report {BPF_LINKER_VERSION}", bin_dir.display());
+    }
+    Ok(Outcome::Installed)
+}
+
+/// Where a kernel is unpacked.
+fn kernel_dir(kernel: KernelVersion) -> PathBuf {
+    util::vm_dir().join("kernels").join(kernel.name())
+}
+
+/// The stamp recording which package was unpacked; its presence makes the step instant.
+fn stamp_path(kernel: KernelVersion) -> PathBuf {
+    kernel_dir(kernel).join(".nemoclaw-stamp")
+}
+
+/// Finds the kernel image and modules of an unpacked kernel package.
+fn read_tree(kernel: KernelVersion, dir: &Path) -> Result<KernelTree> {
+    let single_entry = |sub: &str, prefix: &str| -> Result<PathBuf> {
+        let parent = dir.join(sub);
+        std::fs::read_dir(&parent)
+            .with_context(|| format!("reading {}", parent.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
+            .with_context(|| format!("no {prefix}* in {}", parent.display()))
+    };
+    let vmlinuz = single_entry("boot", "vmlinuz-")?;
+    let modules_dir = single_entry("lib/modules", "")?;
+    let release = modules_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("modules dir has no name")?;
+    Ok(KernelTree {
+        version: kernel,
+        vmlinuz,
+        modules_dir,
+        release,
+    })
+}
+
+/// Returns the unpacked kernel, fetching and unpacking it if needed.
+pub fn ensure_kernel(kernel: KernelVersion) -> Result<KernelTree> {
+    kernel_tree(kernel).map(|(tree, _)| tree)
+}
+
+fn kernel_tree(kernel: KernelVersion) -> Result<(KernelTree, Outcome)> {
+    let dir = kernel_dir(kernel);
+    if stamp_path(kernel).is_file()
+        && let Ok(tree) = read_tree(kernel, &dir)
+    {
+        return Ok((tree, Outcome::Ok));
+    }
+    let package = versioned_image_package(kernel)?;
+    let deb = download_deb(&package)?;
+    let tmp = dir.with_extension("unpacking");
+    for stale in [&tmp, &dir] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    util::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
+    std::fs::rename(&tmp, &dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    let tree = read_tree(kernel, &dir)?;
+    let deb_name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    std::fs::write(
+        stamp_path(kernel),
+        format!("package={package}\ndeb={deb_name}\nrelease={}\n", tree.release),
+    )
+    .context("writing the kernel stamp")?;
+    Ok((tree, Outcome::Installed))
+}
+
+/// Follows the meta package's `Depends` to the versioned image package (not -cloud, -rt, -dbg).
+fn versioned_image_package(kernel: KernelVersion) -> Result<String> {
+    let lookup = || -> Result<Option<String>> {
+        let out = util::capture(Command::new("apt-cache").args(["depends", kernel.meta_package()]))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .lines()
+            .filter_map(|l| l.trim().trim_start_matches('|').strip_prefix("Depends:"))
+            .map(str::trim)
+            .find(|name| {
+                name.starts_with(kernel.image_prefix())
+                    && name.ends_with("-amd64")
+                    && !["-cloud-", "-rt-", "-dbg", "-unsigned"]
+                        .iter()
+                        .any(|bad| name.contains(bad))
+            })
+            .map(str::to_string))
+    };
+    if let Some(name) = lookup()? {
+        return Ok(name);
+    }
+    apt_get_update()?;
+    lookup()?.with_context(|| {
+        format!(
+            "`apt-cache depends {}` names no {}*-amd64 package",
+            kernel.meta_package(),
+            kernel.image_prefix()
+        )
+    })
+}
+
+/// Downloads a package's .deb into `debs/` unless it is already there.
+fn download_deb(package: &str) -> Result<PathBuf> {
+    let debs = util::vm_dir().join("debs");
+    std::fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
+    let find = || -> Option<PathBuf> {
+        let prefix = format!("{package}_");
+        std::fs::read_dir(&debs).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(&prefix) && n.ends_with(".deb")
+            })
+        })
+    };
+    if let Some(deb) = find() {
+        return Ok(deb);
+    }
+    let download = || {
+        util::run(
+            Command::new("apt-get")
+                .current_dir(&debs)
+                // As root, apt drops to `_apt`, which cannot write here; stay root quietly.
+                .args(["-o", "APT::Sandbox::User=root", "download", package]),
+        )
+    };
+    if download().is_err() {
+        apt_get_update()?;
+        download()?;
+    }
+    find().with_context(|| format!("apt-get download {package} left no .deb in {}", debs.display()))
+}

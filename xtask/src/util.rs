@@ -1,0 +1,116 @@
+//! Helpers shared by the subcommands: workspace paths, running commands, exit codes.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Output};
+
+use anyhow::{Context as _, Result, bail};
+
+/// The workspace root (the directory holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Cargo's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// Where the VM's kernels, initramfs images and guest scripts live.
+pub fn vm_dir() -> PathBuf {
+    target_dir().join("nemoclaw-vm")
+}
+
+/// The `nemoclaw` binary built by [`build_userspace`].
+pub fn nemoclaw_bin() -> PathBuf {
+    target_dir().join("debug").join("nemoclaw")
+}
+
+/// A `cargo` command: the same cargo that runs xtask when there is one.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Builds the `nemoclaw` binary (debug), which the VM and the demo run.
+pub fn build_userspace() -> Result<()> {
+    run(cargo().args(["build", "--package", "nemoclaw-userspace"]))
+        .context("building nemoclaw-userspace (use --no-build to skip)")
+}
+
+/// Human-readable form of a command, for error messages.
+pub fn describe(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// Runs a command with inherited stdio and fails unless it exits 0.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{}`", describe(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", describe(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command, capturing its output; fails unless it exits 0.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = capture(cmd)?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command, capturing its output, whatever its exit status.
+pub fn capture(cmd: &mut Command) -> Result<Output> {
+    cmd.output()
+        .with_context(|| format!("could not start `{}`", describe(cmd)))
+}
+
+/// Whether a program exists on `PATH` (or at the given path).
+pub fn have_program(program: impl AsRef<OsStr>) -> bool {
+    let program = Path::new(program.as_ref());
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+    })
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is our effective uid).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Converts a child's exit code into ours (codes outside 0..=255 become 1).
+pub fn exit_code(code: i32) -> ExitCode {
+    u8::try_from(code).map_or(ExitCode::FAILURE, ExitCode::from)
+}
+
+/// Quotes a word for POSIX `sh`.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
