@@ -65,7 +65,6 @@ impl fmt::Display for KernelVersion {
 /// An unpacked kernel package.
 #[derive(Clone, Debug)]
 pub struct KernelTree {
-    pub version: KernelVersion,
     /// The kernel image (`boot/vmlinuz-*`).
     pub vmlinuz: PathBuf,
     /// `lib/modules/<release>`.
@@ -254,7 +253,7 @@ fn stamp_path(kernel: KernelVersion) -> PathBuf {
 }
 
 /// Finds the kernel image and modules of an unpacked kernel package.
-fn read_tree(kernel: KernelVersion, dir: &Path) -> Result<KernelTree> {
+fn read_tree(dir: &Path) -> Result<KernelTree> {
     let single_entry = |sub: &str, prefix: &str| -> Result<PathBuf> {
         let parent = dir.join(sub);
         std::fs::read_dir(&parent)
@@ -274,7 +273,6 @@ fn read_tree(kernel: KernelVersion, dir: &Path) -> Result<KernelTree> {
         .map(|n| n.to_string_lossy().into_owned())
         .context("modules dir has no name")?;
     Ok(KernelTree {
-        version: kernel,
         vmlinuz,
         modules_dir,
         release,
@@ -289,7 +287,7 @@ pub fn ensure_kernel(kernel: KernelVersion) -> Result<KernelTree> {
 fn kernel_tree(kernel: KernelVersion) -> Result<(KernelTree, Outcome)> {
     let dir = kernel_dir(kernel);
     if stamp_path(kernel).is_file()
-        && let Ok(tree) = read_tree(kernel, &dir)
+        && let Ok(tree) = read_tree(&dir)
     {
         return Ok((tree, Outcome::Ok));
     }
@@ -304,7 +302,7 @@ fn kernel_tree(kernel: KernelVersion) -> Result<(KernelTree, Outcome)> {
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     util::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
     std::fs::rename(&tmp, &dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-    let tree = read_tree(kernel, &dir)?;
+    let tree = read_tree(&dir)?;
     let deb_name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     std::fs::write(
         stamp_path(kernel),

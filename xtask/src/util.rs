@@ -1,6 +1,5 @@
 //! Helpers shared by the subcommands: workspace paths, running commands, exit codes.
 
-use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output};
@@ -80,17 +79,6 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 pub fn capture(cmd: &mut Command) -> Result<Output> {
     cmd.output()
         .with_context(|| format!("could not start `{}`", describe(cmd)))
-}
-
-/// Whether a program exists on `PATH` (or at the given path).
-pub fn have_program(program: impl AsRef<OsStr>) -> bool {
-    let program = Path::new(program.as_ref());
-    if program.components().count() > 1 {
-        return program.is_file();
-    }
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    })
 }
 
 /// Whether this process runs as root (the owner of `/proc/self` is our effective uid).
