@@ -1,5 +1,361 @@
-use std::process::ExitCode;
-use anyhow::Result;
-#[derive(clap::Args)]
-pub struct TestArgs {}
-pub fn main(_args: &TestArgs) -> Result<ExitCode> { Ok(ExitCode::SUCCESS) }
+//! `cargo xtask test`: runs the test layers (unit, host, vm on each kernel) and summarises.
+//!
+//! cargo's and libtest's own output goes through; we count libtest's `test result:` lines.
+//! A layer fails if its command fails, a test fails, or it ran no test at all.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::setup::{self, KernelVersion};
+use crate::util;
+use crate::vm;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Layer {
+    /// `cargo test --lib --bins` over the workspace (no root).
+    Unit,
+    /// Integration tests that run natively on this host (root).
+    Host,
+    /// Integration tests that need BPF LSM, run as root in the VM on each kernel.
+    Vm,
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Layers to run (repeatable; default: all).
+    #[arg(long = "layer", value_enum)]
+    layers: Vec<Layer>,
+    /// Kernels for the vm layer (repeatable; default: all of the matrix).
+    #[arg(long = "kernel", value_enum)]
+    kernels: Vec<KernelVersion>,
+    /// Kill a VM run after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    vm_timeout: u64,
+    /// Run this libtest executable in the VM instead of building the `vm` test target.
+    #[arg(long, hide = true)]
+    vm_test_exe: Option<PathBuf>,
+}
+
+/// libtest's totals, summed over its `test result:` lines.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Counts {
+    /// Adds the numbers of a line like `test result: ok. 3 passed; 0 failed; 1 ignored; ...`.
+    fn parse_line(&mut self, line: &str) {
+        let line = strip_ansi(line);
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Removes terminal escape sequences (libtest colours `ok` when it sees a terminal).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters, then one final byte in '@'..='~'.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // Character set selection such as `ESC ( B`: one more byte.
+            Some('(' | ')') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What one layer (or one kernel of the vm layer) did.
+struct Report {
+    name: String,
+    counts: Counts,
+    /// Why the layer failed beyond failing tests (command error, no tests).
+    problem: Option<String>,
+    elapsed: Duration,
+}
+
+impl Report {
+    fn ok(&self) -> bool {
+        self.problem.is_none() && self.counts.failed == 0
+    }
+}
+
+pub fn main(args: &TestArgs) -> Result<ExitCode> {
+    let layers = if args.layers.is_empty() {
+        vec![Layer::Unit, Layer::Host, Layer::Vm]
+    } else {
+        args.layers.clone()
+    };
+    let kernels = if args.kernels.is_empty() {
+        KernelVersion::ALL.to_vec()
+    } else {
+        args.kernels.clone()
+    };
+    let vm_kernels: &[KernelVersion] = if layers.contains(&Layer::Vm) {
+        &kernels
+    } else {
+        &[]
+    };
+    setup::ensure(vm_kernels)?;
+
+    let mut reports = Vec::new();
+    for layer in layers {
+        match layer {
+            Layer::Unit => reports.push(cargo_layer(
+                "unit",
+                util::cargo().args([
+                    "test",
+                    "--workspace",
+                    // The eBPF crate only builds for bpfel-unknown-none.
+                    "--exclude",
+                    "nemoclaw-ebpf",
+                    "--lib",
+                    "--bins",
+                ]),
+            )),
+            Layer::Host => reports.push(cargo_layer(
+                "host",
+                util::cargo().args([
+                    "test",
+                    "--package",
+                    "nemoclaw-userspace",
+                    "--test",
+                    "host",
+                    "--",
+                    "--test-threads=1",
+                ]),
+            )),
+            Layer::Vm => reports.extend(vm_layer(
+                &kernels,
+                args.vm_test_exe.as_deref(),
+                Duration::from_secs(args.vm_timeout),
+            )),
+        }
+    }
+
+    println!();
+    println!("== test summary ==");
+    let mut total = Counts::default();
+    for report in &reports {
+        let Counts {
+            passed,
+            failed,
+            ignored,
+        } = report.counts;
+        total.passed += passed;
+        total.failed += failed;
+        let mut line = format!("{}: {passed} passed, {failed} failed", report.name);
+        if ignored > 0 {
+            line.push_str(&format!(", {ignored} ignored"));
+        }
+        line.push_str(&format!(" ({:.0} s)", report.elapsed.as_secs_f64()));
+        if let Some(problem) = &report.problem {
+            line.push_str(&format!(" -- FAILED: {problem}"));
+        }
+        println!("{line}");
+    }
+    println!("{} passed, {} failed", total.passed, total.failed);
+    Ok(if reports.iter().all(Report::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs a `cargo test` command, streaming its stdout and counting libtest's results.
+fn cargo_layer(name: &str, cmd: &mut Command) -> Report {
+    println!("== test layer {name}: {} ==", util::describe(cmd));
+    let started = Instant::now();
+    let mut counts = Counts::default();
+    let result = stream_lines(cmd, &mut |line| {
+        println!("{line}");
+        counts.parse_line(line);
+    });
+    let problem = match result {
+        Err(err) => Some(format!("{err:#}")),
+        Ok(()) => no_tests_problem(counts),
+    };
+    Report {
+        name: name.to_string(),
+        counts,
+        problem,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn no_tests_problem(counts: Counts) -> Option<String> {
+    (counts.passed + counts.failed == 0).then(|| "no test ran".to_string())
+}
+
+/// Runs a command with stdout piped line by line into `on_line`; fails on a non-zero exit.
+fn stream_lines(cmd: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{}`", util::describe(cmd)))?;
+    let stdout = child.stdout.take().context("stdout not captured")?;
+    for line in BufReader::new(stdout).lines() {
+        match line {
+            Ok(line) => on_line(&line),
+            Err(err) => {
+                eprintln!("xtask test: reading output: {err}");
+                break;
+            }
+        }
+    }
+    let status = child.wait().context("waiting for the test command")?;
+    if !status.success() {
+        bail!("`{}` exited with {status}", util::describe(cmd));
+    }
+    Ok(())
+}
+
+/// Builds the `vm` integration test binary and `nemoclaw`, then runs the tests on each kernel.
+fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Duration) -> Vec<Report> {
+    println!("== test layer vm: building ==");
+    let started = Instant::now();
+    let exe = match given_exe {
+        Some(exe) => std::path::absolute(exe).context("resolving --vm-test-exe"),
+        None => util::build_userspace().and_then(|()| build_vm_test()),
+    };
+    let exe = match exe {
+        Ok(exe) => exe,
+        Err(err) => {
+            return kernels
+                .iter()
+                .map(|k| Report {
+                    name: format!("vm {k}"),
+                    counts: Counts::default(),
+                    problem: Some(format!("build failed: {err:#}")),
+                    elapsed: started.elapsed(),
+                })
+                .collect();
+        }
+    };
+    kernels
+        .iter()
+        .map(|&kernel| {
+            println!("== test layer vm {kernel}: {} --test-threads=1 ==", exe.display());
+            let started = Instant::now();
+            let guest = vm::Guest {
+                kernel,
+                argv: vec![
+                    "env".into(),
+                    "NEMOCLAW_REQUIRE_LSM=1".into(),
+                    exe.to_string_lossy().into_owned(),
+                    "--test-threads=1".into(),
+                ],
+                // Where cargo runs integration tests: the package directory.
+                cwd: util::workspace_root().join("nemoclaw-userspace"),
+                env: Vec::new(),
+                timeout,
+                interactive: false,
+            };
+            let mut counts = Counts::default();
+            let result = vm::run(&guest, &mut |line| {
+                println!("{line}");
+                counts.parse_line(line);
+            });
+            let problem = match result {
+                Ok(0) => no_tests_problem(counts),
+                Ok(code) => Some(format!("test binary exited with {code}")),
+                Err(err) => Some(format!("{err:#}")),
+            };
+            Report {
+                name: format!("vm {kernel}"),
+                counts,
+                problem,
+                elapsed: started.elapsed(),
+            }
+        })
+        .collect()
+}
+
+/// `cargo test --test vm --no-run`, returning the test executable from cargo's JSON messages.
+fn build_vm_test() -> Result<PathBuf> {
+    let mut cmd = util::cargo();
+    cmd.args([
+        "test",
+        "--package",
+        "nemoclaw-userspace",
+        "--test",
+        "vm",
+        "--no-run",
+        "--message-format=json-diagnostic-rendered-ansi",
+    ]);
+    let mut exe = None;
+    stream_lines(&mut cmd, &mut |line| {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            return;
+        };
+        match msg["reason"].as_str() {
+            Some("compiler-message") => {
+                if let Some(rendered) = msg["message"]["rendered"].as_str() {
+                    eprint!("{rendered}");
+                }
+            }
+            Some("compiler-artifact")
+                if msg["target"]["name"] == "vm"
+                    && msg["target"]["kind"]
+                        .as_array()
+                        .is_some_and(|kinds| kinds.iter().any(|k| k == "test")) =>
+            {
+                if let Some(path) = msg["executable"].as_str() {
+                    exe = Some(PathBuf::from(path));
+                }
+            }
+            _ => {}
+        }
+    })?;
+    exe.context("cargo built no executable for the `vm` test target")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    #[test]
+    fn sums_libtest_result_lines() {
+        let mut counts = Counts::default();
+        counts.parse_line("test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        counts.parse_line("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
+        counts.parse_line("test foo ... ok");
+        counts.parse_line("test result: \u{1b}[32mok\u{1b}(B\u{1b}[m. 4 passed; 0 failed; 0 ignored");
+        assert_eq!((counts.passed, counts.failed, counts.ignored), (9, 1, 1));
+    }
+}

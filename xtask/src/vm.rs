@@ -296,7 +296,13 @@ impl GuestScript {
             ("HOME".into(), "/root".into()),
             (
                 "TERM".into(),
-                std::env::var("TERM").unwrap_or_else(|_| "dumb".into()),
+                // The guest's stdout is the serial console, a terminal: without a terminal
+                // on our side, ask for no colours so the output parses and logs cleanly.
+                if guest.interactive {
+                    std::env::var("TERM").unwrap_or_else(|_| "linux".into())
+                } else {
+                    "dumb".into()
+                },
             ),
         ];
         env.extend(

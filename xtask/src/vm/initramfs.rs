@@ -291,3 +291,33 @@ impl Newc {
         self.bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Newc, depends, module_name};
+    use std::path::Path;
+
+    #[test]
+    fn reads_modinfo_depends() {
+        assert_eq!(depends(b"xx\0license=GPL\0depends=netfs,9pnet\0intree=Y\0"), ["netfs", "9pnet"]);
+        assert!(depends(b"\0depends=\0").is_empty());
+        assert!(depends(b"nothing here").is_empty());
+    }
+
+    #[test]
+    fn names_modules_like_the_kernel() {
+        assert_eq!(module_name(Path::new("a/virtio-rng.ko.xz")).as_deref(), Some("virtio_rng"));
+        assert_eq!(module_name(Path::new("9p.ko")).as_deref(), Some("9p"));
+        assert_eq!(module_name(Path::new("modules.order")), None);
+    }
+
+    #[test]
+    fn newc_entries_are_aligned() {
+        let mut cpio = Newc::default();
+        cpio.file("init", 0o755, b"abcde");
+        let bytes = cpio.finish();
+        assert!(bytes.starts_with(b"070701"));
+        assert_eq!(bytes.len() % 4, 0);
+        assert!(bytes.windows(10).any(|w| w == b"TRAILER!!!"));
+    }
+}
