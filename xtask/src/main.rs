@@ -1,4 +1,4 @@
-//! Developer tasks for NemoClaw: `cargo xtask <command>`.
+//! Developer tasks for `NemoClaw`: `cargo xtask <command>`.
 //!
 //! Each subcommand lives in its own module; `util` holds the few helpers they share.
 

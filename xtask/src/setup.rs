@@ -112,7 +112,10 @@ fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
         }
     };
     report("rust-src (nightly)", rust_src()?);
-    report(&format!("apt packages ({})", APT_PACKAGES.join(" ")), apt_packages()?);
+    report(
+        &format!("apt packages ({})", APT_PACKAGES.join(" ")),
+        apt_packages()?,
+    );
     report(&format!("bpf-linker {BPF_LINKER_VERSION}"), bpf_linker()?);
     for &kernel in kernels {
         let (tree, outcome) = kernel_tree(kernel)?;
@@ -132,7 +135,13 @@ fn rust_src() -> Result<Outcome> {
     if installed.lines().any(|l| l.trim() == "rust-src") {
         return Ok(Outcome::Ok);
     }
-    util::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    util::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))?;
     Ok(Outcome::Installed)
 }
 
@@ -212,7 +221,8 @@ fn bpf_linker() -> Result<Outcome> {
         .with_context(|| format!("no libLLVM.so.* in {}", nightly_lib.display()))?;
     let llvm_prefix = cache_dir()?.join("llvm");
     let llvm_lib = llvm_prefix.join("lib");
-    std::fs::create_dir_all(&llvm_lib).with_context(|| format!("creating {}", llvm_lib.display()))?;
+    std::fs::create_dir_all(&llvm_lib)
+        .with_context(|| format!("creating {}", llvm_lib.display()))?;
     let target = nightly_lib.join(&lib_name);
     for link in [llvm_lib.join("libLLVM.so"), llvm_lib.join(&lib_name)] {
         match std::fs::remove_file(&link) {
@@ -231,13 +241,26 @@ fn bpf_linker() -> Result<Outcome> {
                 "RUSTFLAGS",
                 format!("-C link-arg=-Wl,-rpath,{}", llvm_lib.display()),
             )
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
-            .args(["--no-default-features", "--features", BPF_LINKER_LLVM_FEATURE])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+            ])
+            .args([
+                "--no-default-features",
+                "--features",
+                BPF_LINKER_LLVM_FEATURE,
+            ])
             .arg("--root")
             .arg(&root),
     )?;
     if !bpf_linker_ok(&bin_dir.join("bpf-linker")) {
-        bail!("bpf-linker was installed but `{}/bpf-linker --version` does not report {BPF_LINKER_VERSION}", bin_dir.display());
+        bail!(
+            "bpf-linker was installed but `{}/bpf-linker --version` does not report {BPF_LINKER_VERSION}",
+            bin_dir.display()
+        );
     }
     Ok(Outcome::Installed)
 }
@@ -296,17 +319,25 @@ fn kernel_tree(kernel: KernelVersion) -> Result<(KernelTree, Outcome)> {
     let tmp = dir.with_extension("unpacking");
     for stale in [&tmp, &dir] {
         if stale.exists() {
-            std::fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
+            std::fs::remove_dir_all(stale)
+                .with_context(|| format!("removing {}", stale.display()))?;
         }
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     util::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
-    std::fs::rename(&tmp, &dir).with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    std::fs::rename(&tmp, &dir)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
     let tree = read_tree(&dir)?;
-    let deb_name = deb.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let deb_name = deb
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     std::fs::write(
         stamp_path(kernel),
-        format!("package={package}\ndeb={deb_name}\nrelease={}\n", tree.release),
+        format!(
+            "package={package}\ndeb={deb_name}\nrelease={}\n",
+            tree.release
+        ),
     )
     .context("writing the kernel stamp")?;
     Ok((tree, Outcome::Installed))
@@ -315,7 +346,8 @@ fn kernel_tree(kernel: KernelVersion) -> Result<(KernelTree, Outcome)> {
 /// Follows the meta package's `Depends` to the versioned image package (not -cloud, -rt, -dbg).
 fn versioned_image_package(kernel: KernelVersion) -> Result<String> {
     let lookup = || -> Result<Option<String>> {
-        let out = util::capture(Command::new("apt-cache").args(["depends", kernel.meta_package()]))?;
+        let out =
+            util::capture(Command::new("apt-cache").args(["depends", kernel.meta_package()]))?;
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text
             .lines()
@@ -349,12 +381,16 @@ fn download_deb(package: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
     let find = || -> Option<PathBuf> {
         let prefix = format!("{package}_");
-        std::fs::read_dir(&debs).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-            p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.starts_with(&prefix) && n.ends_with(".deb")
+        std::fs::read_dir(&debs)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(&prefix) && n.ends_with(".deb")
+                })
             })
-        })
     };
     if let Some(deb) = find() {
         return Ok(deb);
@@ -371,5 +407,10 @@ fn download_deb(package: &str) -> Result<PathBuf> {
         apt_get_update()?;
         download()?;
     }
-    find().with_context(|| format!("apt-get download {package} left no .deb in {}", debs.display()))
+    find().with_context(|| {
+        format!(
+            "apt-get download {package} left no .deb in {}",
+            debs.display()
+        )
+    })
 }

@@ -3,6 +3,7 @@
 //! cargo's and libtest's own output goes through; we count libtest's `test result:` lines.
 //! A layer fails if its command fails, a test fails, or it ran no test at all.
 
+use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -181,11 +182,11 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
         total.failed += failed;
         let mut line = format!("{}: {passed} passed, {failed} failed", report.name);
         if ignored > 0 {
-            line.push_str(&format!(", {ignored} ignored"));
+            let _ = write!(line, ", {ignored} ignored");
         }
-        line.push_str(&format!(" ({:.0} s)", report.elapsed.as_secs_f64()));
+        let _ = write!(line, " ({:.0} s)", report.elapsed.as_secs_f64());
         if let Some(problem) = &report.problem {
-            line.push_str(&format!(" -- FAILED: {problem}"));
+            let _ = write!(line, " -- FAILED: {problem}");
         }
         println!("{line}");
     }
@@ -270,7 +271,10 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
     kernels
         .iter()
         .map(|&kernel| {
-            println!("== test layer vm {kernel}: {} --test-threads=1 ==", exe.display());
+            println!(
+                "== test layer vm {kernel}: {} --test-threads=1 ==",
+                exe.display()
+            );
             let started = Instant::now();
             let guest = vm::Guest {
                 kernel,
@@ -353,9 +357,12 @@ mod tests {
     fn sums_libtest_result_lines() {
         let mut counts = Counts::default();
         counts.parse_line("test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s");
-        counts.parse_line("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out");
+        counts.parse_line(
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
         counts.parse_line("test foo ... ok");
-        counts.parse_line("test result: \u{1b}[32mok\u{1b}(B\u{1b}[m. 4 passed; 0 failed; 0 ignored");
+        counts
+            .parse_line("test result: \u{1b}[32mok\u{1b}(B\u{1b}[m. 4 passed; 0 failed; 0 ignored");
         assert_eq!((counts.passed, counts.failed, counts.ignored), (9, 1, 1));
     }
 }

@@ -7,8 +7,9 @@
 
 mod initramfs;
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use crate::setup::{self, KernelVersion};
+use crate::setup::{self, KernelTree, KernelVersion};
 use crate::util;
 
 /// How long we wait for QEMU to exit after the guest reported its exit code.
@@ -91,25 +92,7 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
         append.push_str(" nemoclaw_interactive=1");
     }
 
-    let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "1"])
-        .args(["-nographic", "-no-reboot"])
-        .arg("-kernel")
-        .arg(&tree.vmlinuz)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", &append])
-        .args([
-            "-virtfs",
-            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
-        ])
-        .stdin(if guest.interactive {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    let mut qemu = qemu_command(&tree, &initrd, &append, guest.interactive);
     let started = Instant::now();
     let mut child = qemu
         .spawn()
@@ -138,7 +121,7 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
     let deadline = started + guest.timeout;
     loop {
         let wait = if guest.interactive {
-            Duration::from_secs(3600)
+            Duration::from_hours(1)
         } else {
             deadline.saturating_duration_since(Instant::now())
         };
@@ -177,7 +160,10 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
     bail!(
         "the VM ({}) stopped without reporting an exit code (kernel panic or init failure?); qemu: {}",
         guest.kernel,
-        qemu_status.map_or_else(|| "killed after the grace period".to_string(), |s| s.to_string())
+        qemu_status.map_or_else(
+            || "killed after the grace period".to_string(),
+            |s| s.to_string()
+        )
     )
 }
 
@@ -255,6 +241,31 @@ impl Console {
     }
 }
 
+/// The QEMU invocation: TCG (`/dev/kvm` is unusable here), serial console on stdio, host `/`
+/// read-only over 9p.
+fn qemu_command(tree: &KernelTree, initrd: &Path, append: &str, interactive: bool) -> Command {
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "1"])
+        .args(["-nographic", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&tree.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", append])
+        .args([
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        ])
+        .stdin(if interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    qemu
+}
+
 fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -305,24 +316,26 @@ impl GuestScript {
                 },
             ),
         ];
-        env.extend(
-            std::env::vars().filter(|(k, _)| k.starts_with("NEMOCLAW_")),
-        );
+        env.extend(std::env::vars().filter(|(k, _)| k.starts_with("NEMOCLAW_")));
         env.extend(guest.env.iter().cloned());
 
-        let mut text = String::from("#!/bin/sh\n# Written by `cargo xtask vm`; run as root in the guest.\n");
+        let mut text =
+            String::from("#!/bin/sh\n# Written by `cargo xtask vm`; run as root in the guest.\n");
         for (key, value) in &env {
-            text.push_str(&format!("export {key}={}\n", util::shell_quote(value)));
+            let _ = writeln!(text, "export {key}={}", util::shell_quote(value));
         }
-        text.push_str(&format!(
-            "cd {} || exit 125\n",
+        let _ = writeln!(
+            text,
+            "cd {} || exit 125",
             util::shell_quote(&guest.cwd.to_string_lossy())
-        ));
+        );
         if guest.argv.is_empty() {
-            text.push_str("if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi\n");
+            text.push_str(
+                "if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi\n",
+            );
         } else {
             let words: Vec<String> = guest.argv.iter().map(|w| util::shell_quote(w)).collect();
-            text.push_str(&format!("exec {}\n", words.join(" ")));
+            let _ = writeln!(text, "exec {}", words.join(" "));
         }
 
         let dir = util::vm_dir().join("scripts");

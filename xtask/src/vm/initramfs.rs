@@ -271,7 +271,8 @@ impl Newc {
         ];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);
@@ -281,7 +282,7 @@ impl Newc {
     }
 
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
     }
@@ -299,14 +300,20 @@ mod tests {
 
     #[test]
     fn reads_modinfo_depends() {
-        assert_eq!(depends(b"xx\0license=GPL\0depends=netfs,9pnet\0intree=Y\0"), ["netfs", "9pnet"]);
+        assert_eq!(
+            depends(b"xx\0license=GPL\0depends=netfs,9pnet\0intree=Y\0"),
+            ["netfs", "9pnet"]
+        );
         assert!(depends(b"\0depends=\0").is_empty());
         assert!(depends(b"nothing here").is_empty());
     }
 
     #[test]
     fn names_modules_like_the_kernel() {
-        assert_eq!(module_name(Path::new("a/virtio-rng.ko.xz")).as_deref(), Some("virtio_rng"));
+        assert_eq!(
+            module_name(Path::new("a/virtio-rng.ko.xz")).as_deref(),
+            Some("virtio_rng")
+        );
         assert_eq!(module_name(Path::new("9p.ko")).as_deref(), Some("9p"));
         assert_eq!(module_name(Path::new("modules.order")), None);
     }
