@@ -55,7 +55,9 @@ finish() {
 }
 R=/newroot
 mkdir -p $R
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot $R; then
+# cache=loose: the guest only reads the host tree during one short command; caching makes
+# repeated opens (python's start-up, test binaries) about five times faster under TCG.
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot $R; then
     echo "nemoclaw-vm: cannot mount the host root over 9p"
     finish 124
 fi
