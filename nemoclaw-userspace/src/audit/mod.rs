@@ -1,1 +1,9 @@
-//! TODO
+//! The audit trail: deny events from the kernel, decoded into JSON lines that cite the
+//! policy rule that decided.
+
+pub mod reader;
+pub mod record;
+pub mod sink;
+
+pub use record::AuditRecord;
+pub use sink::AuditSink;

@@ -1,1 +1,37 @@
 //! The `nemoclaw` command line.
+
+pub mod doctor;
+pub mod policy;
+pub mod run;
+
+use clap::{Parser, Subcommand};
+
+/// NemoClaw: a kernel-enforced sandbox for AI coding agents.
+#[derive(Debug, Parser)]
+#[command(name = "nemoclaw", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a fresh sandbox under a policy (root).
+    Run(run::RunArgs),
+    /// Check what this kernel offers NemoClaw and what to fix.
+    Doctor(doctor::DoctorArgs),
+    /// Check, compile and query policies (no kernel needed).
+    Policy {
+        #[command(subcommand)]
+        cmd: policy::PolicyCommand,
+    },
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn main(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Doctor(args) => Ok(doctor::doctor(&args)),
+        Command::Policy { cmd } => policy::run(cmd),
+    }
+}

@@ -1,1 +1,9 @@
-//! TODO
+//! The "live" stage: load the eBPF object with this kernel's struct offsets, attach the
+//! programs a policy needs, and write compiled policies into the maps.
+
+pub mod btf;
+pub mod loader;
+pub mod offsets;
+pub mod probe;
+
+pub use loader::{Enforcer, KernelError};

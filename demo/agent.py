@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A small stand-in for a coding agent that a malicious skill has turned.
+
+It tries what an agent ordinarily does (talk to its inference endpoint, run a child
+interpreter) and what a hijacked one would (exfiltrate over the network, shell out to
+curl), and prints what the kernel let through. Run it under the baseline policy:
+
+    nemoclaw run --policy policies/openclaw-sandbox.yaml -- python3 demo/agent.py
+"""
+
+import errno
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+
+INFERENCE = ("127.0.0.1", 8080)  # allowed by the baseline
+EXFIL = ("127.0.0.1", 2525)  # a listener exists, but no rule allows it
+
+results = []
+
+
+def report(expected, what, ok, detail):
+    verdict = "allowed" if ok else "DENIED"
+    matches = (expected == "allow") == ok
+    results.append(matches)
+    mark = "as expected" if matches else "UNEXPECTED"
+    print(f"  [{verdict:7}] {what}: {detail} ({mark})", flush=True)
+
+
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        data = self.request.recv(1024)
+        self.request.sendall(b"model says: " + data)
+
+
+def serve(addr):
+    socketserver.TCPServer.allow_reuse_address = True
+    server = socketserver.TCPServer(addr, Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def try_connect(expected, what, addr):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect(addr)
+        s.sendall(b"hello")
+        report(expected, what, True, s.recv(1024).decode())
+    except OSError as e:
+        report(expected, what, False, f"{errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
+    finally:
+        s.close()
+
+
+def try_exec(expected, what, argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        report(expected, what, True, f"exit {r.returncode}: {r.stdout.strip()[:60]}")
+    except OSError as e:
+        report(expected, what, False, f"{errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
+
+
+def main():
+    print(f"agent: pid {os.getpid()}, uid {os.getuid()}, in cgroup "
+          f"{open('/proc/self/cgroup').read().strip().split(':')[-1]}", flush=True)
+    servers = [serve(INFERENCE), serve(EXFIL)]
+    try_connect("allow", "connect to the local inference endpoint 127.0.0.1:8080", INFERENCE)
+    try_connect("deny", "exfiltrate to 127.0.0.1:2525", EXFIL)
+    try_exec("allow", "run a child python3", [sys.executable, "-c", "print('child python ran')"])
+    try_exec("deny", "shell out to curl", ["curl", "-s", "http://127.0.0.1:8080/"])
+    try_exec("deny", "run an unlisted binary (ls)", ["ls", "/"])
+    for s in servers:
+        s.shutdown()
+    good = sum(results)
+    print(f"agent: {good}/{len(results)} outcomes as the policy intends", flush=True)
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+//! A thread that drains the deny-event ring buffer into an [`AuditSink`].
+
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::{self, JoinHandle},
+    time::SystemTime,
+};
+
+use aya::maps::{MapData, RingBuf};
+use nemoclaw_common::event::DenyEvent;
+
+use super::{AuditRecord, AuditSink};
+use crate::policy::compiled::RuleRef;
+
+/// The running reader; [`AuditReader::finish`] drains what is left and stops it.
+pub struct AuditReader {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+fn drain(ring: &mut RingBuf<MapData>, sink: &mut AuditSink, rules: &[RuleRef]) {
+    while let Some(item) = ring.next() {
+        if item.len() < size_of::<DenyEvent>() {
+            continue;
+        }
+        // SAFETY: the kernel side writes whole `DenyEvent`s; read unaligned to be safe.
+        let event: DenyEvent = unsafe { item.as_ptr().cast::<DenyEvent>().read_unaligned() };
+        let record = AuditRecord::from_event(&event, rules, SystemTime::now());
+        if let Err(e) = sink.write(&record) {
+            eprintln!("nemoclaw: writing audit record: {e}");
+        }
+    }
+}
+
+impl AuditReader {
+    #[must_use]
+    pub fn spawn(mut ring: RingBuf<MapData>, mut sink: AuditSink, rules: Vec<RuleRef>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = thread::spawn(move || {
+            let fd = ring.as_raw_fd();
+            loop {
+                let stopping = flag.load(Ordering::Acquire);
+                drain(&mut ring, &mut sink, &rules);
+                if stopping {
+                    break;
+                }
+                let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd; a timeout bounds the wait so `stop` is seen.
+                unsafe { libc::poll(&raw mut pfd, 1, 50) };
+            }
+        });
+        Self { stop, handle }
+    }
+
+    /// Drains the remaining events and joins the thread.
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::Release);
+        if self.handle.join().is_err() {
+            eprintln!("nemoclaw: the audit reader panicked");
+        }
+    }
+}

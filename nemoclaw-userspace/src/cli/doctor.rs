@@ -1,0 +1,101 @@
+//! `nemoclaw doctor`: what this kernel offers and what the user must do about what it lacks.
+
+use std::{fs, path::Path};
+
+use crate::{
+    kernel::{btf::VMLINUX_BTF, probe},
+    sandbox::cgroup::cgroup2_mount,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print nothing but one line; exit 0 iff BPF LSM programs load and attach here.
+    #[arg(long)]
+    pub quiet_lsm_check: bool,
+}
+
+const LSM_LIST: &str = "/sys/kernel/security/lsm";
+
+/// Reads the active LSM list, mounting securityfs first if needed (root).
+fn lsm_list() -> Result<String, String> {
+    if !Path::new(LSM_LIST).exists() {
+        let _ = nix::mount::mount(
+            Some("securityfs"),
+            "/sys/kernel/security",
+            Some("securityfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    fs::read_to_string(LSM_LIST).map_err(|e| format!("cannot read {LSM_LIST}: {e}"))
+}
+
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str, detail: &str) {
+        println!("  ok    {what}: {detail}");
+    }
+    fn bad(&mut self, what: &str, detail: &str, fix: &str) {
+        self.problems += 1;
+        println!("  FAIL  {what}: {detail}\n        fix: {fix}");
+    }
+}
+
+pub fn doctor(args: &DoctorArgs) -> i32 {
+    if args.quiet_lsm_check {
+        return match probe::lsm_loadable() {
+            Ok(()) => {
+                println!("BPF LSM programs load and attach on this kernel");
+                0
+            }
+            Err(e) => {
+                println!("BPF LSM programs cannot be loaded here: {e}");
+                1
+            }
+        };
+    }
+    let mut r = Report { problems: 0 };
+    let uname = nix::sys::utsname::uname().ok();
+    let release = uname.as_ref().map_or_else(|| "unknown".into(), |u| u.release().to_string_lossy().into_owned());
+    println!("NemoClaw doctor");
+    r.ok("kernel", &release);
+    if Path::new(VMLINUX_BTF).exists() {
+        r.ok("BTF", VMLINUX_BTF);
+    } else {
+        r.bad("BTF", &format!("{VMLINUX_BTF} is missing"), "use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+    }
+    match cgroup2_mount() {
+        Ok(p) => r.ok("cgroup v2", &p.display().to_string()),
+        Err(e) => r.bad("cgroup v2", &e.to_string(), "mount it: `mount -t cgroup2 none /sys/fs/cgroup` (or boot with systemd.unified_cgroup_hierarchy=1)"),
+    }
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        r.ok("privileges", "running as root");
+    } else {
+        r.bad("privileges", "not root: probes below need root", "run `sudo nemoclaw doctor`");
+    }
+    match lsm_list() {
+        Ok(list) if list.split(',').any(|l| l.trim() == "bpf") => r.ok("BPF LSM listed", list.trim()),
+        Ok(list) => r.bad(
+            "BPF LSM listed",
+            &format!("active LSMs are `{}`, without bpf", list.trim()),
+            "add bpf to the kernel command line, e.g. lsm=lockdown,capability,landlock,yama,apparmor,bpf, and reboot (needs CONFIG_BPF_LSM=y)",
+        ),
+        Err(e) => r.bad("BPF LSM listed", &e, "mount securityfs: `mount -t securityfs none /sys/kernel/security`"),
+    }
+    match probe::lsm_loadable() {
+        Ok(()) => r.ok("BPF LSM loadable", "a trial program loaded and attached (process, filesystem and privilege controls available)"),
+        Err(e) => r.bad(
+            "BPF LSM loadable",
+            &format!("a trial program failed: {e}"),
+            "this kernel or its hypervisor forbids BPF LSM programs (e.g. BPF trampolines disabled); \
+             policies with process, filesystem or privilege rules cannot run here. Use a kernel with BPF LSM; \
+             developers: `cargo xtask vm`",
+        ),
+    }
+    println!("{} problem(s)", r.problems);
+    i32::from(r.problems > 0)
+}

@@ -1,0 +1,92 @@
+//! `nemoclaw run --policy FILE [--user USER] -- CMD...`
+
+use std::{ffi::OsString, os::unix::process::ExitStatusExt, path::PathBuf};
+
+use anyhow::{Context as _, bail};
+use nemoclaw_common::sandbox::{SandboxEntry, Slot, controls};
+
+use crate::{
+    audit::{AuditSink, reader::AuditReader},
+    kernel::{Enforcer, loader::control_name},
+    policy::{self, CompileEnv},
+    sandbox::{SandboxCgroup, launch, user::SandboxUser},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The policy file (YAML).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Run as this user (default: $SUDO_USER, else nobody).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Append audit records (JSON lines) to this file.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// Also write audit records to stderr (the default when no --audit-log is given).
+    #[arg(long)]
+    pub audit_stderr: bool,
+    /// The command and its arguments.
+    #[arg(required = true, last = true)]
+    pub command: Vec<OsString>,
+}
+
+/// `run` owns its object, so one slot is enough; the daemon will allocate slots.
+const RUN_SLOT: Slot = 1;
+
+fn enforced_names(bits: u32) -> String {
+    let names: Vec<_> = [controls::EXEC, controls::NET, controls::FS, controls::PRIVILEGE]
+        .into_iter()
+        .filter(|b| bits & b != 0)
+        .map(control_name)
+        .collect();
+    if names.is_empty() { "none".into() } else { names.join(", ") }
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    let user = SandboxUser::resolve(args.user.as_deref())?;
+    let policy = policy::load(&args.policy)?;
+    let env = CompileEnv::new(user.home.clone());
+    let compiled = policy::compile(&policy, &env)?;
+    for warning in &compiled.warnings {
+        eprintln!("nemoclaw: warning: {warning}");
+    }
+    let compiled = compiled.policy;
+    if !nix::unistd::geteuid().is_root() {
+        bail!("`nemoclaw run` must run as root: it loads eBPF programs and creates cgroups");
+    }
+    // Everything that can fail on this kernel fails here, before anything runs.
+    let mut enforcer = Enforcer::load(compiled.controls)?;
+    let name = format!("run-{}", std::process::id());
+    let cgroup = SandboxCgroup::create(&name)?;
+    if compiled.controls & controls::NET != 0 {
+        enforcer.attach_cgroup(cgroup.dir())?;
+    }
+    enforcer.install(RUN_SLOT, &compiled)?;
+    let events = enforcer.take_events()?;
+    let sink = AuditSink::open(args.audit_log.as_deref(), args.audit_stderr || args.audit_log.is_none())
+        .with_context(|| format!("opening audit log {:?}", args.audit_log))?;
+    let reader = AuditReader::spawn(events, sink, compiled.rules.clone());
+    enforcer.register(cgroup.id(), SandboxEntry { slot: RUN_SLOT, controls: compiled.controls })?;
+    eprintln!(
+        "nemoclaw: sandbox {} (cgroup id {}) as user {}; enforcing: {}",
+        cgroup.path().display(),
+        cgroup.id(),
+        user.name,
+        enforced_names(compiled.controls),
+    );
+
+    let status = launch::spawn(&args.command, &cgroup.procs_file(), &user, &env.path)
+        .with_context(|| format!("starting {:?}", args.command[0]))
+        .and_then(|mut child| child.wait().context("waiting for the sandboxed command"));
+    // Kill stragglers before lifting the policy: nothing runs unconfined.
+    cgroup.kill_all();
+    let id = cgroup.id();
+    drop(cgroup);
+    if let Err(e) = enforcer.unregister(id) {
+        eprintln!("nemoclaw: {e}");
+    }
+    reader.finish();
+    let status = status?;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

@@ -1,0 +1,249 @@
+//! Loads `nemoclaw-ebpf` and keeps its programs attached while the [`Enforcer`] lives.
+
+use std::{fs::File, os::fd::AsFd};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, LpmTrie, MapData, RingBuf, lpm_trie::Key},
+    programs::{CgroupAttachMode, CgroupSockAddr, Lsm},
+};
+use nemoclaw_common::{
+    exec::ExecKey,
+    net::{FIXED_PREFIX_BITS, Net4Key, Net6Key},
+    rule::{ACTION_DENY, Verdict},
+    sandbox::{SandboxEntry, Slot, controls},
+};
+
+use super::{btf::Btf, offsets};
+use crate::policy::compiled::{CompiledPolicy, NetEntry};
+
+/// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nemoclaw-ebpf"));
+
+/// What the user should do when an LSM control cannot load.
+const LSM_ADVICE: &str = "run `nemoclaw doctor` for this kernel's state; BPF LSM needs \
+     CONFIG_BPF_LSM=y and `bpf` in the `lsm=` kernel command line. Developers: `cargo xtask vm` \
+     runs NemoClaw under a kernel that has it";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("cannot read this kernel's BTF ({0}); NemoClaw needs CONFIG_DEBUG_INFO_BTF=y")]
+    Btf(#[from] super::btf::BtfError),
+    #[error("cannot load the eBPF object: {0}")]
+    Object(#[source] aya::EbpfError),
+    #[error(
+        "the {control} control cannot be enforced on this kernel: {what} failed: {reason}. \
+         Refusing to start without it. {advice}"
+    )]
+    ControlUnavailable { control: &'static str, what: String, reason: String, advice: &'static str },
+    #[error("{0}: not enforced by this version of NemoClaw; refusing to run a policy that uses it")]
+    NotImplemented(&'static str),
+    #[error("writing map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+    #[error("eBPF object has no {0}")]
+    Missing(&'static str),
+}
+
+/// Controls this version enforces in the kernel.
+pub const IMPLEMENTED: u32 = controls::EXEC | controls::NET;
+
+fn section_name(bit: u32) -> &'static str {
+    match bit {
+        controls::FS => "the filesystem section",
+        controls::PRIVILEGE => "privilege_escalation: deny",
+        controls::EXEC => "the process section",
+        _ => "the network section",
+    }
+}
+
+/// The policy section that sets each control bit, for messages.
+#[must_use]
+pub fn control_name(bit: u32) -> &'static str {
+    match bit {
+        controls::EXEC => "process",
+        controls::NET => "network",
+        controls::FS => "filesystem",
+        controls::PRIVILEGE => "privilege_escalation",
+        _ => "unknown",
+    }
+}
+
+fn unavailable(control: u32, what: String, err: &impl std::fmt::Display, advice: &'static str) -> KernelError {
+    // aya's errors nest the syscall error as a source; show the whole chain.
+    KernelError::ControlUnavailable { control: control_name(control), what, reason: err.to_string(), advice }
+}
+
+/// Opens the embedded object with this kernel's struct offsets (from BTF) in `.rodata`,
+/// creating its maps; no program is loaded yet.
+pub fn open_object() -> Result<Ebpf, KernelError> {
+    let btf = Btf::from_sys_fs()?;
+    let offsets = offsets::resolve(&btf)?;
+    let mut loader = EbpfLoader::new();
+    for (global, value) in &offsets {
+        loader.override_global(global, value, true);
+    }
+    loader.load(EBPF_OBJECT).map_err(KernelError::Object)
+}
+
+/// Loaded programs and maps. Dropping it detaches everything (the daemon pins instead).
+pub struct Enforcer {
+    ebpf: Ebpf,
+}
+
+const LSM_PROGRAMS: &[(&str, &str, u32)] =
+    &[("bprm_check_security", "bprm_check_security", controls::EXEC)];
+const SOCK_ADDR_PROGRAMS: &[&str] = &["connect4", "connect6", "sendmsg4", "sendmsg6"];
+
+impl Enforcer {
+    /// Loads the object with this kernel's offsets and loads (and, for LSM, attaches) every
+    /// program the `wanted` controls need. Fails, naming the control, if any cannot load:
+    /// a policy is never run with a control silently missing.
+    pub fn load(wanted: u32) -> Result<Self, KernelError> {
+        for bit in [controls::EXEC, controls::NET, controls::FS, controls::PRIVILEGE] {
+            if wanted & bit != 0 && IMPLEMENTED & bit == 0 {
+                return Err(KernelError::NotImplemented(section_name(bit)));
+            }
+        }
+        let mut ebpf = open_object()?;
+        if wanted & controls::EXEC != 0 {
+            let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
+                unavailable(controls::EXEC, "reading BTF for LSM".into(), &e, LSM_ADVICE)
+            })?;
+            for &(prog, hook, bit) in LSM_PROGRAMS {
+                if wanted & bit == 0 {
+                    continue;
+                }
+                let p: &mut Lsm = ebpf
+                    .program_mut(prog)
+                    .ok_or(KernelError::Missing("LSM program"))?
+                    .try_into()
+                    .map_err(|e| unavailable(bit, format!("program {prog}"), &e, LSM_ADVICE))?;
+                p.load(hook, &aya_btf)
+                    .map_err(|e| unavailable(bit, format!("loading LSM hook {hook}"), &chain(&e), LSM_ADVICE))?;
+                p.attach()
+                    .map_err(|e| unavailable(bit, format!("attaching LSM hook {hook}"), &chain(&e), LSM_ADVICE))?;
+            }
+        }
+        if wanted & controls::NET != 0 {
+            for &prog in SOCK_ADDR_PROGRAMS {
+                let p: &mut CgroupSockAddr = ebpf
+                    .program_mut(prog)
+                    .ok_or(KernelError::Missing("cgroup program"))?
+                    .try_into()
+                    .map_err(|e| unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE))?;
+                p.load().map_err(|e| {
+                    unavailable(controls::NET, format!("loading cgroup {prog}"), &chain(&e), CGROUP_ADVICE)
+                })?;
+            }
+        }
+        Ok(Self { ebpf })
+    }
+
+    /// Attaches the network programs to a sandbox cgroup (they judge it and its subtree).
+    pub fn attach_cgroup(&mut self, cgroup: &File) -> Result<(), KernelError> {
+        for &prog in SOCK_ADDR_PROGRAMS {
+            let p: &mut CgroupSockAddr = self
+                .ebpf
+                .program_mut(prog)
+                .ok_or(KernelError::Missing("cgroup program"))?
+                .try_into()
+                .map_err(|e| unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE))?;
+            p.attach(cgroup.as_fd(), CgroupAttachMode::Single).map_err(|e| {
+                unavailable(controls::NET, format!("attaching {prog} to the sandbox cgroup"), &chain(&e), CGROUP_ADVICE)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes every entry of `policy` under `slot`. Call before [`Self::register`] so no task
+    /// is ever judged by a half-written policy.
+    pub fn install(&mut self, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
+        let CompiledPolicy {
+            controls: _,
+            rules: _,
+            exec,
+            exec_paths: _,
+            net4,
+            net6,
+            exec_prefix,
+            fs_exact: _,
+            fs_prefix: _,
+            fs_suffix: _,
+        } = policy;
+        if !exec_prefix.is_empty() {
+            return Err(KernelError::NotImplemented("process `dir/**` rules"));
+        }
+        {
+            let mut map: HashMap<_, ExecKey, Verdict> = self.map("EXEC_RULES")?;
+            for e in exec {
+                let key = ExecKey { slot, _pad: 0, dev: e.dev, ino: e.ino };
+                map.insert(key, e.verdict, 0).map_err(|source| KernelError::Map { map: "EXEC_RULES", source })?;
+            }
+        }
+        self.install_net(net4, "NET4_ALLOW", "NET4_DENY", |e| {
+            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net4Key::new(slot, e.proto, e.port, e.addr))
+        })?;
+        self.install_net(net6, "NET6_ALLOW", "NET6_DENY", |e| {
+            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net6Key::new(slot, e.proto, e.port, e.addr))
+        })
+    }
+
+    fn install_net<const N: usize, K: aya::Pod>(
+        &mut self,
+        entries: &[NetEntry<N>],
+        allow_name: &'static str,
+        deny_name: &'static str,
+        key: impl Fn(&NetEntry<N>) -> Key<K>,
+    ) -> Result<(), KernelError> {
+        for e in entries {
+            let name = if e.verdict.action == ACTION_DENY { deny_name } else { allow_name };
+            let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
+            map.insert(&key(e), e.verdict, 0).map_err(|source| KernelError::Map { map: name, source })?;
+        }
+        Ok(())
+    }
+
+    /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.
+    pub fn register(&mut self, cgroup_id: u64, entry: SandboxEntry) -> Result<(), KernelError> {
+        let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
+        map.insert(cgroup_id, entry, 0).map_err(|source| KernelError::Map { map: "SANDBOXES", source })
+    }
+
+    /// Removes a cgroup from the registry.
+    pub fn unregister(&mut self, cgroup_id: u64) -> Result<(), KernelError> {
+        let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
+        match map.remove(&cgroup_id) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(KernelError::Map { map: "SANDBOXES", source }),
+        }
+    }
+
+    /// The deny-event ring buffer; can be taken once.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or(KernelError::Missing("EVENTS map"))?;
+        RingBuf::try_from(map).map_err(|source| KernelError::Map { map: "EVENTS", source })
+    }
+
+    fn map<'a, T>(&'a mut self, name: &'static str) -> Result<T, KernelError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.map_mut(name).ok_or(KernelError::Missing("map"))?;
+        T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
+    }
+}
+
+const CGROUP_ADVICE: &str = "cgroup sock_addr programs need cgroup v2 and root (CAP_BPF, \
+     CAP_NET_ADMIN); run `nemoclaw doctor`";
+
+/// An error with its sources, e.g. "`bpf_prog_load` failed: Operation not permitted".
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

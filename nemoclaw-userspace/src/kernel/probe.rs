@@ -1,0 +1,20 @@
+//! Feature probes for `nemoclaw doctor` and for choosing native vs VM runs.
+
+use aya::programs::Lsm;
+
+use super::loader::{chain, open_object};
+
+/// Whether a BPF LSM program loads and attaches here, by trying one (the no-op program).
+/// `Err` carries the reason.
+pub fn lsm_loadable() -> Result<(), String> {
+    let mut ebpf = open_object().map_err(|e| chain(&e))?;
+    let aya_btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
+    let prog: &mut Lsm = ebpf
+        .program_mut("noop_bprm_check_security")
+        .ok_or("no-op program missing from the object")?
+        .try_into()
+        .map_err(|e| chain(&e))?;
+    prog.load("bprm_check_security", &aya_btf).map_err(|e| format!("load: {}", chain(&e)))?;
+    prog.attach().map_err(|e| format!("attach: {}", chain(&e)))?;
+    Ok(())
+}

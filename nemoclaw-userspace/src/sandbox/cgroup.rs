@@ -1,0 +1,155 @@
+//! One cgroup v2 directory per sandbox. Its id (the directory's inode number) is the key
+//! the kernel side looks the policy up by.
+
+use std::{
+    fs::{self, File},
+    io,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    thread,
+    time::{Duration, Instant},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup v2 file system is mounted (looked for type cgroup2 in /proc/mounts)")]
+    NoCgroup2,
+    #[error("reading /proc/mounts: {0}")]
+    Mounts(io::Error),
+    #[error("{action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { action, path: path.to_owned(), source }
+}
+
+/// The mount point of the first `cgroup2` file system in a `/proc/mounts` text.
+#[must_use]
+pub fn cgroup2_mount_in(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (_src, target, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+        (fstype == "cgroup2").then(|| PathBuf::from(unescape_mount(target)))
+    })
+}
+
+/// `/proc/mounts` escapes space, tab, newline and backslash as octal.
+fn unescape_mount(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        if let Some(c) = code {
+            out.push(char::from(c));
+            rest = &rest[i + 4..];
+        } else {
+            out.push('\\');
+            rest = &rest[i + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The running system's cgroup v2 mount point.
+pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
+    let mounts = fs::read_to_string("/proc/mounts").map_err(CgroupError::Mounts)?;
+    cgroup2_mount_in(&mounts).ok_or(CgroupError::NoCgroup2)
+}
+
+/// A sandbox's cgroup. Dropping it kills whatever is left inside and removes the directory.
+pub struct SandboxCgroup {
+    path: PathBuf,
+    id: u64,
+    dir: File,
+}
+
+impl SandboxCgroup {
+    /// Creates `<cgroup2>/nemoclaw/<name>`; `name` must be unique (e.g. `run-<pid>`).
+    pub fn create(name: &str) -> Result<Self, CgroupError> {
+        let parent = cgroup2_mount()?.join("nemoclaw");
+        fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
+        let path = parent.join(name);
+        fs::create_dir(&path).map_err(io_err("creating", &path))?;
+        let id = fs::metadata(&path).map_err(io_err("reading", &path))?.ino();
+        let dir = File::open(&path).map_err(io_err("opening", &path))?;
+        Ok(Self { path, id, dir })
+    }
+
+    /// The cgroup id: what `bpf_get_current_cgroup_id()` returns for tasks inside.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An open descriptor of the directory, for attaching cgroup programs.
+    #[must_use]
+    pub fn dir(&self) -> &File {
+        &self.dir
+    }
+
+    /// `cgroup.procs`: writing a pid (or "0" for the writer itself) moves it inside.
+    #[must_use]
+    pub fn procs_file(&self) -> PathBuf {
+        self.path.join("cgroup.procs")
+    }
+
+    /// Kills every task left in the cgroup (`cgroup.kill`, Linux 5.14+; else one by one).
+    pub fn kill_all(&self) {
+        if fs::write(self.path.join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        if let Ok(procs) = fs::read_to_string(self.procs_file()) {
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: plain syscall; a stale pid at worst gets ESRCH.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        fs::read_to_string(self.procs_file()).is_ok_and(|p| p.trim().is_empty())
+    }
+}
+
+impl Drop for SandboxCgroup {
+    fn drop(&mut self) {
+        self.kill_all();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if let Err(e) = fs::remove_dir(&self.path) {
+            eprintln!("nemoclaw: could not remove sandbox cgroup {}: {e}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup2_in_hybrid_layout() {
+        let mounts = "tmpfs /sys/fs/cgroup tmpfs ro 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nsdelegate 0 0\n\
+                      cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n";
+        assert_eq!(cgroup2_mount_in(mounts), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+    }
+
+    #[test]
+    fn no_cgroup2_is_none_and_escapes_decode() {
+        assert_eq!(cgroup2_mount_in("proc /proc proc rw 0 0\n"), None);
+        assert_eq!(
+            cgroup2_mount_in("none /mnt/with\\040space cgroup2 rw 0 0"),
+            Some(PathBuf::from("/mnt/with space"))
+        );
+    }
+}

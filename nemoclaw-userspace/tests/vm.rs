@@ -1,0 +1,5 @@
+//! VM suite (root inside QEMU, `NEMOCLAW_REQUIRE_LSM=1`): every control, with BPF LSM.
+
+mod network;
+mod process;
+mod support;
