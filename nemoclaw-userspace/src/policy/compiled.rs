@@ -57,6 +57,41 @@ pub struct CompiledPolicy {
     /// Sorted; allow and deny entries are both here, told apart by `verdict.action`.
     pub net4: Vec<NetEntry<4>>,
     pub net6: Vec<NetEntry<16>>,
+    /// Exec rules by path: `/dir/**` entries, keyed by `/dir/` (LPM over path bytes).
+    /// Sorted by path; the verdict already merges every shorter covering entry.
+    pub exec_prefix: Vec<PathEntry>,
+    /// Filesystem rules for one exact path. Each entry's verdicts already merge every
+    /// prefix and suffix rule that also matches that path, so an exact hit decides alone.
+    pub fs_exact: Vec<FsEntry>,
+    /// Filesystem rules for a directory and everything beneath it, keyed by `/dir/` (`/`
+    /// for everything) for an LPM trie over path bytes. Merged with shorter prefixes.
+    pub fs_prefix: Vec<FsEntry>,
+    /// Filesystem rules by path suffix (`/.git/config`, `.pem`), written forwards; the
+    /// loader reverses the bytes for the LPM trie. Merged with shorter suffixes.
+    pub fs_suffix: Vec<FsEntry>,
+}
+
+/// [`FsEntry`] access bits (also used in `explain` queries).
+pub const FS_READ: u32 = 1 << 0;
+/// Opening for writing, creating, truncating, renaming into or unlinking.
+pub const FS_WRITE: u32 = 1 << 1;
+
+/// A filesystem map entry: one verdict per access kind. `action == 0` means no rule
+/// says anything about that access here. Lookup: an exact hit decides; otherwise the
+/// longest prefix and the longest suffix are combined (deny beats allow, then the lower
+/// rule id); no verdict at all means the default deny (rule 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct FsEntry {
+    pub path: String,
+    pub read: Verdict,
+    pub write: Verdict,
+}
+
+/// A path-keyed entry with one verdict (exec by directory).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct PathEntry {
+    pub path: String,
+    pub verdict: Verdict,
 }
 
 /// Addresses appear in JSON as text (`10.0.0.1`, `::1`), not byte arrays.

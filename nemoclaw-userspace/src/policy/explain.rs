@@ -1,0 +1,279 @@
+//! Two answers to "what happens to this exec, open or connect?":
+//!
+//! - [`explain`] reads the policy's rules one by one with the language's own semantics (a
+//!   general glob matcher, CIDR containment, port ranges) and reports every rule that
+//!   matched and the one that decided. This is the definition.
+//! - [`evaluate`] looks the query up in a [`CompiledPolicy`] the way the kernel side does
+//!   (exact hash, longest prefix, longest suffix, four network groups).
+//!
+//! A property test checks they agree on random policies and inputs: that is the evidence
+//! that the compiler's merging and key shapes are right.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use nemoclaw_common::net::{PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
+use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict};
+use nemoclaw_common::sandbox::controls;
+
+use super::compile::{mask_bytes, merge};
+use super::compiled::{CompiledPolicy, FS_READ, FS_WRITE, FsEntry, RuleRef};
+use super::pattern::{Shape, glob_matches};
+use super::types::PrivilegeEscalation;
+
+/// The compiled rules in semantic form, in rule-id order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    pub controls: u32,
+    pub fs: Vec<FsRuleSpec>,
+    pub exec: Vec<ExecRuleSpec>,
+    pub net: Vec<NetRuleSpec>,
+    pub privilege: Option<(u32, PrivilegeEscalation)>,
+}
+
+/// A filesystem rule: its expanded glob and which access bits it allows and denies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsRuleSpec {
+    pub id: u32,
+    pub pattern: String,
+    pub shape: Shape,
+    pub allow: u32,
+    pub deny: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecMatch {
+    /// A resolved executable.
+    Inode { dev: u64, ino: u64, path: PathBuf },
+    /// `/dir/` (or `/`): every path beneath.
+    Dir(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRuleSpec {
+    pub id: u32,
+    pub action: u32,
+    pub target: ExecMatch,
+}
+
+/// One (address, protocol) of a network rule; ports `(0, 0)` mean any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetRuleSpec {
+    pub id: u32,
+    pub action: u32,
+    pub proto: u8,
+    pub ports: Vec<(u16, u16)>,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// An operation to judge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// Executing a file: its resolved path and kernel (dev, inode).
+    Exec { path: PathBuf, dev: u64, ino: u64 },
+    /// Opening a path (absolute, normalised) for reading, or for writing.
+    Open { path: String, write: bool },
+    /// Connecting (TCP) or sending (UDP) to an address.
+    Connect { addr: IpAddr, port: u16, proto: u8 },
+}
+
+/// The outcome, and every rule that matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// `ACTION_ALLOW` or `ACTION_DENY`; `rule_id` 0 when no rule matched.
+    pub verdict: Verdict,
+    /// False when the policy has no section for this control (everything allowed).
+    pub restricted: bool,
+    /// Matching rules as (id, action), in id order.
+    pub matched: Vec<(u32, u32)>,
+}
+
+impl Decision {
+    #[must_use]
+    pub fn allowed(&self) -> bool {
+        self.verdict.action == ACTION_ALLOW
+    }
+
+    /// A human explanation citing rules from `table` (`CompiledPolicy::rules`).
+    #[must_use]
+    pub fn describe(&self, table: &[RuleRef]) -> String {
+        let cite = |id: u32| -> String {
+            table.iter().find(|r| r.id == id).map_or_else(
+                || format!("rule {id}"),
+                |r| format!("rule {id} ({} `{}` at {}:{}:{})", r.section, r.text, r.file.display(), r.line, r.column),
+            )
+        };
+        let verb = if self.allowed() { "ALLOW" } else { "DENY" };
+        if !self.restricted {
+            return format!("{verb}: the policy has no section for this control, so it is unrestricted");
+        }
+        let mut out = if self.verdict.rule_id == RULE_DEFAULT_DENY {
+            format!("{verb}: no rule matches; deny by default")
+        } else {
+            let why = if self.verdict.action == ACTION_DENY { "an explicit deny beats any allow" } else { "allowed and no deny matches" };
+            format!("{verb} by {} — {why}", cite(self.verdict.rule_id))
+        };
+        let others: Vec<_> = self.matched.iter().filter(|(id, _)| *id != self.verdict.rule_id).collect();
+        for (id, action) in others {
+            let kind = if *action == ACTION_DENY { "deny" } else { "allow" };
+            let _ = write!(out, "\n  also matched ({kind}): {}", cite(*id));
+        }
+        out
+    }
+}
+
+/// Judges `query` by reading the rules (the language's definition).
+#[must_use]
+pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
+    let mut matched: Vec<(u32, u32)> = Vec::new();
+    let control = match query {
+        Query::Exec { path, dev, ino } => {
+            for rule in &rules.exec {
+                let hit = match &rule.target {
+                    ExecMatch::Inode { dev: d, ino: i, .. } => d == dev && i == ino,
+                    ExecMatch::Dir(dir) => path.to_str().is_some_and(|p| p.starts_with(dir.as_str())),
+                };
+                if hit {
+                    matched.push((rule.id, rule.action));
+                }
+            }
+            controls::EXEC
+        }
+        Query::Open { path, write } => {
+            let bit = if *write { FS_WRITE } else { FS_READ };
+            for rule in &rules.fs {
+                if !glob_matches(&rule.pattern, path) {
+                    continue;
+                }
+                if rule.deny & bit != 0 {
+                    matched.push((rule.id, ACTION_DENY));
+                } else if rule.allow & bit != 0 {
+                    matched.push((rule.id, ACTION_ALLOW));
+                }
+            }
+            controls::FS
+        }
+        Query::Connect { addr, port, proto } => {
+            let addr = unmap_query(*addr);
+            for rule in &rules.net {
+                let same_family = addr.is_ipv4() == rule.addr.is_ipv4();
+                let in_net = same_family && mask_ip(addr, rule.prefix_len) == rule.addr;
+                let proto_ok = rule.proto == PROTO_ANY || rule.proto == *proto;
+                let port_ok = rule.ports.iter().any(|&(first, last)| (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port));
+                if in_net && proto_ok && port_ok {
+                    matched.push((rule.id, rule.action));
+                }
+            }
+            controls::NET
+        }
+    };
+    matched.sort_unstable();
+    matched.dedup();
+    let restricted = rules.controls & control != 0;
+    let verdict = if restricted {
+        let decided = matched.iter().fold(Verdict::default(), |acc, &(id, action)| merge(acc, Verdict { action, rule_id: id }));
+        if decided.action == 0 { Verdict { action: ACTION_DENY, rule_id: RULE_DEFAULT_DENY } } else { decided }
+    } else {
+        Verdict { action: ACTION_ALLOW, rule_id: RULE_DEFAULT_DENY }
+    };
+    Decision { verdict, restricted, matched }
+}
+
+/// Judges `query` by looking it up in the compiled entries the way the kernel side does.
+#[must_use]
+pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
+    let (control, found) = match query {
+        Query::Exec { path, dev, ino } => {
+            let by_inode = policy
+                .exec
+                .binary_search_by(|e| (e.dev, e.ino).cmp(&(*dev, *ino)))
+                .ok()
+                .map_or_else(Verdict::default, |i| policy.exec[i].verdict);
+            let path = path.to_string_lossy();
+            let by_path = longest_prefix(&policy.exec_prefix, &path, |e| &e.path).map_or_else(Verdict::default, |e| e.verdict);
+            (controls::EXEC, merge(by_inode, by_path))
+        }
+        Query::Open { path, write } => {
+            let pick = |entry: &FsEntry| if *write { entry.write } else { entry.read };
+            let found = if let Ok(index) = policy.fs_exact.binary_search_by(|e| e.path.as_str().cmp(path)) {
+                pick(&policy.fs_exact[index])
+            } else {
+                let prefix = longest_prefix(&policy.fs_prefix, path, |e| &e.path).map_or_else(Verdict::default, pick);
+                let suffix = longest_suffix(&policy.fs_suffix, path).map_or_else(Verdict::default, pick);
+                merge(prefix, suffix)
+            };
+            (controls::FS, found)
+        }
+        Query::Connect { addr, port, proto } => {
+            let mut found = Verdict::default();
+            for group_proto in [*proto, PROTO_ANY] {
+                for group_port in [*port, PORT_ANY] {
+                    let best = match unmap_query(*addr) {
+                        IpAddr::V4(v4) => longest_net(&policy.net4, group_proto, group_port, v4.octets()),
+                        IpAddr::V6(v6) => longest_net(&policy.net6, group_proto, group_port, v6.octets()),
+                    };
+                    found = merge(found, best);
+                }
+            }
+            (controls::NET, found)
+        }
+    };
+    if policy.controls & control == 0 {
+        Verdict { action: ACTION_ALLOW, rule_id: RULE_DEFAULT_DENY }
+    } else if found.action == 0 {
+        Verdict { action: ACTION_DENY, rule_id: RULE_DEFAULT_DENY }
+    } else {
+        found
+    }
+}
+
+/// The entry with the longest key that is a prefix of `path` at a `/`, as an LPM trie over
+/// `/dir/` keys answers.
+fn longest_prefix<'a, T>(entries: &'a [T], path: &str, key: impl Fn(&T) -> &String) -> Option<&'a T> {
+    let mut cuts: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+    cuts.reverse();
+    cuts.into_iter().find_map(|cut| {
+        let wanted = &path[..=cut];
+        entries.binary_search_by(|e| key(e).as_str().cmp(wanted)).ok().map(|i| &entries[i])
+    })
+}
+
+/// The entry with the longest key that `path` ends with (LPM over the reversed path).
+fn longest_suffix<'a>(entries: &'a [FsEntry], path: &str) -> Option<&'a FsEntry> {
+    (0..path.len())
+        .filter(|i| path.is_char_boundary(*i))
+        .find_map(|start| {
+            let wanted = &path[start..];
+            entries.binary_search_by(|e| e.path.as_str().cmp(wanted)).ok().map(|i| &entries[i])
+        })
+}
+
+fn longest_net<const N: usize>(entries: &[super::compiled::NetEntry<N>], proto: u8, port: u16, addr: [u8; N]) -> Verdict {
+    entries
+        .iter()
+        .filter(|e| e.proto == proto && e.port == port && mask_bytes(addr, e.prefix_len) == e.addr)
+        .max_by_key(|e| e.prefix_len)
+        .map_or_else(Verdict::default, |e| e.verdict)
+}
+
+fn unmap_query(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        IpAddr::V4(_) => addr,
+    }
+}
+
+fn mask_ip(addr: IpAddr, prefix_len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => IpAddr::V4(mask_bytes(v4.octets(), prefix_len).into()),
+        IpAddr::V6(v6) => IpAddr::V6(mask_bytes(v6.octets(), prefix_len).into()),
+    }
+}
+
+/// `PROTO_TCP` or `PROTO_UDP` from a flag, for the CLI.
+#[must_use]
+pub const fn proto_of(udp: bool) -> u8 {
+    if udp { PROTO_UDP } else { PROTO_TCP }
+}

@@ -1,0 +1,158 @@
+//! `policies/schema.json`: a JSON Schema for editors, generated from these types.
+//!
+//! These types mirror the YAML as written (string or long form, `"*"` or a list), which is
+//! what an editor completes and checks; the parser (`parse.rs`) reads the same shapes into
+//! the typed [`super::Policy`] with located errors. A test keeps the two in step by parsing
+//! every example policy, and another fails when `policies/schema.json` is stale:
+//! regenerate it with `nemoclaw policy schema > policies/schema.json`.
+// The mirror types only exist to be described; nothing constructs them.
+#![expect(dead_code, reason = "schema-only types, never constructed")]
+
+use schemars::JsonSchema;
+
+/// A NemoClaw sandbox policy. Deny by default for every section that is present; an
+/// explicit deny beats any allow; an absent section leaves that control unrestricted.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, title = "NemoClaw policy")]
+struct PolicyFile {
+    /// Schema version; absent means 1.
+    #[schemars(range(min = 1, max = 1))]
+    version: Option<u32>,
+    /// A short name for the policy.
+    name: Option<String>,
+    /// What the policy is for.
+    description: Option<String>,
+    /// Outbound connections (TCP connect, UDP send).
+    network: Option<Network>,
+    /// File access by path.
+    filesystem: Option<Filesystem>,
+    /// Which programs may be executed.
+    process: Option<Process>,
+    /// `deny` blocks setuid/setgid gains, capabilities and other privilege changes.
+    privilege_escalation: Option<PrivilegeEscalation>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Network {
+    /// Destinations that may be reached.
+    allow: Option<Vec<NetEntry>>,
+    /// `"*"` (the default: everything not allowed is denied) or destinations to deny
+    /// even when an allow matches.
+    deny: Option<NetDeny>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+enum NetDeny {
+    /// Everything not allowed is denied (the default).
+    All(AllMarker),
+    List(Vec<NetEntry>),
+}
+
+#[derive(JsonSchema)]
+enum AllMarker {
+    #[schemars(rename = "*")]
+    All,
+}
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+enum NetEntry {
+    /// `HOST:PORT`: HOST is a DNS name, IPv4, `[IPv6]`, a CIDR or `*`; PORT is a number,
+    /// `FIRST-LAST` or `*`.
+    #[schemars(extend("pattern" = r"^(\[[0-9A-Fa-f:.]+(/[0-9]+)?\]|[^:\[\]]+):([0-9]+(-[0-9]+)?|\*)$"))]
+    Short(String),
+    Long(NetLong),
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct NetLong {
+    /// DNS name, IPv4, IPv6 (bare or in brackets), CIDR or `*`.
+    host: String,
+    /// Ports or `FIRST-LAST` ranges; absent means any port.
+    ports: Option<Vec<Port>>,
+    /// Default `any`.
+    protocol: Option<NetProtocol>,
+    /// Executables allowed to use this rule (not enforceable yet: the compiler rejects it).
+    binaries: Option<Vec<String>>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+enum Port {
+    #[schemars(extend("minimum" = 1, "maximum" = 65535))]
+    Number(u16),
+    #[schemars(extend("pattern" = r"^[0-9]+(-[0-9]+)?$"))]
+    Range(String),
+}
+
+#[derive(JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+enum NetProtocol {
+    Tcp,
+    Udp,
+    Any,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Filesystem {
+    /// Read and write (a long-form entry may narrow to `access: read`).
+    allow: Option<Vec<FsEntry>>,
+    /// Read only; writes are denied even where an allow matches.
+    read_only: Option<Vec<FsEntry>>,
+    /// Denied, even where an allow matches (a long-form entry may narrow to `access: write`).
+    deny: Option<Vec<FsEntry>>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+enum FsEntry {
+    /// `/exact/path`, `/dir/**`, `/**`, `**/name`, `**/*.ext`; may start with `$HOME` or `~`.
+    Short(String),
+    Long(FsLong),
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct FsLong {
+    path: String,
+    access: Option<FsAccess>,
+}
+
+#[derive(JsonSchema)]
+enum FsAccess {
+    #[schemars(rename = "read")]
+    Read,
+    #[schemars(rename = "write")]
+    Write,
+    #[schemars(rename = "read-write")]
+    ReadWrite,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Process {
+    /// Program names (resolved through PATH), absolute paths, or `/dir/**`.
+    allow: Option<Vec<String>>,
+    /// Same forms; a deny by name covers every match in PATH.
+    deny: Option<Vec<String>>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+enum PrivilegeEscalation {
+    Deny,
+    Allow,
+}
+
+/// The schema as pretty JSON with a trailing newline: the content of `policies/schema.json`.
+#[must_use]
+pub fn generate() -> String {
+    let schema = schemars::schema_for!(PolicyFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
+    text.push('\n');
+    text
+}

@@ -1,0 +1,345 @@
+//! Tests of the policy pipeline as a whole: load, compile, explain, evaluate.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use nemoclaw_common::net::{PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
+use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, Verdict};
+use nemoclaw_common::sandbox::controls;
+
+use super::*;
+
+pub(crate) struct FixedResolver(pub BTreeMap<String, Vec<IpAddr>>);
+
+impl Resolver for FixedResolver {
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        self.0.get(host).cloned().ok_or_else(|| format!("{host}: unknown host"))
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap_or_else(|_| panic!("bad test address {text}"))
+}
+
+pub(crate) fn test_env(path: Vec<PathBuf>) -> CompileEnv {
+    let table = [
+        ("api.openai.com", vec![ip("162.159.140.245"), ip("2606:4700::6812:1")]),
+        ("api.anthropic.com", vec![ip("160.79.104.10")]),
+        ("build.nvidia.com", vec![ip("::ffff:1.2.3.4")]),
+    ];
+    let table = table.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    CompileEnv { home: "/home/agent".into(), path, resolver: Box::new(FixedResolver(table)) }
+}
+
+fn seed_text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples/seed.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn parse(text: &str) -> Result<Policy, PolicyError> {
+    parse_str(Path::new("policies/x.yaml"), text)
+}
+
+fn must_parse(text: &str) -> Policy {
+    parse(text).unwrap_or_else(|e| panic!("rejected:\n{e}"))
+}
+
+fn must_compile(text: &str) -> Compiled {
+    compile(&must_parse(text), &test_env(Vec::new())).unwrap_or_else(|e| panic!("did not compile:\n{e}"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(error) => error.to_string().lines().map(str::to_owned).collect(),
+    }
+}
+
+fn open(compiled: &Compiled, path: &str, write: bool) -> Decision {
+    let query = Query::Open { path: path.to_owned(), write };
+    let decision = explain(&compiled.rules, &query);
+    assert_eq!(evaluate(&compiled.policy, &query), decision.verdict, "explain and evaluate disagree on {query:?}");
+    decision
+}
+
+fn connect(compiled: &Compiled, addr: &str, port: u16, proto: u8) -> Decision {
+    let query = Query::Connect { addr: ip(addr), port, proto };
+    let decision = explain(&compiled.rules, &query);
+    assert_eq!(evaluate(&compiled.policy, &query), decision.verdict, "explain and evaluate disagree on {query:?}");
+    decision
+}
+
+#[test]
+fn seed_is_accepted_verbatim() {
+    let policy = must_parse(&seed_text());
+    assert_eq!(policy.version, 1);
+    let network = policy.network.as_ref().map(|n| n.allow.len());
+    assert_eq!(network, Some(3));
+    assert!(matches!(policy.network.as_ref().map(|n| &n.deny), Some(NetDeny::All)));
+    assert_eq!(policy.filesystem.as_ref().map(|f| (f.allow.len(), f.deny.len())), Some((2, 4)));
+    assert_eq!(policy.process.as_ref().map(|p| (p.allow.len(), p.deny.len())), Some((2, 4)));
+    assert_eq!(policy.privilege_escalation.as_ref().map(|p| p.value), Some(PrivilegeEscalation::Deny));
+}
+
+#[test]
+fn seed_compiles_and_explains_its_own_examples() {
+    let compiled = must_compile(&seed_text());
+    let out = &compiled.policy;
+    assert_eq!(out.controls, controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE);
+    assert_eq!(out.rules.len(), 16);
+    for (index, rule) in out.rules.iter().enumerate() {
+        assert_eq!(rule.id as usize, index + 1);
+    }
+    let git = open(&compiled, "/workspace/repo/.git/config", false);
+    assert_eq!(git.verdict.action, ACTION_DENY);
+    let rule = &out.rules[git.verdict.rule_id as usize - 1];
+    assert_eq!((rule.text.as_str(), rule.line, rule.column), ("**/.git/config", 15, 5));
+    assert!(open(&compiled, "/workspace/repo/main.py", true).allowed());
+    assert!(open(&compiled, "/tmp/openclaw", false).allowed());
+    assert!(!open(&compiled, "/tmp/other", false).allowed());
+    assert!(!open(&compiled, "/etc/passwd", false).allowed());
+    assert!(!open(&compiled, "/home/agent/.ssh/id_ed25519", false).allowed());
+    assert!(!open(&compiled, "/home/agent/.env", true).allowed());
+    assert!(open(&compiled, "/workspace/.envrc", false).allowed());
+    assert!(connect(&compiled, "162.159.140.245", 443, PROTO_TCP).allowed());
+    assert!(connect(&compiled, "2606:4700::6812:1", 443, PROTO_TCP).allowed());
+    assert!(!connect(&compiled, "162.159.140.245", 80, PROTO_TCP).allowed());
+    assert!(!connect(&compiled, "8.8.8.8", 53, PROTO_UDP).allowed());
+    // build.nvidia.com resolved to an IPv4-mapped address: stored and judged as IPv4.
+    assert!(out.net4.iter().any(|e| e.addr == [1, 2, 3, 4] && e.prefix_len == 32));
+    assert!(connect(&compiled, "1.2.3.4", 443, PROTO_TCP).allowed());
+    assert!(connect(&compiled, "::ffff:1.2.3.4", 443, PROTO_TCP).allowed());
+}
+
+#[test]
+fn seed_warns_about_what_it_breaks() {
+    let compiled = must_compile(&seed_text());
+    let text: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| text.iter().any(|w| w.contains(needle));
+    assert!(has("/etc/ssl/certs/ca-certificates.crt"), "{text:#?}");
+    assert!(has("/etc/resolv.conf"), "{text:#?}");
+    assert!(has("no DNS server"), "{text:#?}");
+}
+
+#[test]
+fn compile_is_deterministic() {
+    let a = must_compile(&seed_text());
+    let b = must_compile(&seed_text());
+    let json = |c: &Compiled| serde_json::to_string(&c.policy).unwrap_or_default();
+    assert_eq!(json(&a), json(&b));
+    assert!(!json(&a).is_empty());
+}
+
+#[test]
+fn errors_name_file_line_column_and_field() {
+    let lines = errors("network:\n  allow:\n  - \"a.com:443\"\n  - \"b.com:443\"\n  - \"foo\"\n");
+    assert_eq!(lines, vec![r#"policies/x.yaml:5:5: network.allow[2]: expected HOST:PORT, got "foo""#]);
+
+    let lines = errors("filesystem:\n  alow:\n  - /x\n");
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].starts_with("policies/x.yaml:2:3: filesystem.alow: unknown field `alow`"), "{lines:?}");
+
+    let lines = errors("process:\n  allow: [node]\nprocess: {}\n");
+    assert!(lines[0].starts_with("policies/x.yaml:3:1: process: duplicate key"), "{lines:?}");
+
+    let lines = errors("filesystem:\n  allow:\n  - /a/**/b\n  - relative/x\n  - /x/$USER\n");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("policies/x.yaml:3:5: filesystem.allow[0]: \"/a/**/b\""), "{lines:?}");
+    assert!(lines[0].contains("supported shapes"), "{lines:?}");
+    assert!(lines[1].contains("relative path"), "{lines:?}");
+    assert!(lines[2].contains("unsupported variable $USER"), "{lines:?}");
+
+    let lines = errors("network:\n  allow:\n  - {host: a.com, ports: [0], color: red}\n");
+    assert!(lines.iter().any(|l| l.contains("network.allow[0].color: unknown field")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("network.allow[0].ports[0]: port must be")), "{lines:?}");
+
+    let lines = errors("privilege_escalation: maybe\n");
+    assert!(lines[0].starts_with("policies/x.yaml:1:23: privilege_escalation: expected deny or allow"), "{lines:?}");
+    let lines = errors("version: 2\n");
+    assert!(lines[0].contains("unsupported version"), "{lines:?}");
+    let lines = errors("network: [1, 2\n");
+    assert!(lines[0].starts_with("policies/x.yaml:"), "{lines:?}");
+    assert!(matches!(parse(""), Err(PolicyError::Empty { .. })));
+    assert!(matches!(parse("- a\n"), Err(PolicyError::Invalid(_))));
+}
+
+#[test]
+fn accepts_extensions() {
+    let compiled = must_compile(
+        r#"
+version: 1
+name: ext
+description: every extension
+network:
+  allow:
+  - "10.0.0.0/8:8000-8002"
+  - "[2001:db8::1]:443"
+  - "[2001:db8::/32]:*"
+  - "*:53"
+  - {host: api.openai.com, ports: [443, "8443"], protocol: tcp}
+  - {host: "::1", protocol: udp}
+  deny:
+  - "10.1.0.0/16:*"
+filesystem:
+  allow:
+  - /workspace/**
+  - {path: /data/**, access: read}
+  read_only:
+  - /usr/**
+  - ~/.config/**
+  deny:
+  - {path: /usr/local/**, access: write}
+  - "**/*.pem"
+process:
+  allow: [/usr/bin/env, "/opt/tools/**"]
+  deny: []
+privilege_escalation: allow
+"#,
+    );
+    let out = &compiled.policy;
+    assert_eq!(out.controls, controls::EXEC | controls::NET | controls::FS);
+    assert!(connect(&compiled, "10.2.3.4", 8001, PROTO_TCP).allowed());
+    assert!(!connect(&compiled, "10.2.3.4", 8003, PROTO_TCP).allowed());
+    let denied = connect(&compiled, "10.1.3.4", 8001, PROTO_TCP);
+    assert_eq!(denied.verdict.action, ACTION_DENY);
+    assert_ne!(denied.verdict.rule_id, 0);
+    assert!(connect(&compiled, "2001:db8:5::7", 9, PROTO_UDP).allowed());
+    assert!(connect(&compiled, "9.9.9.9", 53, PROTO_UDP).allowed());
+    assert!(connect(&compiled, "162.159.140.245", 8443, PROTO_TCP).allowed());
+    assert!(!connect(&compiled, "162.159.140.245", 8443, PROTO_UDP).allowed());
+    assert!(connect(&compiled, "::1", 5353, PROTO_UDP).allowed());
+    assert!(!connect(&compiled, "::1", 5353, PROTO_TCP).allowed());
+    assert!(out.net4.iter().any(|e| e.port == 53 && e.proto == PROTO_ANY && e.prefix_len == 0));
+    assert!(out.net6.iter().any(|e| e.port == PORT_ANY && e.prefix_len == 32));
+    assert!(open(&compiled, "/data/x", false).allowed());
+    assert!(!open(&compiled, "/data/x", true).allowed());
+    assert!(open(&compiled, "/usr/lib/libc.so.6", false).allowed());
+    assert!(!open(&compiled, "/usr/lib/libc.so.6", true).allowed());
+    assert!(open(&compiled, "/home/agent/.config/app.toml", false).allowed());
+    assert!(!open(&compiled, "/workspace/key.pem", false).allowed());
+    assert!(open(&compiled, "/usr/local/lib/x", false).allowed());
+    assert!(!open(&compiled, "/usr/local/lib/x", true).allowed());
+    assert_eq!(out.exec_prefix.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), vec!["/opt/tools/"]);
+}
+
+#[test]
+fn host_names_in_denies_must_resolve() {
+    let policy = must_parse("network:\n  allow: [\"1.1.1.1:443\"]\n  deny: [\"nowhere.invalid:443\"]\n");
+    let error = compile(&policy, &test_env(Vec::new())).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.starts_with("policies/x.yaml:3:10: network.deny[0]: nowhere.invalid does not resolve"), "{error}");
+    let policy = must_parse("network:\n  allow: [\"nowhere.invalid:443\"]\n");
+    let compiled = compile(&policy, &test_env(Vec::new())).unwrap_or_else(|e| panic!("{e}"));
+    assert!(compiled.warnings.iter().any(|w| w.field == "network.allow[0]" && w.message.contains("does not resolve")));
+    assert!(compiled.policy.net4.is_empty());
+}
+
+#[test]
+fn binaries_are_refused_by_the_compiler() {
+    let policy = must_parse("network:\n  allow:\n  - {host: 1.1.1.1, ports: [443], binaries: [node]}\n");
+    let error = compile(&policy, &test_env(Vec::new())).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("network.allow[0].binaries"), "{error}");
+}
+
+#[test]
+fn deny_beats_allow_across_prefix_lengths() {
+    let compiled = must_compile(
+        "filesystem:\n  allow: [/a/b/**, /a/b/c, \"**/x\"]\n  deny: [/a/**]\nnetwork:\n  allow: [\"10.1.2.3:443\"]\n  deny: [\"10.0.0.0/8:443\"]\n",
+    );
+    for path in ["/a/b", "/a/b/c", "/a/b/d/e", "/a/x"] {
+        let decision = open(&compiled, path, false);
+        assert_eq!(decision.verdict, Verdict { action: ACTION_DENY, rule_id: 4 }, "{path}");
+    }
+    assert!(open(&compiled, "/z/x", false).allowed());
+    assert_eq!(connect(&compiled, "10.1.2.3", 443, PROTO_TCP).verdict.action, ACTION_DENY);
+    let text: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|w| w.contains("filesystem.allow[0]") && w.contains("can never take effect")), "{text:#?}");
+}
+
+#[test]
+fn lints_duplicates_contradictions_and_absent_sections() {
+    let compiled = must_compile("filesystem:\n  allow: [/w/**, /w/**]\n  deny: [/w/**]\n");
+    let text: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| text.iter().any(|w| w.contains(needle));
+    assert!(has("filesystem.allow[1]: duplicate of line 2"), "{text:#?}");
+    assert!(has("filesystem.deny[0]: contradicts filesystem.allow"), "{text:#?}");
+    assert!(has("network: section absent"), "{text:#?}");
+    assert!(has("process: section absent"), "{text:#?}");
+    assert!(has("privilege_escalation: absent"), "{text:#?}");
+    assert_eq!(compiled.policy.controls, controls::FS);
+}
+
+#[test]
+fn process_names_resolve_through_path() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bin = dir.path().join("bin");
+    let other = dir.path().join("other");
+    for d in [&bin, &other] {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let write_exec = |path: &Path| {
+        std::fs::write(path, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
+        let mut perms = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(path, perms).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write_exec(&other.join("real-tool"));
+    std::os::unix::fs::symlink(other.join("real-tool"), bin.join("tool")).unwrap_or_else(|e| panic!("{e}"));
+    write_exec(&bin.join("curl"));
+    write_exec(&other.join("curl"));
+    let policy = must_parse("process:\n  allow: [tool, missing]\n  deny: [curl]\n");
+    let env = test_env(vec![bin.clone(), other.clone()]);
+    let compiled = compile(&policy, &env).unwrap_or_else(|e| panic!("{e}"));
+    let out = &compiled.policy;
+    let real = std::fs::canonicalize(other.join("real-tool")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.exec_paths.iter().any(|(p, v)| *p == real && v.action == ACTION_ALLOW));
+    // A deny by name covers every hit in PATH.
+    assert_eq!(out.exec.iter().filter(|e| e.verdict.action == ACTION_DENY).count(), 2);
+    assert!(compiled.warnings.iter().any(|w| w.field == "process.allow[1]" && w.message.contains("not found")));
+    let stat = |p: &Path| {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{e}"));
+        (nemoclaw_common::exec::kernel_dev(libc::major(m.dev()), libc::minor(m.dev())), m.ino())
+    };
+    let (dev, ino) = stat(&real);
+    let query = Query::Exec { path: real.clone(), dev, ino };
+    assert!(explain(&compiled.rules, &query).allowed());
+    assert_eq!(evaluate(out, &query), explain(&compiled.rules, &query).verdict);
+    let curl = other.join("curl");
+    let (dev, ino) = stat(&curl);
+    let query = Query::Exec { path: curl, dev, ino };
+    assert_eq!(explain(&compiled.rules, &query).verdict.action, ACTION_DENY);
+}
+
+#[test]
+fn schema_json_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/schema.json");
+    let generated = schema::generate();
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "policies/schema.json is stale; regenerate with `cargo run -p nemoclaw-userspace -- policy schema > policies/schema.json`"
+    );
+}
+
+#[test]
+fn example_policies_check_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let mut files = Vec::new();
+    for sub in [dir.clone(), dir.join("examples")] {
+        let Ok(entries) = std::fs::read_dir(&sub) else { continue };
+        files.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")));
+    }
+    assert!(!files.is_empty());
+    for file in files {
+        let policy = load(&file).unwrap_or_else(|e| panic!("{e}"));
+        compile(&policy, &test_env(Vec::new())).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+#[test]
+fn generated_policies_compile_quickly() {
+    // Correctness of the generator only; the timing is reported by the benchmark.
+    let (_, _, entries) = bench::compile_generated(600).unwrap_or_else(|e| panic!("{e}"));
+    assert!(entries > 500);
+}

@@ -1,0 +1,150 @@
+//! The typed policy: what `load` returns once a file has parsed and validated. Every rule
+//! keeps where it was written so errors, lints and deny events can cite `file:line`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::pattern::PathPattern;
+pub use super::yaml::Mark;
+
+/// A value and where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub mark: Mark,
+    /// Field path, e.g. `network.allow[2]`.
+    pub field: String,
+    /// The entry as written (a long-form entry is rendered on one line).
+    pub text: String,
+}
+
+/// A parsed, validated policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The file it came from (as given to `load`), for messages.
+    pub file: PathBuf,
+    /// Schema version; absent means 1, the only version so far.
+    pub version: u32,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Absent: network unrestricted. Present: deny by default.
+    pub network: Option<NetworkSection>,
+    /// Absent: files unrestricted. Present: deny by default.
+    pub filesystem: Option<FilesystemSection>,
+    /// Absent: exec unrestricted. Present: deny by default.
+    pub process: Option<ProcessSection>,
+    /// Absent is the same as `allow`.
+    pub privilege_escalation: Option<Located<PrivilegeEscalation>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkSection {
+    pub mark: Mark,
+    pub allow: Vec<Located<NetRule>>,
+    pub deny: NetDeny,
+}
+
+/// `network.deny`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetDeny {
+    /// `"*"` or absent: everything not allowed is denied (the default; nothing to emit).
+    All,
+    /// Explicit denies; they beat any allow.
+    Rules(Vec<Located<NetRule>>),
+}
+
+/// One network entry: `host:port` or the long form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetRule {
+    pub host: Host,
+    pub ports: Ports,
+    pub protocol: Protocol,
+    /// Long form `binaries`: accepted by the schema, refused by the compiler until the
+    /// kernel side can judge the connecting executable.
+    pub binaries: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    /// A DNS name, lower-cased; resolved at compile time.
+    Name(String),
+    /// An address or CIDR (host bits zero). A single address has the full prefix length.
+    Net { addr: IpAddr, prefix_len: u8 },
+    /// `*`: any address of either family.
+    Any,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ports {
+    Any,
+    /// Inclusive ranges, each `first <= last`, ports 1..=65535.
+    Ranges(Vec<(u16, u16)>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Any,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilesystemSection {
+    pub mark: Mark,
+    /// Read and write (long form may narrow to read).
+    pub allow: Vec<Located<FsRule>>,
+    /// Read allowed, write denied (the write deny beats any allow).
+    pub read_only: Vec<Located<FsRule>>,
+    /// Denied (long form may narrow to write).
+    pub deny: Vec<Located<FsRule>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsRule {
+    pub pattern: PathPattern,
+    pub access: Access,
+}
+
+/// Which accesses an entry is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+impl Access {
+    /// As a mask of `compiled::FS_READ` / `compiled::FS_WRITE`.
+    #[must_use]
+    pub const fn mask(self) -> u32 {
+        match self {
+            Self::Read => super::compiled::FS_READ,
+            Self::Write => super::compiled::FS_WRITE,
+            Self::ReadWrite => super::compiled::FS_READ | super::compiled::FS_WRITE,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessSection {
+    pub mark: Mark,
+    pub allow: Vec<Located<ExecTarget>>,
+    pub deny: Vec<Located<ExecTarget>>,
+}
+
+/// A `process` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecTarget {
+    /// A bare name, resolved through the sandbox's PATH at compile time.
+    Name(String),
+    /// An absolute path (may start with `$HOME`/`~`); symlinks are followed.
+    Path(PathPattern),
+    /// `/dir/**`: every executable beneath a directory, judged by path.
+    Dir(PathPattern),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrivilegeEscalation {
+    Deny,
+    Allow,
+}
