@@ -20,9 +20,14 @@ use clap::Args;
 use crate::setup::{self, KernelTree, KernelVersion};
 use crate::util;
 
+/// Set to 1 to see the firmware's and kernel's boot messages (normally hidden unless the
+/// guest fails before running the command).
+const BOOT_LOG_ENV: &str = "XTASK_VM_BOOT_LOG";
+
 /// How long we wait for QEMU to exit after the guest reported its exit code.
 const POWEROFF_GRACE: Duration = Duration::from_secs(20);
 
+/// Set `XTASK_VM_BOOT_LOG=1` to see the kernel's boot messages.
 #[derive(Args)]
 pub struct VmArgs {
     /// Which Debian kernel to boot.
@@ -85,8 +90,14 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
     if script_path.contains(char::is_whitespace) {
         bail!("the workspace path must not contain whitespace: {script_path}");
     }
+    let show_boot = std::env::var_os(BOOT_LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    let verbosity = if show_boot {
+        "loglevel=7 printk.time=1"
+    } else {
+        "quiet loglevel=0"
+    };
     let mut append = format!(
-        "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init nemoclaw_script={script_path} nemoclaw_nonce={nonce}"
+        "console=ttyS0 {verbosity} panic=-1 rdinit=/init nemoclaw_script={script_path} nemoclaw_nonce={nonce}"
     );
     if guest.interactive {
         append.push_str(" nemoclaw_interactive=1");
@@ -112,7 +123,9 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
     let exit_prefix = format!("{}{nonce}:", initramfs::EXIT_MARKER_PREFIX);
     let mut console = Console {
         interactive: guest.interactive,
+        show_boot,
         started: false,
+        started_at: None,
         boot_log: Vec::new(),
         pending: Vec::new(),
         exit_code: None,
@@ -149,10 +162,13 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
     let qemu_status = wait_with_grace(&mut child, POWEROFF_GRACE)?;
     if let Some(code) = console.exit_code {
         eprintln!(
-            "xtask vm: guest ({} {}) finished in {:.1} s with exit code {code}",
+            "xtask vm: guest ({} {}) finished in {:.1} s (boot {:.1} s) with exit code {code}",
             guest.kernel,
             tree.release,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            console
+                .started_at
+                .map_or(0.0, |t| t.duration_since(started).as_secs_f64())
         );
         return Ok(code);
     }
@@ -170,8 +186,12 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
 /// Splits the console stream into lines, hides the boot noise, and finds the exit marker.
 struct Console {
     interactive: bool,
+    /// Print the boot output live instead of only on failure.
+    show_boot: bool,
     /// Whether `/init` printed the start marker (everything before is firmware/boot noise).
     started: bool,
+    /// When the start marker arrived (the boot took until then).
+    started_at: Option<Instant>,
     boot_log: Vec<String>,
     pending: Vec<u8>,
     exit_code: Option<i32>,
@@ -213,7 +233,11 @@ impl Console {
         if !self.started {
             if line.contains(initramfs::START_MARKER) {
                 self.started = true;
+                self.started_at = Some(Instant::now());
             } else {
+                if self.show_boot {
+                    eprintln!("boot| {line}");
+                }
                 self.boot_log.push(line.to_string());
             }
             return;

@@ -124,6 +124,13 @@ pub fn ensure(tree: &KernelTree) -> Result<PathBuf> {
     let bytes = cpio.finish();
 
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Drop this kernel's stale images (an older init or module set).
+    let stale_prefix = format!("{}-", tree.release);
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&stale_prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let tmp = image.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &image).with_context(|| format!("renaming {}", tmp.display()))?;
