@@ -87,9 +87,17 @@ impl EnvArgs {
 /// Runs a `policy` subcommand; returns the process exit code.
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
-        PolicyCommand::Check { file, env } => check(&file, &env.env()?),
+        PolicyCommand::Check { file, env } => Ok(check(&file, &env.env()?)),
         PolicyCommand::Compile { file, json, env } => compile(&file, json, &env.env()?),
-        PolicyCommand::Explain { file, exec, open, write, connect, udp, env } => {
+        PolicyCommand::Explain {
+            file,
+            exec,
+            open,
+            write,
+            connect,
+            udp,
+            env,
+        } => {
             let env = env.env()?;
             let compiled = load_and_compile(&file, &env)?;
             let queries = if let Some(path) = exec {
@@ -98,16 +106,25 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
                 if !path.starts_with('/') {
                     bail!("--open needs an absolute path, got {path:?}");
                 }
-                vec![Query::Open { path: policy::pattern::normalize(&path), write }]
+                vec![Query::Open {
+                    path: policy::pattern::normalize(&path),
+                    write,
+                }]
             } else if let Some(target) = connect {
                 connect_queries(&target, udp, &env)?
             } else {
-                bail!("say what to explain: --exec PATH, --open PATH [--write] or --connect HOST:PORT");
+                bail!(
+                    "say what to explain: --exec PATH, --open PATH [--write] or --connect HOST:PORT"
+                );
             };
             let mut code = 0;
             for query in &queries {
                 let decision = policy::explain(&compiled.rules, query);
-                println!("{}: {}", describe_query(query), decision.describe(&compiled.policy.rules));
+                println!(
+                    "{}: {}",
+                    describe_query(query),
+                    decision.describe(&compiled.policy.rules)
+                );
                 if !decision.allowed() {
                     code = 1;
                 }
@@ -121,12 +138,12 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn check(file: &Path, env: &CompileEnv) -> anyhow::Result<i32> {
+fn check(file: &Path, env: &CompileEnv) -> i32 {
     let policy = match policy::load(file) {
         Ok(policy) => policy,
         Err(error) => {
             print_error(&error.to_string());
-            return Ok(1);
+            return 1;
         }
     };
     match policy::compile(&policy, env) {
@@ -146,11 +163,11 @@ fn check(file: &Path, env: &CompileEnv) -> anyhow::Result<i32> {
                 out.net6.len(),
                 compiled.warnings.len(),
             );
-            Ok(0)
+            0
         }
         Err(error) => {
             print_error(&error.to_string());
-            Ok(1)
+            1
         }
     }
 }
@@ -169,7 +186,8 @@ fn print_warnings(compiled: &Compiled) {
 
 fn load_and_compile(file: &Path, env: &CompileEnv) -> anyhow::Result<Compiled> {
     let policy = policy::load(file).map_err(|error: PolicyError| anyhow::anyhow!("{error}"))?;
-    let compiled = policy::compile(&policy, env).map_err(|error: CompileError| anyhow::anyhow!("{error}"))?;
+    let compiled =
+        policy::compile(&policy, env).map_err(|error: CompileError| anyhow::anyhow!("{error}"))?;
     print_warnings(&compiled);
     Ok(compiled)
 }
@@ -190,20 +208,48 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
     println!("controls: {:#06b}", out.controls);
     println!("rules:");
     for rule in &out.rules {
-        println!("  {:>4}  {}:{}:{}  {}  {}", rule.id, rule.file.display(), rule.line, rule.column, rule.section, rule.text);
+        println!(
+            "  {:>4}  {}:{}:{}  {}  {}",
+            rule.id,
+            rule.file.display(),
+            rule.line,
+            rule.column,
+            rule.section,
+            rule.text
+        );
     }
     println!("exec (dev, ino):");
     for entry in &out.exec {
-        println!("  {:#x} {}  {} rule {}", entry.dev, entry.ino, action(entry.verdict.action), entry.verdict.rule_id);
+        println!(
+            "  {:#x} {}  {} rule {}",
+            entry.dev,
+            entry.ino,
+            action(entry.verdict.action),
+            entry.verdict.rule_id
+        );
     }
     for (path, verdict) in &out.exec_paths {
-        println!("  path {}  {} rule {}", path.display(), action(verdict.action), verdict.rule_id);
+        println!(
+            "  path {}  {} rule {}",
+            path.display(),
+            action(verdict.action),
+            verdict.rule_id
+        );
     }
     println!("exec dirs:");
     for entry in &out.exec_prefix {
-        println!("  {}  {} rule {}", entry.path, action(entry.verdict.action), entry.verdict.rule_id);
+        println!(
+            "  {}  {} rule {}",
+            entry.path,
+            action(entry.verdict.action),
+            entry.verdict.rule_id
+        );
     }
-    for (name, entries) in [("files exact", &out.fs_exact), ("files prefix", &out.fs_prefix), ("files suffix", &out.fs_suffix)] {
+    for (name, entries) in [
+        ("files exact", &out.fs_exact),
+        ("files prefix", &out.fs_prefix),
+        ("files suffix", &out.fs_suffix),
+    ] {
         println!("{name}:");
         for entry in entries {
             println!(
@@ -219,25 +265,48 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
     println!("network:");
     for entry in &out.net4 {
         let addr = std::net::Ipv4Addr::from(entry.addr);
-        println!("  proto {} port {} {addr}/{}  {} rule {}", entry.proto, entry.port, entry.prefix_len, action(entry.verdict.action), entry.verdict.rule_id);
+        println!(
+            "  proto {} port {} {addr}/{}  {} rule {}",
+            entry.proto,
+            entry.port,
+            entry.prefix_len,
+            action(entry.verdict.action),
+            entry.verdict.rule_id
+        );
     }
     for entry in &out.net6 {
         let addr = std::net::Ipv6Addr::from(entry.addr);
-        println!("  proto {} port {} {addr}/{}  {} rule {}", entry.proto, entry.port, entry.prefix_len, action(entry.verdict.action), entry.verdict.rule_id);
+        println!(
+            "  proto {} port {} {addr}/{}  {} rule {}",
+            entry.proto,
+            entry.port,
+            entry.prefix_len,
+            action(entry.verdict.action),
+            entry.verdict.rule_id
+        );
     }
     Ok(0)
 }
 
 fn exec_query(path: &Path, env: &CompileEnv) -> anyhow::Result<Query> {
     let candidate = if path.components().count() == 1 && !path.is_absolute() {
-        env.path.iter().map(|dir| dir.join(path)).find(|p| p.is_file()).with_context(|| format!("{} not found in PATH", path.display()))?
+        env.path
+            .iter()
+            .map(|dir| dir.join(path))
+            .find(|p| p.is_file())
+            .with_context(|| format!("{} not found in PATH", path.display()))?
     } else {
         path.to_path_buf()
     };
-    let real = std::fs::canonicalize(&candidate).with_context(|| format!("resolving {}", candidate.display()))?;
+    let real = std::fs::canonicalize(&candidate)
+        .with_context(|| format!("resolving {}", candidate.display()))?;
     let metadata = std::fs::metadata(&real).with_context(|| format!("stat {}", real.display()))?;
     let dev = kernel_dev(libc::major(metadata.dev()), libc::minor(metadata.dev()));
-    Ok(Query::Exec { path: real, dev, ino: metadata.ino() })
+    Ok(Query::Exec {
+        path: real,
+        dev,
+        ino: metadata.ino(),
+    })
 }
 
 fn connect_queries(target: &str, udp: bool, env: &CompileEnv) -> anyhow::Result<Vec<Query>> {
@@ -247,11 +316,23 @@ fn connect_queries(target: &str, udp: bool, env: &CompileEnv) -> anyhow::Result<
         _ => bail!("--connect needs one port, got {target:?}"),
     };
     let addrs: Vec<IpAddr> = match host {
-        Host::Net { addr, prefix_len } if prefix_len == if addr.is_ipv4() { 32 } else { 128 } => vec![addr],
-        Host::Name(name) => env.resolver.resolve(&name).map_err(|error| anyhow::anyhow!("resolving {name}: {error}"))?,
+        Host::Net { addr, prefix_len } if prefix_len == if addr.is_ipv4() { 32 } else { 128 } => {
+            vec![addr]
+        }
+        Host::Name(name) => env
+            .resolver
+            .resolve(&name)
+            .map_err(|error| anyhow::anyhow!("resolving {name}: {error}"))?,
         _ => bail!("--connect needs one address or host name, got {target:?}"),
     };
-    Ok(addrs.into_iter().map(|addr| Query::Connect { addr, port, proto: proto_of(udp) }).collect())
+    Ok(addrs
+        .into_iter()
+        .map(|addr| Query::Connect {
+            addr,
+            port,
+            proto: proto_of(udp),
+        })
+        .collect())
 }
 
 fn describe_query(query: &Query) -> String {
@@ -260,7 +341,11 @@ fn describe_query(query: &Query) -> String {
         Query::Open { path, write: false } => format!("open {path} (read)"),
         Query::Open { path, write: true } => format!("open {path} (write)"),
         Query::Connect { addr, port, proto } => {
-            let name = if *proto == nemoclaw_common::net::PROTO_UDP { "udp" } else { "tcp" };
+            let name = if *proto == nemoclaw_common::net::PROTO_UDP {
+                "udp"
+            } else {
+                "tcp"
+            };
             match addr {
                 IpAddr::V4(v4) => format!("connect {name} {v4}:{port}"),
                 IpAddr::V6(v6) => format!("connect {name} [{v6}]:{port}"),

@@ -28,12 +28,29 @@ pub fn generate_policy(rules: usize) -> String {
     for i in 0..rules {
         let (a, b, c) = (i % 251, (i / 251) % 251, i / (251 * 251));
         match i % 6 {
-            0 => { let _ = writeln!(fs_allow, "  - /data/p{c}/d{b}/f{a}/**"); }
-            1 => { let _ = writeln!(fs_allow, "  - /srv/p{c}/d{b}/file{a}.txt"); }
-            2 => { let _ = writeln!(fs_deny, "  - \"**/secret{i}.key\""); }
-            3 => { let _ = writeln!(fs_deny, "  - /data/p{c}/d{b}/f{a}/private/**"); }
-            4 => { let _ = writeln!(net_allow, "  - \"10.{}.{b}.{a}:{}\"", c % 256, 1 + i % 60000); }
-            _ => { let _ = writeln!(net_deny, "  - \"10.{}.{b}.0/24:*\"", c % 256); }
+            0 => {
+                let _ = writeln!(fs_allow, "  - /data/p{c}/d{b}/f{a}/**");
+            }
+            1 => {
+                let _ = writeln!(fs_allow, "  - /srv/p{c}/d{b}/file{a}.txt");
+            }
+            2 => {
+                let _ = writeln!(fs_deny, "  - \"**/secret{i}.key\"");
+            }
+            3 => {
+                let _ = writeln!(fs_deny, "  - /data/p{c}/d{b}/f{a}/private/**");
+            }
+            4 => {
+                let _ = writeln!(
+                    net_allow,
+                    "  - \"10.{}.{b}.{a}:{}\"",
+                    c % 256,
+                    1 + i % 60000
+                );
+            }
+            _ => {
+                let _ = writeln!(net_deny, "  - \"10.{}.{b}.0/24:*\"", c % 256);
+            }
         }
     }
     format!(
@@ -48,11 +65,20 @@ pub fn compile_generated(rules: usize) -> Result<(Duration, Duration, usize), St
     let started = Instant::now();
     let policy = super::parse_str(Path::new("generated.yaml"), &text).map_err(|e| e.to_string())?;
     let parsed = started.elapsed();
-    let env = CompileEnv { home: "/home/agent".into(), path: Vec::new(), resolver: Box::new(NoDns) };
+    let env = CompileEnv {
+        home: "/home/agent".into(),
+        path: Vec::new(),
+        resolver: Box::new(NoDns),
+    };
     let started = Instant::now();
     let compiled = super::compile(&policy, &env).map_err(|e| e.to_string())?;
     let compile_time = started.elapsed();
     let out = &compiled.policy;
-    let entries = out.fs_exact.len() + out.fs_prefix.len() + out.fs_suffix.len() + out.net4.len() + out.net6.len() + out.exec.len();
+    let entries = out.fs_exact.len()
+        + out.fs_prefix.len()
+        + out.fs_suffix.len()
+        + out.net4.len()
+        + out.net6.len()
+        + out.exec.len();
     Ok((parsed, compile_time, entries))
 }

@@ -33,7 +33,9 @@ pub struct SystemResolver;
 
 impl Resolver for SystemResolver {
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        let addrs = (host, 0).to_socket_addrs().map_err(|error| error.to_string())?;
+        let addrs = (host, 0)
+            .to_socket_addrs()
+            .map_err(|error| error.to_string())?;
         let mut ips: Vec<IpAddr> = addrs.map(|addr| addr.ip()).collect();
         ips.sort_unstable();
         ips.dedup();
@@ -90,7 +92,10 @@ impl CompileEnv {
 
 impl std::fmt::Debug for CompileEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompileEnv").field("home", &self.home).field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("CompileEnv")
+            .field("home", &self.home)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -156,7 +161,11 @@ pub fn merge(a: Verdict, b: Verdict) -> Verdict {
         (true, false) => a,
         (false, true) => b,
         _ => {
-            if a.rule_id <= b.rule_id { a } else { b }
+            if a.rule_id <= b.rule_id {
+                a
+            } else {
+                b
+            }
         }
     }
 }
@@ -167,7 +176,11 @@ fn verdict(action: u32, rule_id: u32) -> Verdict {
 
 /// Compiles a validated policy.
 pub fn compile(policy: &Policy, env: &CompileEnv) -> Result<Compiled, CompileError> {
-    let home = env.home.to_str().filter(|h| h.starts_with('/') && !h.contains(['*', '?', '[', '{', '$'])).ok_or_else(|| CompileError::BadHome(env.home.clone()))?;
+    let home = env
+        .home
+        .to_str()
+        .filter(|h| h.starts_with('/') && !h.contains(['*', '?', '[', '{', '$']))
+        .ok_or_else(|| CompileError::BadHome(env.home.clone()))?;
     let mut cx = Compiler {
         policy,
         env,
@@ -178,7 +191,13 @@ pub fn compile(policy: &Policy, env: &CompileEnv) -> Result<Compiled, CompileErr
         rules: RuleSet::default(),
     };
     cx.run();
-    let Compiler { errors, mut warnings, out, mut rules, .. } = cx;
+    let Compiler {
+        errors,
+        mut warnings,
+        out,
+        mut rules,
+        ..
+    } = cx;
     if !errors.is_empty() {
         return Err(CompileError::Invalid(Diagnostics(errors)));
     }
@@ -186,9 +205,15 @@ pub fn compile(policy: &Policy, env: &CompileEnv) -> Result<Compiled, CompileErr
     warnings.extend(super::lint::lint_compiled(policy, env, &rules, &out));
     let mut all = super::lint::lint(policy);
     all.extend(warnings);
-    all.sort_by(|a, b| (a.line, a.column, &a.field, &a.message).cmp(&(b.line, b.column, &b.field, &b.message)));
+    all.sort_by(|a, b| {
+        (a.line, a.column, &a.field, &a.message).cmp(&(b.line, b.column, &b.field, &b.message))
+    });
     all.dedup();
-    Ok(Compiled { policy: out, rules, warnings: all })
+    Ok(Compiled {
+        policy: out,
+        rules,
+        warnings: all,
+    })
 }
 
 struct Compiler<'p, 'e> {
@@ -208,7 +233,12 @@ struct FsAcc {
     suffix: BTreeMap<String, (Verdict, Verdict)>,
 }
 
-fn add_fs(map: &mut BTreeMap<String, (Verdict, Verdict)>, key: String, read: Verdict, write: Verdict) {
+fn add_fs(
+    map: &mut BTreeMap<String, (Verdict, Verdict)>,
+    key: String,
+    read: Verdict,
+    write: Verdict,
+) {
     let slot = map.entry(key).or_default();
     slot.0 = merge(slot.0, read);
     slot.1 = merge(slot.1, write);
@@ -218,7 +248,13 @@ type NetGroups<const N: usize> = BTreeMap<(u8, u16), BTreeMap<(u8, [u8; N]), Ver
 
 impl Compiler<'_, '_> {
     fn diagnostic(&self, mark: Mark, field: &str, message: String) -> Diagnostic {
-        Diagnostic { file: self.policy.file.clone(), line: mark.line, column: mark.column, field: field.to_owned(), message }
+        Diagnostic {
+            file: self.policy.file.clone(),
+            line: mark.line,
+            column: mark.column,
+            field: field.to_owned(),
+            message,
+        }
     }
 
     fn error(&mut self, mark: Mark, field: &str, message: String) {
@@ -230,37 +266,35 @@ impl Compiler<'_, '_> {
         let diagnostic = self.diagnostic(mark, field, message);
         self.warnings.push(diagnostic);
     }
-
 }
 
 /// Every rule of the policy in source order.
 fn items_of(policy: &Policy) -> Vec<Item<'_>> {
-        let mut items = Vec::new();
-        if let Some(network) = &policy.network {
-            items.extend(network.allow.iter().map(|r| Item::Net(r, ACTION_ALLOW)));
-            if let NetDeny::Rules(rules) = &network.deny {
-                items.extend(rules.iter().map(|r| Item::Net(r, ACTION_DENY)));
-            }
+    let mut items = Vec::new();
+    if let Some(network) = &policy.network {
+        items.extend(network.allow.iter().map(|r| Item::Net(r, ACTION_ALLOW)));
+        if let NetDeny::Rules(rules) = &network.deny {
+            items.extend(rules.iter().map(|r| Item::Net(r, ACTION_DENY)));
         }
-        if let Some(fs) = &policy.filesystem {
-            items.extend(fs.allow.iter().map(|r| Item::Fs(r, FsList::Allow)));
-            items.extend(fs.read_only.iter().map(|r| Item::Fs(r, FsList::ReadOnly)));
-            items.extend(fs.deny.iter().map(|r| Item::Fs(r, FsList::Deny)));
-        }
-        if let Some(process) = &policy.process {
-            items.extend(process.allow.iter().map(|r| Item::Exec(r, ACTION_ALLOW)));
-            items.extend(process.deny.iter().map(|r| Item::Exec(r, ACTION_DENY)));
-        }
-        if let Some(privilege) = &policy.privilege_escalation {
-            items.push(Item::Privilege(privilege));
-        }
-        // Source order; marks are unique per node, so the sort is total.
-        items.sort_by_key(Item::mark);
-        items
+    }
+    if let Some(fs) = &policy.filesystem {
+        items.extend(fs.allow.iter().map(|r| Item::Fs(r, FsList::Allow)));
+        items.extend(fs.read_only.iter().map(|r| Item::Fs(r, FsList::ReadOnly)));
+        items.extend(fs.deny.iter().map(|r| Item::Fs(r, FsList::Deny)));
+    }
+    if let Some(process) = &policy.process {
+        items.extend(process.allow.iter().map(|r| Item::Exec(r, ACTION_ALLOW)));
+        items.extend(process.deny.iter().map(|r| Item::Exec(r, ACTION_DENY)));
+    }
+    if let Some(privilege) = &policy.privilege_escalation {
+        items.push(Item::Privilege(privilege));
+    }
+    // Source order; marks are unique per node, so the sort is total.
+    items.sort_by_key(Item::mark);
+    items
 }
 
 impl Compiler<'_, '_> {
-
     fn run(&mut self) {
         let policy = self.policy;
         let mut controls_bits = 0;
@@ -273,7 +307,11 @@ impl Compiler<'_, '_> {
         if policy.process.is_some() {
             controls_bits |= controls::EXEC;
         }
-        if policy.privilege_escalation.as_ref().is_some_and(|p| p.value == PrivilegeEscalation::Deny) {
+        if policy
+            .privilege_escalation
+            .as_ref()
+            .is_some_and(|p| p.value == PrivilegeEscalation::Deny)
+        {
             controls_bits |= controls::PRIVILEGE;
         }
         self.out.controls = controls_bits;
@@ -305,28 +343,50 @@ impl Compiler<'_, '_> {
             });
             match item {
                 Item::Fs(rule, list) => self.fs_rule(rule, *list, id, &mut fs),
-                Item::Exec(rule, action) => self.exec_rule(rule, *action, id, &mut exec, &mut exec_paths, &mut exec_prefix),
+                Item::Exec(rule, action) => self.exec_rule(
+                    rule,
+                    *action,
+                    id,
+                    &mut exec,
+                    &mut exec_paths,
+                    &mut exec_prefix,
+                ),
                 Item::Net(rule, action) => self.net_rule(rule, *action, id, &mut net4, &mut net6),
                 Item::Privilege(rule) => self.rules.privilege = Some((id, rule.value)),
             }
         }
 
         self.finish_fs(&fs);
-        self.out.exec = exec.into_iter().map(|((dev, ino), verdict)| ExecEntry { dev, ino, verdict }).collect();
+        self.out.exec = exec
+            .into_iter()
+            .map(|((dev, ino), verdict)| ExecEntry { dev, ino, verdict })
+            .collect();
         self.out.exec_paths = exec_paths.into_iter().collect();
-        self.out.exec_prefix = push_down_prefixes(&exec_prefix).into_iter().map(|(path, verdict)| PathEntry { path, verdict }).collect();
+        self.out.exec_prefix = push_down_prefixes(&exec_prefix)
+            .into_iter()
+            .map(|(path, verdict)| PathEntry { path, verdict })
+            .collect();
         self.out.net4 = flatten_net(&net4);
         self.out.net6 = flatten_net(&net6);
         let limit = MAX_NET_RULES as usize;
         for (family, count) in [("IPv4", self.out.net4.len()), ("IPv6", self.out.net6.len())] {
             if count > limit {
-                let mark = policy.network.as_ref().map_or_else(Mark::default, |n| n.mark);
+                let mark = policy
+                    .network
+                    .as_ref()
+                    .map_or_else(Mark::default, |n| n.mark);
                 self.error(mark, "network", format!("{count} {family} entries after expanding hosts and port ranges; the kernel map holds {limit}"));
             }
         }
     }
 
-    fn fs_rule(&mut self, rule: &Located<super::types::FsRule>, list: FsList, id: u32, fs: &mut FsAcc) {
+    fn fs_rule(
+        &mut self,
+        rule: &Located<super::types::FsRule>,
+        list: FsList,
+        id: u32,
+        fs: &mut FsAcc,
+    ) {
         let shape = match rule.value.pattern.shape(self.home) {
             Ok(shape) => shape,
             Err(error) => {
@@ -361,25 +421,38 @@ impl Compiler<'_, '_> {
             }
             Shape::Suffix(suffix) => add_fs(&mut fs.suffix, suffix.clone(), read, write),
         }
-        self.rules.fs.push(FsRuleSpec { id, pattern: rule.value.pattern.expand(self.home), shape, allow, deny });
+        self.rules.fs.push(FsRuleSpec {
+            id,
+            pattern: rule.value.pattern.expand(self.home),
+            shape,
+            allow,
+            deny,
+        });
     }
 
     fn finish_fs(&mut self, fs: &FsAcc) {
-        let entry = |(path, (read, write)): (String, (Verdict, Verdict))| FsEntry { path, read, write };
+        let entry =
+            |(path, (read, write)): (String, (Verdict, Verdict))| FsEntry { path, read, write };
         let prefix: BTreeMap<String, (Verdict, Verdict)> = fs
             .prefix
             .keys()
             .map(|key| (key.clone(), lookup_prefixes(&fs.prefix, key)))
             .collect();
-        let suffix: BTreeMap<String, (Verdict, Verdict)> =
-            fs.suffix.keys().map(|key| (key.clone(), lookup_suffixes(&fs.suffix, key))).collect();
+        let suffix: BTreeMap<String, (Verdict, Verdict)> = fs
+            .suffix
+            .keys()
+            .map(|key| (key.clone(), lookup_suffixes(&fs.suffix, key)))
+            .collect();
         let exact: BTreeMap<String, (Verdict, Verdict)> = fs
             .exact
             .iter()
             .map(|(path, own)| {
                 let p = lookup_prefixes(&fs.prefix, path);
                 let s = lookup_suffixes(&fs.suffix, path);
-                (path.clone(), (merge(merge(own.0, p.0), s.0), merge(merge(own.1, p.1), s.1)))
+                (
+                    path.clone(),
+                    (merge(merge(own.0, p.0), s.0), merge(merge(own.1, p.1), s.1)),
+                )
             })
             .collect();
         self.out.fs_exact = exact.into_iter().map(entry).collect();
@@ -399,23 +472,58 @@ impl Compiler<'_, '_> {
         let this = verdict(action, id);
         let candidates: Vec<PathBuf> = match &rule.value {
             ExecTarget::Name(name) => {
-                let hits: Vec<PathBuf> = self.env.path.iter().map(|dir| dir.join(name)).filter(|p| is_executable_file(p)).collect();
+                let hits: Vec<PathBuf> = self
+                    .env
+                    .path
+                    .iter()
+                    .map(|dir| dir.join(name))
+                    .filter(|p| is_executable_file(p))
+                    .collect();
                 if hits.is_empty() {
-                    let dirs = self.env.path.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":");
-                    let consequence = if action == ACTION_ALLOW { "nothing to allow" } else { "exec is denied by default anyway" };
-                    self.warn(rule.mark, &rule.field, format!("{name:?} not found in PATH {dirs}: {consequence}"));
+                    let dirs = self
+                        .env
+                        .path
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":");
+                    let consequence = if action == ACTION_ALLOW {
+                        "nothing to allow"
+                    } else {
+                        "exec is denied by default anyway"
+                    };
+                    self.warn(
+                        rule.mark,
+                        &rule.field,
+                        format!("{name:?} not found in PATH {dirs}: {consequence}"),
+                    );
                 }
                 // An allow names the program the sandbox would run (the first hit); a deny
                 // covers every hit, which is stricter.
-                if action == ACTION_ALLOW { hits.into_iter().take(1).collect() } else { hits }
+                if action == ACTION_ALLOW {
+                    hits.into_iter().take(1).collect()
+                } else {
+                    hits
+                }
             }
             ExecTarget::Path(pattern) => {
                 let path = PathBuf::from(pattern.expand(self.home));
                 if is_executable_file(&path) {
                     vec![path]
                 } else {
-                    let consequence = if action == ACTION_ALLOW { "nothing to allow" } else { "exec is denied by default anyway" };
-                    self.warn(rule.mark, &rule.field, format!("{} is not an executable file: {consequence}", path.display()));
+                    let consequence = if action == ACTION_ALLOW {
+                        "nothing to allow"
+                    } else {
+                        "exec is denied by default anyway"
+                    };
+                    self.warn(
+                        rule.mark,
+                        &rule.field,
+                        format!(
+                            "{} is not an executable file: {consequence}",
+                            path.display()
+                        ),
+                    );
                     Vec::new()
                 }
             }
@@ -425,24 +533,35 @@ impl Compiler<'_, '_> {
                 let dir = if dir.is_empty() { "/" } else { dir };
                 // The kernel sees resolved paths; a rule on `/bin` must name `/usr/bin` where
                 // `/bin` is a symlink.
-                let real = match std::fs::canonicalize(dir) {
-                    Ok(real) => real.to_string_lossy().into_owned(),
-                    Err(_) => {
-                        self.warn(rule.mark, &rule.field, format!("directory {dir} does not exist (yet); the rule applies to it as written"));
-                        dir.to_owned()
-                    }
+                let real = if let Ok(real) = std::fs::canonicalize(dir) {
+                    real.to_string_lossy().into_owned()
+                } else {
+                    self.warn(rule.mark, &rule.field, format!("directory {dir} does not exist (yet); the rule applies to it as written"));
+                    dir.to_owned()
                 };
-                let key = if real == "/" { real.clone() } else { format!("{real}/") };
+                let key = if real == "/" {
+                    real.clone()
+                } else {
+                    format!("{real}/")
+                };
                 let slot = exec_prefix.entry(key.clone()).or_default();
                 *slot = merge(*slot, this);
-                self.rules.exec.push(ExecRuleSpec { id, action, target: ExecMatch::Dir(key) });
+                self.rules.exec.push(ExecRuleSpec {
+                    id,
+                    action,
+                    target: ExecMatch::Dir(key),
+                });
                 return;
             }
         };
         let mut seen = BTreeSet::new();
         for candidate in candidates {
-            let Ok(real) = std::fs::canonicalize(&candidate) else { continue };
-            let Ok(metadata) = std::fs::metadata(&real) else { continue };
+            let Ok(real) = std::fs::canonicalize(&candidate) else {
+                continue;
+            };
+            let Ok(metadata) = std::fs::metadata(&real) else {
+                continue;
+            };
             let dev = st_dev_to_kernel(metadata.dev());
             let ino = metadata.ino();
             if !seen.insert((dev, ino)) {
@@ -452,12 +571,32 @@ impl Compiler<'_, '_> {
             *slot = merge(*slot, this);
             let slot = exec_paths.entry(real.clone()).or_default();
             *slot = merge(*slot, this);
-            self.rules.exec.push(ExecRuleSpec { id, action, target: ExecMatch::Inode { dev, ino, path: real } });
+            self.rules.exec.push(ExecRuleSpec {
+                id,
+                action,
+                target: ExecMatch::Inode {
+                    dev,
+                    ino,
+                    path: real,
+                },
+            });
         }
     }
 
-    fn net_rule(&mut self, rule: &Located<NetRule>, action: u32, id: u32, net4: &mut NetGroups<4>, net6: &mut NetGroups<16>) {
-        let NetRule { host, ports, protocol, binaries } = &rule.value;
+    fn net_rule(
+        &mut self,
+        rule: &Located<NetRule>,
+        action: u32,
+        id: u32,
+        groups4: &mut NetGroups<4>,
+        groups6: &mut NetGroups<16>,
+    ) {
+        let NetRule {
+            host,
+            ports,
+            protocol,
+            binaries,
+        } = &rule.value;
         if !binaries.is_empty() {
             self.error(rule.mark, &format!("{}.binaries", rule.field), "per-binary network rules cannot be enforced by the kernel side yet; remove `binaries`".to_owned());
             return;
@@ -466,16 +605,21 @@ impl Compiler<'_, '_> {
             Host::Any => vec![(IpAddr::V4(0.into()), 0), (IpAddr::V6(0.into()), 0)],
             Host::Net { addr, prefix_len } => vec![(*addr, *prefix_len)],
             Host::Name(name) => match self.env.resolver.resolve(name) {
-                Ok(addrs) if !addrs.is_empty() => {
-                    addrs.into_iter().map(|addr| (addr, if addr.is_ipv4() { 32 } else { 128 })).collect()
-                }
+                Ok(addrs) if !addrs.is_empty() => addrs
+                    .into_iter()
+                    .map(|addr| (addr, if addr.is_ipv4() { 32 } else { 128 }))
+                    .collect(),
                 outcome => {
                     let why = match outcome {
                         Err(error) => error,
                         Ok(_) => "no addresses".to_owned(),
                     };
                     if action == ACTION_ALLOW {
-                        self.warn(rule.mark, &rule.field, format!("{name} does not resolve ({why}): nothing allowed for it"));
+                        self.warn(
+                            rule.mark,
+                            &rule.field,
+                            format!("{name} does not resolve ({why}): nothing allowed for it"),
+                        );
                     } else {
                         self.error(rule.mark, &rule.field, format!("{name} does not resolve ({why}): a deny that matches nothing would weaken the policy; use an address or CIDR"));
                     }
@@ -490,9 +634,22 @@ impl Compiler<'_, '_> {
         };
         let port_list: Vec<(u16, u16)> = match ports {
             Ports::Any => vec![(PORT_ANY, PORT_ANY)],
-            Ports::Ranges(ranges) => ranges.iter().map(|&(first, last)| if (first, last) == (1, u16::MAX) { (PORT_ANY, PORT_ANY) } else { (first, last) }).collect(),
+            Ports::Ranges(ranges) => ranges
+                .iter()
+                .map(|&(first, last)| {
+                    if (first, last) == (1, u16::MAX) {
+                        (PORT_ANY, PORT_ANY)
+                    } else {
+                        (first, last)
+                    }
+                })
+                .collect(),
         };
-        let expanded: usize = port_list.iter().map(|&(f, l)| usize::from(l - f) + 1).sum::<usize>() * nets.len();
+        let expanded: usize = port_list
+            .iter()
+            .map(|&(f, l)| usize::from(l - f) + 1)
+            .sum::<usize>()
+            * nets.len();
         if expanded > MAX_NET_RULES as usize {
             self.error(rule.mark, &rule.field, format!("expands to {expanded} map entries (addresses x ports); the kernel map holds {MAX_NET_RULES}"));
             return;
@@ -505,18 +662,33 @@ impl Compiler<'_, '_> {
                     for port in first..=last {
                         match addr {
                             IpAddr::V4(v4) => {
-                                let slot = net4.entry((proto, port)).or_default().entry((prefix_len, v4.octets())).or_default();
+                                let slot = groups4
+                                    .entry((proto, port))
+                                    .or_default()
+                                    .entry((prefix_len, v4.octets()))
+                                    .or_default();
                                 *slot = merge(*slot, this);
                             }
                             IpAddr::V6(v6) => {
-                                let slot = net6.entry((proto, port)).or_default().entry((prefix_len, v6.octets())).or_default();
+                                let slot = groups6
+                                    .entry((proto, port))
+                                    .or_default()
+                                    .entry((prefix_len, v6.octets()))
+                                    .or_default();
                                 *slot = merge(*slot, this);
                             }
                         }
                     }
                 }
                 let ports = port_list.clone();
-                self.rules.net.push(NetRuleSpec { id, action, proto, ports, addr, prefix_len });
+                self.rules.net.push(NetRuleSpec {
+                    id,
+                    action,
+                    proto,
+                    ports,
+                    addr,
+                    prefix_len,
+                });
             }
         }
     }
@@ -525,12 +697,11 @@ impl Compiler<'_, '_> {
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, prefix >= 96) becomes IPv4: the kernel judges such
 /// connections as IPv4.
 fn unmap(addr: IpAddr, prefix_len: u8) -> (IpAddr, u8) {
-    if let IpAddr::V6(v6) = addr {
-        if prefix_len >= 96 {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return (IpAddr::V4(v4), prefix_len - 96);
-            }
-        }
+    if let IpAddr::V6(v6) = addr
+        && prefix_len >= 96
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        return (IpAddr::V4(v4), prefix_len - 96);
     }
     (addr, prefix_len)
 }
@@ -561,7 +732,10 @@ fn lookup_prefixes(map: &BTreeMap<String, (Verdict, Verdict)>, path: &str) -> (V
 fn lookup_suffixes(map: &BTreeMap<String, (Verdict, Verdict)>, path: &str) -> (Verdict, Verdict) {
     let mut acc = (Verdict::default(), Verdict::default());
     let last_slash = path.rfind('/').map_or(0, |i| i + 1);
-    let starts = path.match_indices('/').map(|(i, _)| i).chain((last_slash..path.len()).filter(|i| path.is_char_boundary(*i)));
+    let starts = path
+        .match_indices('/')
+        .map(|(i, _)| i)
+        .chain((last_slash..path.len()).filter(|i| path.is_char_boundary(*i)));
     let mut seen = BTreeSet::new();
     for start in starts {
         if !seen.insert(start) {
@@ -602,7 +776,13 @@ fn flatten_net<const N: usize>(groups: &NetGroups<N>) -> Vec<NetEntry<N>> {
                     acc = merge(acc, *found);
                 }
             }
-            out.push(NetEntry { proto, port, addr, prefix_len, verdict: acc });
+            out.push(NetEntry {
+                proto,
+                port,
+                addr,
+                prefix_len,
+                verdict: acc,
+            });
         }
     }
     out.sort();

@@ -102,22 +102,45 @@ impl Decision {
         let cite = |id: u32| -> String {
             table.iter().find(|r| r.id == id).map_or_else(
                 || format!("rule {id}"),
-                |r| format!("rule {id} ({} `{}` at {}:{}:{})", r.section, r.text, r.file.display(), r.line, r.column),
+                |r| {
+                    format!(
+                        "rule {id} ({} `{}` at {}:{}:{})",
+                        r.section,
+                        r.text,
+                        r.file.display(),
+                        r.line,
+                        r.column
+                    )
+                },
             )
         };
         let verb = if self.allowed() { "ALLOW" } else { "DENY" };
         if !self.restricted {
-            return format!("{verb}: the policy has no section for this control, so it is unrestricted");
+            return format!(
+                "{verb}: the policy has no section for this control, so it is unrestricted"
+            );
         }
         let mut out = if self.verdict.rule_id == RULE_DEFAULT_DENY {
             format!("{verb}: no rule matches; deny by default")
         } else {
-            let why = if self.verdict.action == ACTION_DENY { "an explicit deny beats any allow" } else { "allowed and no deny matches" };
+            let why = if self.verdict.action == ACTION_DENY {
+                "an explicit deny beats any allow"
+            } else {
+                "allowed and no deny matches"
+            };
             format!("{verb} by {} — {why}", cite(self.verdict.rule_id))
         };
-        let others: Vec<_> = self.matched.iter().filter(|(id, _)| *id != self.verdict.rule_id).collect();
+        let others: Vec<_> = self
+            .matched
+            .iter()
+            .filter(|(id, _)| *id != self.verdict.rule_id)
+            .collect();
         for (id, action) in others {
-            let kind = if *action == ACTION_DENY { "deny" } else { "allow" };
+            let kind = if *action == ACTION_DENY {
+                "deny"
+            } else {
+                "allow"
+            };
             let _ = write!(out, "\n  also matched ({kind}): {}", cite(*id));
         }
         out
@@ -133,7 +156,9 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
             for rule in &rules.exec {
                 let hit = match &rule.target {
                     ExecMatch::Inode { dev: d, ino: i, .. } => d == dev && i == ino,
-                    ExecMatch::Dir(dir) => path.to_str().is_some_and(|p| p.starts_with(dir.as_str())),
+                    ExecMatch::Dir(dir) => {
+                        path.to_str().is_some_and(|p| p.starts_with(dir.as_str()))
+                    }
                 };
                 if hit {
                     matched.push((rule.id, rule.action));
@@ -161,7 +186,9 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
                 let same_family = addr.is_ipv4() == rule.addr.is_ipv4();
                 let in_net = same_family && mask_ip(addr, rule.prefix_len) == rule.addr;
                 let proto_ok = rule.proto == PROTO_ANY || rule.proto == *proto;
-                let port_ok = rule.ports.iter().any(|&(first, last)| (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port));
+                let port_ok = rule.ports.iter().any(|&(first, last)| {
+                    (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port)
+                });
                 if in_net && proto_ok && port_ok {
                     matched.push((rule.id, rule.action));
                 }
@@ -173,12 +200,36 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
     matched.dedup();
     let restricted = rules.controls & control != 0;
     let verdict = if restricted {
-        let decided = matched.iter().fold(Verdict::default(), |acc, &(id, action)| merge(acc, Verdict { action, rule_id: id }));
-        if decided.action == 0 { Verdict { action: ACTION_DENY, rule_id: RULE_DEFAULT_DENY } } else { decided }
+        let decided = matched
+            .iter()
+            .fold(Verdict::default(), |acc, &(id, action)| {
+                merge(
+                    acc,
+                    Verdict {
+                        action,
+                        rule_id: id,
+                    },
+                )
+            });
+        if decided.action == 0 {
+            Verdict {
+                action: ACTION_DENY,
+                rule_id: RULE_DEFAULT_DENY,
+            }
+        } else {
+            decided
+        }
     } else {
-        Verdict { action: ACTION_ALLOW, rule_id: RULE_DEFAULT_DENY }
+        Verdict {
+            action: ACTION_ALLOW,
+            rule_id: RULE_DEFAULT_DENY,
+        }
     };
-    Decision { verdict, restricted, matched }
+    Decision {
+        verdict,
+        restricted,
+        matched,
+    }
 }
 
 /// Judges `query` by looking it up in the compiled entries the way the kernel side does.
@@ -192,16 +243,22 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
                 .ok()
                 .map_or_else(Verdict::default, |i| policy.exec[i].verdict);
             let path = path.to_string_lossy();
-            let by_path = longest_prefix(&policy.exec_prefix, &path, |e| &e.path).map_or_else(Verdict::default, |e| e.verdict);
+            let by_path = longest_prefix(&policy.exec_prefix, &path, |e| &e.path)
+                .map_or_else(Verdict::default, |e| e.verdict);
             (controls::EXEC, merge(by_inode, by_path))
         }
         Query::Open { path, write } => {
             let pick = |entry: &FsEntry| if *write { entry.write } else { entry.read };
-            let found = if let Ok(index) = policy.fs_exact.binary_search_by(|e| e.path.as_str().cmp(path)) {
+            let found = if let Ok(index) = policy
+                .fs_exact
+                .binary_search_by(|e| e.path.as_str().cmp(path))
+            {
                 pick(&policy.fs_exact[index])
             } else {
-                let prefix = longest_prefix(&policy.fs_prefix, path, |e| &e.path).map_or_else(Verdict::default, pick);
-                let suffix = longest_suffix(&policy.fs_suffix, path).map_or_else(Verdict::default, pick);
+                let prefix = longest_prefix(&policy.fs_prefix, path, |e| &e.path)
+                    .map_or_else(Verdict::default, pick);
+                let suffix =
+                    longest_suffix(&policy.fs_suffix, path).map_or_else(Verdict::default, pick);
                 merge(prefix, suffix)
             };
             (controls::FS, found)
@@ -211,8 +268,12 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
             for group_proto in [*proto, PROTO_ANY] {
                 for group_port in [*port, PORT_ANY] {
                     let best = match unmap_query(*addr) {
-                        IpAddr::V4(v4) => longest_net(&policy.net4, group_proto, group_port, v4.octets()),
-                        IpAddr::V6(v6) => longest_net(&policy.net6, group_proto, group_port, v6.octets()),
+                        IpAddr::V4(v4) => {
+                            longest_net(&policy.net4, group_proto, group_port, v4.octets())
+                        }
+                        IpAddr::V6(v6) => {
+                            longest_net(&policy.net6, group_proto, group_port, v6.octets())
+                        }
                     };
                     found = merge(found, best);
                 }
@@ -221,9 +282,15 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
         }
     };
     if policy.controls & control == 0 {
-        Verdict { action: ACTION_ALLOW, rule_id: RULE_DEFAULT_DENY }
+        Verdict {
+            action: ACTION_ALLOW,
+            rule_id: RULE_DEFAULT_DENY,
+        }
     } else if found.action == 0 {
-        Verdict { action: ACTION_DENY, rule_id: RULE_DEFAULT_DENY }
+        Verdict {
+            action: ACTION_DENY,
+            rule_id: RULE_DEFAULT_DENY,
+        }
     } else {
         found
     }
@@ -231,12 +298,19 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
 
 /// The entry with the longest key that is a prefix of `path` at a `/`, as an LPM trie over
 /// `/dir/` keys answers.
-fn longest_prefix<'a, T>(entries: &'a [T], path: &str, key: impl Fn(&T) -> &String) -> Option<&'a T> {
+fn longest_prefix<'a, T>(
+    entries: &'a [T],
+    path: &str,
+    key: impl Fn(&T) -> &String,
+) -> Option<&'a T> {
     let mut cuts: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
     cuts.reverse();
     cuts.into_iter().find_map(|cut| {
         let wanted = &path[..=cut];
-        entries.binary_search_by(|e| key(e).as_str().cmp(wanted)).ok().map(|i| &entries[i])
+        entries
+            .binary_search_by(|e| key(e).as_str().cmp(wanted))
+            .ok()
+            .map(|i| &entries[i])
     })
 }
 
@@ -246,11 +320,19 @@ fn longest_suffix<'a>(entries: &'a [FsEntry], path: &str) -> Option<&'a FsEntry>
         .filter(|i| path.is_char_boundary(*i))
         .find_map(|start| {
             let wanted = &path[start..];
-            entries.binary_search_by(|e| e.path.as_str().cmp(wanted)).ok().map(|i| &entries[i])
+            entries
+                .binary_search_by(|e| e.path.as_str().cmp(wanted))
+                .ok()
+                .map(|i| &entries[i])
         })
 }
 
-fn longest_net<const N: usize>(entries: &[super::compiled::NetEntry<N>], proto: u8, port: u16, addr: [u8; N]) -> Verdict {
+fn longest_net<const N: usize>(
+    entries: &[super::compiled::NetEntry<N>],
+    proto: u8,
+    port: u16,
+    addr: [u8; N],
+) -> Verdict {
     entries
         .iter()
         .filter(|e| e.proto == proto && e.port == port && mask_bytes(addr, e.prefix_len) == e.addr)

@@ -21,7 +21,10 @@ const HOME: &str = "/\u{0}home";
 /// Lints that need only the policy.
 #[must_use]
 pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
-    let mut out = Lints { policy, out: Vec::new() };
+    let mut out = Lints {
+        policy,
+        out: Vec::new(),
+    };
     out.sections();
     out.filesystem();
     out.network();
@@ -36,34 +39,62 @@ struct Lints<'p> {
 
 impl Lints<'_> {
     fn warn(&mut self, mark: Mark, field: &str, message: String) {
-        self.out.push(Diagnostic { file: self.policy.file.clone(), line: mark.line, column: mark.column, field: field.to_owned(), message });
+        self.out.push(Diagnostic {
+            file: self.policy.file.clone(),
+            line: mark.line,
+            column: mark.column,
+            field: field.to_owned(),
+            message,
+        });
     }
 
     fn sections(&mut self) {
         let top = Mark { line: 1, column: 1 };
         let policy = self.policy;
         if policy.network.is_none() {
-            self.warn(top, "network", "section absent: network access is unrestricted".to_owned());
+            self.warn(
+                top,
+                "network",
+                "section absent: network access is unrestricted".to_owned(),
+            );
         }
         if policy.filesystem.is_none() {
-            self.warn(top, "filesystem", "section absent: file access is unrestricted".to_owned());
+            self.warn(
+                top,
+                "filesystem",
+                "section absent: file access is unrestricted".to_owned(),
+            );
         }
         if policy.process.is_none() {
-            self.warn(top, "process", "section absent: any program may be executed".to_owned());
+            self.warn(
+                top,
+                "process",
+                "section absent: any program may be executed".to_owned(),
+            );
         }
         if policy.privilege_escalation.is_none() {
-            self.warn(top, "privilege_escalation", "absent: privilege escalation (setuid, capabilities) is not restricted".to_owned());
+            self.warn(
+                top,
+                "privilege_escalation",
+                "absent: privilege escalation (setuid, capabilities) is not restricted".to_owned(),
+            );
         }
     }
 
     fn filesystem(&mut self) {
-        let Some(fs) = &self.policy.filesystem else { return };
+        let Some(fs) = &self.policy.filesystem else {
+            return;
+        };
         if fs.allow.is_empty() && fs.read_only.is_empty() {
             self.warn(fs.mark, "filesystem", "allows nothing: every file access is denied, so no dynamically linked program can start".to_owned());
         }
         // (list, pattern) -> first rule, for duplicates and contradictions.
         let mut seen: HashMap<String, (&str, &Located<super::FsRule>)> = HashMap::new();
-        let lists = [("allow", &fs.allow), ("read_only", &fs.read_only), ("deny", &fs.deny)];
+        let lists = [
+            ("allow", &fs.allow),
+            ("read_only", &fs.read_only),
+            ("deny", &fs.deny),
+        ];
         for (list, rules) in lists {
             for rule in rules {
                 let key = rule.value.pattern.expand(HOME);
@@ -78,7 +109,10 @@ impl Lints<'_> {
                             (_, "deny") => "the deny wins",
                             _ => "both apply",
                         };
-                        let message = format!("contradicts filesystem.{first_list} at line {} for the same path: {outcome}", first.mark.line);
+                        let message = format!(
+                            "contradicts filesystem.{first_list} at line {} for the same path: {outcome}",
+                            first.mark.line
+                        );
                         self.warn(rule.mark, &rule.field, message);
                     }
                     None => {
@@ -92,19 +126,29 @@ impl Lints<'_> {
         let mut deny_tree: HashMap<String, (u32, &Located<super::FsRule>)> = HashMap::new();
         let mut deny_suffix: HashMap<String, (u32, &Located<super::FsRule>)> = HashMap::new();
         for rule in &fs.deny {
-            let Ok(shape) = rule.value.pattern.shape(HOME) else { continue };
+            let Ok(shape) = rule.value.pattern.shape(HOME) else {
+                continue;
+            };
             let mask = rule.value.access.mask();
             let (map, key) = match shape {
                 Shape::Exact(p) => (&mut deny_exact, p),
                 Shape::Tree(d) => (&mut deny_tree, d),
                 Shape::Suffix(s) => (&mut deny_suffix, s),
             };
-            map.entry(key).and_modify(|e| e.0 |= mask).or_insert((mask, rule));
+            map.entry(key)
+                .and_modify(|e| e.0 |= mask)
+                .or_insert((mask, rule));
         }
         for (list, rules) in [("allow", &fs.allow), ("read_only", &fs.read_only)] {
             for rule in rules {
-                let Ok(shape) = rule.value.pattern.shape(HOME) else { continue };
-                let wanted = if list == "read_only" { FS_READ } else { rule.value.access.mask() };
+                let Ok(shape) = rule.value.pattern.shape(HOME) else {
+                    continue;
+                };
+                let wanted = if list == "read_only" {
+                    FS_READ
+                } else {
+                    rule.value.access.mask()
+                };
                 let covering = covering_deny(&shape, &deny_exact, &deny_tree, &deny_suffix, wanted);
                 if let Some(deny) = covering {
                     let message = format!(
@@ -118,11 +162,24 @@ impl Lints<'_> {
     }
 
     fn network(&mut self) {
-        let Some(network) = &self.policy.network else { return };
+        let Some(network) = &self.policy.network else {
+            return;
+        };
         if network.allow.is_empty() {
-            self.warn(network.mark, "network", "allows nothing: every connection is denied".to_owned());
+            self.warn(
+                network.mark,
+                "network",
+                "allows nothing: every connection is denied".to_owned(),
+            );
         }
-        let key = |rule: &NetRule| format!("{:?}|{}|{:?}", rule.host, ports_to_string(&rule.ports), rule.protocol);
+        let key = |rule: &NetRule| {
+            format!(
+                "{:?}|{}|{:?}",
+                rule.host,
+                ports_to_string(&rule.ports),
+                rule.protocol
+            )
+        };
         let mut seen: HashMap<String, (&str, &Located<NetRule>)> = HashMap::new();
         let empty = Vec::new();
         let denies = match &network.deny {
@@ -137,7 +194,10 @@ impl Lints<'_> {
                         self.warn(rule.mark, &rule.field, message);
                     }
                     Some((_, first)) => {
-                        let message = format!("contradicts network.allow at line {}: the deny wins", first.mark.line);
+                        let message = format!(
+                            "contradicts network.allow at line {}: the deny wins",
+                            first.mark.line
+                        );
                         self.warn(rule.mark, &rule.field, message);
                     }
                     None => {
@@ -146,10 +206,15 @@ impl Lints<'_> {
                 }
             }
         }
-        let uses_names = network.allow.iter().any(|r| matches!(r.value.host, Host::Name(_)));
+        let uses_names = network
+            .allow
+            .iter()
+            .any(|r| matches!(r.value.host, Host::Name(_)));
         let allows_dns = network.allow.iter().any(|r| match &r.value.ports {
             super::Ports::Any => true,
-            super::Ports::Ranges(ranges) => ranges.iter().any(|&(first, last)| (first..=last).contains(&53)),
+            super::Ports::Ranges(ranges) => ranges
+                .iter()
+                .any(|&(first, last)| (first..=last).contains(&53)),
         });
         if uses_names && !allows_dns {
             self.warn(network.mark, "network", "host names are allowed but no DNS server is (nothing allows port 53): programs in the sandbox cannot resolve those names; allow your resolver, e.g. \"127.0.0.53:53\"".to_owned());
@@ -157,9 +222,15 @@ impl Lints<'_> {
     }
 
     fn process(&mut self) {
-        let Some(process) = &self.policy.process else { return };
+        let Some(process) = &self.policy.process else {
+            return;
+        };
         if process.allow.is_empty() {
-            self.warn(process.mark, "process", "allows nothing: no program may be executed in the sandbox".to_owned());
+            self.warn(
+                process.mark,
+                "process",
+                "allows nothing: no program may be executed in the sandbox".to_owned(),
+            );
         }
         let key = |target: &ExecTarget| match target {
             ExecTarget::Name(name) => name.clone(),
@@ -174,7 +245,10 @@ impl Lints<'_> {
                         self.warn(rule.mark, &rule.field, message);
                     }
                     Some((_, first)) => {
-                        let message = format!("contradicts process.allow at line {}: the deny wins", first.mark.line);
+                        let message = format!(
+                            "contradicts process.allow at line {}: the deny wins",
+                            first.mark.line
+                        );
                         self.warn(rule.mark, &rule.field, message);
                     }
                     None => {
@@ -189,49 +263,112 @@ impl Lints<'_> {
 type DenyMap<'a> = HashMap<String, (u32, &'a Located<super::FsRule>)>;
 
 /// A deny rule whose paths include all of `shape`'s and whose mask includes `wanted`.
-fn covering_deny<'a>(shape: &Shape, exact: &DenyMap<'a>, tree: &DenyMap<'a>, suffix: &DenyMap<'a>, wanted: u32) -> Option<&'a Located<super::FsRule>> {
-    let pick = |found: Option<&(u32, &'a Located<super::FsRule>)>| found.filter(|(mask, _)| mask & wanted == wanted).map(|(_, rule)| *rule);
+fn covering_deny<'a>(
+    shape: &Shape,
+    exact: &DenyMap<'a>,
+    tree: &DenyMap<'a>,
+    suffix: &DenyMap<'a>,
+    wanted: u32,
+) -> Option<&'a Located<super::FsRule>> {
+    let pick = |found: Option<&(u32, &'a Located<super::FsRule>)>| {
+        found
+            .filter(|(mask, _)| mask & wanted == wanted)
+            .map(|(_, rule)| *rule)
+    };
     // Trees covering a path: the root, then every ancestor directory and the path itself.
     let trees_over = |path: &str| {
         let mut dirs = vec![String::new()];
-        dirs.extend(path.match_indices('/').skip(1).map(|(i, _)| path[..i].to_owned()));
+        dirs.extend(
+            path.match_indices('/')
+                .skip(1)
+                .map(|(i, _)| path[..i].to_owned()),
+        );
         dirs.push(path.to_owned());
         dirs.into_iter().find_map(|dir| pick(tree.get(&dir)))
     };
     let suffixes_of = |text: &str| {
         let last = text.rfind('/').map_or(0, |i| i + 1);
-        let starts = text.match_indices('/').map(|(i, _)| i).chain(last..text.len());
-        starts.filter(|i| text.is_char_boundary(*i)).find_map(|start| pick(suffix.get(&text[start..])))
+        let starts = text
+            .match_indices('/')
+            .map(|(i, _)| i)
+            .chain(last..text.len());
+        starts
+            .filter(|i| text.is_char_boundary(*i))
+            .find_map(|start| pick(suffix.get(&text[start..])))
     };
     match shape {
-        Shape::Exact(path) => pick(exact.get(path)).or_else(|| trees_over(path)).or_else(|| suffixes_of(path)),
-        Shape::Tree(dir) => if dir.is_empty() { pick(tree.get("")) } else { trees_over(dir) },
+        Shape::Exact(path) => pick(exact.get(path))
+            .or_else(|| trees_over(path))
+            .or_else(|| suffixes_of(path)),
+        Shape::Tree(dir) => {
+            if dir.is_empty() {
+                pick(tree.get(""))
+            } else {
+                trees_over(dir)
+            }
+        }
         Shape::Suffix(text) => pick(tree.get("")).or_else(|| suffixes_of(text)),
     }
 }
 
 /// Files ordinary programs need, and what breaks without them.
 const ESSENTIAL_READS: &[(&str, &str)] = &[
-    ("/etc/ssl/certs/ca-certificates.crt", "TLS certificates: HTTPS clients fail certificate verification"),
-    ("/etc/resolv.conf", "resolver configuration: host names do not resolve"),
-    ("/etc/nsswitch.conf", "name service configuration: glibc host and user lookups misbehave"),
-    ("/etc/ld.so.cache", "the dynamic loader's cache: dynamically linked programs start slowly or not at all"),
-    ("/usr/lib", "shared libraries: dynamically linked programs cannot start"),
+    (
+        "/etc/ssl/certs/ca-certificates.crt",
+        "TLS certificates: HTTPS clients fail certificate verification",
+    ),
+    (
+        "/etc/resolv.conf",
+        "resolver configuration: host names do not resolve",
+    ),
+    (
+        "/etc/nsswitch.conf",
+        "name service configuration: glibc host and user lookups misbehave",
+    ),
+    (
+        "/etc/ld.so.cache",
+        "the dynamic loader's cache: dynamically linked programs start slowly or not at all",
+    ),
+    (
+        "/usr/lib",
+        "shared libraries: dynamically linked programs cannot start",
+    ),
 ];
 
 /// Lints that need the compiled result (resolved names, the rule table).
 #[must_use]
-pub fn lint_compiled(policy: &Policy, env: &CompileEnv, rules: &RuleSet, out: &CompiledPolicy) -> Vec<Diagnostic> {
+pub fn lint_compiled(
+    policy: &Policy,
+    env: &CompileEnv,
+    rules: &RuleSet,
+    out: &CompiledPolicy,
+) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
     let warn_at_rule = |warnings: &mut Vec<Diagnostic>, id: u32, message: String| {
         if let Some(rule) = out.rules.iter().find(|r| r.id == id) {
-            warnings.push(Diagnostic { file: policy.file.clone(), line: rule.line, column: rule.column, field: rule.section.clone(), message });
+            warnings.push(Diagnostic {
+                file: policy.file.clone(),
+                line: rule.line,
+                column: rule.column,
+                field: rule.section.clone(),
+                message,
+            });
         }
     };
     if let Some(fs) = &policy.filesystem {
         for (path, what) in ESSENTIAL_READS {
-            let probe = if *path == "/usr/lib" { "/usr/lib/libc.so.6" } else { path };
-            let decision = explain(rules, &Query::Open { path: (*probe).to_owned(), write: false });
+            let probe = if *path == "/usr/lib" {
+                "/usr/lib/libc.so.6"
+            } else {
+                path
+            };
+            let decision = explain(
+                rules,
+                &Query::Open {
+                    path: (*probe).to_owned(),
+                    write: false,
+                },
+            );
             if decision.allowed() {
                 continue;
             }
@@ -244,29 +381,67 @@ pub fn lint_compiled(policy: &Policy, env: &CompileEnv, rules: &RuleSet, out: &C
                     message: format!("nothing allows reading {path} ({what}); add it to read_only"),
                 });
             } else {
-                let text = out.rules.iter().find(|r| r.id == decision.verdict.rule_id).map_or("", |r| r.text.as_str());
-                warn_at_rule(&mut warnings, decision.verdict.rule_id, format!("`{text}` also denies {path} ({what})"));
+                let text = out
+                    .rules
+                    .iter()
+                    .find(|r| r.id == decision.verdict.rule_id)
+                    .map_or("", |r| r.text.as_str());
+                warn_at_rule(
+                    &mut warnings,
+                    decision.verdict.rule_id,
+                    format!("`{text}` also denies {path} ({what})"),
+                );
             }
         }
-        let dev_null = explain(rules, &Query::Open { path: "/dev/null".to_owned(), write: true });
+        let dev_null = explain(
+            rules,
+            &Query::Open {
+                path: "/dev/null".to_owned(),
+                write: true,
+            },
+        );
         if !dev_null.allowed() {
             warnings.push(Diagnostic {
                 file: policy.file.clone(),
                 line: fs.mark.line,
                 column: fs.mark.column,
                 field: "filesystem".to_owned(),
-                message: "writing /dev/null is not allowed: programs that discard output there fail".to_owned(),
+                message:
+                    "writing /dev/null is not allowed: programs that discard output there fail"
+                        .to_owned(),
             });
         }
     }
     if let Some(process) = &policy.process {
-        let shell = env.path.iter().map(|dir| dir.join("sh")).find(|p| p.exists());
-        if let Some(real) = shell.and_then(|p| std::fs::canonicalize(p).ok()) {
-            if let Ok(metadata) = std::fs::metadata(&real) {
-                let dev = nemoclaw_common::exec::kernel_dev(libc::major(metadata.dev()), libc::minor(metadata.dev()));
-                let decision = explain(rules, &Query::Exec { path: real.clone(), dev, ino: metadata.ino() });
+        let shell = env
+            .path
+            .iter()
+            .map(|dir| dir.join("sh"))
+            .find(|p| p.exists());
+        if let Some(real) = shell.and_then(|p| std::fs::canonicalize(p).ok())
+            && let Ok(metadata) = std::fs::metadata(&real)
+        {
+            {
+                let dev = nemoclaw_common::exec::kernel_dev(
+                    libc::major(metadata.dev()),
+                    libc::minor(metadata.dev()),
+                );
+                let decision = explain(
+                    rules,
+                    &Query::Exec {
+                        path: real.clone(),
+                        dev,
+                        ino: metadata.ino(),
+                    },
+                );
                 if !decision.allowed() {
-                    let how = if decision.verdict.action == ACTION_DENY && decision.verdict.rule_id != RULE_DEFAULT_DENY { "is denied" } else { "is not allowed" };
+                    let how = if decision.verdict.action == ACTION_DENY
+                        && decision.verdict.rule_id != RULE_DEFAULT_DENY
+                    {
+                        "is denied"
+                    } else {
+                        "is not allowed"
+                    };
                     warnings.push(Diagnostic {
                         file: policy.file.clone(),
                         line: process.mark.line,

@@ -49,7 +49,13 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self { file, line, column, field, message } = self;
+        let Self {
+            file,
+            line,
+            column,
+            field,
+            message,
+        } = self;
         write!(f, "{}:{line}:{column}: {field}: {message}", file.display())
     }
 }
@@ -74,7 +80,10 @@ impl fmt::Display for Diagnostics {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("{}: {source}", file.display())]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: policy is larger than {MAX_POLICY_BYTES} bytes", file.display())]
     TooLarge { file: PathBuf },
     #[error("{}: policy is empty", file.display())]
@@ -97,10 +106,15 @@ impl PolicyError {
 
 /// Reads, parses and validates a policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let read_error = |source| PolicyError::Read { file: path.to_path_buf(), source };
+    let read_error = |source| PolicyError::Read {
+        file: path.to_path_buf(),
+        source,
+    };
     let metadata = std::fs::metadata(path).map_err(read_error)?;
     if metadata.len() > MAX_POLICY_BYTES {
-        return Err(PolicyError::TooLarge { file: path.to_path_buf() });
+        return Err(PolicyError::TooLarge {
+            file: path.to_path_buf(),
+        });
     }
     let source = std::fs::read_to_string(path).map_err(read_error)?;
     parse_str(path, &source)
@@ -110,7 +124,11 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 pub fn parse_str(file: &Path, source: &str) -> Result<Policy, PolicyError> {
     let root = match yaml::parse(source) {
         Ok(Some(root)) => root,
-        Ok(None) => return Err(PolicyError::Empty { file: file.to_path_buf() }),
+        Ok(None) => {
+            return Err(PolicyError::Empty {
+                file: file.to_path_buf(),
+            });
+        }
         Err(error) => {
             return Err(PolicyError::Invalid(Diagnostics(vec![Diagnostic {
                 file: file.to_path_buf(),
@@ -122,7 +140,9 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Policy, PolicyError> {
         }
     };
     if root.is_null() {
-        return Err(PolicyError::Empty { file: file.to_path_buf() });
+        return Err(PolicyError::Empty {
+            file: file.to_path_buf(),
+        });
     }
     parse::policy_from_node(file, &root).map_err(|errors| PolicyError::Invalid(Diagnostics(errors)))
 }

@@ -8,14 +8,26 @@ use std::path::Path;
 use super::Diagnostic;
 use super::pattern::{PathPattern, Shape};
 use super::types::{
-    Access, ExecTarget, FilesystemSection, FsRule, Host, Located, NetDeny, NetRule,
-    NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
+    Access, ExecTarget, FilesystemSection, FsRule, Host, Located, NetDeny, NetRule, NetworkSection,
+    Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
 };
 use super::yaml::{Mark, Node, NodeKind};
 
 /// Converts a document into a policy, or every error found.
 pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnostic>> {
-    let mut cx = Cx { file, errors: Vec::new() };
+    const KEYS: &[&str] = &[
+        "version",
+        "name",
+        "description",
+        "network",
+        "filesystem",
+        "process",
+        "privilege_escalation",
+    ];
+    let mut cx = Cx {
+        file,
+        errors: Vec::new(),
+    };
     let mut policy = Policy {
         file: file.to_path_buf(),
         version: 1,
@@ -26,24 +38,21 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
         process: None,
         privilege_escalation: None,
     };
-    const KEYS: &[&str] = &[
-        "version",
-        "name",
-        "description",
-        "network",
-        "filesystem",
-        "process",
-        "privilege_escalation",
-    ];
     let Some(entries) = cx.map(root, "", KEYS) else {
         return Err(cx.errors);
     };
     for (key, key_mark, value) in entries {
         match key.as_str() {
             "version" => match cx.scalar(value, "version").map(str::parse::<u32>) {
-                Some(Ok(1)) => {}
-                Some(_) => cx.error(value.mark, "version", format!("unsupported version {}; this nemoclaw reads version 1", value.describe())),
-                None => {}
+                Some(Ok(1)) | None => {}
+                Some(_) => cx.error(
+                    value.mark,
+                    "version",
+                    format!(
+                        "unsupported version {}; this nemoclaw reads version 1",
+                        value.describe()
+                    ),
+                ),
             },
             "name" => policy.name = cx.scalar(value, "name").map(str::to_owned),
             "description" => {
@@ -58,7 +67,11 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
                     Some("deny") => Some(PrivilegeEscalation::Deny),
                     Some("allow") => Some(PrivilegeEscalation::Allow),
                     Some(_) => {
-                        cx.error(value.mark, field, format!("expected deny or allow, got {}", value.describe()));
+                        cx.error(
+                            value.mark,
+                            field,
+                            format!("expected deny or allow, got {}", value.describe()),
+                        );
                         None
                     }
                     None => None,
@@ -73,7 +86,11 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
             _ => {}
         }
     }
-    if cx.errors.is_empty() { Ok(policy) } else { Err(cx.errors) }
+    if cx.errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(cx.errors)
+    }
 }
 
 struct Cx<'f> {
@@ -94,13 +111,26 @@ impl Cx<'_> {
 
     /// The entries of a mapping, keys checked against `allowed` and for duplicates.
     /// A null value counts as an empty mapping.
-    fn map<'n>(&mut self, node: &'n Node, field: &str, allowed: &[&str]) -> Option<Vec<(String, Mark, &'n Node)>> {
+    fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        field: &str,
+        allowed: &[&str],
+    ) -> Option<Vec<(String, Mark, &'n Node)>> {
         let entries = match &node.kind {
             NodeKind::Map(entries) => entries,
             _ if node.is_null() => return Some(Vec::new()),
             _ => {
-                let what = if field.is_empty() { "the policy" } else { field };
-                self.error(node.mark, display_field(field), format!("{what} must be a mapping, got {}", node.describe()));
+                let what = if field.is_empty() {
+                    "the policy"
+                } else {
+                    field
+                };
+                self.error(
+                    node.mark,
+                    display_field(field),
+                    format!("{what} must be a mapping, got {}", node.describe()),
+                );
                 return None;
             }
         };
@@ -108,18 +138,37 @@ impl Cx<'_> {
         let mut out = Vec::new();
         for (key, value) in entries {
             let NodeKind::Scalar { text, .. } = &key.kind else {
-                self.error(key.mark, display_field(field), format!("keys must be plain names, got {}", key.describe()));
+                self.error(
+                    key.mark,
+                    display_field(field),
+                    format!("keys must be plain names, got {}", key.describe()),
+                );
                 continue;
             };
             let child = join(field, text);
             if !allowed.contains(&text.as_str()) {
-                let expected = allowed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-                self.error(key.mark, &child, format!("unknown field `{text}`, expected one of {expected}"));
+                let expected = allowed
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.error(
+                    key.mark,
+                    &child,
+                    format!("unknown field `{text}`, expected one of {expected}"),
+                );
                 continue;
             }
             if let Some((_, first)) = seen.iter().find(|(k, _)| k == text) {
                 let first = *first;
-                self.error(key.mark, &child, format!("duplicate key (first at line {}:{})", first.line, first.column));
+                self.error(
+                    key.mark,
+                    &child,
+                    format!(
+                        "duplicate key (first at line {}:{})",
+                        first.line, first.column
+                    ),
+                );
                 continue;
             }
             seen.push((text.clone(), key.mark));
@@ -132,7 +181,11 @@ impl Cx<'_> {
         match &node.kind {
             NodeKind::Scalar { text, .. } if !node.is_null() => Some(text),
             _ => {
-                self.error(node.mark, field, format!("expected a string, got {}", node.describe()));
+                self.error(
+                    node.mark,
+                    field,
+                    format!("expected a string, got {}", node.describe()),
+                );
                 None
             }
         }
@@ -144,7 +197,11 @@ impl Cx<'_> {
             NodeKind::Seq(items) => items,
             _ if node.is_null() => &[],
             _ => {
-                self.error(node.mark, field, format!("expected a list, got {}", node.describe()));
+                self.error(
+                    node.mark,
+                    field,
+                    format!("expected a list, got {}", node.describe()),
+                );
                 &[]
             }
         }
@@ -152,23 +209,36 @@ impl Cx<'_> {
 
     fn network(&mut self, node: &Node, key_mark: Mark) -> Option<NetworkSection> {
         let entries = self.map(node, "network", &["allow", "deny"])?;
-        let mut section = NetworkSection { mark: key_mark, allow: Vec::new(), deny: NetDeny::All };
+        let mut section = NetworkSection {
+            mark: key_mark,
+            allow: Vec::new(),
+            deny: NetDeny::All,
+        };
         for (key, _, value) in entries {
             let field = format!("network.{key}");
-            if key == "deny" {
-                if let NodeKind::Scalar { text, .. } = &value.kind {
-                    if text == "*" || value.is_null() {
-                        continue;
-                    }
-                    self.error(value.mark, &field, format!("expected \"*\" or a list of entries, got {}", value.describe()));
-                    continue;
+            if let (true, NodeKind::Scalar { text, .. }) = (key == "deny", &value.kind) {
+                if text != "*" && !value.is_null() {
+                    self.error(
+                        value.mark,
+                        &field,
+                        format!(
+                            "expected \"*\" or a list of entries, got {}",
+                            value.describe()
+                        ),
+                    );
                 }
+                continue;
             }
             let mut rules = Vec::new();
             for (index, item) in self.seq(value, &field).iter().enumerate() {
                 let item_field = format!("{field}[{index}]");
                 if let Some(rule) = self.net_rule(item, &item_field) {
-                    rules.push(Located { value: rule, mark: item.mark, field: item_field, text: render(item) });
+                    rules.push(Located {
+                        value: rule,
+                        mark: item.mark,
+                        field: item_field,
+                        text: render(item),
+                    });
                 }
             }
             if key == "allow" {
@@ -187,7 +257,12 @@ impl Cx<'_> {
                 return None;
             }
             return match parse_host_port(text) {
-                Ok((host, ports)) => Some(NetRule { host, ports, protocol: Protocol::Any, binaries: Vec::new() }),
+                Ok((host, ports)) => Some(NetRule {
+                    host,
+                    ports,
+                    protocol: Protocol::Any,
+                    binaries: Vec::new(),
+                }),
                 Err(message) => {
                     self.error(node.mark, field, message);
                     None
@@ -214,7 +289,11 @@ impl Cx<'_> {
                 "ports" => {
                     let items = self.seq(value, &child);
                     if items.is_empty() {
-                        self.error(value.mark, &child, "ports must list at least one port; omit it for any port".to_owned());
+                        self.error(
+                            value.mark,
+                            &child,
+                            "ports must list at least one port; omit it for any port".to_owned(),
+                        );
                         ok = false;
                     }
                     let mut ranges = Vec::new();
@@ -223,7 +302,11 @@ impl Cx<'_> {
                         match self.scalar(item, &item_field).map(parse_ports) {
                             Some(Ok(Ports::Ranges(mut more))) => ranges.append(&mut more),
                             Some(Ok(Ports::Any)) => {
-                                self.error(item.mark, &item_field, "`*` cannot be listed; omit ports for any port".to_owned());
+                                self.error(
+                                    item.mark,
+                                    &item_field,
+                                    "`*` cannot be listed; omit ports for any port".to_owned(),
+                                );
                                 ok = false;
                             }
                             Some(Err(message)) => {
@@ -240,7 +323,11 @@ impl Cx<'_> {
                     Some("udp") => protocol = Protocol::Udp,
                     Some("any") => protocol = Protocol::Any,
                     Some(_) => {
-                        self.error(value.mark, &child, format!("expected tcp, udp or any, got {}", value.describe()));
+                        self.error(
+                            value.mark,
+                            &child,
+                            format!("expected tcp, udp or any, got {}", value.describe()),
+                        );
                         ok = false;
                     }
                     None => ok = false,
@@ -260,20 +347,40 @@ impl Cx<'_> {
         if host.is_none() && ok {
             self.error(node.mark, field, "missing field `host`".to_owned());
         }
-        Some(NetRule { host: host?, ports, protocol, binaries }).filter(|_| ok)
+        Some(NetRule {
+            host: host?,
+            ports,
+            protocol,
+            binaries,
+        })
+        .filter(|_| ok)
     }
 
     fn filesystem(&mut self, node: &Node, key_mark: Mark) -> Option<FilesystemSection> {
         let entries = self.map(node, "filesystem", &["allow", "read_only", "deny"])?;
-        let mut section = FilesystemSection { mark: key_mark, allow: Vec::new(), read_only: Vec::new(), deny: Vec::new() };
+        let mut section = FilesystemSection {
+            mark: key_mark,
+            allow: Vec::new(),
+            read_only: Vec::new(),
+            deny: Vec::new(),
+        };
         for (key, _, value) in entries {
             let field = format!("filesystem.{key}");
-            let default_access = if key == "read_only" { Access::Read } else { Access::ReadWrite };
+            let default_access = if key == "read_only" {
+                Access::Read
+            } else {
+                Access::ReadWrite
+            };
             let mut rules = Vec::new();
             for (index, item) in self.seq(value, &field).iter().enumerate() {
                 let item_field = format!("{field}[{index}]");
                 if let Some(rule) = self.fs_rule(item, &item_field, &key, default_access) {
-                    rules.push(Located { value: rule, mark: item.mark, field: item_field, text: render(item) });
+                    rules.push(Located {
+                        value: rule,
+                        mark: item.mark,
+                        field: item_field,
+                        text: render(item),
+                    });
                 }
             }
             match key.as_str() {
@@ -285,7 +392,13 @@ impl Cx<'_> {
         Some(section)
     }
 
-    fn fs_rule(&mut self, node: &Node, field: &str, list: &str, default_access: Access) -> Option<FsRule> {
+    fn fs_rule(
+        &mut self,
+        node: &Node,
+        field: &str,
+        list: &str,
+        default_access: Access,
+    ) -> Option<FsRule> {
         let (path_node, path_field, access) = if let NodeKind::Map(_) = &node.kind {
             let entries = self.map(node, field, &["path", "access"])?;
             let mut path = None;
@@ -300,17 +413,30 @@ impl Cx<'_> {
                 let allowed: &[(&str, Access)] = match list {
                     "allow" => &[("read", Access::Read), ("read-write", Access::ReadWrite)],
                     "read_only" => &[("read", Access::Read)],
-                    _ => &[("read", Access::Read), ("write", Access::Write), ("read-write", Access::ReadWrite)],
+                    _ => &[
+                        ("read", Access::Read),
+                        ("write", Access::Write),
+                        ("read-write", Access::ReadWrite),
+                    ],
                 };
                 match self.scalar(value, &child) {
-                    Some(text) => match allowed.iter().find(|(name, _)| *name == text) {
-                        Some((_, parsed)) => access = *parsed,
-                        None => {
-                            let names = allowed.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(" or ");
-                            self.error(value.mark, &child, format!("expected {names}, got {}", value.describe()));
+                    Some(text) => {
+                        if let Some((_, parsed)) = allowed.iter().find(|(name, _)| *name == text) {
+                            access = *parsed;
+                        } else {
+                            let names = allowed
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(" or ");
+                            self.error(
+                                value.mark,
+                                &child,
+                                format!("expected {names}, got {}", value.describe()),
+                            );
                             ok = false;
                         }
-                    },
+                    }
                     None => ok = false,
                 }
             }
@@ -337,15 +463,26 @@ impl Cx<'_> {
 
     fn process(&mut self, node: &Node, key_mark: Mark) -> Option<ProcessSection> {
         let entries = self.map(node, "process", &["allow", "deny"])?;
-        let mut section = ProcessSection { mark: key_mark, allow: Vec::new(), deny: Vec::new() };
+        let mut section = ProcessSection {
+            mark: key_mark,
+            allow: Vec::new(),
+            deny: Vec::new(),
+        };
         for (key, _, value) in entries {
             let field = format!("process.{key}");
             let mut rules = Vec::new();
             for (index, item) in self.seq(value, &field).iter().enumerate() {
                 let item_field = format!("{field}[{index}]");
-                let Some(text) = self.scalar(item, &item_field) else { continue };
+                let Some(text) = self.scalar(item, &item_field) else {
+                    continue;
+                };
                 match parse_exec_target(text) {
-                    Ok(target) => rules.push(Located { value: target, mark: item.mark, field: item_field, text: text.to_owned() }),
+                    Ok(target) => rules.push(Located {
+                        value: target,
+                        mark: item.mark,
+                        field: item_field,
+                        text: text.to_owned(),
+                    }),
                     Err(message) => self.error(item.mark, &item_field, message),
                 }
             }
@@ -360,11 +497,19 @@ impl Cx<'_> {
 }
 
 fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 fn display_field(field: &str) -> &str {
-    if field.is_empty() { "(top level)" } else { field }
+    if field.is_empty() {
+        "(top level)"
+    } else {
+        field
+    }
 }
 
 /// Renders a node on one line, for rule texts: scalars as written, collections in flow style.
@@ -410,7 +555,9 @@ pub fn parse_exec_target(text: &str) -> Result<ExecTarget, String> {
     let looks_like_path = text.contains('/') || text.starts_with('$') || text.starts_with('~');
     if !looks_like_path {
         if text.contains('*') || text == "." || text == ".." || text.contains('\0') {
-            return Err(format!("{text:?} is not a program name; use a name, an absolute path or /dir/**"));
+            return Err(format!(
+                "{text:?} is not a program name; use a name, an absolute path or /dir/**"
+            ));
         }
         return Ok(ExecTarget::Name(text.to_owned()));
     }
@@ -432,18 +579,29 @@ pub fn parse_host_port(text: &str) -> Result<(Host, Ports), String> {
         let (inside, after) = rest.split_once(']').ok_or_else(expected)?;
         let port = after.strip_prefix(':').ok_or_else(expected)?;
         let host = parse_host(inside)?;
-        if !matches!(host, Host::Net { addr: IpAddr::V6(_), .. }) {
+        if !matches!(
+            host,
+            Host::Net {
+                addr: IpAddr::V6(_),
+                ..
+            }
+        ) {
             return Err(format!("{text:?}: brackets hold an IPv6 address or CIDR"));
         }
         (host, port)
     } else {
         let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
         if host.contains(':') {
-            return Err(format!("{text:?}: write IPv6 addresses in brackets, e.g. [::1]:443"));
+            return Err(format!(
+                "{text:?}: write IPv6 addresses in brackets, e.g. [::1]:443"
+            ));
         }
         (parse_host(host)?, port)
     };
-    Ok((host, parse_ports(port).map_err(|message| format!("{text:?}: {message}"))?))
+    Ok((
+        host,
+        parse_ports(port).map_err(|message| format!("{text:?}: {message}"))?,
+    ))
 }
 
 /// A host as in the long form: DNS name, IPv4, IPv6 (bare or bracketed), CIDR or `*`.
@@ -451,9 +609,14 @@ pub fn parse_host(text: &str) -> Result<Host, String> {
     if text == "*" {
         return Ok(Host::Any);
     }
-    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    let unbracketed = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
     if let Some((addr, len)) = unbracketed.split_once('/') {
-        let addr: IpAddr = addr.parse().map_err(|_| format!("{text:?}: not an IP address before `/`"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?}: not an IP address before `/`"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix_len: u8 = len
             .parse()
@@ -462,7 +625,9 @@ pub fn parse_host(text: &str) -> Result<Host, String> {
             .ok_or_else(|| format!("{text:?}: prefix length must be 0..={max}"))?;
         let masked = mask(addr, prefix_len);
         if masked != addr {
-            return Err(format!("{text:?} has host bits set; did you mean {masked}/{prefix_len}?"));
+            return Err(format!(
+                "{text:?} has host bits set; did you mean {masked}/{prefix_len}?"
+            ));
         }
         return Ok(Host::Net { addr, prefix_len });
     }
@@ -476,7 +641,9 @@ pub fn parse_host(text: &str) -> Result<Host, String> {
 
 fn validate_dns_name(text: &str) -> Result<(), String> {
     if text.contains('*') {
-        return Err(format!("{text:?}: wildcard host names are not supported (names resolve to addresses at compile time)"));
+        return Err(format!(
+            "{text:?}: wildcard host names are not supported (names resolve to addresses at compile time)"
+        ));
     }
     let name = text.strip_suffix('.').unwrap_or(text);
     let valid_label = |label: &str| {
@@ -484,10 +651,14 @@ fn validate_dns_name(text: &str) -> Result<(), String> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
-        return Err(format!("{text:?} is not a valid host name, IP address or CIDR"));
+        return Err(format!(
+            "{text:?} is not a valid host name, IP address or CIDR"
+        ));
     }
     Ok(())
 }
@@ -498,12 +669,20 @@ pub fn mask(addr: IpAddr, prefix_len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let masked = if prefix_len == 0 { 0 } else { bits & (u32::MAX << (32 - u32::from(prefix_len))) };
+            let masked = if prefix_len == 0 {
+                0
+            } else {
+                bits & (u32::MAX << (32 - u32::from(prefix_len)))
+            };
             IpAddr::V4(masked.into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let masked = if prefix_len == 0 { 0 } else { bits & (u128::MAX << (128 - u32::from(prefix_len))) };
+            let masked = if prefix_len == 0 {
+                0
+            } else {
+                bits & (u128::MAX << (128 - u32::from(prefix_len)))
+            };
             IpAddr::V6(masked.into())
         }
     }
@@ -516,16 +695,17 @@ pub fn parse_ports(text: &str) -> Result<Ports, String> {
     }
     let port = |part: &str| -> Result<u16, String> {
         match part.trim().parse::<u16>() {
-            Ok(0) | Err(_) => Err(format!("port must be 1..=65535, a range FIRST-LAST or *, got {text:?}")),
+            Ok(0) | Err(_) => Err(format!(
+                "port must be 1..=65535, a range FIRST-LAST or *, got {text:?}"
+            )),
             Ok(port) => Ok(port),
         }
     };
-    let (first, last) = match text.split_once('-') {
-        Some((first, last)) => (port(first)?, port(last)?),
-        None => {
-            let single = port(text)?;
-            (single, single)
-        }
+    let (first, last) = if let Some((first, last)) = text.split_once('-') {
+        (port(first)?, port(last)?)
+    } else {
+        let single = port(text)?;
+        (single, single)
     };
     if first > last {
         return Err(format!("port range {text:?} is empty (first > last)"));

@@ -108,16 +108,34 @@ impl PathPattern {
         if let Some(at) = rest.find('$') {
             let var: String = rest[at..]
                 .chars()
-                .take_while(|c| *c == '$' || *c == '{' || *c == '}' || c.is_alphanumeric() || *c == '_')
+                .take_while(|c| {
+                    *c == '$' || *c == '{' || *c == '}' || c.is_alphanumeric() || *c == '_'
+                })
                 .collect();
-            return Err(PatternError::Variable { pattern: text.to_owned(), var });
+            return Err(PatternError::Variable {
+                pattern: text.to_owned(),
+                var,
+            });
         }
-        if let Some(ch) = rest.chars().find(|c| matches!(c, '?' | '[' | ']' | '{' | '}')) {
-            return Err(PatternError::Syntax { pattern: text.to_owned(), ch });
+        if let Some(ch) = rest
+            .chars()
+            .find(|c| matches!(c, '?' | '[' | ']' | '{' | '}'))
+        {
+            return Err(PatternError::Syntax {
+                pattern: text.to_owned(),
+                ch,
+            });
         }
         // A trailing slash names the same directory.
-        let rest = if rest.len() > 1 { rest.strip_suffix('/').unwrap_or(rest) } else { rest };
-        let pattern = Self { base, rest: rest.to_owned() };
+        let rest = if rest.len() > 1 {
+            rest.strip_suffix('/').unwrap_or(rest)
+        } else {
+            rest
+        };
+        let pattern = Self {
+            base,
+            rest: rest.to_owned(),
+        };
         // Check components and shape now, with a stand-in home, so errors carry a location.
         let probe = pattern.expand("/home");
         check_components(text, &probe)?;
@@ -132,7 +150,11 @@ impl PathPattern {
             Base::Root => self.rest.clone(),
             Base::Home => {
                 let joined = format!("{}{}", home.trim_end_matches('/'), self.rest);
-                if joined.is_empty() { "/".to_owned() } else { joined }
+                if joined.is_empty() {
+                    "/".to_owned()
+                } else {
+                    joined
+                }
             }
         }
     }
@@ -213,7 +235,8 @@ impl Shape {
         match self {
             Self::Exact(exact) => path == exact,
             Self::Tree(dir) => {
-                path == dir || (path.starts_with(dir.as_str()) && path[dir.len()..].starts_with('/'))
+                path == dir
+                    || (path.starts_with(dir.as_str()) && path[dir.len()..].starts_with('/'))
             }
             Self::Suffix(suffix) => path.ends_with(suffix.as_str()),
         }
@@ -250,7 +273,9 @@ fn match_component(pattern: &[u8], text: &[u8]) -> bool {
     match pattern.split_first() {
         None => text.is_empty(),
         Some((b'*', rest)) => (0..=text.len()).any(|skip| match_component(rest, &text[skip..])),
-        Some((ch, rest)) => text.split_first().is_some_and(|(t, text_rest)| t == ch && match_component(rest, text_rest)),
+        Some((ch, rest)) => text
+            .split_first()
+            .is_some_and(|(t, text_rest)| t == ch && match_component(rest, text_rest)),
     }
 }
 
@@ -283,11 +308,20 @@ mod tests {
     fn seed_patterns_have_exact_shapes() {
         assert_eq!(shape("/workspace/**"), Ok(Shape::Tree("/workspace".into())));
         assert_eq!(shape("/etc/**"), Ok(Shape::Tree("/etc".into())));
-        assert_eq!(shape("$HOME/.ssh/**"), Ok(Shape::Tree("/home/agent/.ssh".into())));
-        assert_eq!(shape("$HOME/.env"), Ok(Shape::Exact("/home/agent/.env".into())));
+        assert_eq!(
+            shape("$HOME/.ssh/**"),
+            Ok(Shape::Tree("/home/agent/.ssh".into()))
+        );
+        assert_eq!(
+            shape("$HOME/.env"),
+            Ok(Shape::Exact("/home/agent/.env".into()))
+        );
         assert_eq!(shape("~/.env"), Ok(Shape::Exact("/home/agent/.env".into())));
         assert_eq!(shape("${HOME}"), Ok(Shape::Exact("/home/agent".into())));
-        assert_eq!(shape("**/.git/config"), Ok(Shape::Suffix("/.git/config".into())));
+        assert_eq!(
+            shape("**/.git/config"),
+            Ok(Shape::Suffix("/.git/config".into()))
+        );
         assert_eq!(shape("**/*.pem"), Ok(Shape::Suffix(".pem".into())));
         assert_eq!(shape("/**"), Ok(Shape::Tree(String::new())));
         assert_eq!(shape("/tmp/"), Ok(Shape::Exact("/tmp".into())));
@@ -295,19 +329,42 @@ mod tests {
 
     #[test]
     fn rejects_inexact_and_invalid_patterns() {
-        for bad in ["/a/*/b/**", "/a/**/b", "/a/*", "**/a/**", "**/*", "**/a/*.c", "/a/b*"] {
+        for bad in [
+            "/a/*/b/**",
+            "/a/**/b",
+            "/a/*",
+            "**/a/**",
+            "**/*",
+            "**/a/*.c",
+            "/a/b*",
+        ] {
             assert!(matches!(shape(bad), Err(PatternError::Shape(_))), "{bad}");
         }
         assert!(matches!(shape("a/b"), Err(PatternError::Relative(_))));
-        assert!(matches!(shape("/a/../b"), Err(PatternError::DotComponent(_))));
-        assert!(matches!(shape("/a//b"), Err(PatternError::EmptyComponent(_))));
+        assert!(matches!(
+            shape("/a/../b"),
+            Err(PatternError::DotComponent(_))
+        ));
+        assert!(matches!(
+            shape("/a//b"),
+            Err(PatternError::EmptyComponent(_))
+        ));
         assert!(matches!(shape("$USER/x"), Err(PatternError::Relative(_))));
-        assert!(matches!(shape("/x/$USER"), Err(PatternError::Variable { .. })));
+        assert!(matches!(
+            shape("/x/$USER"),
+            Err(PatternError::Variable { .. })
+        ));
         assert!(matches!(shape("~root/x"), Err(PatternError::TildeUser(_))));
         assert!(matches!(shape("/a/?"), Err(PatternError::Syntax { .. })));
         assert!(matches!(shape(""), Err(PatternError::Empty)));
-        let message = shape("/a/**/b").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.contains("/a/**/b") && message.contains("supported shapes"), "{message}");
+        let message = shape("/a/**/b")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("/a/**/b") && message.contains("supported shapes"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -325,9 +382,15 @@ mod tests {
             ("/etc/passwd", "/etc/passwd", true),
         ];
         for (pattern, path, expected) in cases {
-            let Ok(parsed) = shape(pattern) else { panic!("{pattern}") };
+            let Ok(parsed) = shape(pattern) else {
+                panic!("{pattern}")
+            };
             assert_eq!(parsed.matches(path), expected, "{pattern} vs {path}");
-            assert_eq!(glob_matches(pattern, path), expected, "glob {pattern} vs {path}");
+            assert_eq!(
+                glob_matches(pattern, path),
+                expected,
+                "glob {pattern} vs {path}"
+            );
         }
     }
 

@@ -10,7 +10,7 @@
 
 use schemars::JsonSchema;
 
-/// A NemoClaw sandbox policy. Deny by default for every section that is present; an
+/// A sandbox policy for nemoclaw. Deny by default for every section that is present; an
 /// explicit deny beats any allow; an absent section leaves that control unrestricted.
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields, title = "NemoClaw policy")]
@@ -152,7 +152,8 @@ enum PrivilegeEscalation {
 #[must_use]
 pub fn generate() -> String {
     let schema = schemars::schema_for!(PolicyFile);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
+    let mut text = serde_json::to_string_pretty(&schema)
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
     text.push('\n');
     text
 }

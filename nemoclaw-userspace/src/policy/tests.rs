@@ -14,22 +14,33 @@ pub(crate) struct FixedResolver(pub BTreeMap<String, Vec<IpAddr>>);
 
 impl Resolver for FixedResolver {
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        self.0.get(host).cloned().ok_or_else(|| format!("{host}: unknown host"))
+        self.0
+            .get(host)
+            .cloned()
+            .ok_or_else(|| format!("{host}: unknown host"))
     }
 }
 
 fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap_or_else(|_| panic!("bad test address {text}"))
+    text.parse()
+        .unwrap_or_else(|_| panic!("bad test address {text}"))
 }
 
 pub(crate) fn test_env(path: Vec<PathBuf>) -> CompileEnv {
     let table = [
-        ("api.openai.com", vec![ip("162.159.140.245"), ip("2606:4700::6812:1")]),
+        (
+            "api.openai.com",
+            vec![ip("162.159.140.245"), ip("2606:4700::6812:1")],
+        ),
         ("api.anthropic.com", vec![ip("160.79.104.10")]),
         ("build.nvidia.com", vec![ip("::ffff:1.2.3.4")]),
     ];
     let table = table.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    CompileEnv { home: "/home/agent".into(), path, resolver: Box::new(FixedResolver(table)) }
+    CompileEnv {
+        home: "/home/agent".into(),
+        path,
+        resolver: Box::new(FixedResolver(table)),
+    }
 }
 
 fn seed_text() -> String {
@@ -46,7 +57,8 @@ fn must_parse(text: &str) -> Policy {
 }
 
 fn must_compile(text: &str) -> Compiled {
-    compile(&must_parse(text), &test_env(Vec::new())).unwrap_or_else(|e| panic!("did not compile:\n{e}"))
+    compile(&must_parse(text), &test_env(Vec::new()))
+        .unwrap_or_else(|e| panic!("did not compile:\n{e}"))
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -57,16 +69,31 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 fn open(compiled: &Compiled, path: &str, write: bool) -> Decision {
-    let query = Query::Open { path: path.to_owned(), write };
+    let query = Query::Open {
+        path: path.to_owned(),
+        write,
+    };
     let decision = explain(&compiled.rules, &query);
-    assert_eq!(evaluate(&compiled.policy, &query), decision.verdict, "explain and evaluate disagree on {query:?}");
+    assert_eq!(
+        evaluate(&compiled.policy, &query),
+        decision.verdict,
+        "explain and evaluate disagree on {query:?}"
+    );
     decision
 }
 
 fn connect(compiled: &Compiled, addr: &str, port: u16, proto: u8) -> Decision {
-    let query = Query::Connect { addr: ip(addr), port, proto };
+    let query = Query::Connect {
+        addr: ip(addr),
+        port,
+        proto,
+    };
     let decision = explain(&compiled.rules, &query);
-    assert_eq!(evaluate(&compiled.policy, &query), decision.verdict, "explain and evaluate disagree on {query:?}");
+    assert_eq!(
+        evaluate(&compiled.policy, &query),
+        decision.verdict,
+        "explain and evaluate disagree on {query:?}"
+    );
     decision
 }
 
@@ -76,17 +103,38 @@ fn seed_is_accepted_verbatim() {
     assert_eq!(policy.version, 1);
     let network = policy.network.as_ref().map(|n| n.allow.len());
     assert_eq!(network, Some(3));
-    assert!(matches!(policy.network.as_ref().map(|n| &n.deny), Some(NetDeny::All)));
-    assert_eq!(policy.filesystem.as_ref().map(|f| (f.allow.len(), f.deny.len())), Some((2, 4)));
-    assert_eq!(policy.process.as_ref().map(|p| (p.allow.len(), p.deny.len())), Some((2, 4)));
-    assert_eq!(policy.privilege_escalation.as_ref().map(|p| p.value), Some(PrivilegeEscalation::Deny));
+    assert!(matches!(
+        policy.network.as_ref().map(|n| &n.deny),
+        Some(NetDeny::All)
+    ));
+    assert_eq!(
+        policy
+            .filesystem
+            .as_ref()
+            .map(|f| (f.allow.len(), f.deny.len())),
+        Some((2, 4))
+    );
+    assert_eq!(
+        policy
+            .process
+            .as_ref()
+            .map(|p| (p.allow.len(), p.deny.len())),
+        Some((2, 4))
+    );
+    assert_eq!(
+        policy.privilege_escalation.as_ref().map(|p| p.value),
+        Some(PrivilegeEscalation::Deny)
+    );
 }
 
 #[test]
 fn seed_compiles_and_explains_its_own_examples() {
     let compiled = must_compile(&seed_text());
     let out = &compiled.policy;
-    assert_eq!(out.controls, controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE);
+    assert_eq!(
+        out.controls,
+        controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE
+    );
     assert_eq!(out.rules.len(), 16);
     for (index, rule) in out.rules.iter().enumerate() {
         assert_eq!(rule.id as usize, index + 1);
@@ -94,7 +142,10 @@ fn seed_compiles_and_explains_its_own_examples() {
     let git = open(&compiled, "/workspace/repo/.git/config", false);
     assert_eq!(git.verdict.action, ACTION_DENY);
     let rule = &out.rules[git.verdict.rule_id as usize - 1];
-    assert_eq!((rule.text.as_str(), rule.line, rule.column), ("**/.git/config", 15, 5));
+    assert_eq!(
+        (rule.text.as_str(), rule.line, rule.column),
+        ("**/.git/config", 15, 5)
+    );
     assert!(open(&compiled, "/workspace/repo/main.py", true).allowed());
     assert!(open(&compiled, "/tmp/openclaw", false).allowed());
     assert!(!open(&compiled, "/tmp/other", false).allowed());
@@ -107,7 +158,11 @@ fn seed_compiles_and_explains_its_own_examples() {
     assert!(!connect(&compiled, "162.159.140.245", 80, PROTO_TCP).allowed());
     assert!(!connect(&compiled, "8.8.8.8", 53, PROTO_UDP).allowed());
     // build.nvidia.com resolved to an IPv4-mapped address: stored and judged as IPv4.
-    assert!(out.net4.iter().any(|e| e.addr == [1, 2, 3, 4] && e.prefix_len == 32));
+    assert!(
+        out.net4
+            .iter()
+            .any(|e| e.addr == [1, 2, 3, 4] && e.prefix_len == 32)
+    );
     assert!(connect(&compiled, "1.2.3.4", 443, PROTO_TCP).allowed());
     assert!(connect(&compiled, "::ffff:1.2.3.4", 443, PROTO_TCP).allowed());
 }
@@ -134,28 +189,53 @@ fn compile_is_deterministic() {
 #[test]
 fn errors_name_file_line_column_and_field() {
     let lines = errors("network:\n  allow:\n  - \"a.com:443\"\n  - \"b.com:443\"\n  - \"foo\"\n");
-    assert_eq!(lines, vec![r#"policies/x.yaml:5:5: network.allow[2]: expected HOST:PORT, got "foo""#]);
+    assert_eq!(
+        lines,
+        vec![r#"policies/x.yaml:5:5: network.allow[2]: expected HOST:PORT, got "foo""#]
+    );
 
     let lines = errors("filesystem:\n  alow:\n  - /x\n");
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].starts_with("policies/x.yaml:2:3: filesystem.alow: unknown field `alow`"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("policies/x.yaml:2:3: filesystem.alow: unknown field `alow`"),
+        "{lines:?}"
+    );
 
     let lines = errors("process:\n  allow: [node]\nprocess: {}\n");
-    assert!(lines[0].starts_with("policies/x.yaml:3:1: process: duplicate key"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("policies/x.yaml:3:1: process: duplicate key"),
+        "{lines:?}"
+    );
 
     let lines = errors("filesystem:\n  allow:\n  - /a/**/b\n  - relative/x\n  - /x/$USER\n");
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(lines[0].starts_with("policies/x.yaml:3:5: filesystem.allow[0]: \"/a/**/b\""), "{lines:?}");
+    assert!(
+        lines[0].starts_with("policies/x.yaml:3:5: filesystem.allow[0]: \"/a/**/b\""),
+        "{lines:?}"
+    );
     assert!(lines[0].contains("supported shapes"), "{lines:?}");
     assert!(lines[1].contains("relative path"), "{lines:?}");
     assert!(lines[2].contains("unsupported variable $USER"), "{lines:?}");
 
     let lines = errors("network:\n  allow:\n  - {host: a.com, ports: [0], color: red}\n");
-    assert!(lines.iter().any(|l| l.contains("network.allow[0].color: unknown field")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains("network.allow[0].ports[0]: port must be")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("network.allow[0].color: unknown field")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("network.allow[0].ports[0]: port must be")),
+        "{lines:?}"
+    );
 
     let lines = errors("privilege_escalation: maybe\n");
-    assert!(lines[0].starts_with("policies/x.yaml:1:23: privilege_escalation: expected deny or allow"), "{lines:?}");
+    assert!(
+        lines[0].starts_with("policies/x.yaml:1:23: privilege_escalation: expected deny or allow"),
+        "{lines:?}"
+    );
     let lines = errors("version: 2\n");
     assert!(lines[0].contains("unsupported version"), "{lines:?}");
     let lines = errors("network: [1, 2\n");
@@ -210,8 +290,16 @@ privilege_escalation: allow
     assert!(!connect(&compiled, "162.159.140.245", 8443, PROTO_UDP).allowed());
     assert!(connect(&compiled, "::1", 5353, PROTO_UDP).allowed());
     assert!(!connect(&compiled, "::1", 5353, PROTO_TCP).allowed());
-    assert!(out.net4.iter().any(|e| e.port == 53 && e.proto == PROTO_ANY && e.prefix_len == 0));
-    assert!(out.net6.iter().any(|e| e.port == PORT_ANY && e.prefix_len == 32));
+    assert!(
+        out.net4
+            .iter()
+            .any(|e| e.port == 53 && e.proto == PROTO_ANY && e.prefix_len == 0)
+    );
+    assert!(
+        out.net6
+            .iter()
+            .any(|e| e.port == PORT_ANY && e.prefix_len == 32)
+    );
     assert!(open(&compiled, "/data/x", false).allowed());
     assert!(!open(&compiled, "/data/x", true).allowed());
     assert!(open(&compiled, "/usr/lib/libc.so.6", false).allowed());
@@ -220,24 +308,47 @@ privilege_escalation: allow
     assert!(!open(&compiled, "/workspace/key.pem", false).allowed());
     assert!(open(&compiled, "/usr/local/lib/x", false).allowed());
     assert!(!open(&compiled, "/usr/local/lib/x", true).allowed());
-    assert_eq!(out.exec_prefix.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), vec!["/opt/tools/"]);
+    assert_eq!(
+        out.exec_prefix
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["/opt/tools/"]
+    );
 }
 
 #[test]
 fn host_names_in_denies_must_resolve() {
-    let policy = must_parse("network:\n  allow: [\"1.1.1.1:443\"]\n  deny: [\"nowhere.invalid:443\"]\n");
-    let error = compile(&policy, &test_env(Vec::new())).err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(error.starts_with("policies/x.yaml:3:10: network.deny[0]: nowhere.invalid does not resolve"), "{error}");
+    let policy =
+        must_parse("network:\n  allow: [\"1.1.1.1:443\"]\n  deny: [\"nowhere.invalid:443\"]\n");
+    let error = compile(&policy, &test_env(Vec::new()))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error
+            .starts_with("policies/x.yaml:3:10: network.deny[0]: nowhere.invalid does not resolve"),
+        "{error}"
+    );
     let policy = must_parse("network:\n  allow: [\"nowhere.invalid:443\"]\n");
     let compiled = compile(&policy, &test_env(Vec::new())).unwrap_or_else(|e| panic!("{e}"));
-    assert!(compiled.warnings.iter().any(|w| w.field == "network.allow[0]" && w.message.contains("does not resolve")));
+    assert!(
+        compiled
+            .warnings
+            .iter()
+            .any(|w| w.field == "network.allow[0]" && w.message.contains("does not resolve"))
+    );
     assert!(compiled.policy.net4.is_empty());
 }
 
 #[test]
 fn binaries_are_refused_by_the_compiler() {
-    let policy = must_parse("network:\n  allow:\n  - {host: 1.1.1.1, ports: [443], binaries: [node]}\n");
-    let error = compile(&policy, &test_env(Vec::new())).err().map(|e| e.to_string()).unwrap_or_default();
+    let policy =
+        must_parse("network:\n  allow:\n  - {host: 1.1.1.1, ports: [443], binaries: [node]}\n");
+    let error = compile(&policy, &test_env(Vec::new()))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(error.contains("network.allow[0].binaries"), "{error}");
 }
 
@@ -248,12 +359,28 @@ fn deny_beats_allow_across_prefix_lengths() {
     );
     for path in ["/a/b", "/a/b/c", "/a/b/d/e", "/a/x"] {
         let decision = open(&compiled, path, false);
-        assert_eq!(decision.verdict, Verdict { action: ACTION_DENY, rule_id: 4 }, "{path}");
+        assert_eq!(
+            decision.verdict,
+            Verdict {
+                action: ACTION_DENY,
+                rule_id: 4
+            },
+            "{path}"
+        );
     }
     assert!(open(&compiled, "/z/x", false).allowed());
-    assert_eq!(connect(&compiled, "10.1.2.3", 443, PROTO_TCP).verdict.action, ACTION_DENY);
+    assert_eq!(
+        connect(&compiled, "10.1.2.3", 443, PROTO_TCP)
+            .verdict
+            .action,
+        ACTION_DENY
+    );
     let text: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|w| w.contains("filesystem.allow[0]") && w.contains("can never take effect")), "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|w| w.contains("filesystem.allow[0]") && w.contains("can never take effect")),
+        "{text:#?}"
+    );
 }
 
 #[test]
@@ -262,7 +389,10 @@ fn lints_duplicates_contradictions_and_absent_sections() {
     let text: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
     let has = |needle: &str| text.iter().any(|w| w.contains(needle));
     assert!(has("filesystem.allow[1]: duplicate of line 2"), "{text:#?}");
-    assert!(has("filesystem.deny[0]: contradicts filesystem.allow"), "{text:#?}");
+    assert!(
+        has("filesystem.deny[0]: contradicts filesystem.allow"),
+        "{text:#?}"
+    );
     assert!(has("network: section absent"), "{text:#?}");
     assert!(has("process: section absent"), "{text:#?}");
     assert!(has("privilege_escalation: absent"), "{text:#?}");
@@ -279,12 +409,13 @@ fn process_names_resolve_through_path() {
     }
     let write_exec = |path: &Path| {
         std::fs::write(path, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
-        let mut perms = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|e| panic!("{e}"));
+        let mut perms = std::fs::metadata(path).map_or_else(|e| panic!("{e}"), |m| m.permissions());
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(path, perms).unwrap_or_else(|e| panic!("{e}"));
     };
     write_exec(&other.join("real-tool"));
-    std::os::unix::fs::symlink(other.join("real-tool"), bin.join("tool")).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(other.join("real-tool"), bin.join("tool"))
+        .unwrap_or_else(|e| panic!("{e}"));
     write_exec(&bin.join("curl"));
     write_exec(&other.join("curl"));
     let policy = must_parse("process:\n  allow: [tool, missing]\n  deny: [curl]\n");
@@ -292,22 +423,51 @@ fn process_names_resolve_through_path() {
     let compiled = compile(&policy, &env).unwrap_or_else(|e| panic!("{e}"));
     let out = &compiled.policy;
     let real = std::fs::canonicalize(other.join("real-tool")).unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.exec_paths.iter().any(|(p, v)| *p == real && v.action == ACTION_ALLOW));
+    assert!(
+        out.exec_paths
+            .iter()
+            .any(|(p, v)| *p == real && v.action == ACTION_ALLOW)
+    );
     // A deny by name covers every hit in PATH.
-    assert_eq!(out.exec.iter().filter(|e| e.verdict.action == ACTION_DENY).count(), 2);
-    assert!(compiled.warnings.iter().any(|w| w.field == "process.allow[1]" && w.message.contains("not found")));
+    assert_eq!(
+        out.exec
+            .iter()
+            .filter(|e| e.verdict.action == ACTION_DENY)
+            .count(),
+        2
+    );
+    assert!(
+        compiled
+            .warnings
+            .iter()
+            .any(|w| w.field == "process.allow[1]" && w.message.contains("not found"))
+    );
     let stat = |p: &Path| {
         use std::os::unix::fs::MetadataExt as _;
         let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{e}"));
-        (nemoclaw_common::exec::kernel_dev(libc::major(m.dev()), libc::minor(m.dev())), m.ino())
+        (
+            nemoclaw_common::exec::kernel_dev(libc::major(m.dev()), libc::minor(m.dev())),
+            m.ino(),
+        )
     };
     let (dev, ino) = stat(&real);
-    let query = Query::Exec { path: real.clone(), dev, ino };
+    let query = Query::Exec {
+        path: real.clone(),
+        dev,
+        ino,
+    };
     assert!(explain(&compiled.rules, &query).allowed());
-    assert_eq!(evaluate(out, &query), explain(&compiled.rules, &query).verdict);
+    assert_eq!(
+        evaluate(out, &query),
+        explain(&compiled.rules, &query).verdict
+    );
     let curl = other.join("curl");
     let (dev, ino) = stat(&curl);
-    let query = Query::Exec { path: curl, dev, ino };
+    let query = Query::Exec {
+        path: curl,
+        dev,
+        ino,
+    };
     assert_eq!(explain(&compiled.rules, &query).verdict.action, ACTION_DENY);
 }
 
@@ -327,13 +487,21 @@ fn example_policies_check_clean() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let mut files = Vec::new();
     for sub in [dir.clone(), dir.join("examples")] {
-        let Ok(entries) = std::fs::read_dir(&sub) else { continue };
-        files.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")));
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        files.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml")),
+        );
     }
     assert!(!files.is_empty());
     for file in files {
         let policy = load(&file).unwrap_or_else(|e| panic!("{e}"));
-        compile(&policy, &test_env(Vec::new())).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        compile(&policy, &test_env(Vec::new()))
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
 }
 

@@ -18,7 +18,10 @@ pub struct Mark {
 
 impl From<Marker> for Mark {
     fn from(marker: Marker) -> Self {
-        Self { line: marker.line(), column: marker.col() + 1 }
+        Self {
+            line: marker.line(),
+            column: marker.col() + 1,
+        }
     }
 }
 
@@ -32,7 +35,10 @@ pub struct Node {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeKind {
     /// The text, and whether it was quoted (a quoted `"1"` is a string, never a number).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Keys in source order.
     Map(Vec<(Node, Node)>),
@@ -71,7 +77,9 @@ const MAX_DEPTH: usize = 64;
 /// Parses one YAML document. `Ok(None)` for an empty stream.
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut parser = Parser::new_from_str(source);
-    let mut reader = Reader { parser: &mut parser };
+    let mut reader = Reader {
+        parser: &mut parser,
+    };
     reader.document()
 }
 
@@ -111,7 +119,10 @@ impl Reader<'_, '_> {
                 other => {
                     // Streams without an explicit document start still emit DocumentStart;
                     // anything else here is a parser surprise, reported rather than trusted.
-                    return Err(SyntaxError { mark, message: format!("unexpected {other:?}") });
+                    return Err(SyntaxError {
+                        mark,
+                        message: format!("unexpected {other:?}"),
+                    });
                 }
             }
         }
@@ -119,19 +130,28 @@ impl Reader<'_, '_> {
 
     fn node(&mut self, event: Event, mark: Mark, depth: usize) -> Result<Node, SyntaxError> {
         if depth > MAX_DEPTH {
-            return Err(SyntaxError { mark, message: "nesting too deep".to_owned() });
+            return Err(SyntaxError {
+                mark,
+                message: "nesting too deep".to_owned(),
+            });
         }
         match event {
             Event::Scalar(text, style, _anchor, _tag) => Ok(Node {
                 mark,
-                kind: NodeKind::Scalar { text, quoted: style != TScalarStyle::Plain },
+                kind: NodeKind::Scalar {
+                    text,
+                    quoted: style != TScalarStyle::Plain,
+                },
             }),
             Event::SequenceStart(_, _) => {
                 let mut items = Vec::new();
                 loop {
                     let (event, item_mark) = self.next()?;
                     if event == Event::SequenceEnd {
-                        return Ok(Node { mark, kind: NodeKind::Seq(items) });
+                        return Ok(Node {
+                            mark,
+                            kind: NodeKind::Seq(items),
+                        });
                     }
                     items.push(self.node(event, item_mark, depth + 1)?);
                 }
@@ -141,7 +161,10 @@ impl Reader<'_, '_> {
                 loop {
                     let (event, key_mark) = self.next()?;
                     if event == Event::MappingEnd {
-                        return Ok(Node { mark, kind: NodeKind::Map(entries) });
+                        return Ok(Node {
+                            mark,
+                            kind: NodeKind::Map(entries),
+                        });
                     }
                     let key = self.node(event, key_mark, depth + 1)?;
                     let (event, value_mark) = self.next()?;
@@ -153,7 +176,10 @@ impl Reader<'_, '_> {
                 mark,
                 message: "YAML aliases are not supported in policies".to_owned(),
             }),
-            other => Err(SyntaxError { mark, message: format!("unexpected {other:?}") }),
+            other => Err(SyntaxError {
+                mark,
+                message: format!("unexpected {other:?}"),
+            }),
         }
     }
 }
@@ -167,12 +193,22 @@ mod tests {
         let Some(root) = parse("a:\n  - x\n  - \"y\"\n").ok().flatten() else {
             panic!("no document");
         };
-        let NodeKind::Map(entries) = &root.kind else { panic!("not a map") };
+        let NodeKind::Map(entries) = &root.kind else {
+            panic!("not a map")
+        };
         let (key, value) = &entries[0];
         assert_eq!(key.mark, Mark { line: 1, column: 1 });
-        let NodeKind::Seq(items) = &value.kind else { panic!("not a seq") };
+        let NodeKind::Seq(items) = &value.kind else {
+            panic!("not a seq")
+        };
         assert_eq!(items[0].mark, Mark { line: 2, column: 5 });
-        assert_eq!(items[1].kind, NodeKind::Scalar { text: "y".into(), quoted: true });
+        assert_eq!(
+            items[1].kind,
+            NodeKind::Scalar {
+                text: "y".into(),
+                quoted: true
+            }
+        );
     }
 
     #[test]
@@ -184,7 +220,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_located() {
-        let Err(error) = parse("a: [1, 2\n") else { panic!("accepted") };
+        let Err(error) = parse("a: [1, 2\n") else {
+            panic!("accepted")
+        };
         assert!(error.mark.line >= 1);
     }
 }
