@@ -29,7 +29,7 @@ fn exec_denied_binary_fails_with_eperm_and_cites_rule() {
         return;
     }
     let scratch = Scratch::new("exec-deny");
-    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &exec_probe(&["cat", "/dev/null"])]);
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &exec_probe(&["/usr/bin/cat", "/dev/null"])]);
     assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
@@ -49,7 +49,7 @@ fn exec_unlisted_binary_denied_by_default() {
         return;
     }
     let scratch = Scratch::new("exec-default");
-    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &exec_probe(&["ls", "/"])]);
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &exec_probe(&["/usr/bin/ls", "/"])]);
     assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
