@@ -511,3 +511,134 @@ fn generated_policies_compile_quickly() {
     let (_, _, entries) = bench::compile_generated(600).unwrap_or_else(|e| panic!("{e}"));
     assert!(entries > 500);
 }
+
+mod properties {
+    use std::fmt::Write as _;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::policy::pattern::{PathPattern, glob_matches};
+
+    const NAMES: &[&str] = &["a", "b", ".git", "config", "x.pem", "m"];
+
+    fn path_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(NAMES), 0..5).prop_map(|parts| format!("/{}", parts.join("/")))
+    }
+
+    fn pattern_strategy() -> impl Strategy<Value = String> {
+        let body = prop::collection::vec(prop::sample::select(NAMES), 1..4).prop_map(|p| p.join("/"));
+        prop_oneof![
+            body.clone().prop_map(|b| format!("/{b}")),
+            body.clone().prop_map(|b| format!("/{b}/**")),
+            body.clone().prop_map(|b| format!("**/{b}")),
+            prop::sample::select(vec![".pem", "m", "g"]).prop_map(|e| format!("**/*{e}")),
+            Just("/**".to_owned()),
+            body.prop_map(|b| format!("$HOME/{b}")),
+        ]
+    }
+
+    fn fs_entry_strategy() -> impl Strategy<Value = (u8, String, u8)> {
+        (0u8..3, pattern_strategy(), 0u8..3)
+    }
+
+    const ADDRS: &[&str] = &["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3", "0.0.0.0/0", "[2001:db8::/32]", "[2001:db8::1]", "[::ffff:10.1.2.3]", "*"];
+    const PORTS: &[&str] = &["*", "53", "443", "443-445"];
+    const QUERY_ADDRS: &[&str] = &["10.1.2.3", "10.1.2.4", "10.2.0.1", "192.0.2.1", "2001:db8::1", "2001:db8::2", "2001:db9::1", "::ffff:10.1.2.3"];
+
+    fn net_entry_strategy() -> impl Strategy<Value = (bool, String, u8)> {
+        (any::<bool>(), (prop::sample::select(ADDRS), prop::sample::select(PORTS)), 0u8..3)
+            .prop_map(|(deny, (addr, port), proto)| (deny, format!("{addr}:{port}"), proto))
+    }
+
+    fn policy_text(fs: &[(u8, String, u8)], net: &[(bool, String, u8)], dirs: &[(bool, String)]) -> String {
+        let mut text = String::from("filesystem:\n");
+        for (list, name) in [(0u8, "allow"), (1, "read_only"), (2, "deny")] {
+            let _ = writeln!(text, "  {name}:");
+            for (l, pattern, access) in fs.iter().filter(|(l, ..)| *l == list) {
+                let access = match (l, access) {
+                    (0, 1) => Some("read"),
+                    (2, 1) => Some("write"),
+                    (2, 2) => Some("read"),
+                    _ => None,
+                };
+                match access {
+                    Some(access) => { let _ = writeln!(text, "  - {{path: \"{pattern}\", access: {access}}}"); }
+                    None => { let _ = writeln!(text, "  - \"{pattern}\""); }
+                }
+            }
+        }
+        text.push_str("network:\n");
+        for (deny, name) in [(false, "allow"), (true, "deny")] {
+            let _ = writeln!(text, "  {name}:");
+            for (_, entry, proto) in net.iter().filter(|(d, ..)| *d == deny) {
+                let protocol = ["any", "tcp", "udp"][usize::from(*proto)];
+                if *proto == 0 {
+                    let _ = writeln!(text, "  - \"{entry}\"");
+                } else {
+                    let (host, port) = entry.rsplit_once(':').unwrap_or((entry, "*"));
+                    let ports = if port == "*" { String::new() } else { format!(", ports: [\"{port}\"]") };
+                    let _ = writeln!(text, "  - {{host: \"{host}\", protocol: {protocol}{ports}}}");
+                }
+            }
+        }
+        text.push_str("process:\n");
+        for (deny, name) in [(false, "allow"), (true, "deny")] {
+            let _ = writeln!(text, "  {name}:");
+            for (_, dir) in dirs.iter().filter(|(d, _)| *d == deny) {
+                let _ = writeln!(text, "  - \"/nonexistent-nemoclaw{}/**\"", dir.trim_end_matches('/'));
+            }
+        }
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn explain_and_evaluate_agree(
+            fs in prop::collection::vec(fs_entry_strategy(), 0..12),
+            net in prop::collection::vec(net_entry_strategy(), 0..10),
+            dirs in prop::collection::vec((any::<bool>(), path_strategy()), 0..5),
+            paths in prop::collection::vec((path_strategy(), any::<bool>()), 1..24),
+            connects in prop::collection::vec((prop::sample::select(QUERY_ADDRS), prop::sample::select(&[53u16, 443, 444, 80][..]), any::<bool>()), 1..16),
+        ) {
+            let text = policy_text(&fs, &net, &dirs);
+            let policy = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let compiled = compile(&policy, &test_env(Vec::new())).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let home_paths = paths.iter().map(|(p, w)| (format!("/home/agent{p}"), *w));
+            for (path, write) in paths.iter().cloned().chain(home_paths) {
+                let path = crate::policy::pattern::normalize(&path);
+                let query = Query::Open { path, write };
+                prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
+            }
+            for (addr, port, udp) in connects {
+                let query = Query::Connect { addr: ip(addr), port, proto: if udp { PROTO_UDP } else { PROTO_TCP } };
+                prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
+            }
+            for (path, _) in &paths {
+                let path = PathBuf::from(format!("/nonexistent-nemoclaw{path}"));
+                let query = Query::Exec { path, dev: 1, ino: 2 };
+                prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
+            }
+        }
+
+        #[test]
+        fn shapes_agree_with_the_glob_definition(pattern in pattern_strategy(), path in path_strategy()) {
+            let parsed = PathPattern::parse(&pattern).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let expanded = parsed.expand("/home/agent");
+            let shape = parsed.shape("/home/agent").map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for candidate in [path.clone(), format!("/home/agent{path}")] {
+                let candidate = crate::policy::pattern::normalize(&candidate);
+                prop_assert_eq!(shape.matches(&candidate), glob_matches(&expanded, &candidate), "{} vs {}", pattern, candidate);
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            if let Ok(policy) = parse(&text) {
+                let _ = compile(&policy, &test_env(Vec::new()));
+            }
+        }
+    }
+}
