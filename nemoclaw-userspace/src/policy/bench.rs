@@ -2,20 +2,10 @@
 //! calls [`compile_generated`]; `cargo run --release --example policy_bench` prints it.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{CompileEnv, Resolver};
-
-/// Resolves nothing: generated policies use addresses only.
-struct NoDns;
-
-impl Resolver for NoDns {
-    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
-        Err(format!("{host}: no DNS in the benchmark"))
-    }
-}
+use super::CompileEnv;
 
 /// YAML text of a policy with `rules` rules: two thirds filesystem (exact paths, trees,
 /// suffixes, allows and denies), one third network (addresses, CIDRs, ports).
@@ -65,11 +55,7 @@ pub fn compile_generated(rules: usize) -> Result<(Duration, Duration, usize), St
     let started = Instant::now();
     let policy = super::parse_str(Path::new("generated.yaml"), &text).map_err(|e| e.to_string())?;
     let parsed = started.elapsed();
-    let env = CompileEnv {
-        home: "/home/agent".into(),
-        path: Vec::new(),
-        resolver: Box::new(NoDns),
-    };
+    let env = CompileEnv::offline("/home/agent".into());
     let started = Instant::now();
     let compiled = super::compile(&policy, &env).map_err(|e| e.to_string())?;
     let compile_time = started.elapsed();

@@ -337,6 +337,7 @@ const ESSENTIAL_READS: &[(&str, &str)] = &[
 
 /// Lints that need the compiled result (resolved names, the rule table).
 #[must_use]
+#[expect(clippy::too_many_lines, reason = "a flat list of independent checks")]
 pub fn lint_compiled(
     policy: &Policy,
     env: &CompileEnv,

@@ -21,7 +21,9 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use compile::{CompileEnv, CompileError, Compiled, Resolver, SystemResolver, compile};
+pub use compile::{
+    CompileEnv, CompileError, Compiled, OfflineResolver, Resolver, SystemResolver, compile,
+};
 pub use compiled::CompiledPolicy;
 pub use explain::{Decision, Query, RuleSet, evaluate, explain};
 pub use lint::lint;

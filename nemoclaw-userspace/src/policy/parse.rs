@@ -250,6 +250,10 @@ impl Cx<'_> {
         Some(section)
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per long-form key reads best in one place"
+    )]
     fn net_rule(&mut self, node: &Node, field: &str) -> Option<NetRule> {
         if let NodeKind::Scalar { text, .. } = &node.kind {
             if node.is_null() {

@@ -523,11 +523,13 @@ mod properties {
     const NAMES: &[&str] = &["a", "b", ".git", "config", "x.pem", "m"];
 
     fn path_strategy() -> impl Strategy<Value = String> {
-        prop::collection::vec(prop::sample::select(NAMES), 0..5).prop_map(|parts| format!("/{}", parts.join("/")))
+        prop::collection::vec(prop::sample::select(NAMES), 0..5)
+            .prop_map(|parts| format!("/{}", parts.join("/")))
     }
 
     fn pattern_strategy() -> impl Strategy<Value = String> {
-        let body = prop::collection::vec(prop::sample::select(NAMES), 1..4).prop_map(|p| p.join("/"));
+        let body =
+            prop::collection::vec(prop::sample::select(NAMES), 1..4).prop_map(|p| p.join("/"));
         prop_oneof![
             body.clone().prop_map(|b| format!("/{b}")),
             body.clone().prop_map(|b| format!("/{b}/**")),
@@ -542,29 +544,59 @@ mod properties {
         (0u8..3, pattern_strategy(), 0u8..3)
     }
 
-    const ADDRS: &[&str] = &["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3", "0.0.0.0/0", "[2001:db8::/32]", "[2001:db8::1]", "[::ffff:10.1.2.3]", "*"];
+    const ADDRS: &[&str] = &[
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.2.0/24",
+        "10.1.2.3",
+        "0.0.0.0/0",
+        "[2001:db8::/32]",
+        "[2001:db8::1]",
+        "[::ffff:10.1.2.3]",
+        "*",
+    ];
     const PORTS: &[&str] = &["*", "53", "443", "443-445"];
-    const QUERY_ADDRS: &[&str] = &["10.1.2.3", "10.1.2.4", "10.2.0.1", "192.0.2.1", "2001:db8::1", "2001:db8::2", "2001:db9::1", "::ffff:10.1.2.3"];
+    const QUERY_ADDRS: &[&str] = &[
+        "10.1.2.3",
+        "10.1.2.4",
+        "10.2.0.1",
+        "192.0.2.1",
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db9::1",
+        "::ffff:10.1.2.3",
+    ];
 
     fn net_entry_strategy() -> impl Strategy<Value = (bool, String, u8)> {
-        (any::<bool>(), (prop::sample::select(ADDRS), prop::sample::select(PORTS)), 0u8..3)
+        (
+            any::<bool>(),
+            (prop::sample::select(ADDRS), prop::sample::select(PORTS)),
+            0u8..3,
+        )
             .prop_map(|(deny, (addr, port), proto)| (deny, format!("{addr}:{port}"), proto))
     }
 
-    fn policy_text(fs: &[(u8, String, u8)], net: &[(bool, String, u8)], dirs: &[(bool, String)]) -> String {
+    fn policy_text(
+        fs: &[(u8, String, u8)],
+        net: &[(bool, String, u8)],
+        dirs: &[(bool, String)],
+    ) -> String {
         let mut text = String::from("filesystem:\n");
         for (list, name) in [(0u8, "allow"), (1, "read_only"), (2, "deny")] {
             let _ = writeln!(text, "  {name}:");
             for (l, pattern, access) in fs.iter().filter(|(l, ..)| *l == list) {
                 let access = match (l, access) {
-                    (0, 1) => Some("read"),
+                    (0, 1) | (2, 2) => Some("read"),
                     (2, 1) => Some("write"),
-                    (2, 2) => Some("read"),
                     _ => None,
                 };
                 match access {
-                    Some(access) => { let _ = writeln!(text, "  - {{path: \"{pattern}\", access: {access}}}"); }
-                    None => { let _ = writeln!(text, "  - \"{pattern}\""); }
+                    Some(access) => {
+                        let _ = writeln!(text, "  - {{path: \"{pattern}\", access: {access}}}");
+                    }
+                    None => {
+                        let _ = writeln!(text, "  - \"{pattern}\"");
+                    }
                 }
             }
         }
@@ -577,8 +609,15 @@ mod properties {
                     let _ = writeln!(text, "  - \"{entry}\"");
                 } else {
                     let (host, port) = entry.rsplit_once(':').unwrap_or((entry, "*"));
-                    let ports = if port == "*" { String::new() } else { format!(", ports: [\"{port}\"]") };
-                    let _ = writeln!(text, "  - {{host: \"{host}\", protocol: {protocol}{ports}}}");
+                    let ports = if port == "*" {
+                        String::new()
+                    } else {
+                        format!(", ports: [\"{port}\"]")
+                    };
+                    let _ = writeln!(
+                        text,
+                        "  - {{host: \"{host}\", protocol: {protocol}{ports}}}"
+                    );
                 }
             }
         }
@@ -586,7 +625,11 @@ mod properties {
         for (deny, name) in [(false, "allow"), (true, "deny")] {
             let _ = writeln!(text, "  {name}:");
             for (_, dir) in dirs.iter().filter(|(d, _)| *d == deny) {
-                let _ = writeln!(text, "  - \"/nonexistent-nemoclaw{}/**\"", dir.trim_end_matches('/'));
+                let _ = writeln!(
+                    text,
+                    "  - \"/nonexistent-nemoclaw{}/**\"",
+                    dir.trim_end_matches('/')
+                );
             }
         }
         text
