@@ -127,7 +127,11 @@ pub fn ensure(tree: &KernelTree) -> Result<PathBuf> {
     // Drop this kernel's stale images (an older init or module set).
     let stale_prefix = format!("{}-", tree.release);
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&stale_prefix) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&stale_prefix)
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
