@@ -10,6 +10,17 @@ pub mod hook {
     pub const CONNECT6: u32 = 3;
     pub const SENDMSG4: u32 = 4;
     pub const SENDMSG6: u32 = 5;
+    pub const FILE_OPEN: u32 = 10;
+    pub const PATH_UNLINK: u32 = 11;
+    pub const PATH_RMDIR: u32 = 12;
+    pub const PATH_MKDIR: u32 = 13;
+    pub const PATH_MKNOD: u32 = 14;
+    pub const PATH_RENAME: u32 = 15;
+    pub const PATH_LINK: u32 = 16;
+    pub const PATH_SYMLINK: u32 = 17;
+    pub const PATH_TRUNCATE: u32 = 18;
+    pub const PATH_CHMOD: u32 = 19;
+    pub const PATH_CHOWN: u32 = 20;
 }
 
 /// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).

@@ -5,6 +5,7 @@
 
 pub mod event;
 pub mod exec;
+pub mod fs;
 pub mod net;
 pub mod rule;
 pub mod sandbox;
@@ -20,4 +21,8 @@ mod pod {
     unsafe impl aya::Pod for crate::net::Net4Key {}
     unsafe impl aya::Pod for crate::net::Net6Key {}
     unsafe impl aya::Pod for crate::event::DenyEvent {}
+    unsafe impl aya::Pod for crate::fs::FsExactKey {}
+    unsafe impl aya::Pod for crate::fs::FsLpmKey {}
+    unsafe impl aya::Pod for crate::fs::FsValue {}
+    unsafe impl aya::Pod for crate::fs::FsInodeKey {}
 }
