@@ -127,15 +127,19 @@ pub fn ensure(tree: &KernelTree) -> Result<PathBuf> {
     // Drop this kernel's stale images (an older init or module set).
     let stale_prefix = format!("{}-", tree.release);
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(&stale_prefix)
+        let path = entry.path();
+        let is_image = path.extension().is_some_and(|e| e == "cpio");
+        if is_image
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&stale_prefix)
         {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = std::fs::remove_file(&path);
         }
     }
-    let tmp = image.with_extension("tmp");
+    // Unique per process: two VMs may start at once.
+    let tmp = image.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &image).with_context(|| format!("renaming {}", tmp.display()))?;
     Ok(image)
