@@ -24,6 +24,9 @@ enum Command {
     /// Install (idempotently) everything the other commands need.
     Setup(setup::SetupArgs),
     /// Boot a Debian kernel in QEMU with the host's `/` read-only and run a command as root.
+    ///
+    /// The guest writes only to tmpfs (/tmp, /run). Exits with the command's exit code.
+    /// Set `XTASK_VM_BOOT_LOG=1` to see the firmware's and kernel's boot messages.
     Vm(vm::VmArgs),
     /// Run the test layers (unit, host, vm) and print a summary.
     Test(test::TestArgs),

@@ -27,7 +27,6 @@ const BOOT_LOG_ENV: &str = "XTASK_VM_BOOT_LOG";
 /// How long we wait for QEMU to exit after the guest reported its exit code.
 const POWEROFF_GRACE: Duration = Duration::from_secs(20);
 
-/// Set `XTASK_VM_BOOT_LOG=1` to see the kernel's boot messages.
 #[derive(Args)]
 pub struct VmArgs {
     /// Which Debian kernel to boot.
