@@ -146,7 +146,10 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Policy, PolicyError> {
             file: file.to_path_buf(),
         });
     }
-    parse::policy_from_node(file, &root).map_err(|errors| PolicyError::Invalid(Diagnostics(errors)))
+    parse::policy_from_node(file, &root).map_err(|mut errors| {
+        errors.sort_by_key(|d| (d.line, d.column));
+        PolicyError::Invalid(Diagnostics(errors))
+    })
 }
 
 #[cfg(test)]
