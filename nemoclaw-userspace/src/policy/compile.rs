@@ -416,6 +416,17 @@ impl Compiler<'_, '_> {
                 return;
             }
         };
+        let (key_len, limit) = match &shape {
+            Shape::Exact(path) => (path.len(), nemoclaw_common::fs::FS_EXACT_MAX),
+            Shape::Tree(dir) => (dir.len() + 1, nemoclaw_common::fs::FS_LPM_MAX),
+            Shape::Suffix(suffix) => (suffix.len(), nemoclaw_common::fs::FS_LPM_MAX),
+        };
+        if key_len > limit {
+            let message =
+                format!("{shape}: {key_len} bytes; the kernel map key holds at most {limit}");
+            self.error(rule.mark, &rule.field, message);
+            return;
+        }
         let access = rule.value.access.mask();
         let (allow, deny) = match list {
             FsList::Allow => (access, 0),

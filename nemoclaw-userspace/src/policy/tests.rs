@@ -342,6 +342,20 @@ fn host_names_in_denies_must_resolve() {
 }
 
 #[test]
+fn paths_longer_than_kernel_keys_are_refused() {
+    let long = "d/".repeat(130);
+    let policy = must_parse(&format!("filesystem:\n  allow: [\"/{long}**\"]\n"));
+    let error = compile(&policy, &test_env(Vec::new()))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("filesystem.allow[0]") && error.contains("at most 252"),
+        "{error}"
+    );
+}
+
+#[test]
 fn binaries_are_refused_by_the_compiler() {
     let policy =
         must_parse("network:\n  allow:\n  - {host: 1.1.1.1, ports: [443], binaries: [node]}\n");
