@@ -272,7 +272,7 @@ fn qemu_command(tree: &KernelTree, initrd: &Path, append: &str, interactive: boo
     qemu.args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "1"])
         .args(["-nographic", "-no-reboot", "-nic", "none", "-vga", "none"])
         .arg("-kernel")
-        .arg(&tree.vmlinuz)
+        .arg(tree.vmlinux.as_ref().unwrap_or(&tree.vmlinuz))
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", append])
