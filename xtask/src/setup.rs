@@ -507,3 +507,20 @@ fn elf_complete(elf: &[u8]) -> bool {
         .checked_add(shentsize * shnum)
         .is_some_and(|end| end <= elf.len() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::elf_complete;
+
+    #[test]
+    fn elf_completeness_uses_the_section_header_table() {
+        let mut elf = vec![0u8; 0x100];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x28] = 0x80; // e_shoff
+        elf[0x3a] = 0x40; // e_shentsize
+        elf[0x3c] = 2; // e_shnum: table ends at 0x100
+        assert!(elf_complete(&elf));
+        assert!(!elf_complete(&elf[..0xff]));
+        assert!(!elf_complete(b"MZ not an elf"));
+    }
+}

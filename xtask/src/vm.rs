@@ -364,6 +364,17 @@ impl GuestScript {
 
         let dir = util::vm_dir().join("scripts");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Scripts of runs that were interrupted (Ctrl-C) are left behind; drop old ones.
+        let day = Duration::from_hours(24);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let path = dir.join(format!("guest-{nonce}.sh"));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(Self(path))
