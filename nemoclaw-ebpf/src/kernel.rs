@@ -13,7 +13,7 @@ macro_rules! offsets {
         $(
             $(#[$doc])*
             #[unsafe(no_mangle)]
-            static $name: u64 = 0;
+            pub(crate) static $name: u64 = 0;
         )*
     };
 }
@@ -31,10 +31,40 @@ offsets! {
     INODE_I_SB_OFF,
     /// `struct super_block`, member `s_dev`.
     SUPER_BLOCK_S_DEV_OFF,
+    /// `struct file`, member `f_mode`.
+    FILE_F_MODE_OFF,
+    /// `struct file`, member `f_flags`.
+    FILE_F_FLAGS_OFF,
+    /// `struct path`, member `mnt`.
+    PATH_MNT_OFF,
+    /// `struct path`, member `dentry`.
+    PATH_DENTRY_OFF,
+    /// `struct dentry`, member `d_parent`.
+    DENTRY_D_PARENT_OFF,
+    /// `struct dentry`, member `d_name`.
+    DENTRY_D_NAME_OFF,
+    /// `struct dentry`, member `d_inode`.
+    DENTRY_D_INODE_OFF,
+    /// `struct qstr`, member `len`.
+    QSTR_LEN_OFF,
+    /// `struct qstr`, member `name`.
+    QSTR_NAME_OFF,
+    /// `struct vfsmount`, member `mnt_root`.
+    VFSMOUNT_MNT_ROOT_OFF,
+    /// `struct mount`, member `mnt` (the embedded `struct vfsmount`).
+    MOUNT_MNT_OFF,
+    /// `struct mount`, member `mnt_parent`.
+    MOUNT_MNT_PARENT_OFF,
+    /// `struct mount`, member `mnt_mountpoint`.
+    MOUNT_MNT_MOUNTPOINT_OFF,
+    /// `struct task_struct`, member `fs`.
+    TASK_STRUCT_FS_OFF,
+    /// `struct fs_struct`, member `root`.
+    FS_STRUCT_ROOT_OFF,
 }
 
 #[inline(always)]
-fn offset(global: &'static u64) -> usize {
+pub(crate) fn offset(global: &'static u64) -> usize {
     // SAFETY: a plain read of a static; volatile so the compiler does not fold the 0.
     unsafe { core::ptr::read_volatile(global) as usize }
 }

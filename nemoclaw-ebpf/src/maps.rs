@@ -6,6 +6,7 @@ use aya_ebpf::{
 };
 use nemoclaw_common::{
     exec::{ExecKey, MAX_EXEC_RULES},
+    fs::{FsExactKey, FsInodeKey, FsLpmKey, FsValue, MAX_FS_RULES},
     net::{MAX_NET_RULES, Net4Key, Net6Key},
     rule::Verdict,
     sandbox::{MAX_SANDBOXES, SandboxEntry},
@@ -43,3 +44,25 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(nemoclaw_common::event::counter::COUNT, 0);
+
+/// (slot, whole path) -> verdicts. An exact hit decides alone.
+#[map]
+pub static FS_EXACT: HashMap<FsExactKey, FsValue> = HashMap::with_max_entries(MAX_FS_RULES, 0);
+
+/// (slot, `/dir/` prefix of the path) -> verdicts, longest match.
+#[map]
+pub static FS_PREFIX: LpmTrie<FsLpmKey, FsValue> =
+    LpmTrie::with_max_entries(MAX_FS_RULES, NO_PREALLOC);
+
+/// (slot, reversed path suffix) -> verdicts, longest match.
+#[map]
+pub static FS_SUFFIX: LpmTrie<FsLpmKey, FsValue> =
+    LpmTrie::with_max_entries(MAX_FS_RULES, NO_PREALLOC);
+
+/// (slot, dev, ino) of files that existed under deny rules at install -> verdicts.
+#[map]
+pub static FS_INODES: HashMap<FsInodeKey, FsValue> = HashMap::with_max_entries(MAX_FS_RULES, 0);
+
+/// Per-CPU path scratch for the filesystem hooks.
+#[map]
+pub static FS_SCRATCH: PerCpuArray<crate::fs::FsScratch> = PerCpuArray::with_max_entries(1, 0);

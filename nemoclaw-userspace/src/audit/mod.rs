@@ -1,6 +1,7 @@
 //! The audit trail: deny events from the kernel, decoded into JSON lines that cite the
 //! policy rule that decided.
 
+pub mod chain;
 pub mod reader;
 pub mod record;
 pub mod sink;

@@ -61,6 +61,17 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::CONNECT6 => ("network", "connect6"),
         hook::SENDMSG4 => ("network", "sendmsg4"),
         hook::SENDMSG6 => ("network", "sendmsg6"),
+        hook::FILE_OPEN => ("filesystem", "file_open"),
+        hook::PATH_UNLINK => ("filesystem", "path_unlink"),
+        hook::PATH_RMDIR => ("filesystem", "path_rmdir"),
+        hook::PATH_MKDIR => ("filesystem", "path_mkdir"),
+        hook::PATH_MKNOD => ("filesystem", "path_mknod"),
+        hook::PATH_RENAME => ("filesystem", "path_rename"),
+        hook::PATH_LINK => ("filesystem", "path_link"),
+        hook::PATH_SYMLINK => ("filesystem", "path_symlink"),
+        hook::PATH_TRUNCATE => ("filesystem", "path_truncate"),
+        hook::PATH_CHMOD => ("filesystem", "path_chmod"),
+        hook::PATH_CHOWN => ("filesystem", "path_chown"),
         _ => ("unknown", "unknown"),
     }
 }

@@ -1,39 +1,53 @@
-//! Where audit records go: a JSON-lines file and/or stderr.
+//! Where audit records go: a hash-chained JSON-lines file and/or stderr.
 
 use std::{
     fs::{File, OpenOptions},
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt,
     path::Path,
 };
 
-use super::AuditRecord;
+use serde::Serialize;
+
+use super::{AuditRecord, chain};
+
+/// A record with its link to the previous line.
+#[derive(Serialize)]
+struct Chained<'a> {
+    #[serde(flatten)]
+    record: &'a AuditRecord,
+    prev: &'a str,
+}
 
 /// Writes each record as one JSON line, flushed at once (a crash loses nothing written).
 pub struct AuditSink {
-    file: Option<File>,
+    file: Option<(File, String)>,
     stderr: bool,
 }
 
 impl AuditSink {
-    /// Appends to `file` (created 0600 if missing) and/or writes to stderr.
+    /// Appends to `file` (created 0600 if missing), continuing its hash chain, and/or
+    /// writes to stderr.
     pub fn open(file: Option<&Path>, stderr: bool) -> io::Result<Self> {
         let file = file
             .map(|p| {
-                use std::os::unix::fs::OpenOptionsExt;
-                OpenOptions::new().create(true).append(true).mode(0o600).open(p)
+                let head = chain::head_of(p)?;
+                let f = OpenOptions::new().create(true).append(true).mode(0o600).open(p)?;
+                Ok::<_, io::Error>((f, head))
             })
             .transpose()?;
         Ok(Self { file, stderr })
     }
 
     pub fn write(&mut self, record: &AuditRecord) -> io::Result<()> {
-        let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
-        line.push('\n');
-        if let Some(f) = &mut self.file {
-            f.write_all(line.as_bytes())?;
+        if let Some((f, head)) = &mut self.file {
+            let line = serde_json::to_string(&Chained { record, prev: head }).map_err(io::Error::other)?;
+            f.write_all(format!("{line}\n").as_bytes())?;
+            *head = chain::line_hash(&line);
         }
         if self.stderr {
-            io::stderr().write_all(format!("nemoclaw audit: {line}").as_bytes())?;
+            let line = serde_json::to_string(record).map_err(io::Error::other)?;
+            io::stderr().write_all(format!("nemoclaw audit: {line}\n").as_bytes())?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The `nemoclaw` command line.
 
+pub mod audit;
 pub mod doctor;
 pub mod policy;
 pub mod run;
@@ -20,6 +21,11 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check what this kernel offers NemoClaw and what to fix.
     Doctor(doctor::DoctorArgs),
+    /// Work with audit logs.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
+    },
     /// Check, compile and query policies (no kernel needed).
     Policy {
         #[command(subcommand)]
@@ -33,5 +39,6 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(&args),
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
         Command::Policy { cmd } => policy::run(cmd),
+        Command::Audit { cmd } => audit::run(cmd),
     }
 }

@@ -42,10 +42,12 @@ pub enum KernelError {
     Map { map: &'static str, source: aya::maps::MapError },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Controls this version enforces in the kernel.
-pub const IMPLEMENTED: u32 = controls::EXEC | controls::NET;
+pub const IMPLEMENTED: u32 = controls::EXEC | controls::NET | controls::FS;
 
 fn section_name(bit: u32) -> &'static str {
     match bit {
@@ -90,8 +92,21 @@ pub struct Enforcer {
     ebpf: Ebpf,
 }
 
-const LSM_PROGRAMS: &[(&str, &str, u32)] =
-    &[("bprm_check_security", "bprm_check_security", controls::EXEC)];
+const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
+    ("bprm_check_security", "bprm_check_security", controls::EXEC),
+    // Filesystem: opens and every path mutation.
+    ("file_open", "file_open", controls::FS),
+    ("path_unlink", "path_unlink", controls::FS),
+    ("path_rmdir", "path_rmdir", controls::FS),
+    ("path_mkdir", "path_mkdir", controls::FS),
+    ("path_mknod", "path_mknod", controls::FS),
+    ("path_rename", "path_rename", controls::FS),
+    ("path_link", "path_link", controls::FS),
+    ("path_symlink", "path_symlink", controls::FS),
+    ("path_truncate", "path_truncate", controls::FS),
+    ("path_chmod", "path_chmod", controls::FS),
+    ("path_chown", "path_chown", controls::FS),
+];
 const SOCK_ADDR_PROGRAMS: &[&str] = &["connect4", "connect6", "sendmsg4", "sendmsg6"];
 
 impl Enforcer {
@@ -105,7 +120,7 @@ impl Enforcer {
             }
         }
         let mut ebpf = open_object()?;
-        if wanted & controls::EXEC != 0 {
+        if wanted & (controls::EXEC | controls::FS) != 0 {
             let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
                 unavailable(controls::EXEC, "reading BTF for LSM".into(), &e, LSM_ADVICE)
             })?;
@@ -180,6 +195,9 @@ impl Enforcer {
                 map.insert(key, e.verdict, 0).map_err(|source| KernelError::Map { map: "EXEC_RULES", source })?;
             }
         }
+        // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`) and the inodes of
+        // files under deny rules.
+        super::fs::install(&mut self.ebpf, slot, policy)?;
         self.install_net(net4, "NET4_ALLOW", "NET4_DENY", |e| {
             Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net4Key::new(slot, e.proto, e.port, e.addr))
         })?;

@@ -2,6 +2,7 @@
 //! programs a policy needs, and write compiled policies into the maps.
 
 pub mod btf;
+pub mod fs;
 pub mod loader;
 pub mod offsets;
 pub mod probe;

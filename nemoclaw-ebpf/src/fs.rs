@@ -1,0 +1,503 @@
+//! Filesystem control: `file_open` and the `path_*` mutation hooks judge the full path of
+//! the object (and, for existing files, its (device, inode)) against the slot's rules.
+//!
+//! Paths: `file_open` uses `bpf_d_path` on `&file->f_path` (allowed for `file_open` on 6.1
+//! and 6.12). The `path_*` hooks cannot use it on 6.1 (it is only allowed on "sleepable"
+//! LSM hooks, and 6.1's list has no `path_*` hook; `path_mknod` is missing on 6.12 too), so
+//! they build the path themselves the way `d_path` does: walk `d_parent` up to the mount
+//! root, cross to the parent mount at its mountpoint, stop at the task's root. One method
+//! for every `path_*` hook on every kernel; `file_open` keeps the kernel's own `d_path`.
+//!
+//! Lookup (the compiler's `FsEntry` contract, mirrored by `policy::explain::evaluate`): an
+//! exact hit decides; else the longest `/dir/` prefix and the longest suffix are merged
+//! (deny beats allow, then the lower rule id); no verdict is the default deny. The
+//! (device, inode) deny map is merged on top. Anything that cannot be judged (path too
+//! long or too deep, unreadable kernel memory, a missing scratch buffer) is denied.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{self, bpf_d_path},
+    },
+    maps::lpm_trie::Key,
+    programs::LsmContext,
+};
+use nemoclaw_common::{
+    event::{EVENT_PATH_MAX, counter, hook},
+    fs::{
+        ACCESS_READ, ACCESS_WRITE, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX, FS_SLOT_BITS,
+        FsExactKey, FsInodeKey, FsLpmKey, FsValue,
+    },
+    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
+    sandbox::{SandboxEntry, controls},
+};
+
+use crate::{
+    event,
+    kernel::{self, offset},
+    maps::{FS_EXACT, FS_INODES, FS_PREFIX, FS_SCRATCH, FS_SUFFIX},
+    sandbox,
+};
+
+/// The one errno every filesystem denial returns (what DAC and Landlock return for files).
+const EACCES: i32 = 13;
+
+/// `FMODE_READ`, `FMODE_WRITE` (`include/linux/fs.h`).
+const FMODE_READ: u32 = 1;
+const FMODE_WRITE: u32 = 2;
+/// `O_TRUNC`, `O_APPEND` (x86-64 and the generic values).
+const O_TRUNC: u32 = 0o1000;
+const O_APPEND: u32 = 0o2000;
+/// `RENAME_EXCHANGE`: both ends are moved.
+const RENAME_EXCHANGE: u32 = 2;
+
+/// Longest component name (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+/// Steps of the path walk (components plus mount crossings). Deeper paths are denied.
+const MAX_WALK: u32 = 160;
+
+/// Per-CPU working memory: the BPF stack (512 bytes) cannot hold a path.
+#[repr(C)]
+pub struct FsScratch {
+    /// The path being judged, from the start, NUL-terminated.
+    path: [u8; FS_PATH_MAX],
+    /// The walk builds a path backwards so that it ends at `FS_PATH_MAX`.
+    build: [u8; FS_PATH_MAX],
+    exact: FsExactKey,
+    prefix: Key<FsLpmKey>,
+    suffix: Key<FsLpmKey>,
+    /// Never written: the source of the exact key's zero padding.
+    zeros: [u8; FS_EXACT_MAX],
+    /// The walk's write position in `build`. Kept in map memory, not a register, so the
+    /// verifier sees an unknown scalar at every iteration and can prune: a register would
+    /// carry a different exact range down each branch and the states would multiply.
+    pos: u64,
+}
+
+/// What a hook decided about one object.
+struct Judged {
+    /// Length of the path in `FsScratch::path` (without NUL); 0 if none could be read.
+    len: usize,
+    dev: u64,
+    ino: u64,
+    /// `Some(rule_id)` to deny.
+    deny: Option<u32>,
+}
+
+/// The sandbox of the current task if its policy restricts the filesystem.
+#[inline(always)]
+fn restricted() -> Option<(u64, SandboxEntry)> {
+    let (cgroup_id, Some(entry)) = sandbox::current() else {
+        return None;
+    };
+    if entry.controls & controls::FS == 0 {
+        return None;
+    }
+    event::count(counter::JUDGED);
+    Some((cgroup_id, entry))
+}
+
+#[inline(always)]
+fn scratch() -> Option<*mut FsScratch> {
+    FS_SCRATCH.get_ptr_mut(0)
+}
+
+#[inline(always)]
+fn read_ptr(addr: u64) -> Result<u64, i32> {
+    // SAFETY: bpf_probe_read_kernel faults safely on a bad address.
+    unsafe { bpf_probe_read_kernel(addr as *const u64) }
+}
+
+#[inline(always)]
+fn read_u32(addr: u64) -> Result<u32, i32> {
+    // SAFETY: as above.
+    unsafe { bpf_probe_read_kernel(addr as *const u32) }
+}
+
+/// `bpf_probe_read_kernel` into `dst` (`len` already bounded by the caller).
+#[inline(always)]
+fn copy(dst: *mut u8, len: usize, src: *const u8) -> Result<(), i32> {
+    // SAFETY: the verifier checks `dst..dst+len` against the map value's bounds.
+    let ret = unsafe { generated::bpf_probe_read_kernel(dst.cast(), len as u32, src.cast()) };
+    if ret == 0 { Ok(()) } else { Err(ret as i32) }
+}
+
+/// The kernel `dev_t` and inode number of `dentry`'s inode, or `None` for a negative dentry.
+#[inline(always)]
+fn dentry_dev_ino(dentry: u64) -> Option<(u64, u64)> {
+    let inode = read_ptr(dentry + offset(&kernel::DENTRY_D_INODE_OFF) as u64).ok()?;
+    if inode == 0 {
+        return None;
+    }
+    let ino = read_ptr(inode + offset(&kernel::INODE_I_INO_OFF) as u64).ok()?;
+    let sb = read_ptr(inode + offset(&kernel::INODE_I_SB_OFF) as u64).ok()?;
+    let dev = read_u32(sb + offset(&kernel::SUPER_BLOCK_S_DEV_OFF) as u64).ok()?;
+    Some((u64::from(dev), ino))
+}
+
+/// Writes the path of (`mnt`, `dentry`) into `s.path` the way `d_path` does, and returns its
+/// length, or `None` if it cannot be built (too long, too deep, unreadable).
+#[inline(always)]
+fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
+    // SAFETY: helper without arguments; the task pointer is only read through probes.
+    let task = unsafe { generated::bpf_get_current_task() };
+    let fs = read_ptr(task + offset(&kernel::TASK_STRUCT_FS_OFF) as u64).ok()?;
+    let root = fs + offset(&kernel::FS_STRUCT_ROOT_OFF) as u64;
+    let root_mnt = read_ptr(root + offset(&kernel::PATH_MNT_OFF) as u64).ok()?;
+    let root_dentry = read_ptr(root + offset(&kernel::PATH_DENTRY_OFF) as u64).ok()?;
+    let mount_mnt = offset(&kernel::MOUNT_MNT_OFF) as u64;
+    let name_off = offset(&kernel::DENTRY_D_NAME_OFF) as u64;
+    let (mut mnt, mut dentry) = (mnt, dentry);
+    // SAFETY: `s` is the per-CPU scratch value; offsets into it are masked below.
+    let build = unsafe { (*s).build.as_mut_ptr() };
+    let pos_slot = unsafe { &raw mut (*s).pos };
+    // SAFETY: a plain store into the scratch value.
+    unsafe { core::ptr::write_volatile(pos_slot, FS_PATH_MAX as u64) };
+    let mut done = false;
+    for _ in 0..MAX_WALK {
+        if dentry == root_dentry && mnt == root_mnt {
+            done = true;
+            break;
+        }
+        let mnt_root = read_ptr(mnt + offset(&kernel::VFSMOUNT_MNT_ROOT_OFF) as u64).ok()?;
+        let parent = read_ptr(dentry + offset(&kernel::DENTRY_D_PARENT_OFF) as u64).ok()?;
+        if dentry == mnt_root || dentry == parent {
+            let mount = mnt - mount_mnt;
+            let up = read_ptr(mount + offset(&kernel::MOUNT_MNT_PARENT_OFF) as u64).ok()?;
+            if up == mount || dentry != mnt_root {
+                // The namespace's root mount, or a detached tree: the path is complete.
+                done = true;
+                break;
+            }
+            dentry = read_ptr(mount + offset(&kernel::MOUNT_MNT_MOUNTPOINT_OFF) as u64).ok()?;
+            mnt = up + mount_mnt;
+            continue;
+        }
+        let len = read_u32(dentry + name_off + offset(&kernel::QSTR_LEN_OFF) as u64).ok()? as usize;
+        let name = read_ptr(dentry + name_off + offset(&kernel::QSTR_NAME_OFF) as u64).ok()?;
+        // SAFETY: a plain load from the scratch value.
+        let pos = unsafe { core::ptr::read_volatile(pos_slot) } as usize;
+        if len == 0 || len > NAME_MAX || len + 1 > pos {
+            return None;
+        }
+        let pos = pos - (len + 1);
+        // SAFETY: a plain store into the scratch value.
+        unsafe { core::ptr::write_volatile(pos_slot, pos as u64) };
+        let at = pos & (FS_PATH_MAX - 1);
+        // SAFETY: `at < FS_PATH_MAX` and `len <= NAME_MAX`; `build` is followed by more of
+        // the scratch value, so the verifier's bound `at + 1 + len` stays inside it.
+        unsafe {
+            *build.add(at) = b'/';
+            copy(build.add(at + 1), len & NAME_MAX, name as *const u8).ok()?;
+        }
+        dentry = parent;
+    }
+    if !done {
+        return None;
+    }
+    // SAFETY: a plain load from the scratch value.
+    let pos = unsafe { core::ptr::read_volatile(pos_slot) } as usize;
+    if pos > FS_PATH_MAX {
+        return None;
+    }
+    // SAFETY: as above; `len < FS_PATH_MAX` is checked before the copy.
+    unsafe {
+        let path = (*s).path.as_mut_ptr();
+        if pos == FS_PATH_MAX {
+            *path = b'/';
+            *path.add(1) = 0;
+            return Some(1);
+        }
+        let len = FS_PATH_MAX - pos;
+        if len >= FS_PATH_MAX {
+            return None;
+        }
+        copy(path, len & (FS_PATH_MAX - 1), build.add(pos & (FS_PATH_MAX - 1))).ok()?;
+        *path.add(len & (FS_PATH_MAX - 1)) = 0;
+        Some(len)
+    }
+}
+
+/// `path` as (`mnt`, `dentry`).
+#[inline(always)]
+fn path_parts(path: *const c_void) -> Option<(u64, u64)> {
+    let path = path as u64;
+    let mnt = read_ptr(path + offset(&kernel::PATH_MNT_OFF) as u64).ok()?;
+    let dentry = read_ptr(path + offset(&kernel::PATH_DENTRY_OFF) as u64).ok()?;
+    Some((mnt, dentry))
+}
+
+/// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
+#[inline(always)]
+fn merge(a: Verdict, b: Verdict) -> Verdict {
+    if a.action == 0 {
+        return b;
+    }
+    if b.action == 0 {
+        return a;
+    }
+    let (a_deny, b_deny) = (a.action == ACTION_DENY, b.action == ACTION_DENY);
+    if a_deny && !b_deny {
+        a
+    } else if b_deny && !a_deny {
+        b
+    } else if a.rule_id <= b.rule_id {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn merge_value(a: FsValue, b: FsValue) -> FsValue {
+    FsValue { read: merge(a.read, b.read), write: merge(a.write, b.write) }
+}
+
+/// The rules' verdicts for the path in `s.path[..len]`.
+#[inline(always)]
+fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
+    // SAFETY: every index into the scratch value is bounded by a mask or a loop limit.
+    unsafe {
+        let path = (*s).path.as_ptr();
+        if len <= FS_EXACT_MAX {
+            let key = &raw mut (*s).exact;
+            (*key).slot = slot;
+            (*key).len = len as u32;
+            let dst = (*key).path.as_mut_ptr();
+            let n = len & 511;
+            if n <= FS_EXACT_MAX
+                && copy(dst, n, path).is_ok()
+                && copy(dst.add(n), (FS_EXACT_MAX - n) & 511, (*s).zeros.as_ptr()).is_ok()
+                && let Some(found) = FS_EXACT.get(&*key)
+            {
+                return *found;
+            }
+        }
+        let n = if len < FS_LPM_MAX { len } else { FS_LPM_MAX };
+        let bits = FS_SLOT_BITS + 8 * n as u32;
+        let prefix = &raw mut (*s).prefix;
+        (*prefix).prefix_len = bits;
+        (*prefix).data.slot = slot.to_be_bytes();
+        let by_prefix = if copy((*prefix).data.path.as_mut_ptr(), n & 255, path).is_ok() {
+            FS_PREFIX.get(&*prefix).copied().unwrap_or_default()
+        } else {
+            FsValue::default()
+        };
+        let suffix = &raw mut (*s).suffix;
+        (*suffix).prefix_len = bits;
+        (*suffix).data.slot = slot.to_be_bytes();
+        let rev = (*suffix).data.path.as_mut_ptr();
+        for i in 0..FS_LPM_MAX {
+            if i >= n {
+                break;
+            }
+            *rev.add(i) = *path.add(len.wrapping_sub(1 + i) & (FS_PATH_MAX - 1));
+        }
+        let by_suffix = FS_SUFFIX.get(&*suffix).copied().unwrap_or_default();
+        merge_value(by_prefix, by_suffix)
+    }
+}
+
+/// Applies the verdicts to the `need`ed accesses: `Some(rule_id)` to deny.
+#[inline(always)]
+fn decide(value: FsValue, need: u32) -> Option<u32> {
+    for (bit, verdict) in [(ACCESS_READ, value.read), (ACCESS_WRITE, value.write)] {
+        if need & bit != 0 && verdict.action != ACTION_ALLOW {
+            return Some(if verdict.action == 0 { RULE_DEFAULT_DENY } else { verdict.rule_id });
+        }
+    }
+    None
+}
+
+/// Judges the path now in `s.path[..len]` (or an unreadable path when `len` is `None`),
+/// with the object's (dev, inode) if it exists.
+#[inline(always)]
+fn judge(
+    s: *mut FsScratch,
+    slot: u32,
+    len: Option<usize>,
+    dev_ino: Option<(u64, u64)>,
+    need: u32,
+) -> Judged {
+    let (dev, ino) = dev_ino.unwrap_or((0, 0));
+    let Some(len) = len else {
+        return Judged { len: 0, dev, ino, deny: Some(RULE_DEFAULT_DENY) };
+    };
+    let mut value = lookup_path(s, slot, len);
+    if dev_ino.is_some() {
+        let key = FsInodeKey { slot, _pad: 0, dev, ino };
+        // SAFETY: the value is copied out at once.
+        if let Some(found) = unsafe { FS_INODES.get(&key) } {
+            value = merge_value(value, *found);
+        }
+    }
+    Judged { len, dev, ino, deny: decide(value, need) }
+}
+
+/// Emits the deny event for `judged` (its path is in `s.path`) and returns `-EACCES`.
+#[inline(always)]
+fn deny(hook_id: u32, cgroup_id: u64, slot: u32, s: *mut FsScratch, judged: &Judged, rule_id: u32) -> i32 {
+    event::emit(hook_id, cgroup_id, slot, rule_id, EACCES as u32, |ev| {
+        ev.dev = judged.dev;
+        ev.ino = judged.ino;
+        let n = judged.len;
+        if n > 0 && n < EVENT_PATH_MAX {
+            // SAFETY: both buffers hold EVENT_PATH_MAX bytes; `n + 1` is bounded by the mask.
+            let ok = unsafe {
+                copy(ev.path.as_mut_ptr(), (n + 1) & (EVENT_PATH_MAX - 1), (*s).path.as_ptr())
+            };
+            ev.path_len = if ok.is_ok() { (n + 1) as u32 } else { 0 };
+        }
+    });
+    -EACCES
+}
+
+/// `security_file_open(struct file *file)`: reads need read access, writes (write mode,
+/// `O_TRUNC`, `O_APPEND`) write access. Opens with neither mode are judged as reads.
+pub fn file_open(ctx: &LsmContext) -> i32 {
+    let file: *const c_void = ctx.arg(0);
+    let retval: i32 = ctx.arg(1);
+    if retval != 0 {
+        return retval;
+    }
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let slot = sandbox.slot;
+    let Some(s) = scratch() else {
+        return -EACCES;
+    };
+    let f = file as u64;
+    let mode = read_u32(f + offset(&kernel::FILE_F_MODE_OFF) as u64).unwrap_or(0);
+    let flags = read_u32(f + offset(&kernel::FILE_F_FLAGS_OFF) as u64).unwrap_or(0);
+    let mut need = 0;
+    if mode & FMODE_WRITE != 0 || flags & (O_TRUNC | O_APPEND) != 0 {
+        need |= ACCESS_WRITE;
+    }
+    if mode & FMODE_READ != 0 || need == 0 {
+        need |= ACCESS_READ;
+    }
+    // SAFETY: `s.path` holds FS_PATH_MAX bytes; `file_path` is `&file->f_path`, a trusted
+    // pointer derived from the hook's argument.
+    let ret = unsafe {
+        bpf_d_path(kernel::file_path(file), (*s).path.as_mut_ptr().cast(), FS_PATH_MAX as u32)
+    };
+    // `ret` counts the NUL. Anything but an absolute path (an error, or `pipe:[..]` of a
+    // pseudo file reopened through /proc) cannot match a rule: default deny.
+    // SAFETY: reading the first byte of the scratch path.
+    let len = (ret > 1 && unsafe { (*s).path[0] } == b'/').then(|| (ret - 1) as usize);
+    let dev_ino = kernel::file_dev_ino(file).ok();
+    let judged = judge(s, slot, len, dev_ino, need);
+    match judged.deny {
+        Some(rule_id) => deny(hook::FILE_OPEN, cgroup_id, slot, s, &judged, rule_id),
+        None => 0,
+    }
+}
+
+/// Judges (`mnt`, `dentry`) for `need` and denies with `hook_id` if the rules say so.
+#[inline(always)]
+fn judge_dentry(
+    hook_id: u32,
+    cgroup_id: u64,
+    slot: u32,
+    s: *mut FsScratch,
+    mnt: u64,
+    dentry: u64,
+    need: u32,
+) -> i32 {
+    let len = walk_path(s, mnt, dentry);
+    let judged = judge(s, slot, len, dentry_dev_ino(dentry), need);
+    match judged.deny {
+        Some(rule_id) => deny(hook_id, cgroup_id, slot, s, &judged, rule_id),
+        None => 0,
+    }
+}
+
+/// The `path_*` hooks that judge one object: `(const struct path *dir, struct dentry *)`
+/// when `with_dentry`, else `(const struct path *path, ...)`. Every one needs write access.
+#[inline(always)]
+pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: usize) -> i32 {
+    let retval: i32 = ctx.arg(retval_arg);
+    if retval != 0 {
+        return retval;
+    }
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let Some(s) = scratch() else {
+        return -EACCES;
+    };
+    let path: *const c_void = ctx.arg(0);
+    let Some((mnt, path_dentry)) = path_parts(path) else {
+        return -EACCES;
+    };
+    let dentry = if with_dentry { ctx.arg::<*const c_void>(1) as u64 } else { path_dentry };
+    judge_dentry(hook_id, cgroup_id, sandbox.slot, s, mnt, dentry, ACCESS_WRITE)
+}
+
+/// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`: the source must
+/// be readable and writable (a file you may not read cannot be moved where you could), the
+/// destination writable; with `RENAME_EXCHANGE` both ends are sources.
+pub fn path_rename(ctx: &LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(5);
+    if retval != 0 {
+        return retval;
+    }
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let Some(s) = scratch() else {
+        return -EACCES;
+    };
+    let flags: u32 = ctx.arg(4);
+    let (Some((old_mnt, _)), Some((new_mnt, _))) =
+        (path_parts(ctx.arg(0)), path_parts(ctx.arg(2)))
+    else {
+        return -EACCES;
+    };
+    let old_dentry = ctx.arg::<*const c_void>(1) as u64;
+    let new_dentry = ctx.arg::<*const c_void>(3) as u64;
+    let both = ACCESS_READ | ACCESS_WRITE;
+    let ret = judge_dentry(hook::PATH_RENAME, cgroup_id, sandbox.slot, s, old_mnt, old_dentry, both);
+    if ret != 0 {
+        return ret;
+    }
+    let need = if flags & RENAME_EXCHANGE != 0 { both } else { ACCESS_WRITE };
+    judge_dentry(hook::PATH_RENAME, cgroup_id, sandbox.slot, s, new_mnt, new_dentry, need)
+}
+
+/// `security_path_link(old_dentry, new_dir, new_dentry)`: the source must be readable and
+/// writable, the new name writable. Hard links never cross mounts (`EXDEV` is checked
+/// first), so the source's mount is `new_dir`'s.
+pub fn path_link(ctx: &LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(3);
+    if retval != 0 {
+        return retval;
+    }
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let Some(s) = scratch() else {
+        return -EACCES;
+    };
+    let Some((mnt, _)) = path_parts(ctx.arg(1)) else {
+        return -EACCES;
+    };
+    let old_dentry = ctx.arg::<*const c_void>(0) as u64;
+    let new_dentry = ctx.arg::<*const c_void>(2) as u64;
+    let ret = judge_dentry(
+        hook::PATH_LINK,
+        cgroup_id,
+        sandbox.slot,
+        s,
+        mnt,
+        old_dentry,
+        ACCESS_READ | ACCESS_WRITE,
+    );
+    if ret != 0 {
+        return ret;
+    }
+    judge_dentry(hook::PATH_LINK, cgroup_id, sandbox.slot, s, mnt, new_dentry, ACCESS_WRITE)
+}

@@ -1,0 +1,283 @@
+//! Writes a compiled policy's filesystem entries into the kernel maps for one slot: the
+//! exact hash, the `/dir/` prefix trie, the reversed-suffix trie, and the (device, inode)
+//! map of files that exist under `filesystem.deny` rules when the policy is installed.
+//!
+//! Inode keys defeat names the path rules cannot see: a hard link made beforehand outside
+//! the sandbox, a bind mount. Only exact and `/dir/**` deny rules are keyed (a `**/name`
+//! rule names no place to look); trees are walked without following symlinks or crossing
+//! into other file systems, and a tree with more files than [`MAX_DENY_INODES`] is refused
+//! rather than half keyed.
+
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, LpmTrie, lpm_trie::Key},
+};
+use nemoclaw_common::{
+    exec::kernel_dev,
+    fs::{FS_EXACT_MAX, FS_LPM_MAX, FsExactKey, FsInodeKey, FsLpmKey, FsValue},
+    rule::{ACTION_DENY, Verdict},
+    sandbox::Slot,
+};
+
+use super::KernelError;
+use crate::policy::{
+    compiled::{CompiledPolicy, FsEntry, RuleRef},
+    explain::{Query, evaluate},
+};
+
+/// Most files keyed by inode for one policy (the `FS_INODES` map holds more, shared by slots).
+pub const MAX_DENY_INODES: usize = 65_536;
+
+/// The section whose rules are also keyed by inode.
+const DENY_SECTION: &str = "filesystem.deny";
+
+fn map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, KernelError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.map_mut(name).ok_or(KernelError::Missing("filesystem map"))?;
+    T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
+}
+
+fn value(entry: &FsEntry) -> FsValue {
+    FsValue { read: entry.read, write: entry.write }
+}
+
+fn too_long(kind: &str, path: &str, max: usize) -> KernelError {
+    KernelError::Unsupported(format!(
+        "filesystem {kind} rule {path:?} is {} bytes; the kernel maps hold at most {max}",
+        path.len()
+    ))
+}
+
+/// Writes every filesystem entry of `policy` under `slot`.
+pub fn install(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
+    {
+        let mut exact: HashMap<_, FsExactKey, FsValue> = map(ebpf, "FS_EXACT")?;
+        for e in &policy.fs_exact {
+            let key = FsExactKey::new(slot, e.path.as_bytes())
+                .ok_or_else(|| too_long("exact", &e.path, FS_EXACT_MAX))?;
+            exact
+                .insert(key, value(e), 0)
+                .map_err(|source| KernelError::Map { map: "FS_EXACT", source })?;
+        }
+    }
+    for (name, entries, make) in [
+        ("FS_PREFIX", &policy.fs_prefix, FsLpmKey::prefix as fn(Slot, &[u8]) -> _),
+        ("FS_SUFFIX", &policy.fs_suffix, FsLpmKey::suffix),
+    ] {
+        let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(ebpf, name)?;
+        for e in entries {
+            let (bits, data) = make(slot, e.path.as_bytes())
+                .ok_or_else(|| too_long("directory or suffix", &e.path, FS_LPM_MAX))?;
+            trie.insert(&Key::new(bits, data), value(e), 0)
+                .map_err(|source| KernelError::Map { map: name, source })?;
+        }
+    }
+    let inodes = deny_inodes(policy)?;
+    let mut map_inodes: HashMap<_, FsInodeKey, FsValue> = map(ebpf, "FS_INODES")?;
+    for ((dev, ino), v) in inodes {
+        map_inodes
+            .insert(FsInodeKey { slot, _pad: 0, dev, ino }, v, 0)
+            .map_err(|source| KernelError::Map { map: "FS_INODES", source })?;
+    }
+    Ok(())
+}
+
+/// Removes `slot`'s filesystem entries (after a reload moved its sandboxes elsewhere).
+pub fn remove(ebpf: &mut Ebpf, slot: Slot) -> Result<(), KernelError> {
+    {
+        let mut exact: HashMap<_, FsExactKey, FsValue> = map(ebpf, "FS_EXACT")?;
+        let keys: Vec<FsExactKey> = exact.keys().filter_map(Result::ok).filter(|k| k.slot == slot).collect();
+        for k in keys {
+            let _ = exact.remove(&k);
+        }
+    }
+    for name in ["FS_PREFIX", "FS_SUFFIX"] {
+        let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(ebpf, name)?;
+        let keys: Vec<Key<FsLpmKey>> =
+            trie.keys().filter_map(Result::ok).filter(|k| k.data().slot == slot.to_be_bytes()).collect();
+        for k in keys {
+            let _ = trie.remove(&k);
+        }
+    }
+    let mut inodes: HashMap<_, FsInodeKey, FsValue> = map(ebpf, "FS_INODES")?;
+    let keys: Vec<FsInodeKey> = inodes.keys().filter_map(Result::ok).filter(|k| k.slot == slot).collect();
+    for k in keys {
+        let _ = inodes.remove(&k);
+    }
+    Ok(())
+}
+
+/// Keeps only the verdicts that deny rules decided.
+fn deny_only(v: Verdict, rules: &[RuleRef]) -> Verdict {
+    let from_deny = v.action == ACTION_DENY
+        && v.rule_id != 0
+        && rules.get(v.rule_id as usize - 1).is_some_and(|r| r.section == DENY_SECTION);
+    if from_deny { v } else { Verdict::default() }
+}
+
+/// The policy's deny verdicts for `path`, as the kernel would find them by path.
+fn deny_value(policy: &CompiledPolicy, path: &str) -> FsValue {
+    let judge = |write| evaluate(policy, &Query::Open { path: path.to_owned(), write });
+    FsValue {
+        read: deny_only(judge(false), &policy.rules),
+        write: deny_only(judge(true), &policy.rules),
+    }
+}
+
+fn is_denied(v: &FsValue) -> bool {
+    v.read.action == ACTION_DENY || v.write.action == ACTION_DENY
+}
+
+/// (kernel dev, inode) -> deny verdicts, for every existing file under an exact or `/dir/`
+/// deny rule.
+pub fn deny_inodes(policy: &CompiledPolicy) -> Result<BTreeMap<(u64, u64), FsValue>, KernelError> {
+    let mut out = BTreeMap::new();
+    let denied = |e: &&FsEntry| {
+        is_denied(&FsValue {
+            read: deny_only(e.read, &policy.rules),
+            write: deny_only(e.write, &policy.rules),
+        })
+    };
+    for e in policy.fs_exact.iter().filter(denied) {
+        // An exact rule names a file; follow a symlink to the content it protects.
+        if let Ok(meta) = std::fs::metadata(&e.path) {
+            let v = deny_value(policy, &e.path);
+            if is_denied(&v) {
+                out.insert((st_dev_to_kernel(meta.dev()), meta.ino()), v);
+            }
+        }
+    }
+    let mut walked: Vec<&str> = Vec::new();
+    for e in policy.fs_prefix.iter().filter(denied) {
+        if walked.iter().any(|w| e.path.starts_with(w)) {
+            continue;
+        }
+        walked.push(&e.path);
+        let root = PathBuf::from(if e.path == "/" { "/" } else { e.path.trim_end_matches('/') });
+        let Ok(meta) = std::fs::symlink_metadata(&root) else {
+            continue;
+        };
+        walk(policy, &root, meta.dev(), &mut out)?;
+    }
+    Ok(out)
+}
+
+fn walk(
+    policy: &CompiledPolicy,
+    dir: &Path,
+    dev: u64,
+    out: &mut BTreeMap<(u64, u64), FsValue>,
+) -> Result<(), KernelError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.dev() != dev || meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            walk(policy, &path, dev, out)?;
+            continue;
+        }
+        let Some(text) = path.to_str() else {
+            continue;
+        };
+        let v = deny_value(policy, text);
+        if is_denied(&v) {
+            if out.len() >= MAX_DENY_INODES {
+                return Err(KernelError::Unsupported(format!(
+                    "more than {MAX_DENY_INODES} existing files under filesystem.deny rules \
+                     (at {}); each is keyed by inode, so narrow the deny rules",
+                    path.display()
+                )));
+            }
+            out.insert((st_dev_to_kernel(meta.dev()), meta.ino()), v);
+        }
+    }
+    Ok(())
+}
+
+/// Userspace `st_dev` to the kernel's `MKDEV` encoding.
+fn st_dev_to_kernel(st_dev: u64) -> u64 {
+    kernel_dev(libc::major(st_dev), libc::minor(st_dev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::compiled::RuleRef;
+    use nemoclaw_common::rule::ACTION_ALLOW;
+
+    fn rule(id: u32, section: &str) -> RuleRef {
+        RuleRef {
+            id,
+            file: PathBuf::from("p.yaml"),
+            line: 1,
+            column: 1,
+            section: section.into(),
+            text: String::new(),
+        }
+    }
+
+    fn v(action: u32, rule_id: u32) -> Verdict {
+        Verdict { action, rule_id }
+    }
+
+    /// Files under a deny tree are keyed, read_only and allow trees are not, and a file an
+    /// exact deny names is keyed through its symlink.
+    #[test]
+    fn deny_inodes_keys_only_deny_rule_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap().to_owned();
+        std::fs::create_dir_all(format!("{base}/secret/sub")).unwrap();
+        std::fs::write(format!("{base}/secret/sub/key"), "k").unwrap();
+        std::fs::create_dir_all(format!("{base}/ro")).unwrap();
+        std::fs::write(format!("{base}/ro/file"), "r").unwrap();
+        std::fs::write(format!("{base}/target"), "t").unwrap();
+        std::os::unix::fs::symlink(format!("{base}/target"), format!("{base}/link")).unwrap();
+        let policy = CompiledPolicy {
+            controls: nemoclaw_common::sandbox::controls::FS,
+            rules: vec![rule(1, "filesystem.read_only"), rule(2, "filesystem.deny"), rule(3, "filesystem.deny")],
+            fs_exact: vec![
+                FsEntry { path: format!("{base}/link"), read: v(ACTION_DENY, 3), write: v(ACTION_DENY, 3) },
+                FsEntry { path: format!("{base}/ro"), read: v(ACTION_ALLOW, 1), write: v(ACTION_DENY, 1) },
+                FsEntry { path: format!("{base}/secret"), read: v(ACTION_DENY, 2), write: v(ACTION_DENY, 2) },
+            ],
+            fs_prefix: vec![
+                FsEntry { path: format!("{base}/ro/"), read: v(ACTION_ALLOW, 1), write: v(ACTION_DENY, 1) },
+                FsEntry { path: format!("{base}/secret/"), read: v(ACTION_DENY, 2), write: v(ACTION_DENY, 2) },
+            ],
+            ..CompiledPolicy::default()
+        };
+        let got = deny_inodes(&policy).unwrap();
+        let ino = |p: &str| std::fs::metadata(p).unwrap().ino();
+        let inos: Vec<u64> = got.keys().map(|k| k.1).collect();
+        assert!(inos.contains(&ino(&format!("{base}/secret/sub/key"))), "{got:?}");
+        assert!(inos.contains(&ino(&format!("{base}/target"))), "{got:?}");
+        assert!(!inos.contains(&ino(&format!("{base}/ro/file"))), "{got:?}");
+        let key = got.iter().find(|(k, _)| k.1 == ino(&format!("{base}/secret/sub/key"))).unwrap().1;
+        assert_eq!(key.read, v(ACTION_DENY, 2));
+    }
+
+    #[test]
+    fn lpm_keys_reverse_suffixes() {
+        let (bits, key) = FsLpmKey::suffix(7, b"/.git/config").unwrap();
+        assert_eq!(bits, 32 + 8 * 12);
+        assert_eq!(&key.path[..12], b"gifnoc/tig./");
+        assert_eq!(key.slot, 7u32.to_be_bytes());
+        assert!(FsLpmKey::prefix(7, &[b'a'; FS_LPM_MAX + 1]).is_none());
+        assert!(FsExactKey::new(7, &[b'a'; FS_EXACT_MAX + 1]).is_none());
+    }
+}
