@@ -16,8 +16,15 @@ use crate::util;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The LLVM major of the preinstalled nightly (`rustc +nightly -vV`), and bpf-linker's feature.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
-/// Debian packages the VM needs.
-const APT_PACKAGES: [&str; 4] = ["qemu-system-x86", "busybox-static", "cpio", "xz-utils"];
+/// Debian packages the VM needs (`zstd`: 6.12's vmlinuz is zstd-compressed, and the fast
+/// boot extracts the uncompressed vmlinux from it).
+const APT_PACKAGES: [&str; 5] = [
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "xz-utils",
+    "zstd",
+];
 
 /// A Debian kernel of the test matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]

@@ -179,7 +179,10 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
             ignored,
         } = report.counts;
         total.passed += passed;
-        total.failed += failed;
+        // A layer that failed without a failing test (it did not build, its command
+        // failed, or it ran nothing) counts as one failure, so the total never reads
+        // `0 failed` on a failing run.
+        total.failed += failed + u64::from(report.problem.is_some() && failed == 0);
         let mut line = format!("{}: {passed} passed, {failed} failed", report.name);
         if ignored > 0 {
             let _ = write!(line, ", {ignored} ignored");
