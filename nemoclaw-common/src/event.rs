@@ -21,6 +21,23 @@ pub mod hook {
     pub const PATH_TRUNCATE: u32 = 18;
     pub const PATH_CHMOD: u32 = 19;
     pub const PATH_CHOWN: u32 = 20;
+    // Exec hardening (process control).
+    pub const MMAP_FILE: u32 = 30;
+    pub const FILE_MPROTECT: u32 = 31;
+    // `privilege_escalation: deny`.
+    pub const BPRM_CREDS_FROM_FILE: u32 = 40;
+    pub const TASK_FIX_SETUID: u32 = 41;
+    pub const TASK_FIX_SETGID: u32 = 42;
+    pub const CAPABLE: u32 = 43;
+    pub const USERNS_CREATE: u32 = 44;
+    pub const SB_MOUNT: u32 = 45;
+    pub const MOVE_MOUNT: u32 = 46;
+    pub const SB_UMOUNT: u32 = 47;
+    pub const BPF: u32 = 48;
+    pub const PERF_EVENT_OPEN: u32 = 49;
+    pub const KERNEL_MODULE_REQUEST: u32 = 50;
+    pub const PTRACE_ACCESS_CHECK: u32 = 51;
+    pub const TASK_KILL: u32 = 52;
 }
 
 /// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).
@@ -50,6 +67,14 @@ pub struct DenyEvent {
     pub path_len: u32,
     pub comm: [u8; 16],
     pub path: [u8; EVENT_PATH_MAX],
+    /// Privilege hooks: the hook's number (capability, signal, ptrace mode, `bpf()` command;
+    /// for setuid/setgid `old << 32 | new` effective id), else 0.
+    pub arg: u64,
+    /// Privilege hooks acting on another task (kill, ptrace): its cgroup v2 id, else 0.
+    pub target_cgroup: u64,
+    /// ... and its thread-group id, else 0.
+    pub target_tgid: u32,
+    pub _pad_target: u32,
 }
 
 /// Indexes of the `COUNTERS` per-CPU array.

@@ -24,3 +24,45 @@ pub struct ExecKey {
 pub const fn kernel_dev(major: u32, minor: u32) -> u64 {
     ((major as u64) << 20) | (minor as u64 & 0xf_ffff)
 }
+
+/// Path bytes in an [`ExecPathKey`]: an LPM trie key holds at most 256 bytes of data
+/// (`LPM_DATA_SIZE_MAX`), and the slot takes 4.
+pub const EXEC_PATH_KEY_MAX: usize = 252;
+
+/// Bits of slot every [`ExecPathKey`] matches fully before the path bytes.
+pub const EXEC_PATH_SLOT_BITS: u32 = 32;
+
+/// Capacity of the `EXEC_LIB_DIRS` trie.
+pub const MAX_EXEC_LIB_DIRS: u32 = 1024;
+
+/// Capacity of the `EXEC_LIB_INODES` LRU map (library files seen mapped executable).
+pub const MAX_EXEC_LIB_INODES: u32 = 16_384;
+
+/// Directories whose files any sandboxed task may map executable (`mmap_file` and
+/// `file_mprotect` with `PROT_EXEC`), besides the allowed binaries themselves: shared
+/// libraries, the dynamic loader and interpreter extension modules live here. Stored with a
+/// trailing `/` so `/usr/lib` does not cover `/usr/lib2`. These directories must not be
+/// writable from the sandbox (root-owned on every distribution).
+pub const DEFAULT_LIBRARY_DIRS: [&str; 5] = ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/local/lib/"];
+
+/// Trie data of `EXEC_LIB_DIRS`: a big-endian slot, then path bytes (zero-padded).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecPathKey {
+    pub slot: [u8; 4],
+    pub path: [u8; EXEC_PATH_KEY_MAX],
+}
+
+impl ExecPathKey {
+    /// The key for a directory prefix such as `/usr/lib/`, with its prefix length in bits,
+    /// or `None` if the prefix is longer than [`EXEC_PATH_KEY_MAX`].
+    #[must_use]
+    pub fn prefix(slot: Slot, dir: &[u8]) -> Option<(u32, Self)> {
+        if dir.len() > EXEC_PATH_KEY_MAX {
+            return None;
+        }
+        let mut key = Self { slot: slot.to_be_bytes(), path: [0; EXEC_PATH_KEY_MAX] };
+        key.path[..dir.len()].copy_from_slice(dir);
+        Some((EXEC_PATH_SLOT_BITS + 8 * dir.len() as u32, key))
+    }
+}

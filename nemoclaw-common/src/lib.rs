@@ -18,6 +18,7 @@ mod pod {
     unsafe impl aya::Pod for crate::sandbox::SandboxEntry {}
     unsafe impl aya::Pod for crate::rule::Verdict {}
     unsafe impl aya::Pod for crate::exec::ExecKey {}
+    unsafe impl aya::Pod for crate::exec::ExecPathKey {}
     unsafe impl aya::Pod for crate::net::Net4Key {}
     unsafe impl aya::Pod for crate::net::Net6Key {}
     unsafe impl aya::Pod for crate::event::DenyEvent {}

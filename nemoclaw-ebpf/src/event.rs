@@ -51,6 +51,10 @@ pub fn emit(
         (*ev).addr = [0; 16];
         (*ev).proto = 0;
         (*ev).path_len = 0;
+        (*ev).arg = 0;
+        (*ev).target_cgroup = 0;
+        (*ev).target_tgid = 0;
+        (*ev)._pad_target = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         fill(&mut *ev);
     }

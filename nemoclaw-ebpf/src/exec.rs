@@ -4,15 +4,22 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::{helpers::generated::bpf_d_path, programs::LsmContext};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel_buf, generated::bpf_d_path},
+    programs::LsmContext,
+};
 use nemoclaw_common::{
     event::{EVENT_PATH_MAX, counter, hook},
-    exec::ExecKey,
+    exec::{EXEC_PATH_KEY_MAX, EXEC_PATH_SLOT_BITS, ExecKey},
     rule::{ACTION_ALLOW, RULE_DEFAULT_DENY},
     sandbox::controls,
 };
 
-use crate::{event, kernel, maps::EXEC_RULES, sandbox};
+use crate::{
+    event, kernel,
+    maps::{EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_RULES},
+    sandbox,
+};
 
 const EPERM: i32 = 1;
 
@@ -48,6 +55,127 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
             bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
         };
         ev.path_len = if len > 0 { len as u32 } else { 0 };
+    });
+    -EPERM
+}
+
+/// `PROT_EXEC`.
+const PROT_EXEC: u64 = 0x4;
+
+/// Judges an executable file mapping of a sandboxed task: allowed for the binaries the policy
+/// allows (by identity) and, by path, for files in the library directories. Anonymous
+/// executable memory is never judged, so JITs (V8, PyPy) keep working. This closes running a
+/// denied binary through an allowed loader (`ld.so /usr/bin/curl`) or `dlopen` of a copy.
+///
+/// `mmap_file(struct file *file, unsigned long reqprot, unsigned long prot, unsigned long
+/// flags)`; `bpf_d_path` is allowed here (a sleepable-listed hook).
+pub fn mmap_file(ctx: &LsmContext) -> i32 {
+    let prot: u64 = ctx.arg(2);
+    // Cheap checks first: most mappings of every task on the system stop here. `file` is
+    // null for anonymous memory (JITs).
+    if prot & PROT_EXEC == 0 || kernel::raw_arg(ctx, 0) == 0 {
+        return 0;
+    }
+    let file: *const c_void = ctx.arg(0);
+    let (cgroup_id, Some(sandbox)) = sandbox::current() else {
+        return 0;
+    };
+    if sandbox.controls & controls::EXEC == 0 {
+        return 0;
+    }
+    event::count(counter::JUDGED);
+    let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
+    // SAFETY: the value is copied out at once.
+    let rule_id = match unsafe { EXEC_RULES.get(&key) }.copied() {
+        Some(v) if v.action == ACTION_ALLOW => return 0,
+        Some(v) => v.rule_id,
+        None => {
+            if in_library_dir(file, sandbox.slot) {
+                // Remember the file so `file_mprotect` can judge it without a path. A full
+                // LRU map evicts an old entry; a failed insert only costs a later denial.
+                let _ = EXEC_LIB_INODES.insert(&key, &1, 0);
+                return 0;
+            }
+            RULE_DEFAULT_DENY
+        }
+    };
+    event::emit(hook::MMAP_FILE, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
+        ev.dev = dev;
+        ev.ino = ino;
+        ev.arg = prot;
+        // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file` is
+        // the hook's trusted argument.
+        let len = unsafe {
+            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
+        };
+        ev.path_len = if len > 0 { len as u32 } else { 0 };
+    });
+    -EPERM
+}
+
+/// Whether `file`'s path (`bpf_d_path`: symlinks, `..` and `/proc/self/fd` resolved) lies
+/// in one of the slot's library directories. Unresolvable paths are not (fail closed);
+/// deleted files and memfds have a path ending in ` (deleted)` outside those directories.
+#[inline(always)]
+fn in_library_dir(file: *const c_void, slot: u32) -> bool {
+    let (Some(scratch), Some(key)) = (EXEC_PATH_SCRATCH.get_ptr_mut(0), EXEC_LIB_KEY_SCRATCH.get_ptr_mut(0))
+    else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch buffers, used only by this program run on this CPU.
+    unsafe {
+        let len = bpf_d_path(kernel::file_path(file), scratch.cast(), EVENT_PATH_MAX as u32);
+        if len <= 1 {
+            return false;
+        }
+        // Without the NUL; the trie only ever needs the first EXEC_PATH_KEY_MAX bytes.
+        let len = ((len - 1) as usize).min(EXEC_PATH_KEY_MAX);
+        if bpf_probe_read_kernel_buf(scratch.cast::<u8>(), &mut (*key).data.path).is_err() {
+            return false;
+        }
+        (*key).data.slot = slot.to_be_bytes();
+        (*key).prefix_len = EXEC_PATH_SLOT_BITS + 8 * len as u32;
+        EXEC_LIB_DIRS.get(&*key).is_some_and(|v| v.action == ACTION_ALLOW)
+    }
+}
+
+/// `file_mprotect(struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)`:
+/// making a file mapping executable after the fact. `bpf_d_path` is not allowed here, so
+/// the file is judged by identity: an allowed binary, or a library file `mmap_file`
+/// already allowed executable for this slot.
+pub fn file_mprotect(ctx: &LsmContext) -> i32 {
+    let vma: *const c_void = ctx.arg(0);
+    let prot: u64 = ctx.arg(2);
+    if prot & PROT_EXEC == 0 {
+        return 0;
+    }
+    let (cgroup_id, Some(sandbox)) = sandbox::current() else {
+        return 0;
+    };
+    if sandbox.controls & controls::EXEC == 0 {
+        return 0;
+    }
+    let Ok(file) = kernel::vma_file(vma) else {
+        return -EPERM;
+    };
+    if file.is_null() {
+        return 0;
+    }
+    event::count(counter::JUDGED);
+    let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
+    // SAFETY: values are copied out at once.
+    let rule_id = match unsafe { EXEC_RULES.get(&key) }.copied() {
+        Some(v) if v.action == ACTION_ALLOW => return 0,
+        Some(v) => v.rule_id,
+        None if unsafe { EXEC_LIB_INODES.get(&key) }.is_some() => return 0,
+        None => RULE_DEFAULT_DENY,
+    };
+    event::emit(hook::FILE_MPROTECT, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
+        ev.dev = dev;
+        ev.ino = ino;
+        ev.arg = prot;
     });
     -EPERM
 }

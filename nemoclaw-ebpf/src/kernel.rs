@@ -101,3 +101,119 @@ pub fn file_dev_ino(file: *const c_void) -> Result<(u64, u64), i32> {
         Ok((u64::from(dev), ino))
     }
 }
+
+// Privilege control and exec hardening (issue 5).
+offsets! {
+    /// `struct cred`, members `uid`, `euid`, `suid`, `fsuid` (each a `kuid_t`).
+    CRED_UID_OFF,
+    CRED_EUID_OFF,
+    CRED_SUID_OFF,
+    CRED_FSUID_OFF,
+    /// `struct cred`, members `gid`, `egid`, `sgid`, `fsgid` (each a `kgid_t`).
+    CRED_GID_OFF,
+    CRED_EGID_OFF,
+    CRED_SGID_OFF,
+    CRED_FSGID_OFF,
+    /// `struct inode`, members `i_mode` (`umode_t`), `i_uid`, `i_gid`.
+    INODE_I_MODE_OFF,
+    INODE_I_UID_OFF,
+    INODE_I_GID_OFF,
+    /// `struct task_struct`, members `tgid` and `cgroups` (`struct css_set *`).
+    TASK_STRUCT_TGID_OFF,
+    TASK_STRUCT_CGROUPS_OFF,
+    /// `struct css_set`, member `dfl_cgrp` (the task's cgroup v2).
+    CSS_SET_DFL_CGRP_OFF,
+    /// `struct cgroup`, member `kn`.
+    CGROUP_KN_OFF,
+    /// `struct kernfs_node`, member `id` (what `bpf_get_current_cgroup_id` returns).
+    KERNFS_NODE_ID_OFF,
+    /// `struct vm_area_struct`, member `vm_file`.
+    VM_AREA_STRUCT_VM_FILE_OFF,
+}
+
+/// Reads a `T` at `global`'s offset from `base`.
+///
+/// # Safety
+/// `base` must be a kernel pointer; the read itself faults safely.
+#[inline(always)]
+unsafe fn read_at<T>(base: *const c_void, global: &'static u64) -> Result<T, i32> {
+    // SAFETY: `bpf_probe_read_kernel` checks the address.
+    unsafe { bpf_probe_read_kernel(base.cast::<u8>().add(offset(global)).cast()) }
+}
+
+/// `[uid, euid, suid, fsuid]` of a `struct cred`.
+#[inline(always)]
+pub fn cred_uids(cred: *const c_void) -> Result<[u32; 4], i32> {
+    // SAFETY: probe reads of a kernel pointer.
+    unsafe {
+        Ok([
+            read_at(cred, &CRED_UID_OFF)?,
+            read_at(cred, &CRED_EUID_OFF)?,
+            read_at(cred, &CRED_SUID_OFF)?,
+            read_at(cred, &CRED_FSUID_OFF)?,
+        ])
+    }
+}
+
+/// `[gid, egid, sgid, fsgid]` of a `struct cred`.
+#[inline(always)]
+pub fn cred_gids(cred: *const c_void) -> Result<[u32; 4], i32> {
+    // SAFETY: probe reads of a kernel pointer.
+    unsafe {
+        Ok([
+            read_at(cred, &CRED_GID_OFF)?,
+            read_at(cred, &CRED_EGID_OFF)?,
+            read_at(cred, &CRED_SGID_OFF)?,
+            read_at(cred, &CRED_FSGID_OFF)?,
+        ])
+    }
+}
+
+/// `(i_mode, i_uid, i_gid)` of `file`'s inode.
+#[inline(always)]
+pub fn file_mode_owner(file: *const c_void) -> Result<(u16, u32, u32), i32> {
+    // SAFETY: probe reads of kernel pointers.
+    unsafe {
+        let inode: *const c_void = read_at(file, &FILE_F_INODE_OFF)?;
+        Ok((read_at(inode, &INODE_I_MODE_OFF)?, read_at(inode, &INODE_I_UID_OFF)?, read_at(inode, &INODE_I_GID_OFF)?))
+    }
+}
+
+/// A task's thread-group id.
+#[inline(always)]
+pub fn task_tgid(task: *const c_void) -> Result<u32, i32> {
+    // SAFETY: probe read of a kernel pointer.
+    unsafe { read_at(task, &TASK_STRUCT_TGID_OFF) }
+}
+
+/// A task's cgroup v2 id: `task->cgroups->dfl_cgrp->kn->id`, the value
+/// `bpf_get_current_cgroup_id` gives for the current task. Probe reads: a task migrating
+/// concurrently yields its old or new cgroup, or an error (callers deny on error).
+#[inline(always)]
+pub fn task_cgroup_id(task: *const c_void) -> Result<u64, i32> {
+    // SAFETY: probe reads of kernel pointers.
+    unsafe {
+        let css_set: *const c_void = read_at(task, &TASK_STRUCT_CGROUPS_OFF)?;
+        let cgroup: *const c_void = read_at(css_set, &CSS_SET_DFL_CGRP_OFF)?;
+        let kn: *const c_void = read_at(cgroup, &CGROUP_KN_OFF)?;
+        read_at(kn, &KERNFS_NODE_ID_OFF)
+    }
+}
+
+/// `vma->vm_file` (null for anonymous memory).
+#[inline(always)]
+pub fn vma_file(vma: *const c_void) -> Result<*const c_void, i32> {
+    // SAFETY: probe read of a kernel pointer.
+    unsafe { read_at(vma, &VM_AREA_STRUCT_VM_FILE_OFF) }
+}
+
+/// Hook argument `n` as a plain number. The verifier types pointer arguments from BTF as
+/// non-null, so `ctx.arg::<*const T>(n).is_null()` is pruned as always false even where the
+/// kernel passes NULL (`mmap_file`'s file for anonymous memory, `task_kill`'s cred); a
+/// probe read of the context slot yields a scalar it must test.
+#[inline(always)]
+pub fn raw_arg(ctx: &aya_ebpf::programs::LsmContext, n: usize) -> u64 {
+    use aya_ebpf::EbpfContext as _;
+    // SAFETY: the LSM context is an array of u64 arguments; the read faults safely.
+    unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u64>().add(n)) }.unwrap_or(0)
+}

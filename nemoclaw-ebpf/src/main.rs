@@ -10,6 +10,7 @@ mod fs;
 mod kernel;
 mod maps;
 mod net;
+mod privilege;
 mod sandbox;
 
 use aya_ebpf::{
@@ -121,6 +122,84 @@ pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     net::judge6(&ctx, nemoclaw_common::event::hook::SENDMSG6)
+}
+
+// Exec hardening (process control) and `privilege_escalation: deny`: see `exec.rs` and
+// `privilege.rs` for what each judges.
+
+#[lsm(hook = "mmap_file")]
+pub fn mmap_file(ctx: LsmContext) -> i32 {
+    exec::mmap_file(&ctx)
+}
+
+#[lsm(hook = "file_mprotect")]
+pub fn file_mprotect(ctx: LsmContext) -> i32 {
+    exec::file_mprotect(&ctx)
+}
+
+#[lsm(hook = "bprm_creds_from_file")]
+pub fn bprm_creds_from_file(ctx: LsmContext) -> i32 {
+    privilege::bprm_creds_from_file(&ctx)
+}
+
+#[lsm(hook = "task_fix_setuid")]
+pub fn task_fix_setuid(ctx: LsmContext) -> i32 {
+    privilege::task_fix_setuid(&ctx)
+}
+
+#[lsm(hook = "task_fix_setgid")]
+pub fn task_fix_setgid(ctx: LsmContext) -> i32 {
+    privilege::task_fix_setgid(&ctx)
+}
+
+#[lsm(hook = "capable")]
+pub fn capable(ctx: LsmContext) -> i32 {
+    privilege::capable(&ctx)
+}
+
+#[lsm(hook = "userns_create")]
+pub fn userns_create(ctx: LsmContext) -> i32 {
+    privilege::userns_create(&ctx)
+}
+
+#[lsm(hook = "sb_mount")]
+pub fn sb_mount(ctx: LsmContext) -> i32 {
+    privilege::sb_mount(&ctx)
+}
+
+#[lsm(hook = "move_mount")]
+pub fn move_mount(ctx: LsmContext) -> i32 {
+    privilege::move_mount(&ctx)
+}
+
+#[lsm(hook = "sb_umount")]
+pub fn sb_umount(ctx: LsmContext) -> i32 {
+    privilege::sb_umount(&ctx)
+}
+
+#[lsm(hook = "bpf")]
+pub fn bpf(ctx: LsmContext) -> i32 {
+    privilege::bpf(&ctx)
+}
+
+#[lsm(hook = "perf_event_open")]
+pub fn perf_event_open(ctx: LsmContext) -> i32 {
+    privilege::perf_event_open(&ctx)
+}
+
+#[lsm(hook = "kernel_module_request")]
+pub fn kernel_module_request(ctx: LsmContext) -> i32 {
+    privilege::kernel_module_request(&ctx)
+}
+
+#[lsm(hook = "ptrace_access_check")]
+pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
+    privilege::ptrace_access_check(&ctx)
+}
+
+#[lsm(hook = "task_kill")]
+pub fn task_kill(ctx: LsmContext) -> i32 {
+    privilege::task_kill(&ctx)
 }
 
 #[cfg(not(test))]

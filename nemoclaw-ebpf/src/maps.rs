@@ -66,3 +66,31 @@ pub static FS_INODES: HashMap<FsInodeKey, FsValue> = HashMap::with_max_entries(M
 /// Per-CPU path scratch for the filesystem hooks.
 #[map]
 pub static FS_SCRATCH: PerCpuArray<crate::fs::FsScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot -> the rule id of the policy's `privilege_escalation: deny` entry, cited by every
+/// privilege denial.
+#[map]
+pub static PRIVILEGE_RULE: aya_ebpf::maps::Array<u32> =
+    aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
+
+/// (slot, directory prefix) -> verdict: library directories whose files may be mapped
+/// executable (`mmap_file`, `file_mprotect`). See `nemoclaw_common::exec::DEFAULT_LIBRARY_DIRS`.
+#[map]
+pub static EXEC_LIB_DIRS: LpmTrie<nemoclaw_common::exec::ExecPathKey, Verdict> =
+    LpmTrie::with_max_entries(nemoclaw_common::exec::MAX_EXEC_LIB_DIRS, NO_PREALLOC);
+
+/// (slot, dev, ino) of files `mmap_file` allowed executable from a library directory, so
+/// that `file_mprotect` (where `bpf_d_path` is not allowed) can judge them by identity.
+#[map]
+pub static EXEC_LIB_INODES: aya_ebpf::maps::LruHashMap<ExecKey, u32> =
+    aya_ebpf::maps::LruHashMap::with_max_entries(nemoclaw_common::exec::MAX_EXEC_LIB_INODES, 0);
+
+/// Per-CPU scratch for `mmap_file`: the whole `bpf_d_path` output (the BPF stack is 512 bytes).
+#[map]
+pub static EXEC_PATH_SCRATCH: PerCpuArray<[u8; nemoclaw_common::event::EVENT_PATH_MAX]> =
+    PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch for the `EXEC_LIB_DIRS` lookup key.
+#[map]
+pub static EXEC_LIB_KEY_SCRATCH: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<nemoclaw_common::exec::ExecPathKey>> =
+    PerCpuArray::with_max_entries(1, 0);

@@ -17,13 +17,15 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// The LLVM major of the preinstalled nightly (`rustc +nightly -vV`), and bpf-linker's feature.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 /// Debian packages the VM needs (`zstd`: 6.12's vmlinuz is zstd-compressed, and the fast
-/// boot extracts the uncompressed vmlinux from it).
-const APT_PACKAGES: [&str; 5] = [
+/// boot extracts the uncompressed vmlinux from it), and `dnsmasq-base`: the real DNS server
+/// (no system service) that the host-name rule tests run on loopback.
+const APT_PACKAGES: [&str; 6] = [
     "qemu-system-x86",
     "busybox-static",
     "cpio",
     "xz-utils",
     "zstd",
+    "dnsmasq-base",
 ];
 
 /// A Debian kernel of the test matrix.

@@ -31,6 +31,26 @@ pub struct RuleCitation {
 pub enum AuditObject {
     File { path: String, dev: u64, ino: u64 },
     Address { address: String, port: u16, protocol: &'static str },
+    /// A privilege operation (`privilege_escalation: deny`) without a file object.
+    Privilege {
+        operation: &'static str,
+        /// Capability, module, mount point or `bpf()` command name, where there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The hook's number: capability, signal, ptrace mode, `bpf()` command, mount flags.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        number: Option<u64>,
+        /// Effective uid or gid before and after, for setuid/setgid.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<u32>,
+        /// The target task (kill, ptrace) and its cgroup id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_cgroup: Option<u64>,
+    },
 }
 
 /// One line of the audit log.
@@ -72,6 +92,21 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::PATH_TRUNCATE => ("filesystem", "path_truncate"),
         hook::PATH_CHMOD => ("filesystem", "path_chmod"),
         hook::PATH_CHOWN => ("filesystem", "path_chown"),
+        hook::MMAP_FILE => ("process", "mmap_file"),
+        hook::FILE_MPROTECT => ("process", "file_mprotect"),
+        hook::BPRM_CREDS_FROM_FILE => ("privilege", "bprm_creds_from_file"),
+        hook::TASK_FIX_SETUID => ("privilege", "task_fix_setuid"),
+        hook::TASK_FIX_SETGID => ("privilege", "task_fix_setgid"),
+        hook::CAPABLE => ("privilege", "capable"),
+        hook::USERNS_CREATE => ("privilege", "userns_create"),
+        hook::SB_MOUNT => ("privilege", "sb_mount"),
+        hook::MOVE_MOUNT => ("privilege", "move_mount"),
+        hook::SB_UMOUNT => ("privilege", "sb_umount"),
+        hook::BPF => ("privilege", "bpf"),
+        hook::PERF_EVENT_OPEN => ("privilege", "perf_event_open"),
+        hook::KERNEL_MODULE_REQUEST => ("privilege", "kernel_module_request"),
+        hook::PTRACE_ACCESS_CHECK => ("privilege", "ptrace_access_check"),
+        hook::TASK_KILL => ("privilege", "task_kill"),
         _ => ("unknown", "unknown"),
     }
 }
@@ -113,6 +148,92 @@ fn cite(rule_id: u32, rules: &[RuleRef]) -> RuleCitation {
     }
 }
 
+/// `include/uapi/linux/capability.h`, by number.
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// `enum bpf_cmd` (`include/uapi/linux/bpf.h`), the commands worth naming.
+fn bpf_command(cmd: u64) -> Option<&'static str> {
+    Some(match cmd {
+        0 => "BPF_MAP_CREATE",
+        1 => "BPF_MAP_LOOKUP_ELEM",
+        2 => "BPF_MAP_UPDATE_ELEM",
+        3 => "BPF_MAP_DELETE_ELEM",
+        4 => "BPF_MAP_GET_NEXT_KEY",
+        5 => "BPF_PROG_LOAD",
+        6 => "BPF_OBJ_PIN",
+        7 => "BPF_OBJ_GET",
+        8 => "BPF_PROG_ATTACH",
+        9 => "BPF_PROG_DETACH",
+        11 => "BPF_PROG_GET_NEXT_ID",
+        12 => "BPF_MAP_GET_NEXT_ID",
+        13 => "BPF_PROG_GET_FD_BY_ID",
+        14 => "BPF_MAP_GET_FD_BY_ID",
+        15 => "BPF_OBJ_GET_INFO_BY_FD",
+        28 => "BPF_LINK_CREATE",
+        _ => return None,
+    })
+}
+
+/// The object of a privilege event that has no file (all but `bprm_creds_from_file`).
+fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
+    let arg = event.arg;
+    let mut name = None;
+    let mut number = None;
+    let (mut from, mut to, mut pid, mut target_cgroup) = (None, None, None, None);
+    let operation = match event.hook {
+        hook::TASK_FIX_SETUID | hook::TASK_FIX_SETGID => {
+            from = Some((arg >> 32) as u32);
+            to = Some(arg as u32);
+            if event.hook == hook::TASK_FIX_SETUID { "setuid" } else { "setgid" }
+        }
+        hook::CAPABLE => {
+            let cap = usize::try_from(arg).ok().and_then(|i| CAPABILITIES.get(i));
+            name = Some(cap.map_or_else(|| format!("capability {arg}"), |c| (*c).to_owned()));
+            number = Some(arg);
+            "capability"
+        }
+        hook::USERNS_CREATE => "user namespace",
+        hook::SB_MOUNT => {
+            name = Some(path).filter(|p| !p.is_empty());
+            number = Some(arg);
+            "mount"
+        }
+        hook::MOVE_MOUNT => "move mount",
+        hook::SB_UMOUNT => {
+            number = Some(arg);
+            "unmount"
+        }
+        hook::BPF => {
+            name = bpf_command(arg).map(str::to_owned);
+            number = Some(arg);
+            "bpf"
+        }
+        hook::PERF_EVENT_OPEN => "perf_event_open",
+        hook::KERNEL_MODULE_REQUEST => {
+            name = Some(path);
+            "module request"
+        }
+        hook::PTRACE_ACCESS_CHECK | hook::TASK_KILL => {
+            number = Some(arg);
+            pid = Some(event.target_tgid);
+            target_cgroup = Some(event.target_cgroup);
+            if event.hook == hook::TASK_KILL { "signal" } else { "ptrace" }
+        }
+        _ => return None,
+    };
+    Some(AuditObject::Privilege { operation, name, number, from, to, pid, target_cgroup })
+}
+
 impl AuditRecord {
     /// Decodes `event`, citing `rules` (the compiled policy's rule table).
     #[must_use]
@@ -120,7 +241,11 @@ impl AuditRecord {
         let (control, hook) = hook_names(event.hook);
         let object = if event.family == 0 {
             let len = (event.path_len as usize).min(EVENT_PATH_MAX);
-            AuditObject::File { path: c_string(&event.path[..len]), dev: event.dev, ino: event.ino }
+            let path = c_string(&event.path[..len]);
+            match privilege_object(event, path.clone()) {
+                Some(object) => object,
+                None => AuditObject::File { path, dev: event.dev, ino: event.ino },
+            }
         } else {
             let a = event.addr;
             let address = if event.family == 2 {

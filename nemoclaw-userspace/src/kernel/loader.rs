@@ -4,13 +4,13 @@ use std::{fs::File, os::fd::AsFd};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, LpmTrie, MapData, RingBuf, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, MapData, RingBuf, lpm_trie::Key},
     programs::{CgroupAttachMode, CgroupSockAddr, Lsm},
 };
 use nemoclaw_common::{
-    exec::ExecKey,
+    exec::{DEFAULT_LIBRARY_DIRS, ExecKey, ExecPathKey},
     net::{FIXED_PREFIX_BITS, Net4Key, Net6Key},
-    rule::{ACTION_DENY, Verdict},
+    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, Slot, controls},
 };
 
@@ -47,7 +47,7 @@ pub enum KernelError {
 }
 
 /// Controls this version enforces in the kernel.
-pub const IMPLEMENTED: u32 = controls::EXEC | controls::NET | controls::FS;
+pub const IMPLEMENTED: u32 = controls::EXEC | controls::NET | controls::PRIVILEGE | controls::FS;
 
 fn section_name(bit: u32) -> &'static str {
     match bit {
@@ -92,6 +92,7 @@ pub struct Enforcer {
     ebpf: Ebpf,
 }
 
+/// (program, LSM hook, the control that needs it).
 const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("bprm_check_security", "bprm_check_security", controls::EXEC),
     // Filesystem: opens and every path mutation.
@@ -106,6 +107,23 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("path_truncate", "path_truncate", controls::FS),
     ("path_chmod", "path_chmod", controls::FS),
     ("path_chown", "path_chown", controls::FS),
+    // Exec hardening: executable file mappings only of allowed binaries and libraries.
+    ("mmap_file", "mmap_file", controls::EXEC),
+    ("file_mprotect", "file_mprotect", controls::EXEC),
+    // `privilege_escalation: deny`.
+    ("bprm_creds_from_file", "bprm_creds_from_file", controls::PRIVILEGE),
+    ("task_fix_setuid", "task_fix_setuid", controls::PRIVILEGE),
+    ("task_fix_setgid", "task_fix_setgid", controls::PRIVILEGE),
+    ("capable", "capable", controls::PRIVILEGE),
+    ("userns_create", "userns_create", controls::PRIVILEGE),
+    ("sb_mount", "sb_mount", controls::PRIVILEGE),
+    ("move_mount", "move_mount", controls::PRIVILEGE),
+    ("sb_umount", "sb_umount", controls::PRIVILEGE),
+    ("bpf", "bpf", controls::PRIVILEGE),
+    ("perf_event_open", "perf_event_open", controls::PRIVILEGE),
+    ("kernel_module_request", "kernel_module_request", controls::PRIVILEGE),
+    ("ptrace_access_check", "ptrace_access_check", controls::PRIVILEGE),
+    ("task_kill", "task_kill", controls::PRIVILEGE),
 ];
 const SOCK_ADDR_PROGRAMS: &[&str] = &["connect4", "connect6", "sendmsg4", "sendmsg6"];
 
@@ -120,9 +138,10 @@ impl Enforcer {
             }
         }
         let mut ebpf = open_object()?;
-        if wanted & (controls::EXEC | controls::FS) != 0 {
+        let lsm_wanted = wanted & (controls::EXEC | controls::FS | controls::PRIVILEGE);
+        if lsm_wanted != 0 {
             let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
-                unavailable(controls::EXEC, "reading BTF for LSM".into(), &e, LSM_ADVICE)
+                unavailable(lsm_wanted & lsm_wanted.wrapping_neg(), "reading BTF for LSM".into(), &e, LSM_ADVICE)
             })?;
             for &(prog, hook, bit) in LSM_PROGRAMS {
                 if wanted & bit == 0 {
@@ -174,8 +193,8 @@ impl Enforcer {
     /// is ever judged by a half-written policy.
     pub fn install(&mut self, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
         let CompiledPolicy {
-            controls: _,
-            rules: _,
+            controls: policy_controls,
+            rules,
             exec,
             exec_paths: _,
             net4,
@@ -195,6 +214,15 @@ impl Enforcer {
                 map.insert(key, e.verdict, 0).map_err(|source| KernelError::Map { map: "EXEC_RULES", source })?;
             }
         }
+        if policy_controls & controls::EXEC != 0 {
+            self.install_library_dirs(slot)?;
+        }
+        if policy_controls & controls::PRIVILEGE != 0 {
+            // The rule every privilege denial cites (0, the default deny, if absent).
+            let rule_id = rules.iter().find(|r| r.section == "privilege_escalation").map_or(0, |r| r.id);
+            let mut map: Array<_, u32> = self.map("PRIVILEGE_RULE")?;
+            map.set(slot, rule_id, 0).map_err(|source| KernelError::Map { map: "PRIVILEGE_RULE", source })?;
+        }
         // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`) and the inodes of
         // files under deny rules.
         super::fs::install(&mut self.ebpf, slot, policy)?;
@@ -204,6 +232,19 @@ impl Enforcer {
         self.install_net(net6, "NET6_ALLOW", "NET6_DENY", |e| {
             Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net6Key::new(slot, e.proto, e.port, e.addr))
         })
+    }
+
+    /// The directories whose files `mmap_file` lets the slot map executable.
+    fn install_library_dirs(&mut self, slot: Slot) -> Result<(), KernelError> {
+        let mut map: LpmTrie<_, ExecPathKey, Verdict> = self.map("EXEC_LIB_DIRS")?;
+        for dir in DEFAULT_LIBRARY_DIRS {
+            let (bits, key) =
+                ExecPathKey::prefix(slot, dir.as_bytes()).ok_or(KernelError::Missing("short library directory"))?;
+            let verdict = Verdict { action: ACTION_ALLOW, rule_id: RULE_DEFAULT_DENY };
+            map.insert(&Key::new(bits, key), verdict, 0)
+                .map_err(|source| KernelError::Map { map: "EXEC_LIB_DIRS", source })?;
+        }
+        Ok(())
     }
 
     fn install_net<const N: usize, K: aya::Pod>(

@@ -25,6 +25,24 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("MOUNT_MNT_MOUNTPOINT_OFF", "mount", "mnt_mountpoint"),
     ("TASK_STRUCT_FS_OFF", "task_struct", "fs"),
     ("FS_STRUCT_ROOT_OFF", "fs_struct", "root"),
+    // Privilege control and exec hardening.
+    ("CRED_UID_OFF", "cred", "uid"),
+    ("CRED_EUID_OFF", "cred", "euid"),
+    ("CRED_SUID_OFF", "cred", "suid"),
+    ("CRED_FSUID_OFF", "cred", "fsuid"),
+    ("CRED_GID_OFF", "cred", "gid"),
+    ("CRED_EGID_OFF", "cred", "egid"),
+    ("CRED_SGID_OFF", "cred", "sgid"),
+    ("CRED_FSGID_OFF", "cred", "fsgid"),
+    ("INODE_I_MODE_OFF", "inode", "i_mode"),
+    ("INODE_I_UID_OFF", "inode", "i_uid"),
+    ("INODE_I_GID_OFF", "inode", "i_gid"),
+    ("TASK_STRUCT_TGID_OFF", "task_struct", "tgid"),
+    ("TASK_STRUCT_CGROUPS_OFF", "task_struct", "cgroups"),
+    ("CSS_SET_DFL_CGRP_OFF", "css_set", "dfl_cgrp"),
+    ("CGROUP_KN_OFF", "cgroup", "kn"),
+    ("KERNFS_NODE_ID_OFF", "kernfs_node", "id"),
+    ("VM_AREA_STRUCT_VM_FILE_OFF", "vm_area_struct", "vm_file"),
 ];
 
 /// Every offset in [`NEEDED`], in order, or the first that this kernel's BTF lacks.

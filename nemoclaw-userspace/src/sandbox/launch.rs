@@ -1,5 +1,11 @@
-//! Starts the sandboxed command: the child moves itself into the sandbox cgroup, drops to
-//! the sandbox user with `no_new_privs`, then execs, so the exec itself is already judged.
+//! Starts the sandboxed command: the child drops to the sandbox user, moves itself into the
+//! sandbox cgroup, sets `no_new_privs`, then execs, so the exec itself is already judged.
+//!
+//! The order matters under `privilege_escalation: deny`, which forbids any uid/gid change
+//! and capability use inside the sandbox: the child changes its ids while still outside,
+//! and joins through a `cgroup.procs` descriptor it opened as root. The kernel checks a
+//! `cgroup.procs` write against the opener's credentials (Linux 5.16+), so the now
+//! unprivileged child may still move itself in.
 
 use std::{
     ffi::{CString, OsString},
@@ -33,17 +39,21 @@ pub fn spawn(argv: &[OsString], procs: &Path, user: &SandboxUser, path: &[PathBu
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setresgid(gid, gid, gid) != 0
+                || libc::setresuid(uid, uid, uid) != 0
+            {
+                let err = io::Error::last_os_error();
+                libc::close(fd);
+                return Err(err);
+            }
             let written = libc::write(fd, b"0".as_ptr().cast(), 1);
             let err = io::Error::last_os_error();
             libc::close(fd);
             if written != 1 {
                 return Err(err);
             }
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setresgid(gid, gid, gid) != 0
-                || libc::setresuid(uid, uid, uid) != 0
-                || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-            {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())

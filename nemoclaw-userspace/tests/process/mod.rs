@@ -1,6 +1,6 @@
 //! Process control: `bprm_check_security` judges the executed file by (device, inode).
 
-use crate::support::{PYTHON, Scratch, lsm_or_skip, run_sandboxed};
+use crate::support::{Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
 
 const POLICY: &str = "process:\n  allow:\n    - python3\n    - \"true\"\n  deny:\n    - cat\n";
 
@@ -68,4 +68,262 @@ fn sandbox_command_itself_is_judged() {
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     assert_eq!(out.denials("process").len(), 1, "{out:?}");
+}
+
+// Escape tests: each known way around "exec judged by identity" must fail, with an allowed
+// twin that shows the probe itself works.
+
+/// A probe prologue: `report(fn)` prints `OK <value>` or `ERR <errno name>`, and `run(argv)`
+/// execs through `subprocess` and returns the exit code.
+const PRELUDE: &str = "import ctypes, errno, mmap, os, shutil, subprocess, sys\n\
+    libc = ctypes.CDLL(None, use_errno=True)\n\
+    def report(f):\n    \
+        try:\n        v = f()\n    \
+        except OSError as e:\n        print('ERR', errno.errorcode.get(e.errno, e.errno)); return\n    \
+        print('OK', v)\n\
+    def run(argv, **kw):\n    \
+        return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw).returncode\n";
+
+fn escape_probe(body: &str) -> String {
+    format!("{PRELUDE}{body}\n")
+}
+
+/// A scratch directory the sandbox user (`nobody`) may write, like an agent's workspace.
+fn workspace(scratch: &Scratch) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch.path("workspace");
+    std::fs::create_dir_all(&dir).expect("create workspace");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod workspace");
+    dir
+}
+
+/// The one `process` denial of `out`, with its hook and path checked.
+fn one_process_denial<'a>(out: &'a Outcome, hook: &str, path: impl Fn(&str) -> bool) -> &'a serde_json::Value {
+    let d = out.denials("process");
+    assert_eq!(d.len(), 1, "expected one process denial: {out:?}");
+    assert_eq!(d[0]["hook"], hook, "{out:?}");
+    assert_eq!(d[0]["errno"], "EPERM", "{out:?}");
+    assert!(d[0]["object"]["path"].as_str().is_some_and(&path), "{out:?}");
+    d[0]
+}
+
+/// A copy of a denied binary under a new name in the workspace is a new inode, allowed by
+/// nothing. The twin runs the allowed original.
+#[test]
+fn escape_copy_of_denied_binary_is_denied() {
+    if !lsm_or_skip("escape_copy") {
+        return;
+    }
+    let scratch = Scratch::new("esc-copy");
+    let ws = workspace(&scratch);
+    let code = escape_probe(&format!(
+        "shutil.copy('/usr/bin/cat', {kitty:?})\nos.chmod({kitty:?}, 0o755)\n\
+         report(lambda: run([{kitty:?}, '/dev/null']))\n\
+         report(lambda: run(['/usr/bin/true']))\n",
+        kitty = ws.join("kitty").to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{out:?}");
+    let d = one_process_denial(&out, "bprm_check_security", |p| p.ends_with("/workspace/kitty"));
+    assert_eq!(d["rule"]["id"], 0);
+}
+
+/// A symlink named like an allowed binary, pointing to a denied one: the kernel judges the
+/// file the link resolves to. The twin's link points to the allowed binary.
+#[test]
+fn escape_symlink_named_like_allowed_binary_is_denied() {
+    if !lsm_or_skip("escape_symlink") {
+        return;
+    }
+    let scratch = Scratch::new("esc-symlink");
+    let bin = scratch.path("bin");
+    std::fs::create_dir(&bin).expect("mkdir bin");
+    std::os::unix::fs::symlink("/usr/bin/cat", bin.join("true")).expect("symlink");
+    std::os::unix::fs::symlink("/usr/bin/true", bin.join("true-real")).expect("symlink");
+    let code = escape_probe(&format!(
+        "report(lambda: run([{fake:?}, '/dev/null']))\nreport(lambda: run([{real:?}]))\n",
+        fake = bin.join("true").to_str().expect("utf-8"),
+        real = bin.join("true-real").to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{out:?}");
+    let d = one_process_denial(&out, "bprm_check_security", |p| p == "/usr/bin/cat");
+    assert_eq!(d["rule"]["section"], "process.deny");
+}
+
+/// `ld.so /usr/bin/curl`: even with the dynamic loader allowed, it cannot map a binary the
+/// policy does not allow (`mmap_file` with `PROT_EXEC`). The twin loads an allowed binary.
+#[test]
+fn escape_ld_so_running_denied_binary_is_denied() {
+    if !lsm_or_skip("escape_ld_so") {
+        return;
+    }
+    let policy = "process:\n  allow:\n    - python3\n    - \"true\"\n    - /lib64/ld-linux-x86-64.so.2\n  deny:\n    - curl\n";
+    let scratch = Scratch::new("esc-ldso");
+    let code = escape_probe(
+        "ld = '/lib64/ld-linux-x86-64.so.2'\n\
+         report(lambda: run([ld, '/usr/bin/curl', '--version']))\n\
+         report(lambda: run([ld, '/usr/bin/true']))\n",
+    );
+    let out = run_sandboxed(&scratch, policy, &[PYTHON, "-c", &code]);
+    // ld.so reports the failed mapping and exits 127.
+    assert_eq!(out.stdout.trim(), "OK 127\nOK 0", "{out:?}");
+    let d = one_process_denial(&out, "mmap_file", |p| p == "/usr/bin/curl");
+    assert_eq!(d["rule"]["section"], "process.deny");
+    assert_eq!(d["rule"]["text"], "curl");
+}
+
+/// `dlopen` of a library copied into the workspace: not a library directory, not an allowed
+/// binary. The twin loads the same library from /usr/lib.
+#[test]
+fn escape_dlopen_of_workspace_library_is_denied() {
+    if !lsm_or_skip("escape_dlopen") {
+        return;
+    }
+    let scratch = Scratch::new("esc-dlopen");
+    let ws = workspace(&scratch);
+    let code = escape_probe(&format!(
+        "shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', {copy:?})\n\
+         def load(p):\n    \
+             try:\n        ctypes.CDLL(p); return 'loaded'\n    \
+             except OSError as e:\n        \
+                 # dlopen's error carries strerror, not errno.\n        \
+                 if 'Operation not permitted' in str(e): raise OSError(errno.EPERM, str(e))\n        \
+                 raise\n\
+         report(lambda: load({copy:?}))\n\
+         report(lambda: load('libz.so.1'))\n",
+        copy = ws.join("libz.so.1").to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nOK loaded", "{out:?}");
+    let d = one_process_denial(&out, "mmap_file", |p| p.ends_with("/workspace/libz.so.1"));
+    assert_eq!(d["rule"]["id"], 0);
+}
+
+/// memfd exec: a copy of an allowed binary in a memfd is a new inode. Both the `/proc/self/fd`
+/// route and `execveat(fd, "", AT_EMPTY_PATH)` (Python's `os.execve(fd, ...)`) are refused,
+/// and so is mapping the memfd executable. The twin runs the allowed original.
+#[test]
+fn escape_memfd_exec_is_denied() {
+    if !lsm_or_skip("escape_memfd") {
+        return;
+    }
+    let scratch = Scratch::new("esc-memfd");
+    let code = escape_probe(
+        "fd = os.memfd_create('payload', 0)\n\
+         os.write(fd, open('/usr/bin/true', 'rb').read())\n\
+         report(lambda: run([f'/proc/self/fd/{fd}'], pass_fds=[fd]))\n\
+         def fexec():\n    \
+             pid = os.fork()\n    \
+             if pid == 0:\n        \
+                 try:\n            os.execve(fd, ['payload'], {})\n        \
+                 except OSError as e:\n            os._exit(e.errno)\n    \
+             return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n\
+         print('fexecve', errno.errorcode.get(fexec()))\n\
+         report(lambda: mmap.mmap(fd, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC) and 'mapped')\n\
+         report(lambda: run(['/usr/bin/true']))\n",
+    );
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nfexecve EPERM\nERR EPERM\nOK 0", "{out:?}");
+    let d = out.denials("process");
+    let hooks: Vec<_> = d.iter().map(|d| d["hook"].as_str().unwrap_or_default()).collect();
+    assert_eq!(hooks, ["bprm_check_security", "bprm_check_security", "mmap_file"], "{out:?}");
+    for d in &d {
+        assert!(d["object"]["path"].as_str().is_some_and(|p| p.starts_with("/memfd:payload")), "{d:?}");
+        assert_eq!(d["rule"]["id"], 0);
+    }
+}
+
+/// A deleted file (nlink 0) still open: exec through `/proc/self/fd` is refused.
+#[test]
+fn escape_deleted_file_exec_is_denied() {
+    if !lsm_or_skip("escape_deleted") {
+        return;
+    }
+    let scratch = Scratch::new("esc-deleted");
+    let ws = workspace(&scratch);
+    let code = escape_probe(&format!(
+        "shutil.copy('/usr/bin/true', {t:?})\nos.chmod({t:?}, 0o755)\n\
+         fd = os.open({t:?}, os.O_RDONLY)\nos.unlink({t:?})\n\
+         report(lambda: run([f'/proc/self/fd/{{fd}}'], pass_fds=[fd]))\n\
+         report(lambda: run(['/usr/bin/true']))\n",
+        t = ws.join("t").to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{out:?}");
+    one_process_denial(&out, "bprm_check_security", |p| p.ends_with("/workspace/t (deleted)"));
+}
+
+/// A `#!` script whose interpreter is denied: the kernel judges the interpreter too. The
+/// twin's interpreter is allowed. Both scripts are allowed by the policy.
+#[test]
+fn escape_shebang_with_denied_interpreter_is_denied() {
+    if !lsm_or_skip("escape_shebang") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("esc-shebang");
+    let bad = scratch.path("bad.sh");
+    let good = scratch.path("good.sh");
+    std::fs::write(&bad, "#!/usr/bin/cat\n").expect("write script");
+    std::fs::write(&good, "#!/usr/bin/true\n").expect("write script");
+    for s in [&bad, &good] {
+        std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let (bad, good) = (bad.to_str().expect("utf-8"), good.to_str().expect("utf-8"));
+    let policy = format!("process:\n  allow:\n    - python3\n    - \"true\"\n    - {bad}\n    - {good}\n  deny:\n    - cat\n");
+    let code = escape_probe(&format!("report(lambda: run([{bad:?}]))\nreport(lambda: run([{good:?}]))\n"));
+    let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{policy}\n{out:?}");
+    let d = one_process_denial(&out, "bprm_check_security", |p| p == "/usr/bin/cat");
+    assert_eq!(d["rule"]["section"], "process.deny");
+}
+
+/// `mprotect(PROT_EXEC)` on a mapping of a file that is neither an allowed binary nor a
+/// library (here a workspace copy of a denied one); the twin does it on libc, which the
+/// loader mapped executable from /usr/lib.
+#[test]
+fn escape_mprotect_exec_of_file_mapping_is_denied() {
+    if !lsm_or_skip("escape_mprotect") {
+        return;
+    }
+    let scratch = Scratch::new("esc-mprotect");
+    let ws = workspace(&scratch);
+    let code = escape_probe(&format!(
+        "libc.mmap.restype = ctypes.c_void_p\n\
+         libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+         libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]\n\
+         def mprotect_exec(path):\n    \
+             fd = os.open(path, os.O_RDONLY)\n    \
+             addr = libc.mmap(None, 4096, mmap.PROT_READ, mmap.MAP_PRIVATE, fd, 0)\n    \
+             if libc.mprotect(addr, 4096, mmap.PROT_READ | mmap.PROT_EXEC) != 0:\n        \
+                 e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n    \
+             return 'executable'\n\
+         shutil.copy('/usr/bin/cat', {copy:?})\n\
+         report(lambda: mprotect_exec({copy:?}))\n\
+         report(lambda: mprotect_exec('/usr/lib/x86_64-linux-gnu/libc.so.6'))\n",
+        copy = ws.join("cat-copy").to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM\nOK executable", "{out:?}");
+    let d = out.denials("process");
+    assert_eq!(d.len(), 1, "{out:?}");
+    assert_eq!(d[0]["hook"], "file_mprotect");
+    assert!(d[0]["object"]["ino"].as_u64().is_some_and(|i| i > 0), "{out:?}");
+}
+
+/// Anonymous executable memory stays allowed, so JITs work.
+#[test]
+fn anonymous_exec_memory_is_allowed() {
+    if !lsm_or_skip("exec_anon_memory") {
+        return;
+    }
+    let scratch = Scratch::new("exec-anon");
+    let code = escape_probe(
+        "m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n\
+         m.write(b'\\xc3')\nprint('OK mapped')\n",
+    );
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK mapped", "{out:?}");
+    assert!(out.audit.is_empty(), "{out:?}");
 }

@@ -79,20 +79,80 @@ impl Outcome {
 
 /// Runs `argv` under `policy_yaml` as `nobody`, with the audit log in `scratch`.
 pub fn run_sandboxed(scratch: &Scratch, policy_yaml: &str, argv: &[&str]) -> Outcome {
+    run_sandboxed_as(scratch, "nobody", policy_yaml, argv)
+}
+
+/// Runs `argv` under `policy_yaml` as `user` (e.g. `root`: uid 0 inside the sandbox).
+pub fn run_sandboxed_as(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str]) -> Outcome {
+    run_sandboxed_in(scratch, user, policy_yaml, argv, false)
+}
+
+/// Like [`run_sandboxed_as`], but outside any `chroot`. The VM runs its command in a chroot
+/// of the host's root, and the kernel refuses user namespaces to chrooted tasks before any
+/// LSM is asked (`create_user_ns`: `current_chrooted()`), which would hide what NemoClaw
+/// does. So `nemoclaw run` starts in a private mount namespace whose root is the chroot's
+/// root mount moved onto the namespace root, as `switch_root` does. No-op when not chrooted.
+pub fn run_sandboxed_unchrooted(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str]) -> Outcome {
+    run_sandboxed_in(scratch, user, policy_yaml, argv, true)
+}
+
+/// Whether this process is chrooted: `/` is not the root of PID 1 (which the VM's init is not).
+fn chrooted() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/").expect("stat /");
+    let init = std::fs::metadata("/proc/1/root/").expect("stat /proc/1/root");
+    (ours.dev(), ours.ino()) != (init.dev(), init.ino())
+}
+
+/// In the child before exec: leaves the chroot (see [`run_sandboxed_unchrooted`]).
+fn leave_chroot(escape_dir: &std::ffi::CStr, mount_point: &std::ffi::CStr) -> std::io::Result<()> {
+    use std::io::Error;
+    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(Error::last_os_error()) };
+    // SAFETY: plain syscalls on NUL-terminated strings prepared before fork.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
+        // The classic way out of a chroot (we are root): chroot deeper, then walk up.
+        check(libc::chroot(escape_dir.as_ptr()))?;
+        for _ in 0..64 {
+            check(libc::chdir(c"..".as_ptr()))?;
+        }
+        check(libc::chroot(c".".as_ptr()))?;
+        // Now at the namespace root: move the old root mount onto it and enter it.
+        check(libc::chdir(mount_point.as_ptr()))?;
+        check(libc::mount(c".".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()))?;
+        check(libc::chroot(c".".as_ptr()))?;
+        check(libc::chdir(c"/".as_ptr()))
+    }
+}
+
+/// The mount point of the VM's root (see `xtask/src/vm/initramfs.rs`).
+const VM_ROOT_MOUNT: &std::ffi::CStr = c"/newroot";
+
+fn run_sandboxed_in(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str], unchroot: bool) -> Outcome {
+    use std::os::unix::process::CommandExt;
     let policy = scratch.path("policy.yaml");
     std::fs::write(&policy, policy_yaml).expect("write policy");
     let audit = scratch.path("audit.jsonl");
     let _ = std::fs::remove_file(&audit);
-    let out = Command::new(nemoclaw())
-        .arg("run")
+    let mut cmd = Command::new(nemoclaw());
+    cmd.arg("run")
         .arg("--policy")
         .arg(&policy)
-        .args(["--user", "nobody", "--audit-log"])
+        .args(["--user", user, "--audit-log"])
         .arg(&audit)
         .arg("--")
-        .args(argv)
-        .output()
-        .expect("spawn nemoclaw run");
+        .args(argv);
+    if unchroot && chrooted() {
+        let escape = scratch.path("chroot-escape");
+        std::fs::create_dir_all(&escape).expect("create chroot escape dir");
+        let escape = std::ffi::CString::new(escape.into_os_string().into_encoded_bytes()).expect("path without NUL");
+        // SAFETY: the closure only makes syscalls on data prepared above.
+        unsafe {
+            cmd.pre_exec(move || leave_chroot(&escape, VM_ROOT_MOUNT));
+        }
+    }
+    let out = cmd.output().expect("spawn nemoclaw run");
     Outcome {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,257 @@
+//! `privilege_escalation: deny`: a sandboxed task gains no privilege. No uid/gid change, no
+//! gain from setuid/setgid files, no capability use, no user namespaces, no mounts, no
+//! `bpf()`, no `perf_event_open`, no module requests, and no ptrace of or signals to tasks
+//! outside its own sandbox (its own tasks keep both).
+//!
+//! Every hook first looks the current task's cgroup up in `SANDBOXES` and checks the
+//! `PRIVILEGE` bit, so tasks outside a sandbox pay one hash lookup (`capable` is hot).
+//! Hooks need BPF LSM; `userns_create` needs Linux 6.1 or later.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_d_path},
+    programs::LsmContext,
+};
+use nemoclaw_common::{
+    event::{DenyEvent, EVENT_PATH_MAX, counter, hook},
+    rule::RULE_DEFAULT_DENY,
+    sandbox::{SandboxEntry, controls},
+};
+
+use crate::{event, kernel, maps::PRIVILEGE_RULE, sandbox};
+
+const EPERM: i32 = 1;
+
+/// `CAP_OPT_NOAUDIT` (`include/linux/security.h`): the kernel is probing, not acting on a
+/// request of the task; denied like any other use, but not logged (as SELinux does).
+const CAP_OPT_NOAUDIT: u32 = 1 << 1;
+/// `PTRACE_MODE_NOAUDIT` (`include/linux/ptrace.h`), same meaning for ptrace checks.
+const PTRACE_MODE_NOAUDIT: u32 = 0x04;
+/// `S_ISUID`, `S_ISGID`, `S_IXGRP`.
+const S_ISUID: u16 = 0o4000;
+const S_ISGID: u16 = 0o2000;
+const S_IXGRP: u16 = 0o0010;
+
+/// The current task's cgroup id and sandbox, if it is sandboxed with `PRIVILEGE`.
+#[inline(always)]
+fn restricted() -> Option<(u64, SandboxEntry)> {
+    let (cgroup_id, entry) = sandbox::current();
+    let entry = entry?;
+    if entry.controls & controls::PRIVILEGE == 0 {
+        return None;
+    }
+    event::count(counter::JUDGED);
+    Some((cgroup_id, entry))
+}
+
+/// Denies with `EPERM`, emitting an event (unless `quiet`) that cites the slot's
+/// `privilege_escalation` rule.
+#[inline(always)]
+fn deny(
+    hook: u32,
+    cgroup_id: u64,
+    sandbox: SandboxEntry,
+    quiet: bool,
+    fill: impl FnOnce(&mut DenyEvent),
+) -> i32 {
+    if quiet {
+        event::count(counter::DENIED);
+    } else {
+        let rule_id = PRIVILEGE_RULE.get(sandbox.slot).copied().unwrap_or(RULE_DEFAULT_DENY);
+        event::emit(hook, cgroup_id, sandbox.slot, rule_id, EPERM as u32, fill);
+    }
+    -EPERM
+}
+
+/// Denies an operation with no object beyond the hook itself.
+#[inline(always)]
+fn deny_always(hook: u32, arg: u64) -> i32 {
+    match restricted() {
+        Some((cgroup_id, sandbox)) => deny(hook, cgroup_id, sandbox, false, |ev| ev.arg = arg),
+        None => 0,
+    }
+}
+
+/// `task_fix_setuid(struct cred *new, const struct cred *old, int flags)`: no uid change of
+/// any kind (real, effective, saved, filesystem). A call that changes nothing is allowed.
+pub fn task_fix_setuid(ctx: &LsmContext) -> i32 {
+    fix_ids(ctx, hook::TASK_FIX_SETUID, kernel::cred_uids)
+}
+
+/// `task_fix_setgid(struct cred *new, const struct cred *old, int flags)`: same for gids.
+pub fn task_fix_setgid(ctx: &LsmContext) -> i32 {
+    fix_ids(ctx, hook::TASK_FIX_SETGID, kernel::cred_gids)
+}
+
+#[inline(always)]
+fn fix_ids(ctx: &LsmContext, hook: u32, ids: fn(*const c_void) -> Result<[u32; 4], i32>) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let new: *const c_void = ctx.arg(0);
+    let old: *const c_void = ctx.arg(1);
+    // Unreadable credentials cannot be compared: deny (fail closed).
+    let (Ok(new_ids), Ok(old_ids)) = (ids(new), ids(old)) else {
+        return deny(hook, cgroup_id, sandbox, false, |_| {});
+    };
+    if new_ids == old_ids {
+        return 0;
+    }
+    deny(hook, cgroup_id, sandbox, false, |ev| {
+        ev.arg = (u64::from(old_ids[1]) << 32) | u64::from(new_ids[1]);
+    })
+}
+
+/// `bprm_creds_from_file(struct linux_binprm *bprm, struct file *file)`: executing a
+/// setuid or setgid file that would change the task's ids is denied. `nemoclaw run` also
+/// sets `no_new_privs`, which makes the kernel ignore those bits; this hook makes the
+/// attempt fail loudly and holds for tasks started any other way.
+pub fn bprm_creds_from_file(ctx: &LsmContext) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let file: *const c_void = ctx.arg(1);
+    let Ok((mode, owner, group)) = kernel::file_mode_owner(file) else {
+        return deny(hook::BPRM_CREDS_FROM_FILE, cgroup_id, sandbox, false, |_| {});
+    };
+    let ids = aya_ebpf::helpers::bpf_get_current_uid_gid();
+    let (uid, gid) = (ids as u32, (ids >> 32) as u32);
+    let setuid = mode & S_ISUID != 0 && owner != uid;
+    // Without group execute, S_ISGID means mandatory locking, not setgid (as the kernel does).
+    let setgid = mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP && group != gid;
+    if !setuid && !setgid {
+        return 0;
+    }
+    let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    deny(hook::BPRM_CREDS_FROM_FILE, cgroup_id, sandbox, false, |ev| {
+        ev.dev = dev;
+        ev.ino = ino;
+        ev.arg = u64::from(mode);
+        // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file`
+        // is the hook's argument, a trusted `struct file *`.
+        let len = unsafe {
+            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
+        };
+        ev.path_len = if len > 0 { len as u32 } else { 0 };
+    })
+}
+
+/// `capable(const struct cred *, struct user_namespace *, int cap, unsigned int opts)`:
+/// every capability check of a sandboxed task fails, also in user namespaces it owns.
+pub fn capable(ctx: &LsmContext) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let cap: i32 = ctx.arg(2);
+    let opts: u32 = ctx.arg(3);
+    deny(hook::CAPABLE, cgroup_id, sandbox, opts & CAP_OPT_NOAUDIT != 0, |ev| ev.arg = cap as u64)
+}
+
+/// `userns_create(const struct cred *)` (Linux 6.1+): no new user namespace, the usual
+/// first step to capabilities in a namespace the task owns.
+pub fn userns_create(_ctx: &LsmContext) -> i32 {
+    deny_always(hook::USERNS_CREATE, 0)
+}
+
+/// `sb_mount(const char *dev_name, const struct path *path, const char *type, ...)`: runs
+/// before the kernel's own `CAP_SYS_ADMIN` check, so every mount attempt is logged with its
+/// mount point.
+pub fn sb_mount(ctx: &LsmContext) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let path: *mut aya_ebpf::bindings::path = ctx.arg(1);
+    let flags: u64 = ctx.arg(3);
+    deny(hook::SB_MOUNT, cgroup_id, sandbox, false, |ev| {
+        ev.arg = flags;
+        // SAFETY: `path` is the hook's trusted `const struct path *`; `ev.path` is
+        // EVENT_PATH_MAX bytes of reserved ring buffer memory.
+        let len = unsafe { bpf_d_path(path, ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32) };
+        ev.path_len = if len > 0 { len as u32 } else { 0 };
+    })
+}
+
+/// `move_mount(const struct path *from, const struct path *to)`: attaching a mount made
+/// with the new mount API (`fsopen`/`fsmount`/`open_tree`).
+pub fn move_mount(_ctx: &LsmContext) -> i32 {
+    deny_always(hook::MOVE_MOUNT, 0)
+}
+
+/// `sb_umount(struct vfsmount *, int flags)`.
+pub fn sb_umount(ctx: &LsmContext) -> i32 {
+    let flags: i32 = ctx.arg(1);
+    deny_always(hook::SB_UMOUNT, flags as u64)
+}
+
+/// `bpf(int cmd, union bpf_attr *, unsigned int size, ...)`: no `bpf()` command at all, so
+/// the sandbox can neither load programs nor open NemoClaw's pinned maps.
+pub fn bpf(ctx: &LsmContext) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let cmd: i32 = ctx.arg(0);
+    deny(hook::BPF, cgroup_id, sandbox, false, |ev| ev.arg = cmd as u64)
+}
+
+/// `perf_event_open(...)` (its arguments differ between 6.1 and 6.12; none are needed).
+pub fn perf_event_open(_ctx: &LsmContext) -> i32 {
+    deny_always(hook::PERF_EVENT_OPEN, 0)
+}
+
+/// `kernel_module_request(char *kmod_name)`: a sandboxed task cannot make the kernel load
+/// a module (e.g. an unused protocol family through `socket()`).
+pub fn kernel_module_request(ctx: &LsmContext) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let name: *const u8 = ctx.arg(0);
+    deny(hook::KERNEL_MODULE_REQUEST, cgroup_id, sandbox, false, |ev| {
+        // SAFETY: `name` is a kernel string; the helper bounds the copy by the slice.
+        let len = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.path[..256]) }.map_or(0, <[u8]>::len);
+        // `path_len` counts the NUL, as for paths.
+        ev.path_len = if len > 0 { len as u32 + 1 } else { 0 };
+    })
+}
+
+/// Judges an operation of the current task on `target`: allowed within the same sandbox
+/// (same cgroup), denied on any task outside it.
+#[inline(always)]
+fn on_task(hook: u32, target: *const c_void, arg: u64, quiet: bool) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    // An unreadable target cgroup is treated as outside (fail closed).
+    let target_cgroup = kernel::task_cgroup_id(target).unwrap_or(0);
+    if target_cgroup == cgroup_id {
+        return 0;
+    }
+    let tgid = kernel::task_tgid(target).unwrap_or(0);
+    deny(hook, cgroup_id, sandbox, quiet, |ev| {
+        ev.arg = arg;
+        ev.target_cgroup = target_cgroup;
+        ev.target_tgid = tgid;
+    })
+}
+
+/// `ptrace_access_check(struct task_struct *child, unsigned int mode)`: attach, and the
+/// `/proc/<pid>` reads that need ptrace access (`mem`, `environ`, `fd`, ...). Checks marked
+/// `PTRACE_MODE_NOAUDIT` (e.g. fields of `/proc/<pid>/stat`) are denied without an event.
+pub fn ptrace_access_check(ctx: &LsmContext) -> i32 {
+    let child: *const c_void = ctx.arg(0);
+    let mode: u32 = ctx.arg(1);
+    on_task(hook::PTRACE_ACCESS_CHECK, child, u64::from(mode), mode & PTRACE_MODE_NOAUDIT != 0)
+}
+
+/// `task_kill(struct task_struct *p, struct kernel_siginfo *, int sig, const struct cred *)`:
+/// signals (including signal 0, the existence probe) to tasks outside the sandbox. A
+/// non-null `cred` marks a signal sent on behalf of another task (USB async I/O
+/// completion), where the current task is not the sender: not judged.
+pub fn task_kill(ctx: &LsmContext) -> i32 {
+    if kernel::raw_arg(ctx, 3) != 0 {
+        return 0;
+    }
+    let target: *const c_void = ctx.arg(0);
+    let sig: i32 = ctx.arg(2);
+    on_task(hook::TASK_KILL, target, sig as u64, false)
+}
