@@ -124,6 +124,18 @@ pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     net::judge6(&ctx, nemoclaw_common::event::hook::SENDMSG6)
 }
 
+/// A no-op `connect4` program (1 = allow): the cost floor for the network benchmark.
+#[cgroup_sock_addr(connect4)]
+pub fn noop_connect4(_ctx: SockAddrContext) -> i32 {
+    1
+}
+
+/// A no-op `sendmsg4` program (1 = allow): the cost floor for the network benchmark.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn noop_sendmsg4(_ctx: SockAddrContext) -> i32 {
+    1
+}
+
 // Exec hardening (process control) and `privilege_escalation: deny`: see `exec.rs` and
 // `privilege.rs` for what each judges.
 

@@ -1,6 +1,7 @@
 //! The `nemoclaw` command line.
 
 pub mod audit;
+pub mod bench;
 pub mod doctor;
 pub mod policy;
 pub mod run;
@@ -31,6 +32,9 @@ pub enum Command {
         #[command(subcommand)]
         cmd: policy::PolicyCommand,
     },
+    /// Measure one benchmark configuration (driven by `cargo xtask bench`; root).
+    #[command(hide = true)]
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -40,5 +44,6 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
         Command::Policy { cmd } => policy::run(cmd),
         Command::Audit { cmd } => audit::run(cmd),
+        Command::Bench(args) => bench::run(&args),
     }
 }
