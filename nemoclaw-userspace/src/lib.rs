@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod daemon;
 pub mod kernel;
 pub mod policy;
 pub mod sandbox;

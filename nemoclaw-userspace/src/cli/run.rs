@@ -1,12 +1,16 @@
 //! `nemoclaw run --policy FILE [--user USER] -- CMD...`
 
-use std::{ffi::OsString, os::unix::process::ExitStatusExt, path::PathBuf};
+use std::{ffi::OsString, os::unix::process::ExitStatusExt, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use nemoclaw_common::sandbox::{SandboxEntry, Slot, controls};
 
 use crate::{
     audit::{AuditSink, reader::AuditReader},
+    daemon::{
+        dns,
+        refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
+    },
     kernel::{Enforcer, loader::control_name},
     policy::{self, CompileEnv},
     sandbox::{SandboxCgroup, launch, user::SandboxUser},
@@ -26,6 +30,13 @@ pub struct RunArgs {
     /// Also write audit records to stderr (the default when no --audit-log is given).
     #[arg(long)]
     pub audit_stderr: bool,
+    /// Nameservers for host-name rules (resolved here, never in the sandbox); the sandbox
+    /// may send DNS to these and no other address.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    /// Seconds an address that DNS stopped returning stays allowed.
+    #[arg(long, default_value_t = 30)]
+    pub dns_grace: u64,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -46,7 +57,17 @@ fn enforced_names(bits: u32) -> String {
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let user = SandboxUser::resolve(args.user.as_deref())?;
     let policy = policy::load(&args.policy)?;
-    let env = CompileEnv::new(user.home.clone());
+    let servers = match std::fs::read_to_string(&args.resolv_conf) {
+        Ok(text) => dns::nameservers(&text),
+        Err(e) if refresh::has_host_names(&policy) => {
+            bail!("reading {} for the host-name rules: {e}", args.resolv_conf.display())
+        }
+        Err(_) => Vec::new(),
+    };
+    let policy = policy::resolvers::with_resolvers(&policy, &servers, &args.resolv_conf.display().to_string());
+    let resolver = Arc::new(TtlResolver::new(servers, Duration::from_secs(args.dns_grace)));
+    let mut env = CompileEnv::new(user.home.clone());
+    env.resolver = Box::new(Shared(Arc::clone(&resolver)));
     let compiled = policy::compile(&policy, &env)?;
     for warning in &compiled.warnings {
         eprintln!("nemoclaw: warning: {warning}");
@@ -76,15 +97,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         enforced_names(compiled.controls),
     );
 
-    let status = launch::spawn(&args.command, &cgroup.procs_file(), &user, &env.path)
+    let sandbox_path = env.path.clone();
+    // With host-name rules the refresher holds the enforcer while the sandbox runs.
+    let keeper = if compiled.controls & controls::NET != 0 && refresh::has_host_names(&policy) {
+        let spec = RefreshSpec { policy, env, resolver, current: compiled.clone(), slot: RUN_SLOT };
+        Err(Refresher::spawn(enforcer, spec))
+    } else {
+        Ok(enforcer)
+    };
+    let status = launch::spawn(&args.command, &cgroup.procs_file(), &user, &sandbox_path)
         .with_context(|| format!("starting {:?}", args.command[0]))
         .and_then(|mut child| child.wait().context("waiting for the sandboxed command"));
     // Kill stragglers before lifting the policy: nothing runs unconfined.
     cgroup.kill_all();
     let id = cgroup.id();
     drop(cgroup);
-    if let Err(e) = enforcer.unregister(id) {
-        eprintln!("nemoclaw: {e}");
+    match keeper.or_else(Refresher::stop) {
+        Ok(mut enforcer) => {
+            if let Err(e) = enforcer.unregister(id) {
+                eprintln!("nemoclaw: {e}");
+            }
+        }
+        Err(e) => eprintln!("nemoclaw: {e}"),
     }
     reader.finish();
     let status = status?;

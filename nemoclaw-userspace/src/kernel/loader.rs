@@ -262,6 +262,45 @@ impl Enforcer {
         Ok(())
     }
 
+    /// Brings a slot's network entries from `old` to `new` in place: first every new or
+    /// changed entry, then the removal of those that are gone. At every moment an address is
+    /// judged by either its old or its new entry; meant for DNS refreshes, where both are
+    /// legitimate answers (whole-policy reloads take a fresh slot instead).
+    pub fn update_net(&mut self, slot: Slot, old: &CompiledPolicy, new: &CompiledPolicy) -> Result<(), KernelError> {
+        self.sync_net(&old.net4, &new.net4, "NET4_ALLOW", "NET4_DENY", |e| {
+            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net4Key::new(slot, e.proto, e.port, e.addr))
+        })?;
+        self.sync_net(&old.net6, &new.net6, "NET6_ALLOW", "NET6_DENY", |e| {
+            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net6Key::new(slot, e.proto, e.port, e.addr))
+        })
+    }
+
+    fn sync_net<const N: usize, K: aya::Pod>(
+        &mut self,
+        old: &[NetEntry<N>],
+        new: &[NetEntry<N>],
+        allow_name: &'static str,
+        deny_name: &'static str,
+        key: impl Fn(&NetEntry<N>) -> Key<K>,
+    ) -> Result<(), KernelError> {
+        let added: Vec<NetEntry<N>> = new.iter().filter(|e| !old.contains(e)).copied().collect();
+        self.install_net(&added, allow_name, deny_name, &key)?;
+        // Same key in the same trie means the insert above already replaced it.
+        let same_slot = |a: &NetEntry<N>, b: &NetEntry<N>| {
+            (a.proto, a.port, a.addr, a.prefix_len, a.verdict.action == ACTION_DENY)
+                == (b.proto, b.port, b.addr, b.prefix_len, b.verdict.action == ACTION_DENY)
+        };
+        for gone in old.iter().filter(|o| !new.iter().any(|n| same_slot(o, n))) {
+            let name = if gone.verdict.action == ACTION_DENY { deny_name } else { allow_name };
+            let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
+            match map.remove(&key(gone)) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(source) => return Err(KernelError::Map { map: name, source }),
+            }
+        }
+        Ok(())
+    }
+
     /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.
     pub fn register(&mut self, cgroup_id: u64, entry: SandboxEntry) -> Result<(), KernelError> {
         let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;

@@ -23,7 +23,7 @@ use super::types::{
 use super::{Diagnostic, Diagnostics, Mark};
 
 /// Resolves host names for network rules. Tests inject a fixed table.
-pub trait Resolver {
+pub trait Resolver: Send + Sync {
     fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
 }
 

@@ -13,6 +13,7 @@ pub mod compiled;
 pub mod explain;
 mod lint;
 mod parse;
+pub mod resolvers;
 pub mod pattern;
 pub mod schema;
 mod types;

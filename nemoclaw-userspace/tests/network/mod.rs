@@ -1,6 +1,8 @@
 //! Network control: cgroup connect4/6 and sendmsg4/6. Each deny has an allowed twin and
 //! the matching audit record.
 
+mod dns;
+
 use std::net::{TcpListener, UdpSocket};
 
 use crate::support::{PYTHON, Scratch, connect_probe, root_or_skip, run_sandboxed};
