@@ -22,6 +22,9 @@ pub mod controls {
     pub const FS: u32 = 1 << 2;
     /// `privilege_escalation: deny`.
     pub const PRIVILEGE: u32 = 1 << 3;
+    /// Socket kinds are restricted (TCP, UDP, unix and netlink-route only): set with
+    /// [`NET`] wherever the `socket_create` LSM program is attached.
+    pub const SOCKETS: u32 = 1 << 4;
 }
 
 /// Value of `SANDBOXES`, keyed by cgroup v2 id (`u64`, the cgroup directory's inode number).

@@ -104,6 +104,13 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     fs::path_link(&ctx)
 }
 
+/// `security_socket_create(family, type, protocol, kern)`: socket kinds the network rules
+/// cannot judge (raw, packet, netlink other than route, vsock, ...) are denied.
+#[lsm(hook = "socket_create")]
+pub fn socket_create(ctx: LsmContext) -> i32 {
+    net::socket_create(&ctx)
+}
+
 #[cgroup_sock_addr(connect4)]
 pub fn connect4(ctx: SockAddrContext) -> i32 {
     net::judge4(&ctx, nemoclaw_common::event::hook::CONNECT4)

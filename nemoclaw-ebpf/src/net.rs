@@ -2,7 +2,10 @@
 //! sandbox cgroup. Deny tries are consulted first (an explicit deny beats any allow), then
 //! allow tries; nothing matching means deny. IPv4-mapped IPv6 is judged as IPv4.
 
-use aya_ebpf::{maps::lpm_trie::Key, programs::SockAddrContext};
+use aya_ebpf::{
+    maps::lpm_trie::Key,
+    programs::{LsmContext, SockAddrContext},
+};
 use nemoclaw_common::{
     event::counter,
     net::{FIXED_PREFIX_BITS, Net4Key, Net6Key, PORT_ANY, PROTO_ANY},
@@ -136,4 +139,60 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
         ev.proto = u32::from(t.proto);
         ev.addr = addr;
     })
+}
+
+const AF_UNIX: i32 = 1;
+const AF_NETLINK: i32 = 16;
+const SOCK_STREAM: i32 = 1;
+const SOCK_DGRAM: i32 = 2;
+/// `SOCK_NONBLOCK` and `SOCK_CLOEXEC` ride in the type's high bits.
+const SOCK_TYPE_MASK: i32 = 0xf;
+const IPPROTO_TCP: i32 = 6;
+const IPPROTO_UDP: i32 = 17;
+const IPPROTO_MPTCP: i32 = 262;
+const NETLINK_ROUTE: i32 = 0;
+
+/// Whether the network rules can judge this kind of socket: TCP and UDP over IPv4/IPv6
+/// (connect/sendmsg hooks), unix sockets, and route netlink (address and interface queries).
+fn socket_kind_judged(family: i32, kind: i32, protocol: i32) -> bool {
+    match family {
+        AF_UNIX => true,
+        f if f == i32::from(AF_INET) || f == i32::from(AF_INET6) => match kind {
+            SOCK_STREAM => matches!(protocol, 0 | IPPROTO_TCP | IPPROTO_MPTCP),
+            SOCK_DGRAM => matches!(protocol, 0 | IPPROTO_UDP),
+            _ => false,
+        },
+        AF_NETLINK => protocol == NETLINK_ROUTE,
+        _ => false,
+    }
+}
+
+pub fn socket_create(ctx: &LsmContext) -> i32 {
+    let family: i32 = ctx.arg(0);
+    let kind: i32 = ctx.arg(1);
+    let protocol: i32 = ctx.arg(2);
+    let kern: i32 = ctx.arg(3);
+    let retval: i32 = ctx.arg(4);
+    if retval != 0 {
+        return retval;
+    }
+    if kern != 0 {
+        return 0;
+    }
+    let (cgroup_id, Some(sandbox)) = sandbox::current() else {
+        return 0;
+    };
+    if sandbox.controls & controls::SOCKETS == 0 {
+        return 0;
+    }
+    event::count(counter::JUDGED);
+    if socket_kind_judged(family, kind & SOCK_TYPE_MASK, protocol) {
+        return 0;
+    }
+    event::emit(nemoclaw_common::event::hook::SOCKET_CREATE, cgroup_id, sandbox.slot, RULE_DEFAULT_DENY, EPERM, |ev| {
+        ev.family = family as u16;
+        ev.proto = protocol as u32;
+        ev.arg = (kind & SOCK_TYPE_MASK) as u64;
+    });
+    -(EPERM as i32)
 }

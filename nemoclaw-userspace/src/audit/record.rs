@@ -31,6 +31,8 @@ pub struct RuleCitation {
 pub enum AuditObject {
     File { path: String, dev: u64, ino: u64 },
     Address { address: String, port: u16, protocol: &'static str },
+    /// A socket of a kind the network rules cannot judge (`socket_create`).
+    Socket { socket_family: u16, socket_type: u64, socket_protocol: u32 },
     /// A privilege operation (`privilege_escalation: deny`) without a file object.
     Privilege {
         operation: &'static str,
@@ -107,6 +109,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::KERNEL_MODULE_REQUEST => ("privilege", "kernel_module_request"),
         hook::PTRACE_ACCESS_CHECK => ("privilege", "ptrace_access_check"),
         hook::TASK_KILL => ("privilege", "task_kill"),
+        hook::SOCKET_CREATE => ("network", "socket_create"),
         _ => ("unknown", "unknown"),
     }
 }
@@ -239,7 +242,9 @@ impl AuditRecord {
     #[must_use]
     pub fn from_event(event: &DenyEvent, rules: &[RuleRef], now: SystemTime) -> Self {
         let (control, hook) = hook_names(event.hook);
-        let object = if event.family == 0 {
+        let object = if event.hook == hook::SOCKET_CREATE {
+            AuditObject::Socket { socket_family: event.family, socket_type: event.arg, socket_protocol: event.proto }
+        } else if event.family == 0 {
             let len = (event.path_len as usize).min(EVENT_PATH_MAX);
             let path = c_string(&event.path[..len]);
             match privilege_object(event, path.clone()) {

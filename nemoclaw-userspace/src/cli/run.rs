@@ -46,7 +46,7 @@ pub struct RunArgs {
 const RUN_SLOT: Slot = 1;
 
 fn enforced_names(bits: u32) -> String {
-    let names: Vec<_> = [controls::EXEC, controls::NET, controls::FS, controls::PRIVILEGE]
+    let names: Vec<_> = [controls::EXEC, controls::NET, controls::SOCKETS, controls::FS, controls::PRIVILEGE]
         .into_iter()
         .filter(|b| bits & b != 0)
         .map(control_name)
@@ -88,13 +88,30 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let sink = AuditSink::open(args.audit_log.as_deref(), args.audit_stderr || args.audit_log.is_none())
         .with_context(|| format!("opening audit log {:?}", args.audit_log))?;
     let reader = AuditReader::spawn(events, sink, compiled.rules.clone());
-    enforcer.register(cgroup.id(), SandboxEntry { slot: RUN_SLOT, controls: compiled.controls })?;
+    let mut sandbox_controls = compiled.controls;
+    if compiled.controls & controls::NET != 0 {
+        match enforcer.socket_kinds() {
+            Ok(()) => sandbox_controls |= controls::SOCKETS,
+            // Root in the sandbox could open raw and packet sockets, which no rule judges.
+            Err(why) if user.uid.is_root() => bail!(
+                "the network control cannot restrict socket kinds here ({why}), and the sandbox user is root: \
+                 refusing, since raw and packet sockets would bypass the network rules. Run as another user \
+                 (--user), or on a kernel with BPF LSM (`nemoclaw doctor`)"
+            ),
+            Err(why) => eprintln!(
+                "nemoclaw: notice: socket kinds are not restricted here ({why}); raw and packet sockets \
+                 stay closed to {} (no CAP_NET_RAW), netlink and vsock do not",
+                user.name
+            ),
+        }
+    }
+    enforcer.register(cgroup.id(), SandboxEntry { slot: RUN_SLOT, controls: sandbox_controls })?;
     eprintln!(
         "nemoclaw: sandbox {} (cgroup id {}) as user {}; enforcing: {}",
         cgroup.path().display(),
         cgroup.id(),
         user.name,
-        enforced_names(compiled.controls),
+        enforced_names(sandbox_controls),
     );
 
     let sandbox_path = env.path.clone();

@@ -66,6 +66,7 @@ pub fn control_name(bit: u32) -> &'static str {
         controls::NET => "network",
         controls::FS => "filesystem",
         controls::PRIVILEGE => "privilege_escalation",
+        controls::SOCKETS => "socket kinds",
         _ => "unknown",
     }
 }
@@ -90,6 +91,22 @@ pub fn open_object() -> Result<Ebpf, KernelError> {
 /// Loaded programs and maps. Dropping it detaches everything (the daemon pins instead).
 pub struct Enforcer {
     ebpf: Ebpf,
+    /// Whether `socket_create` (socket kinds, part of the network control) is attached,
+    /// or why not.
+    socket_kinds: Result<(), String>,
+}
+
+/// Attaches `socket_create`. Only where BPF LSM works: elsewhere the caller decides.
+fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<(), String> {
+    let btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
+    let p: &mut Lsm = ebpf
+        .program_mut("socket_create")
+        .ok_or("the object has no socket_create program")?
+        .try_into()
+        .map_err(|e| chain(&e))?;
+    p.load("socket_create", &btf).map_err(|e| chain(&e))?;
+    p.attach().map_err(|e| chain(&e))?;
+    Ok(())
 }
 
 /// (program, LSM hook, the control that needs it).
@@ -170,7 +187,17 @@ impl Enforcer {
                 })?;
             }
         }
-        Ok(Self { ebpf })
+        let socket_kinds = if wanted & controls::NET == 0 {
+            Err("the policy has no network section".to_owned())
+        } else {
+            attach_socket_kinds(&mut ebpf)
+        };
+        Ok(Self { ebpf, socket_kinds })
+    }
+
+    /// Whether socket kinds are restricted (`controls::SOCKETS` may be set), or why not.
+    pub fn socket_kinds(&self) -> Result<(), &str> {
+        self.socket_kinds.as_ref().map(|()| ()).map_err(String::as_str)
     }
 
     /// Attaches the network programs to a sandbox cgroup (they judge it and its subtree).

@@ -2,6 +2,7 @@
 //! the matching audit record.
 
 mod dns;
+mod sockets;
 
 use std::net::{TcpListener, UdpSocket};
 
