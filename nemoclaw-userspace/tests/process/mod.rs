@@ -187,8 +187,8 @@ fn escape_dlopen_of_workspace_library_is_denied() {
          def load(p):\n    \
              try:\n        ctypes.CDLL(p); return 'loaded'\n    \
              except OSError as e:\n        \
-                 # dlopen's error carries strerror, not errno.\n        \
-                 if 'Operation not permitted' in str(e): raise OSError(errno.EPERM, str(e))\n        \
+                 # dlopen's error is text; ld.so's message for a refused mmap.\n        \
+                 if 'failed to map segment' in str(e): raise OSError(errno.EPERM, str(e))\n        \
                  raise\n\
          report(lambda: load({copy:?}))\n\
          report(lambda: load('libz.so.1'))\n",
