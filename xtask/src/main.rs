@@ -2,6 +2,7 @@
 //!
 //! Each subcommand lives in its own module; `util` holds the few helpers they share.
 
+mod bench;
 mod run;
 mod setup;
 mod test;
@@ -32,6 +33,9 @@ enum Command {
     Test(test::TestArgs),
     /// Run the demo agent in the baseline sandbox (natively if BPF LSM loads here, else in the VM).
     Run(run::RunArgs),
+    /// Measure enforcement cost: no BPF vs a no-op hook vs the real policy, as ratios from
+    /// one run (network natively, file open and exec in one VM boot per kernel).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Vm(args) => vm::main(&args),
         Command::Test(args) => test::main(&args),
         Command::Run(args) => run::main(&args),
+        Command::Bench(args) => bench::main(&args),
     };
     match result {
         Ok(code) => code,
