@@ -2,6 +2,7 @@
 //! policy rule that decided.
 
 pub mod chain;
+pub mod lifecycle;
 pub mod reader;
 pub mod record;
 pub mod sink;

@@ -3,7 +3,7 @@
 use std::{
     os::fd::AsRawFd,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     thread::{self, JoinHandle},
@@ -22,7 +22,10 @@ pub struct AuditReader {
     handle: JoinHandle<()>,
 }
 
-fn drain(ring: &mut RingBuf<MapData>, sink: &mut AuditSink, rules: &[RuleRef]) {
+/// The sink the reader writes deny records to, shared with whoever writes lifecycle records.
+pub type SharedSink = Arc<Mutex<AuditSink>>;
+
+fn drain(ring: &mut RingBuf<MapData>, sink: &SharedSink, rules: &[RuleRef]) {
     while let Some(item) = ring.next() {
         if item.len() < size_of::<DenyEvent>() {
             continue;
@@ -30,7 +33,7 @@ fn drain(ring: &mut RingBuf<MapData>, sink: &mut AuditSink, rules: &[RuleRef]) {
         // SAFETY: the kernel side writes whole `DenyEvent`s; read unaligned to be safe.
         let event: DenyEvent = unsafe { item.as_ptr().cast::<DenyEvent>().read_unaligned() };
         let record = AuditRecord::from_event(&event, rules, SystemTime::now());
-        if let Err(e) = sink.write(&record) {
+        if let Err(e) = sink.lock().unwrap_or_else(PoisonError::into_inner).write(&record) {
             eprintln!("nemoclaw: writing audit record: {e}");
         }
     }
@@ -38,14 +41,14 @@ fn drain(ring: &mut RingBuf<MapData>, sink: &mut AuditSink, rules: &[RuleRef]) {
 
 impl AuditReader {
     #[must_use]
-    pub fn spawn(mut ring: RingBuf<MapData>, mut sink: AuditSink, rules: Vec<RuleRef>) -> Self {
+    pub fn spawn(mut ring: RingBuf<MapData>, sink: SharedSink, rules: Vec<RuleRef>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = thread::spawn(move || {
             let fd = ring.as_raw_fd();
             loop {
                 let stopping = flag.load(Ordering::Acquire);
-                drain(&mut ring, &mut sink, &rules);
+                drain(&mut ring, &sink, &rules);
                 if stopping {
                     break;
                 }

@@ -13,9 +13,9 @@ use super::{AuditRecord, chain};
 
 /// A record with its link to the previous line.
 #[derive(Serialize)]
-struct Chained<'a> {
+struct Chained<'a, T: Serialize> {
     #[serde(flatten)]
-    record: &'a AuditRecord,
+    record: &'a T,
     prev: &'a str,
 }
 
@@ -39,7 +39,13 @@ impl AuditSink {
         Ok(Self { file, stderr })
     }
 
+    /// Writes a deny record.
     pub fn write(&mut self, record: &AuditRecord) -> io::Result<()> {
+        self.write_record(record)
+    }
+
+    /// Writes any record (deny, lifecycle) as one chained line.
+    pub fn write_record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
         if let Some((f, head)) = &mut self.file {
             let line = serde_json::to_string(&Chained { record, prev: head }).map_err(io::Error::other)?;
             f.write_all(format!("{line}\n").as_bytes())?;

@@ -1,12 +1,22 @@
 //! `nemoclaw run --policy FILE [--user USER] -- CMD...`
 
-use std::{ffi::OsString, os::unix::process::ExitStatusExt, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    ffi::OsString,
+    os::unix::process::ExitStatusExt,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use nemoclaw_common::sandbox::{SandboxEntry, Slot, controls};
 
 use crate::{
-    audit::{AuditSink, reader::AuditReader},
+    audit::{
+        AuditSink,
+        lifecycle::{self, Lifecycle, PolicyRef},
+        reader::{AuditReader, SharedSink},
+    },
     daemon::{
         dns,
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
@@ -45,18 +55,49 @@ pub struct RunArgs {
 /// `run` owns its object, so one slot is enough; the daemon will allocate slots.
 const RUN_SLOT: Slot = 1;
 
-fn enforced_names(bits: u32) -> String {
-    let names: Vec<_> = [controls::EXEC, controls::NET, controls::SOCKETS, controls::FS, controls::PRIVILEGE]
+fn enforced_names(bits: u32) -> Vec<&'static str> {
+    [controls::EXEC, controls::NET, controls::SOCKETS, controls::FS, controls::PRIVILEGE]
         .into_iter()
         .filter(|b| bits & b != 0)
         .map(control_name)
-        .collect();
-    if names.is_empty() { "none".into() } else { names.join(", ") }
+        .collect()
+}
+
+/// The controls to register: the policy's, plus socket kinds where they can be restricted.
+/// Refuses a network policy for a root sandbox user where they cannot: root could open raw
+/// and packet sockets, which no rule judges.
+fn sandbox_controls(policy_controls: u32, enforcer: &Enforcer, user: &SandboxUser) -> anyhow::Result<u32> {
+    if policy_controls & controls::NET == 0 {
+        return Ok(policy_controls);
+    }
+    match enforcer.socket_kinds() {
+        Ok(()) => Ok(policy_controls | controls::SOCKETS),
+        Err(why) if user.uid.is_root() => bail!(
+            "the network control cannot restrict socket kinds here ({why}), and the sandbox user is root: \
+             refusing, since raw and packet sockets would bypass the network rules. Run as another user \
+             (--user), or on a kernel with BPF LSM (`nemoclaw doctor`)"
+        ),
+        Err(why) => {
+            eprintln!(
+                "nemoclaw: notice: socket kinds are not restricted here ({why}); raw and packet sockets \
+                 stay closed to {} (no CAP_NET_RAW), netlink and vsock do not",
+                user.name
+            );
+            Ok(policy_controls)
+        }
+    }
+}
+
+fn log(sink: &SharedSink, record: &Lifecycle) {
+    if let Err(e) = sink.lock().unwrap_or_else(PoisonError::into_inner).write_record(record) {
+        eprintln!("nemoclaw: writing audit record: {e}");
+    }
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let user = SandboxUser::resolve(args.user.as_deref())?;
     let policy = policy::load(&args.policy)?;
+    let policy_ref = PolicyRef::of(&args.policy).with_context(|| format!("reading {}", args.policy.display()))?;
     let servers = match std::fs::read_to_string(&args.resolv_conf) {
         Ok(text) => dns::nameservers(&text),
         Err(e) if refresh::has_host_names(&policy) => {
@@ -78,6 +119,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     // Everything that can fail on this kernel fails here, before anything runs.
     let mut enforcer = Enforcer::load(compiled.controls)?;
+    let sandbox_controls = sandbox_controls(compiled.controls, &enforcer, &user)?;
     let name = format!("run-{}", std::process::id());
     let cgroup = SandboxCgroup::create(&name)?;
     if compiled.controls & controls::NET != 0 {
@@ -85,33 +127,29 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     enforcer.install(RUN_SLOT, &compiled)?;
     let events = enforcer.take_events()?;
-    let sink = AuditSink::open(args.audit_log.as_deref(), args.audit_stderr || args.audit_log.is_none())
-        .with_context(|| format!("opening audit log {:?}", args.audit_log))?;
-    let reader = AuditReader::spawn(events, sink, compiled.rules.clone());
-    let mut sandbox_controls = compiled.controls;
-    if compiled.controls & controls::NET != 0 {
-        match enforcer.socket_kinds() {
-            Ok(()) => sandbox_controls |= controls::SOCKETS,
-            // Root in the sandbox could open raw and packet sockets, which no rule judges.
-            Err(why) if user.uid.is_root() => bail!(
-                "the network control cannot restrict socket kinds here ({why}), and the sandbox user is root: \
-                 refusing, since raw and packet sockets would bypass the network rules. Run as another user \
-                 (--user), or on a kernel with BPF LSM (`nemoclaw doctor`)"
-            ),
-            Err(why) => eprintln!(
-                "nemoclaw: notice: socket kinds are not restricted here ({why}); raw and packet sockets \
-                 stay closed to {} (no CAP_NET_RAW), netlink and vsock do not",
-                user.name
-            ),
-        }
-    }
+    let sink: SharedSink = Arc::new(Mutex::new(
+        AuditSink::open(args.audit_log.as_deref(), args.audit_stderr || args.audit_log.is_none())
+            .with_context(|| format!("opening audit log {:?}", args.audit_log))?,
+    ));
+    let reader = AuditReader::spawn(events, Arc::clone(&sink), compiled.rules.clone());
     enforcer.register(cgroup.id(), SandboxEntry { slot: RUN_SLOT, controls: sandbox_controls })?;
+    let id = cgroup.id();
+    log(&sink, &Lifecycle::SandboxStart {
+        time: lifecycle::now(),
+        sandbox: name.clone(),
+        cgroup: id,
+        policy: policy_ref,
+        user: user.name.clone(),
+        uid: user.uid.as_raw(),
+        command: args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        enforcing: enforced_names(sandbox_controls),
+        requested_by: requester(),
+    });
     eprintln!(
-        "nemoclaw: sandbox {} (cgroup id {}) as user {}; enforcing: {}",
+        "nemoclaw: sandbox {} (cgroup id {id}) as user {}; enforcing: {}",
         cgroup.path().display(),
-        cgroup.id(),
         user.name,
-        enforced_names(sandbox_controls),
+        enforced_names(sandbox_controls).join(", "),
     );
 
     let sandbox_path = env.path.clone();
@@ -127,10 +165,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         .and_then(|mut child| child.wait().context("waiting for the sandboxed command"));
     // Kill stragglers before lifting the policy: nothing runs unconfined.
     cgroup.kill_all();
-    let id = cgroup.id();
     drop(cgroup);
+    let mut events_lost = 0;
     match keeper.or_else(Refresher::stop) {
         Ok(mut enforcer) => {
+            events_lost = enforcer.events_lost().unwrap_or_else(|e| {
+                eprintln!("nemoclaw: {e}");
+                0
+            });
             if let Err(e) = enforcer.unregister(id) {
                 eprintln!("nemoclaw: {e}");
             }
@@ -138,6 +180,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Err(e) => eprintln!("nemoclaw: {e}"),
     }
     reader.finish();
-    let status = status?;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    let code = status.as_ref().ok().map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    log(&sink, &Lifecycle::SandboxStop { time: lifecycle::now(), sandbox: name, cgroup: id, exit_code: code, events_lost });
+    status?;
+    Ok(code.unwrap_or(1))
+}
+
+/// Who asked for the sandbox, for the audit log.
+fn requester() -> String {
+    let uid = nix::unistd::getuid();
+    match std::env::var("SUDO_USER") {
+        Ok(u) if !u.is_empty() => format!("uid {uid} (sudo by {u})"),
+        _ => format!("uid {uid}"),
+    }
 }

@@ -195,6 +195,18 @@ impl Enforcer {
         Ok(Self { ebpf, socket_kinds })
     }
 
+    /// Deny events the kernel side dropped because the ring buffer was full (summed over
+    /// CPUs). The denials themselves held.
+    pub fn events_lost(&self) -> Result<u64, KernelError> {
+        let map = self.ebpf.map("COUNTERS").ok_or(KernelError::Missing("COUNTERS map"))?;
+        let counters: aya::maps::PerCpuArray<_, u64> =
+            aya::maps::PerCpuArray::try_from(map).map_err(|source| KernelError::Map { map: "COUNTERS", source })?;
+        let values = counters
+            .get(&nemoclaw_common::event::counter::EVENTS_LOST, 0)
+            .map_err(|source| KernelError::Map { map: "COUNTERS", source })?;
+        Ok(values.iter().sum())
+    }
+
     /// Whether socket kinds are restricted (`controls::SOCKETS` may be set), or why not.
     pub fn socket_kinds(&self) -> Result<(), &str> {
         self.socket_kinds.as_ref().map(|()| ()).map_err(String::as_str)

@@ -150,3 +150,24 @@ fn exit_status_passes_through() {
     let out = run_sandboxed(&scratch, &policy(&["127.0.0.1:1".to_owned()], &[]), &[PYTHON, "-c", "raise SystemExit(7)"]);
     assert_eq!(out.code, Some(7), "{out:?}");
 }
+
+/// The audit log records the sandbox's start (policy hash, user, command, controls) and
+/// stop (exit status, dropped events), and its hash chain verifies.
+#[test]
+fn audit_log_records_sandbox_lifecycle() {
+    if !root_or_skip("audit_lifecycle") {
+        return;
+    }
+    let scratch = Scratch::new("lifecycle");
+    let out = run_sandboxed(&scratch, &policy(&["127.0.0.1:1".to_owned()], &[]), &[PYTHON, "-c", "raise SystemExit(3)"]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    let events: Vec<&str> = out.lifecycle.iter().filter_map(|r| r["event"].as_str()).collect();
+    assert_eq!(events, ["sandbox_start", "sandbox_stop"], "{out:?}");
+    let start = &out.lifecycle[0];
+    assert_eq!(start["user"], "nobody");
+    assert_eq!(start["command"][0], PYTHON);
+    assert_eq!(start["policy"]["sha256"].as_str().map(str::len), Some(64), "{start}");
+    assert!(start["enforcing"].as_array().is_some_and(|c| c.iter().any(|c| c == "network")), "{start}");
+    assert_eq!(out.lifecycle[1]["exit_code"], 3);
+    assert_eq!(out.lifecycle[1]["events_lost"], 0);
+}

@@ -67,7 +67,10 @@ pub struct Outcome {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// The deny records of the audit log.
     pub audit: Vec<serde_json::Value>,
+    /// Its other records (sandbox start and stop), in order.
+    pub lifecycle: Vec<serde_json::Value>,
 }
 
 impl Outcome {
@@ -153,20 +156,29 @@ fn run_sandboxed_in(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&s
         }
     }
     let out = cmd.output().expect("spawn nemoclaw run");
+    let (denials, lifecycle) = read_audit(&audit);
     Outcome {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        audit: read_audit(&audit),
+        audit: denials,
+        lifecycle,
     }
 }
 
-fn read_audit(path: &Path) -> Vec<serde_json::Value> {
+/// The log's records split into (denials, lifecycle records); the hash chain must hold.
+fn read_audit(path: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let verify = Command::new(nemoclaw()).args(["audit", "verify"]).arg(path).output().expect("run audit verify");
+    assert!(
+        !path.exists() || verify.status.success(),
+        "audit chain broken: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-        .collect()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
+        .partition(|r| r.get("decision").is_some())
 }
 
 /// A Python probe that connects a socket and prints `OK` or `ERR <errno name>`.
