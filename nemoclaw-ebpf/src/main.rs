@@ -111,6 +111,78 @@ pub fn socket_create(ctx: LsmContext) -> i32 {
     net::socket_create(&ctx)
 }
 
+/// `security_file_open(struct file *)`: every open, including exec's and io_uring's.
+#[lsm(hook = "file_open")]
+pub fn file_open(ctx: LsmContext) -> i32 {
+    fs::file_open(&ctx)
+}
+
+/// A no-op `file_open` program: the cost floor for the filesystem benchmark.
+#[lsm(hook = "file_open")]
+pub fn noop_file_open(_ctx: LsmContext) -> i32 {
+    0
+}
+
+/// `security_path_unlink(const struct path *dir, struct dentry *dentry)`.
+#[lsm(hook = "path_unlink")]
+pub fn path_unlink(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_UNLINK, true, 2)
+}
+
+/// `security_path_rmdir(const struct path *dir, struct dentry *dentry)`.
+#[lsm(hook = "path_rmdir")]
+pub fn path_rmdir(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_RMDIR, true, 2)
+}
+
+/// `security_path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode)`.
+#[lsm(hook = "path_mkdir")]
+pub fn path_mkdir(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_MKDIR, true, 3)
+}
+
+/// `security_path_mknod(dir, dentry, mode, dev)`: also every `open(O_CREAT)` that creates.
+#[lsm(hook = "path_mknod")]
+pub fn path_mknod(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_MKNOD, true, 4)
+}
+
+/// `security_path_symlink(dir, dentry, const char *old_name)`.
+#[lsm(hook = "path_symlink")]
+pub fn path_symlink(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_SYMLINK, true, 3)
+}
+
+/// `security_path_truncate(const struct path *path)`.
+#[lsm(hook = "path_truncate")]
+pub fn path_truncate(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_TRUNCATE, false, 1)
+}
+
+/// `security_path_chmod(const struct path *path, umode_t mode)`.
+#[lsm(hook = "path_chmod")]
+pub fn path_chmod(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_CHMOD, false, 2)
+}
+
+/// `security_path_chown(const struct path *path, kuid_t uid, kgid_t gid)`.
+#[lsm(hook = "path_chown")]
+pub fn path_chown(ctx: LsmContext) -> i32 {
+    fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_CHOWN, false, 3)
+}
+
+/// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`.
+#[lsm(hook = "path_rename")]
+pub fn path_rename(ctx: LsmContext) -> i32 {
+    fs::path_rename(&ctx)
+}
+
+/// `security_path_link(old_dentry, new_dir, new_dentry)`.
+#[lsm(hook = "path_link")]
+pub fn path_link(ctx: LsmContext) -> i32 {
+    fs::path_link(&ctx)
+}
+
 #[cgroup_sock_addr(connect4)]
 pub fn connect4(ctx: SockAddrContext) -> i32 {
     net::judge4(&ctx, nemoclaw_common::event::hook::CONNECT4)
