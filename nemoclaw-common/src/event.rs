@@ -38,6 +38,8 @@ pub mod hook {
     pub const KERNEL_MODULE_REQUEST: u32 = 50;
     pub const PTRACE_ACCESS_CHECK: u32 = 51;
     pub const TASK_KILL: u32 = 52;
+    /// `file_open` under `privilege_escalation: deny`: kernel-interface files and block devices.
+    pub const PRIVILEGE_FILE_OPEN: u32 = 53;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
 }

@@ -129,6 +129,8 @@ offsets! {
     KERNFS_NODE_ID_OFF,
     /// `struct vm_area_struct`, member `vm_file`.
     VM_AREA_STRUCT_VM_FILE_OFF,
+    /// `struct super_block`, member `s_magic`.
+    SUPER_BLOCK_S_MAGIC_OFF,
 }
 
 /// Reads a `T` at `global`'s offset from `base`.
@@ -216,4 +218,18 @@ pub fn raw_arg(ctx: &aya_ebpf::programs::LsmContext, n: usize) -> u64 {
     use aya_ebpf::EbpfContext as _;
     // SAFETY: the LSM context is an array of u64 arguments; the read faults safely.
     unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u64>().add(n)) }.unwrap_or(0)
+}
+
+/// `(file->f_mode, inode->i_mode, inode->i_sb->s_magic)`: how a file is opened, its type, and
+/// its file system.
+#[inline(always)]
+pub fn file_open_kind(file: *const c_void) -> Result<(u32, u16, u64), i32> {
+    // SAFETY: probe reads of kernel pointers.
+    unsafe {
+        let f_mode: u32 = read_at(file, &FILE_F_MODE_OFF)?;
+        let inode: *const c_void = read_at(file, &FILE_F_INODE_OFF)?;
+        let i_mode: u16 = read_at(inode, &INODE_I_MODE_OFF)?;
+        let sb: *const c_void = read_at(inode, &INODE_I_SB_OFF)?;
+        Ok((f_mode, i_mode, read_at(sb, &SUPER_BLOCK_S_MAGIC_OFF)?))
+    }
 }

@@ -221,6 +221,11 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
     privilege::task_kill(&ctx)
 }
 
+#[lsm(hook = "file_open")]
+pub fn privilege_file_open(ctx: LsmContext) -> i32 {
+    privilege::file_open(&ctx)
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -255,3 +255,57 @@ pub fn task_kill(ctx: &LsmContext) -> i32 {
     let sig: i32 = ctx.arg(2);
     on_task(hook::TASK_KILL, target, sig as u64, false)
 }
+
+/// `FMODE_WRITE` (`include/linux/fs.h`).
+const FMODE_WRITE: u32 = 0x2;
+const S_IFMT: u16 = 0o170_000;
+const S_IFBLK: u16 = 0o060_000;
+
+/// File systems that are interfaces to the kernel (`include/uapi/linux/magic.h`). Their files
+/// belong to root, so uid 0 in the sandbox could write them without any capability:
+/// `/proc/sys/kernel/core_pattern` or `modprobe` (code run as root outside the sandbox),
+/// `cgroup.procs` of the root cgroup (leaving the sandbox), sysfs, securityfs, bpffs...
+const KERNEL_INTERFACE_FS: [u64; 11] = [
+    0x9fa0,      // proc
+    0x6265_6572, // sysfs
+    0x6367_7270, // cgroup2
+    0x0027_e0eb, // cgroup v1
+    0x7363_6673, // securityfs
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0xcafe_4a11, // bpffs
+    0x6265_6570, // configfs
+    0xde5e_81e4, // efivarfs
+    0x6165_676c, // pstore
+];
+
+/// `file_open(struct file *)`, a second program on the hook (the filesystem control has its
+/// own): under `privilege_escalation: deny` no write-open of a file on a kernel-interface
+/// file system and no open of a block device (raw disk access bypasses every file
+/// permission). Both are plain DAC for uid 0, which `capable` cannot catch.
+pub fn file_open(ctx: &LsmContext) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    let file: *const c_void = ctx.arg(0);
+    let Ok((f_mode, i_mode, magic)) = kernel::file_open_kind(file) else {
+        return 0;
+    };
+    let block = i_mode & S_IFMT == S_IFBLK;
+    let interface_write = f_mode & FMODE_WRITE != 0 && KERNEL_INTERFACE_FS.contains(&magic);
+    if !block && !interface_write {
+        return 0;
+    }
+    let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    deny(hook::PRIVILEGE_FILE_OPEN, cgroup_id, sandbox, false, |ev| {
+        ev.dev = dev;
+        ev.ino = ino;
+        ev.arg = magic;
+        // SAFETY: `file` is the hook's trusted argument; `ev.path` is EVENT_PATH_MAX bytes of
+        // reserved ring buffer memory.
+        let len = unsafe {
+            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
+        };
+        ev.path_len = if len > 0 { len as u32 } else { 0 };
+    })
+}

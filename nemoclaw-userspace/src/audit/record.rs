@@ -109,6 +109,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::KERNEL_MODULE_REQUEST => ("privilege", "kernel_module_request"),
         hook::PTRACE_ACCESS_CHECK => ("privilege", "ptrace_access_check"),
         hook::TASK_KILL => ("privilege", "task_kill"),
+        hook::PRIVILEGE_FILE_OPEN => ("privilege", "file_open"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
         _ => ("unknown", "unknown"),
     }

@@ -78,6 +78,11 @@ impl Outcome {
     pub fn denials(&self, control: &str) -> Vec<&serde_json::Value> {
         self.audit.iter().filter(|r| r["control"] == control).collect()
     }
+
+    /// Every deny record, of any control (lifecycle records are not denials).
+    pub fn all_denials(&self) -> Vec<&serde_json::Value> {
+        self.audit.iter().filter(|r| r["decision"] == "deny").collect()
+    }
 }
 
 /// Runs `argv` under `policy_yaml` as `nobody`, with the audit log in `scratch`.
