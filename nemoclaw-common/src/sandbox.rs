@@ -8,6 +8,10 @@ pub type Slot = u32;
 /// sandboxes share one map set).
 pub const MAX_SLOTS: u32 = 4096;
 
+/// Depth of sandbox cgroups in the cgroup v2 hierarchy: `<root>/nemoclaw/<sandbox>`. The
+/// kernel side judges a task in a cgroup below a sandbox by its ancestor at this depth.
+pub const SANDBOX_CGROUP_LEVEL: u32 = 2;
+
 /// Capacity of the `SANDBOXES` map.
 pub const MAX_SANDBOXES: u32 = 1024;
 

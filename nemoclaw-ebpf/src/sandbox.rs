@@ -1,16 +1,29 @@
 //! Which sandbox (if any) the current task belongs to.
 
-use aya_ebpf::helpers::bpf_get_current_cgroup_id;
-use nemoclaw_common::sandbox::SandboxEntry;
+use aya_ebpf::helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id};
+use nemoclaw_common::sandbox::{SANDBOX_CGROUP_LEVEL, SandboxEntry};
 
 use crate::maps::SANDBOXES;
 
-/// The current task's cgroup id and sandbox entry, or `None` when it is not sandboxed.
+/// The current task's cgroup id and its sandbox's entry, or `None` when it is not sandboxed.
+///
+/// A task in a cgroup below a sandbox's (which root in the sandbox could create and move
+/// into) is judged by that sandbox: sandboxes sit at a fixed depth of the cgroup v2
+/// hierarchy, so its ancestor at that depth is looked up when its own cgroup is unknown.
 #[inline(always)]
 pub fn current() -> (u64, Option<SandboxEntry>) {
-    // SAFETY: helper without arguments.
+    // SAFETY: helpers without pointer arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // SAFETY: the value is copied out before any other map operation.
-    let entry = unsafe { SANDBOXES.get(&cgroup_id) }.copied();
-    (cgroup_id, entry)
+    // A nullable pointer rather than an `Option<SandboxEntry>` on each path: the verifier
+    // rejects the partially-initialised discriminant LLVM makes of the latter.
+    let mut entry = SANDBOXES.get_ptr(&cgroup_id);
+    if entry.is_none() {
+        // SAFETY: as above; 0 means the task is not that deep.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(SANDBOX_CGROUP_LEVEL as i32) };
+        if ancestor != 0 && ancestor != cgroup_id {
+            entry = SANDBOXES.get_ptr(&ancestor);
+        }
+    }
+    // SAFETY: a map value pointer from a successful lookup; copied out at once.
+    (cgroup_id, entry.map(|p| unsafe { *p }))
 }

@@ -67,7 +67,9 @@ pub struct SandboxCgroup {
 }
 
 impl SandboxCgroup {
-    /// Creates `<cgroup2>/nemoclaw/<name>`; `name` must be unique (e.g. `run-<pid>`).
+    /// Creates `<cgroup2>/nemoclaw/<name>`; `name` must be unique (e.g. `run-<pid>`). The
+    /// depth is `nemoclaw_common::sandbox::SANDBOX_CGROUP_LEVEL`, which the kernel side
+    /// relies on to judge cgroups created below a sandbox.
     pub fn create(name: &str) -> Result<Self, CgroupError> {
         let parent = cgroup2_mount()?.join("nemoclaw");
         fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
@@ -119,6 +121,18 @@ impl SandboxCgroup {
     }
 }
 
+/// Removes a cgroup and the cgroups a sandboxed task created below it, deepest first
+/// (cgroupfs only removes empty directories; their files go with them).
+fn remove_tree(path: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_tree(&entry.path())?;
+        }
+    }
+    fs::remove_dir(path)
+}
+
 impl Drop for SandboxCgroup {
     fn drop(&mut self) {
         self.kill_all();
@@ -126,7 +140,7 @@ impl Drop for SandboxCgroup {
         while !self.is_empty() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        if let Err(e) = fs::remove_dir(&self.path) {
+        if let Err(e) = remove_tree(&self.path) {
             eprintln!("nemoclaw: could not remove sandbox cgroup {}: {e}", self.path.display());
         }
     }

@@ -327,3 +327,28 @@ fn anonymous_exec_memory_is_allowed() {
     assert_eq!(out.stdout.trim(), "OK mapped", "{out:?}");
     assert!(out.all_denials().is_empty(), "{out:?}");
 }
+
+/// Root in the sandbox creates a cgroup below the sandbox's and moves into it: its tasks
+/// are still judged by the sandbox's policy (the kernel side looks up the ancestor).
+#[test]
+fn moving_into_a_child_cgroup_does_not_escape() {
+    if !lsm_or_skip("exec_child_cgroup") {
+        return;
+    }
+    let scratch = Scratch::new("exec-child-cgroup");
+    let script = "import os, subprocess, errno\n\
+                  rel = open('/proc/self/cgroup').read().strip().split('::')[-1]\n\
+                  mnt = [l.split()[1] for l in open('/proc/mounts') if l.split()[2] == 'cgroup2'][0]\n\
+                  child = mnt + rel + '/escape'\n\
+                  os.mkdir(child)\n\
+                  open(child + '/cgroup.procs', 'w').write(str(os.getpid()))\n\
+                  print('moved', open('/proc/self/cgroup').read().strip().endswith('/escape'))\n\
+                  try:\n    subprocess.run(['/usr/bin/cat', '/dev/null']); print('ran')\n\
+                  except OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno))\n\
+                  r = subprocess.run(['true']); print('twin', r.returncode)\n";
+    let out = crate::support::run_sandboxed_as(&scratch, "root", POLICY, &[PYTHON, "-c", script]);
+    assert_eq!(out.stdout.trim(), "moved True\nERR EPERM\ntwin 0", "{out:?}");
+    let d = out.denials("process");
+    assert_eq!(d.len(), 1, "{out:?}");
+    assert_eq!(d[0]["rule"]["text"], "cat");
+}
