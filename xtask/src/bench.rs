@@ -259,7 +259,8 @@ notes: ns/op is the fastest of 10 timed rounds after a warm-up (noise only adds 
   adds less than the round-to-round spread (the ratio would be noise).
   setup = seconds to prepare files, compile, load and fill the maps (not timed per op).
   bpf ns/op = the programs' run_time_ns per operation (BPF_ENABLE_STATS), summed over the
-  real programs; bpf ratio = real's / the no-op's. The hook's dispatch cost is the same for
+  real programs, in the least disturbed round; ns/run likewise per program;
+  bpf ratio = real's / the no-op's. The hook's dispatch cost is the same for
   both, so the bpf ratio bounds the added-cost ratio from above; targets are judged on it.";
 
 /// A target from the issues, judged on one table.

@@ -9,7 +9,8 @@
 //! `NEMOCLAW_BENCH {json}` with ns/op (the fastest round: on a busy or emulated machine,
 //! noise only ever adds time; the median is reported too) and, per loaded program, the
 //! kernel's `run_time_ns`/`run_cnt` over the timed rounds (`BPF_ENABLE_STATS`, the same
-//! switch as `kernel.bpf_stats_enabled`). A failure prints the same prefix with an `error`.
+//! switch as `kernel.bpf_stats_enabled`; per run and per op: the fastest round's, the mean
+//! too). A failure prints the same prefix with an `error`.
 //!
 //! Never run this under a time assertion: the numbers are for ratios within one run.
 
@@ -188,42 +189,58 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // whatever is inside).
     home.write_all(pid.as_bytes())
         .context("leaving the sandbox cgroup")?;
-    let (rounds_ns, before, after) = timed?;
+    let rounds = timed?;
     drop(op);
     drop(cgroup);
     drop(work);
 
     let per_round = args.count / args.rounds;
     let ops = per_round * args.rounds;
-    let mut sorted = rounds_ns.clone();
-    sorted.sort_unstable();
-    let fastest = sorted.first().copied().unwrap_or_default();
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-    let ns_per_op = as_f64(fastest) / as_f64(per_round);
-    let total_ns: u64 = rounds_ns.iter().sum();
+    let per_op = |ns: u64| as_f64(ns) / as_f64(per_round);
+    let mut wall: Vec<u64> = rounds.iter().map(|r| r.ns).collect();
+    wall.sort_unstable();
+    let fastest = wall.first().copied().unwrap_or_default();
+    let median = wall.get(wall.len() / 2).copied().unwrap_or_default();
+    let ns_per_op = per_op(fastest);
+    let total_ns: u64 = wall.iter().sum();
+    // Program time per op: the least disturbed round, and the mean over all.
+    let bpf_per_round: Vec<u64> = rounds
+        .iter()
+        .map(|r| r.programs.values().map(|(_, ns, _)| ns).sum())
+        .collect();
+    let bpf_fastest = bpf_per_round.iter().copied().min().unwrap_or_default();
+    let bpf_total: u64 = bpf_per_round.iter().sum();
     let mut programs = Vec::new();
-    let mut bpf_ns_total = 0u64;
-    for (id, (name, run_ns, run_cnt)) in &after {
-        let (_, run_ns0, run_cnt0) = before.get(id).cloned().unwrap_or_default();
-        let run_ns = run_ns.saturating_sub(run_ns0);
-        let run_cnt = run_cnt.saturating_sub(run_cnt0);
-        bpf_ns_total += run_ns;
+    for (id, (name, _, _)) in rounds.first().map(|r| &r.programs).into_iter().flatten() {
+        let per_round: Vec<(u64, u64)> = rounds
+            .iter()
+            .filter_map(|r| r.programs.get(id).map(|(_, ns, cnt)| (*ns, *cnt)))
+            .collect();
+        let run_ns: u64 = per_round.iter().map(|(ns, _)| ns).sum();
+        let run_cnt: u64 = per_round.iter().map(|(_, cnt)| cnt).sum();
+        let fastest_run = per_round
+            .iter()
+            .filter(|(_, cnt)| *cnt > 0)
+            .map(|(ns, cnt)| as_f64(*ns) / as_f64(*cnt))
+            .fold(f64::INFINITY, f64::min);
         programs.push(json!({
             "name": name,
             "run_time_ns": run_ns,
             "run_cnt": run_cnt,
-            "ns_per_run": if run_cnt == 0 { 0.0 } else { as_f64(run_ns) / as_f64(run_cnt) },
+            "ns_per_run": if run_cnt == 0 { 0.0 } else { fastest_run },
+            "mean_ns_per_run": if run_cnt == 0 { 0.0 } else { as_f64(run_ns) / as_f64(run_cnt) },
         }));
     }
     Ok(json!({
         "ops": ops,
-        "rounds": rounds_ns.iter().map(|&ns| as_f64(ns) / as_f64(per_round)).collect::<Vec<_>>(),
+        "rounds": rounds.iter().map(|r| per_op(r.ns)).collect::<Vec<_>>(),
         "ns_per_op": ns_per_op,
         "ops_per_s": 1e9 / ns_per_op,
-        "median_ns_per_op": as_f64(median) / as_f64(per_round),
-        "setup_ns": u64::try_from(setup.as_nanos()).unwrap_or(u64::MAX),
+        "median_ns_per_op": per_op(median),
         "mean_ns_per_op": as_f64(total_ns) / as_f64(ops),
-        "bpf_ns_per_op": as_f64(bpf_ns_total) / as_f64(ops),
+        "setup_ns": u64::try_from(setup.as_nanos()).unwrap_or(u64::MAX),
+        "bpf_ns_per_op": per_op(bpf_fastest),
+        "mean_bpf_ns_per_op": as_f64(bpf_total) / as_f64(ops),
         "programs": programs,
     }))
 }
@@ -239,27 +256,45 @@ fn as_f64(x: u64) -> f64 {
 /// (program name, `run_time_ns`, `run_cnt`) by program id.
 type ProgStats = BTreeMap<u32, (String, u64, u64)>;
 
-/// Warm-up, then the timed rounds; the statistics snapshots bracket the timed part only.
-fn run_timed(
-    args: &BenchArgs,
-    op: &mut Operation,
-    ids: &[u32],
-) -> anyhow::Result<(Vec<u64>, ProgStats, ProgStats)> {
+/// One timed round: its wall-clock time and each program's statistics over it.
+struct Round {
+    ns: u64,
+    programs: ProgStats,
+}
+
+/// Warm-up, then the timed rounds, each bracketed by statistics snapshots (so a round the
+/// machine disturbed can be told apart, for program time as for wall-clock time).
+fn run_timed(args: &BenchArgs, op: &mut Operation, ids: &[u32]) -> anyhow::Result<Vec<Round>> {
     for _ in 0..args.warmup {
         op.once()?;
     }
     let per_round = args.count / args.rounds;
-    let before = program_stats(ids);
     let mut rounds = Vec::new();
     for _ in 0..args.rounds {
+        let before = program_stats(ids);
         let started = Instant::now();
         for _ in 0..per_round {
             op.once()?;
         }
-        rounds.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let after = program_stats(ids);
+        let programs = after
+            .into_iter()
+            .map(|(id, (name, run_ns, run_cnt))| {
+                let (_, ns0, cnt0) = before.get(&id).cloned().unwrap_or_default();
+                (
+                    id,
+                    (
+                        name,
+                        run_ns.saturating_sub(ns0),
+                        run_cnt.saturating_sub(cnt0),
+                    ),
+                )
+            })
+            .collect();
+        rounds.push(Round { ns, programs });
     }
-    let after = program_stats(ids);
-    Ok((rounds, before, after))
+    Ok(rounds)
 }
 
 /// The ids of the BPF programs this process holds (from `/proc/self/fdinfo`).
