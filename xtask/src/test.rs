@@ -114,6 +114,13 @@ impl Report {
     fn ok(&self) -> bool {
         self.problem.is_none() && self.counts.failed == 0
     }
+
+    /// Failures for the summary: a layer that failed without a failing test (it did not
+    /// build, its command failed, or it ran nothing) counts as one, so the total never
+    /// reads `0 failed` on a failing run.
+    fn failures(&self) -> u64 {
+        self.counts.failed + u64::from(self.problem.is_some() && self.counts.failed == 0)
+    }
 }
 
 pub fn main(args: &TestArgs) -> Result<ExitCode> {
@@ -179,10 +186,7 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
             ignored,
         } = report.counts;
         total.passed += passed;
-        // A layer that failed without a failing test (it did not build, its command
-        // failed, or it ran nothing) counts as one failure, so the total never reads
-        // `0 failed` on a failing run.
-        total.failed += failed + u64::from(report.problem.is_some() && failed == 0);
+        total.failed += report.failures();
         let mut line = format!("{}: {passed} passed, {failed} failed", report.name);
         if ignored > 0 {
             let _ = write!(line, ", {ignored} ignored");
@@ -354,7 +358,27 @@ fn build_vm_test() -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::Counts;
+    use std::time::Duration;
+
+    use super::{Counts, Report};
+
+    #[test]
+    fn a_broken_layer_counts_as_a_failure() {
+        let report = |failed, problem: Option<&str>| Report {
+            name: "layer".into(),
+            counts: Counts {
+                passed: 3,
+                failed,
+                ignored: 0,
+            },
+            problem: problem.map(str::to_owned),
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(report(0, None).failures(), 0);
+        assert_eq!(report(2, None).failures(), 2);
+        assert_eq!(report(0, Some("build failed")).failures(), 1);
+        assert_eq!(report(2, Some("exited with 101")).failures(), 2);
+    }
 
     #[test]
     fn sums_libtest_result_lines() {
