@@ -156,6 +156,18 @@ pub fn file_mprotect(ctx: LsmContext) -> i32 {
     exec::file_mprotect(&ctx)
 }
 
+/// No-op `mmap_file` and `file_mprotect` programs: with `noop_bprm_check_security`, the
+/// cost floor on the same hooks as the process control, for the exec benchmark.
+#[lsm(hook = "mmap_file")]
+pub fn noop_mmap_file(_ctx: LsmContext) -> i32 {
+    0
+}
+
+#[lsm(hook = "file_mprotect")]
+pub fn noop_file_mprotect(_ctx: LsmContext) -> i32 {
+    0
+}
+
 #[lsm(hook = "bprm_creds_from_file")]
 pub fn bprm_creds_from_file(ctx: LsmContext) -> i32 {
     privilege::bprm_creds_from_file(&ctx)

@@ -540,9 +540,19 @@ fn load(
         Mode::Floor => {
             let mut ebpf = open_object()?;
             match op {
-                Operation::Open { .. } => attach_lsm(&mut ebpf, "noop_file_open", "file_open")?,
+                Operation::Open { .. } => {
+                    attach_lsm(&mut ebpf, &btf()?, "noop_file_open", "file_open")?;
+                }
                 Operation::Exec => {
-                    attach_lsm(&mut ebpf, "noop_bprm_check_security", "bprm_check_security")?;
+                    // The hooks the process control attaches.
+                    let btf = btf()?;
+                    for (prog, hook) in [
+                        ("noop_bprm_check_security", "bprm_check_security"),
+                        ("noop_mmap_file", "mmap_file"),
+                        ("noop_file_mprotect", "file_mprotect"),
+                    ] {
+                        attach_lsm(&mut ebpf, &btf, prog, hook)?;
+                    }
                 }
                 Operation::Tcp { .. } | Operation::Udp { .. } => {
                     for prog in ["noop_connect4", "noop_sendmsg4"] {
@@ -585,16 +595,19 @@ fn load(
     }
 }
 
-fn attach_lsm(ebpf: &mut Ebpf, prog: &str, hook: &str) -> anyhow::Result<()> {
-    let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+fn attach_lsm(ebpf: &mut Ebpf, btf: &aya::Btf, prog: &str, hook: &str) -> anyhow::Result<()> {
     let p: &mut Lsm = ebpf
         .program_mut(prog)
         .with_context(|| format!("the eBPF object has no {prog}"))?
         .try_into()?;
-    p.load(hook, &btf)
+    p.load(hook, btf)
         .with_context(|| format!("loading {prog} (BPF LSM)"))?;
     p.attach().with_context(|| format!("attaching {prog}"))?;
     Ok(())
+}
+
+fn btf() -> anyhow::Result<aya::Btf> {
+    aya::Btf::from_sys_fs().context("reading the kernel's BTF")
 }
 
 /// The policy for `real`: only the section the workload exercises, with `rules` generated
