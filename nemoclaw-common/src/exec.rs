@@ -32,6 +32,9 @@ pub const EXEC_PATH_KEY_MAX: usize = 252;
 /// Bits of slot every [`ExecPathKey`] matches fully before the path bytes.
 pub const EXEC_PATH_SLOT_BITS: u32 = 32;
 
+/// Capacity of the `EXEC_PREFIX` trie (`dir/**` process rules).
+pub const MAX_EXEC_PREFIX_RULES: u32 = 16_384;
+
 /// Capacity of the `EXEC_LIB_DIRS` trie.
 pub const MAX_EXEC_LIB_DIRS: u32 = 1024;
 

@@ -6,18 +6,22 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_kernel_buf, generated::bpf_d_path},
+    maps::LpmTrie,
     programs::LsmContext,
 };
 use nemoclaw_common::{
     event::{EVENT_PATH_MAX, counter, hook},
-    exec::{EXEC_PATH_KEY_MAX, EXEC_PATH_SLOT_BITS, ExecKey},
-    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY},
+    exec::{EXEC_PATH_KEY_MAX, EXEC_PATH_SLOT_BITS, ExecKey, ExecPathKey},
+    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict},
     sandbox::controls,
 };
 
 use crate::{
     event, kernel,
-    maps::{EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_RULES},
+    maps::{
+        EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_PREFIX, EXEC_RULES,
+        EXEC_SLOT_FLAGS,
+    },
     sandbox,
 };
 
@@ -40,13 +44,11 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
     // A file whose identity cannot be read cannot be judged: deny (fail closed).
     let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
     let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
-    // SAFETY: the value is copied out at once.
-    let verdict = unsafe { EXEC_RULES.get(&key) }.copied();
-    let rule_id = match verdict {
-        Some(v) if v.action == ACTION_ALLOW => return 0,
-        Some(v) => v.rule_id,
-        None => RULE_DEFAULT_DENY,
-    };
+    let verdict = judge(file, &key);
+    if verdict.action == ACTION_ALLOW {
+        return 0;
+    }
+    let rule_id = verdict.rule_id;
     event::emit(hook::BPRM_CHECK_SECURITY, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
         ev.dev = dev;
         ev.ino = ino;
@@ -62,8 +64,48 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
 /// `PROT_EXEC`.
 const PROT_EXEC: u64 = 0x4;
 
+/// `EXEC_SLOT_FLAGS` bit: the slot has `dir/**` rules in `EXEC_PREFIX`.
+const SLOT_HAS_PREFIX_RULES: u32 = 1;
+
+/// Combines two verdicts as the compiler does (`policy::compile::merge`): an absent one
+/// (`action == 0`) yields to the other, a deny beats an allow, then the lower rule id wins.
+#[inline(always)]
+fn merge(a: Verdict, b: Verdict) -> Verdict {
+    if a.action == 0 {
+        return b;
+    }
+    if b.action == 0 {
+        return a;
+    }
+    match (a.action == ACTION_ALLOW, b.action == ACTION_ALLOW) {
+        (false, true) => a,
+        (true, false) => b,
+        _ if a.rule_id <= b.rule_id => a,
+        _ => b,
+    }
+}
+
+/// The policy's verdict on executing (or mapping executable) `file`: its (device, inode)
+/// entry merged with the longest `dir/**` entry covering its resolved path. `action == 0`
+/// when no rule says anything. An explicit deny by identity decides without a path lookup;
+/// slots without `dir/**` rules never resolve paths.
+#[inline(always)]
+fn judge(file: *const c_void, key: &ExecKey) -> Verdict {
+    // SAFETY: the value is copied out at once.
+    let by_inode = unsafe { EXEC_RULES.get(key) }.copied().unwrap_or_default();
+    if by_inode.action != 0 && by_inode.action != ACTION_ALLOW {
+        return by_inode;
+    }
+    let has_prefix = EXEC_SLOT_FLAGS.get(key.slot).is_some_and(|f| f & SLOT_HAS_PREFIX_RULES != 0);
+    if !has_prefix {
+        return by_inode;
+    }
+    merge(by_inode, lookup_path(file, key.slot, &EXEC_PREFIX).unwrap_or_default())
+}
+
 /// Judges an executable file mapping of a sandboxed task: allowed for the binaries the policy
-/// allows (by identity) and, by path, for files in the library directories. Anonymous
+/// allows (by identity or `dir/**` rule, as exec) and, by path, for files in the library
+/// directories; an explicit deny wins over the library directories. Anonymous
 /// executable memory is never judged, so JITs (V8, PyPy) keep working. This closes running a
 /// denied binary through an allowed loader (`ld.so /usr/bin/curl`) or `dlopen` of a copy.
 ///
@@ -86,19 +128,17 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
     event::count(counter::JUDGED);
     let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
     let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
-    // SAFETY: the value is copied out at once.
-    let rule_id = match unsafe { EXEC_RULES.get(&key) }.copied() {
-        Some(v) if v.action == ACTION_ALLOW => return 0,
-        Some(v) => v.rule_id,
-        None => {
-            if in_library_dir(file, sandbox.slot) {
-                // Remember the file so `file_mprotect` can judge it without a path. A full
-                // LRU map evicts an old entry; a failed insert only costs a later denial.
-                let _ = EXEC_LIB_INODES.insert(&key, &1, 0);
-                return 0;
-            }
-            RULE_DEFAULT_DENY
-        }
+    let verdict = judge(file, &key);
+    let rule_id = if verdict.action == ACTION_ALLOW {
+        remember(&key);
+        return 0;
+    } else if verdict.action != 0 {
+        verdict.rule_id
+    } else if lookup_path(file, sandbox.slot, &EXEC_LIB_DIRS).is_some_and(|v| v.action == ACTION_ALLOW) {
+        remember(&key);
+        return 0;
+    } else {
+        RULE_DEFAULT_DENY
     };
     event::emit(hook::MMAP_FILE, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
         ev.dev = dev;
@@ -114,36 +154,44 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
     -EPERM
 }
 
-/// Whether `file`'s path (`bpf_d_path`: symlinks, `..` and `/proc/self/fd` resolved) lies
-/// in one of the slot's library directories. Unresolvable paths are not (fail closed);
-/// deleted files and memfds have a path ending in ` (deleted)` outside those directories.
+/// Remembers a file `mmap_file` allowed executable, so `file_mprotect` (where
+/// `bpf_d_path` is not allowed) can judge it by identity. A full LRU map evicts an old
+/// entry; a failed insert only costs a later denial.
 #[inline(always)]
-fn in_library_dir(file: *const c_void, slot: u32) -> bool {
+fn remember(key: &ExecKey) {
+    let _ = EXEC_LIB_INODES.insert(key, &1, 0);
+}
+
+/// The entry of `trie` (slot, directory prefix) covering `file`'s path (`bpf_d_path`:
+/// symlinks, `..` and `/proc/self/fd` resolved). Unresolvable paths match nothing (fail
+/// closed); deleted files and memfds resolve to paths ending in ` (deleted)`.
+#[inline(always)]
+fn lookup_path(file: *const c_void, slot: u32, trie: &LpmTrie<ExecPathKey, Verdict>) -> Option<Verdict> {
     let (Some(scratch), Some(key)) = (EXEC_PATH_SCRATCH.get_ptr_mut(0), EXEC_LIB_KEY_SCRATCH.get_ptr_mut(0))
     else {
-        return false;
+        return None;
     };
     // SAFETY: per-CPU scratch buffers, used only by this program run on this CPU.
     unsafe {
         let len = bpf_d_path(kernel::file_path(file), scratch.cast(), EVENT_PATH_MAX as u32);
         if len <= 1 {
-            return false;
+            return None;
         }
         // Without the NUL; the trie only ever needs the first EXEC_PATH_KEY_MAX bytes.
         let len = ((len - 1) as usize).min(EXEC_PATH_KEY_MAX);
         if bpf_probe_read_kernel_buf(scratch.cast::<u8>(), &mut (*key).data.path).is_err() {
-            return false;
+            return None;
         }
         (*key).data.slot = slot.to_be_bytes();
         (*key).prefix_len = EXEC_PATH_SLOT_BITS + 8 * len as u32;
-        EXEC_LIB_DIRS.get(&*key).is_some_and(|v| v.action == ACTION_ALLOW)
+        trie.get(&*key).copied()
     }
 }
 
 /// `file_mprotect(struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)`:
 /// making a file mapping executable after the fact. `bpf_d_path` is not allowed here, so
-/// the file is judged by identity: an allowed binary, or a library file `mmap_file`
-/// already allowed executable for this slot.
+/// the file is judged by identity: an allowed binary, or a file `mmap_file` already allowed
+/// executable for this slot (a library, or a binary under a `dir/**` rule).
 pub fn file_mprotect(ctx: &LsmContext) -> i32 {
     let vma: *const c_void = ctx.arg(0);
     let prot: u64 = ctx.arg(2);

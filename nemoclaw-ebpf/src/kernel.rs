@@ -131,6 +131,8 @@ offsets! {
     VM_AREA_STRUCT_VM_FILE_OFF,
     /// `struct super_block`, member `s_magic`.
     SUPER_BLOCK_S_MAGIC_OFF,
+    /// `struct inode`, member `i_rdev` (the device number of a device node).
+    INODE_I_RDEV_OFF,
 }
 
 /// Reads a `T` at `global`'s offset from `base`.
@@ -220,16 +222,24 @@ pub fn raw_arg(ctx: &aya_ebpf::programs::LsmContext, n: usize) -> u64 {
     unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u64>().add(n)) }.unwrap_or(0)
 }
 
-/// `(file->f_mode, inode->i_mode, inode->i_sb->s_magic)`: how a file is opened, its type, and
-/// its file system.
+/// How a file is opened and what it is: `file->f_mode`, and its inode's `i_mode`, `i_rdev`
+/// and file system magic.
+pub struct OpenKind {
+    pub f_mode: u32,
+    pub i_mode: u16,
+    pub rdev: u32,
+    pub magic: u64,
+}
+
 #[inline(always)]
-pub fn file_open_kind(file: *const c_void) -> Result<(u32, u16, u64), i32> {
+pub fn file_open_kind(file: *const c_void) -> Result<OpenKind, i32> {
     // SAFETY: probe reads of kernel pointers.
     unsafe {
         let f_mode: u32 = read_at(file, &FILE_F_MODE_OFF)?;
         let inode: *const c_void = read_at(file, &FILE_F_INODE_OFF)?;
         let i_mode: u16 = read_at(inode, &INODE_I_MODE_OFF)?;
+        let rdev: u32 = read_at(inode, &INODE_I_RDEV_OFF)?;
         let sb: *const c_void = read_at(inode, &INODE_I_SB_OFF)?;
-        Ok((f_mode, i_mode, read_at(sb, &SUPER_BLOCK_S_MAGIC_OFF)?))
+        Ok(OpenKind { f_mode, i_mode, rdev, magic: read_at(sb, &SUPER_BLOCK_S_MAGIC_OFF)? })
     }
 }

@@ -94,3 +94,15 @@ pub static EXEC_PATH_SCRATCH: PerCpuArray<[u8; nemoclaw_common::event::EVENT_PAT
 #[map]
 pub static EXEC_LIB_KEY_SCRATCH: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<nemoclaw_common::exec::ExecPathKey>> =
     PerCpuArray::with_max_entries(1, 0);
+
+/// (slot, `/dir/` prefix) -> verdict: `process` rules written `dir/**`, judged on the resolved
+/// path of the executed (or executably mapped) file.
+#[map]
+pub static EXEC_PREFIX: LpmTrie<nemoclaw_common::exec::ExecPathKey, Verdict> =
+    LpmTrie::with_max_entries(nemoclaw_common::exec::MAX_EXEC_PREFIX_RULES, NO_PREALLOC);
+
+/// Slot -> flags (`1`: the slot has `EXEC_PREFIX` entries), so slots without `dir/**` rules
+/// never pay for a path lookup on exec.
+#[map]
+pub static EXEC_SLOT_FLAGS: aya_ebpf::maps::Array<u32> =
+    aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);

@@ -260,6 +260,23 @@ pub fn task_kill(ctx: &LsmContext) -> i32 {
 const FMODE_WRITE: u32 = 0x2;
 const S_IFMT: u16 = 0o170_000;
 const S_IFBLK: u16 = 0o060_000;
+const S_IFCHR: u16 = 0o020_000;
+
+/// Character devices a sandboxed task may open: `/dev/null`, `zero`, `full`, `random`,
+/// `urandom` (major 1), `/dev/tty`, `console`, `ptmx` (major 5) and pseudo-terminals
+/// (majors 136-143). Others reach hardware or the host's consoles: raw disks through SCSI
+/// generic or NVMe character devices, `/dev/mem`, input injection (`uinput`), USB devices,
+/// watchdogs.
+#[inline(always)]
+fn char_device_allowed(rdev: u32) -> bool {
+    let (major, minor) = (rdev >> 20, rdev & 0xf_ffff);
+    match major {
+        1 => matches!(minor, 3 | 5 | 7 | 8 | 9),
+        5 => minor <= 2,
+        136..=143 => true,
+        _ => false,
+    }
+}
 
 /// File systems that are interfaces to the kernel (`include/uapi/linux/magic.h`). Their files
 /// belong to root, so uid 0 in the sandbox could write them without any capability:
@@ -281,21 +298,23 @@ const KERNEL_INTERFACE_FS: [u64; 11] = [
 
 /// `file_open(struct file *)`, a second program on the hook (the filesystem control has its
 /// own): under `privilege_escalation: deny` no write-open of a file on a kernel-interface
-/// file system and no open of a block device (raw disk access bypasses every file
-/// permission). Both are plain DAC for uid 0, which `capable` cannot catch.
+/// file system, no open of a block device (raw disk access bypasses every file permission)
+/// and none of a character device outside a short list of harmless ones. All are plain DAC
+/// for uid 0, which `capable` cannot catch.
 pub fn file_open(ctx: &LsmContext) -> i32 {
     let Some((cgroup_id, sandbox)) = restricted() else {
         return 0;
     };
     let file: *const c_void = ctx.arg(0);
-    let Ok((f_mode, i_mode, magic)) = kernel::file_open_kind(file) else {
-        return 0;
-    };
-    let block = i_mode & S_IFMT == S_IFBLK;
-    let interface_write = f_mode & FMODE_WRITE != 0 && KERNEL_INTERFACE_FS.contains(&magic);
-    if !block && !interface_write {
+    // Unreadable metadata: deny (fail closed).
+    let kind = kernel::file_open_kind(file).unwrap_or(kernel::OpenKind { f_mode: 0, i_mode: S_IFBLK, rdev: 0, magic: 0 });
+    let file_type = kind.i_mode & S_IFMT;
+    let device = file_type == S_IFBLK || (file_type == S_IFCHR && !char_device_allowed(kind.rdev));
+    let interface_write = kind.f_mode & FMODE_WRITE != 0 && KERNEL_INTERFACE_FS.contains(&kind.magic);
+    if !device && !interface_write {
         return 0;
     }
+    let magic = kind.magic;
     let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
     deny(hook::PRIVILEGE_FILE_OPEN, cgroup_id, sandbox, false, |ev| {
         ev.dev = dev;

@@ -8,14 +8,14 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSockAddr, Lsm},
 };
 use nemoclaw_common::{
-    exec::{DEFAULT_LIBRARY_DIRS, ExecKey, ExecPathKey},
+    exec::{DEFAULT_LIBRARY_DIRS, EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
     net::{FIXED_PREFIX_BITS, Net4Key, Net6Key},
     rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, Slot, controls},
 };
 
 use super::{btf::Btf, offsets};
-use crate::policy::compiled::{CompiledPolicy, NetEntry};
+use crate::policy::compiled::{CompiledPolicy, NetEntry, PathEntry};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nemoclaw-ebpf"));
@@ -42,6 +42,8 @@ pub enum KernelError {
     Map { map: &'static str, source: aya::maps::MapError },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
+    #[error("process rule directory {path} is longer than the kernel's {max}-byte limit")]
+    PathTooLong { path: String, max: usize },
     #[error("{0}")]
     Unsupported(String),
 }
@@ -244,9 +246,7 @@ impl Enforcer {
             fs_prefix: _,
             fs_suffix: _,
         } = policy;
-        if !exec_prefix.is_empty() {
-            return Err(KernelError::NotImplemented("process `dir/**` rules"));
-        }
+        self.install_exec_prefix(slot, exec_prefix)?;
         {
             let mut map: HashMap<_, ExecKey, Verdict> = self.map("EXEC_RULES")?;
             for e in exec {
@@ -272,6 +272,24 @@ impl Enforcer {
         self.install_net(net6, "NET6_ALLOW", "NET6_DENY", |e| {
             Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net6Key::new(slot, e.proto, e.port, e.addr))
         })
+    }
+
+    /// `dir/**` process rules, and the slot flag that makes the kernel look them up.
+    fn install_exec_prefix(&mut self, slot: Slot, entries: &[PathEntry]) -> Result<(), KernelError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut map: LpmTrie<_, ExecPathKey, Verdict> = self.map("EXEC_PREFIX")?;
+            for e in entries {
+                let (bits, key) = ExecPathKey::prefix(slot, e.path.as_bytes())
+                    .ok_or(KernelError::PathTooLong { path: e.path.clone(), max: EXEC_PATH_KEY_MAX })?;
+                map.insert(&Key::new(bits, key), e.verdict, 0)
+                    .map_err(|source| KernelError::Map { map: "EXEC_PREFIX", source })?;
+            }
+        }
+        let mut flags: Array<_, u32> = self.map("EXEC_SLOT_FLAGS")?;
+        flags.set(slot, 1, 0).map_err(|source| KernelError::Map { map: "EXEC_SLOT_FLAGS", source })
     }
 
     /// The directories whose files `mmap_file` lets the slot map executable.

@@ -44,6 +44,7 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("KERNFS_NODE_ID_OFF", "kernfs_node", "id"),
     ("VM_AREA_STRUCT_VM_FILE_OFF", "vm_area_struct", "vm_file"),
     ("SUPER_BLOCK_S_MAGIC_OFF", "super_block", "s_magic"),
+    ("INODE_I_RDEV_OFF", "inode", "i_rdev"),
 ];
 
 /// Every offset in [`NEEDED`], in order, or the first that this kernel's BTF lacks.

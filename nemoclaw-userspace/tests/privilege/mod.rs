@@ -171,7 +171,7 @@ fn ptrace_inside_sandbox_works() {
 }
 
 /// `BPF_PROG_GET_NEXT_ID` (11) passes the kernel's unprivileged-BPF gate, so the `bpf` hook
-/// decides for `nobody` too; as root the twin lists programs (NemoClaw's own are loaded).
+/// decides for `nobody` too; as root the twin lists programs (`NemoClaw`'s own are loaded).
 #[test]
 fn bpf_syscall_is_denied() {
     if !lsm_or_skip("privilege_bpf") {
@@ -417,5 +417,72 @@ fn block_device_open_is_denied() {
 
     let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR ENXIO", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}
+
+/// Character devices other than the harmless few (`/dev/null`, `urandom`, terminals) are
+/// refused: `/dev/mem` is refused before its driver would ask for `CAP_SYS_RAWIO`, and the
+/// twin (privilege escalation allowed, root) opens it.
+#[test]
+fn char_device_open_is_limited() {
+    if !lsm_or_skip("privilege_char_device") {
+        return;
+    }
+    let code = probe(
+        "for p in ['/dev/null', '/dev/urandom', '/dev/mem']:\n    \
+             report(lambda: os.close(os.open(p, os.O_RDONLY)))\n",
+    );
+    let scratch = Scratch::new("chardev");
+    let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK None\nOK None\nERR EPERM", "{out:?}");
+    let d = one_privilege_denial(&out, "file_open");
+    assert_eq!(d["object"]["path"], "/dev/mem");
+
+    let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK None\nOK None\nOK None", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}
+
+/// Sets `kernel.perf_event_paranoid` for the life of the guard, restoring it on drop.
+struct Paranoid(String);
+
+impl Paranoid {
+    const PATH: &'static str = "/proc/sys/kernel/perf_event_paranoid";
+    fn set(value: &str) -> Self {
+        let old = std::fs::read_to_string(Self::PATH).expect("read perf_event_paranoid");
+        std::fs::write(Self::PATH, value).expect("write perf_event_paranoid");
+        Self(old)
+    }
+}
+
+impl Drop for Paranoid {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, self.0.trim());
+    }
+}
+
+/// `perf_event_open` of a software counter on the task itself. Debian's default
+/// `perf_event_paranoid=3` refuses that for non-root before any LSM runs, so the test sets 2
+/// (the upstream default, which allows it) for its duration.
+#[test]
+fn perf_event_open_is_denied() {
+    if !lsm_or_skip("privilege_perf") {
+        return;
+    }
+    let _paranoid = Paranoid::set("2");
+    let code = probe(
+        "import struct\n\
+         # perf_event_attr v0 (64 bytes): PERF_TYPE_SOFTWARE, CPU clock, disabled, exclude_kernel, exclude_hv.\n\
+         attr = ctypes.create_string_buffer(struct.pack('<IIQQQQQ', 1, 64, 0, 0, 0, 0, 0x61).ljust(64, b'\\0'), 64)\n\
+         report(lambda: os.close(check(libc.syscall(298, attr, 0, -1, -1, 0))))\n",
+    );
+    let scratch = Scratch::new("perf");
+    let out = run_sandboxed(&scratch, DENY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
+    let d = one_privilege_denial(&out, "perf_event_open");
+    assert_eq!(d["object"]["operation"], "perf_event_open");
+
+    let out = run_sandboxed(&scratch, ALLOW, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK None", "{out:?}");
     assert!(out.all_denials().is_empty(), "{out:?}");
 }

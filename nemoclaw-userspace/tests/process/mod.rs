@@ -1,5 +1,7 @@
 //! Process control: `bprm_check_security` judges the executed file by (device, inode).
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use crate::support::{Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
 
 const POLICY: &str = "process:\n  allow:\n    - python3\n    - \"true\"\n  deny:\n    - cat\n";
@@ -90,7 +92,6 @@ fn escape_probe(body: &str) -> String {
 
 /// A scratch directory the sandbox user (`nobody`) may write, like an agent's workspace.
 fn workspace(scratch: &Scratch) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let dir = scratch.path("workspace");
     std::fs::create_dir_all(&dir).expect("create workspace");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod workspace");
@@ -261,7 +262,6 @@ fn escape_shebang_with_denied_interpreter_is_denied() {
     if !lsm_or_skip("escape_shebang") {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let scratch = Scratch::new("esc-shebang");
     let bad = scratch.path("bad.sh");
     let good = scratch.path("good.sh");
@@ -351,4 +351,48 @@ fn moving_into_a_child_cgroup_does_not_escape() {
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
     assert_eq!(d[0]["rule"]["text"], "cat");
+}
+
+/// `dir/**` rules judge the executed file's resolved path: any file beneath an allowed
+/// directory runs, even one created after the policy was compiled, and also through a
+/// symlink from elsewhere or through the loader; a deeper `dir/**` deny wins; a copy outside
+/// is denied by default.
+#[test]
+fn exec_dir_rules_judge_resolved_paths() {
+    if !lsm_or_skip("exec_dir_rules") {
+        return;
+    }
+    let scratch = Scratch::new("exec-dir");
+    let tools = scratch.path("tools");
+    std::fs::create_dir_all(tools.join("bad")).expect("mkdir tools/bad");
+    for dir in [&tools, &tools.join("bad")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    std::fs::copy("/usr/bin/true", tools.join("t1")).expect("copy");
+    let ws = workspace(&scratch);
+    let t = tools.to_str().expect("utf-8");
+    let policy = format!(
+        "process:\n  allow:\n    - python3\n    - /lib64/ld-linux-x86-64.so.2\n    - {t}/**\n  deny:\n    - {t}/bad/**\n"
+    );
+    let code = escape_probe(&format!(
+        "tools, ws = {t:?}, {ws:?}\n\
+         def place(path):\n    shutil.copy('/usr/bin/true', path); os.chmod(path, 0o755); return path\n\
+         report(lambda: run([tools + '/t1']))\n\
+         report(lambda: run([place(tools + '/new')]))\n\
+         os.symlink(tools + '/t1', ws + '/link')\n\
+         report(lambda: run([ws + '/link']))\n\
+         report(lambda: run(['/lib64/ld-linux-x86-64.so.2', tools + '/t1']))\n\
+         report(lambda: run([place(tools + '/bad/t2')]))\n\
+         report(lambda: run([place(ws + '/t3')]))\n",
+        ws = ws.to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK 0\nOK 0\nOK 0\nOK 0\nERR EPERM\nERR EPERM", "{out:?}");
+    let d = out.denials("process");
+    assert_eq!(d.len(), 2, "{out:?}");
+    assert!(d[0]["object"]["path"].as_str().is_some_and(|p| p.ends_with("/tools/bad/t2")), "{out:?}");
+    assert_eq!(d[0]["rule"]["section"], "process.deny");
+    assert_eq!(d[0]["rule"]["text"], format!("{t}/bad/**"));
+    assert!(d[1]["object"]["path"].as_str().is_some_and(|p| p.ends_with("/workspace/t3")), "{out:?}");
+    assert_eq!(d[1]["rule"]["id"], 0);
 }

@@ -97,7 +97,7 @@ pub fn run_sandboxed_as(scratch: &Scratch, user: &str, policy_yaml: &str, argv: 
 
 /// Like [`run_sandboxed_as`], but outside any `chroot`. The VM runs its command in a chroot
 /// of the host's root, and the kernel refuses user namespaces to chrooted tasks before any
-/// LSM is asked (`create_user_ns`: `current_chrooted()`), which would hide what NemoClaw
+/// LSM is asked (`create_user_ns`: `current_chrooted()`), which would hide what `NemoClaw`
 /// does. So `nemoclaw run` starts in a private mount namespace whose root is the chroot's
 /// root mount moved onto the namespace root, as `switch_root` does. No-op when not chrooted.
 pub fn run_sandboxed_unchrooted(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str]) -> Outcome {
