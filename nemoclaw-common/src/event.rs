@@ -40,6 +40,7 @@ pub mod hook {
     pub const TASK_KILL: u32 = 52;
     /// `file_open` under `privilege_escalation: deny`: kernel-interface files and block devices.
     pub const PRIVILEGE_FILE_OPEN: u32 = 53;
+    pub const FILE_IOCTL: u32 = 54;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
 }

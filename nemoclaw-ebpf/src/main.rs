@@ -238,6 +238,11 @@ pub fn privilege_file_open(ctx: LsmContext) -> i32 {
     privilege::file_open(&ctx)
 }
 
+#[lsm(hook = "file_ioctl")]
+pub fn file_ioctl(ctx: LsmContext) -> i32 {
+    privilege::file_ioctl(&ctx)
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -328,3 +328,20 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
         ev.path_len = if len > 0 { len as u32 } else { 0 };
     })
 }
+
+/// `TIOCSTI` and `TIOCLINUX` (`include/uapi/asm-generic/ioctls.h`).
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541c;
+
+/// `file_ioctl(struct file *, unsigned int cmd, unsigned long arg)`: no input injection into
+/// a terminal (`TIOCSTI`, and `TIOCLINUX` paste on a virtual console). The sandbox shares the
+/// controlling terminal of whoever started it; characters pushed there would run in that
+/// user's shell after the sandbox exits. Linux 6.2+ can disable `TIOCSTI` for all
+/// (`CONFIG_LEGACY_TIOCSTI=n`), 6.1 cannot. The command is tested first: `ioctl` is common.
+pub fn file_ioctl(ctx: &LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    if cmd != TIOCSTI && cmd != TIOCLINUX {
+        return 0;
+    }
+    deny_always(hook::FILE_IOCTL, u64::from(cmd))
+}

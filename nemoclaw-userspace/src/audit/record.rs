@@ -110,6 +110,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::PTRACE_ACCESS_CHECK => ("privilege", "ptrace_access_check"),
         hook::TASK_KILL => ("privilege", "task_kill"),
         hook::PRIVILEGE_FILE_OPEN => ("privilege", "file_open"),
+        hook::FILE_IOCTL => ("privilege", "file_ioctl"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
         _ => ("unknown", "unknown"),
     }
@@ -223,6 +224,11 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             "bpf"
         }
         hook::PERF_EVENT_OPEN => "perf_event_open",
+        hook::FILE_IOCTL => {
+            name = Some(if arg == 0x5412 { "TIOCSTI" } else { "TIOCLINUX" }.to_owned());
+            number = Some(arg);
+            "terminal input injection"
+        }
         hook::KERNEL_MODULE_REQUEST => {
             name = Some(path);
             "module request"

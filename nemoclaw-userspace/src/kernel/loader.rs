@@ -144,6 +144,7 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("ptrace_access_check", "ptrace_access_check", controls::PRIVILEGE),
     ("task_kill", "task_kill", controls::PRIVILEGE),
     ("privilege_file_open", "file_open", controls::PRIVILEGE),
+    ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
 ];
 const SOCK_ADDR_PROGRAMS: &[&str] = &["connect4", "connect6", "sendmsg4", "sendmsg6"];
 

@@ -486,3 +486,40 @@ fn perf_event_open_is_denied() {
     assert_eq!(out.stdout.trim(), "OK None", "{out:?}");
     assert!(out.all_denials().is_empty(), "{out:?}");
 }
+
+/// `TIOCSTI` pushes characters into a terminal's input, which the shell that started the
+/// sandbox would read after it exits. The probe makes a pseudo-terminal its controlling
+/// terminal (where the kernel allows `TIOCSTI` without privilege on 6.1) and tries it.
+/// Twin: allowed on 6.1; 6.12 (`CONFIG_LEGACY_TIOCSTI=n`) refuses it with `EIO` itself.
+#[test]
+fn terminal_input_injection_is_denied() {
+    if !lsm_or_skip("privilege_tiocsti") {
+        return;
+    }
+    let code = probe(
+        "import fcntl, termios\n\
+         r, w = os.pipe()\n\
+         if os.fork() == 0:\n    \
+             os.setsid()\n    \
+             master, slave = os.openpty()\n    \
+             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)\n    \
+             def sti():\n        \
+                 fcntl.ioctl(slave, termios.TIOCSTI, b'x')\n        \
+                 return 'injected'\n    \
+             sys.stdout = os.fdopen(w, 'w')\n    \
+             report(sti)\n    \
+             sys.stdout.flush(); os._exit(0)\n\
+         os.close(w)\n\
+         print(os.read(r, 100).decode().strip())\n",
+    );
+    let scratch = Scratch::new("tiocsti");
+    let out = run_sandboxed(&scratch, DENY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
+    let d = one_privilege_denial(&out, "file_ioctl");
+    assert_eq!(d["object"]["name"], "TIOCSTI");
+
+    let out = run_sandboxed(&scratch, ALLOW, &[PYTHON, "-c", &code]);
+    let twin = out.stdout.trim();
+    assert!(twin == "OK injected" || twin == "ERR EIO", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}
