@@ -55,8 +55,9 @@ const RENAME_EXCHANGE: u32 = 2;
 
 /// Longest component name (`NAME_MAX`).
 const NAME_MAX: usize = 255;
-/// Steps of the path walk (components plus mount crossings). Deeper paths are denied.
-const MAX_WALK: u32 = 160;
+/// Steps of the path walk (components plus mount crossings): a 4095-byte path has at most
+/// 2048 components. Deeper (mount-stacked) paths are denied.
+const MAX_WALK: u32 = 4096;
 
 /// Per-CPU working memory: the BPF stack (512 bytes) cannot hold a path.
 #[repr(C)]
@@ -70,10 +71,10 @@ pub struct FsScratch {
     suffix: Key<FsLpmKey>,
     /// Never written: the source of the exact key's zero padding.
     zeros: [u8; FS_EXACT_MAX],
-    /// The walk's write position in `build`. Kept in map memory, not a register, so the
-    /// verifier sees an unknown scalar at every iteration and can prune: a register would
-    /// carry a different exact range down each branch and the states would multiply.
+    /// The walk's write position in `build` (the path is `build[pos..]`).
     pos: u64,
+    /// See [`opaque`].
+    launder: u64,
 }
 
 /// What a hook decided about one object.
@@ -82,26 +83,45 @@ struct Judged {
     len: usize,
     dev: u64,
     ino: u64,
-    /// `Some(rule_id)` to deny.
-    deny: Option<u32>,
+    /// The rule id to deny with, or [`ALLOWED`].
+    deny: u32,
 }
 
-/// The sandbox of the current task if its policy restricts the filesystem.
+/// [`Judged::deny`] when the operation is allowed.
+const ALLOWED: u32 = u32::MAX;
+
+/// The current task's cgroup id and slot if its policy restricts the filesystem.
+///
+/// Plain values with sentinels rather than `Option`s of tuples throughout this module: LLVM
+/// may read the payload of a `None` (undefined) before testing it, and the verifier rejects
+/// that read of an uninitialised register.
 #[inline(always)]
-fn restricted() -> Option<(u64, SandboxEntry)> {
-    let (cgroup_id, Some(entry)) = sandbox::current() else {
-        return None;
-    };
+fn restricted() -> (u64, u32, bool) {
+    let (cgroup_id, entry) = sandbox::current();
+    let entry = entry.unwrap_or(SandboxEntry { slot: 0, controls: 0 });
     if entry.controls & controls::FS == 0 {
-        return None;
+        return (0, 0, false);
     }
     event::count(counter::JUDGED);
-    Some((cgroup_id, entry))
+    (cgroup_id, entry.slot, true)
 }
 
 #[inline(always)]
 fn scratch() -> Option<*mut FsScratch> {
     FS_SCRATCH.get_ptr_mut(0)
+}
+
+/// `value & mask`, with `value` passed through memory so that LLVM cannot drop the mask
+/// from what it already knows about `value` (older verifiers, e.g. 6.1, lose such bounds
+/// across register copies and then reject a helper's size or offset).
+#[inline(always)]
+fn opaque(s: *mut FsScratch, value: usize, mask: usize) -> usize {
+    // SAFETY: a store and a load of a field of the scratch value.
+    unsafe {
+        let slot = &raw mut (*s).launder;
+        core::ptr::write_volatile(slot, value as u64);
+        core::ptr::read_volatile(slot) as usize & mask
+    }
 }
 
 #[inline(always)]
@@ -124,9 +144,14 @@ fn copy(dst: *mut u8, len: usize, src: *const u8) -> Result<(), i32> {
     if ret == 0 { Ok(()) } else { Err(ret as i32) }
 }
 
-/// The kernel `dev_t` and inode number of `dentry`'s inode, or `None` for a negative dentry.
+/// The kernel `dev_t` and inode number of `dentry`'s inode, `(0, 0)` for a negative dentry.
 #[inline(always)]
-fn dentry_dev_ino(dentry: u64) -> Option<(u64, u64)> {
+fn dentry_dev_ino(dentry: u64) -> (u64, u64) {
+    dentry_dev_ino_inner(dentry).unwrap_or((0, 0))
+}
+
+#[inline(always)]
+fn dentry_dev_ino_inner(dentry: u64) -> Option<(u64, u64)> {
     let inode = read_ptr(dentry + offset(&kernel::DENTRY_D_INODE_OFF) as u64).ok()?;
     if inode == 0 {
         return None;
@@ -137,73 +162,114 @@ fn dentry_dev_ino(dentry: u64) -> Option<(u64, u64)> {
     Some((u64::from(dev), ino))
 }
 
-/// Writes the path of (`mnt`, `dentry`) into `s.path` the way `d_path` does, and returns its
-/// length, or `None` if it cannot be built (too long, too deep, unreadable).
+/// The walk's state between `bpf_loop` steps, on the calling program's stack.
+#[repr(C)]
+struct Walk {
+    mnt: u64,
+    dentry: u64,
+    root_mnt: u64,
+    root_dentry: u64,
+    /// [`WALKING`], [`WALK_DONE`] or [`WALK_FAILED`].
+    state: u64,
+}
+
+const WALKING: u64 = 0;
+const WALK_DONE: u64 = 1;
+const WALK_FAILED: u64 = 2;
+
+/// One step of the walk, called by `bpf_loop` (5.17+): the verifier checks this body once,
+/// not once per iteration as it would for an unrolled or bounded loop. Returns 1 to stop.
+#[inline(never)]
+extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
+    let walk = ctx.cast::<Walk>();
+    // SAFETY: `ctx` is the `Walk` that `walk_path` passed to `bpf_loop`.
+    let state = match step(unsafe { &mut *walk }) {
+        Some(false) => return 0,
+        Some(true) => WALK_DONE,
+        None => WALK_FAILED,
+    };
+    // SAFETY: as above.
+    unsafe { (*walk).state = state };
+    1
+}
+
+/// Prepends one component (or crosses one mount). `Some(true)`: the path is complete.
 #[inline(always)]
-fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
+fn step(w: &mut Walk) -> Option<bool> {
+    if w.dentry == w.root_dentry && w.mnt == w.root_mnt {
+        return Some(true);
+    }
+    let s = scratch()?;
+    let mnt_root = read_ptr(w.mnt + offset(&kernel::VFSMOUNT_MNT_ROOT_OFF) as u64).ok()?;
+    let parent = read_ptr(w.dentry + offset(&kernel::DENTRY_D_PARENT_OFF) as u64).ok()?;
+    if w.dentry == mnt_root || w.dentry == parent {
+        let mount_mnt = offset(&kernel::MOUNT_MNT_OFF) as u64;
+        let mount = w.mnt - mount_mnt;
+        let up = read_ptr(mount + offset(&kernel::MOUNT_MNT_PARENT_OFF) as u64).ok()?;
+        if up == mount || w.dentry != mnt_root {
+            // The namespace's root mount, or a detached tree: the path is complete.
+            return Some(true);
+        }
+        w.dentry = read_ptr(mount + offset(&kernel::MOUNT_MNT_MOUNTPOINT_OFF) as u64).ok()?;
+        w.mnt = up + mount_mnt;
+        return Some(false);
+    }
+    let name_off = offset(&kernel::DENTRY_D_NAME_OFF) as u64;
+    let len = read_u32(w.dentry + name_off + offset(&kernel::QSTR_LEN_OFF) as u64).ok()? as usize;
+    let name = read_ptr(w.dentry + name_off + offset(&kernel::QSTR_NAME_OFF) as u64).ok()?;
+    // SAFETY: `s` is the per-CPU scratch value; offsets into it are masked below.
+    unsafe {
+        let pos = (*s).pos as usize;
+        if len == 0 || len > NAME_MAX || len + 1 > pos {
+            return None;
+        }
+        let pos = pos - (len + 1);
+        (*s).pos = pos as u64;
+        let at = opaque(s, pos, FS_PATH_MAX - 1);
+        // `at < FS_PATH_MAX` and `len <= NAME_MAX`; `build` is followed by more of the
+        // scratch value, so the verifier's bound `at + 1 + len` stays inside it.
+        let build = (*s).build.as_mut_ptr();
+        *build.add(at) = b'/';
+        copy(build.add(at + 1), opaque(s, len, NAME_MAX), name as *const u8).ok()?;
+    }
+    w.dentry = parent;
+    Some(false)
+}
+
+/// Writes the path of (`mnt`, `dentry`) into `s.path` the way `d_path` does, and returns its
+/// length, or 0 if it cannot be built (too long, too deep, unreadable).
+#[inline(always)]
+fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> usize {
+    walk_path_inner(s, mnt, dentry).unwrap_or(0)
+}
+
+#[inline(always)]
+fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
     // SAFETY: helper without arguments; the task pointer is only read through probes.
     let task = unsafe { generated::bpf_get_current_task() };
     let fs = read_ptr(task + offset(&kernel::TASK_STRUCT_FS_OFF) as u64).ok()?;
     let root = fs + offset(&kernel::FS_STRUCT_ROOT_OFF) as u64;
     let root_mnt = read_ptr(root + offset(&kernel::PATH_MNT_OFF) as u64).ok()?;
     let root_dentry = read_ptr(root + offset(&kernel::PATH_DENTRY_OFF) as u64).ok()?;
-    let mount_mnt = offset(&kernel::MOUNT_MNT_OFF) as u64;
-    let name_off = offset(&kernel::DENTRY_D_NAME_OFF) as u64;
-    let (mut mnt, mut dentry) = (mnt, dentry);
-    // SAFETY: `s` is the per-CPU scratch value; offsets into it are masked below.
-    let build = unsafe { (*s).build.as_mut_ptr() };
-    let pos_slot = unsafe { &raw mut (*s).pos };
     // SAFETY: a plain store into the scratch value.
-    unsafe { core::ptr::write_volatile(pos_slot, FS_PATH_MAX as u64) };
-    let mut done = false;
-    for _ in 0..MAX_WALK {
-        if dentry == root_dentry && mnt == root_mnt {
-            done = true;
-            break;
-        }
-        let mnt_root = read_ptr(mnt + offset(&kernel::VFSMOUNT_MNT_ROOT_OFF) as u64).ok()?;
-        let parent = read_ptr(dentry + offset(&kernel::DENTRY_D_PARENT_OFF) as u64).ok()?;
-        if dentry == mnt_root || dentry == parent {
-            let mount = mnt - mount_mnt;
-            let up = read_ptr(mount + offset(&kernel::MOUNT_MNT_PARENT_OFF) as u64).ok()?;
-            if up == mount || dentry != mnt_root {
-                // The namespace's root mount, or a detached tree: the path is complete.
-                done = true;
-                break;
-            }
-            dentry = read_ptr(mount + offset(&kernel::MOUNT_MNT_MOUNTPOINT_OFF) as u64).ok()?;
-            mnt = up + mount_mnt;
-            continue;
-        }
-        let len = read_u32(dentry + name_off + offset(&kernel::QSTR_LEN_OFF) as u64).ok()? as usize;
-        let name = read_ptr(dentry + name_off + offset(&kernel::QSTR_NAME_OFF) as u64).ok()?;
-        // SAFETY: a plain load from the scratch value.
-        let pos = unsafe { core::ptr::read_volatile(pos_slot) } as usize;
-        if len == 0 || len > NAME_MAX || len + 1 > pos {
-            return None;
-        }
-        let pos = pos - (len + 1);
-        // SAFETY: a plain store into the scratch value.
-        unsafe { core::ptr::write_volatile(pos_slot, pos as u64) };
-        let at = pos & (FS_PATH_MAX - 1);
-        // SAFETY: `at < FS_PATH_MAX` and `len <= NAME_MAX`; `build` is followed by more of
-        // the scratch value, so the verifier's bound `at + 1 + len` stays inside it.
-        unsafe {
-            *build.add(at) = b'/';
-            copy(build.add(at + 1), len & NAME_MAX, name as *const u8).ok()?;
-        }
-        dentry = parent;
-    }
+    unsafe { (*s).pos = FS_PATH_MAX as u64 };
+    let mut walk = Walk { mnt, dentry, root_mnt, root_dentry, state: WALKING };
+    // SAFETY: `walk_step` only touches `walk` and the scratch map.
+    let ret = unsafe {
+        generated::bpf_loop(MAX_WALK, walk_step as *mut c_void, (&raw mut walk).cast(), 0)
+    };
+    let done = ret >= 0 && walk.state == WALK_DONE;
     if !done {
         return None;
     }
     // SAFETY: a plain load from the scratch value.
-    let pos = unsafe { core::ptr::read_volatile(pos_slot) } as usize;
+    let pos = unsafe { (*s).pos } as usize;
     if pos > FS_PATH_MAX {
         return None;
     }
-    // SAFETY: as above; `len < FS_PATH_MAX` is checked before the copy.
+    // SAFETY: offsets into the scratch value are masked; `len < FS_PATH_MAX` is checked.
     unsafe {
+        let build = (*s).build.as_mut_ptr();
         let path = (*s).path.as_mut_ptr();
         if pos == FS_PATH_MAX {
             *path = b'/';
@@ -214,19 +280,20 @@ fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
         if len >= FS_PATH_MAX {
             return None;
         }
-        copy(path, len & (FS_PATH_MAX - 1), build.add(pos & (FS_PATH_MAX - 1))).ok()?;
-        *path.add(len & (FS_PATH_MAX - 1)) = 0;
+        let from = opaque(s, pos, FS_PATH_MAX - 1);
+        copy(path, opaque(s, len, FS_PATH_MAX - 1), build.add(from)).ok()?;
+        *path.add(opaque(s, len, FS_PATH_MAX - 1)) = 0;
         Some(len)
     }
 }
 
-/// `path` as (`mnt`, `dentry`).
+/// `path` as (`mnt`, `dentry`), `(0, 0)` if unreadable.
 #[inline(always)]
-fn path_parts(path: *const c_void) -> Option<(u64, u64)> {
+fn path_parts(path: *const c_void) -> (u64, u64) {
     let path = path as u64;
-    let mnt = read_ptr(path + offset(&kernel::PATH_MNT_OFF) as u64).ok()?;
-    let dentry = read_ptr(path + offset(&kernel::PATH_DENTRY_OFF) as u64).ok()?;
-    Some((mnt, dentry))
+    let mnt = read_ptr(path + offset(&kernel::PATH_MNT_OFF) as u64).unwrap_or(0);
+    let dentry = read_ptr(path + offset(&kernel::PATH_DENTRY_OFF) as u64).unwrap_or(0);
+    if mnt == 0 || dentry == 0 { (0, 0) } else { (mnt, dentry) }
 }
 
 /// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
@@ -266,10 +333,11 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
             (*key).slot = slot;
             (*key).len = len as u32;
             let dst = (*key).path.as_mut_ptr();
-            let n = len & 511;
+            let n = opaque(s, len, 511);
             if n <= FS_EXACT_MAX
                 && copy(dst, n, path).is_ok()
-                && copy(dst.add(n), (FS_EXACT_MAX - n) & 511, (*s).zeros.as_ptr()).is_ok()
+                && copy(dst.add(opaque(s, n, 511)), opaque(s, FS_EXACT_MAX - n, 511), (*s).zeros.as_ptr())
+                    .is_ok()
                 && let Some(found) = FS_EXACT.get(&*key)
             {
                 return *found;
@@ -280,7 +348,7 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
         let prefix = &raw mut (*s).prefix;
         (*prefix).prefix_len = bits;
         (*prefix).data.slot = slot.to_be_bytes();
-        let by_prefix = if copy((*prefix).data.path.as_mut_ptr(), n & 255, path).is_ok() {
+        let by_prefix = if copy((*prefix).data.path.as_mut_ptr(), opaque(s, n, 255), path).is_ok() {
             FS_PREFIX.get(&*prefix).copied().unwrap_or_default()
         } else {
             FsValue::default()
@@ -288,11 +356,10 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
         let suffix = &raw mut (*s).suffix;
         (*suffix).prefix_len = bits;
         (*suffix).data.slot = slot.to_be_bytes();
+        // All FS_LPM_MAX bytes, without a data-dependent exit: the trie only compares the
+        // first `bits`, and a branch per byte would make the verifier walk every exit.
         let rev = (*suffix).data.path.as_mut_ptr();
         for i in 0..FS_LPM_MAX {
-            if i >= n {
-                break;
-            }
             *rev.add(i) = *path.add(len.wrapping_sub(1 + i) & (FS_PATH_MAX - 1));
         }
         let by_suffix = FS_SUFFIX.get(&*suffix).copied().unwrap_or_default();
@@ -300,33 +367,32 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
     }
 }
 
-/// Applies the verdicts to the `need`ed accesses: `Some(rule_id)` to deny.
+/// Applies the verdicts to the `need`ed accesses: the rule id to deny with, or [`ALLOWED`].
 #[inline(always)]
-fn decide(value: FsValue, need: u32) -> Option<u32> {
+fn decide(value: FsValue, need: u32) -> u32 {
     for (bit, verdict) in [(ACCESS_READ, value.read), (ACCESS_WRITE, value.write)] {
         if need & bit != 0 && verdict.action != ACTION_ALLOW {
-            return Some(if verdict.action == 0 { RULE_DEFAULT_DENY } else { verdict.rule_id });
+            return if verdict.action == 0 { RULE_DEFAULT_DENY } else { verdict.rule_id };
         }
     }
-    None
+    ALLOWED
 }
 
-/// Judges the path now in `s.path[..len]` (or an unreadable path when `len` is `None`),
-/// with the object's (dev, inode) if it exists.
+/// Judges the path now in `s.path[..len]` (an unreadable path when `len` is 0), with the
+/// object's (dev, inode) if it exists (`ino != 0`).
 #[inline(always)]
 fn judge(
     s: *mut FsScratch,
     slot: u32,
-    len: Option<usize>,
-    dev_ino: Option<(u64, u64)>,
+    len: usize,
+    (dev, ino): (u64, u64),
     need: u32,
 ) -> Judged {
-    let (dev, ino) = dev_ino.unwrap_or((0, 0));
-    let Some(len) = len else {
-        return Judged { len: 0, dev, ino, deny: Some(RULE_DEFAULT_DENY) };
-    };
+    if len == 0 {
+        return Judged { len: 0, dev, ino, deny: RULE_DEFAULT_DENY };
+    }
     let mut value = lookup_path(s, slot, len);
-    if dev_ino.is_some() {
+    if ino != 0 {
         let key = FsInodeKey { slot, _pad: 0, dev, ino };
         // SAFETY: the value is copied out at once.
         if let Some(found) = unsafe { FS_INODES.get(&key) } {
@@ -346,7 +412,7 @@ fn deny(hook_id: u32, cgroup_id: u64, slot: u32, s: *mut FsScratch, judged: &Jud
         if n > 0 && n < EVENT_PATH_MAX {
             // SAFETY: both buffers hold EVENT_PATH_MAX bytes; `n + 1` is bounded by the mask.
             let ok = unsafe {
-                copy(ev.path.as_mut_ptr(), (n + 1) & (EVENT_PATH_MAX - 1), (*s).path.as_ptr())
+                copy(ev.path.as_mut_ptr(), opaque(s, n + 1, EVENT_PATH_MAX - 1), (*s).path.as_ptr())
             };
             ev.path_len = if ok.is_ok() { (n + 1) as u32 } else { 0 };
         }
@@ -362,10 +428,10 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     if retval != 0 {
         return retval;
     }
-    let Some((cgroup_id, sandbox)) = restricted() else {
+    let (cgroup_id, slot, judged_here) = restricted();
+    if !judged_here {
         return 0;
-    };
-    let slot = sandbox.slot;
+    }
     let Some(s) = scratch() else {
         return -EACCES;
     };
@@ -387,13 +453,14 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     // `ret` counts the NUL. Anything but an absolute path (an error, or `pipe:[..]` of a
     // pseudo file reopened through /proc) cannot match a rule: default deny.
     // SAFETY: reading the first byte of the scratch path.
-    let len = (ret > 1 && unsafe { (*s).path[0] } == b'/').then(|| (ret - 1) as usize);
-    let dev_ino = kernel::file_dev_ino(file).ok();
+    let absolute = ret > 1 && unsafe { (*s).path[0] } == b'/';
+    let len = if absolute { (ret - 1) as usize } else { 0 };
+    let dev_ino = kernel::file_dev_ino(file).unwrap_or((0, 0));
     let judged = judge(s, slot, len, dev_ino, need);
-    match judged.deny {
-        Some(rule_id) => deny(hook::FILE_OPEN, cgroup_id, slot, s, &judged, rule_id),
-        None => 0,
+    if judged.deny == ALLOWED {
+        return 0;
     }
+    deny(hook::FILE_OPEN, cgroup_id, slot, s, &judged, judged.deny)
 }
 
 /// Judges (`mnt`, `dentry`) for `need` and denies with `hook_id` if the rules say so.
@@ -407,12 +474,13 @@ fn judge_dentry(
     dentry: u64,
     need: u32,
 ) -> i32 {
-    let len = walk_path(s, mnt, dentry);
-    let judged = judge(s, slot, len, dentry_dev_ino(dentry), need);
-    match judged.deny {
-        Some(rule_id) => deny(hook_id, cgroup_id, slot, s, &judged, rule_id),
-        None => 0,
+    let len = if mnt == 0 || dentry == 0 { 0 } else { walk_path(s, mnt, dentry) };
+    let dev_ino = if dentry == 0 { (0, 0) } else { dentry_dev_ino(dentry) };
+    let judged = judge(s, slot, len, dev_ino, need);
+    if judged.deny == ALLOWED {
+        return 0;
     }
+    deny(hook_id, cgroup_id, slot, s, &judged, judged.deny)
 }
 
 /// The `path_*` hooks that judge one object: `(const struct path *dir, struct dentry *)`
@@ -423,18 +491,16 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
     if retval != 0 {
         return retval;
     }
-    let Some((cgroup_id, sandbox)) = restricted() else {
+    let (cgroup_id, slot, judged_here) = restricted();
+    if !judged_here {
         return 0;
-    };
+    }
     let Some(s) = scratch() else {
         return -EACCES;
     };
-    let path: *const c_void = ctx.arg(0);
-    let Some((mnt, path_dentry)) = path_parts(path) else {
-        return -EACCES;
-    };
+    let (mnt, path_dentry) = path_parts(ctx.arg(0));
     let dentry = if with_dentry { ctx.arg::<*const c_void>(1) as u64 } else { path_dentry };
-    judge_dentry(hook_id, cgroup_id, sandbox.slot, s, mnt, dentry, ACCESS_WRITE)
+    judge_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
 }
 
 /// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`: the source must
@@ -445,27 +511,25 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     if retval != 0 {
         return retval;
     }
-    let Some((cgroup_id, sandbox)) = restricted() else {
+    let (cgroup_id, slot, judged_here) = restricted();
+    if !judged_here {
         return 0;
-    };
+    }
     let Some(s) = scratch() else {
         return -EACCES;
     };
     let flags: u32 = ctx.arg(4);
-    let (Some((old_mnt, _)), Some((new_mnt, _))) =
-        (path_parts(ctx.arg(0)), path_parts(ctx.arg(2)))
-    else {
-        return -EACCES;
-    };
+    let (old_mnt, _) = path_parts(ctx.arg(0));
+    let (new_mnt, _) = path_parts(ctx.arg(2));
     let old_dentry = ctx.arg::<*const c_void>(1) as u64;
     let new_dentry = ctx.arg::<*const c_void>(3) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_dentry(hook::PATH_RENAME, cgroup_id, sandbox.slot, s, old_mnt, old_dentry, both);
+    let ret = judge_dentry(hook::PATH_RENAME, cgroup_id, slot, s, old_mnt, old_dentry, both);
     if ret != 0 {
         return ret;
     }
     let need = if flags & RENAME_EXCHANGE != 0 { both } else { ACCESS_WRITE };
-    judge_dentry(hook::PATH_RENAME, cgroup_id, sandbox.slot, s, new_mnt, new_dentry, need)
+    judge_dentry(hook::PATH_RENAME, cgroup_id, slot, s, new_mnt, new_dentry, need)
 }
 
 /// `security_path_link(old_dentry, new_dir, new_dentry)`: the source must be readable and
@@ -476,28 +540,20 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     if retval != 0 {
         return retval;
     }
-    let Some((cgroup_id, sandbox)) = restricted() else {
+    let (cgroup_id, slot, judged_here) = restricted();
+    if !judged_here {
         return 0;
-    };
+    }
     let Some(s) = scratch() else {
         return -EACCES;
     };
-    let Some((mnt, _)) = path_parts(ctx.arg(1)) else {
-        return -EACCES;
-    };
+    let (mnt, _) = path_parts(ctx.arg(1));
     let old_dentry = ctx.arg::<*const c_void>(0) as u64;
     let new_dentry = ctx.arg::<*const c_void>(2) as u64;
-    let ret = judge_dentry(
-        hook::PATH_LINK,
-        cgroup_id,
-        sandbox.slot,
-        s,
-        mnt,
-        old_dentry,
-        ACCESS_READ | ACCESS_WRITE,
-    );
+    let both = ACCESS_READ | ACCESS_WRITE;
+    let ret = judge_dentry(hook::PATH_LINK, cgroup_id, slot, s, mnt, old_dentry, both);
     if ret != 0 {
         return ret;
     }
-    judge_dentry(hook::PATH_LINK, cgroup_id, sandbox.slot, s, mnt, new_dentry, ACCESS_WRITE)
+    judge_dentry(hook::PATH_LINK, cgroup_id, slot, s, mnt, new_dentry, ACCESS_WRITE)
 }
