@@ -2,8 +2,9 @@
 """A small stand-in for a coding agent that a malicious skill has turned.
 
 It tries what an agent ordinarily does (talk to its inference endpoint, run a child
-interpreter) and what a hijacked one would (exfiltrate over the network, shell out to
-curl), and prints what the kernel let through. Run it under the baseline policy:
+interpreter, write its workspace) and what a hijacked one would (exfiltrate over the
+network, shell out to curl, read credentials, write outside its workspace), and prints
+what the kernel let through. Run it under the baseline policy:
 
     nemoclaw run --policy policies/openclaw-sandbox.yaml -- python3 demo/agent.py
 """
@@ -18,6 +19,11 @@ import threading
 
 INFERENCE = ("127.0.0.1", 8080)  # allowed by the baseline
 EXFIL = ("127.0.0.1", 2525)  # a listener exists, but no rule allows it
+WORKSPACE = "/tmp/openclaw"  # read-write in the baseline
+# A credential that exists and that file permissions let anyone read: the checkout's git
+# config (remote URLs with tokens live there). The baseline denies `**/.git/config`.
+SECRET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".git", "config")
+OUTSIDE = "/tmp/outside-the-workspace.txt"  # no rule allows it
 
 results = []
 
@@ -64,6 +70,33 @@ def try_exec(expected, what, argv):
         report(expected, what, False, f"{errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
 
 
+def try_file(expected, what, action):
+    try:
+        report(expected, what, True, action())
+    except OSError as e:
+        report(expected, what, False, f"{errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
+
+
+def write_workspace():
+    os.makedirs(WORKSPACE, exist_ok=True)
+    path = os.path.join(WORKSPACE, "notes.md")
+    with open(path, "w") as f:
+        f.write("# plan\n")
+    with open(path) as f:
+        return f"wrote and read back {path}: {f.read().strip()!r}"
+
+
+def read_secret():
+    with open(SECRET) as f:
+        return f"read {len(f.read())} bytes of {os.path.normpath(SECRET)}"
+
+
+def write_outside():
+    with open(OUTSIDE, "w") as f:
+        f.write("x")
+    return f"wrote {OUTSIDE}"
+
+
 def main():
     print(f"agent: pid {os.getpid()}, uid {os.getuid()}, in cgroup "
           f"{open('/proc/self/cgroup').read().strip().split(':')[-1]}", flush=True)
@@ -73,6 +106,12 @@ def main():
     try_exec("allow", "run a child python3", [sys.executable, "-c", "print('child python ran')"])
     try_exec("deny", "shell out to curl", ["curl", "-s", "http://127.0.0.1:8080/"])
     try_exec("deny", "run an unlisted binary (ls)", ["ls", "/"])
+    try_file("allow", f"write the workspace {WORKSPACE}", write_workspace)
+    if os.path.exists(SECRET):
+        try_file("deny", "read a credential (.git/config)", read_secret)
+    else:
+        print(f"  [skipped] read a credential: {os.path.normpath(SECRET)} does not exist here", flush=True)
+    try_file("deny", f"write outside the workspace ({OUTSIDE})", write_outside)
     for s in servers:
         s.shutdown()
     good = sum(results)
