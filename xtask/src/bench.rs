@@ -192,6 +192,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     };
     let mut report = String::new();
     let mut all_ok = true;
+    let mut saved = Vec::new();
 
     if !args.no_native {
         let mut results = Results::new();
@@ -218,6 +219,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
             all_ok &= table(&mut report, &workload, &results, &NET_TARGETS);
         }
         all_ok &= compile_row(&mut report, &results);
+        saved.push(("native".to_string(), results));
     }
 
     if !args.no_vm {
@@ -239,9 +241,16 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
                 };
                 all_ok &= table(&mut report, &workload, &results, targets);
             }
+            saved.push((format!("vm {kernel}"), results));
         }
     }
 
+    match save(&saved) {
+        Ok(path) => {
+            let _ = writeln!(report, "\nresults (JSON lines): {}", path.display());
+        }
+        Err(err) => eprintln!("xtask bench: {err:#}"),
+    }
     println!("{report}");
     println!("{NOTES}");
     // The bench itself succeeded even when a target is missed; a missing row is a failure.
@@ -390,7 +399,7 @@ fn table(out: &mut String, workload: &Workload, results: &Results, targets: &[Ta
             continue;
         };
         if let Some(err) = value["error"].as_str() {
-            let _ = writeln!(out, "{label:<10} not available: {err}");
+            let _ = writeln!(out, "{label:<10} not available: {}", short(err));
             continue;
         }
         let Some(ns) = value["ns_per_op"].as_f64() else {
@@ -479,7 +488,7 @@ fn compile_row(out: &mut String, results: &Results) -> bool {
         return false;
     };
     if let Some(err) = value["error"].as_str() {
-        let _ = writeln!(out, "not available: {err}");
+        let _ = writeln!(out, "not available: {}", short(err));
         return true;
     }
     let ms = |key: &str| value[key].as_f64().unwrap_or(0.0) / 1e6;
@@ -496,6 +505,40 @@ fn compile_row(out: &mut String, results: &Results) -> bool {
         "  target issue 3: compiling 100k rules takes under a second: {verdict} ({total:.0} ms parse+compile)"
     );
     true
+}
+
+/// An error on one line, cut to a readable length (a verifier log runs to pages; the
+/// whole text is in the results file).
+fn short(err: &str) -> String {
+    const HEAD: usize = 200;
+    const TAIL: usize = 120;
+    let flat = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chars: Vec<char> = flat.chars().collect();
+    if chars.len() <= HEAD + TAIL {
+        return flat;
+    }
+    let head: String = chars[..HEAD].iter().collect();
+    let tail: String = chars[chars.len() - TAIL..].iter().collect();
+    format!("{head} [...] {tail}")
+}
+
+/// Writes every result line (JSON) to `target/nemoclaw-bench/results.jsonl`.
+fn save(all: &[(String, Results)]) -> Result<PathBuf> {
+    let dir = util::target_dir().join("nemoclaw-bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("results.jsonl");
+    let mut text = String::new();
+    for (place, results) in all {
+        for value in results.values() {
+            let mut value = value.clone();
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("place".into(), place.clone().into());
+            }
+            let _ = writeln!(text, "{value}");
+        }
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 fn parse_line(line: &str, results: &mut Results) {

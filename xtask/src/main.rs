@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; `util` holds the few helpers they share.
 
 mod bench;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -36,6 +37,8 @@ enum Command {
     /// Measure enforcement cost: no BPF vs a no-op hook vs the real policy, as ratios from
     /// one run (network natively, file open and exec in one VM boot per kernel).
     Bench(bench::BenchArgs),
+    /// Fuzz a target in fuzz/ (default `policy`) for a bounded time; fails on a crash.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::main(&args),
         Command::Run(args) => run::main(&args),
         Command::Bench(args) => bench::main(&args),
+        Command::Fuzz(args) => fuzz::main(&args),
     };
     match result {
         Ok(code) => code,
