@@ -86,7 +86,7 @@ impl Config {
             "--rules".into(),
             self.rules.to_string(),
             "--count".into(),
-            (self.count / divide).max(5).to_string(),
+            (self.count / divide).max(10).to_string(),
             "--warmup".into(),
             (self.warmup / divide).to_string(),
         ]
