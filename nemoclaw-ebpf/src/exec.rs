@@ -42,9 +42,9 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
     event::count(counter::JUDGED);
     let file = kernel::bprm_file(bprm);
     // A file whose identity cannot be read cannot be judged: deny (fail closed).
-    let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    let (dev, ino) = kernel::btf_file_dev_ino(file);
     let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
-    let verdict = judge(file, &key);
+    let (verdict, _) = judge(file, &key);
     if verdict.action == ACTION_ALLOW {
         return 0;
     }
@@ -89,18 +89,23 @@ fn merge(a: Verdict, b: Verdict) -> Verdict {
 /// entry merged with the longest `dir/**` entry covering its resolved path. `action == 0`
 /// when no rule says anything. An explicit deny by identity decides without a path lookup;
 /// slots without `dir/**` rules never resolve paths.
+///
+/// Also says whether an allow came from the identity entry (which `file_mprotect` finds
+/// again in `EXEC_RULES`) rather than from a path rule.
 #[inline(always)]
-fn judge(file: *const c_void, key: &ExecKey) -> Verdict {
+fn judge(file: *const c_void, key: &ExecKey) -> (Verdict, bool) {
     // SAFETY: the value is copied out at once.
     let by_inode = unsafe { EXEC_RULES.get(key) }.copied().unwrap_or_default();
-    if by_inode.action != 0 && by_inode.action != ACTION_ALLOW {
-        return by_inode;
+    let inode_allows = by_inode.action == ACTION_ALLOW;
+    if by_inode.action != 0 && !inode_allows {
+        return (by_inode, false);
     }
     let has_prefix = EXEC_SLOT_FLAGS.get(key.slot).is_some_and(|f| f & SLOT_HAS_PREFIX_RULES != 0);
     if !has_prefix {
-        return by_inode;
+        return (by_inode, inode_allows);
     }
-    merge(by_inode, lookup_path(file, key.slot, &EXEC_PREFIX).unwrap_or_default())
+    let verdict = merge(by_inode, lookup_path(file, key.slot, &EXEC_PREFIX).unwrap_or_default());
+    (verdict, inode_allows && verdict.action == ACTION_ALLOW)
 }
 
 /// Judges an executable file mapping of a sandboxed task: allowed for the binaries the policy
@@ -126,11 +131,14 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
         return 0;
     }
     event::count(counter::JUDGED);
-    let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    let (dev, ino) = kernel::btf_file_dev_ino(file);
     let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
-    let verdict = judge(file, &key);
+    let (verdict, by_inode) = judge(file, &key);
     let rule_id = if verdict.action == ACTION_ALLOW {
-        remember(&key);
+        // Allowed through a path rule: remember the file for `file_mprotect`.
+        if !by_inode {
+            remember(&key);
+        }
         return 0;
     } else if verdict.action != 0 {
         verdict.rule_id

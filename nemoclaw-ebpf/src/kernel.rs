@@ -243,3 +243,21 @@ pub fn file_open_kind(file: *const c_void) -> Result<OpenKind, i32> {
         Ok(OpenKind { f_mode, i_mode, rdev, magic: read_at(sb, &SUPER_BLOCK_S_MAGIC_OFF)? })
     }
 }
+
+/// The kernel `dev_t` and inode number of `file`'s inode, by direct loads: `file` must be a
+/// BTF-typed pointer (a hook argument, or a member loaded from one, such as
+/// `bprm->file`). The verifier turns these into fault-safe `PROBE_MEM` loads, much cheaper
+/// than a `bpf_probe_read_kernel` call each; a missing inode reads as (0, 0), which no rule
+/// holds.
+#[inline(always)]
+pub fn btf_file_dev_ino(file: *const c_void) -> (u64, u64) {
+    // SAFETY: loads at BTF-checked constant offsets; faults are handled by the verifier's
+    // exception table and read as zero.
+    unsafe {
+        let inode = core::ptr::read_volatile(file.cast::<u8>().add(offset(&FILE_F_INODE_OFF)).cast::<*const u8>());
+        let ino = core::ptr::read_volatile(inode.add(offset(&INODE_I_INO_OFF)).cast::<u64>());
+        let sb = core::ptr::read_volatile(inode.add(offset(&INODE_I_SB_OFF)).cast::<*const u8>());
+        let dev = core::ptr::read_volatile(sb.add(offset(&SUPER_BLOCK_S_DEV_OFF)).cast::<u32>());
+        (u64::from(dev), ino)
+    }
+}
