@@ -75,7 +75,11 @@ impl FsExactKey {
         if path.len() > FS_EXACT_MAX {
             return None;
         }
-        let mut key = Self { slot, len: path.len() as u32, path: [0; FS_EXACT_MAX] };
+        let mut key = Self {
+            slot,
+            len: path.len() as u32,
+            path: [0; FS_EXACT_MAX],
+        };
         key.path[..path.len()].copy_from_slice(path);
         Some(key)
     }
@@ -89,7 +93,10 @@ impl FsLpmKey {
         if path.len() > FS_LPM_MAX {
             return None;
         }
-        let mut key = Self { slot: slot.to_be_bytes(), path: [0; FS_LPM_MAX] };
+        let mut key = Self {
+            slot: slot.to_be_bytes(),
+            path: [0; FS_LPM_MAX],
+        };
         key.path[..path.len()].copy_from_slice(path);
         Some((FS_SLOT_BITS + 8 * path.len() as u32, key))
     }
@@ -101,7 +108,10 @@ impl FsLpmKey {
         if suffix.len() > FS_LPM_MAX {
             return None;
         }
-        let mut key = Self { slot: slot.to_be_bytes(), path: [0; FS_LPM_MAX] };
+        let mut key = Self {
+            slot: slot.to_be_bytes(),
+            path: [0; FS_LPM_MAX],
+        };
         for (dst, src) in key.path.iter_mut().zip(suffix.iter().rev()) {
             *dst = *src;
         }

@@ -27,8 +27,8 @@ use aya_ebpf::{
 use nemoclaw_common::{
     event::{EVENT_PATH_MAX, counter, hook},
     fs::{
-        ACCESS_READ, ACCESS_WRITE, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX, FS_SLOT_BITS,
-        FsExactKey, FsInodeKey, FsLpmKey, FsValue,
+        ACCESS_READ, ACCESS_WRITE, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX, FS_SLOT_BITS, FsExactKey,
+        FsInodeKey, FsLpmKey, FsValue,
     },
     rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, controls},
@@ -98,7 +98,10 @@ const ALLOWED: u32 = u32::MAX;
 #[inline(always)]
 fn restricted() -> (u64, u32, bool) {
     let (cgroup_id, entry) = sandbox::current();
-    let entry = entry.unwrap_or(SandboxEntry { slot: 0, controls: 0 });
+    let entry = entry.unwrap_or(SandboxEntry {
+        slot: 0,
+        controls: 0,
+    });
     if entry.controls & controls::FS == 0 {
         return (0, 0, false);
     }
@@ -230,7 +233,12 @@ fn step(w: &mut Walk) -> Option<bool> {
         // scratch value, so the verifier's bound `at + 1 + len` stays inside it.
         let build = (*s).build.as_mut_ptr();
         *build.add(at) = b'/';
-        copy(build.add(at + 1), opaque(s, len, NAME_MAX), name as *const u8).ok()?;
+        copy(
+            build.add(at + 1),
+            opaque(s, len, NAME_MAX),
+            name as *const u8,
+        )
+        .ok()?;
     }
     w.dentry = parent;
     Some(false)
@@ -253,10 +261,21 @@ fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
     let root_dentry = read_ptr(root + offset(&kernel::PATH_DENTRY_OFF) as u64).ok()?;
     // SAFETY: a plain store into the scratch value.
     unsafe { (*s).pos = FS_PATH_MAX as u64 };
-    let mut walk = Walk { mnt, dentry, root_mnt, root_dentry, state: WALKING };
+    let mut walk = Walk {
+        mnt,
+        dentry,
+        root_mnt,
+        root_dentry,
+        state: WALKING,
+    };
     // SAFETY: `walk_step` only touches `walk` and the scratch map.
     let ret = unsafe {
-        generated::bpf_loop(MAX_WALK, walk_step as *mut c_void, (&raw mut walk).cast(), 0)
+        generated::bpf_loop(
+            MAX_WALK,
+            walk_step as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
     };
     let done = ret >= 0 && walk.state == WALK_DONE;
     if !done {
@@ -293,7 +312,11 @@ fn path_parts(path: *const c_void) -> (u64, u64) {
     let path = path as u64;
     let mnt = read_ptr(path + offset(&kernel::PATH_MNT_OFF) as u64).unwrap_or(0);
     let dentry = read_ptr(path + offset(&kernel::PATH_DENTRY_OFF) as u64).unwrap_or(0);
-    if mnt == 0 || dentry == 0 { (0, 0) } else { (mnt, dentry) }
+    if mnt == 0 || dentry == 0 {
+        (0, 0)
+    } else {
+        (mnt, dentry)
+    }
 }
 
 /// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
@@ -319,7 +342,10 @@ fn merge(a: Verdict, b: Verdict) -> Verdict {
 
 #[inline(always)]
 fn merge_value(a: FsValue, b: FsValue) -> FsValue {
-    FsValue { read: merge(a.read, b.read), write: merge(a.write, b.write) }
+    FsValue {
+        read: merge(a.read, b.read),
+        write: merge(a.write, b.write),
+    }
 }
 
 /// The rules' verdicts for the path in `s.path[..len]`.
@@ -336,8 +362,12 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
             let n = opaque(s, len, 511);
             if n <= FS_EXACT_MAX
                 && copy(dst, n, path).is_ok()
-                && copy(dst.add(opaque(s, n, 511)), opaque(s, FS_EXACT_MAX - n, 511), (*s).zeros.as_ptr())
-                    .is_ok()
+                && copy(
+                    dst.add(opaque(s, n, 511)),
+                    opaque(s, FS_EXACT_MAX - n, 511),
+                    (*s).zeros.as_ptr(),
+                )
+                .is_ok()
                 && let Some(found) = FS_EXACT.get(&*key)
             {
                 return *found;
@@ -372,7 +402,11 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
 fn decide(value: FsValue, need: u32) -> u32 {
     for (bit, verdict) in [(ACCESS_READ, value.read), (ACCESS_WRITE, value.write)] {
         if need & bit != 0 && verdict.action != ACTION_ALLOW {
-            return if verdict.action == 0 { RULE_DEFAULT_DENY } else { verdict.rule_id };
+            return if verdict.action == 0 {
+                RULE_DEFAULT_DENY
+            } else {
+                verdict.rule_id
+            };
         }
     }
     ALLOWED
@@ -381,30 +415,46 @@ fn decide(value: FsValue, need: u32) -> u32 {
 /// Judges the path now in `s.path[..len]` (an unreadable path when `len` is 0), with the
 /// object's (dev, inode) if it exists (`ino != 0`).
 #[inline(always)]
-fn judge(
-    s: *mut FsScratch,
-    slot: u32,
-    len: usize,
-    (dev, ino): (u64, u64),
-    need: u32,
-) -> Judged {
+fn judge(s: *mut FsScratch, slot: u32, len: usize, (dev, ino): (u64, u64), need: u32) -> Judged {
     if len == 0 {
-        return Judged { len: 0, dev, ino, deny: RULE_DEFAULT_DENY };
+        return Judged {
+            len: 0,
+            dev,
+            ino,
+            deny: RULE_DEFAULT_DENY,
+        };
     }
     let mut value = lookup_path(s, slot, len);
     if ino != 0 {
-        let key = FsInodeKey { slot, _pad: 0, dev, ino };
+        let key = FsInodeKey {
+            slot,
+            _pad: 0,
+            dev,
+            ino,
+        };
         // SAFETY: the value is copied out at once.
         if let Some(found) = unsafe { FS_INODES.get(&key) } {
             value = merge_value(value, *found);
         }
     }
-    Judged { len, dev, ino, deny: decide(value, need) }
+    Judged {
+        len,
+        dev,
+        ino,
+        deny: decide(value, need),
+    }
 }
 
 /// Emits the deny event for `judged` (its path is in `s.path`) and returns `-EACCES`.
 #[inline(always)]
-fn deny(hook_id: u32, cgroup_id: u64, slot: u32, s: *mut FsScratch, judged: &Judged, rule_id: u32) -> i32 {
+fn deny(
+    hook_id: u32,
+    cgroup_id: u64,
+    slot: u32,
+    s: *mut FsScratch,
+    judged: &Judged,
+    rule_id: u32,
+) -> i32 {
     event::emit(hook_id, cgroup_id, slot, rule_id, EACCES as u32, |ev| {
         ev.dev = judged.dev;
         ev.ino = judged.ino;
@@ -412,7 +462,11 @@ fn deny(hook_id: u32, cgroup_id: u64, slot: u32, s: *mut FsScratch, judged: &Jud
         if n > 0 && n < EVENT_PATH_MAX {
             // SAFETY: both buffers hold EVENT_PATH_MAX bytes; `n + 1` is bounded by the mask.
             let ok = unsafe {
-                copy(ev.path.as_mut_ptr(), opaque(s, n + 1, EVENT_PATH_MAX - 1), (*s).path.as_ptr())
+                copy(
+                    ev.path.as_mut_ptr(),
+                    opaque(s, n + 1, EVENT_PATH_MAX - 1),
+                    (*s).path.as_ptr(),
+                )
             };
             ev.path_len = if ok.is_ok() { (n + 1) as u32 } else { 0 };
         }
@@ -448,7 +502,11 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     // SAFETY: `s.path` holds FS_PATH_MAX bytes; `file_path` is `&file->f_path`, a trusted
     // pointer derived from the hook's argument.
     let ret = unsafe {
-        bpf_d_path(kernel::file_path(file), (*s).path.as_mut_ptr().cast(), FS_PATH_MAX as u32)
+        bpf_d_path(
+            kernel::file_path(file),
+            (*s).path.as_mut_ptr().cast(),
+            FS_PATH_MAX as u32,
+        )
     };
     // `ret` counts the NUL. Anything but an absolute path (an error, or `pipe:[..]` of a
     // pseudo file reopened through /proc) cannot match a rule: default deny.
@@ -474,8 +532,16 @@ fn judge_dentry(
     dentry: u64,
     need: u32,
 ) -> i32 {
-    let len = if mnt == 0 || dentry == 0 { 0 } else { walk_path(s, mnt, dentry) };
-    let dev_ino = if dentry == 0 { (0, 0) } else { dentry_dev_ino(dentry) };
+    let len = if mnt == 0 || dentry == 0 {
+        0
+    } else {
+        walk_path(s, mnt, dentry)
+    };
+    let dev_ino = if dentry == 0 {
+        (0, 0)
+    } else {
+        dentry_dev_ino(dentry)
+    };
     let judged = judge(s, slot, len, dev_ino, need);
     if judged.deny == ALLOWED {
         return 0;
@@ -499,7 +565,11 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
         return -EACCES;
     };
     let (mnt, path_dentry) = path_parts(ctx.arg(0));
-    let dentry = if with_dentry { ctx.arg::<*const c_void>(1) as u64 } else { path_dentry };
+    let dentry = if with_dentry {
+        ctx.arg::<*const c_void>(1) as u64
+    } else {
+        path_dentry
+    };
     judge_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
 }
 
@@ -524,12 +594,32 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     let old_dentry = ctx.arg::<*const c_void>(1) as u64;
     let new_dentry = ctx.arg::<*const c_void>(3) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_dentry(hook::PATH_RENAME, cgroup_id, slot, s, old_mnt, old_dentry, both);
+    let ret = judge_dentry(
+        hook::PATH_RENAME,
+        cgroup_id,
+        slot,
+        s,
+        old_mnt,
+        old_dentry,
+        both,
+    );
     if ret != 0 {
         return ret;
     }
-    let need = if flags & RENAME_EXCHANGE != 0 { both } else { ACCESS_WRITE };
-    judge_dentry(hook::PATH_RENAME, cgroup_id, slot, s, new_mnt, new_dentry, need)
+    let need = if flags & RENAME_EXCHANGE != 0 {
+        both
+    } else {
+        ACCESS_WRITE
+    };
+    judge_dentry(
+        hook::PATH_RENAME,
+        cgroup_id,
+        slot,
+        s,
+        new_mnt,
+        new_dentry,
+        need,
+    )
 }
 
 /// `security_path_link(old_dentry, new_dir, new_dentry)`: the source must be readable and
@@ -555,5 +645,13 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     if ret != 0 {
         return ret;
     }
-    judge_dentry(hook::PATH_LINK, cgroup_id, slot, s, mnt, new_dentry, ACCESS_WRITE)
+    judge_dentry(
+        hook::PATH_LINK,
+        cgroup_id,
+        slot,
+        s,
+        mnt,
+        new_dentry,
+        ACCESS_WRITE,
+    )
 }

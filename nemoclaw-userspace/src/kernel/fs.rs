@@ -41,12 +41,17 @@ fn map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, KernelError>
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.map_mut(name).ok_or(KernelError::Missing("filesystem map"))?;
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(KernelError::Missing("filesystem map"))?;
     T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
 }
 
 fn value(entry: &FsEntry) -> FsValue {
-    FsValue { read: entry.read, write: entry.write }
+    FsValue {
+        read: entry.read,
+        write: entry.write,
+    }
 }
 
 fn too_long(kind: &str, path: &str, max: usize) -> KernelError {
@@ -65,11 +70,18 @@ pub fn install(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(
                 .ok_or_else(|| too_long("exact", &e.path, FS_EXACT_MAX))?;
             exact
                 .insert(key, value(e), 0)
-                .map_err(|source| KernelError::Map { map: "FS_EXACT", source })?;
+                .map_err(|source| KernelError::Map {
+                    map: "FS_EXACT",
+                    source,
+                })?;
         }
     }
     for (name, entries, make) in [
-        ("FS_PREFIX", &policy.fs_prefix, FsLpmKey::prefix as fn(Slot, &[u8]) -> _),
+        (
+            "FS_PREFIX",
+            &policy.fs_prefix,
+            FsLpmKey::prefix as fn(Slot, &[u8]) -> _,
+        ),
         ("FS_SUFFIX", &policy.fs_suffix, FsLpmKey::suffix),
     ] {
         let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(ebpf, name)?;
@@ -84,8 +96,20 @@ pub fn install(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(
     let mut map_inodes: HashMap<_, FsInodeKey, FsValue> = map(ebpf, "FS_INODES")?;
     for ((dev, ino), v) in inodes {
         map_inodes
-            .insert(FsInodeKey { slot, _pad: 0, dev, ino }, v, 0)
-            .map_err(|source| KernelError::Map { map: "FS_INODES", source })?;
+            .insert(
+                FsInodeKey {
+                    slot,
+                    _pad: 0,
+                    dev,
+                    ino,
+                },
+                v,
+                0,
+            )
+            .map_err(|source| KernelError::Map {
+                map: "FS_INODES",
+                source,
+            })?;
     }
     Ok(())
 }
@@ -94,21 +118,32 @@ pub fn install(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(
 pub fn remove(ebpf: &mut Ebpf, slot: Slot) -> Result<(), KernelError> {
     {
         let mut exact: HashMap<_, FsExactKey, FsValue> = map(ebpf, "FS_EXACT")?;
-        let keys: Vec<FsExactKey> = exact.keys().filter_map(Result::ok).filter(|k| k.slot == slot).collect();
+        let keys: Vec<FsExactKey> = exact
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.slot == slot)
+            .collect();
         for k in keys {
             let _ = exact.remove(&k);
         }
     }
     for name in ["FS_PREFIX", "FS_SUFFIX"] {
         let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(ebpf, name)?;
-        let keys: Vec<Key<FsLpmKey>> =
-            trie.keys().filter_map(Result::ok).filter(|k| k.data().slot == slot.to_be_bytes()).collect();
+        let keys: Vec<Key<FsLpmKey>> = trie
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.data().slot == slot.to_be_bytes())
+            .collect();
         for k in keys {
             let _ = trie.remove(&k);
         }
     }
     let mut inodes: HashMap<_, FsInodeKey, FsValue> = map(ebpf, "FS_INODES")?;
-    let keys: Vec<FsInodeKey> = inodes.keys().filter_map(Result::ok).filter(|k| k.slot == slot).collect();
+    let keys: Vec<FsInodeKey> = inodes
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| k.slot == slot)
+        .collect();
     for k in keys {
         let _ = inodes.remove(&k);
     }
@@ -119,13 +154,23 @@ pub fn remove(ebpf: &mut Ebpf, slot: Slot) -> Result<(), KernelError> {
 fn deny_only(v: Verdict, rules: &[RuleRef]) -> Verdict {
     let from_deny = v.action == ACTION_DENY
         && v.rule_id != 0
-        && rules.get(v.rule_id as usize - 1).is_some_and(|r| r.section == DENY_SECTION);
+        && rules
+            .get(v.rule_id as usize - 1)
+            .is_some_and(|r| r.section == DENY_SECTION);
     if from_deny { v } else { Verdict::default() }
 }
 
 /// The policy's deny verdicts for `path`, as the kernel would find them by path.
 fn deny_value(policy: &CompiledPolicy, path: &str) -> FsValue {
-    let judge = |write| evaluate(policy, &Query::Open { path: path.to_owned(), write });
+    let judge = |write| {
+        evaluate(
+            policy,
+            &Query::Open {
+                path: path.to_owned(),
+                write,
+            },
+        )
+    };
     FsValue {
         read: deny_only(judge(false), &policy.rules),
         write: deny_only(judge(true), &policy.rules),
@@ -161,7 +206,11 @@ pub fn deny_inodes(policy: &CompiledPolicy) -> Result<BTreeMap<(u64, u64), FsVal
             continue;
         }
         walked.push(&e.path);
-        let root = PathBuf::from(if e.path == "/" { "/" } else { e.path.trim_end_matches('/') });
+        let root = PathBuf::from(if e.path == "/" {
+            "/"
+        } else {
+            e.path.trim_end_matches('/')
+        });
         let Ok(meta) = std::fs::symlink_metadata(&root) else {
             continue;
         };
@@ -235,7 +284,7 @@ mod tests {
         Verdict { action, rule_id }
     }
 
-    /// Files under a deny tree are keyed, read_only and allow trees are not, and a file an
+    /// Files under a deny tree are keyed, `read_only` and `allow` trees are not, and a file an
     /// exact deny names is keyed through its symlink.
     #[test]
     fn deny_inodes_keys_only_deny_rule_files() {
@@ -249,25 +298,56 @@ mod tests {
         std::os::unix::fs::symlink(format!("{base}/target"), format!("{base}/link")).unwrap();
         let policy = CompiledPolicy {
             controls: nemoclaw_common::sandbox::controls::FS,
-            rules: vec![rule(1, "filesystem.read_only"), rule(2, "filesystem.deny"), rule(3, "filesystem.deny")],
+            rules: vec![
+                rule(1, "filesystem.read_only"),
+                rule(2, "filesystem.deny"),
+                rule(3, "filesystem.deny"),
+            ],
             fs_exact: vec![
-                FsEntry { path: format!("{base}/link"), read: v(ACTION_DENY, 3), write: v(ACTION_DENY, 3) },
-                FsEntry { path: format!("{base}/ro"), read: v(ACTION_ALLOW, 1), write: v(ACTION_DENY, 1) },
-                FsEntry { path: format!("{base}/secret"), read: v(ACTION_DENY, 2), write: v(ACTION_DENY, 2) },
+                FsEntry {
+                    path: format!("{base}/link"),
+                    read: v(ACTION_DENY, 3),
+                    write: v(ACTION_DENY, 3),
+                },
+                FsEntry {
+                    path: format!("{base}/ro"),
+                    read: v(ACTION_ALLOW, 1),
+                    write: v(ACTION_DENY, 1),
+                },
+                FsEntry {
+                    path: format!("{base}/secret"),
+                    read: v(ACTION_DENY, 2),
+                    write: v(ACTION_DENY, 2),
+                },
             ],
             fs_prefix: vec![
-                FsEntry { path: format!("{base}/ro/"), read: v(ACTION_ALLOW, 1), write: v(ACTION_DENY, 1) },
-                FsEntry { path: format!("{base}/secret/"), read: v(ACTION_DENY, 2), write: v(ACTION_DENY, 2) },
+                FsEntry {
+                    path: format!("{base}/ro/"),
+                    read: v(ACTION_ALLOW, 1),
+                    write: v(ACTION_DENY, 1),
+                },
+                FsEntry {
+                    path: format!("{base}/secret/"),
+                    read: v(ACTION_DENY, 2),
+                    write: v(ACTION_DENY, 2),
+                },
             ],
             ..CompiledPolicy::default()
         };
         let got = deny_inodes(&policy).unwrap();
         let ino = |p: &str| std::fs::metadata(p).unwrap().ino();
         let inos: Vec<u64> = got.keys().map(|k| k.1).collect();
-        assert!(inos.contains(&ino(&format!("{base}/secret/sub/key"))), "{got:?}");
+        assert!(
+            inos.contains(&ino(&format!("{base}/secret/sub/key"))),
+            "{got:?}"
+        );
         assert!(inos.contains(&ino(&format!("{base}/target"))), "{got:?}");
         assert!(!inos.contains(&ino(&format!("{base}/ro/file"))), "{got:?}");
-        let key = got.iter().find(|(k, _)| k.1 == ino(&format!("{base}/secret/sub/key"))).unwrap().1;
+        let key = got
+            .iter()
+            .find(|(k, _)| k.1 == ino(&format!("{base}/secret/sub/key")))
+            .unwrap()
+            .1;
         assert_eq!(key.read, v(ACTION_DENY, 2));
     }
 

@@ -4,7 +4,7 @@
 //! allowed twin in the same sandbox succeeds.
 //!
 //! Every denied target is readable and writable for `nobody` by mode (0666 files, 0777
-//! directories), so an `EACCES` can only come from NemoClaw, and the audit record proves it.
+//! directories), so an `EACCES` can only come from `NemoClaw`, and the audit record proves it.
 
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::Path};
 
@@ -77,7 +77,11 @@ impl Tree {
     /// directory is not on `sys.path` (its listing would be an unrelated denial).
     fn run(&self, body: &str) -> Outcome {
         let script = format!("{PRELUDE}\nB = {:?}\n{body}", self.base);
-        run_sandboxed(&self.scratch, &self.policy(), &[PYTHON, "-I", "-c", &script])
+        run_sandboxed(
+            &self.scratch,
+            &self.policy(),
+            &[PYTHON, "-I", "-c", &script],
+        )
     }
 }
 
@@ -96,7 +100,11 @@ fn results(out: &Outcome) -> BTreeMap<String, String> {
 
 fn expect(out: &Outcome, label: &str, want: &str) {
     let got = results(out);
-    assert_eq!(got.get(label).map(String::as_str), Some(want), "{label}: {out:#?}");
+    assert_eq!(
+        got.get(label).map(String::as_str),
+        Some(want),
+        "{label}: {out:#?}"
+    );
 }
 
 /// Asserts one filesystem audit record with this hook, path and rule text.
@@ -108,13 +116,19 @@ fn expect_audit(out: &Outcome, hook: &str, path: &str, rule_text: &str) {
             && r["rule"]["text"] == rule_text
             && r["uid"] == 65534
     });
-    assert!(found, "no {hook} denial of {path} citing {rule_text:?}: {out:#?}");
+    assert!(
+        found,
+        "no {hook} denial of {path} citing {rule_text:?}: {out:#?}"
+    );
 }
 
 /// Asserts that no filesystem denial names `path` (the allowed twins).
 fn expect_no_audit(out: &Outcome, path: &str) {
-    let hits: Vec<_> =
-        out.denials("filesystem").into_iter().filter(|r| r["object"]["path"] == path).collect();
+    let hits: Vec<_> = out
+        .denials("filesystem")
+        .into_iter()
+        .filter(|r| r["object"]["path"] == path)
+        .collect();
     assert!(hits.is_empty(), "unexpected denial of {path}: {hits:#?}");
 }
 
@@ -140,10 +154,25 @@ fn fs_denied_file_and_default_deny_with_allowed_twins() {
     expect(&out, "pub", "OK plain-pub");
     expect(&out, "pubwrite", "ERR EACCES");
     expect(&out, "ws", "OK plain-ws");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
-    expect_audit(&out, "file_open", &tree.path("other"), "default deny (no rule allows this)");
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("other"),
+        "default deny (no rule allows this)",
+    );
     // `pub` is allowed for reading only: opening for append is a write, denied by default.
-    expect_audit(&out, "file_open", &tree.path("pub/plain"), "default deny (no rule allows this)");
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/plain"),
+        "default deny (no rule allows this)",
+    );
     expect_no_audit(&out, &tree.path("ws/plain"));
     assert_eq!(out.code, Some(0), "{out:#?}");
 }
@@ -165,7 +194,12 @@ fn fs_escape_symlink_in_workspace_to_denied_file() {
     expect(&out, "mk2", "OK");
     expect(&out, "via2", "OK plain-pub");
     // The kernel judged the symlink's target, not the name in the workspace.
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
     expect_no_audit(&out, &tree.path("ws/link"));
 }
 
@@ -188,7 +222,10 @@ fn fs_escape_hard_link_created_outside_beforehand() {
     expect(&out, "hl2", "OK plain-ws");
     // Denied by the (device, inode) key of the file under the deny rule.
     expect_audit(&out, "file_open", &tree.path("ws/hl"), &secret_rule(&tree));
-    assert_eq!(std::fs::read_to_string(tree.path("pub/secret/key")).expect("read"), "SECRET");
+    assert_eq!(
+        std::fs::read_to_string(tree.path("pub/secret/key")).expect("read"),
+        "SECRET"
+    );
 }
 
 #[test]
@@ -203,7 +240,12 @@ fn fs_escape_proc_self_root() {
     );
     expect(&out, "deny", "ERR EACCES");
     expect(&out, "twin", "OK plain-pub");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
 }
 
 #[test]
@@ -219,7 +261,12 @@ fn fs_escape_relative_openat_from_dirfd() {
     );
     expect(&out, "deny", "ERR EACCES");
     expect(&out, "twin", "OK plain-pub");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
 }
 
 #[test]
@@ -234,7 +281,12 @@ fn fs_escape_dotdot_traversal() {
     );
     expect(&out, "deny", "ERR EACCES");
     expect(&out, "twin", "OK plain-pub");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
 }
 
 #[test]
@@ -253,9 +305,22 @@ fn fs_escape_rename_denied_file_into_workspace() {
     expect(&out, "into", "ERR EACCES");
     expect(&out, "twin", "OK");
     expect(&out, "read", "OK plain-ws");
-    expect_audit(&out, "path_rename", &tree.path("pub/secret/key"), &secret_rule(&tree));
-    expect_audit(&out, "path_rename", &tree.path("pub/secret/planted"), &secret_rule(&tree));
-    assert_eq!(std::fs::read_to_string(tree.path("pub/secret/key")).expect("still there"), "SECRET");
+    expect_audit(
+        &out,
+        "path_rename",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
+    expect_audit(
+        &out,
+        "path_rename",
+        &tree.path("pub/secret/planted"),
+        &secret_rule(&tree),
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.path("pub/secret/key")).expect("still there"),
+        "SECRET"
+    );
     assert!(!Path::new(&tree.path("ws/key")).exists());
 }
 
@@ -274,7 +339,12 @@ fn fs_escape_o_path_reopen_via_proc_fd() {
     );
     expect(&out, "deny", "ERR EACCES");
     expect(&out, "twin", "OK plain-pub");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
 }
 
 #[test]
@@ -306,10 +376,15 @@ fn fs_escape_openat2_resolve_flags() {
     expect(&out, "inroot", "ERR EACCES");
     expect(&out, "twin", "OK plain-pub");
     expect(&out, "twin2", "OK plain-pub");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
 }
 
-/// io_uring `IORING_OP_OPENAT` through ctypes: the open runs in the kernel (possibly in an
+/// `io_uring` `IORING_OP_OPENAT` through ctypes: the open runs in the kernel (possibly in an
 /// io-wq worker), still through `security_file_open`.
 const IO_URING: &str = r"
 import mmap
@@ -382,7 +457,12 @@ fn fs_escape_io_uring_openat() {
     }
     expect(&out, "deny", "ERR EACCES");
     expect(&out, "twin", "OK plain-pub");
-    expect_audit(&out, "file_open", &tree.path("pub/secret/key"), &secret_rule(&tree));
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
 }
 
 #[test]
@@ -403,7 +483,10 @@ fn fs_escape_long_path_suffix_deny() {
     deep.push('/');
     deep.push_str(&"e".repeat(last));
     std::fs::create_dir_all(&deep).expect("create deep dirs");
-    let rel = deep.strip_prefix(&format!("{}/", tree.base)).expect("under base").to_owned();
+    let rel = deep
+        .strip_prefix(&format!("{}/", tree.base))
+        .expect("under base")
+        .to_owned();
     let mut walk = tree.path("ws");
     for part in rel.split('/').skip(1) {
         walk.push('/');
@@ -457,7 +540,10 @@ fn fs_writes_into_read_only_tree_are_denied() {
          t('after', lambda: rd(F))\n",
     );
     expect(&out, "read", "OK read-only");
-    for label in ["write", "append", "trunc", "truncate", "create", "mkdir", "unlink", "chmod", "symlink", "fifo", "link"] {
+    for label in [
+        "write", "append", "trunc", "truncate", "create", "mkdir", "unlink", "chmod", "symlink",
+        "fifo", "link",
+    ] {
         expect(&out, label, "ERR EACCES");
     }
     expect(&out, "after", "OK read-only");
