@@ -351,4 +351,38 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert!(line.contains("\"address\":\"::1\""), "{line}");
     }
+
+    #[test]
+    fn privilege_events_name_their_object() {
+        let mut ev = blank();
+        ev.hook = hook::CAPABLE;
+        ev.arg = 21;
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        assert_eq!(r.control, "privilege");
+        let line = serde_json::to_string(&r.object).unwrap();
+        assert_eq!(line, r#"{"operation":"capability","name":"CAP_SYS_ADMIN","number":21}"#);
+
+        ev.hook = hook::TASK_KILL;
+        ev.arg = 9;
+        ev.target_tgid = 42;
+        ev.target_cgroup = 1;
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        let line = serde_json::to_string(&r.object).unwrap();
+        assert_eq!(line, r#"{"operation":"signal","number":9,"pid":42,"target_cgroup":1}"#);
+
+        ev.hook = hook::TASK_FIX_SETUID;
+        ev.arg = 65_534 << 32;
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        let line = serde_json::to_string(&r.object).unwrap();
+        assert_eq!(line, r#"{"operation":"setuid","from":65534,"to":0}"#);
+
+        // Exec hardening and setuid files carry a file object.
+        ev.hook = hook::MMAP_FILE;
+        let path = b"/usr/bin/curl\0";
+        ev.path[..path.len()].copy_from_slice(path);
+        ev.path_len = path.len() as u32;
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        assert_eq!((r.control, r.hook), ("process", "mmap_file"));
+        assert_eq!(r.object, AuditObject::File { path: "/usr/bin/curl".into(), dev: 0, ino: 0 });
+    }
 }
