@@ -270,9 +270,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
 
 const NOTES: &str = "\
 notes: ns/op is the fastest of ROUNDS timed rounds after a warm-up (noise only adds time);
-  ± is half the spread of the rounds; added = ns/op - none's.
+  noise = the median round's ns/op - the fastest's; added = ns/op - none's.
   wall ratio = (real - none) / (floor - none), from wall-clock time; `~` when the floor
-  adds less than the round-to-round spread (the ratio would be noise).
+  adds less than the noise of none or floor (the ratio would be noise).
   setup = seconds to prepare files, compile, load and fill the maps (not timed per op).
   bpf ns/op = the programs' run_time_ns per operation (BPF_ENABLE_STATS), summed over the
   real programs, in the least disturbed round; ns/run likewise per program;
@@ -373,7 +373,7 @@ fn table(out: &mut String, workload: &Workload, results: &Results, targets: &[Ta
     let _ = writeln!(
         out,
         "{:<10} {:>11} {:>8} {:>11} {:>10} {:>10} {:>9} {:>7}  programs: ns/run (runs/op)",
-        "config", "ns/op", "±", "added", "wall ratio", "bpf ns/op", "bpf ratio", "setup"
+        "config", "ns/op", "noise", "added", "wall ratio", "bpf ns/op", "bpf ratio", "setup"
     );
     let none = results
         .get(&(workload.name.to_string(), "none".to_string(), 0))
@@ -451,18 +451,15 @@ fn table(out: &mut String, workload: &Workload, results: &Results, targets: &[Ta
     ok
 }
 
-/// Half the range of the per-round ns/op: the round-to-round noise.
+/// The typical disturbance of a round: the median round's ns/op minus the fastest's
+/// (outlier rounds do not count, unlike the range).
 fn spread(value: &Value) -> f64 {
-    let rounds: Vec<f64> = value["rounds"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let max = rounds.iter().copied().fold(f64::MIN, f64::max);
-    let min = rounds.iter().copied().fold(f64::MAX, f64::min);
-    if rounds.is_empty() {
-        0.0
-    } else {
-        (max - min) / 2.0
+    match (
+        value["median_ns_per_op"].as_f64(),
+        value["ns_per_op"].as_f64(),
+    ) {
+        (Some(median), Some(fastest)) => median - fastest,
+        _ => 0.0,
     }
 }
 
