@@ -59,9 +59,15 @@ const NAME_MAX: usize = 255;
 /// 2048 components. Deeper (mount-stacked) paths are denied.
 const MAX_WALK: u32 = 4096;
 
+/// Bytes of [`FsScratch::lead`].
+const LEAD: usize = 256;
+
 /// Per-CPU working memory: the BPF stack (512 bytes) cannot hold a path.
 #[repr(C)]
 pub struct FsScratch {
+    /// Room before `path`: the suffix key is built from 8-byte loads that may start up to
+    /// [`LEAD`] bytes before the path (those bytes land past the key's prefix length).
+    lead: [u8; LEAD],
     /// The path being judged, from the start, NUL-terminated.
     path: [u8; FS_PATH_MAX],
     /// The walk builds a path backwards so that it ends at `FS_PATH_MAX`.
@@ -386,12 +392,20 @@ fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
         let suffix = &raw mut (*s).suffix;
         (*suffix).prefix_len = bits;
         (*suffix).data.slot = slot.to_be_bytes();
-        // All FS_LPM_MAX bytes, without a data-dependent exit: the trie only compares the
-        // first `bits`, and a branch per byte would make the verifier walk every exit.
+        // The last FS_LPM_MAX bytes reversed, 8 at a time (a load and a byte swap), without
+        // a data-dependent exit: the trie only compares the first `bits`, so bytes from
+        // before the path (in `lead`) are harmless. `rev[i + j] = path[len - 1 - i - j]`.
         let rev = (*suffix).data.path.as_mut_ptr();
-        for i in 0..FS_LPM_MAX {
-            *rev.add(i) = *path.add(len.wrapping_sub(1 + i) & (FS_PATH_MAX - 1));
+        let base = (&raw const (*s).lead).cast::<u8>();
+        let end = LEAD + len;
+        for i in (0..FS_LPM_MAX - 4).step_by(8) {
+            let at = opaque(s, end - i - 8, 8191);
+            let v = core::ptr::read_unaligned(base.add(at).cast::<u64>());
+            core::ptr::write_unaligned(rev.add(i).cast::<u64>(), v.swap_bytes());
         }
+        let at = opaque(s, end - FS_LPM_MAX, 8191);
+        let v = core::ptr::read_unaligned(base.add(at).cast::<u32>());
+        core::ptr::write_unaligned(rev.add(FS_LPM_MAX - 4).cast::<u32>(), v.swap_bytes());
         let by_suffix = FS_SUFFIX.get(&*suffix).copied().unwrap_or_default();
         merge_value(by_prefix, by_suffix)
     }
