@@ -287,6 +287,17 @@ fn qemu_command(tree: &KernelTree, initrd: &Path, append: &str, interactive: boo
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // QEMU dies with us: a killed xtask must not leave a VM burning a core.
+    // SAFETY: prctl is async-signal-safe and touches no shared state.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut qemu, || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
     qemu
 }
 
