@@ -31,7 +31,14 @@ fn exec_denied_binary_fails_with_eperm_and_cites_rule() {
         return;
     }
     let scratch = Scratch::new("exec-deny");
-    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &exec_probe(&["/usr/bin/cat", "/dev/null"])]);
+    // The exec is tried by the probe itself, which then lives on for a moment: the audit
+    // reader names the task's executable from `/proc/<tgid>/exe` while it still exists (a
+    // `subprocess` child would exit at once and race it).
+    let probe = "import errno, os, time\n\
+                 try:\n    os.execv('/usr/bin/cat', ['cat', '/dev/null'])\n\
+                 except OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno), flush=True)\n\
+                 time.sleep(2)\n";
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", probe]);
     assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
