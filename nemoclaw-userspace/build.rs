@@ -20,13 +20,20 @@ fn main() -> anyhow::Result<()> {
     let joined = env::join_paths(dirs).context("PATH")?;
     // SAFETY: build scripts are single-threaded; the child cargo inherits this PATH.
     unsafe { env::set_var("PATH", joined) };
-    println!("cargo:rerun-if-changed={}", linker_dir.join("bpf-linker").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        linker_dir.join("bpf-linker").display()
+    );
 
     let metadata_dir = env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?;
     let ebpf_dir = PathBuf::from(metadata_dir).join("../nemoclaw-ebpf");
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path")?;
     aya_build::build_ebpf(
-        [aya_build::Package { name: "nemoclaw-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+        [aya_build::Package {
+            name: "nemoclaw-ebpf",
+            root_dir: ebpf_dir,
+            ..Default::default()
+        }],
         aya_build::Toolchain::default(),
     )
 }

@@ -46,7 +46,13 @@ pub const MAX_EXEC_LIB_INODES: u32 = 16_384;
 /// libraries, the dynamic loader and interpreter extension modules live here. Stored with a
 /// trailing `/` so `/usr/lib` does not cover `/usr/lib2`. These directories must not be
 /// writable from the sandbox (root-owned on every distribution).
-pub const DEFAULT_LIBRARY_DIRS: [&str; 5] = ["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/local/lib/"];
+pub const DEFAULT_LIBRARY_DIRS: [&str; 5] = [
+    "/lib/",
+    "/lib64/",
+    "/usr/lib/",
+    "/usr/lib64/",
+    "/usr/local/lib/",
+];
 
 /// Trie data of `EXEC_LIB_DIRS`: a big-endian slot, then path bytes (zero-padded).
 #[repr(C)]
@@ -64,7 +70,10 @@ impl ExecPathKey {
         if dir.len() > EXEC_PATH_KEY_MAX {
             return None;
         }
-        let mut key = Self { slot: slot.to_be_bytes(), path: [0; EXEC_PATH_KEY_MAX] };
+        let mut key = Self {
+            slot: slot.to_be_bytes(),
+            path: [0; EXEC_PATH_KEY_MAX],
+        };
         key.path[..dir.len()].copy_from_slice(dir);
         Some((EXEC_PATH_SLOT_BITS + 8 * dir.len() as u32, key))
     }

@@ -47,13 +47,25 @@ pub struct Net6Key {
 impl Net4Key {
     #[must_use]
     pub const fn new(slot: Slot, proto: u8, port: u16, addr: [u8; 4]) -> Self {
-        Self { slot: slot.to_be_bytes(), proto, _pad: 0, port: port.to_be_bytes(), addr }
+        Self {
+            slot: slot.to_be_bytes(),
+            proto,
+            _pad: 0,
+            port: port.to_be_bytes(),
+            addr,
+        }
     }
 }
 
 impl Net6Key {
     #[must_use]
     pub const fn new(slot: Slot, proto: u8, port: u16, addr: [u8; 16]) -> Self {
-        Self { slot: slot.to_be_bytes(), proto, _pad: 0, port: port.to_be_bytes(), addr }
+        Self {
+            slot: slot.to_be_bytes(),
+            proto,
+            _pad: 0,
+            port: port.to_be_bytes(),
+            addr,
+        }
     }
 }

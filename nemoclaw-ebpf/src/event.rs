@@ -1,8 +1,6 @@
 //! Deny events and counters.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-};
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid};
 use nemoclaw_common::event::{DenyEvent, counter};
 
 use crate::maps::{COUNTERS, EVENTS};

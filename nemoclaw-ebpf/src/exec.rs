@@ -19,8 +19,8 @@ use nemoclaw_common::{
 use crate::{
     event, kernel,
     maps::{
-        EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_PREFIX, EXEC_RULES,
-        EXEC_SLOT_FLAGS,
+        EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_PREFIX,
+        EXEC_RULES, EXEC_SLOT_FLAGS,
     },
     sandbox,
 };
@@ -43,21 +43,37 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
     let file = kernel::bprm_file(bprm);
     // A file whose identity cannot be read cannot be judged: deny (fail closed).
     let (dev, ino) = kernel::btf_file_dev_ino(file);
-    let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
+    let key = ExecKey {
+        slot: sandbox.slot,
+        _pad: 0,
+        dev,
+        ino,
+    };
     let (verdict, _) = judge(file, &key);
     if verdict.action == ACTION_ALLOW {
         return 0;
     }
     let rule_id = verdict.rule_id;
-    event::emit(hook::BPRM_CHECK_SECURITY, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
-        ev.dev = dev;
-        ev.ino = ino;
-        // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory.
-        let len = unsafe {
-            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
-        };
-        ev.path_len = if len > 0 { len as u32 } else { 0 };
-    });
+    event::emit(
+        hook::BPRM_CHECK_SECURITY,
+        cgroup_id,
+        sandbox.slot,
+        rule_id,
+        EPERM as u32,
+        |ev| {
+            ev.dev = dev;
+            ev.ino = ino;
+            // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory.
+            let len = unsafe {
+                bpf_d_path(
+                    kernel::file_path(file),
+                    ev.path.as_mut_ptr().cast(),
+                    EVENT_PATH_MAX as u32,
+                )
+            };
+            ev.path_len = if len > 0 { len as u32 } else { 0 };
+        },
+    );
     -EPERM
 }
 
@@ -100,11 +116,16 @@ fn judge(file: *const c_void, key: &ExecKey) -> (Verdict, bool) {
     if by_inode.action != 0 && !inode_allows {
         return (by_inode, false);
     }
-    let has_prefix = EXEC_SLOT_FLAGS.get(key.slot).is_some_and(|f| f & SLOT_HAS_PREFIX_RULES != 0);
+    let has_prefix = EXEC_SLOT_FLAGS
+        .get(key.slot)
+        .is_some_and(|f| f & SLOT_HAS_PREFIX_RULES != 0);
     if !has_prefix {
         return (by_inode, inode_allows);
     }
-    let verdict = merge(by_inode, lookup_path(file, key.slot, &EXEC_PREFIX).unwrap_or_default());
+    let verdict = merge(
+        by_inode,
+        lookup_path(file, key.slot, &EXEC_PREFIX).unwrap_or_default(),
+    );
     (verdict, inode_allows && verdict.action == ACTION_ALLOW)
 }
 
@@ -132,7 +153,12 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
     }
     event::count(counter::JUDGED);
     let (dev, ino) = kernel::btf_file_dev_ino(file);
-    let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
+    let key = ExecKey {
+        slot: sandbox.slot,
+        _pad: 0,
+        dev,
+        ino,
+    };
     let (verdict, by_inode) = judge(file, &key);
     let rule_id = if verdict.action == ACTION_ALLOW {
         // Allowed through a path rule: remember the file for `file_mprotect`.
@@ -142,23 +168,36 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
         return 0;
     } else if verdict.action != 0 {
         verdict.rule_id
-    } else if lookup_path(file, sandbox.slot, &EXEC_LIB_DIRS).is_some_and(|v| v.action == ACTION_ALLOW) {
+    } else if lookup_path(file, sandbox.slot, &EXEC_LIB_DIRS)
+        .is_some_and(|v| v.action == ACTION_ALLOW)
+    {
         remember(&key);
         return 0;
     } else {
         RULE_DEFAULT_DENY
     };
-    event::emit(hook::MMAP_FILE, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
-        ev.dev = dev;
-        ev.ino = ino;
-        ev.arg = prot;
-        // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file` is
-        // the hook's trusted argument.
-        let len = unsafe {
-            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
-        };
-        ev.path_len = if len > 0 { len as u32 } else { 0 };
-    });
+    event::emit(
+        hook::MMAP_FILE,
+        cgroup_id,
+        sandbox.slot,
+        rule_id,
+        EPERM as u32,
+        |ev| {
+            ev.dev = dev;
+            ev.ino = ino;
+            ev.arg = prot;
+            // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file` is
+            // the hook's trusted argument.
+            let len = unsafe {
+                bpf_d_path(
+                    kernel::file_path(file),
+                    ev.path.as_mut_ptr().cast(),
+                    EVENT_PATH_MAX as u32,
+                )
+            };
+            ev.path_len = if len > 0 { len as u32 } else { 0 };
+        },
+    );
     -EPERM
 }
 
@@ -174,14 +213,24 @@ fn remember(key: &ExecKey) {
 /// symlinks, `..` and `/proc/self/fd` resolved). Unresolvable paths match nothing (fail
 /// closed); deleted files and memfds resolve to paths ending in ` (deleted)`.
 #[inline(always)]
-fn lookup_path(file: *const c_void, slot: u32, trie: &LpmTrie<ExecPathKey, Verdict>) -> Option<Verdict> {
-    let (Some(scratch), Some(key)) = (EXEC_PATH_SCRATCH.get_ptr_mut(0), EXEC_LIB_KEY_SCRATCH.get_ptr_mut(0))
-    else {
+fn lookup_path(
+    file: *const c_void,
+    slot: u32,
+    trie: &LpmTrie<ExecPathKey, Verdict>,
+) -> Option<Verdict> {
+    let (Some(scratch), Some(key)) = (
+        EXEC_PATH_SCRATCH.get_ptr_mut(0),
+        EXEC_LIB_KEY_SCRATCH.get_ptr_mut(0),
+    ) else {
         return None;
     };
     // SAFETY: per-CPU scratch buffers, used only by this program run on this CPU.
     unsafe {
-        let len = bpf_d_path(kernel::file_path(file), scratch.cast(), EVENT_PATH_MAX as u32);
+        let len = bpf_d_path(
+            kernel::file_path(file),
+            scratch.cast(),
+            EVENT_PATH_MAX as u32,
+        );
         if len <= 1 {
             return None;
         }
@@ -220,7 +269,12 @@ pub fn file_mprotect(ctx: &LsmContext) -> i32 {
     }
     event::count(counter::JUDGED);
     let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
-    let key = ExecKey { slot: sandbox.slot, _pad: 0, dev, ino };
+    let key = ExecKey {
+        slot: sandbox.slot,
+        _pad: 0,
+        dev,
+        ino,
+    };
     // SAFETY: values are copied out at once.
     let rule_id = match unsafe { EXEC_RULES.get(&key) }.copied() {
         Some(v) if v.action == ACTION_ALLOW => return 0,
@@ -228,10 +282,17 @@ pub fn file_mprotect(ctx: &LsmContext) -> i32 {
         None if unsafe { EXEC_LIB_INODES.get(&key) }.is_some() => return 0,
         None => RULE_DEFAULT_DENY,
     };
-    event::emit(hook::FILE_MPROTECT, cgroup_id, sandbox.slot, rule_id, EPERM as u32, |ev| {
-        ev.dev = dev;
-        ev.ino = ino;
-        ev.arg = prot;
-    });
+    event::emit(
+        hook::FILE_MPROTECT,
+        cgroup_id,
+        sandbox.slot,
+        rule_id,
+        EPERM as u32,
+        |ev| {
+            ev.dev = dev;
+            ev.ino = ino;
+            ev.arg = prot;
+        },
+    );
     -EPERM
 }

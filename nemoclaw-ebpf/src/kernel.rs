@@ -76,7 +76,9 @@ pub fn bprm_file(bprm: *const c_void) -> *const c_void {
     // SAFETY: `bprm` is the hook's `struct linux_binprm *`; the verifier checks the access.
     unsafe {
         core::ptr::read_volatile(
-            bprm.cast::<u8>().add(offset(&LINUX_BINPRM_FILE_OFF)).cast::<*const c_void>(),
+            bprm.cast::<u8>()
+                .add(offset(&LINUX_BINPRM_FILE_OFF))
+                .cast::<*const c_void>(),
         )
     }
 }
@@ -85,7 +87,12 @@ pub fn bprm_file(bprm: *const c_void) -> *const c_void {
 #[inline(always)]
 pub fn file_path(file: *const c_void) -> *mut aya_ebpf::bindings::path {
     // SAFETY: pointer arithmetic only; the verifier checks the member type at this offset.
-    unsafe { file.cast::<u8>().add(offset(&FILE_F_PATH_OFF)).cast_mut().cast() }
+    unsafe {
+        file.cast::<u8>()
+            .add(offset(&FILE_F_PATH_OFF))
+            .cast_mut()
+            .cast()
+    }
 }
 
 /// The kernel `dev_t` and inode number of `file`'s inode.
@@ -179,7 +186,11 @@ pub fn file_mode_owner(file: *const c_void) -> Result<(u16, u32, u32), i32> {
     // SAFETY: probe reads of kernel pointers.
     unsafe {
         let inode: *const c_void = read_at(file, &FILE_F_INODE_OFF)?;
-        Ok((read_at(inode, &INODE_I_MODE_OFF)?, read_at(inode, &INODE_I_UID_OFF)?, read_at(inode, &INODE_I_GID_OFF)?))
+        Ok((
+            read_at(inode, &INODE_I_MODE_OFF)?,
+            read_at(inode, &INODE_I_UID_OFF)?,
+            read_at(inode, &INODE_I_GID_OFF)?,
+        ))
     }
 }
 
@@ -240,7 +251,12 @@ pub fn file_open_kind(file: *const c_void) -> Result<OpenKind, i32> {
         let i_mode: u16 = read_at(inode, &INODE_I_MODE_OFF)?;
         let rdev: u32 = read_at(inode, &INODE_I_RDEV_OFF)?;
         let sb: *const c_void = read_at(inode, &INODE_I_SB_OFF)?;
-        Ok(OpenKind { f_mode, i_mode, rdev, magic: read_at(sb, &SUPER_BLOCK_S_MAGIC_OFF)? })
+        Ok(OpenKind {
+            f_mode,
+            i_mode,
+            rdev,
+            magic: read_at(sb, &SUPER_BLOCK_S_MAGIC_OFF)?,
+        })
     }
 }
 
@@ -254,7 +270,11 @@ pub fn btf_file_dev_ino(file: *const c_void) -> (u64, u64) {
     // SAFETY: loads at BTF-checked constant offsets; faults are handled by the verifier's
     // exception table and read as zero.
     unsafe {
-        let inode = core::ptr::read_volatile(file.cast::<u8>().add(offset(&FILE_F_INODE_OFF)).cast::<*const u8>());
+        let inode = core::ptr::read_volatile(
+            file.cast::<u8>()
+                .add(offset(&FILE_F_INODE_OFF))
+                .cast::<*const u8>(),
+        );
         let ino = core::ptr::read_volatile(inode.add(offset(&INODE_I_INO_OFF)).cast::<u64>());
         let sb = core::ptr::read_volatile(inode.add(offset(&INODE_I_SB_OFF)).cast::<*const u8>());
         let dev = core::ptr::read_volatile(sb.add(offset(&SUPER_BLOCK_S_DEV_OFF)).cast::<u32>());

@@ -92,8 +92,9 @@ pub static EXEC_PATH_SCRATCH: PerCpuArray<[u8; nemoclaw_common::event::EVENT_PAT
 
 /// Per-CPU scratch for the `EXEC_LIB_DIRS` lookup key.
 #[map]
-pub static EXEC_LIB_KEY_SCRATCH: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<nemoclaw_common::exec::ExecPathKey>> =
-    PerCpuArray::with_max_entries(1, 0);
+pub static EXEC_LIB_KEY_SCRATCH: PerCpuArray<
+    aya_ebpf::maps::lpm_trie::Key<nemoclaw_common::exec::ExecPathKey>,
+> = PerCpuArray::with_max_entries(1, 0);
 
 /// (slot, `/dir/` prefix) -> verdict: `process` rules written `dir/**`, judged on the resolved
 /// path of the executed (or executably mapped) file.

@@ -51,7 +51,10 @@ fn lookup<K: Copy>(
 fn target(ctx: &SockAddrContext) -> Target {
     // SAFETY: the context pointer is valid for the program's run.
     let sa = unsafe { &*ctx.sock_addr };
-    Target { proto: sa.protocol as u8, port: u16::from_be(sa.user_port as u16) }
+    Target {
+        proto: sa.protocol as u8,
+        port: u16::from_be(sa.user_port as u16),
+    }
 }
 
 /// Common decision after the address-specific lookups.
@@ -88,10 +91,17 @@ fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
     let t = target(ctx);
     let slot = sandbox.slot;
     let make = |proto, port| {
-        Key::new(FIXED_PREFIX_BITS + 32, Net4Key::new(slot, proto, port, addr))
+        Key::new(
+            FIXED_PREFIX_BITS + 32,
+            Net4Key::new(slot, proto, port, addr),
+        )
     };
     let deny = lookup(&t, make, |k| NET4_DENY.get(k).copied());
-    let allow = if deny.is_none() { lookup(&t, make, |k| NET4_ALLOW.get(k).copied()) } else { None };
+    let allow = if deny.is_none() {
+        lookup(&t, make, |k| NET4_ALLOW.get(k).copied())
+    } else {
+        None
+    };
     decide(hook, cgroup_id, slot, deny, allow, |ev| {
         ev.family = AF_INET;
         ev.port = t.port;
@@ -129,10 +139,17 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     let t = target(ctx);
     let slot = sandbox.slot;
     let make = |proto, port| {
-        Key::new(FIXED_PREFIX_BITS + 128, Net6Key::new(slot, proto, port, addr))
+        Key::new(
+            FIXED_PREFIX_BITS + 128,
+            Net6Key::new(slot, proto, port, addr),
+        )
     };
     let deny = lookup(&t, make, |k| NET6_DENY.get(k).copied());
-    let allow = if deny.is_none() { lookup(&t, make, |k| NET6_ALLOW.get(k).copied()) } else { None };
+    let allow = if deny.is_none() {
+        lookup(&t, make, |k| NET6_ALLOW.get(k).copied())
+    } else {
+        None
+    };
     decide(hook, cgroup_id, slot, deny, allow, |ev| {
         ev.family = AF_INET6;
         ev.port = t.port;
@@ -189,10 +206,17 @@ pub fn socket_create(ctx: &LsmContext) -> i32 {
     if socket_kind_judged(family, kind & SOCK_TYPE_MASK, protocol) {
         return 0;
     }
-    event::emit(nemoclaw_common::event::hook::SOCKET_CREATE, cgroup_id, sandbox.slot, RULE_DEFAULT_DENY, EPERM, |ev| {
-        ev.family = family as u16;
-        ev.proto = protocol as u32;
-        ev.arg = (kind & SOCK_TYPE_MASK) as u64;
-    });
+    event::emit(
+        nemoclaw_common::event::hook::SOCKET_CREATE,
+        cgroup_id,
+        sandbox.slot,
+        RULE_DEFAULT_DENY,
+        EPERM,
+        |ev| {
+            ev.family = family as u16;
+            ev.proto = protocol as u32;
+            ev.arg = (kind & SOCK_TYPE_MASK) as u64;
+        },
+    );
     -(EPERM as i32)
 }

@@ -58,7 +58,10 @@ fn deny(
     if quiet {
         event::count(counter::DENIED);
     } else {
-        let rule_id = PRIVILEGE_RULE.get(sandbox.slot).copied().unwrap_or(RULE_DEFAULT_DENY);
+        let rule_id = PRIVILEGE_RULE
+            .get(sandbox.slot)
+            .copied()
+            .unwrap_or(RULE_DEFAULT_DENY);
         event::emit(hook, cgroup_id, sandbox.slot, rule_id, EPERM as u32, fill);
     }
     -EPERM
@@ -113,7 +116,13 @@ pub fn bprm_creds_from_file(ctx: &LsmContext) -> i32 {
     };
     let file: *const c_void = ctx.arg(1);
     let Ok((mode, owner, group)) = kernel::file_mode_owner(file) else {
-        return deny(hook::BPRM_CREDS_FROM_FILE, cgroup_id, sandbox, false, |_| {});
+        return deny(
+            hook::BPRM_CREDS_FROM_FILE,
+            cgroup_id,
+            sandbox,
+            false,
+            |_| {},
+        );
     };
     let ids = aya_ebpf::helpers::bpf_get_current_uid_gid();
     let (uid, gid) = (ids as u32, (ids >> 32) as u32);
@@ -124,17 +133,27 @@ pub fn bprm_creds_from_file(ctx: &LsmContext) -> i32 {
         return 0;
     }
     let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
-    deny(hook::BPRM_CREDS_FROM_FILE, cgroup_id, sandbox, false, |ev| {
-        ev.dev = dev;
-        ev.ino = ino;
-        ev.arg = u64::from(mode);
-        // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file`
-        // is the hook's argument, a trusted `struct file *`.
-        let len = unsafe {
-            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
-        };
-        ev.path_len = if len > 0 { len as u32 } else { 0 };
-    })
+    deny(
+        hook::BPRM_CREDS_FROM_FILE,
+        cgroup_id,
+        sandbox,
+        false,
+        |ev| {
+            ev.dev = dev;
+            ev.ino = ino;
+            ev.arg = u64::from(mode);
+            // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file`
+            // is the hook's argument, a trusted `struct file *`.
+            let len = unsafe {
+                bpf_d_path(
+                    kernel::file_path(file),
+                    ev.path.as_mut_ptr().cast(),
+                    EVENT_PATH_MAX as u32,
+                )
+            };
+            ev.path_len = if len > 0 { len as u32 } else { 0 };
+        },
+    )
 }
 
 /// `capable(const struct cred *, struct user_namespace *, int cap, unsigned int opts)`:
@@ -145,7 +164,13 @@ pub fn capable(ctx: &LsmContext) -> i32 {
     };
     let cap: i32 = ctx.arg(2);
     let opts: u32 = ctx.arg(3);
-    deny(hook::CAPABLE, cgroup_id, sandbox, opts & CAP_OPT_NOAUDIT != 0, |ev| ev.arg = cap as u64)
+    deny(
+        hook::CAPABLE,
+        cgroup_id,
+        sandbox,
+        opts & CAP_OPT_NOAUDIT != 0,
+        |ev| ev.arg = cap as u64,
+    )
 }
 
 /// `userns_create(const struct cred *)` (Linux 6.1+): no new user namespace, the usual
@@ -191,7 +216,9 @@ pub fn bpf(ctx: &LsmContext) -> i32 {
         return 0;
     };
     let cmd: i32 = ctx.arg(0);
-    deny(hook::BPF, cgroup_id, sandbox, false, |ev| ev.arg = cmd as u64)
+    deny(hook::BPF, cgroup_id, sandbox, false, |ev| {
+        ev.arg = cmd as u64
+    })
 }
 
 /// `perf_event_open(...)` (its arguments differ between 6.1 and 6.12; none are needed).
@@ -206,12 +233,19 @@ pub fn kernel_module_request(ctx: &LsmContext) -> i32 {
         return 0;
     };
     let name: *const u8 = ctx.arg(0);
-    deny(hook::KERNEL_MODULE_REQUEST, cgroup_id, sandbox, false, |ev| {
-        // SAFETY: `name` is a kernel string; the helper bounds the copy by the slice.
-        let len = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.path[..256]) }.map_or(0, <[u8]>::len);
-        // `path_len` counts the NUL, as for paths.
-        ev.path_len = if len > 0 { len as u32 + 1 } else { 0 };
-    })
+    deny(
+        hook::KERNEL_MODULE_REQUEST,
+        cgroup_id,
+        sandbox,
+        false,
+        |ev| {
+            // SAFETY: `name` is a kernel string; the helper bounds the copy by the slice.
+            let len = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.path[..256]) }
+                .map_or(0, <[u8]>::len);
+            // `path_len` counts the NUL, as for paths.
+            ev.path_len = if len > 0 { len as u32 + 1 } else { 0 };
+        },
+    )
 }
 
 /// Judges an operation of the current task on `target`: allowed within the same sandbox
@@ -240,7 +274,12 @@ fn on_task(hook: u32, target: *const c_void, arg: u64, quiet: bool) -> i32 {
 pub fn ptrace_access_check(ctx: &LsmContext) -> i32 {
     let child: *const c_void = ctx.arg(0);
     let mode: u32 = ctx.arg(1);
-    on_task(hook::PTRACE_ACCESS_CHECK, child, u64::from(mode), mode & PTRACE_MODE_NOAUDIT != 0)
+    on_task(
+        hook::PTRACE_ACCESS_CHECK,
+        child,
+        u64::from(mode),
+        mode & PTRACE_MODE_NOAUDIT != 0,
+    )
 }
 
 /// `task_kill(struct task_struct *p, struct kernel_siginfo *, int sig, const struct cred *)`:
@@ -307,10 +346,16 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     };
     let file: *const c_void = ctx.arg(0);
     // Unreadable metadata: deny (fail closed).
-    let kind = kernel::file_open_kind(file).unwrap_or(kernel::OpenKind { f_mode: 0, i_mode: S_IFBLK, rdev: 0, magic: 0 });
+    let kind = kernel::file_open_kind(file).unwrap_or(kernel::OpenKind {
+        f_mode: 0,
+        i_mode: S_IFBLK,
+        rdev: 0,
+        magic: 0,
+    });
     let file_type = kind.i_mode & S_IFMT;
     let device = file_type == S_IFBLK || (file_type == S_IFCHR && !char_device_allowed(kind.rdev));
-    let interface_write = kind.f_mode & FMODE_WRITE != 0 && KERNEL_INTERFACE_FS.contains(&kind.magic);
+    let interface_write =
+        kind.f_mode & FMODE_WRITE != 0 && KERNEL_INTERFACE_FS.contains(&kind.magic);
     if !device && !interface_write {
         return 0;
     }
@@ -323,7 +368,11 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
         // SAFETY: `file` is the hook's trusted argument; `ev.path` is EVENT_PATH_MAX bytes of
         // reserved ring buffer memory.
         let len = unsafe {
-            bpf_d_path(kernel::file_path(file), ev.path.as_mut_ptr().cast(), EVENT_PATH_MAX as u32)
+            bpf_d_path(
+                kernel::file_path(file),
+                ev.path.as_mut_ptr().cast(),
+                EVENT_PATH_MAX as u32,
+            )
         };
         ev.path_len = if len > 0 { len as u32 } else { 0 };
     })

@@ -18,11 +18,13 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Hex SHA-256 of one line (without its newline).
 #[must_use]
 pub fn line_hash(line: &str) -> String {
-    Sha256::digest(line.as_bytes()).iter().fold(String::with_capacity(64), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    Sha256::digest(line.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The hash the next record must carry as `prev`: that of the file's last line, or
@@ -55,8 +57,14 @@ pub enum ChainError {
         "line {line}: chain broken: `prev` is {found} but the record before hashes to {expected}; \
          the record before was edited, or records were removed or reordered here"
     )]
-    Broken { line: usize, expected: String, found: String },
-    #[error("head mismatch: the log ends at {found} but {expected} was expected; records were cut off the end")]
+    Broken {
+        line: usize,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "head mismatch: the log ends at {found} but {expected} was expected; records were cut off the end"
+    )]
     Head { expected: String, found: String },
 }
 
@@ -67,13 +75,20 @@ pub fn verify(text: &str, expected_head: Option<&str>) -> Result<(usize, String)
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
         let n = i + 1;
         let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| ChainError::Malformed { line: n, reason: e.to_string() })?;
+            serde_json::from_str(line).map_err(|e| ChainError::Malformed {
+                line: n,
+                reason: e.to_string(),
+            })?;
         let found = value
             .get("prev")
             .and_then(serde_json::Value::as_str)
             .ok_or(ChainError::MissingPrev { line: n })?;
         if found != prev {
-            return Err(ChainError::Broken { line: n, expected: prev, found: found.to_owned() });
+            return Err(ChainError::Broken {
+                line: n,
+                expected: prev,
+                found: found.to_owned(),
+            });
         }
         prev = line_hash(line);
         count += 1;
@@ -81,7 +96,10 @@ pub fn verify(text: &str, expected_head: Option<&str>) -> Result<(usize, String)
     if let Some(head) = expected_head
         && head != prev
     {
-        return Err(ChainError::Head { expected: head.to_owned(), found: prev });
+        return Err(ChainError::Head {
+            expected: head.to_owned(),
+            found: prev,
+        });
     }
     Ok((count, prev))
 }
@@ -116,16 +134,29 @@ mod tests {
     fn edit_is_found_at_the_next_record() {
         let mut lines = chain(&["a", "b", "c"]);
         lines[1] = lines[1].replace("\"b\"", "\"B\"");
-        assert!(matches!(verify(&lines.join("\n"), None), Err(ChainError::Broken { line: 3, .. })));
+        assert!(matches!(
+            verify(&lines.join("\n"), None),
+            Err(ChainError::Broken { line: 3, .. })
+        ));
     }
 
     #[test]
     fn removal_and_reordering_are_found() {
         let lines = chain(&["a", "b", "c", "d"]);
-        let removed = [&lines[0], &lines[2], &lines[3]].map(String::as_str).join("\n");
-        assert!(matches!(verify(&removed, None), Err(ChainError::Broken { line: 2, .. })));
-        let swapped = [&lines[0], &lines[2], &lines[1], &lines[3]].map(String::as_str).join("\n");
-        assert!(matches!(verify(&swapped, None), Err(ChainError::Broken { line: 2, .. })));
+        let removed = [&lines[0], &lines[2], &lines[3]]
+            .map(String::as_str)
+            .join("\n");
+        assert!(matches!(
+            verify(&removed, None),
+            Err(ChainError::Broken { line: 2, .. })
+        ));
+        let swapped = [&lines[0], &lines[2], &lines[1], &lines[3]]
+            .map(String::as_str)
+            .join("\n");
+        assert!(matches!(
+            verify(&swapped, None),
+            Err(ChainError::Broken { line: 2, .. })
+        ));
     }
 
     #[test]
@@ -134,12 +165,21 @@ mod tests {
         let (_, head) = verify(&lines.join("\n"), None).unwrap();
         let cut = lines[..2].join("\n");
         assert!(verify(&cut, None).is_ok());
-        assert!(matches!(verify(&cut, Some(&head)), Err(ChainError::Head { .. })));
+        assert!(matches!(
+            verify(&cut, Some(&head)),
+            Err(ChainError::Head { .. })
+        ));
     }
 
     #[test]
     fn garbage_and_missing_prev_are_errors() {
-        assert!(matches!(verify("not json", None), Err(ChainError::Malformed { line: 1, .. })));
-        assert!(matches!(verify("{\"a\":1}", None), Err(ChainError::MissingPrev { line: 1 })));
+        assert!(matches!(
+            verify("not json", None),
+            Err(ChainError::Malformed { line: 1, .. })
+        ));
+        assert!(matches!(
+            verify("{\"a\":1}", None),
+            Err(ChainError::MissingPrev { line: 1 })
+        ));
     }
 }

@@ -17,7 +17,10 @@ pub struct PolicyRef {
 impl PolicyRef {
     pub fn of(path: &Path) -> std::io::Result<Self> {
         let bytes = std::fs::read(path)?;
-        Ok(Self { file: path.display().to_string(), sha256: line_hash(&String::from_utf8_lossy(&bytes)) })
+        Ok(Self {
+            file: path.display().to_string(),
+            sha256: line_hash(&String::from_utf8_lossy(&bytes)),
+        })
     }
 }
 

@@ -33,7 +33,11 @@ fn drain(ring: &mut RingBuf<MapData>, sink: &SharedSink, rules: &[RuleRef]) {
         // SAFETY: the kernel side writes whole `DenyEvent`s; read unaligned to be safe.
         let event: DenyEvent = unsafe { item.as_ptr().cast::<DenyEvent>().read_unaligned() };
         let record = AuditRecord::from_event(&event, rules, SystemTime::now());
-        if let Err(e) = sink.lock().unwrap_or_else(PoisonError::into_inner).write(&record) {
+        if let Err(e) = sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(&record)
+        {
             eprintln!("nemoclaw: writing audit record: {e}");
         }
     }
@@ -52,7 +56,11 @@ impl AuditReader {
                 if stopping {
                     break;
                 }
-                let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd; a timeout bounds the wait so `stop` is seen.
                 unsafe { libc::poll(&raw mut pfd, 1, 50) };
             }

@@ -29,10 +29,22 @@ pub struct RuleCitation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AuditObject {
-    File { path: String, dev: u64, ino: u64 },
-    Address { address: String, port: u16, protocol: &'static str },
+    File {
+        path: String,
+        dev: u64,
+        ino: u64,
+    },
+    Address {
+        address: String,
+        port: u16,
+        protocol: &'static str,
+    },
     /// A socket of a kind the network rules cannot judge (`socket_create`).
-    Socket { socket_family: u16, socket_type: u64, socket_protocol: u32 },
+    Socket {
+        socket_family: u16,
+        socket_type: u64,
+        socket_protocol: u32,
+    },
     /// A privilege operation (`privilege_escalation: deny`) without a file object.
     Privilege {
         operation: &'static str,
@@ -155,14 +167,46 @@ fn cite(rule_id: u32, rules: &[RuleRef]) -> RuleCitation {
 
 /// `include/uapi/linux/capability.h`, by number.
 const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -199,7 +243,11 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
         hook::TASK_FIX_SETUID | hook::TASK_FIX_SETGID => {
             from = Some((arg >> 32) as u32);
             to = Some(arg as u32);
-            if event.hook == hook::TASK_FIX_SETUID { "setuid" } else { "setgid" }
+            if event.hook == hook::TASK_FIX_SETUID {
+                "setuid"
+            } else {
+                "setgid"
+            }
         }
         hook::CAPABLE => {
             let cap = usize::try_from(arg).ok().and_then(|i| CAPABILITIES.get(i));
@@ -225,7 +273,14 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
         }
         hook::PERF_EVENT_OPEN => "perf_event_open",
         hook::FILE_IOCTL => {
-            name = Some(if arg == 0x5412 { "TIOCSTI" } else { "TIOCLINUX" }.to_owned());
+            name = Some(
+                if arg == 0x5412 {
+                    "TIOCSTI"
+                } else {
+                    "TIOCLINUX"
+                }
+                .to_owned(),
+            );
             number = Some(arg);
             "terminal input injection"
         }
@@ -237,11 +292,23 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             number = Some(arg);
             pid = Some(event.target_tgid);
             target_cgroup = Some(event.target_cgroup);
-            if event.hook == hook::TASK_KILL { "signal" } else { "ptrace" }
+            if event.hook == hook::TASK_KILL {
+                "signal"
+            } else {
+                "ptrace"
+            }
         }
         _ => return None,
     };
-    Some(AuditObject::Privilege { operation, name, number, from, to, pid, target_cgroup })
+    Some(AuditObject::Privilege {
+        operation,
+        name,
+        number,
+        from,
+        to,
+        pid,
+        target_cgroup,
+    })
 }
 
 impl AuditRecord {
@@ -250,13 +317,21 @@ impl AuditRecord {
     pub fn from_event(event: &DenyEvent, rules: &[RuleRef], now: SystemTime) -> Self {
         let (control, hook) = hook_names(event.hook);
         let object = if event.hook == hook::SOCKET_CREATE {
-            AuditObject::Socket { socket_family: event.family, socket_type: event.arg, socket_protocol: event.proto }
+            AuditObject::Socket {
+                socket_family: event.family,
+                socket_type: event.arg,
+                socket_protocol: event.proto,
+            }
         } else if event.family == 0 {
             let len = (event.path_len as usize).min(EVENT_PATH_MAX);
             let path = c_string(&event.path[..len]);
             match privilege_object(event, path.clone()) {
                 Some(object) => object,
-                None => AuditObject::File { path, dev: event.dev, ino: event.ino },
+                None => AuditObject::File {
+                    path,
+                    dev: event.dev,
+                    ino: event.ino,
+                },
             }
         } else {
             let a = event.addr;
@@ -270,7 +345,11 @@ impl AuditRecord {
                 PROTO_UDP => "udp",
                 _ => "other",
             };
-            AuditObject::Address { address, port: event.port, protocol }
+            AuditObject::Address {
+                address,
+                port: event.port,
+                protocol,
+            }
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", event.tgid))
             .ok()
@@ -332,7 +411,14 @@ mod tests {
         assert_eq!(r.rule.source.as_deref(), Some("p.yaml:9:5"));
         assert_eq!(r.comm, "python");
         assert_eq!(r.exe, None);
-        assert_eq!(r.object, AuditObject::File { path: "/usr/bin/curl".into(), dev: 0, ino: 0 });
+        assert_eq!(
+            r.object,
+            AuditObject::File {
+                path: "/usr/bin/curl".into(),
+                dev: 0,
+                ino: 0
+            }
+        );
         assert_eq!(r.time, "1970-01-01T00:00:00.000Z");
     }
 
@@ -347,7 +433,14 @@ mod tests {
         let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
         assert_eq!(r.rule.id, 0);
         assert!(r.rule.text.starts_with("default deny"));
-        assert_eq!(r.object, AuditObject::Address { address: "::1".into(), port: 443, protocol: "tcp" });
+        assert_eq!(
+            r.object,
+            AuditObject::Address {
+                address: "::1".into(),
+                port: 443,
+                protocol: "tcp"
+            }
+        );
         let line = serde_json::to_string(&r).unwrap();
         assert!(line.contains("\"address\":\"::1\""), "{line}");
     }
@@ -360,7 +453,10 @@ mod tests {
         let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
         assert_eq!(r.control, "privilege");
         let line = serde_json::to_string(&r.object).unwrap();
-        assert_eq!(line, r#"{"operation":"capability","name":"CAP_SYS_ADMIN","number":21}"#);
+        assert_eq!(
+            line,
+            r#"{"operation":"capability","name":"CAP_SYS_ADMIN","number":21}"#
+        );
 
         ev.hook = hook::TASK_KILL;
         ev.arg = 9;
@@ -368,7 +464,10 @@ mod tests {
         ev.target_cgroup = 1;
         let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
         let line = serde_json::to_string(&r.object).unwrap();
-        assert_eq!(line, r#"{"operation":"signal","number":9,"pid":42,"target_cgroup":1}"#);
+        assert_eq!(
+            line,
+            r#"{"operation":"signal","number":9,"pid":42,"target_cgroup":1}"#
+        );
 
         ev.hook = hook::TASK_FIX_SETUID;
         ev.arg = 65_534 << 32;
@@ -383,6 +482,13 @@ mod tests {
         ev.path_len = path.len() as u32;
         let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
         assert_eq!((r.control, r.hook), ("process", "mmap_file"));
-        assert_eq!(r.object, AuditObject::File { path: "/usr/bin/curl".into(), dev: 0, ino: 0 });
+        assert_eq!(
+            r.object,
+            AuditObject::File {
+                path: "/usr/bin/curl".into(),
+                dev: 0,
+                ino: 0
+            }
+        );
     }
 }

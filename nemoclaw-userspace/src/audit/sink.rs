@@ -32,7 +32,11 @@ impl AuditSink {
         let file = file
             .map(|p| {
                 let head = chain::head_of(p)?;
-                let f = OpenOptions::new().create(true).append(true).mode(0o600).open(p)?;
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(p)?;
                 Ok::<_, io::Error>((f, head))
             })
             .transpose()?;
@@ -47,7 +51,8 @@ impl AuditSink {
     /// Writes any record (deny, lifecycle) as one chained line.
     pub fn write_record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
         if let Some((f, head)) = &mut self.file {
-            let line = serde_json::to_string(&Chained { record, prev: head }).map_err(io::Error::other)?;
+            let line =
+                serde_json::to_string(&Chained { record, prev: head }).map_err(io::Error::other)?;
             f.write_all(format!("{line}\n").as_bytes())?;
             *head = chain::line_hash(&line);
         }

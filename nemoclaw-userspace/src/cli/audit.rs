@@ -20,7 +20,8 @@ pub enum AuditCommand {
 pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
     match cmd {
         AuditCommand::Verify { file, head } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             match chain::verify(&text, head.as_deref()) {
                 Ok((n, head)) => {
                     println!("{}: {n} records, chain intact; head {head}", file.display());

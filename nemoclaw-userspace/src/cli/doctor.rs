@@ -59,13 +59,20 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     }
     let mut r = Report { problems: 0 };
     let uname = nix::sys::utsname::uname().ok();
-    let release = uname.as_ref().map_or_else(|| "unknown".into(), |u| u.release().to_string_lossy().into_owned());
+    let release = uname.as_ref().map_or_else(
+        || "unknown".into(),
+        |u| u.release().to_string_lossy().into_owned(),
+    );
     println!("NemoClaw doctor");
     r.ok("kernel", &release);
     if Path::new(VMLINUX_BTF).exists() {
         r.ok("BTF", VMLINUX_BTF);
     } else {
-        r.bad("BTF", &format!("{VMLINUX_BTF} is missing"), "use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+        r.bad(
+            "BTF",
+            &format!("{VMLINUX_BTF} is missing"),
+            "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+        );
     }
     match cgroup2_mount() {
         Ok(p) => r.ok("cgroup v2", &p.display().to_string()),
@@ -75,7 +82,11 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     if root {
         r.ok("privileges", "running as root");
     } else {
-        r.bad("privileges", "not root: probes below need root", "run `sudo nemoclaw doctor`");
+        r.bad(
+            "privileges",
+            "not root: probes below need root",
+            "run `sudo nemoclaw doctor`",
+        );
     }
     match lsm_list() {
         Ok(list) if list.split(',').any(|l| l.trim() == "bpf") => r.ok("BPF LSM listed", list.trim()),

@@ -56,17 +56,27 @@ pub struct RunArgs {
 const RUN_SLOT: Slot = 1;
 
 fn enforced_names(bits: u32) -> Vec<&'static str> {
-    [controls::EXEC, controls::NET, controls::SOCKETS, controls::FS, controls::PRIVILEGE]
-        .into_iter()
-        .filter(|b| bits & b != 0)
-        .map(control_name)
-        .collect()
+    [
+        controls::EXEC,
+        controls::NET,
+        controls::SOCKETS,
+        controls::FS,
+        controls::PRIVILEGE,
+    ]
+    .into_iter()
+    .filter(|b| bits & b != 0)
+    .map(control_name)
+    .collect()
 }
 
 /// The controls to register: the policy's, plus socket kinds where they can be restricted.
 /// Refuses a network policy for a root sandbox user where they cannot: root could open raw
 /// and packet sockets, which no rule judges.
-fn sandbox_controls(policy_controls: u32, enforcer: &Enforcer, user: &SandboxUser) -> anyhow::Result<u32> {
+fn sandbox_controls(
+    policy_controls: u32,
+    enforcer: &Enforcer,
+    user: &SandboxUser,
+) -> anyhow::Result<u32> {
     if policy_controls & controls::NET == 0 {
         return Ok(policy_controls);
     }
@@ -89,7 +99,11 @@ fn sandbox_controls(policy_controls: u32, enforcer: &Enforcer, user: &SandboxUse
 }
 
 fn log(sink: &SharedSink, record: &Lifecycle) {
-    if let Err(e) = sink.lock().unwrap_or_else(PoisonError::into_inner).write_record(record) {
+    if let Err(e) = sink
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .write_record(record)
+    {
         eprintln!("nemoclaw: writing audit record: {e}");
     }
 }
@@ -97,16 +111,27 @@ fn log(sink: &SharedSink, record: &Lifecycle) {
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let user = SandboxUser::resolve(args.user.as_deref())?;
     let policy = policy::load(&args.policy)?;
-    let policy_ref = PolicyRef::of(&args.policy).with_context(|| format!("reading {}", args.policy.display()))?;
+    let policy_ref = PolicyRef::of(&args.policy)
+        .with_context(|| format!("reading {}", args.policy.display()))?;
     let servers = match std::fs::read_to_string(&args.resolv_conf) {
         Ok(text) => dns::nameservers(&text),
         Err(e) if refresh::has_host_names(&policy) => {
-            bail!("reading {} for the host-name rules: {e}", args.resolv_conf.display())
+            bail!(
+                "reading {} for the host-name rules: {e}",
+                args.resolv_conf.display()
+            )
         }
         Err(_) => Vec::new(),
     };
-    let policy = policy::resolvers::with_resolvers(&policy, &servers, &args.resolv_conf.display().to_string());
-    let resolver = Arc::new(TtlResolver::new(servers, Duration::from_secs(args.dns_grace)));
+    let policy = policy::resolvers::with_resolvers(
+        &policy,
+        &servers,
+        &args.resolv_conf.display().to_string(),
+    );
+    let resolver = Arc::new(TtlResolver::new(
+        servers,
+        Duration::from_secs(args.dns_grace),
+    ));
     let mut env = CompileEnv::new(user.home.clone());
     env.resolver = Box::new(Shared(Arc::clone(&resolver)));
     let compiled = policy::compile(&policy, &env)?;
@@ -128,23 +153,39 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     enforcer.install(RUN_SLOT, &compiled)?;
     let events = enforcer.take_events()?;
     let sink: SharedSink = Arc::new(Mutex::new(
-        AuditSink::open(args.audit_log.as_deref(), args.audit_stderr || args.audit_log.is_none())
-            .with_context(|| format!("opening audit log {:?}", args.audit_log))?,
+        AuditSink::open(
+            args.audit_log.as_deref(),
+            args.audit_stderr || args.audit_log.is_none(),
+        )
+        .with_context(|| format!("opening audit log {:?}", args.audit_log))?,
     ));
     let reader = AuditReader::spawn(events, Arc::clone(&sink), compiled.rules.clone());
-    enforcer.register(cgroup.id(), SandboxEntry { slot: RUN_SLOT, controls: sandbox_controls })?;
+    enforcer.register(
+        cgroup.id(),
+        SandboxEntry {
+            slot: RUN_SLOT,
+            controls: sandbox_controls,
+        },
+    )?;
     let id = cgroup.id();
-    log(&sink, &Lifecycle::SandboxStart {
-        time: lifecycle::now(),
-        sandbox: name.clone(),
-        cgroup: id,
-        policy: policy_ref,
-        user: user.name.clone(),
-        uid: user.uid.as_raw(),
-        command: args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
-        enforcing: enforced_names(sandbox_controls),
-        requested_by: requester(),
-    });
+    log(
+        &sink,
+        &Lifecycle::SandboxStart {
+            time: lifecycle::now(),
+            sandbox: name.clone(),
+            cgroup: id,
+            policy: policy_ref,
+            user: user.name.clone(),
+            uid: user.uid.as_raw(),
+            command: args
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            enforcing: enforced_names(sandbox_controls),
+            requested_by: requester(),
+        },
+    );
     eprintln!(
         "nemoclaw: sandbox {} (cgroup id {id}) as user {}; enforcing: {}",
         cgroup.path().display(),
@@ -155,7 +196,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let sandbox_path = env.path.clone();
     // With host-name rules the refresher holds the enforcer while the sandbox runs.
     let keeper = if compiled.controls & controls::NET != 0 && refresh::has_host_names(&policy) {
-        let spec = RefreshSpec { policy, env, resolver, current: compiled.clone(), slot: RUN_SLOT };
+        let spec = RefreshSpec {
+            policy,
+            env,
+            resolver,
+            current: compiled.clone(),
+            slot: RUN_SLOT,
+        };
         Err(Refresher::spawn(enforcer, spec))
     } else {
         Ok(enforcer)
@@ -180,8 +227,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Err(e) => eprintln!("nemoclaw: {e}"),
     }
     reader.finish();
-    let code = status.as_ref().ok().map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
-    log(&sink, &Lifecycle::SandboxStop { time: lifecycle::now(), sandbox: name, cgroup: id, exit_code: code, events_lost });
+    let code = status
+        .as_ref()
+        .ok()
+        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    log(
+        &sink,
+        &Lifecycle::SandboxStop {
+            time: lifecycle::now(),
+            sandbox: name,
+            cgroup: id,
+            exit_code: code,
+            events_lost,
+        },
+    );
     status?;
     Ok(code.unwrap_or(1))
 }

@@ -20,7 +20,9 @@ pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
         .lines()
         .filter_map(|l| {
             let mut words = l.split_whitespace();
-            (words.next() == Some("nameserver")).then(|| words.next()).flatten()
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
         })
         .filter_map(|a| a.split('%').next()?.parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
@@ -41,7 +43,10 @@ pub enum DnsError {
     #[error("invalid name {0:?}")]
     BadName(String),
     #[error("{server}: {source}")]
-    Io { server: SocketAddr, source: io::Error },
+    Io {
+        server: SocketAddr,
+        source: io::Error,
+    },
     #[error("{server}: malformed reply")]
     Malformed { server: SocketAddr },
     #[error("{server}: {name} does not exist (NXDOMAIN)")]
@@ -55,7 +60,9 @@ fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, DnsError> {
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; one question
     for label in name.trim_end_matches('.').split('.') {
-        let len = u8::try_from(label.len()).ok().filter(|&l| (1..=63).contains(&l));
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|&l| (1..=63).contains(&l));
         let len = len.ok_or_else(|| DnsError::BadName(name.to_owned()))?;
         q.push(len);
         q.extend_from_slice(label.as_bytes());
@@ -105,7 +112,9 @@ fn decode_reply(msg: &[u8], id: u16, qtype: u16) -> Option<(bool, u8, Vec<Answer
         let data = msg.get(pos + 10..pos + 10 + rdlen)?;
         pos += 10 + rdlen;
         let addr = match (rtype, data.len()) {
-            (TYPE_A, 4) if rtype == qtype => IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3])),
+            (TYPE_A, 4) if rtype == qtype => {
+                IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))
+            }
             (TYPE_AAAA, 16) if rtype == qtype => {
                 let octets: [u8; 16] = data.try_into().ok()?;
                 IpAddr::V6(Ipv6Addr::from(octets))
@@ -125,7 +134,13 @@ fn query_id() -> u16 {
 }
 
 fn exchange_udp(server: SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
-    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(io::Error::other)?;
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .map_err(io::Error::other)?;
     let sock = UdpSocket::bind(bind)?;
     sock.set_read_timeout(Some(TIMEOUT))?;
     sock.connect(server)?;
@@ -157,12 +172,16 @@ fn query_one(server: SocketAddr, name: &str, qtype: u16) -> Result<Vec<Answer>, 
         decode_reply(&reply, id, qtype).ok_or(DnsError::Malformed { server })?;
     if truncated {
         let reply = exchange_tcp(server, &query).map_err(io_err)?;
-        (truncated, rcode, answers) = decode_reply(&reply, id, qtype).ok_or(DnsError::Malformed { server })?;
+        (truncated, rcode, answers) =
+            decode_reply(&reply, id, qtype).ok_or(DnsError::Malformed { server })?;
         let _ = truncated;
     }
     match rcode {
         0 => Ok(answers),
-        3 => Err(DnsError::NxDomain { server, name: name.to_owned() }),
+        3 => Err(DnsError::NxDomain {
+            server,
+            name: name.to_owned(),
+        }),
         rcode => Err(DnsError::ServerFailure { server, rcode }),
     }
 }
@@ -221,11 +240,20 @@ mod tests {
         assert_eq!(
             answers,
             [
-                Answer { addr: "10.0.0.1".parse().unwrap(), ttl: 30 },
-                Answer { addr: "10.0.0.2".parse().unwrap(), ttl: 256 }
+                Answer {
+                    addr: "10.0.0.1".parse().unwrap(),
+                    ttl: 30
+                },
+                Answer {
+                    addr: "10.0.0.2".parse().unwrap(),
+                    ttl: 256
+                }
             ]
         );
         assert!(decode_reply(&m, 0x9999, TYPE_A).is_none(), "wrong id");
-        assert!(decode_reply(&m[..20], 0x1234, TYPE_A).is_none(), "truncated message");
+        assert!(
+            decode_reply(&m[..20], 0x1234, TYPE_A).is_none(),
+            "truncated message"
+        );
     }
 }

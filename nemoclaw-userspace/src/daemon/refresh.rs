@@ -38,13 +38,21 @@ pub struct TtlResolver {
 }
 
 fn list(addrs: &[IpAddr]) -> String {
-    addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl TtlResolver {
     #[must_use]
     pub fn new(servers: Vec<SocketAddr>, grace: Duration) -> Self {
-        Self { servers, grace, state: Mutex::default() }
+        Self {
+            servers,
+            grace,
+            state: Mutex::default(),
+        }
     }
 
     #[must_use]
@@ -74,15 +82,21 @@ impl TtlResolver {
 
     fn resolve_at(&self, host: &str, now: Instant) -> Result<Vec<IpAddr>, String> {
         let mut st = self.state();
-        let fresh = st
-            .names
-            .get(host)
-            .is_some_and(|c| c.iter().any(|c| c.dropped.is_none()) && c.iter().filter(|c| c.dropped.is_none()).all(|c| c.expires > now));
+        let fresh = st.names.get(host).is_some_and(|c| {
+            c.iter().any(|c| c.dropped.is_none())
+                && c.iter()
+                    .filter(|c| c.dropped.is_none())
+                    .all(|c| c.expires > now)
+        });
         if !fresh {
             match dns::resolve(&self.servers, host) {
                 Ok(answers) => {
                     let cached = st.names.entry(host.to_owned()).or_default();
-                    let before: Vec<IpAddr> = cached.iter().filter(|c| c.dropped.is_none()).map(|c| c.addr).collect();
+                    let before: Vec<IpAddr> = cached
+                        .iter()
+                        .filter(|c| c.dropped.is_none())
+                        .map(|c| c.addr)
+                        .collect();
                     for c in cached.iter_mut() {
                         if c.dropped.is_none() && !answers.iter().any(|a| a.addr == c.addr) {
                             c.dropped = Some(now);
@@ -95,7 +109,11 @@ impl TtlResolver {
                                 c.expires = expires;
                                 c.dropped = None;
                             }
-                            None => cached.push(Cached { addr: a.addr, expires, dropped: None }),
+                            None => cached.push(Cached {
+                                addr: a.addr,
+                                expires,
+                                dropped: None,
+                            }),
                         }
                     }
                     let mut after: Vec<IpAddr> = answers.iter().map(|a| a.addr).collect();
@@ -104,13 +122,16 @@ impl TtlResolver {
                     let mut before = before;
                     before.sort_unstable();
                     if before != after {
-                        let change = format!("{host}: now [{}], was [{}]", list(&after), list(&before));
+                        let change =
+                            format!("{host}: now [{}], was [{}]", list(&after), list(&before));
                         st.changes.push(change);
                     }
                 }
                 // Keep what we had (stale answers beat none: both directions are logged).
                 Err(e) if st.names.get(host).is_some_and(|c| !c.is_empty()) => {
-                    st.changes.push(format!("{host}: refresh failed ({e}); keeping the previous addresses"));
+                    st.changes.push(format!(
+                        "{host}: refresh failed ({e}); keeping the previous addresses"
+                    ));
                     for c in st.names.get_mut(host).into_iter().flatten() {
                         c.expires = now + MIN_TTL.max(Duration::from_secs(5));
                     }
@@ -119,8 +140,15 @@ impl TtlResolver {
             }
         }
         let grace = self.grace;
-        let cached = st.names.get_mut(host).map(std::mem::take).unwrap_or_default();
-        let kept: Vec<Cached> = cached.into_iter().filter(|c| c.dropped.is_none_or(|d| d + grace > now)).collect();
+        let cached = st
+            .names
+            .get_mut(host)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let kept: Vec<Cached> = cached
+            .into_iter()
+            .filter(|c| c.dropped.is_none_or(|d| d + grace > now))
+            .collect();
         let mut addrs: Vec<IpAddr> = kept.iter().map(|c| c.addr).collect();
         st.names.insert(host.to_owned(), kept);
         addrs.sort_unstable();
@@ -172,7 +200,10 @@ pub fn has_host_names(policy: &crate::policy::Policy) -> bool {
             NetDeny::Rules(r) => r,
             NetDeny::All => &[],
         };
-        n.allow.iter().chain(deny).any(|r| matches!(r.value.host, Host::Name(_)))
+        n.allow
+            .iter()
+            .chain(deny)
+            .any(|r| matches!(r.value.host, Host::Name(_)))
     })
 }
 
@@ -182,7 +213,13 @@ impl Refresher {
     pub fn spawn(mut enforcer: crate::kernel::Enforcer, spec: RefreshSpec) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
-            let RefreshSpec { policy, env, resolver, mut current, slot } = spec;
+            let RefreshSpec {
+                policy,
+                env,
+                resolver,
+                mut current,
+                slot,
+            } = spec;
             loop {
                 let wait = resolver
                     .next_refresh()
@@ -195,7 +232,9 @@ impl Refresher {
                 let next = match crate::policy::compile(&policy, &env) {
                     Ok(c) => c.policy,
                     Err(e) => {
-                        eprintln!("nemoclaw: dns refresh: recompiling failed, keeping the current rules: {e}");
+                        eprintln!(
+                            "nemoclaw: dns refresh: recompiling failed, keeping the current rules: {e}"
+                        );
                         continue;
                     }
                 };
@@ -207,10 +246,16 @@ impl Refresher {
                 }
                 match enforcer.update_net(slot, &current, &next) {
                     Ok(()) => {
-                        eprintln!("nemoclaw: dns: network rules updated ({} IPv4, {} IPv6 entries)", next.net4.len(), next.net6.len());
+                        eprintln!(
+                            "nemoclaw: dns: network rules updated ({} IPv4, {} IPv6 entries)",
+                            next.net4.len(),
+                            next.net6.len()
+                        );
                         current = next;
                     }
-                    Err(e) => eprintln!("nemoclaw: dns refresh: updating the network rules failed: {e}"),
+                    Err(e) => {
+                        eprintln!("nemoclaw: dns refresh: updating the network rules failed: {e}")
+                    }
                 }
             }
             enforcer
@@ -221,6 +266,8 @@ impl Refresher {
     /// Stops refreshing and returns the enforcer.
     pub fn stop(self) -> Result<crate::kernel::Enforcer, String> {
         let _ = self.stop.send(());
-        self.handle.join().map_err(|_| "the DNS refresher panicked".to_owned())
+        self.handle
+            .join()
+            .map_err(|_| "the DNS refresher panicked".to_owned())
     }
 }

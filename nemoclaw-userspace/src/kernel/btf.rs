@@ -10,7 +10,10 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("malformed BTF: {0}")]
     Malformed(&'static str),
     #[error("BTF has no struct {0}")]
@@ -83,8 +86,10 @@ impl Btf {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&bytes)
     }
 
@@ -106,8 +111,12 @@ impl Btf {
             .ok_or(BtfError::Malformed("string section out of bounds"))?
             .to_vec();
 
-        let mut types =
-            vec![Type { name: 0, kind: 0, type_ref: 0, members: Vec::new() }];
+        let mut types = vec![Type {
+            name: 0,
+            kind: 0,
+            type_ref: 0,
+            members: Vec::new(),
+        }];
         let mut pos = 0;
         while pos < types_sec.len() {
             let name = u32_at(types_sec, pos)?;
@@ -125,8 +134,11 @@ impl Btf {
                     for i in 0..vlen {
                         let m = pos + i * 12;
                         let raw = u32_at(types_sec, m + 8)?;
-                        let (bit_offset, bitfield_size) =
-                            if kind_flag { (raw & 0xff_ffff, raw >> 24) } else { (raw, 0) };
+                        let (bit_offset, bitfield_size) = if kind_flag {
+                            (raw & 0xff_ffff, raw >> 24)
+                        } else {
+                            (raw, 0)
+                        };
                         members.push(Member {
                             name: u32_at(types_sec, m)?,
                             type_id: u32_at(types_sec, m + 4)?,
@@ -142,9 +154,18 @@ impl Btf {
                 _ => return Err(BtfError::Malformed("unknown BTF kind")),
             };
             pos += extra;
-            types.push(Type { name, kind, type_ref: size_or_type, members });
+            types.push(Type {
+                name,
+                kind,
+                type_ref: size_or_type,
+                members,
+            });
         }
-        let mut btf = Self { strings, types, structs_by_name: HashMap::new() };
+        let mut btf = Self {
+            strings,
+            types,
+            structs_by_name: HashMap::new(),
+        };
         for (id, t) in btf.types.iter().enumerate() {
             if t.kind == KIND_STRUCT && !t.members.is_empty() {
                 let name = btf.string(t.name).to_owned();
@@ -204,11 +225,17 @@ impl Btf {
             .structs_by_name
             .get(strukt)
             .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
-        let (bits, bitfield) = self.find_member(id, member, 0).ok_or_else(|| {
-            BtfError::NoMember { strukt: strukt.to_owned(), member: member.to_owned() }
-        })?;
+        let (bits, bitfield) =
+            self.find_member(id, member, 0)
+                .ok_or_else(|| BtfError::NoMember {
+                    strukt: strukt.to_owned(),
+                    member: member.to_owned(),
+                })?;
         if bitfield != 0 || bits % 8 != 0 {
-            return Err(BtfError::Bitfield { strukt: strukt.to_owned(), member: member.to_owned() });
+            return Err(BtfError::Bitfield {
+                strukt: strukt.to_owned(),
+                member: member.to_owned(),
+            });
         }
         Ok(u64::from(bits / 8))
     }
@@ -224,10 +251,17 @@ mod tests {
         let strings = b"\0int\0x\0y\0inner\0outer\0a\0b\0in\0c\0".to_vec();
         let off = |s: &str| {
             let needle = [s.as_bytes(), b"\0"].concat();
-            strings.windows(needle.len()).position(|w| w == needle.as_slice()).unwrap() as u32
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_slice())
+                .unwrap() as u32
         };
         let mut t = Vec::new();
-        let mut push = |words: &[u32]| words.iter().for_each(|w| t.extend_from_slice(&w.to_le_bytes()));
+        let mut push = |words: &[u32]| {
+            words
+                .iter()
+                .for_each(|w| t.extend_from_slice(&w.to_le_bytes()))
+        };
         // 1: int
         push(&[off("int"), KIND_INT << 24, 4, 0x20]);
         // 2: struct inner { x @0, y @32 }
@@ -242,7 +276,13 @@ mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
             b.extend_from_slice(&w.to_le_bytes());
         }
         b.extend_from_slice(&t);
@@ -263,8 +303,14 @@ mod tests {
     #[test]
     fn missing_struct_and_member_are_errors() {
         let btf = Btf::parse(&sample()).unwrap();
-        assert!(matches!(btf.member_offset("nope", "a"), Err(BtfError::NoStruct(_))));
-        assert!(matches!(btf.member_offset("outer", "zz"), Err(BtfError::NoMember { .. })));
+        assert!(matches!(
+            btf.member_offset("nope", "a"),
+            Err(BtfError::NoStruct(_))
+        ));
+        assert!(matches!(
+            btf.member_offset("outer", "zz"),
+            Err(BtfError::NoMember { .. })
+        ));
     }
 
     #[test]
@@ -280,7 +326,11 @@ mod tests {
             println!("skipped: {VMLINUX_BTF} not readable");
             return;
         };
-        for (s, m) in [("file", "f_path"), ("file", "f_inode"), ("linux_binprm", "file")] {
+        for (s, m) in [
+            ("file", "f_path"),
+            ("file", "f_inode"),
+            ("linux_binprm", "file"),
+        ] {
             btf.member_offset(s, m).unwrap();
         }
     }

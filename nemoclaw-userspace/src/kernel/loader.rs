@@ -18,7 +18,8 @@ use super::{btf::Btf, offsets};
 use crate::policy::compiled::{CompiledPolicy, NetEntry, PathEntry};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nemoclaw-ebpf"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nemoclaw-ebpf"));
 
 /// What the user should do when an LSM control cannot load.
 const LSM_ADVICE: &str = "run `nemoclaw doctor` for this kernel's state; BPF LSM needs \
@@ -35,11 +36,19 @@ pub enum KernelError {
         "the {control} control cannot be enforced on this kernel: {what} failed: {reason}. \
          Refusing to start without it. {advice}"
     )]
-    ControlUnavailable { control: &'static str, what: String, reason: String, advice: &'static str },
+    ControlUnavailable {
+        control: &'static str,
+        what: String,
+        reason: String,
+        advice: &'static str,
+    },
     #[error("{0}: not enforced by this version of NemoClaw; refusing to run a policy that uses it")]
     NotImplemented(&'static str),
     #[error("writing map {map}: {source}")]
-    Map { map: &'static str, source: aya::maps::MapError },
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
     #[error("process rule directory {path} is longer than the kernel's {max}-byte limit")]
@@ -73,9 +82,19 @@ pub fn control_name(bit: u32) -> &'static str {
     }
 }
 
-fn unavailable(control: u32, what: String, err: &impl std::fmt::Display, advice: &'static str) -> KernelError {
+fn unavailable(
+    control: u32,
+    what: String,
+    err: &impl std::fmt::Display,
+    advice: &'static str,
+) -> KernelError {
     // aya's errors nest the syscall error as a source; show the whole chain.
-    KernelError::ControlUnavailable { control: control_name(control), what, reason: err.to_string(), advice }
+    KernelError::ControlUnavailable {
+        control: control_name(control),
+        what,
+        reason: err.to_string(),
+        advice,
+    }
 }
 
 /// Opens the embedded object with this kernel's struct offsets (from BTF) in `.rodata`,
@@ -130,7 +149,11 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("mmap_file", "mmap_file", controls::EXEC),
     ("file_mprotect", "file_mprotect", controls::EXEC),
     // `privilege_escalation: deny`.
-    ("bprm_creds_from_file", "bprm_creds_from_file", controls::PRIVILEGE),
+    (
+        "bprm_creds_from_file",
+        "bprm_creds_from_file",
+        controls::PRIVILEGE,
+    ),
     ("task_fix_setuid", "task_fix_setuid", controls::PRIVILEGE),
     ("task_fix_setgid", "task_fix_setgid", controls::PRIVILEGE),
     ("capable", "capable", controls::PRIVILEGE),
@@ -140,8 +163,16 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("sb_umount", "sb_umount", controls::PRIVILEGE),
     ("bpf", "bpf", controls::PRIVILEGE),
     ("perf_event_open", "perf_event_open", controls::PRIVILEGE),
-    ("kernel_module_request", "kernel_module_request", controls::PRIVILEGE),
-    ("ptrace_access_check", "ptrace_access_check", controls::PRIVILEGE),
+    (
+        "kernel_module_request",
+        "kernel_module_request",
+        controls::PRIVILEGE,
+    ),
+    (
+        "ptrace_access_check",
+        "ptrace_access_check",
+        controls::PRIVILEGE,
+    ),
     ("task_kill", "task_kill", controls::PRIVILEGE),
     ("privilege_file_open", "file_open", controls::PRIVILEGE),
     ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
@@ -153,7 +184,12 @@ impl Enforcer {
     /// program the `wanted` controls need. Fails, naming the control, if any cannot load:
     /// a policy is never run with a control silently missing.
     pub fn load(wanted: u32) -> Result<Self, KernelError> {
-        for bit in [controls::EXEC, controls::NET, controls::FS, controls::PRIVILEGE] {
+        for bit in [
+            controls::EXEC,
+            controls::NET,
+            controls::FS,
+            controls::PRIVILEGE,
+        ] {
             if wanted & bit != 0 && IMPLEMENTED & bit == 0 {
                 return Err(KernelError::NotImplemented(section_name(bit)));
             }
@@ -162,7 +198,12 @@ impl Enforcer {
         let lsm_wanted = wanted & (controls::EXEC | controls::FS | controls::PRIVILEGE);
         if lsm_wanted != 0 {
             let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
-                unavailable(lsm_wanted & lsm_wanted.wrapping_neg(), "reading BTF for LSM".into(), &e, LSM_ADVICE)
+                unavailable(
+                    lsm_wanted & lsm_wanted.wrapping_neg(),
+                    "reading BTF for LSM".into(),
+                    &e,
+                    LSM_ADVICE,
+                )
             })?;
             for &(prog, hook, bit) in LSM_PROGRAMS {
                 if wanted & bit == 0 {
@@ -173,10 +214,22 @@ impl Enforcer {
                     .ok_or(KernelError::Missing("LSM program"))?
                     .try_into()
                     .map_err(|e| unavailable(bit, format!("program {prog}"), &e, LSM_ADVICE))?;
-                p.load(hook, &aya_btf)
-                    .map_err(|e| unavailable(bit, format!("loading LSM hook {hook}"), &chain(&e), LSM_ADVICE))?;
-                p.attach()
-                    .map_err(|e| unavailable(bit, format!("attaching LSM hook {hook}"), &chain(&e), LSM_ADVICE))?;
+                p.load(hook, &aya_btf).map_err(|e| {
+                    unavailable(
+                        bit,
+                        format!("loading LSM hook {hook}"),
+                        &chain(&e),
+                        LSM_ADVICE,
+                    )
+                })?;
+                p.attach().map_err(|e| {
+                    unavailable(
+                        bit,
+                        format!("attaching LSM hook {hook}"),
+                        &chain(&e),
+                        LSM_ADVICE,
+                    )
+                })?;
             }
         }
         if wanted & controls::NET != 0 {
@@ -185,9 +238,16 @@ impl Enforcer {
                     .program_mut(prog)
                     .ok_or(KernelError::Missing("cgroup program"))?
                     .try_into()
-                    .map_err(|e| unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE))?;
+                    .map_err(|e| {
+                        unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE)
+                    })?;
                 p.load().map_err(|e| {
-                    unavailable(controls::NET, format!("loading cgroup {prog}"), &chain(&e), CGROUP_ADVICE)
+                    unavailable(
+                        controls::NET,
+                        format!("loading cgroup {prog}"),
+                        &chain(&e),
+                        CGROUP_ADVICE,
+                    )
                 })?;
             }
         }
@@ -202,18 +262,30 @@ impl Enforcer {
     /// Deny events the kernel side dropped because the ring buffer was full (summed over
     /// CPUs). The denials themselves held.
     pub fn events_lost(&self) -> Result<u64, KernelError> {
-        let map = self.ebpf.map("COUNTERS").ok_or(KernelError::Missing("COUNTERS map"))?;
-        let counters: aya::maps::PerCpuArray<_, u64> =
-            aya::maps::PerCpuArray::try_from(map).map_err(|source| KernelError::Map { map: "COUNTERS", source })?;
+        let map = self
+            .ebpf
+            .map("COUNTERS")
+            .ok_or(KernelError::Missing("COUNTERS map"))?;
+        let counters: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(map)
+            .map_err(|source| KernelError::Map {
+                map: "COUNTERS",
+                source,
+            })?;
         let values = counters
             .get(&nemoclaw_common::event::counter::EVENTS_LOST, 0)
-            .map_err(|source| KernelError::Map { map: "COUNTERS", source })?;
+            .map_err(|source| KernelError::Map {
+                map: "COUNTERS",
+                source,
+            })?;
         Ok(values.iter().sum())
     }
 
     /// Whether socket kinds are restricted (`controls::SOCKETS` may be set), or why not.
     pub fn socket_kinds(&self) -> Result<(), &str> {
-        self.socket_kinds.as_ref().map(|()| ()).map_err(String::as_str)
+        self.socket_kinds
+            .as_ref()
+            .map(|()| ())
+            .map_err(String::as_str)
     }
 
     /// Attaches the network programs to a sandbox cgroup (they judge it and its subtree).
@@ -224,10 +296,18 @@ impl Enforcer {
                 .program_mut(prog)
                 .ok_or(KernelError::Missing("cgroup program"))?
                 .try_into()
-                .map_err(|e| unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE))?;
-            p.attach(cgroup.as_fd(), CgroupAttachMode::Single).map_err(|e| {
-                unavailable(controls::NET, format!("attaching {prog} to the sandbox cgroup"), &chain(&e), CGROUP_ADVICE)
-            })?;
+                .map_err(|e| {
+                    unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE)
+                })?;
+            p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                .map_err(|e| {
+                    unavailable(
+                        controls::NET,
+                        format!("attaching {prog} to the sandbox cgroup"),
+                        &chain(&e),
+                        CGROUP_ADVICE,
+                    )
+                })?;
         }
         Ok(())
     }
@@ -251,8 +331,17 @@ impl Enforcer {
         {
             let mut map: HashMap<_, ExecKey, Verdict> = self.map("EXEC_RULES")?;
             for e in exec {
-                let key = ExecKey { slot, _pad: 0, dev: e.dev, ino: e.ino };
-                map.insert(key, e.verdict, 0).map_err(|source| KernelError::Map { map: "EXEC_RULES", source })?;
+                let key = ExecKey {
+                    slot,
+                    _pad: 0,
+                    dev: e.dev,
+                    ino: e.ino,
+                };
+                map.insert(key, e.verdict, 0)
+                    .map_err(|source| KernelError::Map {
+                        map: "EXEC_RULES",
+                        source,
+                    })?;
             }
         }
         if policy_controls & controls::EXEC != 0 {
@@ -260,48 +349,81 @@ impl Enforcer {
         }
         if policy_controls & controls::PRIVILEGE != 0 {
             // The rule every privilege denial cites (0, the default deny, if absent).
-            let rule_id = rules.iter().find(|r| r.section == "privilege_escalation").map_or(0, |r| r.id);
+            let rule_id = rules
+                .iter()
+                .find(|r| r.section == "privilege_escalation")
+                .map_or(0, |r| r.id);
             let mut map: Array<_, u32> = self.map("PRIVILEGE_RULE")?;
-            map.set(slot, rule_id, 0).map_err(|source| KernelError::Map { map: "PRIVILEGE_RULE", source })?;
+            map.set(slot, rule_id, 0)
+                .map_err(|source| KernelError::Map {
+                    map: "PRIVILEGE_RULE",
+                    source,
+                })?;
         }
         // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`) and the inodes of
         // files under deny rules.
         super::fs::install(&mut self.ebpf, slot, policy)?;
         self.install_net(net4, "NET4_ALLOW", "NET4_DENY", |e| {
-            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net4Key::new(slot, e.proto, e.port, e.addr))
+            Key::new(
+                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
+                Net4Key::new(slot, e.proto, e.port, e.addr),
+            )
         })?;
         self.install_net(net6, "NET6_ALLOW", "NET6_DENY", |e| {
-            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net6Key::new(slot, e.proto, e.port, e.addr))
+            Key::new(
+                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
+                Net6Key::new(slot, e.proto, e.port, e.addr),
+            )
         })
     }
 
     /// `dir/**` process rules, and the slot flag that makes the kernel look them up.
-    fn install_exec_prefix(&mut self, slot: Slot, entries: &[PathEntry]) -> Result<(), KernelError> {
+    fn install_exec_prefix(
+        &mut self,
+        slot: Slot,
+        entries: &[PathEntry],
+    ) -> Result<(), KernelError> {
         if entries.is_empty() {
             return Ok(());
         }
         {
             let mut map: LpmTrie<_, ExecPathKey, Verdict> = self.map("EXEC_PREFIX")?;
             for e in entries {
-                let (bits, key) = ExecPathKey::prefix(slot, e.path.as_bytes())
-                    .ok_or(KernelError::PathTooLong { path: e.path.clone(), max: EXEC_PATH_KEY_MAX })?;
+                let (bits, key) = ExecPathKey::prefix(slot, e.path.as_bytes()).ok_or(
+                    KernelError::PathTooLong {
+                        path: e.path.clone(),
+                        max: EXEC_PATH_KEY_MAX,
+                    },
+                )?;
                 map.insert(&Key::new(bits, key), e.verdict, 0)
-                    .map_err(|source| KernelError::Map { map: "EXEC_PREFIX", source })?;
+                    .map_err(|source| KernelError::Map {
+                        map: "EXEC_PREFIX",
+                        source,
+                    })?;
             }
         }
         let mut flags: Array<_, u32> = self.map("EXEC_SLOT_FLAGS")?;
-        flags.set(slot, 1, 0).map_err(|source| KernelError::Map { map: "EXEC_SLOT_FLAGS", source })
+        flags.set(slot, 1, 0).map_err(|source| KernelError::Map {
+            map: "EXEC_SLOT_FLAGS",
+            source,
+        })
     }
 
     /// The directories whose files `mmap_file` lets the slot map executable.
     fn install_library_dirs(&mut self, slot: Slot) -> Result<(), KernelError> {
         let mut map: LpmTrie<_, ExecPathKey, Verdict> = self.map("EXEC_LIB_DIRS")?;
         for dir in DEFAULT_LIBRARY_DIRS {
-            let (bits, key) =
-                ExecPathKey::prefix(slot, dir.as_bytes()).ok_or(KernelError::Missing("short library directory"))?;
-            let verdict = Verdict { action: ACTION_ALLOW, rule_id: RULE_DEFAULT_DENY };
+            let (bits, key) = ExecPathKey::prefix(slot, dir.as_bytes())
+                .ok_or(KernelError::Missing("short library directory"))?;
+            let verdict = Verdict {
+                action: ACTION_ALLOW,
+                rule_id: RULE_DEFAULT_DENY,
+            };
             map.insert(&Key::new(bits, key), verdict, 0)
-                .map_err(|source| KernelError::Map { map: "EXEC_LIB_DIRS", source })?;
+                .map_err(|source| KernelError::Map {
+                    map: "EXEC_LIB_DIRS",
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -314,9 +436,14 @@ impl Enforcer {
         key: impl Fn(&NetEntry<N>) -> Key<K>,
     ) -> Result<(), KernelError> {
         for e in entries {
-            let name = if e.verdict.action == ACTION_DENY { deny_name } else { allow_name };
+            let name = if e.verdict.action == ACTION_DENY {
+                deny_name
+            } else {
+                allow_name
+            };
             let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
-            map.insert(&key(e), e.verdict, 0).map_err(|source| KernelError::Map { map: name, source })?;
+            map.insert(&key(e), e.verdict, 0)
+                .map_err(|source| KernelError::Map { map: name, source })?;
         }
         Ok(())
     }
@@ -325,12 +452,23 @@ impl Enforcer {
     /// changed entry, then the removal of those that are gone. At every moment an address is
     /// judged by either its old or its new entry; meant for DNS refreshes, where both are
     /// legitimate answers (whole-policy reloads take a fresh slot instead).
-    pub fn update_net(&mut self, slot: Slot, old: &CompiledPolicy, new: &CompiledPolicy) -> Result<(), KernelError> {
+    pub fn update_net(
+        &mut self,
+        slot: Slot,
+        old: &CompiledPolicy,
+        new: &CompiledPolicy,
+    ) -> Result<(), KernelError> {
         self.sync_net(&old.net4, &new.net4, "NET4_ALLOW", "NET4_DENY", |e| {
-            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net4Key::new(slot, e.proto, e.port, e.addr))
+            Key::new(
+                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
+                Net4Key::new(slot, e.proto, e.port, e.addr),
+            )
         })?;
         self.sync_net(&old.net6, &new.net6, "NET6_ALLOW", "NET6_DENY", |e| {
-            Key::new(FIXED_PREFIX_BITS + u32::from(e.prefix_len), Net6Key::new(slot, e.proto, e.port, e.addr))
+            Key::new(
+                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
+                Net6Key::new(slot, e.proto, e.port, e.addr),
+            )
         })
     }
 
@@ -346,11 +484,26 @@ impl Enforcer {
         self.install_net(&added, allow_name, deny_name, &key)?;
         // Same key in the same trie means the insert above already replaced it.
         let same_slot = |a: &NetEntry<N>, b: &NetEntry<N>| {
-            (a.proto, a.port, a.addr, a.prefix_len, a.verdict.action == ACTION_DENY)
-                == (b.proto, b.port, b.addr, b.prefix_len, b.verdict.action == ACTION_DENY)
+            (
+                a.proto,
+                a.port,
+                a.addr,
+                a.prefix_len,
+                a.verdict.action == ACTION_DENY,
+            ) == (
+                b.proto,
+                b.port,
+                b.addr,
+                b.prefix_len,
+                b.verdict.action == ACTION_DENY,
+            )
         };
         for gone in old.iter().filter(|o| !new.iter().any(|n| same_slot(o, n))) {
-            let name = if gone.verdict.action == ACTION_DENY { deny_name } else { allow_name };
+            let name = if gone.verdict.action == ACTION_DENY {
+                deny_name
+            } else {
+                allow_name
+            };
             let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
             match map.remove(&key(gone)) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
@@ -363,7 +516,11 @@ impl Enforcer {
     /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.
     pub fn register(&mut self, cgroup_id: u64, entry: SandboxEntry) -> Result<(), KernelError> {
         let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
-        map.insert(cgroup_id, entry, 0).map_err(|source| KernelError::Map { map: "SANDBOXES", source })
+        map.insert(cgroup_id, entry, 0)
+            .map_err(|source| KernelError::Map {
+                map: "SANDBOXES",
+                source,
+            })
     }
 
     /// Removes a cgroup from the registry.
@@ -371,14 +528,23 @@ impl Enforcer {
         let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
         match map.remove(&cgroup_id) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(KernelError::Map { map: "SANDBOXES", source }),
+            Err(source) => Err(KernelError::Map {
+                map: "SANDBOXES",
+                source,
+            }),
         }
     }
 
     /// The deny-event ring buffer; can be taken once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
-        let map = self.ebpf.take_map("EVENTS").ok_or(KernelError::Missing("EVENTS map"))?;
-        RingBuf::try_from(map).map_err(|source| KernelError::Map { map: "EVENTS", source })
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(KernelError::Missing("EVENTS map"))?;
+        RingBuf::try_from(map).map_err(|source| KernelError::Map {
+            map: "EVENTS",
+            source,
+        })
     }
 
     fn map<'a, T>(&'a mut self, name: &'static str) -> Result<T, KernelError>

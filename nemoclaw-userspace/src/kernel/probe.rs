@@ -14,7 +14,9 @@ pub fn lsm_loadable() -> Result<(), String> {
         .ok_or("no-op program missing from the object")?
         .try_into()
         .map_err(|e| chain(&e))?;
-    prog.load("bprm_check_security", &aya_btf).map_err(|e| format!("load: {}", chain(&e)))?;
-    prog.attach().map_err(|e| format!("attach: {}", chain(&e)))?;
+    prog.load("bprm_check_security", &aya_btf)
+        .map_err(|e| format!("load: {}", chain(&e)))?;
+    prog.attach()
+        .map_err(|e| format!("attach: {}", chain(&e)))?;
     Ok(())
 }

@@ -15,7 +15,11 @@ pub fn with_resolvers(policy: &Policy, servers: &[SocketAddr], source: &str) -> 
     let Some(network) = &mut out.network else {
         return out;
     };
-    if !network.allow.iter().any(|r| matches!(r.value.host, Host::Name(_))) {
+    if !network
+        .allow
+        .iter()
+        .any(|r| matches!(r.value.host, Host::Name(_)))
+    {
         return out;
     }
     for (i, server) in servers.iter().enumerate() {
@@ -58,21 +62,34 @@ mod tests {
 
     #[test]
     fn host_rules_bring_their_resolvers() {
-        let p = parse_str(Path::new("p.yaml"), "network:\n  allow:\n    - \"api.example.com:443\"\n").unwrap();
+        let p = parse_str(
+            Path::new("p.yaml"),
+            "network:\n  allow:\n    - \"api.example.com:443\"\n",
+        )
+        .unwrap();
         let servers: Vec<SocketAddr> = vec!["127.0.0.53:53".parse().unwrap()];
-        let c = compile(&with_resolvers(&p, &servers, "/etc/resolv.conf"), &env()).unwrap().policy;
+        let c = compile(&with_resolvers(&p, &servers, "/etc/resolv.conf"), &env())
+            .unwrap()
+            .policy;
         let dns: Vec<_> = c.net4.iter().filter(|e| e.port == 53).collect();
         assert_eq!(dns.len(), 1, "{:?}", c.net4);
         assert_eq!(dns[0].addr, [127, 0, 0, 53]);
         let rule = &c.rules[dns[0].verdict.rule_id as usize - 1];
         assert_eq!(rule.section, "network.resolvers");
-        assert_eq!(rule.text, "nameserver 127.0.0.53:53 (from /etc/resolv.conf)");
+        assert_eq!(
+            rule.text,
+            "nameserver 127.0.0.53:53 (from /etc/resolv.conf)"
+        );
         assert_eq!(rule.line, 1);
     }
 
     #[test]
     fn address_only_policies_are_unchanged() {
-        let p = parse_str(Path::new("p.yaml"), "network:\n  allow:\n    - \"10.0.0.1:443\"\n").unwrap();
+        let p = parse_str(
+            Path::new("p.yaml"),
+            "network:\n  allow:\n    - \"10.0.0.1:443\"\n",
+        )
+        .unwrap();
         let servers: Vec<SocketAddr> = vec!["127.0.0.53:53".parse().unwrap()];
         assert_eq!(with_resolvers(&p, &servers, "x"), p);
         let none = parse_str(Path::new("p.yaml"), "process:\n  allow: [python3]\n").unwrap();

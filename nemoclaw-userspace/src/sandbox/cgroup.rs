@@ -17,11 +17,19 @@ pub enum CgroupError {
     #[error("reading /proc/mounts: {0}")]
     Mounts(io::Error),
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
-    move |source| CgroupError::Io { action, path: path.to_owned(), source }
+    move |source| CgroupError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The mount point of the first `cgroup2` file system in a `/proc/mounts` text.
@@ -40,7 +48,9 @@ fn unescape_mount(field: &str) -> String {
     let mut rest = field;
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
-        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
         if let Some(c) = code {
             out.push(char::from(c));
             rest = &rest[i + 4..];
@@ -141,7 +151,10 @@ impl Drop for SandboxCgroup {
             thread::sleep(Duration::from_millis(10));
         }
         if let Err(e) = remove_tree(&self.path) {
-            eprintln!("nemoclaw: could not remove sandbox cgroup {}: {e}", self.path.display());
+            eprintln!(
+                "nemoclaw: could not remove sandbox cgroup {}: {e}",
+                self.path.display()
+            );
         }
     }
 }
@@ -155,7 +168,10 @@ mod tests {
         let mounts = "tmpfs /sys/fs/cgroup tmpfs ro 0 0\n\
                       cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nsdelegate 0 0\n\
                       cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n";
-        assert_eq!(cgroup2_mount_in(mounts), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            cgroup2_mount_in(mounts),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
     }
 
     #[test]

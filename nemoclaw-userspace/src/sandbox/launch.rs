@@ -20,8 +20,15 @@ use super::user::SandboxUser;
 /// Spawns `argv` inside the cgroup whose `cgroup.procs` is `procs`, as `user`, with `PATH`
 /// set to `path`: the same directories the compiler resolved process names through, so a
 /// bare name runs the binary the policy was compiled for.
-pub fn spawn(argv: &[OsString], procs: &Path, user: &SandboxUser, path: &[PathBuf]) -> io::Result<Child> {
-    let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("empty command"))?;
+pub fn spawn(
+    argv: &[OsString],
+    procs: &Path,
+    user: &SandboxUser,
+    path: &[PathBuf],
+) -> io::Result<Child> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::other("empty command"))?;
     let procs = CString::new(procs.as_os_str().as_bytes())?;
     let uid = user.uid.as_raw();
     let gid = user.gid.as_raw();
@@ -31,7 +38,10 @@ pub fn spawn(argv: &[OsString], procs: &Path, user: &SandboxUser, path: &[PathBu
         .env("HOME", &user.home)
         .env("USER", &user.name)
         .env("LOGNAME", &user.name)
-        .env("PATH", std::env::join_paths(path).map_err(io::Error::other)?);
+        .env(
+            "PATH",
+            std::env::join_paths(path).map_err(io::Error::other)?,
+        );
     // SAFETY: the closure only makes async-signal-safe syscalls on data prepared above.
     unsafe {
         cmd.pre_exec(move || {

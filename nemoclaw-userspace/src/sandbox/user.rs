@@ -29,16 +29,30 @@ impl SandboxUser {
             .map(str::to_owned)
             .or_else(|| std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()))
             .unwrap_or_else(|| "nobody".to_owned());
-        let lookup = |source| UserError::Lookup { name: name.clone(), source };
-        let user = User::from_name(&name).map_err(lookup)?.ok_or_else(|| UserError::Unknown(name.clone()))?;
+        let lookup = |source| UserError::Lookup {
+            name: name.clone(),
+            source,
+        };
+        let user = User::from_name(&name)
+            .map_err(lookup)?
+            .ok_or_else(|| UserError::Unknown(name.clone()))?;
         let cname = CString::new(name.clone()).map_err(|_| UserError::Unknown(name.clone()))?;
         let groups = nix::unistd::getgrouplist(&cname, user.gid).map_err(lookup)?;
-        Ok(Self { name, uid: user.uid, gid: user.gid, groups, home: user.dir })
+        Ok(Self {
+            name,
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+            home: user.dir,
+        })
     }
 
     /// Group name for messages.
     #[must_use]
     pub fn group_name(&self) -> String {
-        Group::from_gid(self.gid).ok().flatten().map_or_else(|| self.gid.to_string(), |g| g.name)
+        Group::from_gid(self.gid)
+            .ok()
+            .flatten()
+            .map_or_else(|| self.gid.to_string(), |g| g.name)
     }
 }

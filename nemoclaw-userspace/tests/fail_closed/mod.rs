@@ -16,18 +16,31 @@ fn process_policy_refused_where_bpf_lsm_cannot_load() {
         return;
     }
     if lsm_loads() {
-        println!("SKIPPED refuse_without_lsm: BPF LSM loads on this kernel (covered by the VM suite)");
+        println!(
+            "SKIPPED refuse_without_lsm: BPF LSM loads on this kernel (covered by the VM suite)"
+        );
         return;
     }
     let scratch = Scratch::new("refuse");
     let marker = scratch.path("ran");
     let script = format!("open({:?}, 'w').write('x')", marker.display().to_string());
-    let out = run_sandboxed(&scratch, "process:\n  allow:\n    - python3\n", &[PYTHON, "-c", &script]);
+    let out = run_sandboxed(
+        &scratch,
+        "process:\n  allow:\n    - python3\n",
+        &[PYTHON, "-c", &script],
+    );
     assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.contains("process control cannot be enforced"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("process control cannot be enforced"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("nemoclaw doctor"), "{}", out.stderr);
     assert!(out.stderr.contains("cargo xtask vm"), "{}", out.stderr);
-    assert!(!marker.exists(), "the command ran although its policy could not be enforced");
+    assert!(
+        !marker.exists(),
+        "the command ran although its policy could not be enforced"
+    );
 }
 
 #[test]
@@ -38,9 +51,16 @@ fn malformed_policy_is_refused_with_location() {
     let scratch = Scratch::new("malformed");
     let marker = scratch.path("ran");
     let script = format!("open({:?}, 'w').write('x')", marker.display().to_string());
-    let out = run_sandboxed(&scratch, "network:\n  allow:\n    - \"127.0.0.1:443\"\n  bogus: 1\n", &[PYTHON, "-c", &script]);
+    let out = run_sandboxed(
+        &scratch,
+        "network:\n  allow:\n    - \"127.0.0.1:443\"\n  bogus: 1\n",
+        &[PYTHON, "-c", &script],
+    );
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("policy.yaml:4:"), "{}", out.stderr);
     assert!(out.stderr.contains("bogus"), "{}", out.stderr);
-    assert!(!marker.exists(), "the command ran although its policy was malformed");
+    assert!(
+        !marker.exists(),
+        "the command ran although its policy was malformed"
+    );
 }

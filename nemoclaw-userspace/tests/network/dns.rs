@@ -22,7 +22,8 @@ impl Dnsmasq {
     fn start(scratch: &Scratch, hosts: &str) -> Option<Self> {
         let Ok(path) = which("dnsmasq") else {
             assert!(
-                std::env::var_os("CI").is_none() && std::env::var_os("NEMOCLAW_REQUIRE_LSM").is_none(),
+                std::env::var_os("CI").is_none()
+                    && std::env::var_os("NEMOCLAW_REQUIRE_LSM").is_none(),
                 "dnsmasq is missing: `cargo xtask setup` installs dnsmasq-base"
             );
             println!("SKIPPED dns tests: dnsmasq not installed (cargo xtask setup installs it)");
@@ -30,7 +31,14 @@ impl Dnsmasq {
         };
         std::fs::write(scratch.path("hosts"), hosts).expect("write hosts");
         let child = Command::new(path)
-            .args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root"])
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--user=root",
+            ])
             .arg(format!("--listen-address={DNS_IP}"))
             .arg(format!("--addn-hosts={}", scratch.path("hosts").display()))
             .args(["--local-ttl=1", "--port=53", "--log-facility=-"])
@@ -80,7 +88,11 @@ fn listen(ip: &str, port: u16) -> (TcpListener, u16) {
 /// Starts `nemoclaw run` on a probe and returns the child with piped stdout and stderr.
 fn start_run(scratch: &Scratch, policy: &str, script: &str) -> Child {
     std::fs::write(scratch.path("policy.yaml"), policy).expect("write policy");
-    std::fs::write(scratch.path("resolv.conf"), format!("nameserver {DNS_IP}\n")).expect("write resolv.conf");
+    std::fs::write(
+        scratch.path("resolv.conf"),
+        format!("nameserver {DNS_IP}\n"),
+    )
+    .expect("write resolv.conf");
     Command::new(nemoclaw())
         .arg("run")
         .arg("--policy")
@@ -130,7 +142,9 @@ fn host_rule_follows_a_changed_dns_answer() {
         return;
     }
     let scratch = Scratch::new("dns-change");
-    let Some(dns) = Dnsmasq::start(&scratch, "127.0.0.2 api.nemoclaw.test\n") else { return };
+    let Some(dns) = Dnsmasq::start(&scratch, "127.0.0.2 api.nemoclaw.test\n") else {
+        return;
+    };
     let (_old, port) = listen("127.0.0.2", 0);
     let (_new, _) = listen("127.0.0.3", port);
     let flag = scratch.path("changed");
@@ -174,14 +188,27 @@ fn host_rule_follows_a_changed_dns_answer() {
         ],
         "{stderr}"
     );
-    assert!(stderr.contains("dns: api.nemoclaw.test: now [127.0.0.3], was [127.0.0.2]"), "{stderr}");
+    assert!(
+        stderr.contains("dns: api.nemoclaw.test: now [127.0.0.3], was [127.0.0.2]"),
+        "{stderr}"
+    );
     let audit = std::fs::read_to_string(scratch.path("audit.jsonl")).expect("audit log");
-    let records: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let records: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     let denied = |addr: &str, port: u16| {
-        records.iter().any(|r| r["object"]["address"] == addr && r["object"]["port"] == u64::from(port) && r["errno"] == "EPERM")
+        records.iter().any(|r| {
+            r["object"]["address"] == addr
+                && r["object"]["port"] == u64::from(port)
+                && r["errno"] == "EPERM"
+        })
     };
     assert!(denied("127.0.0.3", port), "before the change: {audit}");
-    assert!(denied("127.0.0.154", 53), "DNS to another resolver: {audit}");
+    assert!(
+        denied("127.0.0.154", 53),
+        "DNS to another resolver: {audit}"
+    );
     assert!(denied("127.0.0.2", port), "after the grace period: {audit}");
 }
 
@@ -192,15 +219,28 @@ fn seed_host_entries_resolve_through_local_dns() {
         return;
     }
     let scratch = Scratch::new("dns-seed");
-    let hosts = "127.0.0.11 api.openai.com\n127.0.0.12 api.anthropic.com\n127.0.0.13 build.nvidia.com\n";
-    let Some(_dns) = Dnsmasq::start(&scratch, hosts) else { return };
-    let listeners: Vec<_> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"].iter().map(|ip| listen(ip, 443)).collect();
+    let hosts =
+        "127.0.0.11 api.openai.com\n127.0.0.12 api.anthropic.com\n127.0.0.13 build.nvidia.com\n";
+    let Some(_dns) = Dnsmasq::start(&scratch, hosts) else {
+        return;
+    };
+    let listeners: Vec<_> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"]
+        .iter()
+        .map(|ip| listen(ip, 443))
+        .collect();
     let script = format!(
         "{PROBE_LIB}\nprint(' '.join(connect(ip, 443).replace(' ', '-') for ip in ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14']))\n"
     );
     let seed = "network:\n  allow:\n  - \"api.openai.com:443\"\n  - \"api.anthropic.com:443\"\n  - \"build.nvidia.com:443\"\n  deny: \"*\" # Everything else blocked\n";
-    let out = start_run(&scratch, seed, &script).wait_with_output().expect("run");
+    let out = start_run(&scratch, seed, &script)
+        .wait_with_output()
+        .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), "OK OK OK ERR-EPERM", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        stdout.trim(),
+        "OK OK OK ERR-EPERM",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(listeners);
 }

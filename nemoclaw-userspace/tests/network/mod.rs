@@ -15,8 +15,16 @@ fn tcp_listener(addr: &str) -> (TcpListener, u16) {
 }
 
 fn policy(allow: &[String], deny: &[String]) -> String {
-    let list = |v: &[String]| v.iter().map(|e| format!("    - \"{e}\"\n")).collect::<String>();
-    let deny = if deny.is_empty() { "  deny: \"*\"\n".to_owned() } else { format!("  deny:\n{}", list(deny)) };
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|e| format!("    - \"{e}\"\n"))
+            .collect::<String>()
+    };
+    let deny = if deny.is_empty() {
+        "  deny: \"*\"\n".to_owned()
+    } else {
+        format!("  deny:\n{}", list(deny))
+    };
     format!("network:\n  allow:\n{}{deny}", list(allow))
 }
 
@@ -30,12 +38,28 @@ fn tcp4_connect_allowed_port_succeeds_other_port_denied() {
     let (_b, denied) = tcp_listener("127.0.0.1");
     let p = policy(&[format!("127.0.0.1:{allowed}")], &[]);
 
-    let ok = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", allowed)]);
+    let ok = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", allowed),
+        ],
+    );
     assert_eq!(ok.stdout.trim(), "OK", "{ok:?}");
     assert_eq!(ok.code, Some(0));
     assert!(ok.denials("network").is_empty(), "{ok:?}");
 
-    let no = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", denied)]);
+    let no = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", denied),
+        ],
+    );
     assert_eq!(no.stdout.trim(), "ERR EPERM", "{no:?}");
     let d = no.denials("network");
     assert_eq!(d.len(), 1, "{no:?}");
@@ -67,9 +91,25 @@ fn tcp6_connect_allowed_port_succeeds_other_port_denied() {
     };
     let scratch = Scratch::new("tcp6");
     let p = policy(&[format!("[::1]:{allowed}")], &[]);
-    let ok = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET6", "SOCK_STREAM", "::1", allowed)]);
+    let ok = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET6", "SOCK_STREAM", "::1", allowed),
+        ],
+    );
     assert_eq!(ok.stdout.trim(), "OK", "{ok:?}");
-    let no = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET6", "SOCK_STREAM", "::1", denied)]);
+    let no = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET6", "SOCK_STREAM", "::1", denied),
+        ],
+    );
     assert_eq!(no.stdout.trim(), "ERR EPERM", "{no:?}");
     let d = no.denials("network");
     assert_eq!(d.len(), 1, "{no:?}");
@@ -88,9 +128,25 @@ fn ipv4_mapped_ipv6_is_judged_as_ipv4() {
     let (_a, allowed) = tcp_listener("127.0.0.1");
     let (_b, denied) = tcp_listener("127.0.0.1");
     let p = policy(&[format!("127.0.0.1:{allowed}")], &[]);
-    let ok = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET6", "SOCK_STREAM", "::ffff:127.0.0.1", allowed)]);
+    let ok = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET6", "SOCK_STREAM", "::ffff:127.0.0.1", allowed),
+        ],
+    );
     assert_eq!(ok.stdout.trim(), "OK", "{ok:?}");
-    let no = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET6", "SOCK_STREAM", "::ffff:127.0.0.1", denied)]);
+    let no = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET6", "SOCK_STREAM", "::ffff:127.0.0.1", denied),
+        ],
+    );
     assert_eq!(no.stdout.trim(), "ERR EPERM", "{no:?}");
     let d = no.denials("network");
     assert_eq!(d.len(), 1, "{no:?}");
@@ -110,9 +166,25 @@ fn udp_sendto_denied_unless_allowed() {
     let allowed = a.local_addr().expect("addr").port();
     let denied = b.local_addr().expect("addr").port();
     let p = policy(&[format!("127.0.0.1:{allowed}")], &[]);
-    let ok = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_DGRAM", "127.0.0.1", allowed)]);
+    let ok = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET", "SOCK_DGRAM", "127.0.0.1", allowed),
+        ],
+    );
     assert_eq!(ok.stdout.trim(), "OK", "{ok:?}");
-    let no = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_DGRAM", "127.0.0.1", denied)]);
+    let no = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET", "SOCK_DGRAM", "127.0.0.1", denied),
+        ],
+    );
     assert_eq!(no.stdout.trim(), "ERR EPERM", "{no:?}");
     let d = no.denials("network");
     assert_eq!(d.len(), 1, "{no:?}");
@@ -129,14 +201,38 @@ fn explicit_deny_beats_allow() {
     let scratch = Scratch::new("denywins");
     let (_a, port) = tcp_listener("127.0.0.1");
     let (_b, other) = tcp_listener("127.0.0.1");
-    let p = policy(&["127.0.0.0/8:*".to_owned()], &[format!("127.0.0.1:{port}")]);
-    let no = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", port)]);
+    let p = policy(
+        &["127.0.0.0/8:*".to_owned()],
+        &[format!("127.0.0.1:{port}")],
+    );
+    let no = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", port),
+        ],
+    );
     assert_eq!(no.stdout.trim(), "ERR EPERM", "{no:?}");
     let d = no.denials("network");
     assert_eq!(d.len(), 1, "{no:?}");
     assert_eq!(d[0]["rule"]["section"], "network.deny");
-    assert!(d[0]["rule"]["source"].as_str().is_some_and(|s| s.contains("policy.yaml:")), "{d:?}");
-    let ok = run_sandboxed(&scratch, &p, &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", other)]);
+    assert!(
+        d[0]["rule"]["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("policy.yaml:")),
+        "{d:?}"
+    );
+    let ok = run_sandboxed(
+        &scratch,
+        &p,
+        &[
+            PYTHON,
+            "-c",
+            &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", other),
+        ],
+    );
     assert_eq!(ok.stdout.trim(), "OK", "{ok:?}");
 }
 
@@ -147,7 +243,11 @@ fn exit_status_passes_through() {
         return;
     }
     let scratch = Scratch::new("exit");
-    let out = run_sandboxed(&scratch, &policy(&["127.0.0.1:1".to_owned()], &[]), &[PYTHON, "-c", "raise SystemExit(7)"]);
+    let out = run_sandboxed(
+        &scratch,
+        &policy(&["127.0.0.1:1".to_owned()], &[]),
+        &[PYTHON, "-c", "raise SystemExit(7)"],
+    );
     assert_eq!(out.code, Some(7), "{out:?}");
 }
 
@@ -159,15 +259,32 @@ fn audit_log_records_sandbox_lifecycle() {
         return;
     }
     let scratch = Scratch::new("lifecycle");
-    let out = run_sandboxed(&scratch, &policy(&["127.0.0.1:1".to_owned()], &[]), &[PYTHON, "-c", "raise SystemExit(3)"]);
+    let out = run_sandboxed(
+        &scratch,
+        &policy(&["127.0.0.1:1".to_owned()], &[]),
+        &[PYTHON, "-c", "raise SystemExit(3)"],
+    );
     assert_eq!(out.code, Some(3), "{out:?}");
-    let events: Vec<&str> = out.lifecycle.iter().filter_map(|r| r["event"].as_str()).collect();
+    let events: Vec<&str> = out
+        .lifecycle
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
     assert_eq!(events, ["sandbox_start", "sandbox_stop"], "{out:?}");
     let start = &out.lifecycle[0];
     assert_eq!(start["user"], "nobody");
     assert_eq!(start["command"][0], PYTHON);
-    assert_eq!(start["policy"]["sha256"].as_str().map(str::len), Some(64), "{start}");
-    assert!(start["enforcing"].as_array().is_some_and(|c| c.iter().any(|c| c == "network")), "{start}");
+    assert_eq!(
+        start["policy"]["sha256"].as_str().map(str::len),
+        Some(64),
+        "{start}"
+    );
+    assert!(
+        start["enforcing"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == "network")),
+        "{start}"
+    );
     assert_eq!(out.lifecycle[1]["exit_code"], 3);
     assert_eq!(out.lifecycle[1]["events_lost"], 0);
 }

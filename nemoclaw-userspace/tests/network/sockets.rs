@@ -65,8 +65,24 @@ fn unjudgeable_socket_kinds_denied_even_for_root() {
         "{out:?}"
     );
     let got = sockets(&out.denials("network"));
-    assert_eq!(got, [(2, 3, 1), (10, 3, 58), (17, 3, 0x0300), (16, 3, 9), (40, 1, 0), (2, 2, 1)], "{out:?}");
-    assert!(out.denials("network").iter().all(|r| r["errno"] == "EPERM" && r["uid"] == 0), "{out:?}");
+    assert_eq!(
+        got,
+        [
+            (2, 3, 1),
+            (10, 3, 58),
+            (17, 3, 0x0300),
+            (16, 3, 9),
+            (40, 1, 0),
+            (2, 2, 1)
+        ],
+        "{out:?}"
+    );
+    assert!(
+        out.denials("network")
+            .iter()
+            .all(|r| r["errno"] == "EPERM" && r["uid"] == 0),
+        "{out:?}"
+    );
 }
 
 /// As an ordinary user the kernel would refuse raw sockets for lack of CAP_NET_RAW, but
@@ -81,7 +97,14 @@ fn raw_socket_denial_is_audited_for_unprivileged_users() {
         &scratch,
         "nobody",
         POLICY,
-        &[PYTHON, "-c", &probe(&["(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)", "(socket.AF_INET, socket.SOCK_STREAM, 0)"])],
+        &[
+            PYTHON,
+            "-c",
+            &probe(&[
+                "(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)",
+                "(socket.AF_INET, socket.SOCK_STREAM, 0)",
+            ]),
+        ],
     );
     assert_eq!(out.stdout.trim(), "ERR-EPERM OK", "{out:?}");
     assert_eq!(sockets(&out.denials("network")), [(2, 3, 6)], "{out:?}");
@@ -107,9 +130,22 @@ fn without_bpf_lsm_network_policy_refused_for_root_only() {
     let script = format!("open({:?}, 'w').write('x')", marker.display().to_string());
     let root = run_sandboxed_as(&scratch, "root", POLICY, &[PYTHON, "-c", &script]);
     assert_ne!(root.code, Some(0), "{root:?}");
-    assert!(root.stderr.contains("cannot restrict socket kinds"), "{}", root.stderr);
-    assert!(!marker.exists(), "the command ran as root without socket-kind restriction");
+    assert!(
+        root.stderr.contains("cannot restrict socket kinds"),
+        "{}",
+        root.stderr
+    );
+    assert!(
+        !marker.exists(),
+        "the command ran as root without socket-kind restriction"
+    );
     let nobody = run_sandboxed_as(&scratch, "nobody", POLICY, &[PYTHON, "-c", "print('ran')"]);
     assert_eq!(nobody.stdout.trim(), "ran", "{nobody:?}");
-    assert!(nobody.stderr.contains("socket kinds are not restricted here"), "{}", nobody.stderr);
+    assert!(
+        nobody
+            .stderr
+            .contains("socket kinds are not restricted here"),
+        "{}",
+        nobody.stderr
+    );
 }

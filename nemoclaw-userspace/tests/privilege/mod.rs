@@ -10,7 +10,8 @@ use std::{
 };
 
 use crate::support::{
-    Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed, run_sandboxed_as, run_sandboxed_unchrooted,
+    Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed, run_sandboxed_as,
+    run_sandboxed_unchrooted,
 };
 
 const DENY: &str = "process:\n  allow:\n    - python3\nprivilege_escalation: deny\n";
@@ -65,7 +66,9 @@ fn outsider(uid: u32, ptraceable: bool) -> Child {
         .spawn()
         .expect("spawn outsider");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("outsider stdout")).read_line(&mut line).expect("read outsider");
+    BufReader::new(child.stdout.as_mut().expect("outsider stdout"))
+        .read_line(&mut line)
+        .expect("read outsider");
     assert_eq!(line.trim(), "ready");
     child
 }
@@ -88,20 +91,36 @@ fn kill_of_process_outside_sandbox_is_denied() {
         let uid = if user == "root" { 0 } else { NOBODY };
         let mut outside = outsider(uid, false);
         let scratch = Scratch::new(&format!("kill-out-{user}"));
-        let out = run_sandboxed_as(&scratch, user, DENY, &[PYTHON, "-c", &kill_probe(outside.id())]);
+        let out = run_sandboxed_as(
+            &scratch,
+            user,
+            DENY,
+            &[PYTHON, "-c", &kill_probe(outside.id())],
+        );
         assert_eq!(out.stdout.trim(), "ERR EPERM", "{user}: {out:?}");
         let d = one_privilege_denial(&out, "task_kill");
         assert_eq!(d["object"]["operation"], "signal");
         assert_eq!(d["object"]["number"], 9);
         assert_eq!(d["object"]["pid"], outside.id());
-        assert!(still_running(&mut outside), "{user}: the outside process was killed");
+        assert!(
+            still_running(&mut outside),
+            "{user}: the outside process was killed"
+        );
 
         // Twin: with privilege escalation allowed, the same signal lands.
-        let out = run_sandboxed_as(&scratch, user, ALLOW, &[PYTHON, "-c", &kill_probe(outside.id())]);
+        let out = run_sandboxed_as(
+            &scratch,
+            user,
+            ALLOW,
+            &[PYTHON, "-c", &kill_probe(outside.id())],
+        );
         assert_eq!(out.stdout.trim(), "OK None", "{user}: {out:?}");
         assert!(out.denials("privilege").is_empty(), "{out:?}");
         let status = outside.wait().expect("wait outsider");
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
     }
 }
 
@@ -136,7 +155,10 @@ fn ptrace_of_process_outside_sandbox_is_denied() {
     }
     let mut outside = outsider(NOBODY, true);
     let scratch = Scratch::new("ptrace-out");
-    let code = probe(&format!("{PTRACE_ATTACH}report(lambda: attach({}))", outside.id()));
+    let code = probe(&format!(
+        "{PTRACE_ATTACH}report(lambda: attach({}))",
+        outside.id()
+    ));
     let out = run_sandboxed(&scratch, DENY, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
     let d = one_privilege_denial(&out, "ptrace_access_check");
@@ -195,7 +217,10 @@ fn bpf_syscall_is_denied() {
         for other in d.iter().filter(|d| d["hook"] != "bpf") {
             assert_eq!(other["hook"], "capable", "{user}: {out:?}");
             let cap = other["object"]["name"].as_str().unwrap_or_default();
-            assert!(user == "root" && ["CAP_BPF", "CAP_SYS_ADMIN"].contains(&cap), "{user}: {out:?}");
+            assert!(
+                user == "root" && ["CAP_BPF", "CAP_SYS_ADMIN"].contains(&cap),
+                "{user}: {out:?}"
+            );
         }
     }
     let scratch = Scratch::new("bpf-twin");
@@ -301,7 +326,10 @@ fn root_cannot_override_file_permissions() {
     std::fs::write(&secret, "s3cret").expect("write secret");
     std::os::unix::fs::chown(&secret, Some(NOBODY), Some(NOBODY)).expect("chown");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
-    let code = probe(&format!("report(lambda: open({:?}).read())", secret.to_str().expect("utf-8")));
+    let code = probe(&format!(
+        "report(lambda: open({:?}).read())",
+        secret.to_str().expect("utf-8")
+    ));
     let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EACCES", "{out:?}");
     let d = out.denials("privilege");
@@ -310,7 +338,10 @@ fn root_cannot_override_file_permissions() {
         assert_eq!(d["hook"], "capable");
         assert_eq!(d["rule"]["section"], "privilege_escalation");
         let cap = d["object"]["name"].as_str().unwrap_or_default();
-        assert!(cap == "CAP_DAC_OVERRIDE" || cap == "CAP_DAC_READ_SEARCH", "{d:?}");
+        assert!(
+            cap == "CAP_DAC_OVERRIDE" || cap == "CAP_DAC_READ_SEARCH",
+            "{d:?}"
+        );
     }
 
     let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &code]);
@@ -330,7 +361,11 @@ fn setuid_root_copy_is_denied() {
     std::fs::copy("/usr/bin/id", &copy).expect("copy id");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).expect("chmod u+s");
     let copy = copy.to_str().expect("utf-8").to_owned();
-    let with = |priv_line: &str| format!("process:\n  allow:\n    - python3\n    - {copy}\nprivilege_escalation: {priv_line}\n");
+    let with = |priv_line: &str| {
+        format!(
+            "process:\n  allow:\n    - python3\n    - {copy}\nprivilege_escalation: {priv_line}\n"
+        )
+    };
     let code = probe(&format!(
         "import subprocess\n\
          report(lambda: subprocess.run([{copy:?}, '-u'], capture_output=True, text=True).stdout.strip())\n"
@@ -352,7 +387,8 @@ fn kernel_module_request_is_denied() {
     if !lsm_or_skip("privilege_module") {
         return;
     }
-    let code = probe("import socket\nreport(lambda: socket.socket(21, socket.SOCK_SEQPACKET, 0))\n");
+    let code =
+        probe("import socket\nreport(lambda: socket.socket(21, socket.SOCK_SEQPACKET, 0))\n");
     let scratch = Scratch::new("modreq");
     let out = run_sandboxed(&scratch, DENY, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EAFNOSUPPORT", "{out:?}");
@@ -372,7 +408,11 @@ fn root_cannot_write_kernel_interface_files() {
     if !lsm_or_skip("privilege_interface_files") {
         return;
     }
-    let files = ["/proc/sys/kernel/core_pattern", "/sys/fs/cgroup/cgroup.procs", "/sys/kernel/mm/transparent_hugepage/enabled"];
+    let files = [
+        "/proc/sys/kernel/core_pattern",
+        "/sys/fs/cgroup/cgroup.procs",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+    ];
     let code = probe(&format!(
         "for p in {files:?}:\n    \
              report(lambda: os.close(os.open(p, os.O_WRONLY)))\n\
@@ -380,9 +420,16 @@ fn root_cannot_write_kernel_interface_files() {
     ));
     let scratch = Scratch::new("iface");
     let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &code]);
-    assert_eq!(out.stdout.trim(), "ERR EPERM\nERR EPERM\nERR EPERM\nOK True", "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "ERR EPERM\nERR EPERM\nERR EPERM\nOK True",
+        "{out:?}"
+    );
     let d = out.denials("privilege");
-    let paths: Vec<_> = d.iter().map(|d| d["object"]["path"].as_str().unwrap_or_default()).collect();
+    let paths: Vec<_> = d
+        .iter()
+        .map(|d| d["object"]["path"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(paths, files, "{out:?}");
     for d in &d {
         assert_eq!(d["hook"], "file_open");
@@ -390,7 +437,11 @@ fn root_cannot_write_kernel_interface_files() {
     }
 
     let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &code]);
-    assert_eq!(out.stdout.trim(), "OK None\nOK None\nOK None\nOK True", "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "OK None\nOK None\nOK None\nOK True",
+        "{out:?}"
+    );
     assert!(out.all_denials().is_empty(), "{out:?}");
 }
 
@@ -409,7 +460,9 @@ fn block_device_open_is_denied() {
     let made = unsafe { libc::mknod(c_node.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(1, 0)) };
     assert_eq!(made, 0, "mknod: {}", std::io::Error::last_os_error());
     let node = node.to_str().expect("utf-8");
-    let code = probe(&format!("report(lambda: os.close(os.open({node:?}, os.O_RDONLY)))"));
+    let code = probe(&format!(
+        "report(lambda: os.close(os.open({node:?}, os.O_RDONLY)))"
+    ));
     let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
     let d = one_privilege_denial(&out, "file_open");

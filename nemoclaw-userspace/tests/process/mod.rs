@@ -46,8 +46,16 @@ fn exec_denied_binary_fails_with_eperm_and_cites_rule() {
     assert_eq!(d[0]["errno"], "EPERM");
     assert_eq!(d[0]["rule"]["section"], "process.deny");
     assert_eq!(d[0]["rule"]["text"], "cat");
-    assert!(d[0]["object"]["path"].as_str().is_some_and(|p| p.ends_with("/cat")), "{d:?}");
-    assert!(d[0]["exe"].as_str().is_some_and(|p| p.contains("python3")), "{d:?}");
+    assert!(
+        d[0]["object"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/cat")),
+        "{d:?}"
+    );
+    assert!(
+        d[0]["exe"].as_str().is_some_and(|p| p.contains("python3")),
+        "{d:?}"
+    );
     assert_eq!(d[0]["uid"], 65534);
 }
 
@@ -58,12 +66,21 @@ fn exec_unlisted_binary_denied_by_default() {
         return;
     }
     let scratch = Scratch::new("exec-default");
-    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &exec_probe(&["/usr/bin/ls", "/"])]);
+    let out = run_sandboxed(
+        &scratch,
+        POLICY,
+        &[PYTHON, "-c", &exec_probe(&["/usr/bin/ls", "/"])],
+    );
     assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
     assert_eq!(d[0]["rule"]["id"], 0);
-    assert!(d[0]["object"]["path"].as_str().is_some_and(|p| p.ends_with("/ls")), "{d:?}");
+    assert!(
+        d[0]["object"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/ls")),
+        "{d:?}"
+    );
 }
 
 /// The command `run` starts is itself judged: a denied command never runs.
@@ -101,17 +118,25 @@ fn escape_probe(body: &str) -> String {
 fn workspace(scratch: &Scratch) -> std::path::PathBuf {
     let dir = scratch.path("workspace");
     std::fs::create_dir_all(&dir).expect("create workspace");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod workspace");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+        .expect("chmod workspace");
     dir
 }
 
 /// The one `process` denial of `out`, with its hook and path checked.
-fn one_process_denial<'a>(out: &'a Outcome, hook: &str, path: impl Fn(&str) -> bool) -> &'a serde_json::Value {
+fn one_process_denial<'a>(
+    out: &'a Outcome,
+    hook: &str,
+    path: impl Fn(&str) -> bool,
+) -> &'a serde_json::Value {
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "expected one process denial: {out:?}");
     assert_eq!(d[0]["hook"], hook, "{out:?}");
     assert_eq!(d[0]["errno"], "EPERM", "{out:?}");
-    assert!(d[0]["object"]["path"].as_str().is_some_and(&path), "{out:?}");
+    assert!(
+        d[0]["object"]["path"].as_str().is_some_and(&path),
+        "{out:?}"
+    );
     d[0]
 }
 
@@ -132,7 +157,9 @@ fn escape_copy_of_denied_binary_is_denied() {
     ));
     let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{out:?}");
-    let d = one_process_denial(&out, "bprm_check_security", |p| p.ends_with("/workspace/kitty"));
+    let d = one_process_denial(&out, "bprm_check_security", |p| {
+        p.ends_with("/workspace/kitty")
+    });
     assert_eq!(d["rule"]["id"], 0);
 }
 
@@ -232,12 +259,28 @@ fn escape_memfd_exec_is_denied() {
          report(lambda: run(['/usr/bin/true']))\n",
     );
     let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
-    assert_eq!(out.stdout.trim(), "ERR EPERM\nfexecve EPERM\nERR EPERM\nOK 0", "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "ERR EPERM\nfexecve EPERM\nERR EPERM\nOK 0",
+        "{out:?}"
+    );
     let d = out.denials("process");
-    let hooks: Vec<_> = d.iter().map(|d| d["hook"].as_str().unwrap_or_default()).collect();
-    assert_eq!(hooks, ["bprm_check_security", "bprm_check_security", "mmap_file"], "{out:?}");
+    let hooks: Vec<_> = d
+        .iter()
+        .map(|d| d["hook"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        hooks,
+        ["bprm_check_security", "bprm_check_security", "mmap_file"],
+        "{out:?}"
+    );
     for d in &d {
-        assert!(d["object"]["path"].as_str().is_some_and(|p| p.starts_with("/memfd:payload")), "{d:?}");
+        assert!(
+            d["object"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/memfd:payload")),
+            "{d:?}"
+        );
         assert_eq!(d["rule"]["id"], 0);
     }
 }
@@ -259,7 +302,9 @@ fn escape_deleted_file_exec_is_denied() {
     ));
     let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{out:?}");
-    one_process_denial(&out, "bprm_check_security", |p| p.ends_with("/workspace/t (deleted)"));
+    one_process_denial(&out, "bprm_check_security", |p| {
+        p.ends_with("/workspace/t (deleted)")
+    });
 }
 
 /// A `#!` script whose interpreter is denied: the kernel judges the interpreter too. The
@@ -278,8 +323,12 @@ fn escape_shebang_with_denied_interpreter_is_denied() {
         std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let (bad, good) = (bad.to_str().expect("utf-8"), good.to_str().expect("utf-8"));
-    let policy = format!("process:\n  allow:\n    - python3\n    - \"true\"\n    - {bad}\n    - {good}\n  deny:\n    - cat\n");
-    let code = escape_probe(&format!("report(lambda: run([{bad:?}]))\nreport(lambda: run([{good:?}]))\n"));
+    let policy = format!(
+        "process:\n  allow:\n    - python3\n    - \"true\"\n    - {bad}\n    - {good}\n  deny:\n    - cat\n"
+    );
+    let code = escape_probe(&format!(
+        "report(lambda: run([{bad:?}]))\nreport(lambda: run([{good:?}]))\n"
+    ));
     let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
     assert_eq!(out.stdout.trim(), "ERR EPERM\nOK 0", "{policy}\n{out:?}");
     let d = one_process_denial(&out, "bprm_check_security", |p| p == "/usr/bin/cat");
@@ -316,7 +365,10 @@ fn escape_mprotect_exec_of_file_mapping_is_denied() {
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
     assert_eq!(d[0]["hook"], "file_mprotect");
-    assert!(d[0]["object"]["ino"].as_u64().is_some_and(|i| i > 0), "{out:?}");
+    assert!(
+        d[0]["object"]["ino"].as_u64().is_some_and(|i| i > 0),
+        "{out:?}"
+    );
 }
 
 /// Anonymous executable memory stays allowed, so JITs work.
@@ -354,7 +406,11 @@ fn moving_into_a_child_cgroup_does_not_escape() {
                   except OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno))\n\
                   r = subprocess.run(['true']); print('twin', r.returncode)\n";
     let out = crate::support::run_sandboxed_as(&scratch, "root", POLICY, &[PYTHON, "-c", script]);
-    assert_eq!(out.stdout.trim(), "moved True\nERR EPERM\ntwin 0", "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "moved True\nERR EPERM\ntwin 0",
+        "{out:?}"
+    );
     let d = out.denials("process");
     assert_eq!(d.len(), 1, "{out:?}");
     assert_eq!(d[0]["rule"]["text"], "cat");
@@ -394,12 +450,26 @@ fn exec_dir_rules_judge_resolved_paths() {
         ws = ws.to_str().expect("utf-8"),
     ));
     let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
-    assert_eq!(out.stdout.trim(), "OK 0\nOK 0\nOK 0\nOK 0\nERR EPERM\nERR EPERM", "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "OK 0\nOK 0\nOK 0\nOK 0\nERR EPERM\nERR EPERM",
+        "{out:?}"
+    );
     let d = out.denials("process");
     assert_eq!(d.len(), 2, "{out:?}");
-    assert!(d[0]["object"]["path"].as_str().is_some_and(|p| p.ends_with("/tools/bad/t2")), "{out:?}");
+    assert!(
+        d[0]["object"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/tools/bad/t2")),
+        "{out:?}"
+    );
     assert_eq!(d[0]["rule"]["section"], "process.deny");
     assert_eq!(d[0]["rule"]["text"], format!("{t}/bad/**"));
-    assert!(d[1]["object"]["path"].as_str().is_some_and(|p| p.ends_with("/workspace/t3")), "{out:?}");
+    assert!(
+        d[1]["object"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/workspace/t3")),
+        "{out:?}"
+    );
     assert_eq!(d[1]["rule"]["id"], 0);
 }

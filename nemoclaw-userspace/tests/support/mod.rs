@@ -27,15 +27,24 @@ pub fn root_or_skip(test: &str) -> bool {
 /// missing BPF LSM is a failure, never a silent skip.
 pub fn lsm_or_skip(test: &str) -> bool {
     if !root_or_skip(test) {
-        assert!(std::env::var_os("NEMOCLAW_REQUIRE_LSM").is_none(), "{test}: VM suite must run as root");
+        assert!(
+            std::env::var_os("NEMOCLAW_REQUIRE_LSM").is_none(),
+            "{test}: VM suite must run as root"
+        );
         return false;
     }
-    let out = Command::new(nemoclaw()).args(["doctor", "--quiet-lsm-check"]).output().expect("run nemoclaw doctor");
+    let out = Command::new(nemoclaw())
+        .args(["doctor", "--quiet-lsm-check"])
+        .output()
+        .expect("run nemoclaw doctor");
     if out.status.success() {
         return true;
     }
     let why = String::from_utf8_lossy(&out.stdout);
-    assert!(std::env::var_os("NEMOCLAW_REQUIRE_LSM").is_none(), "{test}: BPF LSM required but unavailable: {why}");
+    assert!(
+        std::env::var_os("NEMOCLAW_REQUIRE_LSM").is_none(),
+        "{test}: BPF LSM required but unavailable: {why}"
+    );
     println!("SKIPPED {test}: {why}");
     false
 }
@@ -76,12 +85,18 @@ pub struct Outcome {
 impl Outcome {
     /// The audit records for one control (`process`, `network`, ...).
     pub fn denials(&self, control: &str) -> Vec<&serde_json::Value> {
-        self.audit.iter().filter(|r| r["control"] == control).collect()
+        self.audit
+            .iter()
+            .filter(|r| r["control"] == control)
+            .collect()
     }
 
     /// Every deny record, of any control (lifecycle records are not denials).
     pub fn all_denials(&self) -> Vec<&serde_json::Value> {
-        self.audit.iter().filter(|r| r["decision"] == "deny").collect()
+        self.audit
+            .iter()
+            .filter(|r| r["decision"] == "deny")
+            .collect()
     }
 }
 
@@ -91,7 +106,12 @@ pub fn run_sandboxed(scratch: &Scratch, policy_yaml: &str, argv: &[&str]) -> Out
 }
 
 /// Runs `argv` under `policy_yaml` as `user` (e.g. `root`: uid 0 inside the sandbox).
-pub fn run_sandboxed_as(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str]) -> Outcome {
+pub fn run_sandboxed_as(
+    scratch: &Scratch,
+    user: &str,
+    policy_yaml: &str,
+    argv: &[&str],
+) -> Outcome {
     run_sandboxed_in(scratch, user, policy_yaml, argv, false)
 }
 
@@ -100,7 +120,12 @@ pub fn run_sandboxed_as(scratch: &Scratch, user: &str, policy_yaml: &str, argv: 
 /// LSM is asked (`create_user_ns`: `current_chrooted()`), which would hide what `NemoClaw`
 /// does. So `nemoclaw run` starts in a private mount namespace whose root is the chroot's
 /// root mount moved onto the namespace root, as `switch_root` does. No-op when not chrooted.
-pub fn run_sandboxed_unchrooted(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str]) -> Outcome {
+pub fn run_sandboxed_unchrooted(
+    scratch: &Scratch,
+    user: &str,
+    policy_yaml: &str,
+    argv: &[&str],
+) -> Outcome {
     run_sandboxed_in(scratch, user, policy_yaml, argv, true)
 }
 
@@ -115,11 +140,23 @@ fn chrooted() -> bool {
 /// In the child before exec: leaves the chroot (see [`run_sandboxed_unchrooted`]).
 fn leave_chroot(escape_dir: &std::ffi::CStr, mount_point: &std::ffi::CStr) -> std::io::Result<()> {
     use std::io::Error;
-    let check = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(Error::last_os_error()) };
+    let check = |r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::last_os_error())
+        }
+    };
     // SAFETY: plain syscalls on NUL-terminated strings prepared before fork.
     unsafe {
         check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
         // The classic way out of a chroot (we are root): chroot deeper, then walk up.
         check(libc::chroot(escape_dir.as_ptr()))?;
         for _ in 0..64 {
@@ -128,7 +165,13 @@ fn leave_chroot(escape_dir: &std::ffi::CStr, mount_point: &std::ffi::CStr) -> st
         check(libc::chroot(c".".as_ptr()))?;
         // Now at the namespace root: move the old root mount onto it and enter it.
         check(libc::chdir(mount_point.as_ptr()))?;
-        check(libc::mount(c".".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()))?;
+        check(libc::mount(
+            c".".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
+        ))?;
         check(libc::chroot(c".".as_ptr()))?;
         check(libc::chdir(c"/".as_ptr()))
     }
@@ -137,7 +180,13 @@ fn leave_chroot(escape_dir: &std::ffi::CStr, mount_point: &std::ffi::CStr) -> st
 /// The mount point of the VM's root (see `xtask/src/vm/initramfs.rs`).
 const VM_ROOT_MOUNT: &std::ffi::CStr = c"/newroot";
 
-fn run_sandboxed_in(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&str], unchroot: bool) -> Outcome {
+fn run_sandboxed_in(
+    scratch: &Scratch,
+    user: &str,
+    policy_yaml: &str,
+    argv: &[&str],
+    unchroot: bool,
+) -> Outcome {
     use std::os::unix::process::CommandExt;
     let policy = scratch.path("policy.yaml");
     std::fs::write(&policy, policy_yaml).expect("write policy");
@@ -154,7 +203,8 @@ fn run_sandboxed_in(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&s
     if unchroot && chrooted() {
         let escape = scratch.path("chroot-escape");
         std::fs::create_dir_all(&escape).expect("create chroot escape dir");
-        let escape = std::ffi::CString::new(escape.into_os_string().into_encoded_bytes()).expect("path without NUL");
+        let escape = std::ffi::CString::new(escape.into_os_string().into_encoded_bytes())
+            .expect("path without NUL");
         // SAFETY: the closure only makes syscalls on data prepared above.
         unsafe {
             cmd.pre_exec(move || leave_chroot(&escape, VM_ROOT_MOUNT));
@@ -173,7 +223,11 @@ fn run_sandboxed_in(scratch: &Scratch, user: &str, policy_yaml: &str, argv: &[&s
 
 /// The log's records split into (denials, lifecycle records); the hash chain must hold.
 fn read_audit(path: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    let verify = Command::new(nemoclaw()).args(["audit", "verify"]).arg(path).output().expect("run audit verify");
+    let verify = Command::new(nemoclaw())
+        .args(["audit", "verify"])
+        .arg(path)
+        .output()
+        .expect("run audit verify");
     assert!(
         !path.exists() || verify.status.success(),
         "audit chain broken: {}",
@@ -188,7 +242,11 @@ fn read_audit(path: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
 
 /// A Python probe that connects a socket and prints `OK` or `ERR <errno name>`.
 pub fn connect_probe(family: &str, kind: &str, host: &str, port: u16) -> String {
-    let send = if kind == "SOCK_DGRAM" { "s.sendto(b'x', (h, p))" } else { "s.connect((h, p))" };
+    let send = if kind == "SOCK_DGRAM" {
+        "s.sendto(b'x', (h, p))"
+    } else {
+        "s.connect((h, p))"
+    };
     format!(
         "import socket, errno\n\
          h, p = {host:?}, {port}\n\
