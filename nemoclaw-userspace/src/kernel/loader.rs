@@ -320,8 +320,8 @@ impl Enforcer {
             rules,
             exec,
             exec_paths: _,
-            net4,
-            net6,
+            net4: _,
+            net6: _,
             exec_prefix,
             fs_exact: _,
             fs_prefix: _,
@@ -363,18 +363,8 @@ impl Enforcer {
         // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`) and the inodes of
         // files under deny rules.
         super::fs::install(&mut self.ebpf, slot, policy)?;
-        self.install_net(net4, "NET4_ALLOW", "NET4_DENY", |e| {
-            Key::new(
-                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
-                Net4Key::new(slot, e.proto, e.port, e.addr),
-            )
-        })?;
-        self.install_net(net6, "NET6_ALLOW", "NET6_DENY", |e| {
-            Key::new(
-                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
-                Net6Key::new(slot, e.proto, e.port, e.addr),
-            )
-        })
+        // A fresh slot is an update from nothing: every entry inserted, none removed.
+        self.update_net(slot, &CompiledPolicy::default(), policy)
     }
 
     /// `dir/**` process rules, and the slot flag that makes the kernel look them up.
