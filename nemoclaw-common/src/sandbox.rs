@@ -2,6 +2,10 @@
 
 /// A policy slot. Every rule key carries one so that a reload can fill a fresh slot and
 /// switch a sandbox to it with one map update.
+///
+/// Layout rule for every map keyed by slot (userspace clears a slot generically by it): a
+/// hash map's key starts with the slot (native endian), an LPM trie's data starts with it
+/// (big endian), and a per-slot array has exactly [`MAX_SLOTS`] entries.
 pub type Slot = u32;
 
 /// Number of policy slots (two per sandbox is enough for atomic swaps; more lets many

@@ -18,7 +18,13 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Hex SHA-256 of one line (without its newline).
 #[must_use]
 pub fn line_hash(line: &str) -> String {
-    Sha256::digest(line.as_bytes())
+    sha256_hex(line.as_bytes())
+}
+
+/// Hex SHA-256 of some bytes.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .fold(String::with_capacity(64), |mut s, b| {
             use std::fmt::Write as _;

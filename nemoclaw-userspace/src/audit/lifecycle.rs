@@ -48,6 +48,43 @@ pub enum Lifecycle {
         /// Deny events dropped because the ring buffer was full (the denials still held).
         events_lost: u64,
     },
+    /// The daemon started: with enforcement it loaded and pinned, or adopted from pins.
+    DaemonStart {
+        time: String,
+        pid: u32,
+        adopted: bool,
+        /// Controls whose programs are attached.
+        controls: Vec<&'static str>,
+        sandboxes: Vec<String>,
+    },
+    DaemonStop {
+        time: String,
+        pid: u32,
+        /// Sandboxes left running, still enforced by the pinned programs.
+        sandboxes: Vec<String>,
+    },
+    /// A sandbox's policy was replaced (a fresh slot, then one map update).
+    PolicyReload {
+        time: String,
+        sandbox: String,
+        file: String,
+        old_sha256: String,
+        new_sha256: String,
+        /// Rules (`section: entry`) in the new policy and not the old, and the reverse.
+        added: Vec<String>,
+        removed: Vec<String>,
+        requested_by: String,
+    },
+    /// A policy that failed to load; nothing changed.
+    PolicyRejected {
+        time: String,
+        sandbox: String,
+        file: String,
+        error: String,
+        requested_by: String,
+    },
+    /// Deny events the kernel could not deliver since the last such record (the denials held).
+    EventsLost { time: String, lost: u64, total: u64 },
 }
 
 #[must_use]

@@ -85,6 +85,9 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
     pub cgroup: u64,
+    /// The sandbox's name, where the writer knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
     pub object: AuditObject,
 }
 
@@ -367,6 +370,7 @@ impl AuditRecord {
             comm: c_string(&event.comm),
             exe,
             cgroup: event.cgroup_id,
+            sandbox: None,
             object,
         }
     }

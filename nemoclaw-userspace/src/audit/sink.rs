@@ -5,6 +5,7 @@ use std::{
     io::{self, Write},
     os::unix::fs::OpenOptionsExt,
     path::Path,
+    sync::mpsc::{Receiver, Sender},
 };
 
 use serde::Serialize;
@@ -23,6 +24,8 @@ struct Chained<'a, T: Serialize> {
 pub struct AuditSink {
     file: Option<(File, String)>,
     stderr: bool,
+    /// Receivers of every line written (the daemon's event streams).
+    subscribers: Vec<Sender<String>>,
 }
 
 impl AuditSink {
@@ -40,7 +43,18 @@ impl AuditSink {
                 Ok::<_, io::Error>((f, head))
             })
             .transpose()?;
-        Ok(Self { file, stderr })
+        Ok(Self {
+            file,
+            stderr,
+            subscribers: Vec::new(),
+        })
+    }
+
+    /// Every record written from now on, as its JSON line (without the chain link).
+    pub fn subscribe(&mut self) -> Receiver<String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.subscribers.push(tx);
+        rx
     }
 
     /// Writes a deny record.
@@ -56,9 +70,12 @@ impl AuditSink {
             f.write_all(format!("{line}\n").as_bytes())?;
             *head = chain::line_hash(&line);
         }
-        if self.stderr {
+        if self.stderr || !self.subscribers.is_empty() {
             let line = serde_json::to_string(record).map_err(io::Error::other)?;
-            io::stderr().write_all(format!("nemoclaw audit: {line}\n").as_bytes())?;
+            self.subscribers.retain(|s| s.send(line.clone()).is_ok());
+            if self.stderr {
+                io::stderr().write_all(format!("nemoclaw audit: {line}\n").as_bytes())?;
+            }
         }
         Ok(())
     }

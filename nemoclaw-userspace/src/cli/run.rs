@@ -15,13 +15,13 @@ use crate::{
     audit::{
         AuditSink,
         lifecycle::{self, Lifecycle, PolicyRef},
-        reader::{AuditReader, SharedSink},
+        reader::{AuditReader, OneSandbox, SharedSink},
     },
     daemon::{
         dns,
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
     },
-    kernel::{Enforcer, loader::control_name},
+    kernel::Enforcer,
     policy::{self, CompileEnv},
     sandbox::{SandboxCgroup, launch, user::SandboxUser},
 };
@@ -54,49 +54,6 @@ pub struct RunArgs {
 
 /// `run` owns its object, so one slot is enough; the daemon will allocate slots.
 const RUN_SLOT: Slot = 1;
-
-fn enforced_names(bits: u32) -> Vec<&'static str> {
-    [
-        controls::EXEC,
-        controls::NET,
-        controls::SOCKETS,
-        controls::FS,
-        controls::PRIVILEGE,
-    ]
-    .into_iter()
-    .filter(|b| bits & b != 0)
-    .map(control_name)
-    .collect()
-}
-
-/// The controls to register: the policy's, plus socket kinds where they can be restricted.
-/// Refuses a network policy for a root sandbox user where they cannot: root could open raw
-/// and packet sockets, which no rule judges.
-fn sandbox_controls(
-    policy_controls: u32,
-    enforcer: &Enforcer,
-    user: &SandboxUser,
-) -> anyhow::Result<u32> {
-    if policy_controls & controls::NET == 0 {
-        return Ok(policy_controls);
-    }
-    match enforcer.socket_kinds() {
-        Ok(()) => Ok(policy_controls | controls::SOCKETS),
-        Err(why) if user.uid.is_root() => bail!(
-            "the network control cannot restrict socket kinds here ({why}), and the sandbox user is root: \
-             refusing, since raw and packet sockets would bypass the network rules. Run as another user \
-             (--user), or on a kernel with BPF LSM (`nemoclaw doctor`)"
-        ),
-        Err(why) => {
-            eprintln!(
-                "nemoclaw: notice: socket kinds are not restricted here ({why}); raw and packet sockets \
-                 stay closed to {} (no CAP_NET_RAW), netlink and vsock do not",
-                user.name
-            );
-            Ok(policy_controls)
-        }
-    }
-}
 
 fn log(sink: &SharedSink, record: &Lifecycle) {
     if let Err(e) = sink
@@ -144,9 +101,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     // Everything that can fail on this kernel fails here, before anything runs.
     let mut enforcer = Enforcer::load(compiled.controls)?;
-    let sandbox_controls = sandbox_controls(compiled.controls, &enforcer, &user)?;
-    let name = format!("run-{}", std::process::id());
-    let cgroup = SandboxCgroup::create(&name)?;
+    let (sandbox_controls, notice) =
+        crate::sandbox::controls::for_sandbox(compiled.controls, &enforcer, &user)?;
+    if let Some(notice) = notice {
+        eprintln!("nemoclaw: notice: {notice}");
+    }
+    let cgroup = SandboxCgroup::create(&format!("run-{}", std::process::id()))?;
     if compiled.controls & controls::NET != 0 {
         enforcer.attach_cgroup(cgroup.dir())?;
     }
@@ -159,7 +119,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         )
         .with_context(|| format!("opening audit log {:?}", args.audit_log))?,
     ));
-    let reader = AuditReader::spawn(events, Arc::clone(&sink), compiled.rules.clone());
+    let name = format!("run-{}", std::process::id());
+    let reader = AuditReader::spawn(
+        events,
+        Arc::clone(&sink),
+        OneSandbox {
+            name: name.clone(),
+            rules: Arc::new(compiled.rules.clone()),
+        },
+    );
     enforcer.register(
         cgroup.id(),
         SandboxEntry {
@@ -182,7 +150,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
-            enforcing: enforced_names(sandbox_controls),
+            enforcing: crate::sandbox::controls::names(sandbox_controls),
             requested_by: requester(),
         },
     );
@@ -190,7 +158,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         "nemoclaw: sandbox {} (cgroup id {id}) as user {}; enforcing: {}",
         cgroup.path().display(),
         user.name,
-        enforced_names(sandbox_controls).join(", "),
+        crate::sandbox::controls::names(sandbox_controls).join(", "),
     );
 
     let sandbox_path = env.path.clone();

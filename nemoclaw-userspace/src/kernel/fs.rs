@@ -14,10 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{
-    Ebpf,
-    maps::{HashMap, LpmTrie, lpm_trie::Key},
-};
+use aya::maps::{HashMap, LpmTrie, lpm_trie::Key};
 use nemoclaw_common::{
     exec::kernel_dev,
     fs::{FS_EXACT_MAX, FS_LPM_MAX, FsExactKey, FsInodeKey, FsLpmKey, FsValue},
@@ -25,7 +22,7 @@ use nemoclaw_common::{
     sandbox::Slot,
 };
 
-use super::KernelError;
+use super::{KernelError, mapset::MapSet};
 use crate::policy::{
     compiled::{CompiledPolicy, FsEntry, RuleRef},
     explain::{Query, evaluate},
@@ -37,14 +34,11 @@ pub const MAX_DENY_INODES: usize = 65_536;
 /// The section whose rules are also keyed by inode.
 const DENY_SECTION: &str = "filesystem.deny";
 
-fn map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, KernelError>
+fn map<'a, T>(maps: &'a mut MapSet, name: &'static str) -> Result<T, KernelError>
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf
-        .map_mut(name)
-        .ok_or(KernelError::Missing("filesystem map"))?;
-    T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
+    maps.typed(name)
 }
 
 fn value(entry: &FsEntry) -> FsValue {
@@ -62,7 +56,7 @@ fn too_long(kind: &str, path: &str, max: usize) -> KernelError {
 }
 
 /// Writes every filesystem entry of `policy` under `slot`.
-pub fn install(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
+pub fn install(ebpf: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
     {
         let mut exact: HashMap<_, FsExactKey, FsValue> = map(ebpf, "FS_EXACT")?;
         for e in &policy.fs_exact {
@@ -110,42 +104,6 @@ pub fn install(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(
                 map: "FS_INODES",
                 source,
             })?;
-    }
-    Ok(())
-}
-
-/// Removes `slot`'s filesystem entries (after a reload moved its sandboxes elsewhere).
-pub fn remove(ebpf: &mut Ebpf, slot: Slot) -> Result<(), KernelError> {
-    {
-        let mut exact: HashMap<_, FsExactKey, FsValue> = map(ebpf, "FS_EXACT")?;
-        let keys: Vec<FsExactKey> = exact
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.slot == slot)
-            .collect();
-        for k in keys {
-            let _ = exact.remove(&k);
-        }
-    }
-    for name in ["FS_PREFIX", "FS_SUFFIX"] {
-        let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(ebpf, name)?;
-        let keys: Vec<Key<FsLpmKey>> = trie
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.data().slot == slot.to_be_bytes())
-            .collect();
-        for k in keys {
-            let _ = trie.remove(&k);
-        }
-    }
-    let mut inodes: HashMap<_, FsInodeKey, FsValue> = map(ebpf, "FS_INODES")?;
-    let keys: Vec<FsInodeKey> = inodes
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.slot == slot)
-        .collect();
-    for k in keys {
-        let _ = inodes.remove(&k);
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! Loads `nemoclaw-ebpf` and keeps its programs attached while the [`Enforcer`] lives.
 
-use std::{fs::File, os::fd::AsFd};
+use std::{fs::File, os::fd::AsFd, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, RingBuf, lpm_trie::Key},
-    programs::{CgroupAttachMode, CgroupSockAddr, Lsm},
+    programs::{CgroupAttachMode, CgroupSockAddr, Lsm, links::FdLink},
 };
 use nemoclaw_common::{
     exec::{DEFAULT_LIBRARY_DIRS, EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
@@ -14,7 +14,7 @@ use nemoclaw_common::{
     sandbox::{SandboxEntry, Slot, controls},
 };
 
-use super::{btf::Btf, offsets};
+use super::{btf::Btf, mapset::MapSet, offsets};
 use crate::policy::compiled::{CompiledPolicy, NetEntry, PathEntry};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
@@ -55,6 +55,8 @@ pub enum KernelError {
     PathTooLong { path: String, max: usize },
     #[error("{0}")]
     Unsupported(String),
+    #[error("pinning {path}: {reason}")]
+    Pin { path: String, reason: String },
 }
 
 /// Controls this version enforces in the kernel.
@@ -109,16 +111,23 @@ pub fn open_object() -> Result<Ebpf, KernelError> {
     loader.load(EBPF_OBJECT).map_err(KernelError::Object)
 }
 
-/// Loaded programs and maps. Dropping it detaches everything (the daemon pins instead).
+/// Loaded programs and maps. Dropping it detaches everything this process attached, unless
+/// [`Enforcer::pin`] pinned it (the daemon); [`Enforcer::adopt`] opens what is pinned.
 pub struct Enforcer {
-    ebpf: Ebpf,
+    /// The programs, when this process loaded them (absent when adopted from pins).
+    ebpf: Option<Ebpf>,
+    maps: MapSet,
+    /// Attachments made by this process, by program name.
+    links: Vec<(&'static str, FdLink)>,
     /// Whether `socket_create` (socket kinds, part of the network control) is attached,
     /// or why not.
     socket_kinds: Result<(), String>,
+    /// The controls whose programs are attached.
+    attached: u32,
 }
 
 /// Attaches `socket_create`. Only where BPF LSM works: elsewhere the caller decides.
-fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<(), String> {
+fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<FdLink, String> {
     let btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
     let p: &mut Lsm = ebpf
         .program_mut("socket_create")
@@ -126,8 +135,8 @@ fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<(), String> {
         .try_into()
         .map_err(|e| chain(&e))?;
     p.load("socket_create", &btf).map_err(|e| chain(&e))?;
-    p.attach().map_err(|e| chain(&e))?;
-    Ok(())
+    let id = p.attach().map_err(|e| chain(&e))?;
+    Ok(p.take_link(id).map_err(|e| chain(&e))?.into())
 }
 
 /// (program, LSM hook, the control that needs it).
@@ -195,6 +204,8 @@ impl Enforcer {
             }
         }
         let mut ebpf = open_object()?;
+        let maps = MapSet::take_from(&mut ebpf);
+        let mut links = Vec::new();
         let lsm_wanted = wanted & (controls::EXEC | controls::FS | controls::PRIVILEGE);
         if lsm_wanted != 0 {
             let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
@@ -222,7 +233,7 @@ impl Enforcer {
                         LSM_ADVICE,
                     )
                 })?;
-                p.attach().map_err(|e| {
+                let id = p.attach().map_err(|e| {
                     unavailable(
                         bit,
                         format!("attaching LSM hook {hook}"),
@@ -230,6 +241,10 @@ impl Enforcer {
                         LSM_ADVICE,
                     )
                 })?;
+                let link = p.take_link(id).map_err(|e| {
+                    unavailable(bit, format!("LSM hook {hook}"), &chain(&e), LSM_ADVICE)
+                })?;
+                links.push((prog, link.into()));
             }
         }
         if wanted & controls::NET != 0 {
@@ -254,23 +269,21 @@ impl Enforcer {
         let socket_kinds = if wanted & controls::NET == 0 {
             Err("the policy has no network section".to_owned())
         } else {
-            attach_socket_kinds(&mut ebpf)
+            attach_socket_kinds(&mut ebpf).map(|link| links.push(("socket_create", link)))
         };
-        Ok(Self { ebpf, socket_kinds })
+        Ok(Self {
+            ebpf: Some(ebpf),
+            maps,
+            links,
+            socket_kinds,
+            attached: wanted & IMPLEMENTED,
+        })
     }
 
     /// Deny events the kernel side dropped because the ring buffer was full (summed over
     /// CPUs). The denials themselves held.
     pub fn events_lost(&self) -> Result<u64, KernelError> {
-        let map = self
-            .ebpf
-            .map("COUNTERS")
-            .ok_or(KernelError::Missing("COUNTERS map"))?;
-        let counters: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(map)
-            .map_err(|source| KernelError::Map {
-                map: "COUNTERS",
-                source,
-            })?;
+        let counters: aya::maps::PerCpuArray<_, u64> = self.maps.typed_ref("COUNTERS")?;
         let values = counters
             .get(&nemoclaw_common::event::counter::EVENTS_LOST, 0)
             .map_err(|source| KernelError::Map {
@@ -290,26 +303,124 @@ impl Enforcer {
 
     /// Attaches the network programs to a sandbox cgroup (they judge it and its subtree).
     pub fn attach_cgroup(&mut self, cgroup: &File) -> Result<(), KernelError> {
+        let ebpf = self.ebpf.as_mut().ok_or(KernelError::Unsupported(
+            "the programs were adopted from pins; they are attached already".to_owned(),
+        ))?;
         for &prog in SOCK_ADDR_PROGRAMS {
-            let p: &mut CgroupSockAddr = self
-                .ebpf
+            let p: &mut CgroupSockAddr = ebpf
                 .program_mut(prog)
                 .ok_or(KernelError::Missing("cgroup program"))?
                 .try_into()
                 .map_err(|e| {
                     unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE)
                 })?;
-            p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
-                .map_err(|e| {
-                    unavailable(
-                        controls::NET,
-                        format!("attaching {prog} to the sandbox cgroup"),
-                        &chain(&e),
-                        CGROUP_ADVICE,
-                    )
-                })?;
+            let attach_err = |e: &dyn std::error::Error| {
+                unavailable(
+                    controls::NET,
+                    format!("attaching {prog} to cgroup"),
+                    &chain(e),
+                    CGROUP_ADVICE,
+                )
+            };
+            let id = p
+                .attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                .map_err(|e| attach_err(&e))?;
+            let link = p.take_link(id).map_err(|e| attach_err(&e))?;
+            let link = FdLink::try_from(link).map_err(|e| attach_err(&e))?;
+            self.links.push((prog, link));
         }
         Ok(())
+    }
+
+    /// The controls whose programs are attached (plus [`controls::SOCKETS`] where socket
+    /// kinds are restricted).
+    #[must_use]
+    pub fn attached(&self) -> u32 {
+        self.attached
+            | if self.socket_kinds.is_ok() {
+                controls::SOCKETS
+            } else {
+                0
+            }
+    }
+
+    /// Pins every map under `dir/maps/` and every attachment under `dir/links/` (programs
+    /// under `dir/progs/`), so enforcement outlives this process. `dir` must be on a bpffs
+    /// and must not hold pins already. On error, whatever was pinned is removed again.
+    pub fn pin(&mut self, dir: &Path) -> Result<(), KernelError> {
+        let result = self.pin_all(dir);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        result
+    }
+
+    fn pin_all(&mut self, dir: &Path) -> Result<(), KernelError> {
+        let pin_err = |path: &Path, reason: String| KernelError::Pin {
+            path: path.display().to_string(),
+            reason,
+        };
+        for sub in ["maps", "links", "progs"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|e| pin_err(&path, e.to_string()))?;
+        }
+        self.maps.pin(&dir.join("maps"))?;
+        for (name, link) in std::mem::take(&mut self.links) {
+            let path = dir.join("links").join(name);
+            let pinned = link.pin(&path).map_err(|e| pin_err(&path, chain(&e)))?;
+            self.links.push((name, pinned.into()));
+        }
+        if let Some(ebpf) = &mut self.ebpf {
+            for (name, prog) in ebpf.programs_mut() {
+                if prog.fd().is_err() {
+                    continue; // not loaded: its control is not in use here
+                }
+                let path = dir.join("progs").join(name);
+                prog.pin(&path).map_err(|e| pin_err(&path, chain(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the enforcement a daemon pinned under `dir` (see [`Self::pin`]): its maps, and
+    /// the attached controls read from the pinned links. Loads no program: what runs in the
+    /// kernel stays the one pinned copy.
+    pub fn adopt(dir: &Path) -> Result<Self, KernelError> {
+        let maps = MapSet::from_pins(&dir.join("maps"))?;
+        let links_dir = dir.join("links");
+        let pinned: Vec<String> = std::fs::read_dir(&links_dir)
+            .map_err(|e| KernelError::Pin {
+                path: links_dir.display().to_string(),
+                reason: e.to_string(),
+            })?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        let has = |name: &str| pinned.iter().any(|p| p == name);
+        let mut attached = 0;
+        for bit in [controls::EXEC, controls::FS, controls::PRIVILEGE] {
+            if LSM_PROGRAMS
+                .iter()
+                .filter(|(_, _, b)| *b == bit)
+                .all(|(prog, _, _)| has(prog))
+            {
+                attached |= bit;
+            }
+        }
+        if SOCK_ADDR_PROGRAMS.iter().all(|p| has(p)) {
+            attached |= controls::NET;
+        }
+        let socket_kinds = if has("socket_create") {
+            Ok(())
+        } else {
+            Err("socket_create is not attached (not pinned)".to_owned())
+        };
+        Ok(Self {
+            ebpf: None,
+            maps,
+            links: Vec::new(),
+            socket_kinds,
+            attached,
+        })
     }
 
     /// Writes every entry of `policy` under `slot`. Call before [`Self::register`] so no task
@@ -362,7 +473,7 @@ impl Enforcer {
         }
         // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`) and the inodes of
         // files under deny rules.
-        super::fs::install(&mut self.ebpf, slot, policy)?;
+        super::fs::install(&mut self.maps, slot, policy)?;
         // A fresh slot is an update from nothing: every entry inserted, none removed.
         self.update_net(slot, &CompiledPolicy::default(), policy)
     }
@@ -503,6 +614,11 @@ impl Enforcer {
         Ok(())
     }
 
+    /// Deletes every entry of `slot` (see `kernel::slots`); only once no sandbox uses it.
+    pub fn clear_slot(&self, slot: Slot) -> Result<(), KernelError> {
+        super::slots::remove(&self.maps, slot)
+    }
+
     /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.
     pub fn register(&mut self, cgroup_id: u64, entry: SandboxEntry) -> Result<(), KernelError> {
         let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
@@ -527,10 +643,7 @@ impl Enforcer {
 
     /// The deny-event ring buffer; can be taken once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
-        let map = self
-            .ebpf
-            .take_map("EVENTS")
-            .ok_or(KernelError::Missing("EVENTS map"))?;
+        let map = self.maps.take("EVENTS")?;
         RingBuf::try_from(map).map_err(|source| KernelError::Map {
             map: "EVENTS",
             source,
@@ -541,8 +654,7 @@ impl Enforcer {
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
     {
-        let map = self.ebpf.map_mut(name).ok_or(KernelError::Missing("map"))?;
-        T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
+        self.maps.typed(name)
     }
 }
 

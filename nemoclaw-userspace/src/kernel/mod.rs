@@ -4,7 +4,9 @@
 pub mod btf;
 pub mod fs;
 pub mod loader;
+pub mod mapset;
 pub mod offsets;
 pub mod probe;
+pub mod slots;
 
 pub use loader::{Enforcer, KernelError};

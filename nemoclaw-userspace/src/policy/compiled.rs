@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use nemoclaw_common::rule::Verdict;
 
 /// Where a rule came from, so a deny event can cite `file:line`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleRef {
     /// 1-based; `Verdict::rule_id` refers to it. 0 is reserved for "default deny".
     pub id: u32,

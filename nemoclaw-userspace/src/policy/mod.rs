@@ -109,6 +109,11 @@ impl PolicyError {
 
 /// Reads, parses and validates a policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    load_with_source(path).map(|(policy, _)| policy)
+}
+
+/// [`load`], also returning the exact text parsed (so its hash names what was compiled).
+pub fn load_with_source(path: &Path) -> Result<(Policy, String), PolicyError> {
     let read_error = |source| PolicyError::Read {
         file: path.to_path_buf(),
         source,
@@ -120,7 +125,7 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         });
     }
     let source = std::fs::read_to_string(path).map_err(read_error)?;
-    parse_str(path, &source)
+    parse_str(path, &source).map(|policy| (policy, source))
 }
 
 /// Parses and validates policy text; `file` is only used in messages.

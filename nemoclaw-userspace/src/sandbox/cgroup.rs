@@ -69,6 +69,14 @@ pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
     cgroup2_mount_in(&mounts).ok_or(CgroupError::NoCgroup2)
 }
 
+/// `<cgroup2>/nemoclaw`, created if missing: the parent of every sandbox cgroup, where the
+/// daemon attaches the network programs once for all sandboxes.
+pub fn sandboxes_root() -> Result<PathBuf, CgroupError> {
+    let parent = cgroup2_mount()?.join("nemoclaw");
+    fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
+    Ok(parent)
+}
+
 /// A sandbox's cgroup. Dropping it kills whatever is left inside and removes the directory.
 pub struct SandboxCgroup {
     path: PathBuf,
@@ -81,13 +89,26 @@ impl SandboxCgroup {
     /// depth is `nemoclaw_common::sandbox::SANDBOX_CGROUP_LEVEL`, which the kernel side
     /// relies on to judge cgroups created below a sandbox.
     pub fn create(name: &str) -> Result<Self, CgroupError> {
-        let parent = cgroup2_mount()?.join("nemoclaw");
-        fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
-        let path = parent.join(name);
+        let path = sandboxes_root()?.join(name);
         fs::create_dir(&path).map_err(io_err("creating", &path))?;
-        let id = fs::metadata(&path).map_err(io_err("reading", &path))?.ino();
-        let dir = File::open(&path).map_err(io_err("opening", &path))?;
-        Ok(Self { path, id, dir })
+        Self::open(&path)
+    }
+
+    /// An existing sandbox cgroup (a restarted daemon's).
+    pub fn open(path: &Path) -> Result<Self, CgroupError> {
+        let id = fs::metadata(path).map_err(io_err("reading", path))?.ino();
+        let dir = File::open(path).map_err(io_err("opening", path))?;
+        Ok(Self {
+            path: path.to_owned(),
+            id,
+            dir,
+        })
+    }
+
+    /// Number of tasks inside now.
+    #[must_use]
+    pub fn tasks(&self) -> usize {
+        fs::read_to_string(self.procs_file()).map_or(0, |p| p.lines().count())
     }
 
     /// The cgroup id: what `bpf_get_current_cgroup_id()` returns for tasks inside.

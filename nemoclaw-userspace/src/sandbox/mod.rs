@@ -2,6 +2,7 @@
 //! with dropped privileges.
 
 pub mod cgroup;
+pub mod controls;
 pub mod launch;
 pub mod user;
 

@@ -1,0 +1,190 @@
+//! The control API: one JSON object per line over the daemon's Unix socket. A client sends
+//! a [`Request`] and reads [`Response`] lines; `Events` keeps streaming until either side
+//! closes.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the daemon listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/nemoclaw/nemoclaw.sock";
+/// Where the daemon pins its programs, links and maps.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/nemoclaw";
+/// The daemon's record of its sandboxes (root only), read back when it restarts.
+pub const DEFAULT_STATE: &str = "/run/nemoclaw/state.json";
+/// The audit log.
+pub const DEFAULT_AUDIT_LOG: &str = "/var/log/nemoclaw/audit.jsonl";
+/// Members of this group may use the control socket besides root.
+pub const CONTROL_GROUP: &str = "nemoclaw";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Creates a sandbox (a cgroup) under a policy file, compiled by the daemon.
+    Create {
+        /// Unique name; the daemon generates one when absent.
+        name: Option<String>,
+        policy: PathBuf,
+        /// The user the sandboxed command will run as (for `~` in the policy).
+        user: String,
+        /// The command, for the audit log.
+        command: Vec<String>,
+        /// Destroy the sandbox when this connection closes (what `nemoclaw run` asks for).
+        ephemeral: bool,
+    },
+    /// Kills what runs in a sandbox and removes it and its policy.
+    Destroy {
+        name: String,
+        exit_code: Option<i32>,
+    },
+    /// Replaces a sandbox's policy atomically (a fresh slot, then one map update).
+    Apply { name: String, policy: PathBuf },
+    /// Re-reads every sandbox's policy file (what SIGHUP does).
+    Reload,
+    /// Lists sandboxes.
+    List,
+    /// Streams audit records as they are written (for one sandbox, or all).
+    Events { sandbox: Option<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub name: String,
+    pub cgroup: PathBuf,
+    pub cgroup_id: u64,
+    pub slot: u32,
+    pub policy: PathBuf,
+    pub policy_sha256: String,
+    pub user: String,
+    pub enforcing: Vec<String>,
+    /// Tasks in the sandbox now.
+    pub tasks: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Created {
+        sandbox: SandboxInfo,
+        /// What the user should know (e.g. socket kinds left open on this kernel).
+        notices: Vec<String>,
+    },
+    Destroyed {
+        name: String,
+    },
+    Applied {
+        name: String,
+        old_sha256: String,
+        new_sha256: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    Reloaded {
+        applied: Vec<String>,
+        unchanged: Vec<String>,
+        failed: Vec<String>,
+    },
+    Sandboxes {
+        sandboxes: Vec<SandboxInfo>,
+    },
+    /// One audit record (a JSON object), for `Events`.
+    Event {
+        record: serde_json::Value,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the NemoClaw daemon at {path}: {source}. Is `nemoclaw daemon` running (and are you root or in the `nemoclaw` group)?"
+    )]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("talking to the daemon: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the daemon sent something unreadable: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("the daemon closed the connection")]
+    Closed,
+    #[error("{0}")]
+    Daemon(String),
+}
+
+/// A connection to the daemon.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let mut line = serde_json::to_string(request)?;
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        Ok(())
+    }
+
+    /// The next response; a daemon-side error becomes [`ClientError::Daemon`].
+    pub fn receive(&mut self) -> Result<Response, ClientError> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(ClientError::Closed);
+        }
+        match serde_json::from_str(&line)? {
+            Response::Error { message } => Err(ClientError::Daemon(message)),
+            r => Ok(r),
+        }
+    }
+
+    /// Sends `request` and waits for its one response.
+    pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        self.send(request)?;
+        self.receive()
+    }
+
+    /// The underlying stream (e.g. to wait for it to close).
+    #[must_use]
+    pub fn stream(&self) -> &UnixStream {
+        &self.writer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_tagged_json() {
+        let r = Request::Apply {
+            name: "agent".into(),
+            policy: "/etc/nemoclaw/p.yaml".into(),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"op":"apply","name":"agent","policy":"/etc/nemoclaw/p.yaml"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"format_disk"}"#).is_err());
+    }
+}

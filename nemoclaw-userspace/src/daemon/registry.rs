@@ -1,0 +1,251 @@
+//! The daemon's bookkeeping, kernel-free: its sandboxes, which policy slot each uses, the
+//! rule tables deny events cite, and the state file a restarted daemon reads back.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use nemoclaw_common::sandbox::{MAX_SLOTS, Slot};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::compiled::RuleRef;
+
+/// One sandbox as the daemon records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxState {
+    pub name: String,
+    pub cgroup: PathBuf,
+    pub cgroup_id: u64,
+    pub slot: Slot,
+    /// Controls registered in `SANDBOXES`.
+    pub controls: u32,
+    pub policy: PathBuf,
+    pub policy_sha256: String,
+    pub user: String,
+    pub command: Vec<String>,
+    /// Destroyed when its creator goes away (`nemoclaw run`).
+    pub ephemeral: bool,
+    /// The installed policy's rule table, cited by deny events from its slot.
+    pub rules: Vec<RuleRef>,
+}
+
+/// What survives a daemon restart (the kernel keeps the rest in pinned maps).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// SHA-256 of the eBPF object whose maps are pinned: a daemon of another build must not
+    /// adopt maps whose layout it does not know.
+    pub object_sha256: String,
+    pub sandboxes: Vec<SandboxState>,
+}
+
+impl StateFile {
+    pub fn read(path: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes atomically (a temporary file renamed over the old one), mode 0600.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Policy slots in use. Slot 0 is never handed out, so an all-zero key never matches a
+/// live policy. Freed slots are reused last (round robin), so deny events still queued from
+/// a replaced policy find its rule table.
+#[derive(Debug)]
+pub struct Slots {
+    used: BTreeSet<Slot>,
+    next: Slot,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Self {
+            used: BTreeSet::new(),
+            next: 1,
+        }
+    }
+}
+
+impl Slots {
+    #[must_use]
+    pub fn with_used(used: impl IntoIterator<Item = Slot>) -> Self {
+        let used: BTreeSet<Slot> = used.into_iter().collect();
+        let next = used.last().map_or(1, |s| s % (MAX_SLOTS - 1) + 1);
+        Self { used, next }
+    }
+
+    /// A free slot, now marked used; `None` when all are taken.
+    pub fn allocate(&mut self) -> Option<Slot> {
+        for _ in 0..MAX_SLOTS {
+            let slot = self.next;
+            self.next = slot % (MAX_SLOTS - 1) + 1;
+            if self.used.insert(slot) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    pub fn free(&mut self, slot: Slot) {
+        self.used.remove(&slot);
+    }
+}
+
+/// Per slot: the sandbox and the rule table its deny events cite. Entries of freed slots
+/// stay until the slot is reused.
+#[derive(Debug, Default)]
+pub struct RuleBook(BTreeMap<Slot, (String, std::sync::Arc<Vec<RuleRef>>)>);
+
+impl RuleBook {
+    pub fn set(&mut self, slot: Slot, sandbox: &str, rules: Vec<RuleRef>) {
+        self.0
+            .insert(slot, (sandbox.to_owned(), std::sync::Arc::new(rules)));
+    }
+
+    #[must_use]
+    pub fn get(&self, slot: Slot) -> Option<(String, std::sync::Arc<Vec<RuleRef>>)> {
+        self.0.get(&slot).cloned()
+    }
+}
+
+/// A name for a sandbox created without one: `sandbox-<n>` not yet taken.
+#[must_use]
+pub fn generate_name(taken: &dyn Fn(&str) -> bool) -> String {
+    (1..)
+        .map(|n| format!("sandbox-{n}"))
+        .find(|n| !taken(n))
+        .unwrap_or_default()
+}
+
+/// Sandbox names become cgroup directory names: keep them to a safe alphabet.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid sandbox name {name:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        ))
+    }
+}
+
+/// What changed between two rule tables, by section and entry text.
+#[must_use]
+pub fn rule_changes(old: &[RuleRef], new: &[RuleRef]) -> (Vec<String>, Vec<String>) {
+    let key = |r: &RuleRef| format!("{}: {}", r.section, r.text);
+    let old: BTreeSet<String> = old.iter().map(key).collect();
+    let new: BTreeSet<String> = new.iter().map(key).collect();
+    (
+        new.difference(&old).cloned().collect(),
+        old.difference(&new).cloned().collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_skip_zero_and_reuse_freed_last() {
+        let mut s = Slots::default();
+        assert_eq!(s.allocate(), Some(1));
+        assert_eq!(s.allocate(), Some(2));
+        s.free(1);
+        assert_eq!(s.allocate(), Some(3), "a freed slot is not reused at once");
+        let mut full = Slots::with_used(1..MAX_SLOTS);
+        assert_eq!(full.allocate(), None);
+        full.free(7);
+        assert_eq!(full.allocate(), Some(7));
+        assert_eq!(full.allocate(), None);
+    }
+
+    #[test]
+    fn slots_resume_after_the_highest_used() {
+        let mut s = Slots::with_used([4, 9]);
+        assert_eq!(s.allocate(), Some(10));
+        let mut wrap = Slots::with_used([MAX_SLOTS - 1]);
+        assert_eq!(wrap.allocate(), Some(1));
+    }
+
+    #[test]
+    fn names_are_checked_and_generated() {
+        assert!(check_name("agent-1.dev_x").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(generate_name(&|n| n == "sandbox-1"), "sandbox-2");
+    }
+
+    #[test]
+    fn rule_changes_by_section_and_text() {
+        let r = |section: &str, text: &str| RuleRef {
+            id: 1,
+            file: "p.yaml".into(),
+            line: 1,
+            column: 1,
+            section: section.into(),
+            text: text.into(),
+        };
+        let old = [
+            r("network.allow", "10.0.0.1:443"),
+            r("process.allow", "python3"),
+        ];
+        let new = [
+            r("network.allow", "10.0.0.2:443"),
+            r("process.allow", "python3"),
+        ];
+        let (added, removed) = rule_changes(&old, &new);
+        assert_eq!(added, ["network.allow: 10.0.0.2:443"]);
+        assert_eq!(removed, ["network.allow: 10.0.0.1:443"]);
+    }
+
+    #[test]
+    fn state_file_round_trips() {
+        let dir = std::env::temp_dir().join(format!("nemoclaw-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        assert_eq!(StateFile::read(&path).unwrap(), None);
+        let state = StateFile {
+            object_sha256: "ab".into(),
+            sandboxes: vec![SandboxState {
+                name: "a".into(),
+                cgroup: "/sys/fs/cgroup/nemoclaw/a".into(),
+                cgroup_id: 42,
+                slot: 3,
+                controls: 5,
+                policy: "/p.yaml".into(),
+                policy_sha256: "cd".into(),
+                user: "nobody".into(),
+                command: vec!["sh".into()],
+                ephemeral: true,
+                rules: vec![],
+            }],
+        };
+        state.write(&path).unwrap();
+        assert_eq!(StateFile::read(&path).unwrap(), Some(state));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

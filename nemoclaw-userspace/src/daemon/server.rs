@@ -1,0 +1,937 @@
+//! `nemoclaw daemon`: owns the pinned enforcement, the sandboxes and the audit log, and
+//! serves the control socket.
+//!
+//! Threads: the accept loop (one thread per connection), the signal thread (SIGHUP reloads,
+//! SIGTERM/SIGINT stop), the policy-file watcher, the audit reader and the housekeeper
+//! (ephemeral sandboxes whose creator is gone, dropped-event counts). All share one
+//! [`Daemon`] behind a mutex; decisions themselves are taken in the kernel and never wait
+//! for any of them.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Write},
+    net::SocketAddr,
+    os::unix::{
+        fs::PermissionsExt,
+        net::{UnixListener, UnixStream},
+    },
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use nemoclaw_common::{
+    event::DenyEvent,
+    sandbox::{SandboxEntry, Slot, controls},
+};
+
+use super::{
+    protocol::{CONTROL_GROUP, Request, Response, SandboxInfo},
+    registry::{RuleBook, SandboxState, Slots, StateFile, check_name, generate_name, rule_changes},
+};
+use crate::{
+    audit::{
+        AuditSink,
+        chain::line_hash,
+        lifecycle::{Lifecycle, PolicyRef, now},
+        reader::{AuditReader, Citations, SharedSink},
+    },
+    kernel::{Enforcer, KernelError, loader::EBPF_OBJECT},
+    policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
+    sandbox::{
+        SandboxCgroup,
+        cgroup::{CgroupError, sandboxes_root},
+        controls as sandbox_controls,
+        user::SandboxUser,
+    },
+};
+
+/// Where the daemon keeps things.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub pin_dir: PathBuf,
+    pub state_file: PathBuf,
+    pub audit_log: PathBuf,
+    pub resolv_conf: PathBuf,
+    /// Re-apply a sandbox's policy when its file is rewritten.
+    pub watch: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("the daemon must run as root: it loads eBPF programs and creates cgroups")]
+    NotRoot,
+    #[error("another daemon holds {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("{0}")]
+    Adopt(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// SHA-256 of the eBPF object this binary carries.
+fn object_sha256() -> String {
+    crate::audit::chain::sha256_hex(EBPF_OBJECT)
+}
+
+struct Sandbox {
+    state: SandboxState,
+    cgroup: SandboxCgroup,
+    /// Open connections that created it (an ephemeral sandbox goes when none is left).
+    holders: usize,
+}
+
+/// Everything the daemon owns.
+pub struct Daemon {
+    config: Config,
+    enforcer: Enforcer,
+    sandboxes: BTreeMap<String, Sandbox>,
+    slots: Slots,
+    book: Arc<Mutex<RuleBook>>,
+    sink: SharedSink,
+    object_sha256: String,
+    nameservers: Vec<SocketAddr>,
+    events_lost_seen: u64,
+}
+
+pub type Shared = Arc<Mutex<Daemon>>;
+
+fn lock(d: &Shared) -> MutexGuard<'_, Daemon> {
+    d.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct DaemonCitations(Arc<Mutex<RuleBook>>);
+
+impl Citations for DaemonCitations {
+    fn cite(&self, event: &DenyEvent) -> (Option<String>, Arc<Vec<RuleRef>>) {
+        let book = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match book.get(event.slot) {
+            Some((name, rules)) => (Some(name), rules),
+            None => (None, Arc::new(Vec::new())),
+        }
+    }
+}
+
+/// Loads and pins enforcement, or adopts what a previous daemon pinned.
+fn open_enforcement(config: &Config) -> Result<(Enforcer, Option<StateFile>), DaemonError> {
+    let sha = object_sha256();
+    if config.pin_dir.join("maps").exists() {
+        let state = StateFile::read(&config.state_file)
+            .map_err(io_err(&config.state_file))?
+            .ok_or_else(|| {
+                DaemonError::Adopt(format!(
+                    "{} holds pinned enforcement but {} is missing, so its sandboxes are unknown. \
+                     If no sandbox runs, remove the pins (rm -r {}) and start again",
+                    config.pin_dir.display(),
+                    config.state_file.display(),
+                    config.pin_dir.display()
+                ))
+            })?;
+        if state.object_sha256 != sha {
+            return Err(DaemonError::Adopt(format!(
+                "the enforcement pinned at {} was loaded by another NemoClaw build (object {}, this \
+                 build {sha}); stop its sandboxes and remove the pins to upgrade",
+                config.pin_dir.display(),
+                state.object_sha256
+            )));
+        }
+        let enforcer = Enforcer::adopt(&config.pin_dir)?;
+        return Ok((enforcer, Some(state)));
+    }
+    // Leftovers of an interrupted first start hold no maps, hence nothing adoptable.
+    if config.pin_dir.exists() {
+        std::fs::remove_dir_all(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
+    }
+    let all = controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE;
+    let mut enforcer = match Enforcer::load(all) {
+        Ok(e) => e,
+        Err(KernelError::ControlUnavailable {
+            control, reason, ..
+        }) if control != "network" => {
+            eprintln!(
+                "nemoclaw daemon: notice: the {control} control is unavailable here ({reason}); \
+                 policies that need BPF LSM will be refused. See `nemoclaw doctor`"
+            );
+            Enforcer::load(controls::NET)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let root = sandboxes_root()?;
+    let root_dir = std::fs::File::open(&root).map_err(io_err(&root))?;
+    enforcer.attach_cgroup(&root_dir)?;
+    enforcer.pin(&config.pin_dir)?;
+    Ok((enforcer, None))
+}
+
+impl Daemon {
+    /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
+    /// open. Writes the `daemon_start` record.
+    pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(DaemonError::NotRoot);
+        }
+        for dir in [
+            config.socket.parent(),
+            config.state_file.parent(),
+            config.audit_log.parent(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let (mut enforcer, state) = open_enforcement(&config)?;
+        let adopted = state.is_some();
+        let sink: SharedSink = Arc::new(Mutex::new(
+            AuditSink::open(Some(&config.audit_log), false).map_err(io_err(&config.audit_log))?,
+        ));
+        let book = Arc::new(Mutex::new(RuleBook::default()));
+        let mut sandboxes = BTreeMap::new();
+        for s in state.map(|s| s.sandboxes).unwrap_or_default() {
+            match SandboxCgroup::open(&s.cgroup) {
+                Ok(cgroup) if cgroup.id() == s.cgroup_id => {
+                    lock_book(&book).set(s.slot, &s.name, s.rules.clone());
+                    sandboxes.insert(
+                        s.name.clone(),
+                        Sandbox {
+                            state: s,
+                            cgroup,
+                            holders: 0,
+                        },
+                    );
+                }
+                _ => {
+                    // Gone while no daemon ran: nothing to enforce, clear its policy.
+                    let _ = enforcer.unregister(s.cgroup_id);
+                    let _ = enforcer.clear_slot(s.slot);
+                }
+            }
+        }
+        let events = enforcer.take_events()?;
+        let reader = AuditReader::spawn(
+            events,
+            Arc::clone(&sink),
+            DaemonCitations(Arc::clone(&book)),
+        );
+        let nameservers = std::fs::read_to_string(&config.resolv_conf)
+            .map(|t| super::dns::nameservers(&t))
+            .unwrap_or_default();
+        let events_lost_seen = enforcer.events_lost().unwrap_or(0);
+        let daemon = Self {
+            slots: Slots::with_used(sandboxes.values().map(|s: &Sandbox| s.state.slot)),
+            config,
+            enforcer,
+            sandboxes,
+            book,
+            sink,
+            object_sha256: object_sha256(),
+            nameservers,
+            events_lost_seen,
+        };
+        daemon.persist();
+        daemon.log(&Lifecycle::DaemonStart {
+            time: now(),
+            pid: std::process::id(),
+            adopted,
+            controls: sandbox_controls::names(daemon.enforcer.attached()),
+            sandboxes: daemon.sandboxes.keys().cloned().collect(),
+        });
+        Ok((Arc::new(Mutex::new(daemon)), reader))
+    }
+
+    fn log<T: serde::Serialize>(&self, record: &T) {
+        if let Err(e) = self
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_record(record)
+        {
+            eprintln!("nemoclaw daemon: writing the audit log: {e}");
+        }
+    }
+
+    fn persist(&self) {
+        let state = StateFile {
+            object_sha256: self.object_sha256.clone(),
+            sandboxes: self.sandboxes.values().map(|s| s.state.clone()).collect(),
+        };
+        if let Err(e) = state.write(&self.config.state_file) {
+            eprintln!(
+                "nemoclaw daemon: writing {}: {e}",
+                self.config.state_file.display()
+            );
+        }
+    }
+
+    fn info(s: &Sandbox) -> SandboxInfo {
+        let SandboxState {
+            name,
+            cgroup,
+            cgroup_id,
+            slot,
+            controls,
+            policy,
+            policy_sha256,
+            user,
+            ..
+        } = &s.state;
+        SandboxInfo {
+            name: name.clone(),
+            cgroup: cgroup.clone(),
+            cgroup_id: *cgroup_id,
+            slot: *slot,
+            policy: policy.clone(),
+            policy_sha256: policy_sha256.clone(),
+            user: user.clone(),
+            enforcing: sandbox_controls::names(*controls)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            tasks: s.cgroup.tasks(),
+        }
+    }
+
+    /// Parses, validates and compiles `path` for `user`: the policy, its sha256, warnings.
+    fn compile(
+        &self,
+        path: &Path,
+        user: &SandboxUser,
+    ) -> Result<(CompiledPolicy, String, Vec<String>), String> {
+        let (parsed, source) = policy::load_with_source(path).map_err(|e| e.to_string())?;
+        let parsed = policy::resolvers::with_resolvers(
+            &parsed,
+            &self.nameservers,
+            &self.config.resolv_conf.display().to_string(),
+        );
+        let env = CompileEnv::new(user.home.clone());
+        let compiled = policy::compile(&parsed, &env).map_err(|e| e.to_string())?;
+        Ok((
+            compiled.policy,
+            line_hash(&source),
+            compiled.warnings.iter().map(ToString::to_string).collect(),
+        ))
+    }
+
+    /// Writes `compiled` into a fresh slot; on any error the slot is cleared and freed.
+    fn install(&mut self, compiled: &CompiledPolicy) -> Result<Slot, String> {
+        let slot = self
+            .slots
+            .allocate()
+            .ok_or("every policy slot is in use; destroy a sandbox first")?;
+        if let Err(e) = self.enforcer.install(slot, compiled) {
+            let _ = self.enforcer.clear_slot(slot);
+            self.slots.free(slot);
+            return Err(format!("writing the policy into the kernel maps: {e}"));
+        }
+        Ok(slot)
+    }
+
+    fn release(&mut self, slot: Slot) {
+        if let Err(e) = self.enforcer.clear_slot(slot) {
+            eprintln!("nemoclaw daemon: {e}");
+        }
+        self.slots.free(slot);
+    }
+
+    fn create(
+        &mut self,
+        name: Option<String>,
+        policy_path: &Path,
+        user: &str,
+        command: Vec<String>,
+        ephemeral: bool,
+        requester: &str,
+    ) -> Result<Response, String> {
+        let name = match name {
+            Some(n) => n,
+            None => generate_name(&|n| self.sandboxes.contains_key(n)),
+        };
+        check_name(&name)?;
+        if self.sandboxes.contains_key(&name) {
+            return Err(format!("a sandbox named {name} exists already"));
+        }
+        let policy_path = absolute(policy_path)?;
+        let user = SandboxUser::resolve(Some(user)).map_err(|e| e.to_string())?;
+        let (compiled, sha, mut notices) = self.compile(&policy_path, &user)?;
+        let (bits, notice) =
+            sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
+                .map_err(|e| e.to_string())?;
+        notices.extend(notice);
+        let cgroup = SandboxCgroup::create(&name).map_err(|e| e.to_string())?;
+        let slot = self.install(&compiled)?;
+        lock_book(&self.book).set(slot, &name, compiled.rules.clone());
+        if let Err(e) = self.enforcer.register(
+            cgroup.id(),
+            SandboxEntry {
+                slot,
+                controls: bits,
+            },
+        ) {
+            self.release(slot);
+            return Err(e.to_string());
+        }
+        let state = SandboxState {
+            name: name.clone(),
+            cgroup: cgroup.path().to_owned(),
+            cgroup_id: cgroup.id(),
+            slot,
+            controls: bits,
+            policy: policy_path.clone(),
+            policy_sha256: sha.clone(),
+            user: user.name.clone(),
+            command: command.clone(),
+            ephemeral,
+            rules: compiled.rules,
+        };
+        let sandbox = Sandbox {
+            state,
+            cgroup,
+            holders: usize::from(ephemeral),
+        };
+        let info = Self::info(&sandbox);
+        self.sandboxes.insert(name.clone(), sandbox);
+        self.persist();
+        self.log(&Lifecycle::SandboxStart {
+            time: now(),
+            sandbox: name,
+            cgroup: info.cgroup_id,
+            policy: PolicyRef {
+                file: policy_path.display().to_string(),
+                sha256: sha,
+            },
+            user: user.name.clone(),
+            uid: user.uid.as_raw(),
+            command,
+            enforcing: sandbox_controls::names(bits),
+            requested_by: requester.to_owned(),
+        });
+        Ok(Response::Created {
+            sandbox: info,
+            notices,
+        })
+    }
+
+    fn destroy(&mut self, name: &str, exit_code: Option<i32>) -> Result<Response, String> {
+        let sandbox = self
+            .sandboxes
+            .remove(name)
+            .ok_or_else(|| format!("no sandbox named {name}"))?;
+        let Sandbox { state, cgroup, .. } = sandbox;
+        // Kill before lifting the policy: nothing runs unconfined.
+        cgroup.kill_all();
+        drop(cgroup);
+        if let Err(e) = self.enforcer.unregister(state.cgroup_id) {
+            eprintln!("nemoclaw daemon: {e}");
+        }
+        self.release(state.slot);
+        self.persist();
+        self.log(&Lifecycle::SandboxStop {
+            time: now(),
+            sandbox: name.to_owned(),
+            cgroup: state.cgroup_id,
+            exit_code,
+            events_lost: self.enforcer.events_lost().unwrap_or(0),
+        });
+        Ok(Response::Destroyed {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Whether a sandbox's policy file still has the installed policy's hash.
+    fn unchanged(&self, name: &str) -> bool {
+        self.sandboxes.get(name).is_some_and(|s| {
+            std::fs::read_to_string(&s.state.policy)
+                .is_ok_and(|text| line_hash(&text) == s.state.policy_sha256)
+        })
+    }
+
+    /// Replaces a sandbox's policy with `policy_path` (or re-reads its own file).
+    fn apply(
+        &mut self,
+        name: &str,
+        policy_path: Option<&Path>,
+        requester: &str,
+    ) -> Result<Response, String> {
+        let sandbox = self
+            .sandboxes
+            .get(name)
+            .ok_or_else(|| format!("no sandbox named {name}"))?;
+        let path = match policy_path {
+            Some(p) => absolute(p)?,
+            None => sandbox.state.policy.clone(),
+        };
+        let old = sandbox.state.clone();
+        let rejected = |this: &Self, error: String| {
+            this.log(&Lifecycle::PolicyRejected {
+                time: now(),
+                sandbox: name.to_owned(),
+                file: path.display().to_string(),
+                error: error.clone(),
+                requested_by: requester.to_owned(),
+            });
+            error
+        };
+        let user =
+            SandboxUser::resolve(Some(&old.user)).map_err(|e| rejected(self, e.to_string()))?;
+        let (compiled, sha, _warnings) =
+            self.compile(&path, &user).map_err(|e| rejected(self, e))?;
+        let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
+            .map_err(|e| rejected(self, e.to_string()))?;
+        let slot = self.install(&compiled).map_err(|e| rejected(self, e))?;
+        lock_book(&self.book).set(slot, name, compiled.rules.clone());
+        // The switch: one map update. Before it every access is judged by the old slot,
+        // after it by the new one, both complete.
+        if let Err(e) = self.enforcer.register(
+            old.cgroup_id,
+            SandboxEntry {
+                slot,
+                controls: bits,
+            },
+        ) {
+            self.release(slot);
+            return Err(rejected(self, e.to_string()));
+        }
+        self.release(old.slot);
+        let (added, removed) = rule_changes(&old.rules, &compiled.rules);
+        if let Some(s) = self.sandboxes.get_mut(name) {
+            s.state.slot = slot;
+            s.state.controls = bits;
+            s.state.policy.clone_from(&path);
+            s.state.policy_sha256.clone_from(&sha);
+            s.state.rules = compiled.rules;
+        }
+        self.persist();
+        self.log(&Lifecycle::PolicyReload {
+            time: now(),
+            sandbox: name.to_owned(),
+            file: path.display().to_string(),
+            old_sha256: old.policy_sha256.clone(),
+            new_sha256: sha.clone(),
+            added: added.clone(),
+            removed: removed.clone(),
+            requested_by: requester.to_owned(),
+        });
+        Ok(Response::Applied {
+            name: name.to_owned(),
+            old_sha256: old.policy_sha256,
+            new_sha256: sha,
+            added,
+            removed,
+        })
+    }
+
+    /// Re-reads every sandbox's policy file; unchanged files are left alone.
+    fn reload_all(&mut self, requester: &str) -> Response {
+        let (mut applied, mut unchanged, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        let names: Vec<String> = self.sandboxes.keys().cloned().collect();
+        for name in names {
+            if self.unchanged(&name) {
+                unchanged.push(name);
+                continue;
+            }
+            match self.apply(&name, None, requester) {
+                Ok(_) => applied.push(name),
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        Response::Reloaded {
+            applied,
+            unchanged,
+            failed,
+        }
+    }
+
+    /// Sandboxes whose policy file is `path`.
+    fn using_file(&self, path: &Path) -> Vec<String> {
+        self.sandboxes
+            .values()
+            .filter(|s| s.state.policy == path)
+            .map(|s| s.state.name.clone())
+            .collect()
+    }
+
+    /// Housekeeping: ephemeral sandboxes with no creator left and no task inside go; a
+    /// rise in dropped events is recorded.
+    fn tidy(&mut self) {
+        let orphans: Vec<String> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.state.ephemeral && s.holders == 0 && s.cgroup.tasks() == 0)
+            .map(|s| s.state.name.clone())
+            .collect();
+        for name in orphans {
+            let _ = self.destroy(&name, None);
+        }
+        if let Ok(total) = self.enforcer.events_lost()
+            && total > self.events_lost_seen
+        {
+            self.log(&Lifecycle::EventsLost {
+                time: now(),
+                lost: total - self.events_lost_seen,
+                total,
+            });
+            self.events_lost_seen = total;
+        }
+    }
+
+    fn stop_record(&self) {
+        self.log(&Lifecycle::DaemonStop {
+            time: now(),
+            pid: std::process::id(),
+            sandboxes: self.sandboxes.keys().cloned().collect(),
+        });
+    }
+}
+
+fn lock_book(book: &Mutex<RuleBook>) -> MutexGuard<'_, RuleBook> {
+    book.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    if path.is_absolute() {
+        Ok(path.to_owned())
+    } else {
+        Err(format!(
+            "{}: the daemon needs an absolute policy path",
+            path.display()
+        ))
+    }
+}
+
+/// Who is on the other end of a control connection.
+struct Peer {
+    pid: i32,
+    uid: u32,
+}
+
+impl Peer {
+    fn describe(&self) -> String {
+        format!("uid {} (pid {})", self.uid, self.pid)
+    }
+}
+
+/// Root or a member of the `nemoclaw` group, and not a task inside any sandbox (even root
+/// inside one is refused: a sandbox never governs itself).
+fn authorize(stream: &UnixStream) -> Result<Peer, String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(stream, PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let peer = Peer {
+        pid: cred.pid(),
+        uid: cred.uid(),
+    };
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", peer.pid)).unwrap_or_default();
+    if cgroup
+        .lines()
+        .any(|l| l.starts_with("0::/nemoclaw/") || l.contains(":/nemoclaw/"))
+    {
+        return Err("requests from inside a sandbox are refused".to_owned());
+    }
+    if peer.uid == 0 || in_control_group(peer.pid) {
+        Ok(peer)
+    } else {
+        Err(format!(
+            "uid {} is neither root nor in the `{CONTROL_GROUP}` group",
+            peer.uid
+        ))
+    }
+}
+
+/// Whether the task's groups (from `/proc/<pid>/status`) include the control group.
+fn in_control_group(pid: i32) -> bool {
+    let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) else {
+        return false;
+    };
+    let gid = group.gid.as_raw().to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status.lines().any(|l| {
+            (l.starts_with("Groups:") || l.starts_with("Gid:"))
+                && l.split_whitespace().skip(1).any(|g| g == gid)
+        })
+    })
+}
+
+fn send(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(response).map_err(std::io::Error::other)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())
+}
+
+fn error(message: String) -> Response {
+    Response::Error { message }
+}
+
+/// Serves one connection until it closes; ephemeral sandboxes it created go with it.
+fn serve(daemon: &Shared, mut stream: UnixStream) {
+    let peer = match authorize(&stream) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = send(&mut stream, &error(e));
+            return;
+        }
+    };
+    let requester = peer.describe();
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut held: Vec<String> = Vec::new();
+    for line in BufReader::new(read_half).lines() {
+        let Ok(line) = line else { break };
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = send(&mut stream, &error(format!("malformed request: {e}")));
+                continue;
+            }
+        };
+        let response = match request {
+            Request::Events { sandbox } => {
+                stream_events(daemon, &mut stream, sandbox.as_deref());
+                break;
+            }
+            Request::Create {
+                name,
+                policy,
+                user,
+                command,
+                ephemeral,
+            } => {
+                let r = lock(daemon).create(name, &policy, &user, command, ephemeral, &requester);
+                if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
+                    held.push(sandbox.name.clone());
+                }
+                r.unwrap_or_else(error)
+            }
+            Request::Destroy { name, exit_code } => {
+                held.retain(|h| *h != name);
+                lock(daemon).destroy(&name, exit_code).unwrap_or_else(error)
+            }
+            Request::Apply { name, policy } => lock(daemon)
+                .apply(&name, Some(&policy), &requester)
+                .unwrap_or_else(error),
+            Request::Reload => lock(daemon).reload_all(&requester),
+            Request::List => {
+                let d = lock(daemon);
+                Response::Sandboxes {
+                    sandboxes: d.sandboxes.values().map(Daemon::info).collect(),
+                }
+            }
+        };
+        if send(&mut stream, &response).is_err() {
+            break;
+        }
+    }
+    let mut d = lock(daemon);
+    for name in held {
+        let orphaned = d.sandboxes.get_mut(&name).is_some_and(|s| {
+            s.holders = s.holders.saturating_sub(1);
+            s.holders == 0
+        });
+        if orphaned {
+            let _ = d.destroy(&name, None);
+        }
+    }
+}
+
+fn stream_events(daemon: &Shared, stream: &mut UnixStream, sandbox: Option<&str>) {
+    let rx = {
+        let d = lock(daemon);
+        d.sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subscribe()
+    };
+    for line in rx {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(want) = sandbox
+            && record.get("sandbox").and_then(|s| s.as_str()) != Some(want)
+        {
+            continue;
+        }
+        if send(stream, &Response::Event { record }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Binds the control socket: mode 0660, group `nemoclaw` where it exists. A stale socket
+/// file (no daemon answering) is replaced; a live one means another daemon runs.
+fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::AlreadyRunning(path.to_owned()));
+        }
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    let listener = UnixListener::bind(path).map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err(path))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) {
+        nix::unistd::chown(path, None, Some(group.gid))
+            .map_err(|e| io_err(path)(std::io::Error::from(e)))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err(dir))?;
+    }
+    Ok(listener)
+}
+
+/// Re-applies policies whose files are rewritten (close after write, or renamed into place).
+fn watch(daemon: Shared) {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
+        eprintln!("nemoclaw daemon: inotify unavailable; policy files are not watched");
+        return;
+    };
+    let mut watched: BTreeMap<PathBuf, nix::sys::inotify::WatchDescriptor> = BTreeMap::new();
+    loop {
+        let dirs: Vec<PathBuf> = lock(&daemon)
+            .sandboxes
+            .values()
+            .filter_map(|s| s.state.policy.parent().map(Path::to_owned))
+            .collect();
+        for dir in dirs {
+            if !watched.contains_key(&dir)
+                && let Ok(wd) = inotify.add_watch(
+                    &dir,
+                    AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+                )
+            {
+                watched.insert(dir, wd);
+            }
+        }
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&inotify),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16));
+        let Ok(events) = inotify.read_events() else {
+            continue;
+        };
+        for event in events {
+            let Some(name) = event.name else { continue };
+            let Some(dir) = watched
+                .iter()
+                .find(|(_, wd)| **wd == event.wd)
+                .map(|(d, _)| d.clone())
+            else {
+                continue;
+            };
+            let path = dir.join(name);
+            let mut d = lock(&daemon);
+            for sandbox in d.using_file(&path) {
+                if d.unchanged(&sandbox) {
+                    continue;
+                }
+                if let Err(e) = d.apply(&sandbox, None, "policy file watch") {
+                    eprintln!(
+                        "nemoclaw daemon: {sandbox}: reload from {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP reloads every policy; SIGTERM and SIGINT stop the daemon.
+fn daemon_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        set.add(s);
+    }
+    set
+}
+
+/// Handles the (already blocked) daemon signals in one thread. Stopping leaves every
+/// sandbox enforced by the pinned programs.
+fn handle_signals(daemon: Shared, socket: PathBuf, set: nix::sys::signal::SigSet) {
+    use nix::sys::signal::Signal;
+    std::thread::spawn(move || {
+        loop {
+            match set.wait() {
+                Ok(Signal::SIGHUP) => {
+                    let r = lock(&daemon).reload_all("SIGHUP");
+                    eprintln!(
+                        "nemoclaw daemon: SIGHUP: {}",
+                        serde_json::to_string(&r).unwrap_or_default()
+                    );
+                }
+                Ok(_) => {
+                    lock(&daemon).stop_record();
+                    let _ = std::fs::remove_file(&socket);
+                    std::process::exit(0);
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
+/// Runs the daemon until a stop signal.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let listener = bind(&config.socket)?;
+    let socket = config.socket.clone();
+    let watch_files = config.watch;
+    // Block the signals before any thread exists, so they all inherit the mask.
+    let set = daemon_signals();
+    set.thread_block()
+        .map_err(|e| io_err(&socket)(std::io::Error::from(e)))?;
+    let (daemon, _reader) = match Daemon::start(config) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
+    handle_signals(Arc::clone(&daemon), socket.clone(), set);
+    if watch_files {
+        let d = Arc::clone(&daemon);
+        std::thread::spawn(move || watch(d));
+    }
+    {
+        let d = Arc::clone(&daemon);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                lock(&d).tidy();
+            }
+        });
+    }
+    {
+        let d = lock(&daemon);
+        eprintln!(
+            "nemoclaw daemon: listening on {}; enforcing {} ({} sandboxes adopted)",
+            socket.display(),
+            sandbox_controls::names(d.enforcer.attached()).join(", "),
+            d.sandboxes.len()
+        );
+    }
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let d = Arc::clone(&daemon);
+                std::thread::spawn(move || serve(&d, stream));
+            }
+            Err(e) => eprintln!("nemoclaw daemon: accept: {e}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Which controls a sandbox is registered with: its policy's, plus socket kinds where the
+//! kernel can restrict them.
+
+use nemoclaw_common::sandbox::controls;
+
+use super::user::SandboxUser;
+use crate::kernel::{Enforcer, loader::control_name};
+
+/// The names of the controls in `bits`, for messages and the audit log.
+#[must_use]
+pub fn names(bits: u32) -> Vec<&'static str> {
+    [
+        controls::EXEC,
+        controls::NET,
+        controls::SOCKETS,
+        controls::FS,
+        controls::PRIVILEGE,
+    ]
+    .into_iter()
+    .filter(|b| bits & b != 0)
+    .map(control_name)
+    .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlsError {
+    #[error(
+        "the network control cannot restrict socket kinds here ({0}), and the sandbox user is root: \
+         refusing, since raw and packet sockets would bypass the network rules. Run as another user \
+         (--user), or on a kernel with BPF LSM (`nemoclaw doctor`)"
+    )]
+    RootWithoutSocketKinds(String),
+    #[error("the {control} control is not attached here: {reason}")]
+    NotAttached {
+        control: &'static str,
+        reason: String,
+    },
+}
+
+/// The controls to register for a policy with `policy_controls` run by `user`, and a notice
+/// for the user where socket kinds stay open. Refuses a network policy for a root sandbox
+/// user where socket kinds cannot be restricted: root could open raw and packet sockets,
+/// which no rule judges.
+pub fn for_sandbox(
+    policy_controls: u32,
+    enforcer: &Enforcer,
+    user: &SandboxUser,
+) -> Result<(u32, Option<String>), ControlsError> {
+    let attached = enforcer.attached();
+    for bit in [
+        controls::EXEC,
+        controls::NET,
+        controls::FS,
+        controls::PRIVILEGE,
+    ] {
+        if policy_controls & bit != 0 && attached & bit == 0 {
+            return Err(ControlsError::NotAttached {
+                control: control_name(bit),
+                reason: "its programs could not be loaded when enforcement started (see `nemoclaw doctor`)"
+                    .to_owned(),
+            });
+        }
+    }
+    if policy_controls & controls::NET == 0 {
+        return Ok((policy_controls, None));
+    }
+    match enforcer.socket_kinds() {
+        Ok(()) => Ok((policy_controls | controls::SOCKETS, None)),
+        Err(why) if user.uid.is_root() => {
+            Err(ControlsError::RootWithoutSocketKinds(why.to_owned()))
+        }
+        Err(why) => Ok((
+            policy_controls,
+            Some(format!(
+                "socket kinds are not restricted here ({why}); raw and packet sockets stay closed to {} \
+                 (no CAP_NET_RAW), netlink and vsock do not",
+                user.name
+            )),
+        )),
+    }
+}
