@@ -161,7 +161,10 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let work = WorkDir::create(&args.dir, args.workload)?;
     let mut op = Operation::prepare(args.workload, &work.path)?;
 
-    let cgroup = SandboxCgroup::create(&format!("bench-{}", std::process::id()))?;
+    let cgroup = SandboxCgroup::create(
+        crate::sandbox::cgroup::STANDALONE_ROOT,
+        &format!("bench-{}", std::process::id()),
+    )?;
     // Keep the programs (and their links) alive until the end.
     let _programs = load(args, &op, &work, &cgroup)?;
     let our_ids = own_program_ids();

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod daemon;
 pub mod doctor;
 pub mod policy;
 pub mod run;
@@ -20,6 +21,13 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a fresh sandbox under a policy (root).
     Run(run::RunArgs),
+    /// The privileged policy engine: pins enforcement, serves the control socket, hot-reloads
+    /// policies and writes the audit log (root).
+    Daemon(daemon::DaemonArgs),
+    /// List the daemon's sandboxes.
+    Ps(daemon::PsArgs),
+    /// Print the audit log readably.
+    Logs(daemon::LogsArgs),
     /// Check what this kernel offers NemoClaw and what to fix.
     Doctor(doctor::DoctorArgs),
     /// Work with audit logs.
@@ -42,6 +50,9 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
+        Command::Daemon(args) => daemon::daemon(args),
+        Command::Ps(args) => daemon::ps(&args),
+        Command::Logs(args) => daemon::logs(&args),
         Command::Policy { cmd } => policy::run(cmd),
         Command::Audit { cmd } => audit::run(cmd),
         Command::Bench(args) => bench::run(&args),

@@ -1,5 +1,5 @@
-//! `nemoclaw policy check|compile|explain|schema`: the spec stage from the command line.
-//! No kernel and no root needed.
+//! `nemoclaw policy check|compile|explain|schema`: the spec stage from the command line,
+//! no kernel and no root needed; and `policy apply`, which asks the daemon.
 
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt as _;
@@ -53,6 +53,14 @@ pub enum PolicyCommand {
     },
     /// Print the JSON Schema of the policy language (the content of policies/schema.json).
     Schema,
+    /// Replace a running sandbox's policy through the daemon, atomically. Exit 1 if the
+    /// policy is refused (nothing changes).
+    Apply {
+        sandbox: String,
+        file: PathBuf,
+        #[command(flatten)]
+        socket: super::daemon::SocketArg,
+    },
 }
 
 /// Whose sandbox the policy is compiled for.
@@ -135,6 +143,11 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             print!("{}", policy::schema::generate());
             Ok(0)
         }
+        PolicyCommand::Apply {
+            sandbox,
+            file,
+            socket,
+        } => super::daemon::apply(&socket.socket, &sandbox, &file),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::{
     },
     daemon::{
         dns,
+        protocol::{Client, ClientError, Request, Response},
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
     },
     kernel::Enforcer,
@@ -47,6 +48,15 @@ pub struct RunArgs {
     /// Seconds an address that DNS stopped returning stays allowed.
     #[arg(long, default_value_t = 30)]
     pub dns_grace: u64,
+    /// Name of the sandbox (with a daemon; default `run-<pid>`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The daemon's control socket: used when a daemon answers there.
+    #[arg(long, default_value = crate::daemon::protocol::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Load a private copy of the programs instead of asking a running daemon.
+    #[arg(long)]
+    pub standalone: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -66,6 +76,14 @@ fn log(sink: &SharedSink, record: &Lifecycle) {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    if !args.standalone && args.socket.exists() {
+        match Client::connect(&args.socket) {
+            Ok(client) => return run_via_daemon(args, client),
+            Err(e) => {
+                eprintln!("nemoclaw: notice: {e}; loading a private copy of the programs instead")
+            }
+        }
+    }
     let user = SandboxUser::resolve(args.user.as_deref())?;
     let policy = policy::load(&args.policy)?;
     let policy_ref = PolicyRef::of(&args.policy)
@@ -106,7 +124,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     if let Some(notice) = notice {
         eprintln!("nemoclaw: notice: {notice}");
     }
-    let cgroup = SandboxCgroup::create(&format!("run-{}", std::process::id()))?;
+    let cgroup = SandboxCgroup::create(
+        crate::sandbox::cgroup::STANDALONE_ROOT,
+        &format!("run-{}", std::process::id()),
+    )?;
     if compiled.controls & controls::NET != 0 {
         enforcer.attach_cgroup(cgroup.dir())?;
     }
@@ -219,5 +240,104 @@ fn requester() -> String {
     match std::env::var("SUDO_USER") {
         Ok(u) if !u.is_empty() => format!("uid {uid} (sudo by {u})"),
         _ => format!("uid {uid}"),
+    }
+}
+
+/// Asks the daemon for an ephemeral sandbox, runs the command in it, and copies the
+/// sandbox's audit records into `--audit-log` (or stderr) as they arrive.
+fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
+    let user = SandboxUser::resolve(args.user.as_deref())?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("run-{}", std::process::id()));
+    let policy =
+        std::path::absolute(&args.policy).with_context(|| format!("{}", args.policy.display()))?;
+    let sink = AuditSink::open(
+        args.audit_log.as_deref(),
+        args.audit_stderr || args.audit_log.is_none(),
+    )
+    .with_context(|| format!("opening audit log {:?}", args.audit_log))?;
+    // Subscribe first, so the sandbox's first records are not missed.
+    let mut events = Client::connect(&args.socket)?;
+    let subscribed = events.call(&Request::Events {
+        sandbox: Some(name.clone()),
+    })?;
+    if subscribed != Response::Subscribed {
+        bail!("unexpected answer from the daemon: {subscribed:?}");
+    }
+    let copier = std::thread::spawn(move || copy_events(events, sink));
+    let created = client.call(&Request::Create {
+        name: Some(name.clone()),
+        policy,
+        user: user.name.clone(),
+        command: args
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        ephemeral: true,
+    })?;
+    let Response::Created { sandbox, notices } = created else {
+        bail!("unexpected answer from the daemon: {created:?}");
+    };
+    for notice in notices {
+        eprintln!("nemoclaw: notice: {notice}");
+    }
+    eprintln!(
+        "nemoclaw: sandbox {name} ({}, cgroup id {}) from the daemon, as user {}; enforcing: {}",
+        sandbox.cgroup.display(),
+        sandbox.cgroup_id,
+        user.name,
+        sandbox.enforcing.join(", "),
+    );
+    let path = CompileEnv::new(user.home.clone()).path;
+    let status = launch::spawn(
+        &args.command,
+        &sandbox.cgroup.join("cgroup.procs"),
+        &user,
+        &path,
+    )
+    .with_context(|| format!("starting {:?}", args.command[0]))
+    .and_then(|mut child| child.wait().context("waiting for the sandboxed command"));
+    let code = status
+        .as_ref()
+        .ok()
+        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    let destroy = Request::Destroy {
+        name: name.clone(),
+        exit_code: code,
+    };
+    // The daemon may have restarted meanwhile: then ask on a fresh connection. A sandbox it
+    // already tidied away (empty, creator gone) needs nothing more.
+    let destroyed = client
+        .call(&destroy)
+        .or_else(|_| Client::connect(&args.socket).and_then(|mut c| c.call(&destroy)));
+    match destroyed {
+        Ok(_) => {}
+        Err(ClientError::Daemon(m)) if m.starts_with("no sandbox named") => {}
+        Err(e) => eprintln!("nemoclaw: removing sandbox {name}: {e}"),
+    }
+    // The copier ends with the sandbox's stop record (or when the daemon goes away).
+    if copier.join().is_err() {
+        eprintln!("nemoclaw: the audit copier panicked");
+    }
+    status?;
+    Ok(code.unwrap_or(1))
+}
+
+/// Writes each streamed record into `sink` until the sandbox's stop record, or until the
+/// stream ends or stays silent for long after the sandbox should be gone.
+fn copy_events(mut events: Client, mut sink: AuditSink) {
+    let _ = events
+        .stream()
+        .set_read_timeout(Some(Duration::from_secs(3600)));
+    while let Ok(Response::Event { record }) = events.receive() {
+        if let Err(e) = sink.write_record(&record) {
+            eprintln!("nemoclaw: writing audit record: {e}");
+        }
+        if record.get("event").and_then(|e| e.as_str()) == Some("sandbox_stop") {
+            break;
+        }
     }
 }

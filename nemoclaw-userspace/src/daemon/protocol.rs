@@ -91,6 +91,8 @@ pub enum Response {
     Sandboxes {
         sandboxes: Vec<SandboxInfo>,
     },
+    /// `Events` is subscribed: every record written from now on follows.
+    Subscribed,
     /// One audit record (a JSON object), for `Events`.
     Event {
         record: serde_json::Value,

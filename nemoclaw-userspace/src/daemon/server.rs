@@ -54,6 +54,8 @@ pub struct Config {
     pub state_file: PathBuf,
     pub audit_log: PathBuf,
     pub resolv_conf: PathBuf,
+    /// The parent cgroup of this daemon's sandboxes (under the cgroup v2 mount).
+    pub cgroup_root: String,
     /// Re-apply a sandbox's policy when its file is rewritten.
     pub watch: bool,
 }
@@ -127,9 +129,49 @@ impl Citations for DaemonCitations {
     }
 }
 
+/// Makes sure `pin_dir` lies on a bpffs: mounts one at `/sys/fs/bpf` where nothing is
+/// mounted there yet (as systemd does at boot); any other place must be a bpffs already.
+fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
+    let mounts =
+        std::fs::read_to_string("/proc/mounts").map_err(io_err(Path::new("/proc/mounts")))?;
+    let fs_of = |dir: &Path| {
+        mounts
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (_, target, fstype) = (f.next()?, f.next()?, f.next()?);
+                dir.starts_with(target)
+                    .then(|| (target.len(), fstype.to_owned()))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, fstype)| fstype)
+    };
+    if fs_of(pin_dir).as_deref() == Some("bpf") {
+        return Ok(());
+    }
+    let default = Path::new("/sys/fs/bpf");
+    if !pin_dir.starts_with(default) {
+        return Err(DaemonError::Adopt(format!(
+            "{} is not on a bpf file system (mount one: mount -t bpf bpf DIR)",
+            pin_dir.display()
+        )));
+    }
+    nix::mount::mount(
+        Some("bpf"),
+        default,
+        Some("bpf"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some("mode=0700"),
+    )
+    .map_err(|e| io_err(default)(std::io::Error::from(e)))
+}
+
 /// Loads and pins enforcement, or adopts what a previous daemon pinned.
 fn open_enforcement(config: &Config) -> Result<(Enforcer, Option<StateFile>), DaemonError> {
     let sha = object_sha256();
+    ensure_bpffs(&config.pin_dir)?;
     if config.pin_dir.join("maps").exists() {
         let state = StateFile::read(&config.state_file)
             .map_err(io_err(&config.state_file))?
@@ -171,7 +213,7 @@ fn open_enforcement(config: &Config) -> Result<(Enforcer, Option<StateFile>), Da
         }
         Err(e) => return Err(e.into()),
     };
-    let root = sandboxes_root()?;
+    let root = sandboxes_root(&config.cgroup_root)?;
     let root_dir = std::fs::File::open(&root).map_err(io_err(&root))?;
     enforcer.attach_cgroup(&root_dir)?;
     enforcer.pin(&config.pin_dir)?;
@@ -372,7 +414,8 @@ impl Daemon {
             sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
                 .map_err(|e| e.to_string())?;
         notices.extend(notice);
-        let cgroup = SandboxCgroup::create(&name).map_err(|e| e.to_string())?;
+        let cgroup =
+            SandboxCgroup::create(&self.config.cgroup_root, &name).map_err(|e| e.to_string())?;
         let slot = self.install(&compiled)?;
         lock_book(&self.book).set(slot, &name, compiled.rules.clone());
         if let Err(e) = self.enforcer.register(
@@ -635,10 +678,8 @@ fn authorize(stream: &UnixStream) -> Result<Peer, String> {
         uid: cred.uid(),
     };
     let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", peer.pid)).unwrap_or_default();
-    if cgroup
-        .lines()
-        .any(|l| l.starts_with("0::/nemoclaw/") || l.contains(":/nemoclaw/"))
-    {
+    // Every sandbox parent is named `nemoclaw*` (see `sandbox::cgroup`).
+    if cgroup.lines().any(|l| l.contains(":/nemoclaw")) {
         return Err("requests from inside a sandbox are refused".to_owned());
     }
     if peer.uid == 0 || in_control_group(peer.pid) {
@@ -755,6 +796,9 @@ fn stream_events(daemon: &Shared, stream: &mut UnixStream, sandbox: Option<&str>
             .unwrap_or_else(PoisonError::into_inner)
             .subscribe()
     };
+    if send(stream, &Response::Subscribed).is_err() {
+        return;
+    }
     for line in rx {
         let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;

@@ -51,9 +51,10 @@ impl MapSet {
         Ok(Self(maps))
     }
 
-    /// Pins every map into `dir` (which must exist on a bpffs).
+    /// Pins every map into `dir` (which must exist on a bpffs). The object's data sections
+    /// (`.rodata` with the struct offsets) are not pinned: frozen, and held by the programs.
     pub fn pin(&self, dir: &Path) -> Result<(), KernelError> {
-        for (name, map) in &self.0 {
+        for (name, map) in self.0.iter().filter(|(name, _)| !name.starts_with('.')) {
             let path = dir.join(name);
             map.pin(&path).map_err(|e| KernelError::Pin {
                 path: path.display().to_string(),

@@ -69,10 +69,17 @@ pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
     cgroup2_mount_in(&mounts).ok_or(CgroupError::NoCgroup2)
 }
 
-/// `<cgroup2>/nemoclaw`, created if missing: the parent of every sandbox cgroup, where the
-/// daemon attaches the network programs once for all sandboxes.
-pub fn sandboxes_root() -> Result<PathBuf, CgroupError> {
-    let parent = cgroup2_mount()?.join("nemoclaw");
+/// The parent cgroup of the sandboxes `nemoclaw run` creates without a daemon.
+pub const STANDALONE_ROOT: &str = "nemoclaw-run";
+/// The daemon's default parent cgroup. Every sandbox parent is named `nemoclaw*`: the
+/// daemon refuses control requests from tasks under any of them.
+pub const DAEMON_ROOT: &str = "nemoclaw";
+
+/// `<cgroup2>/<root>`, created if missing: the parent of sandbox cgroups. The daemon
+/// attaches the network programs there once for all its sandboxes, which judge every
+/// cgroup below it; standalone runs therefore live under a parent of their own.
+pub fn sandboxes_root(root: &str) -> Result<PathBuf, CgroupError> {
+    let parent = cgroup2_mount()?.join(root);
     fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
     Ok(parent)
 }
@@ -85,11 +92,11 @@ pub struct SandboxCgroup {
 }
 
 impl SandboxCgroup {
-    /// Creates `<cgroup2>/nemoclaw/<name>`; `name` must be unique (e.g. `run-<pid>`). The
+    /// Creates `<cgroup2>/<root>/<name>`; `name` must be unique (e.g. `run-<pid>`). The
     /// depth is `nemoclaw_common::sandbox::SANDBOX_CGROUP_LEVEL`, which the kernel side
     /// relies on to judge cgroups created below a sandbox.
-    pub fn create(name: &str) -> Result<Self, CgroupError> {
-        let path = sandboxes_root()?.join(name);
+    pub fn create(root: &str, name: &str) -> Result<Self, CgroupError> {
+        let path = sandboxes_root(root)?.join(name);
         fs::create_dir(&path).map_err(io_err("creating", &path))?;
         Self::open(&path)
     }
