@@ -66,10 +66,10 @@ pub enum DaemonError {
     NotRoot,
     #[error("another daemon holds {0}")]
     AlreadyRunning(PathBuf),
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Kernel(#[from] KernelError),
@@ -80,9 +80,9 @@ pub enum DaemonError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Io {
+    move |error| DaemonError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -109,6 +109,7 @@ pub struct Daemon {
     object_sha256: String,
     nameservers: Vec<SocketAddr>,
     events_lost_seen: u64,
+    watcher: Option<Arc<Watcher>>,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -224,19 +225,6 @@ impl Daemon {
     /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
     /// open. Writes the `daemon_start` record.
     pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(DaemonError::NotRoot);
-        }
-        for dir in [
-            config.socket.parent(),
-            config.state_file.parent(),
-            config.audit_log.parent(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
         let (mut enforcer, state) = open_enforcement(&config)?;
         let adopted = state.is_some();
         let sink: SharedSink = Arc::new(Mutex::new(
@@ -284,6 +272,7 @@ impl Daemon {
             object_sha256: object_sha256(),
             nameservers,
             events_lost_seen,
+            watcher: None,
         };
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
@@ -360,13 +349,34 @@ impl Daemon {
             &self.nameservers,
             &self.config.resolv_conf.display().to_string(),
         );
+        let c = &self.config;
+        let dirs: Vec<&Path> = [
+            Some(c.pin_dir.as_path()),
+            c.socket.parent(),
+            c.state_file.parent(),
+            c.audit_log.parent(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &[path]);
         let env = CompileEnv::new(user.home.clone());
         let compiled = policy::compile(&parsed, &env).map_err(|e| e.to_string())?;
-        Ok((
-            compiled.policy,
-            line_hash(&source),
-            compiled.warnings.iter().map(ToString::to_string).collect(),
-        ))
+        let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+        if compiled.policy.controls & controls::FS == 0 {
+            notices.push(format!(
+                "{}: no filesystem section, so the daemon's files ({}) are not shielded from this sandbox                  by the kernel (only by their owner and mode)",
+                path.display(),
+                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if compiled.policy.controls & controls::PRIVILEGE == 0 {
+            notices.push(format!(
+                "{}: privilege_escalation is not denied, so a root task in this sandbox could use bpf(),                  mounts or signals against the host and the daemon",
+                path.display()
+            ));
+        }
+        Ok((compiled.policy, line_hash(&source), notices))
     }
 
     /// Writes `compiled` into a fresh slot; on any error the slot is cleared and freed.
@@ -447,6 +457,9 @@ impl Daemon {
             holders: usize::from(ephemeral),
         };
         let info = Self::info(&sandbox);
+        if let Some(w) = &self.watcher {
+            w.watch(&policy_path);
+        }
         self.sandboxes.insert(name.clone(), sandbox);
         self.persist();
         self.log(&Lifecycle::SandboxStart {
@@ -550,6 +563,9 @@ impl Daemon {
             return Err(rejected(self, e.to_string()));
         }
         self.release(old.slot);
+        if let Some(w) = &self.watcher {
+            w.watch(&path);
+        }
         let (added, removed) = rule_changes(&old.rules, &compiled.rules);
         if let Some(s) = self.sandboxes.get_mut(name) {
             s.state.slot = slot;
@@ -836,58 +852,78 @@ fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
-/// Re-applies policies whose files are rewritten (close after write, or renamed into place).
-fn watch(daemon: Shared) {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
-        eprintln!("nemoclaw daemon: inotify unavailable; policy files are not watched");
-        return;
-    };
-    let mut watched: BTreeMap<PathBuf, nix::sys::inotify::WatchDescriptor> = BTreeMap::new();
-    loop {
-        let dirs: Vec<PathBuf> = lock(&daemon)
-            .sandboxes
-            .values()
-            .filter_map(|s| s.state.policy.parent().map(Path::to_owned))
-            .collect();
-        for dir in dirs {
-            if !watched.contains_key(&dir)
-                && let Ok(wd) = inotify.add_watch(
-                    &dir,
-                    AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-                )
-            {
-                watched.insert(dir, wd);
+/// Watches the directories of the sandboxes' policy files (a directory, not the file, so
+/// files renamed into place are seen too).
+pub struct Watcher {
+    inotify: nix::sys::inotify::Inotify,
+    dirs: Mutex<std::collections::HashMap<nix::sys::inotify::WatchDescriptor, PathBuf>>,
+}
+
+impl Watcher {
+    fn new() -> nix::Result<Self> {
+        use nix::sys::inotify::{InitFlags, Inotify};
+        Ok(Self {
+            inotify: Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?,
+            dirs: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// Starts watching `file`'s directory (again watching a directory is a no-op).
+    fn watch(&self, file: &Path) {
+        use nix::sys::inotify::AddWatchFlags;
+        let Some(dir) = file.parent() else { return };
+        match self.inotify.add_watch(
+            dir,
+            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+        ) {
+            Ok(wd) => {
+                self.dirs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(wd, dir.to_owned());
             }
+            Err(e) => eprintln!(
+                "nemoclaw daemon: cannot watch {}: {e}; use `nemoclaw policy apply` or SIGHUP",
+                dir.display()
+            ),
         }
-        let mut pfd = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&inotify),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16));
-        let Ok(events) = inotify.read_events() else {
-            continue;
-        };
-        for event in events {
-            let Some(name) = event.name else { continue };
-            let Some(dir) = watched
-                .iter()
-                .find(|(_, wd)| **wd == event.wd)
-                .map(|(d, _)| d.clone())
-            else {
+    }
+
+    /// Re-applies policies whose files are rewritten (closed after writing, or renamed
+    /// into place). Runs forever.
+    fn run(&self, daemon: &Shared) {
+        loop {
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&self.inotify),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE);
+            let Ok(events) = self.inotify.read_events() else {
                 continue;
             };
-            let path = dir.join(name);
-            let mut d = lock(&daemon);
-            for sandbox in d.using_file(&path) {
-                if d.unchanged(&sandbox) {
+            for event in events {
+                let Some(name) = event.name else { continue };
+                let Some(dir) = self
+                    .dirs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&event.wd)
+                    .cloned()
+                else {
                     continue;
-                }
-                if let Err(e) = d.apply(&sandbox, None, "policy file watch") {
-                    eprintln!(
-                        "nemoclaw daemon: {sandbox}: reload from {}: {e}",
-                        path.display()
-                    );
+                };
+                let path = dir.join(name);
+                let mut d = lock(daemon);
+                for sandbox in d.using_file(&path) {
+                    if d.unchanged(&sandbox) {
+                        continue;
+                    }
+                    if let Err(e) = d.apply(&sandbox, None, "policy file watch") {
+                        eprintln!(
+                            "nemoclaw daemon: {sandbox}: reload from {}: {e}",
+                            path.display()
+                        );
+                    }
                 }
             }
         }
@@ -931,6 +967,19 @@ fn handle_signals(daemon: Shared, socket: PathBuf, set: nix::sys::signal::SigSet
 
 /// Runs the daemon until a stop signal.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(DaemonError::NotRoot);
+    }
+    for dir in [
+        config.socket.parent(),
+        config.state_file.parent(),
+        config.audit_log.parent(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
     let listener = bind(&config.socket)?;
     let socket = config.socket.clone();
     let watch_files = config.watch;
@@ -947,8 +996,22 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     };
     handle_signals(Arc::clone(&daemon), socket.clone(), set);
     if watch_files {
-        let d = Arc::clone(&daemon);
-        std::thread::spawn(move || watch(d));
+        match Watcher::new() {
+            Ok(w) => {
+                let w = Arc::new(w);
+                let mut d = lock(&daemon);
+                for s in d.sandboxes.values() {
+                    w.watch(&s.state.policy);
+                }
+                d.watcher = Some(Arc::clone(&w));
+                drop(d);
+                let d = Arc::clone(&daemon);
+                std::thread::spawn(move || w.run(&d));
+            }
+            Err(e) => eprintln!(
+                "nemoclaw daemon: inotify unavailable ({e}); policy files are not watched"
+            ),
+        }
     }
     {
         let d = Arc::clone(&daemon);

@@ -20,3 +20,13 @@ pub fn lsm_loadable() -> Result<(), String> {
         .map_err(|e| format!("attach: {}", chain(&e)))?;
     Ok(())
 }
+
+/// How many programs named `name` are loaded in the kernel (all owners): a restarted daemon
+/// must adopt its pinned programs, not load a second copy.
+#[must_use]
+pub fn loaded_programs_named(name: &str) -> usize {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.name_as_str() == Some(name))
+        .count()
+}

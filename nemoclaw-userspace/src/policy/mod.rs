@@ -11,6 +11,7 @@ pub mod bench;
 mod compile;
 pub mod compiled;
 pub mod explain;
+pub mod guard;
 mod lint;
 mod parse;
 pub mod pattern;

@@ -1,0 +1,246 @@
+//! The daemon (host suite: the network control, which this host enforces natively):
+//! enforcement that survives `kill -9`, adoption of the pins without a second copy of any
+//! program, atomic reloads (API, file watch, SIGHUP), refused policies changing nothing,
+//! and the control socket's gatekeeping. The VM suite adds the LSM controls and the tamper
+//! tests (`vm_daemon`).
+
+use std::net::TcpListener;
+
+use crate::support::{
+    Scratch,
+    daemon::{StepProbe, TestDaemon},
+    root_or_skip,
+};
+
+fn listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    (l, port)
+}
+
+fn net_policy(ports: &[u16]) -> String {
+    let allow: String = ports
+        .iter()
+        .map(|p| format!("    - \"127.0.0.1:{p}\"\n"))
+        .collect();
+    format!("network:\n  allow:\n{allow}  deny: \"*\"\n")
+}
+
+fn programs(name: &str) -> usize {
+    nemoclaw::kernel::probe::loaded_programs_named(name)
+}
+
+#[test]
+fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
+    if !root_or_skip("daemon sigkill") {
+        return;
+    }
+    let scratch = Scratch::new("daemon-kill");
+    let (_a, allowed) = listener();
+    let (_b, denied) = listener();
+    let policy = scratch.path("policy.yaml");
+    std::fs::write(&policy, net_policy(&[allowed])).expect("policy");
+    let mut daemon = TestDaemon::start(&scratch, "kill");
+    let mut probe = StepProbe::start(&daemon, "agent", &policy, "nobody", &scratch.path("probe"));
+
+    assert_eq!(probe.act(&format!("connect {allowed}")), "OK");
+    assert_eq!(probe.act(&format!("connect {denied}")), "ERR EPERM");
+    let copies = programs("connect4");
+
+    daemon.kill9();
+    assert_eq!(
+        probe.act(&format!("connect {denied}")),
+        "ERR EPERM",
+        "the sandbox must stay enforced while no daemon runs"
+    );
+    assert_eq!(probe.act(&format!("connect {allowed}")), "OK");
+
+    daemon.restart();
+    assert_eq!(
+        programs("connect4"),
+        copies,
+        "a restarted daemon must not load a second copy"
+    );
+    let ps = daemon.ctl(&["ps", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&ps.stdout).expect("ps --json");
+    assert_eq!(list[0]["name"], "agent", "{list}");
+    let starts = daemon.records("daemon_start");
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[1]["adopted"], true);
+    assert_eq!(starts[1]["sandboxes"][0], "agent");
+    // The denial made while no daemon ran was kept in the ring buffer and is logged now.
+    let denials = || {
+        daemon
+            .audit()
+            .into_iter()
+            .filter(|r| r["decision"] == "deny" && r["object"]["port"] == denied)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while denials() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(denials(), 2, "{:?}", daemon.audit());
+
+    // A reloaded policy on the adopted enforcement.
+    let reloaded = scratch.path("reloaded.yaml");
+    std::fs::write(&reloaded, net_policy(&[allowed, denied])).expect("policy");
+    let out = daemon.ctl(&[
+        "policy",
+        "apply",
+        "agent",
+        reloaded.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(probe.act(&format!("connect {denied}")), "OK");
+    let reload = daemon.records("policy_reload");
+    assert_eq!(reload.len(), 1);
+    assert_eq!(
+        reload[0]["added"][0],
+        format!("network.allow: 127.0.0.1:{denied}")
+    );
+    assert_eq!(
+        reload[0]["requested_by"]
+            .as_str()
+            .map(|s| s.starts_with("uid 0")),
+        Some(true)
+    );
+
+    let out = probe.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn invalid_policy_is_refused_with_its_location_and_changes_nothing() {
+    if !root_or_skip("daemon invalid policy") {
+        return;
+    }
+    let scratch = Scratch::new("daemon-invalid");
+    let (_a, allowed) = listener();
+    let (_b, other) = listener();
+    let policy = scratch.path("policy.yaml");
+    std::fs::write(&policy, net_policy(&[allowed])).expect("policy");
+    let daemon = TestDaemon::start(&scratch, "invalid");
+    let mut probe = StepProbe::start(&daemon, "agent", &policy, "nobody", &scratch.path("probe"));
+    assert_eq!(probe.act(&format!("connect {allowed}")), "OK");
+
+    let bad = scratch.path("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!("network:\n  allow:\n    - \"127.0.0.1:{other}\"\n  deny: \"*\"\n  bogus: 1\n"),
+    )
+    .expect("policy");
+    let out = daemon.ctl(&["policy", "apply", "agent", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:5:3", bad.display())) && stderr.contains("network.bogus"),
+        "{stderr}"
+    );
+    // Nothing changed: the old rules still decide.
+    assert_eq!(probe.act(&format!("connect {allowed}")), "OK");
+    assert_eq!(probe.act(&format!("connect {other}")), "ERR EPERM");
+    let rejected = daemon.records("policy_rejected");
+    assert_eq!(rejected.len(), 1, "{:?}", daemon.audit());
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("network.bogus")
+    );
+    assert!(daemon.records("policy_reload").is_empty());
+    assert!(probe.finish().status.success());
+}
+
+#[test]
+fn rewriting_the_policy_file_and_sighup_reload_it() {
+    if !root_or_skip("daemon file watch") {
+        return;
+    }
+    let scratch = Scratch::new("daemon-watch");
+    let (_a, first) = listener();
+    let (_b, second) = listener();
+    let policy = scratch.path("policy.yaml");
+    std::fs::write(&policy, net_policy(&[first])).expect("policy");
+    let daemon = TestDaemon::start(&scratch, "watch");
+    let mut probe = StepProbe::start(&daemon, "agent", &policy, "nobody", &scratch.path("probe"));
+    assert_eq!(probe.act(&format!("connect {second}")), "ERR EPERM");
+
+    // Rewritten in place: the watcher applies it.
+    std::fs::write(&policy, net_policy(&[first, second])).expect("policy");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while daemon.records("policy_reload").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        daemon.records("policy_reload")[0]["requested_by"],
+        "policy file watch"
+    );
+    assert_eq!(probe.act(&format!("connect {second}")), "OK");
+
+    // SIGHUP re-reads every file; an unchanged one is left alone, a changed one applied.
+    let hup = |d: &TestDaemon| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(d.pid()).expect("pid")),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP");
+    };
+    hup(&daemon);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        daemon.records("policy_reload").len(),
+        1,
+        "unchanged file reloaded"
+    );
+    // Renamed into place (as editors save), then SIGHUP: the watcher and the signal both see
+    // the change, and whichever comes second finds the file unchanged: one reload.
+    let tmp = scratch.path("policy.yaml.new");
+    std::fs::write(&tmp, net_policy(&[second])).expect("policy");
+    std::fs::rename(&tmp, &policy).expect("rename");
+    hup(&daemon);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while daemon.records("policy_reload").len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        daemon.records("policy_reload").len(),
+        2,
+        "{:?}",
+        daemon.audit()
+    );
+    assert_eq!(probe.act(&format!("connect {first}")), "ERR EPERM");
+    assert_eq!(probe.act(&format!("connect {second}")), "OK");
+    assert!(probe.finish().status.success());
+}
+
+#[test]
+fn control_socket_refuses_unprivileged_callers() {
+    if !root_or_skip("daemon socket") {
+        return;
+    }
+    let scratch = Scratch::new("daemon-socket");
+    let daemon = TestDaemon::start(&scratch, "socket");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&daemon.socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "socket mode {mode:o}");
+    // `nobody` outside any sandbox: the socket's mode keeps it out.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=65534", "--clear-groups", "--"])
+        .arg(crate::support::nemoclaw())
+        .args(["ps", "--socket"])
+        .arg(&daemon.socket)
+        .output()
+        .expect("setpriv");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    // Root outside: allowed.
+    assert!(daemon.ctl(&["ps"]).status.success());
+}
