@@ -5,3 +5,4 @@ mod network;
 mod privilege;
 mod process;
 mod support;
+mod tamper;

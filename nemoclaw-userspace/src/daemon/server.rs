@@ -830,13 +830,24 @@ fn stream_events(daemon: &Shared, stream: &mut UnixStream, sandbox: Option<&str>
     }
 }
 
-/// Binds the control socket: mode 0660, group `nemoclaw` where it exists. A stale socket
-/// file (no daemon answering) is replaced; a live one means another daemon runs.
+/// One daemon per state file: an exclusive `flock` on `<state>.lock`, held until exit.
+fn single_instance(state_file: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
+    let path = state_file.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| DaemonError::AlreadyRunning(path.clone()))
+}
+
+/// Binds the control socket: mode 0660, group `nemoclaw` where it exists. Called once the
+/// daemon is ready, so a connectable socket means a started daemon. A leftover socket file
+/// (the single-instance lock is ours, so no daemon answers there) is replaced.
 fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::AlreadyRunning(path.to_owned()));
-        }
         std::fs::remove_file(path).map_err(io_err(path))?;
     }
     let listener = UnixListener::bind(path).map_err(io_err(path))?;
@@ -980,20 +991,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    let listener = bind(&config.socket)?;
+    let _lock = single_instance(&config.state_file)?;
     let socket = config.socket.clone();
     let watch_files = config.watch;
     // Block the signals before any thread exists, so they all inherit the mask.
     let set = daemon_signals();
     set.thread_block()
         .map_err(|e| io_err(&socket)(std::io::Error::from(e)))?;
-    let (daemon, _reader) = match Daemon::start(config) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = std::fs::remove_file(&socket);
-            return Err(e);
-        }
-    };
+    let (daemon, _reader) = Daemon::start(config)?;
     handle_signals(Arc::clone(&daemon), socket.clone(), set);
     if watch_files {
         match Watcher::new() {
@@ -1022,6 +1027,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
         });
     }
+    let listener = bind(&socket)?;
     {
         let d = lock(&daemon);
         eprintln!(
