@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_reload;
 pub mod daemon;
 pub mod doctor;
 pub mod policy;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Measure one benchmark configuration (driven by `cargo xtask bench`; root).
     #[command(hide = true)]
     Bench(bench::BenchArgs),
+    /// Time policy-file rewrites until enforced (driven by `cargo xtask bench`; root).
+    #[command(hide = true)]
+    BenchReload(bench_reload::ReloadBenchArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -56,5 +60,6 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Policy { cmd } => policy::run(cmd),
         Command::Audit { cmd } => audit::run(cmd),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchReload(args) => bench_reload::run(&args),
     }
 }

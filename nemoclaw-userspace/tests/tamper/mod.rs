@@ -17,7 +17,11 @@ fn programs(name: &str) -> usize {
 /// Python, its libraries, the probe's directory; one secret file; no privilege escalation.
 fn lsm_policy(probe_dir: &Path, secret: &Path, secret_allowed: bool) -> String {
     let secret_rule = if secret_allowed {
-        format!("  allow:\n    - \"{}/**\"\n    - \"{}\"\n", probe_dir.display(), secret.display())
+        format!(
+            "  allow:\n    - \"{}/**\"\n    - \"{}\"\n",
+            probe_dir.display(),
+            secret.display()
+        )
     } else {
         format!(
             "  allow:\n    - \"{}/**\"\n  deny:\n    - \"{}\"\n",
@@ -40,7 +44,10 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
     let probe_dir = scratch.path("probe");
     let secret = scratch.path("secret.txt");
     std::fs::write(&secret, "s3cret").expect("secret");
-    let _ = std::process::Command::new("chmod").arg("a+r").arg(&secret).status();
+    let _ = std::process::Command::new("chmod")
+        .arg("a+r")
+        .arg(&secret)
+        .status();
     let policy = scratch.path("policy.yaml");
     std::fs::write(&policy, lsm_policy(&probe_dir, &secret, false)).expect("policy");
     let mut daemon = TestDaemon::start(&scratch, "lsm");
@@ -56,7 +63,10 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
         "ERR EACCES",
         "the sandbox must stay enforced while no daemon runs"
     );
-    assert_eq!(probe.act(&format!("write {}/note", probe_dir.display())), "OK");
+    assert_eq!(
+        probe.act(&format!("write {}/note", probe_dir.display())),
+        "OK"
+    );
 
     daemon.restart();
     assert_eq!(
@@ -67,14 +77,25 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
     let starts = daemon.records("daemon_start");
     assert_eq!(starts.len(), 2, "{:?}", daemon.audit());
     assert_eq!(starts[1]["adopted"], true);
-    let controls: Vec<_> = starts[1]["controls"].as_array().cloned().unwrap_or_default();
+    let controls: Vec<_> = starts[1]["controls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for c in ["process", "network", "filesystem", "privilege_escalation"] {
-        assert!(controls.iter().any(|x| x == c), "{c} not adopted: {controls:?}");
+        assert!(
+            controls.iter().any(|x| x == c),
+            "{c} not adopted: {controls:?}"
+        );
     }
 
     let reloaded = scratch.path("reloaded.yaml");
     std::fs::write(&reloaded, lsm_policy(&probe_dir, &secret, true)).expect("policy");
-    let out = daemon.ctl(&["policy", "apply", "agent", reloaded.to_str().expect("utf-8")]);
+    let out = daemon.ctl(&[
+        "policy",
+        "apply",
+        "agent",
+        reloaded.to_str().expect("utf-8"),
+    ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(probe.act(&read_secret), "OK");
     let reload = daemon.records("policy_reload");
@@ -86,7 +107,11 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
         .filter(|r| r["decision"] == "deny" && r["object"]["path"] == secret.to_str().unwrap_or(""))
         .collect();
     assert_eq!(denials.len(), 2, "{denials:?}");
-    assert!(denials.iter().all(|d| d["rule"]["section"] == "filesystem.deny" && d["sandbox"] == "agent"));
+    assert!(
+        denials
+            .iter()
+            .all(|d| d["rule"]["section"] == "filesystem.deny" && d["sandbox"] == "agent")
+    );
     assert!(probe.finish().status.success());
 }
 
@@ -223,7 +248,8 @@ fn tamper_bpffs_pins_cannot_be_read_or_changed() {
     for hook in ["file_open", "path_mkdir", "path_unlink"] {
         let d = denied_by(t, hook);
         assert!(
-            d.iter().any(|d| d["rule"]["section"] == "filesystem.daemon_guard"),
+            d.iter()
+                .any(|d| d["rule"]["section"] == "filesystem.daemon_guard"),
             "{hook}: {:?}",
             t.denials
         );
@@ -242,7 +268,11 @@ fn tamper_signal_to_daemon_is_denied() {
 fn tamper_ptrace_of_daemon_is_denied() {
     let Some(t) = tampering() else { return };
     assert_eq!(outcome(t, "ptrace"), "ERR EPERM");
-    assert!(!denied_by(t, "ptrace_access_check").is_empty(), "{:?}", t.denials);
+    assert!(
+        !denied_by(t, "ptrace_access_check").is_empty(),
+        "{:?}",
+        t.denials
+    );
 }
 
 #[test]
@@ -252,7 +282,9 @@ fn tamper_cgroup_procs_escape_is_denied() {
     assert!(
         t.denials.iter().any(|d| d["hook"] == "file_open"
             && d["rule"]["section"] == "privilege_escalation"
-            && d["object"]["path"].as_str().is_some_and(|p| p.ends_with("/cgroup.procs"))),
+            && d["object"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/cgroup.procs"))),
         "{:?}",
         t.denials
     );
@@ -279,15 +311,16 @@ fn tamper_mount_and_umount_are_denied() {
 #[test]
 fn tamper_policy_and_audit_files_cannot_be_written_or_deleted() {
     let Some(t) = tampering() else { return };
-    for label in ["policy_write", "policy_unlink", "audit_write", "audit_unlink"] {
+    for label in [
+        "policy_write",
+        "policy_unlink",
+        "audit_write",
+        "audit_unlink",
+    ] {
         assert_eq!(outcome(t, label), "ERR EACCES", "{label}");
     }
     assert!(t.files_intact, "the policy or the audit log changed");
-    assert!(
-        denied_by(t, "path_unlink").len() >= 2,
-        "{:?}",
-        t.denials
-    );
+    assert!(denied_by(t, "path_unlink").len() >= 2, "{:?}", t.denials);
 }
 
 #[test]

@@ -1,0 +1,192 @@
+//! `nemoclaw bench-reload` (hidden; driven by `cargo xtask bench`; root): how long from
+//! writing a policy file until the kernel enforces the new rule.
+//!
+//! A private daemon watches the file; a sandboxed Python loop sends UDP to a loopback
+//! port over and over and prints the `CLOCK_MONOTONIC` time at which the outcome flips.
+//! We rewrite the file (allow, then deny, ...) and take the time just before each write:
+//! the difference is the whole path (inotify, parse, compile, slot fill, switch) as a
+//! sandboxed task sees it.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::UdpSocket,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+#[derive(Debug, clap::Args)]
+pub struct ReloadBenchArgs {
+    /// Policy rewrites to time.
+    #[arg(long, default_value_t = 200)]
+    pub reloads: usize,
+}
+
+/// The sandboxed loop: prints `<0|1> <monotonic ns>` whenever sending starts or stops
+/// working. UDP: no handshake, so no listener backlog or SYN retry adds to the time.
+const FLIP_LOOP: &str = r"
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+state = None
+while True:
+    try:
+        s.sendto(b'x', ('127.0.0.1', port))
+        now = 1
+    except OSError:
+        now = 0
+    if now != state:
+        state = now
+        print(now, time.monotonic_ns(), flush=True)
+";
+
+fn monotonic_ns() -> u64 {
+    // CLOCK_MONOTONIC cannot fail on Linux; 0 would only make the latency look larger.
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(ts.tv_nsec()).unwrap_or(0)
+    })
+}
+
+fn policy(port: u16, allow: bool) -> String {
+    let other = if allow { port } else { port.wrapping_add(1) };
+    format!("network:\n  allow:\n    - \"127.0.0.1:{other}\"\n  deny: \"*\"\n")
+}
+
+/// A daemon of our own, stopped (SIGTERM) and unpinned on drop.
+struct Daemon {
+    child: Child,
+    pin_dir: PathBuf,
+    cgroup_root: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+        if let Ok(mount) = crate::sandbox::cgroup::cgroup2_mount() {
+            let _ = std::fs::remove_dir(mount.join(&self.cgroup_root));
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let last = sorted.len().saturating_sub(1);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short vector"
+    )]
+    let i = ((last as f64) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0)
+}
+
+pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    let id = std::process::id();
+    let dir = std::env::temp_dir().join(format!("nemoclaw-bench-reload-{id}"));
+    std::fs::create_dir_all(&dir)?;
+    let d = dir.as_path();
+    let socket = d.join("nemoclaw.sock");
+    let daemon = Daemon {
+        child: Command::new(&exe)
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--pin-dir")
+            .arg(format!("/sys/fs/bpf/nemoclaw-bench-{id}"))
+            .arg("--state")
+            .arg(d.join("state.json"))
+            .arg("--audit-log")
+            .arg(d.join("audit.jsonl"))
+            .args(["--cgroup-root", &format!("nemoclaw-bench-{id}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the daemon")?,
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/nemoclaw-bench-{id}")),
+        cgroup_root: format!("nemoclaw-bench-{id}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if Instant::now() > deadline {
+            bail!("the daemon did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let receiver = UdpSocket::bind(("127.0.0.1", 0))?;
+    let port = receiver.local_addr()?.port();
+    let policy_file = d.join("policy.yaml");
+    std::fs::write(&policy_file, policy(port, true))?;
+    let script = d.join("flip.py");
+    std::fs::write(&script, FLIP_LOOP)?;
+    set_world_readable(d)?;
+    let mut sandbox = Command::new(&exe)
+        .arg("run")
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--name", "reload-bench", "--user", "nobody", "--policy"])
+        .arg(&policy_file)
+        .args(["--audit-log", "/dev/null", "--", "/usr/bin/python3"])
+        .arg(&script)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the sandbox")?;
+    let mut lines = BufReader::new(sandbox.stdout.take().context("sandbox stdout")?).lines();
+    let mut next_flip = |want: &str| -> anyhow::Result<u64> {
+        loop {
+            let line = lines.next().context("the sandboxed loop ended")??;
+            let mut f = line.split_whitespace();
+            if f.next() == Some(want) {
+                return Ok(f.next().and_then(|t| t.parse().ok()).unwrap_or(0));
+            }
+        }
+    };
+    next_flip("1")?;
+    let mut latencies = Vec::with_capacity(args.reloads);
+    for i in 0..args.reloads {
+        let allow = i % 2 == 1;
+        let started = monotonic_ns();
+        std::fs::write(&policy_file, policy(port, allow))?;
+        let flipped = next_flip(if allow { "1" } else { "0" })?;
+        latencies.push(flipped.saturating_sub(started));
+    }
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort_unstable();
+    let result = serde_json::json!({
+        "workload": "reload",
+        "mode": "real",
+        "rules": 1,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "reloads": latencies.len(),
+        "p50_ns": percentile(&latencies, 0.50),
+        "p99_ns": percentile(&latencies, 0.99),
+        "max_ns": latencies.last().copied().unwrap_or(0),
+    });
+    println!("NEMOCLAW_BENCH {result}");
+    Ok(0)
+}
+
+/// `nobody` runs the loop: it must read the script (and find its directory).
+fn set_world_readable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(())
+}
