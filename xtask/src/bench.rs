@@ -531,8 +531,9 @@ fn reload_row(out: &mut String, results: &Results) -> bool {
     let (p50, p99, max) = (ms("p50_ns"), ms("p99_ns"), ms("max_ns"));
     let _ = writeln!(
         out,
-        "{} reloads: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
-        value["reloads"]
+        "{} reloads: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (load average {})",
+        value["reloads"],
+        value["loadavg"].as_str().unwrap_or("?")
     );
     let verdict = if p99 < 50.0 { "met" } else { "NOT met" };
     let _ = writeln!(

@@ -170,6 +170,8 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
         "rules": 1,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "reloads": latencies.len(),
+        // Scheduling delays dominate the tail on a busy machine: say how busy it was.
+        "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or(""),
         "p50_ns": percentile(&latencies, 0.50),
         "p99_ns": percentile(&latencies, 0.99),
         "max_ns": latencies.last().copied().unwrap_or(0),

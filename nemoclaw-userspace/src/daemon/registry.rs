@@ -50,7 +50,9 @@ impl StateFile {
         }
     }
 
-    /// Writes atomically (a temporary file renamed over the old one), mode 0600.
+    /// Writes atomically (a temporary file renamed over the old one), mode 0600. No fsync:
+    /// the file lives on `/run`, a tmpfs that a reboot clears together with the bpffs pins it
+    /// describes, and a sync would stall the reload that follows.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
         let tmp = path.with_extension("tmp");
@@ -61,7 +63,7 @@ impl StateFile {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
-        f.sync_all()?;
+        drop(f);
         std::fs::rename(&tmp, path)
     }
 }
