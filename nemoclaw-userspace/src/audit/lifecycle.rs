@@ -83,6 +83,14 @@ pub enum Lifecycle {
         error: String,
         requested_by: String,
     },
+    /// Denials of one sandbox not written one by one, beyond the per-second record limit
+    /// (the denials held).
+    DenialsSuppressed {
+        time: String,
+        sandbox: Option<String>,
+        cgroup: u64,
+        suppressed: u64,
+    },
     /// Deny events the kernel could not deliver since the last such record (the denials held).
     EventsLost { time: String, lost: u64, total: u64 },
 }

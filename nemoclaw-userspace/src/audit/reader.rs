@@ -1,4 +1,5 @@
-//! A thread that drains the deny-event ring buffer into an [`AuditSink`].
+//! A thread that drains the deny-event ring buffer into an [`AuditSink`], at most
+//! [`RECORDS_PER_SECOND`] deny records per sandbox and second (the rest summarised).
 
 use std::{
     os::fd::AsRawFd,
@@ -7,13 +8,13 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::{self, JoinHandle},
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
 use aya::maps::{MapData, RingBuf};
 use nemoclaw_common::event::DenyEvent;
 
-use super::{AuditRecord, AuditSink};
+use super::{AuditRecord, AuditSink, lifecycle::Lifecycle};
 use crate::policy::compiled::RuleRef;
 
 /// The running reader; [`AuditReader::finish`] drains what is left and stops it.
@@ -42,23 +43,93 @@ impl Citations for OneSandbox {
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, sink: &SharedSink, citations: &dyn Citations) {
+/// Deny records written per sandbox cgroup and second; beyond it, denials are counted and
+/// summarised (a flooding sandbox cannot fill the disk or starve the others' records).
+pub const RECORDS_PER_SECOND: u32 = 1000;
+
+/// Per-cgroup rate limit of deny records.
+#[derive(Default)]
+struct Limiter(std::collections::HashMap<u64, Window>);
+
+struct Window {
+    start: Instant,
+    written: u32,
+    suppressed: u64,
+    sandbox: Option<String>,
+}
+
+impl Limiter {
+    /// Whether a record for `cgroup` may be written now.
+    fn admit(&mut self, cgroup: u64, sandbox: Option<&String>, now: Instant) -> bool {
+        let w = self.0.entry(cgroup).or_insert_with(|| Window {
+            start: now,
+            written: 0,
+            suppressed: 0,
+            sandbox: sandbox.cloned(),
+        });
+        if now.duration_since(w.start) >= Duration::from_secs(1) && w.suppressed == 0 {
+            w.start = now;
+            w.written = 0;
+        }
+        if w.written < RECORDS_PER_SECOND && w.suppressed == 0 {
+            w.written += 1;
+            true
+        } else {
+            w.suppressed += 1;
+            false
+        }
+    }
+
+    /// Summaries of the windows that ended (all of them with `all`), which are reset.
+    fn summaries(&mut self, now: Instant, all: bool) -> Vec<Lifecycle> {
+        let mut out = Vec::new();
+        for (cgroup, w) in &mut self.0 {
+            if w.suppressed > 0 && (all || now.duration_since(w.start) >= Duration::from_secs(1)) {
+                out.push(Lifecycle::DenialsSuppressed {
+                    time: super::lifecycle::now(),
+                    sandbox: w.sandbox.clone(),
+                    cgroup: *cgroup,
+                    suppressed: w.suppressed,
+                });
+                w.start = now;
+                w.written = 0;
+                w.suppressed = 0;
+            }
+        }
+        out
+    }
+}
+
+fn write<T: serde::Serialize>(sink: &SharedSink, record: &T) {
+    if let Err(e) = sink
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .write_record(record)
+    {
+        eprintln!("nemoclaw: writing audit record: {e}");
+    }
+}
+
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    sink: &SharedSink,
+    citations: &dyn Citations,
+    limiter: &mut Limiter,
+) {
     while let Some(item) = ring.next() {
         if item.len() < size_of::<DenyEvent>() {
             continue;
         }
         // SAFETY: the kernel side writes whole `DenyEvent`s; read unaligned to be safe.
         let event: DenyEvent = unsafe { item.as_ptr().cast::<DenyEvent>().read_unaligned() };
+        drop(item);
         let (sandbox, rules) = citations.cite(&event);
+        if !limiter.admit(event.cgroup_id, sandbox.as_ref(), Instant::now()) {
+            continue;
+        }
         let mut record = AuditRecord::from_event(&event, &rules, SystemTime::now());
         record.sandbox = sandbox;
-        if let Err(e) = sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write(&record)
-        {
-            eprintln!("nemoclaw: writing audit record: {e}");
-        }
+        write(sink, &record);
     }
 }
 
@@ -69,9 +140,13 @@ impl AuditReader {
         let flag = Arc::clone(&stop);
         let handle = thread::spawn(move || {
             let fd = ring.as_raw_fd();
+            let mut limiter = Limiter::default();
             loop {
                 let stopping = flag.load(Ordering::Acquire);
-                drain(&mut ring, &sink, &citations);
+                drain(&mut ring, &sink, &citations, &mut limiter);
+                for summary in limiter.summaries(Instant::now(), stopping) {
+                    write(&sink, &summary);
+                }
                 if stopping {
                     break;
                 }
@@ -93,5 +168,42 @@ impl AuditReader {
         if self.handle.join().is_err() {
             eprintln!("nemoclaw: the audit reader panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_writes_a_second_s_worth_then_summarises() {
+        let mut l = Limiter::default();
+        let t0 = Instant::now();
+        let name = Some("flood".to_owned());
+        let admitted = (0..5000).filter(|_| l.admit(7, name.as_ref(), t0)).count();
+        assert_eq!(admitted, RECORDS_PER_SECOND as usize);
+        assert!(l.admit(8, None, t0), "another sandbox keeps its own budget");
+        assert!(
+            l.summaries(t0, false).is_empty(),
+            "the window has not ended"
+        );
+        let later = t0 + Duration::from_millis(1500);
+        let s = l.summaries(later, false);
+        assert_eq!(
+            s,
+            [Lifecycle::DenialsSuppressed {
+                time: match &s[0] {
+                    Lifecycle::DenialsSuppressed { time, .. } => time.clone(),
+                    _ => String::new(),
+                },
+                sandbox: name.clone(),
+                cgroup: 7,
+                suppressed: 4000,
+            }]
+        );
+        assert!(
+            l.admit(7, name.as_ref(), later),
+            "a new window writes again"
+        );
     }
 }

@@ -244,3 +244,96 @@ fn control_socket_refuses_unprivileged_callers() {
     // Root outside: allowed.
     assert!(daemon.ctl(&["ps"]).status.success());
 }
+
+/// A million denials from one sandbox: another sandbox's decisions and the daemon's answers
+/// go on meanwhile, the log stays bounded, and every denial is accounted for: written,
+/// summarised (`denials_suppressed`) or counted as lost by the kernel (`events_lost`).
+#[test]
+fn denial_flood_cannot_stall_other_sandboxes_or_the_daemon() {
+    if !root_or_skip("daemon flood") {
+        return;
+    }
+    const FLOOD: u64 = 1_000_000;
+    let scratch = Scratch::new("daemon-flood");
+    let (_a, allowed) = listener();
+    let policy = scratch.path("policy.yaml");
+    std::fs::write(&policy, net_policy(&[allowed])).expect("policy");
+    let daemon = TestDaemon::start(&scratch, "flood");
+    let mut calm = StepProbe::start(&daemon, "calm", &policy, "nobody", &scratch.path("calm"));
+    assert_eq!(calm.act(&format!("connect {allowed}")), "OK");
+    let flood = daemon.run_background(
+        "flood",
+        &policy,
+        "nobody",
+        &[
+            crate::support::PYTHON,
+            "-c",
+            &format!(
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 n = 0\nfor i in range({FLOOD}):\n    try:\n        s.sendto(b'x', ('127.0.0.1', 9))\n    \
+                 except PermissionError:\n        n += 1\nprint(n)\n"
+            ),
+        ],
+    );
+    let mut flood = flood;
+    let mut rounds = 0;
+    while flood.try_wait().expect("flood").is_none() {
+        assert_eq!(calm.act(&format!("connect {allowed}")), "OK");
+        let started = std::time::Instant::now();
+        assert!(
+            daemon.ctl(&["ps"]).status.success(),
+            "the daemon stopped answering"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the daemon took {:?} to answer",
+            started.elapsed()
+        );
+        rounds += 1;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = flood.wait_with_output().expect("flood output");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        FLOOD.to_string(),
+        "{out:?}"
+    );
+    assert!(rounds > 0, "the flood ended before the other sandbox acted");
+    assert!(calm.finish().status.success());
+
+    let accounted = || {
+        let audit = daemon.audit();
+        let written = audit
+            .iter()
+            .filter(|r| r["decision"] == "deny" && r["sandbox"] == "flood")
+            .count() as u64;
+        let sum = |event: &str, key: &str| -> u64 {
+            audit
+                .iter()
+                .filter(|r| r["event"] == event)
+                .map(|r| r[key].as_u64().unwrap_or(0))
+                .sum()
+        };
+        (
+            written,
+            sum("denials_suppressed", "suppressed"),
+            sum("events_lost", "lost"),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = accounted();
+    while seen.0 + seen.1 + seen.2 < FLOOD && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        seen = accounted();
+    }
+    let (written, suppressed, lost) = seen;
+    assert_eq!(
+        written + suppressed + lost,
+        FLOOD,
+        "written {written}, suppressed {suppressed}, lost {lost}"
+    );
+    assert!(
+        written < 100_000,
+        "the log was not bounded: {written} records"
+    );
+}
