@@ -1,5 +1,7 @@
-//! `cargo xtask run`: the demo. Runs the demo agent under `nemoclaw run` with the baseline
-//! policy: natively when this host can load BPF LSM programs, otherwise in the VM.
+//! `cargo xtask run`: the demo. Starts a `nemoclaw daemon` (private socket, state and audit
+//! log), runs the demo agent under `nemoclaw run` with the baseline policy through it, prints
+//! the daemon's audit log readably (`nemoclaw logs`) and stops the daemon: natively when this
+//! host can load BPF LSM programs, otherwise in the VM.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, ExitCode, Stdio};
@@ -64,14 +66,11 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
     } else {
         args.cmd.clone()
     };
-    let mut guest_argv = vec![
-        "nemoclaw".to_string(),
-        "run".into(),
-        "--policy".into(),
-        args.policy.clone(),
-        "--".into(),
+    let guest_argv = vec![
+        "sh".to_string(),
+        "-c".into(),
+        demo_script(&args.policy, &agent),
     ];
-    guest_argv.extend(agent);
 
     let code = match place {
         Place::Native => {
@@ -80,8 +79,9 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
                     "running natively needs root (the sandbox loads BPF programs); run as root or pass --vm"
                 );
             }
-            let mut cmd = Command::new(util::nemoclaw_bin());
+            let mut cmd = Command::new(&guest_argv[0]);
             cmd.args(&guest_argv[1..])
+                .env("NEMOCLAW", util::nemoclaw_bin())
                 .current_dir(util::workspace_root());
             let status = cmd
                 .status()
@@ -96,7 +96,7 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
                 kernel: args.kernel,
                 argv: guest_argv,
                 cwd: util::workspace_root(),
-                env: Vec::new(),
+                env: vec![("NEMOCLAW".to_owned(), "nemoclaw".to_owned())],
                 timeout: Duration::from_secs(args.timeout),
                 interactive: false,
             };
@@ -104,6 +104,43 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
         }
     };
     Ok(util::exit_code(code))
+}
+
+/// Single-quotes a word for `sh`.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// The demo as a shell script: daemon up (its own files under a fresh temporary directory, its
+/// own sandbox parent cgroup), the agent through it, the log, daemon down and unpinned.
+fn demo_script(policy: &str, agent: &[String]) -> String {
+    let agent: Vec<String> = agent.iter().map(|a| quote(a)).collect();
+    format!(
+        r#"N="${{NEMOCLAW:-nemoclaw}}"
+D=$(mktemp -d /tmp/nemoclaw-demo.XXXXXX)
+PINS=/sys/fs/bpf/nemoclaw-demo-$$
+"$N" daemon --socket "$D/nemoclaw.sock" --state "$D/state.json" --audit-log "$D/audit.jsonl"   --pin-dir "$PINS" --cgroup-root nemoclaw-demo-$$ 2>"$D/daemon.log" &
+DAEMON=$!
+i=0
+while [ ! -S "$D/nemoclaw.sock" ]; do
+  if ! kill -0 $DAEMON 2>/dev/null || [ $i -ge 1200 ]; then
+    echo "xtask run: the daemon did not start:"; cat "$D/daemon.log"; exit 1
+  fi
+  sleep 0.1; i=$((i+1))
+done
+echo "xtask run: nemoclaw daemon running (pid $DAEMON, socket $D/nemoclaw.sock, audit log $D/audit.jsonl)"
+"$N" run --socket "$D/nemoclaw.sock" --name demo-agent --policy {policy} -- {agent}
+code=$?
+echo "xtask run: the daemon's audit log (nemoclaw logs):"
+"$N" logs --file "$D/audit.jsonl"
+"$N" audit verify "$D/audit.jsonl"
+kill -TERM $DAEMON; wait $DAEMON
+rm -rf "$PINS"; rmdir /sys/fs/cgroup/nemoclaw-demo-$$ /sys/fs/cgroup/unified/nemoclaw-demo-$$ 2>/dev/null
+exit $code
+"#,
+        policy = quote(policy),
+        agent = agent.join(" ")
+    )
 }
 
 /// Asks `nemoclaw doctor --quiet-lsm-check`, whose exit code is 0 iff BPF LSM programs load here.

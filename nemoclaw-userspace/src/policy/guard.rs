@@ -19,13 +19,17 @@ pub fn with_daemon_guard(policy: &Policy, dirs: &[&Path], files: &[&Path]) -> Po
     let Some(fs) = &mut out.filesystem else {
         return out;
     };
-    let patterns = dirs
+    let mut patterns: Vec<String> = dirs
         .iter()
         .flat_map(|d| {
             let d = d.display().to_string();
             [d.clone(), format!("{}/**", d.trim_end_matches('/'))]
         })
-        .chain(files.iter().map(|f| f.display().to_string()));
+        .chain(files.iter().map(|f| f.display().to_string()))
+        .collect();
+    // The socket and the state file usually share a directory.
+    patterns.sort();
+    patterns.dedup();
     for text in patterns {
         // A path the pattern language cannot express (e.g. with glob characters) is guarded
         // by its directory's rule instead.
@@ -70,9 +74,14 @@ mod tests {
             ],
             &[Path::new("/etc/nemoclaw/agent.yaml")],
         );
-        let c = compile(&guarded, &CompileEnv::offline("/home/u".into()))
-            .unwrap()
-            .policy;
+        let compiled = compile(&guarded, &CompileEnv::offline("/home/u".into())).unwrap();
+        let guard_warnings: Vec<_> = compiled
+            .warnings
+            .iter()
+            .filter(|w| w.field.starts_with("filesystem"))
+            .collect();
+        assert!(guard_warnings.is_empty(), "{guard_warnings:?}");
+        let c = compiled.policy;
         for (path, write) in [
             ("/run/nemoclaw/nemoclaw.sock", true),
             ("/run/nemoclaw", false),
