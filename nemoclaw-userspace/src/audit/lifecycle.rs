@@ -91,6 +91,12 @@ pub enum Lifecycle {
         cgroup: u64,
         suppressed: u64,
     },
+    /// A host-name rule's addresses changed (or their refresh failed).
+    DnsChange {
+        time: String,
+        sandbox: String,
+        change: String,
+    },
     /// Deny events the kernel could not deliver since the last such record (the denials held).
     EventsLost { time: String, lost: u64, total: u64 },
 }

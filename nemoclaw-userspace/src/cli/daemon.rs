@@ -33,6 +33,9 @@ pub struct DaemonArgs {
     /// Nameservers for host-name rules; sandboxes may send DNS to these only.
     #[arg(long, default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
+    /// Seconds an address that DNS stopped returning stays allowed.
+    #[arg(long, default_value_t = 30)]
+    pub dns_grace: u64,
     /// The parent cgroup of the sandboxes (a name under the cgroup v2 mount, `nemoclaw*`).
     #[arg(long, default_value = crate::sandbox::cgroup::DAEMON_ROOT, value_parser = cgroup_root)]
     pub cgroup_root: String,
@@ -57,6 +60,7 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         state,
         audit_log,
         resolv_conf,
+        dns_grace,
         cgroup_root,
         no_watch,
     } = args;
@@ -66,6 +70,7 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         state_file: state,
         audit_log,
         resolv_conf,
+        dns_grace: Duration::from_secs(dns_grace),
         cgroup_root,
         watch: !no_watch,
     })?;

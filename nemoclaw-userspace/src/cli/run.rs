@@ -277,6 +277,8 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         ephemeral: true,
+        resolv_conf: Some(std::path::absolute(&args.resolv_conf)?),
+        dns_grace: Some(args.dns_grace),
     })?;
     let Response::Created { sandbox, notices } = created else {
         bail!("unexpected answer from the daemon: {created:?}");
@@ -335,6 +337,10 @@ fn copy_events(mut events: Client, mut sink: AuditSink) {
     while let Ok(Response::Event { record }) = events.receive() {
         if let Err(e) = sink.write_record(&record) {
             eprintln!("nemoclaw: writing audit record: {e}");
+        }
+        if record.get("event").and_then(|e| e.as_str()) == Some("dns_change") {
+            let change = record.get("change").and_then(|c| c.as_str()).unwrap_or("");
+            eprintln!("nemoclaw: dns: {change}");
         }
         if record.get("event").and_then(|e| e.as_str()) == Some("sandbox_stop") {
             break;

@@ -35,6 +35,12 @@ pub enum Request {
         command: Vec<String>,
         /// Destroy the sandbox when this connection closes (what `nemoclaw run` asks for).
         ephemeral: bool,
+        /// Nameservers for its host-name rules (default: the daemon's `--resolv-conf`).
+        #[serde(default)]
+        resolv_conf: Option<PathBuf>,
+        /// Seconds an address DNS stopped returning stays allowed (default: the daemon's).
+        #[serde(default)]
+        dns_grace: Option<u64>,
     },
     /// Kills what runs in a sandbox and removes it and its policy.
     Destroy {

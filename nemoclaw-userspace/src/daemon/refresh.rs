@@ -207,55 +207,72 @@ pub fn has_host_names(policy: &crate::policy::Policy) -> bool {
     })
 }
 
+impl RefreshSpec {
+    /// When to look again.
+    #[must_use]
+    pub fn next_refresh(&self) -> Instant {
+        let wait = self
+            .resolver
+            .next_refresh()
+            .map_or(RETRY, |at| at.saturating_duration_since(Instant::now()))
+            .clamp(MIN_TTL, RETRY);
+        Instant::now() + wait
+    }
+
+    /// Re-resolves (through the caching resolver) and, when the addresses changed, brings
+    /// the slot's network entries up to date with `update(old, new)`. Returns the DNS
+    /// changes seen and what happened to the rules, as lines for a log.
+    pub fn refresh(
+        &mut self,
+        update: impl FnOnce(
+            &crate::policy::CompiledPolicy,
+            &crate::policy::CompiledPolicy,
+        ) -> Result<(), crate::kernel::KernelError>,
+    ) -> Vec<String> {
+        let next = match crate::policy::compile(&self.policy, &self.env) {
+            Ok(c) => c.policy,
+            Err(e) => {
+                return vec![format!(
+                    "refresh: recompiling failed, keeping the current rules: {e}"
+                )];
+            }
+        };
+        let mut log = self.resolver.take_changes();
+        if next.net4 == self.current.net4 && next.net6 == self.current.net6 {
+            return log;
+        }
+        match update(&self.current, &next) {
+            Ok(()) => {
+                log.push(format!(
+                    "network rules updated ({} IPv4, {} IPv6 entries)",
+                    next.net4.len(),
+                    next.net6.len()
+                ));
+                self.current = next;
+            }
+            Err(e) => log.push(format!("refresh: updating the network rules failed: {e}")),
+        }
+        log
+    }
+}
+
 impl Refresher {
     /// Takes the enforcer for the sandbox's lifetime; [`Refresher::stop`] gives it back.
     #[must_use]
-    pub fn spawn(mut enforcer: crate::kernel::Enforcer, spec: RefreshSpec) -> Self {
+    pub fn spawn(mut enforcer: crate::kernel::Enforcer, mut spec: RefreshSpec) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let handle = std::thread::spawn(move || {
-            let RefreshSpec {
-                policy,
-                env,
-                resolver,
-                mut current,
-                slot,
-            } = spec;
             loop {
-                let wait = resolver
+                let wait = spec
                     .next_refresh()
-                    .map_or(RETRY, |at| at.saturating_duration_since(Instant::now()))
-                    .clamp(MIN_TTL, RETRY);
+                    .saturating_duration_since(Instant::now());
                 match stopped.recv_timeout(wait) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     _ => break,
                 }
-                let next = match crate::policy::compile(&policy, &env) {
-                    Ok(c) => c.policy,
-                    Err(e) => {
-                        eprintln!(
-                            "nemoclaw: dns refresh: recompiling failed, keeping the current rules: {e}"
-                        );
-                        continue;
-                    }
-                };
-                for change in resolver.take_changes() {
-                    eprintln!("nemoclaw: dns: {change}");
-                }
-                if next.net4 == current.net4 && next.net6 == current.net6 {
-                    continue;
-                }
-                match enforcer.update_net(slot, &current, &next) {
-                    Ok(()) => {
-                        eprintln!(
-                            "nemoclaw: dns: network rules updated ({} IPv4, {} IPv6 entries)",
-                            next.net4.len(),
-                            next.net6.len()
-                        );
-                        current = next;
-                    }
-                    Err(e) => {
-                        eprintln!("nemoclaw: dns refresh: updating the network rules failed: {e}")
-                    }
+                let slot = spec.slot;
+                for line in spec.refresh(|old, new| enforcer.update_net(slot, old, new)) {
+                    eprintln!("nemoclaw: dns: {line}");
                 }
             }
             enforcer

@@ -28,6 +28,10 @@ pub struct SandboxState {
     pub ephemeral: bool,
     /// The installed policy's rule table, cited by deny events from its slot.
     pub rules: Vec<RuleRef>,
+    /// Where its host-name rules' nameservers come from, and how long a vanished address
+    /// stays allowed (seconds).
+    pub resolv_conf: PathBuf,
+    pub dns_grace: u64,
 }
 
 /// What survives a daemon restart (the kernel keeps the rest in pinned maps).
@@ -244,6 +248,8 @@ mod tests {
                 command: vec!["sh".into()],
                 ephemeral: true,
                 rules: vec![],
+                resolv_conf: "/etc/resolv.conf".into(),
+                dns_grace: 30,
             }],
         };
         state.write(&path).unwrap();

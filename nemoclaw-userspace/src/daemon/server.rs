@@ -10,7 +10,6 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
-    net::SocketAddr,
     os::unix::{
         fs::PermissionsExt,
         net::{UnixListener, UnixStream},
@@ -27,6 +26,7 @@ use nemoclaw_common::{
 
 use super::{
     protocol::{CONTROL_GROUP, Request, Response, SandboxInfo},
+    refresh::{self, RefreshSpec, TtlResolver},
     registry::{RuleBook, SandboxState, Slots, StateFile, check_name, generate_name, rule_changes},
 };
 use crate::{
@@ -54,6 +54,8 @@ pub struct Config {
     pub state_file: PathBuf,
     pub audit_log: PathBuf,
     pub resolv_conf: PathBuf,
+    /// How long an address DNS stopped returning stays allowed.
+    pub dns_grace: Duration,
     /// The parent cgroup of this daemon's sandboxes (under the cgroup v2 mount).
     pub cgroup_root: String,
     /// Re-apply a sandbox's policy when its file is rewritten.
@@ -91,8 +93,19 @@ fn object_sha256() -> String {
     crate::audit::chain::sha256_hex(EBPF_OBJECT)
 }
 
+/// A policy compiled by the daemon.
+struct Compiled {
+    policy: CompiledPolicy,
+    sha256: String,
+    notices: Vec<String>,
+    dns: Option<RefreshSpec>,
+}
+
 struct Sandbox {
     state: SandboxState,
+    /// Host-name rules: what the DNS refresh works from (not kept across restarts; an
+    /// adopting daemon re-applies such policies).
+    dns: Option<Arc<Mutex<RefreshSpec>>>,
     cgroup: SandboxCgroup,
     /// Open connections that created it (an ephemeral sandbox goes when none is left).
     holders: usize,
@@ -107,9 +120,9 @@ pub struct Daemon {
     book: Arc<Mutex<RuleBook>>,
     sink: SharedSink,
     object_sha256: String,
-    nameservers: Vec<SocketAddr>,
     events_lost_seen: u64,
     watcher: Option<Arc<Watcher>>,
+    unavailable: Option<Unavailable>,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -170,7 +183,12 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
 }
 
 /// Loads and pins enforcement, or adopts what a previous daemon pinned.
-fn open_enforcement(config: &Config) -> Result<(Enforcer, Option<StateFile>), DaemonError> {
+/// Why the LSM controls are missing: (what failed, the kernel's reason, advice).
+type Unavailable = (String, String, &'static str);
+
+fn open_enforcement(
+    config: &Config,
+) -> Result<(Enforcer, Option<StateFile>, Option<Unavailable>), DaemonError> {
     let sha = object_sha256();
     ensure_bpffs(&config.pin_dir)?;
     if config.pin_dir.join("maps").exists() {
@@ -194,22 +212,27 @@ fn open_enforcement(config: &Config) -> Result<(Enforcer, Option<StateFile>), Da
             )));
         }
         let enforcer = Enforcer::adopt(&config.pin_dir)?;
-        return Ok((enforcer, Some(state)));
+        return Ok((enforcer, Some(state), None));
     }
     // Leftovers of an interrupted first start hold no maps, hence nothing adoptable.
     if config.pin_dir.exists() {
         std::fs::remove_dir_all(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
     }
     let all = controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE;
+    let mut unavailable = None;
     let mut enforcer = match Enforcer::load(all) {
         Ok(e) => e,
         Err(KernelError::ControlUnavailable {
-            control, reason, ..
+            control,
+            what,
+            reason,
+            advice,
         }) if control != "network" => {
             eprintln!(
                 "nemoclaw daemon: notice: the {control} control is unavailable here ({reason}); \
                  policies that need BPF LSM will be refused. See `nemoclaw doctor`"
             );
+            unavailable = Some((what, reason, advice));
             Enforcer::load(controls::NET)?
         }
         Err(e) => return Err(e.into()),
@@ -218,14 +241,14 @@ fn open_enforcement(config: &Config) -> Result<(Enforcer, Option<StateFile>), Da
     let root_dir = std::fs::File::open(&root).map_err(io_err(&root))?;
     enforcer.attach_cgroup(&root_dir)?;
     enforcer.pin(&config.pin_dir)?;
-    Ok((enforcer, None))
+    Ok((enforcer, None, unavailable))
 }
 
 impl Daemon {
     /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
     /// open. Writes the `daemon_start` record.
     pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
-        let (mut enforcer, state) = open_enforcement(&config)?;
+        let (mut enforcer, state, unavailable) = open_enforcement(&config)?;
         let adopted = state.is_some();
         let sink: SharedSink = Arc::new(Mutex::new(
             AuditSink::open(Some(&config.audit_log), false).map_err(io_err(&config.audit_log))?,
@@ -240,6 +263,7 @@ impl Daemon {
                         s.name.clone(),
                         Sandbox {
                             state: s,
+                            dns: None,
                             cgroup,
                             holders: 0,
                         },
@@ -258,9 +282,6 @@ impl Daemon {
             Arc::clone(&sink),
             DaemonCitations(Arc::clone(&book)),
         );
-        let nameservers = std::fs::read_to_string(&config.resolv_conf)
-            .map(|t| super::dns::nameservers(&t))
-            .unwrap_or_default();
         let events_lost_seen = enforcer.events_lost().unwrap_or(0);
         let daemon = Self {
             slots: Slots::with_used(sandboxes.values().map(|s: &Sandbox| s.state.slot)),
@@ -270,9 +291,9 @@ impl Daemon {
             book,
             sink,
             object_sha256: object_sha256(),
-            nameservers,
             events_lost_seen,
             watcher: None,
+            unavailable,
         };
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
@@ -337,17 +358,31 @@ impl Daemon {
         }
     }
 
-    /// Parses, validates and compiles `path` for `user`: the policy, its sha256, warnings.
+    /// Parses, validates and compiles `path` for `user`: the policy, its sha256, notices,
+    /// and (for host-name rules) what the DNS refresh recompiles from. The slot in the
+    /// refresh spec is filled in once one is allocated.
     fn compile(
         &self,
         path: &Path,
         user: &SandboxUser,
-    ) -> Result<(CompiledPolicy, String, Vec<String>), String> {
+        resolv_conf: &Path,
+        dns_grace: Duration,
+    ) -> Result<Compiled, String> {
         let (parsed, source) = policy::load_with_source(path).map_err(|e| e.to_string())?;
+        let nameservers = match std::fs::read_to_string(resolv_conf) {
+            Ok(text) => super::dns::nameservers(&text),
+            Err(e) if refresh::has_host_names(&parsed) => {
+                return Err(format!(
+                    "reading {} for the host-name rules: {e}",
+                    resolv_conf.display()
+                ));
+            }
+            Err(_) => Vec::new(),
+        };
         let parsed = policy::resolvers::with_resolvers(
             &parsed,
-            &self.nameservers,
-            &self.config.resolv_conf.display().to_string(),
+            &nameservers,
+            &resolv_conf.display().to_string(),
         );
         let c = &self.config;
         let dirs: Vec<&Path> = [
@@ -360,7 +395,9 @@ impl Daemon {
         .flatten()
         .collect();
         let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &[path]);
-        let env = CompileEnv::new(user.home.clone());
+        let mut env = CompileEnv::new(user.home.clone());
+        let resolver = Arc::new(TtlResolver::new(nameservers, dns_grace));
+        env.resolver = Box::new(refresh::Shared(Arc::clone(&resolver)));
         let compiled = policy::compile(&parsed, &env).map_err(|e| e.to_string())?;
         let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
         if compiled.policy.controls & controls::FS == 0 {
@@ -376,7 +413,44 @@ impl Daemon {
                 path.display()
             ));
         }
-        Ok((compiled.policy, line_hash(&source), notices))
+        let dns = refresh::has_host_names(&parsed).then(|| RefreshSpec {
+            policy: parsed,
+            env,
+            resolver,
+            current: compiled.policy.clone(),
+            slot: 0,
+        });
+        Ok(Compiled {
+            policy: compiled.policy,
+            sha256: line_hash(&source),
+            notices,
+            dns,
+        })
+    }
+
+    /// Refuses a policy that needs a control whose programs are not attached, with the
+    /// kernel's reason (the same words `nemoclaw run` uses without a daemon).
+    fn check_attached(&self, policy_controls: u32) -> Result<(), String> {
+        let missing = policy_controls
+            & !self.enforcer.attached()
+            & (controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE);
+        if missing == 0 {
+            return Ok(());
+        }
+        let (what, reason, advice) = self.unavailable.clone().unwrap_or_else(|| {
+            (
+                "attaching its programs".to_owned(),
+                "they were not attached when this enforcement was first loaded".to_owned(),
+                "run `nemoclaw doctor`",
+            )
+        });
+        Err(KernelError::ControlUnavailable {
+            control: crate::kernel::loader::control_name(missing & missing.wrapping_neg()),
+            what,
+            reason,
+            advice,
+        }
+        .to_string())
     }
 
     /// Writes `compiled` into a fresh slot; on any error the slot is cleared and freed.
@@ -400,15 +474,21 @@ impl Daemon {
         self.slots.free(slot);
     }
 
-    fn create(
-        &mut self,
-        name: Option<String>,
-        policy_path: &Path,
-        user: &str,
-        command: Vec<String>,
-        ephemeral: bool,
-        requester: &str,
-    ) -> Result<Response, String> {
+    fn create(&mut self, request: Request, requester: &str) -> Result<Response, String> {
+        let Request::Create {
+            name,
+            policy: policy_path,
+            user,
+            command,
+            ephemeral,
+            resolv_conf,
+            dns_grace,
+        } = request
+        else {
+            return Err("not a create request".to_owned());
+        };
+        let resolv_conf = resolv_conf.unwrap_or_else(|| self.config.resolv_conf.clone());
+        let dns_grace = dns_grace.unwrap_or(self.config.dns_grace.as_secs());
         let name = match name {
             Some(n) => n,
             None => generate_name(&|n| self.sandboxes.contains_key(n)),
@@ -417,9 +497,19 @@ impl Daemon {
         if self.sandboxes.contains_key(&name) {
             return Err(format!("a sandbox named {name} exists already"));
         }
-        let policy_path = absolute(policy_path)?;
-        let user = SandboxUser::resolve(Some(user)).map_err(|e| e.to_string())?;
-        let (compiled, sha, mut notices) = self.compile(&policy_path, &user)?;
+        let policy_path = absolute(&policy_path)?;
+        let user = SandboxUser::resolve(Some(&user)).map_err(|e| e.to_string())?;
+        let Compiled {
+            policy: compiled,
+            sha256: sha,
+            mut notices,
+            dns,
+        } = self.compile(
+            &policy_path,
+            &user,
+            &resolv_conf,
+            Duration::from_secs(dns_grace),
+        )?;
         let (bits, notice) =
             sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
                 .map_err(|e| e.to_string())?;
@@ -450,9 +540,12 @@ impl Daemon {
             command: command.clone(),
             ephemeral,
             rules: compiled.rules,
+            resolv_conf,
+            dns_grace,
         };
         let sandbox = Sandbox {
             state,
+            dns: with_slot(dns, slot),
             cgroup,
             holders: usize::from(ephemeral),
         };
@@ -544,8 +637,21 @@ impl Daemon {
         };
         let user =
             SandboxUser::resolve(Some(&old.user)).map_err(|e| rejected(self, e.to_string()))?;
-        let (compiled, sha, _warnings) =
-            self.compile(&path, &user).map_err(|e| rejected(self, e))?;
+        let Compiled {
+            policy: compiled,
+            sha256: sha,
+            dns,
+            ..
+        } = self
+            .compile(
+                &path,
+                &user,
+                &old.resolv_conf,
+                Duration::from_secs(old.dns_grace),
+            )
+            .map_err(|e| rejected(self, e))?;
+        self.check_attached(compiled.controls)
+            .map_err(|e| rejected(self, e))?;
         let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
             .map_err(|e| rejected(self, e.to_string()))?;
         let slot = self.install(&compiled).map_err(|e| rejected(self, e))?;
@@ -568,6 +674,7 @@ impl Daemon {
         }
         let (added, removed) = rule_changes(&old.rules, &compiled.rules);
         if let Some(s) = self.sandboxes.get_mut(name) {
+            s.dns = with_slot(dns, slot);
             s.state.slot = slot;
             s.state.controls = bits;
             s.state.policy.clone_from(&path);
@@ -654,6 +761,57 @@ impl Daemon {
             pid: std::process::id(),
             sandboxes: self.sandboxes.keys().cloned().collect(),
         });
+    }
+}
+
+fn with_slot(dns: Option<RefreshSpec>, slot: Slot) -> Option<Arc<Mutex<RefreshSpec>>> {
+    dns.map(|mut spec| {
+        spec.slot = slot;
+        Arc::new(Mutex::new(spec))
+    })
+}
+
+/// Keeps host-name rules current: re-resolves each sandbox's names when their answers
+/// expire (outside the daemon's lock: DNS may be slow) and updates its slot's network
+/// entries in place. Changes are audit records (`dns_change`). Runs forever.
+fn refresh_dns(daemon: &Shared) {
+    let mut due: std::collections::HashMap<String, std::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let specs: Vec<(String, Arc<Mutex<RefreshSpec>>)> = lock(daemon)
+            .sandboxes
+            .iter()
+            .filter_map(|(name, s)| s.dns.as_ref().map(|d| (name.clone(), Arc::clone(d))))
+            .collect();
+        due.retain(|name, _| specs.iter().any(|(n, _)| n == name));
+        for (name, spec) in specs {
+            let mut spec = spec.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = *due
+                .entry(name.clone())
+                .or_insert_with(|| spec.next_refresh());
+            if std::time::Instant::now() < at {
+                continue;
+            }
+            let slot = spec.slot;
+            let lines = spec.refresh(|old, new| {
+                let mut d = lock(daemon);
+                // A reload since: its fresh slot was compiled from fresh answers already.
+                if d.sandboxes.get(&name).is_none_or(|s| s.state.slot != slot) {
+                    return Ok(());
+                }
+                d.enforcer.update_net(slot, old, new)
+            });
+            due.insert(name.clone(), spec.next_refresh());
+            let d = lock(daemon);
+            for change in lines {
+                d.log(&Lifecycle::DnsChange {
+                    time: now(),
+                    sandbox: name.clone(),
+                    change,
+                });
+            }
+        }
     }
 }
 
@@ -760,14 +918,15 @@ fn serve(daemon: &Shared, mut stream: UnixStream) {
                 stream_events(daemon, &mut stream, sandbox.as_deref());
                 break;
             }
-            Request::Create {
-                name,
-                policy,
-                user,
-                command,
-                ephemeral,
-            } => {
-                let r = lock(daemon).create(name, &policy, &user, command, ephemeral, &requester);
+            request @ Request::Create { .. } => {
+                let ephemeral = matches!(
+                    request,
+                    Request::Create {
+                        ephemeral: true,
+                        ..
+                    }
+                );
+                let r = lock(daemon).create(request, &requester);
                 if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
                     held.push(sandbox.name.clone());
                 }
@@ -1026,6 +1185,28 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 lock(&d).tidy();
             }
         });
+    }
+    {
+        let d = Arc::clone(&daemon);
+        std::thread::spawn(move || refresh_dns(&d));
+    }
+    {
+        // Adopted sandboxes: a policy file changed while no daemon ran is applied now, and
+        // host-name rules are resolved afresh (their refresh state did not survive).
+        let mut d = lock(&daemon);
+        let names: Vec<String> = d.sandboxes.keys().cloned().collect();
+        for name in names {
+            let Some(policy) = d.sandboxes.get(&name).map(|s| s.state.policy.clone()) else {
+                continue;
+            };
+            let host_names = policy::load(&policy).is_ok_and(|p| refresh::has_host_names(&p));
+            if d.unchanged(&name) && !host_names {
+                continue;
+            }
+            if let Err(e) = d.apply(&name, None, "daemon restart") {
+                eprintln!("nemoclaw daemon: {name}: {e}; its installed policy stays");
+            }
+        }
     }
     let listener = bind(&socket)?;
     {
