@@ -510,6 +510,7 @@ impl Daemon {
             &resolv_conf,
             Duration::from_secs(dns_grace),
         )?;
+        self.check_attached(compiled.controls)?;
         let (bits, notice) =
             sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
                 .map_err(|e| e.to_string())?;
