@@ -278,19 +278,28 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
     kernels
         .iter()
         .map(|&kernel| {
+            let how = if kernel == THROUGH_DAEMON {
+                " (every `nemoclaw run` through a nemoclaw daemon)"
+            } else {
+                " (`nemoclaw run` standalone)"
+            };
             println!(
-                "== test layer vm {kernel}: {} --test-threads=1 ==",
+                "== test layer vm {kernel}{how}: {} --test-threads=1 ==",
                 exe.display()
             );
             let started = Instant::now();
+            let through_daemon = kernel == THROUGH_DAEMON;
+            let suite = format!(
+                "env NEMOCLAW_REQUIRE_LSM=1 '{}' --test-threads=1",
+                exe.display()
+            );
             let guest = vm::Guest {
                 kernel,
-                argv: vec![
-                    "env".into(),
-                    "NEMOCLAW_REQUIRE_LSM=1".into(),
-                    exe.to_string_lossy().into_owned(),
-                    "--test-threads=1".into(),
-                ],
+                argv: if through_daemon {
+                    vec!["sh".into(), "-c".into(), daemon_script(&suite)]
+                } else {
+                    vec!["sh".into(), "-c".into(), suite]
+                },
                 // Where cargo runs integration tests: the package directory.
                 cwd: util::workspace_root().join("nemoclaw-userspace"),
                 env: Vec::new(),
@@ -308,13 +317,45 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
                 Err(err) => Some(format!("{err:#}")),
             };
             Report {
-                name: format!("vm {kernel}"),
+                name: format!(
+                    "vm {kernel}{}",
+                    if kernel == THROUGH_DAEMON { " daemon" } else { "" }
+                ),
                 counts,
                 problem,
                 elapsed: started.elapsed(),
             }
         })
         .collect()
+}
+
+/// The kernel whose VM suite runs with a `nemoclaw daemon` on the default socket, so every
+/// `nemoclaw run` of the suite goes through it (the other kernel runs them standalone).
+const THROUGH_DAEMON: KernelVersion = KernelVersion::V6_12;
+
+/// `suite` with a daemon on the default paths around it; the daemon's own audit chain is
+/// verified at the end.
+fn daemon_script(suite: &str) -> String {
+    let nemoclaw = util::nemoclaw_bin();
+    let n = nemoclaw.display();
+    format!(
+        r#"'{n}' daemon 2>/tmp/nemoclaw-daemon.log &
+DAEMON=$!
+i=0
+while [ ! -S /run/nemoclaw/nemoclaw.sock ]; do
+  if ! kill -0 $DAEMON 2>/dev/null || [ $i -ge 1200 ]; then
+    echo "the daemon did not start:"; cat /tmp/nemoclaw-daemon.log; exit 1
+  fi
+  sleep 0.1; i=$((i+1))
+done
+echo "nemoclaw daemon running (pid $DAEMON); the suite's sandboxes go through it"
+{suite}
+code=$?
+kill -TERM $DAEMON; wait $DAEMON
+'{n}' audit verify /var/log/nemoclaw/audit.jsonl || code=1
+exit $code
+"#
+    )
 }
 
 /// `cargo test --test vm --no-run`, returning the test executable from cargo's JSON messages.
