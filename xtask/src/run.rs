@@ -123,7 +123,7 @@ PINS=/sys/fs/bpf/nemoclaw-demo-$$
 DAEMON=$!
 i=0
 while [ ! -S "$D/nemoclaw.sock" ]; do
-  if ! kill -0 $DAEMON 2>/dev/null || [ $i -ge 1200 ]; then
+  if grep -q '^State:.*Z' /proc/$DAEMON/status 2>/dev/null || [ $i -ge 1200 ]; then
     echo "xtask run: the daemon did not start:"; cat "$D/daemon.log"; exit 1
   fi
   sleep 0.1; i=$((i+1))

@@ -319,7 +319,11 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
             Report {
                 name: format!(
                     "vm {kernel}{}",
-                    if kernel == THROUGH_DAEMON { " daemon" } else { "" }
+                    if kernel == THROUGH_DAEMON {
+                        " daemon"
+                    } else {
+                        ""
+                    }
                 ),
                 counts,
                 problem,
@@ -333,17 +337,17 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
 /// `nemoclaw run` of the suite goes through it (the other kernel runs them standalone).
 const THROUGH_DAEMON: KernelVersion = KernelVersion::V6_12;
 
-/// `suite` with a daemon on the default paths around it; the daemon's own audit chain is
-/// verified at the end.
+/// `suite` with a daemon on the default socket around it (the audit log on the guest's
+/// tmpfs: the host's file system is read-only there); its audit chain is verified at the end.
 fn daemon_script(suite: &str) -> String {
     let nemoclaw = util::nemoclaw_bin();
     let n = nemoclaw.display();
     format!(
-        r#"'{n}' daemon 2>/tmp/nemoclaw-daemon.log &
+        r#"'{n}' daemon --audit-log /tmp/nemoclaw-daemon-audit.jsonl 2>/tmp/nemoclaw-daemon.log &
 DAEMON=$!
 i=0
 while [ ! -S /run/nemoclaw/nemoclaw.sock ]; do
-  if ! kill -0 $DAEMON 2>/dev/null || [ $i -ge 1200 ]; then
+  if grep -q '^State:.*Z' /proc/$DAEMON/status 2>/dev/null || [ $i -ge 1200 ]; then
     echo "the daemon did not start:"; cat /tmp/nemoclaw-daemon.log; exit 1
   fi
   sleep 0.1; i=$((i+1))
@@ -352,7 +356,7 @@ echo "nemoclaw daemon running (pid $DAEMON); the suite's sandboxes go through it
 {suite}
 code=$?
 kill -TERM $DAEMON; wait $DAEMON
-'{n}' audit verify /var/log/nemoclaw/audit.jsonl || code=1
+'{n}' audit verify /tmp/nemoclaw-daemon-audit.jsonl || code=1
 exit $code
 "#
     )

@@ -113,7 +113,7 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/nemoclaw-bench-{id}")),
         cgroup_root: format!("nemoclaw-bench-{id}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         if Instant::now() > deadline {
             bail!("the daemon did not start");

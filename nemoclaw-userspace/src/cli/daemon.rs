@@ -298,7 +298,7 @@ pub fn logs(args: &LogsArgs) -> anyhow::Result<i32> {
             reader.seek_relative(-back)?;
             std::thread::sleep(Duration::from_millis(200));
             // Truncated or replaced (rotated): start over.
-            if file.metadata().map(|m| m.len()).unwrap_or(0) < reader.stream_position()? {
+            if file.metadata().map_or(0, |m| m.len()) < reader.stream_position()? {
                 file = std::fs::File::open(&args.file)?;
                 reader = std::io::BufReader::new(file.try_clone()?);
             }

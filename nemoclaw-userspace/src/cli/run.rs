@@ -80,7 +80,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         match Client::connect(&args.socket) {
             Ok(client) => return run_via_daemon(args, client),
             Err(e) => {
-                eprintln!("nemoclaw: notice: {e}; loading a private copy of the programs instead")
+                eprintln!("nemoclaw: notice: {e}; loading a private copy of the programs instead");
             }
         }
     }
@@ -331,9 +331,6 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
 /// Writes each streamed record into `sink` until the sandbox's stop record, or until the
 /// stream ends or stays silent for long after the sandbox should be gone.
 fn copy_events(mut events: Client, mut sink: AuditSink) {
-    let _ = events
-        .stream()
-        .set_read_timeout(Some(Duration::from_secs(3600)));
     while let Ok(Response::Event { record }) = events.receive() {
         if let Err(e) = sink.write_record(&record) {
             eprintln!("nemoclaw: writing audit record: {e}");

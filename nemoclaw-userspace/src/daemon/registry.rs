@@ -135,7 +135,7 @@ impl RuleBook {
 /// A name for a sandbox created without one: `sandbox-<n>` not yet taken.
 #[must_use]
 pub fn generate_name(taken: &dyn Fn(&str) -> bool) -> String {
-    (1..)
+    (1..=u32::MAX)
         .map(|n| format!("sandbox-{n}"))
         .find(|n| !taken(n))
         .unwrap_or_default()

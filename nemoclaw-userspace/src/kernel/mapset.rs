@@ -90,13 +90,13 @@ impl MapSet {
     /// The maps' kernel handles, for code that works on raw keys (see `kernel::slots`).
     pub fn raw(&self) -> impl Iterator<Item = (&str, &MapData)> {
         self.0.iter().filter_map(|(name, map)| {
-            let data = match map {
-                Map::HashMap(d)
-                | Map::LruHashMap(d)
-                | Map::LpmTrie(d)
-                | Map::Array(d)
-                | Map::PerCpuArray(d) => d,
-                _ => return None,
+            let (Map::HashMap(data)
+            | Map::LruHashMap(data)
+            | Map::LpmTrie(data)
+            | Map::Array(data)
+            | Map::PerCpuArray(data)) = map
+            else {
+                return None;
             };
             Some((name.as_str(), data))
         })

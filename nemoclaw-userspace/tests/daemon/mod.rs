@@ -19,10 +19,11 @@ fn listener() -> (TcpListener, u16) {
 }
 
 fn net_policy(ports: &[u16]) -> String {
-    let allow: String = ports
-        .iter()
-        .map(|p| format!("    - \"127.0.0.1:{p}\"\n"))
-        .collect();
+    let allow = ports.iter().fold(String::new(), |mut s, p| {
+        use std::fmt::Write as _;
+        let _ = writeln!(s, "    - \"127.0.0.1:{p}\"");
+        s
+    });
     format!("network:\n  allow:\n{allow}  deny: \"*\"\n")
 }
 
@@ -217,12 +218,12 @@ fn rewriting_the_policy_file_and_sighup_reload_it() {
 
 #[test]
 fn control_socket_refuses_unprivileged_callers() {
+    use std::os::unix::fs::PermissionsExt;
     if !root_or_skip("daemon socket") {
         return;
     }
     let scratch = Scratch::new("daemon-socket");
     let daemon = TestDaemon::start(&scratch, "socket");
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&daemon.socket)
         .expect("socket")
         .permissions()
@@ -250,10 +251,10 @@ fn control_socket_refuses_unprivileged_callers() {
 /// summarised (`denials_suppressed`) or counted as lost by the kernel (`events_lost`).
 #[test]
 fn denial_flood_cannot_stall_other_sandboxes_or_the_daemon() {
+    const FLOOD: u64 = 1_000_000;
     if !root_or_skip("daemon flood") {
         return;
     }
-    const FLOOD: u64 = 1_000_000;
     let scratch = Scratch::new("daemon-flood");
     let (_a, allowed) = listener();
     let policy = scratch.path("policy.yaml");

@@ -22,7 +22,7 @@ pub struct TestDaemon {
 }
 
 /// Generous: the VM runs under TCG.
-const STARTUP: Duration = Duration::from_secs(120);
+const STARTUP: Duration = Duration::from_mins(2);
 
 impl TestDaemon {
     /// Starts a daemon whose files live in `scratch/daemon-<tag>/`.
@@ -88,7 +88,10 @@ impl TestDaemon {
         let mut text = String::new();
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("daemon-") && name.ends_with(".log") {
+            let is_log = Path::new(&name)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("log"));
+            if name.starts_with("daemon-") && is_log {
                 text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
             }
         }
@@ -273,7 +276,7 @@ impl StepProbe {
         let go = self.dir.join(format!("go-{}", self.step));
         std::fs::write(&go, action).expect("write step");
         let res = self.dir.join(format!("res-{}", self.step));
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_mins(2);
         loop {
             if let Ok(answer) = std::fs::read_to_string(&res) {
                 return answer;
