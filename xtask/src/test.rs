@@ -343,7 +343,7 @@ fn daemon_script(suite: &str) -> String {
     let nemoclaw = util::nemoclaw_bin();
     let n = nemoclaw.display();
     format!(
-        r#"'{n}' daemon --audit-log /tmp/nemoclaw-daemon-audit.jsonl 2>/tmp/nemoclaw-daemon.log &
+        r#"'{n}' daemon --audit-log /tmp/nemoclaw-daemon/audit.jsonl 2>/tmp/nemoclaw-daemon.log &
 DAEMON=$!
 i=0
 while [ ! -S /run/nemoclaw/nemoclaw.sock ]; do
@@ -356,7 +356,7 @@ echo "nemoclaw daemon running (pid $DAEMON); the suite's sandboxes go through it
 {suite}
 code=$?
 kill -TERM $DAEMON; wait $DAEMON
-'{n}' audit verify /tmp/nemoclaw-daemon-audit.jsonl || code=1
+'{n}' audit verify /tmp/nemoclaw-daemon/audit.jsonl || code=1
 exit $code
 "#
     )

@@ -385,16 +385,18 @@ impl Daemon {
             &resolv_conf.display().to_string(),
         );
         let c = &self.config;
-        let dirs: Vec<&Path> = [
-            Some(c.pin_dir.as_path()),
-            c.socket.parent(),
-            c.state_file.parent(),
-            c.audit_log.parent(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &[path]);
+        // The pin directory is the daemon's alone; the other files may share a directory
+        // with anything (e.g. an audit log in /tmp), so they are guarded one by one.
+        let lock = c.state_file.with_extension("lock");
+        let files = [
+            c.socket.as_path(),
+            c.state_file.as_path(),
+            lock.as_path(),
+            c.audit_log.as_path(),
+            path,
+        ];
+        let dirs = [c.pin_dir.as_path()];
+        let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &files);
         let mut env = CompileEnv::new(user.home.clone());
         let resolver = Arc::new(TtlResolver::new(nameservers, dns_grace));
         env.resolver = Box::new(refresh::Shared(Arc::clone(&resolver)));
@@ -402,14 +404,20 @@ impl Daemon {
         let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
         if compiled.policy.controls & controls::FS == 0 {
             notices.push(format!(
-                "{}: no filesystem section, so the daemon's files ({}) are not shielded from this sandbox                  by the kernel (only by their owner and mode)",
+                "{}: no filesystem section, so the daemon's files ({}) are not shielded from \
+                 this sandbox by the kernel (only by their owner and mode)",
                 path.display(),
-                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                dirs.iter()
+                    .chain(&files)
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if compiled.policy.controls & controls::PRIVILEGE == 0 {
             notices.push(format!(
-                "{}: privilege_escalation is not denied, so a root task in this sandbox could use bpf(),                  mounts or signals against the host and the daemon",
+                "{}: privilege_escalation is not denied, so a root task in this sandbox could use \
+                 bpf(), mounts or signals against the host and the daemon",
                 path.display()
             ));
         }
