@@ -30,15 +30,11 @@ pub enum ControlsError {
          (--user), or on a kernel with BPF LSM (`nemoclaw doctor`)"
     )]
     RootWithoutSocketKinds(String),
-    #[error("the {control} control is not attached here: {reason}")]
-    NotAttached {
-        control: &'static str,
-        reason: String,
-    },
 }
 
-/// The controls to register for a policy with `policy_controls` run by `user`, and a notice
-/// for the user where socket kinds stay open. Refuses a network policy for a root sandbox
+/// The controls to register for a policy with `policy_controls` run by `user` (whose
+/// programs the caller has checked are attached), and a notice for the user where socket
+/// kinds stay open. Refuses a network policy for a root sandbox
 /// user where socket kinds cannot be restricted: root could open raw and packet sockets,
 /// which no rule judges.
 pub fn for_sandbox(
@@ -46,21 +42,6 @@ pub fn for_sandbox(
     enforcer: &Enforcer,
     user: &SandboxUser,
 ) -> Result<(u32, Option<String>), ControlsError> {
-    let attached = enforcer.attached();
-    for bit in [
-        controls::EXEC,
-        controls::NET,
-        controls::FS,
-        controls::PRIVILEGE,
-    ] {
-        if policy_controls & bit != 0 && attached & bit == 0 {
-            return Err(ControlsError::NotAttached {
-                control: control_name(bit),
-                reason: "its programs could not be loaded when enforcement started (see `nemoclaw doctor`)"
-                    .to_owned(),
-            });
-        }
-    }
     if policy_controls & controls::NET == 0 {
         return Ok((policy_controls, None));
     }

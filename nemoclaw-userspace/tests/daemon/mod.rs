@@ -84,15 +84,11 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
     assert_eq!(denials(), 2, "{:?}", daemon.audit());
 
     // A reloaded policy on the adopted enforcement.
-    let reloaded = scratch.path("reloaded.yaml");
-    std::fs::write(&reloaded, net_policy(&[allowed, denied])).expect("policy");
-    let out = daemon.ctl(&[
-        "policy",
-        "apply",
+    daemon.apply(
         "agent",
-        reloaded.to_str().expect("utf-8"),
-    ]);
-    assert!(out.status.success(), "{out:?}");
+        &scratch.path("reloaded.yaml"),
+        &net_policy(&[allowed, denied]),
+    );
     assert_eq!(probe.act(&format!("connect {denied}")), "OK");
     let reload = daemon.records("policy_reload");
     assert_eq!(reload.len(), 1);

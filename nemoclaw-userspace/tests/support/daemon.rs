@@ -126,6 +126,14 @@ impl TestDaemon {
             .expect("run nemoclaw")
     }
 
+    /// Writes `text` to `file` and applies it to sandbox `name` (`nemoclaw policy apply`),
+    /// which must succeed.
+    pub fn apply(&self, name: &str, file: &Path, text: &str) {
+        std::fs::write(file, text).expect("write policy");
+        let out = self.ctl(&["policy", "apply", name, file.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "policy apply: {out:?}");
+    }
+
     /// `nemoclaw run --name NAME --policy P --user U -- ARGV` through this daemon, in the
     /// background; its local audit copy goes to `<dir>/<name>.jsonl`.
     pub fn run_background(&self, name: &str, policy: &Path, user: &str, argv: &[&str]) -> Child {

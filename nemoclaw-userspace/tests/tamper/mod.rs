@@ -88,15 +88,11 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
         );
     }
 
-    let reloaded = scratch.path("reloaded.yaml");
-    std::fs::write(&reloaded, lsm_policy(&probe_dir, &secret, true)).expect("policy");
-    let out = daemon.ctl(&[
-        "policy",
-        "apply",
+    daemon.apply(
         "agent",
-        reloaded.to_str().expect("utf-8"),
-    ]);
-    assert!(out.status.success(), "{out:?}");
+        &scratch.path("reloaded.yaml"),
+        &lsm_policy(&probe_dir, &secret, true),
+    );
     assert_eq!(probe.act(&read_secret), "OK");
     let reload = daemon.records("policy_reload");
     assert_eq!(reload.len(), 1, "{:?}", daemon.audit());
