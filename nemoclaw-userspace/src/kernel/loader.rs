@@ -9,13 +9,12 @@ use aya::{
 };
 use nemoclaw_common::{
     exec::{DEFAULT_LIBRARY_DIRS, EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
-    net::{FIXED_PREFIX_BITS, Net4Key, Net6Key},
-    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
+    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, Slot, controls},
 };
 
 use super::{btf::Btf, offsets};
-use crate::policy::compiled::{CompiledPolicy, NetEntry, PathEntry};
+use crate::policy::compiled::{CompiledPolicy, PathEntry};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
 pub static EBPF_OBJECT: &[u8] =
@@ -117,16 +116,22 @@ pub struct Enforcer {
     socket_kinds: Result<(), String>,
 }
 
-/// Attaches `socket_create`. Only where BPF LSM works: elsewhere the caller decides.
+/// LSM programs of the network control: socket kinds, and unix sockets (pathname sockets
+/// judged by the filesystem rules, abstract ones confined to the sandbox).
+const SOCKET_PROGRAMS: &[&str] = &["socket_create", "unix_stream_connect", "unix_may_send"];
+
+/// Attaches [`SOCKET_PROGRAMS`]. Only where BPF LSM works: elsewhere the caller decides.
 fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<(), String> {
     let btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
-    let p: &mut Lsm = ebpf
-        .program_mut("socket_create")
-        .ok_or("the object has no socket_create program")?
-        .try_into()
-        .map_err(|e| chain(&e))?;
-    p.load("socket_create", &btf).map_err(|e| chain(&e))?;
-    p.attach().map_err(|e| chain(&e))?;
+    for &prog in SOCKET_PROGRAMS {
+        let p: &mut Lsm = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| format!("the object has no {prog} program"))?
+            .try_into()
+            .map_err(|e| chain(&e))?;
+        p.load(prog, &btf).map_err(|e| chain(&e))?;
+        p.attach().map_err(|e| chain(&e))?;
+    }
     Ok(())
 }
 
@@ -322,6 +327,7 @@ impl Enforcer {
             exec_paths: _,
             net4: _,
             net6: _,
+            net_binaries: _,
             exec_prefix,
             fs_exact: _,
             fs_prefix: _,
@@ -418,26 +424,6 @@ impl Enforcer {
         Ok(())
     }
 
-    fn install_net<const N: usize, K: aya::Pod>(
-        &mut self,
-        entries: &[NetEntry<N>],
-        allow_name: &'static str,
-        deny_name: &'static str,
-        key: impl Fn(&NetEntry<N>) -> Key<K>,
-    ) -> Result<(), KernelError> {
-        for e in entries {
-            let name = if e.verdict.action == ACTION_DENY {
-                deny_name
-            } else {
-                allow_name
-            };
-            let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
-            map.insert(&key(e), e.verdict, 0)
-                .map_err(|source| KernelError::Map { map: name, source })?;
-        }
-        Ok(())
-    }
-
     /// Brings a slot's network entries from `old` to `new` in place: first every new or
     /// changed entry, then the removal of those that are gone. At every moment an address is
     /// judged by either its old or its new entry; meant for DNS refreshes, where both are
@@ -448,59 +434,7 @@ impl Enforcer {
         old: &CompiledPolicy,
         new: &CompiledPolicy,
     ) -> Result<(), KernelError> {
-        self.sync_net(&old.net4, &new.net4, "NET4_ALLOW", "NET4_DENY", |e| {
-            Key::new(
-                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
-                Net4Key::new(slot, e.proto, e.port, e.addr),
-            )
-        })?;
-        self.sync_net(&old.net6, &new.net6, "NET6_ALLOW", "NET6_DENY", |e| {
-            Key::new(
-                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
-                Net6Key::new(slot, e.proto, e.port, e.addr),
-            )
-        })
-    }
-
-    fn sync_net<const N: usize, K: aya::Pod>(
-        &mut self,
-        old: &[NetEntry<N>],
-        new: &[NetEntry<N>],
-        allow_name: &'static str,
-        deny_name: &'static str,
-        key: impl Fn(&NetEntry<N>) -> Key<K>,
-    ) -> Result<(), KernelError> {
-        let added: Vec<NetEntry<N>> = new.iter().filter(|e| !old.contains(e)).copied().collect();
-        self.install_net(&added, allow_name, deny_name, &key)?;
-        // Same key in the same trie means the insert above already replaced it.
-        let same_slot = |a: &NetEntry<N>, b: &NetEntry<N>| {
-            (
-                a.proto,
-                a.port,
-                a.addr,
-                a.prefix_len,
-                a.verdict.action == ACTION_DENY,
-            ) == (
-                b.proto,
-                b.port,
-                b.addr,
-                b.prefix_len,
-                b.verdict.action == ACTION_DENY,
-            )
-        };
-        for gone in old.iter().filter(|o| !new.iter().any(|n| same_slot(o, n))) {
-            let name = if gone.verdict.action == ACTION_DENY {
-                deny_name
-            } else {
-                allow_name
-            };
-            let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
-            match map.remove(&key(gone)) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(source) => return Err(KernelError::Map { map: name, source }),
-            }
-        }
-        Ok(())
+        super::net::update(&mut self.ebpf, slot, old, new)
     }
 
     /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.

@@ -1,0 +1,188 @@
+//! Writes a compiled policy's network entries into the kernel maps for one slot: the IPv4
+//! and IPv6 LPM tries (allow and deny entries together), the slot's group flags (which
+//! lookups the kernel makes), and the binary ids of executables named by `binaries`.
+//!
+//! Every change goes "wider first": flags and binary ids of both the old and the new policy
+//! are in place before entries change, and narrowed only after, so a task is never judged
+//! without a group or binary id that one of the two policies has.
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
+};
+use nemoclaw_common::{
+    exec::ExecKey,
+    net::{BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PORT_ANY, PROTO_ANY, group_bit},
+    rule::Verdict,
+    sandbox::Slot,
+};
+
+use super::KernelError;
+use crate::policy::compiled::{CompiledPolicy, NetEntry};
+
+fn map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, KernelError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(KernelError::Missing("network map"))?;
+    T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
+}
+
+/// `NET_SLOT_FLAGS` bits for a policy's entries.
+#[must_use]
+pub fn slot_flags(policy: &CompiledPolicy) -> u32 {
+    fn bits<const N: usize>(entries: &[NetEntry<N>], v6: bool) -> u32 {
+        entries.iter().fold(0, |acc, e| {
+            acc | group_bit(
+                v6,
+                e.bin != BIN_ANY,
+                e.proto == PROTO_ANY,
+                e.port == PORT_ANY,
+            )
+        })
+    }
+    bits(&policy.net4, false) | bits(&policy.net6, true)
+}
+
+fn set_flags(ebpf: &mut Ebpf, slot: Slot, flags: u32) -> Result<(), KernelError> {
+    let mut array: Array<_, u32> = map(ebpf, "NET_SLOT_FLAGS")?;
+    array
+        .set(slot, flags, 0)
+        .map_err(|source| KernelError::Map {
+            map: "NET_SLOT_FLAGS",
+            source,
+        })
+}
+
+fn binary_key(slot: Slot, dev: u64, ino: u64) -> ExecKey {
+    ExecKey {
+        slot,
+        _pad: 0,
+        dev,
+        ino,
+    }
+}
+
+/// Brings a slot's network entries from `old` to `new` in place (an install is an update
+/// from the empty policy): flags and binary ids widened, every new or changed entry
+/// written, then the entries, binary ids and flags that are gone removed.
+pub fn update(
+    ebpf: &mut Ebpf,
+    slot: Slot,
+    old: &CompiledPolicy,
+    new: &CompiledPolicy,
+) -> Result<(), KernelError> {
+    set_flags(ebpf, slot, slot_flags(old) | slot_flags(new))?;
+    {
+        let mut bins: HashMap<_, ExecKey, u32> = map(ebpf, "NET_BINARIES")?;
+        for b in &new.net_binaries {
+            bins.insert(binary_key(slot, b.dev, b.ino), u32::from(b.bin), 0)
+                .map_err(|source| KernelError::Map {
+                    map: "NET_BINARIES",
+                    source,
+                })?;
+        }
+    }
+    sync(ebpf, &old.net4, &new.net4, "NET4", |e| {
+        Key::new(
+            FIXED_PREFIX_BITS + u32::from(e.prefix_len),
+            Net4Key::new(slot, e.bin, e.proto, e.port, e.addr),
+        )
+    })?;
+    sync(ebpf, &old.net6, &new.net6, "NET6", |e| {
+        Key::new(
+            FIXED_PREFIX_BITS + u32::from(e.prefix_len),
+            Net6Key::new(slot, e.bin, e.proto, e.port, e.addr),
+        )
+    })?;
+    {
+        let mut bins: HashMap<_, ExecKey, u32> = map(ebpf, "NET_BINARIES")?;
+        for gone in old.net_binaries.iter().filter(|o| {
+            !new.net_binaries
+                .iter()
+                .any(|n| (n.dev, n.ino) == (o.dev, o.ino))
+        }) {
+            match bins.remove(&binary_key(slot, gone.dev, gone.ino)) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(source) => {
+                    return Err(KernelError::Map {
+                        map: "NET_BINARIES",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    set_flags(ebpf, slot, slot_flags(new))
+}
+
+fn sync<const N: usize, K: aya::Pod>(
+    ebpf: &mut Ebpf,
+    old: &[NetEntry<N>],
+    new: &[NetEntry<N>],
+    name: &'static str,
+    key: impl Fn(&NetEntry<N>) -> Key<K>,
+) -> Result<(), KernelError> {
+    let mut trie: LpmTrie<_, K, Verdict> = map(ebpf, name)?;
+    for e in new.iter().filter(|e| !old.contains(e)) {
+        trie.insert(&key(e), e.verdict, 0)
+            .map_err(|source| KernelError::Map { map: name, source })?;
+    }
+    // Same key means the insert above already replaced it.
+    let same_key = |a: &NetEntry<N>, b: &NetEntry<N>| {
+        (a.bin, a.proto, a.port, a.addr, a.prefix_len)
+            == (b.bin, b.proto, b.port, b.addr, b.prefix_len)
+    };
+    for gone in old.iter().filter(|o| !new.iter().any(|n| same_key(o, n))) {
+        match trie.remove(&key(gone)) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(source) => return Err(KernelError::Map { map: name, source }),
+        }
+    }
+    Ok(())
+}
+
+/// Removes every network entry, binary id and flag of `policy` from `slot`.
+pub fn clear(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
+    update(ebpf, slot, policy, &CompiledPolicy::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use nemoclaw_common::rule::{ACTION_ALLOW, Verdict};
+
+    use super::*;
+
+    fn entry(bin: u16, proto: u8, port: u16) -> NetEntry<4> {
+        NetEntry {
+            bin,
+            proto,
+            port,
+            addr: [10, 0, 0, 0],
+            prefix_len: 8,
+            verdict: Verdict {
+                action: ACTION_ALLOW,
+                rule_id: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn flags_name_exactly_the_groups_present() {
+        let policy = CompiledPolicy {
+            net4: vec![entry(0, 6, 443), entry(0, 0, 0), entry(2, 0, 53)],
+            ..CompiledPolicy::default()
+        };
+        let flags = slot_flags(&policy);
+        assert_eq!(
+            flags,
+            group_bit(false, false, false, false)
+                | group_bit(false, false, true, true)
+                | group_bit(false, true, true, false)
+        );
+        assert_eq!(flags, 0b0100_1001);
+        assert_eq!(slot_flags(&CompiledPolicy::default()), 0);
+    }
+}
