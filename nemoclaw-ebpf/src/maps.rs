@@ -30,6 +30,17 @@ pub static NET4: LpmTrie<Net4Key, Verdict> = LpmTrie::with_max_entries(MAX_NET_R
 #[map]
 pub static NET6: LpmTrie<Net6Key, Verdict> = LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
 
+/// The sandbox entry of the cgroup a `sock_addr` program is attached to (cgroup local
+/// storage: read without a lookup, and the same for tasks in cgroups below it). Userspace
+/// writes it after attaching; all zeros (not yet written) sends the programs to `SANDBOXES`.
+#[expect(
+    deprecated,
+    reason = "BPF_MAP_TYPE_CGRP_STORAGE needs 6.2; we support 6.1"
+)]
+#[map]
+pub static NET_SANDBOX: aya_ebpf::maps::CgroupStorage<SandboxEntry> =
+    aya_ebpf::maps::CgroupStorage::new();
+
 /// Slot -> which network lookup groups have entries (`nemoclaw_common::net::group_bit`).
 #[map]
 pub static NET_SLOT_FLAGS: aya_ebpf::maps::Array<u32> =

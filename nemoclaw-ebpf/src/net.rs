@@ -16,7 +16,7 @@ use nemoclaw_common::{
 
 use crate::{
     event, kernel,
-    maps::{NET_BINARIES, NET_SLOT_FLAGS, NET4, NET6},
+    maps::{NET_BINARIES, NET_SANDBOX, NET_SLOT_FLAGS, NET4, NET6},
     sandbox,
 };
 
@@ -117,29 +117,38 @@ fn lookup<K: Copy>(
 /// The sandbox's slot and this family's group flags, or the verdict without a lookup:
 /// `Err(ALLOW)` for an unrestricted network, `Err(REJECT)` (after the event) for a task in
 /// an unknown cgroup below a sandbox.
+///
+/// The slot comes from the attached cgroup's local storage (`NET_SANDBOX`): no hash lookup
+/// on the hot path. Until userspace has written it (all zeros, no `NET` bit) the registry
+/// `SANDBOXES` decides, as the LSM hooks do.
 #[inline(always)]
-fn slot_flags(hook: u32, v6: bool) -> Result<(u64, u32, u32), i32> {
-    let (cgroup_id, entry) = sandbox::current();
-    // These programs are attached only to sandbox cgroups: a task here without an entry
-    // is in a descendant cgroup, which we cannot judge. Deny (fail closed).
-    let Some(sandbox) = entry else {
-        event::emit(hook, cgroup_id, 0, RULE_DEFAULT_DENY, EPERM, |_| {});
-        return Err(REJECT);
-    };
-    if sandbox.controls & controls::NET == 0 {
-        return Err(ALLOW);
+fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32), i32> {
+    let stored = NET_SANDBOX.get_ptr_mut();
+    // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
+    let mut entry = unsafe { *stored };
+    if entry.controls & controls::NET == 0 {
+        let (cgroup_id, found) = sandbox::current();
+        // These programs are attached only to sandbox cgroups: a task here without an
+        // entry is in a cgroup we cannot judge. Deny (fail closed).
+        let Some(found) = found else {
+            event::emit(hook, cgroup_id, 0, RULE_DEFAULT_DENY, EPERM, |_| {});
+            return Err(REJECT);
+        };
+        if found.controls & controls::NET == 0 {
+            return Err(ALLOW);
+        }
+        entry = found;
     }
     event::count(counter::JUDGED);
-    let all = NET_SLOT_FLAGS.get(sandbox.slot).copied().unwrap_or(0);
+    let all = NET_SLOT_FLAGS.get(entry.slot).copied().unwrap_or(0);
     let flags = if v6 { (all >> 8) & 0xff } else { all & 0xff };
-    Ok((cgroup_id, sandbox.slot, flags))
+    Ok((entry.slot, flags))
 }
 
 /// After the lookups: allow, or emit the deny event (naming the executable) and reject.
 #[inline(always)]
 fn decide(
     hook: u32,
-    cgroup_id: u64,
     slot: u32,
     found: Verdict,
     exe: (u64, u64),
@@ -158,6 +167,8 @@ fn decide(
     } else {
         exe
     };
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() };
     event::emit(hook, cgroup_id, slot, rule_id, EPERM, |ev| {
         ev.dev = dev;
         ev.ino = ino;
@@ -173,7 +184,7 @@ fn target(ctx: &SockAddrContext) -> (u8, u16) {
 }
 
 fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
-    let (cgroup_id, slot, flags) = match slot_flags(hook, false) {
+    let (slot, flags) = match slot_flags(hook, false) {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
@@ -185,7 +196,7 @@ fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
         )
     };
     let (found, exe) = lookup(slot, flags, proto, port, make, |k| NET4.get(k).copied());
-    decide(hook, cgroup_id, slot, found, exe, |ev| {
+    decide(hook, slot, found, exe, |ev| {
         ev.family = AF_INET;
         ev.port = port;
         ev.proto = u32::from(proto);
@@ -210,7 +221,7 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
         return judge_v4_addr(ctx, hook, [addr[12], addr[13], addr[14], addr[15]]);
     }
-    let (cgroup_id, slot, flags) = match slot_flags(hook, true) {
+    let (slot, flags) = match slot_flags(hook, true) {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
@@ -222,7 +233,7 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
         )
     };
     let (found, exe) = lookup(slot, flags, proto, port, make, |k| NET6.get(k).copied());
-    decide(hook, cgroup_id, slot, found, exe, |ev| {
+    decide(hook, slot, found, exe, |ev| {
         ev.family = AF_INET6;
         ev.port = port;
         ev.proto = u32::from(proto);

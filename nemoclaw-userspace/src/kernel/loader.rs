@@ -444,11 +444,14 @@ impl Enforcer {
             .map_err(|source| KernelError::Map {
                 map: "SANDBOXES",
                 source,
-            })
+            })?;
+        // The network programs' copy (cgroup local storage), where they are attached.
+        super::net::set_cgroup_entry(&mut self.ebpf, cgroup_id, entry)
     }
 
     /// Removes a cgroup from the registry.
     pub fn unregister(&mut self, cgroup_id: u64) -> Result<(), KernelError> {
+        super::net::set_cgroup_entry(&mut self.ebpf, cgroup_id, SandboxEntry::default())?;
         let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
         match map.remove(&cgroup_id) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),

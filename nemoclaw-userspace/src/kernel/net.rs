@@ -186,3 +186,50 @@ mod tests {
         assert_eq!(slot_flags(&CompiledPolicy::default()), 0);
     }
 }
+
+/// `enum bpf_attach_type` values of the four `sock_addr` programs (uapi, stable).
+const SOCK_ADDR_ATTACH_TYPES: [u32; 4] = [
+    10, // BPF_CGROUP_INET4_CONNECT
+    11, // BPF_CGROUP_INET6_CONNECT
+    14, // BPF_CGROUP_UDP4_SENDMSG
+    15, // BPF_CGROUP_UDP6_SENDMSG
+];
+
+/// Writes `entry` into the cgroup local storage (`NET_SANDBOX`) the network programs read
+/// instead of looking the registry up. Only exists where they are attached to this cgroup;
+/// elsewhere (no network section) there is nothing to write. All zeros sends the programs
+/// back to the registry.
+#[expect(
+    deprecated,
+    reason = "BPF_MAP_TYPE_CGRP_STORAGE needs 6.2; we support 6.1"
+)]
+pub fn set_cgroup_entry(
+    ebpf: &mut Ebpf,
+    cgroup_id: u64,
+    entry: nemoclaw_common::sandbox::SandboxEntry,
+) -> Result<(), KernelError> {
+    use aya::maps::{CgroupStorage, CgroupStorageKey};
+    let Some(raw) = ebpf.map_mut("NET_SANDBOX") else {
+        return Err(KernelError::Missing("NET_SANDBOX map"));
+    };
+    let mut storage: CgroupStorage<_, nemoclaw_common::sandbox::SandboxEntry> =
+        CgroupStorage::try_from(raw).map_err(|source| KernelError::Map {
+            map: "NET_SANDBOX",
+            source,
+        })?;
+    for attach_type in SOCK_ADDR_ATTACH_TYPES {
+        let key = CgroupStorageKey::new(cgroup_id, attach_type);
+        match storage.insert(key, entry, 0) {
+            Ok(()) => {}
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(source) => {
+                return Err(KernelError::Map {
+                    map: "NET_SANDBOX",
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
