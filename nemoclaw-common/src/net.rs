@@ -40,6 +40,26 @@ pub const fn group_bit(v6: bool, per_binary: bool, any_proto: bool, any_port: bo
     1 << index
 }
 
+/// Value of `NET_SLOT_FLAGS[slot]`: which lookups can find anything for this slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetSlotFlags {
+    /// [`group_bit`]s of the groups that have entries.
+    pub groups: u32,
+    pub _pad: u32,
+    /// Bit `port % 64` is set for every port of an exact-port entry, IPv4 and IPv6: a
+    /// destination port whose bit is clear skips the exact-port lookups (no false negative;
+    /// a false positive costs one lookup that misses).
+    pub ports4: u64,
+    pub ports6: u64,
+}
+
+/// The bit of `port` in [`NetSlotFlags::ports4`] / [`NetSlotFlags::ports6`].
+#[must_use]
+pub const fn port_bit(port: u16) -> u64 {
+    1 << (port & 63)
+}
+
 /// `NET_SLOT_FLAGS` mask of every per-binary group: the kernel reads the task's executable
 /// only when one of these is set.
 pub const PER_BINARY_GROUPS: u32 = 0xf0 | 0xf000;

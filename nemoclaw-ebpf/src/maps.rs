@@ -43,7 +43,7 @@ pub static NET_SANDBOX: aya_ebpf::maps::CgroupStorage<SandboxEntry> =
 
 /// Slot -> which network lookup groups have entries (`nemoclaw_common::net::group_bit`).
 #[map]
-pub static NET_SLOT_FLAGS: aya_ebpf::maps::Array<u32> =
+pub static NET_SLOT_FLAGS: aya_ebpf::maps::Array<nemoclaw_common::net::NetSlotFlags> =
     aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
 
 /// (slot, dev, ino) of an executable named by a network rule's `binaries` -> its binary id.

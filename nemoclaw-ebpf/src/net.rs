@@ -9,7 +9,10 @@ use aya_ebpf::{
 use nemoclaw_common::{
     event::{DenyEvent, counter},
     exec::ExecKey,
-    net::{BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PER_BINARY_GROUPS, PORT_ANY, PROTO_ANY},
+    net::{
+        BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PER_BINARY_GROUPS, PORT_ANY, PROTO_ANY,
+        port_bit,
+    },
     rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
     sandbox::controls,
 };
@@ -122,7 +125,7 @@ fn lookup<K: Copy>(
 /// on the hot path. Until userspace has written it (all zeros, no `NET` bit) the registry
 /// `SANDBOXES` decides, as the LSM hooks do.
 #[inline(always)]
-fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32), i32> {
+fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32, u64), i32> {
     let stored = NET_SANDBOX.get_ptr_mut();
     // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
     let mut entry = unsafe { *stored };
@@ -140,9 +143,23 @@ fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32), i32> {
         entry = found;
     }
     event::count(counter::JUDGED);
-    let all = NET_SLOT_FLAGS.get(entry.slot).copied().unwrap_or(0);
-    let flags = if v6 { (all >> 8) & 0xff } else { all & 0xff };
-    Ok((entry.slot, flags))
+    let (groups, ports) = match NET_SLOT_FLAGS.get(entry.slot) {
+        Some(f) if v6 => ((f.groups >> 8) & 0xff, f.ports6),
+        Some(f) => (f.groups & 0xff, f.ports4),
+        None => (0, 0),
+    };
+    Ok((entry.slot, groups, ports))
+}
+
+/// Drops the exact-port groups (bits 0 and 2 of each half) when no exact-port entry of
+/// the family has `port`'s bit.
+#[inline(always)]
+fn with_port(groups: u32, ports: u64, port: u16) -> u32 {
+    if ports & port_bit(port) == 0 {
+        groups & !0b0101_0101
+    } else {
+        groups
+    }
 }
 
 /// After the lookups: allow, or emit the deny event (naming the executable) and reject.
@@ -184,11 +201,12 @@ fn target(ctx: &SockAddrContext) -> (u8, u16) {
 }
 
 fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
-    let (slot, flags) = match slot_flags(hook, false) {
+    let (slot, groups, ports) = match slot_flags(hook, false) {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
     let (proto, port) = target(ctx);
+    let flags = with_port(groups, ports, port);
     let make = |bin, proto, port| {
         Key::new(
             FIXED_PREFIX_BITS + 32,
@@ -221,11 +239,12 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
         return judge_v4_addr(ctx, hook, [addr[12], addr[13], addr[14], addr[15]]);
     }
-    let (slot, flags) = match slot_flags(hook, true) {
+    let (slot, groups, ports) = match slot_flags(hook, true) {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
     let (proto, port) = target(ctx);
+    let flags = with_port(groups, ports, port);
     let make = |bin, proto, port| {
         Key::new(
             FIXED_PREFIX_BITS + 128,

@@ -12,7 +12,10 @@ use aya::{
 };
 use nemoclaw_common::{
     exec::ExecKey,
-    net::{BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PORT_ANY, PROTO_ANY, group_bit},
+    net::{
+        BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, NetSlotFlags, PORT_ANY, PROTO_ANY, group_bit,
+        port_bit,
+    },
     rule::Verdict,
     sandbox::Slot,
 };
@@ -30,24 +33,47 @@ where
     T::try_from(map).map_err(|source| KernelError::Map { map: name, source })
 }
 
-/// `NET_SLOT_FLAGS` bits for a policy's entries.
+/// `NET_SLOT_FLAGS` for a policy's entries.
 #[must_use]
-pub fn slot_flags(policy: &CompiledPolicy) -> u32 {
-    fn bits<const N: usize>(entries: &[NetEntry<N>], v6: bool) -> u32 {
-        entries.iter().fold(0, |acc, e| {
-            acc | group_bit(
+pub fn slot_flags(policy: &CompiledPolicy) -> NetSlotFlags {
+    fn bits<const N: usize>(entries: &[NetEntry<N>], v6: bool) -> (u32, u64) {
+        entries.iter().fold((0, 0), |(groups, ports), e| {
+            let group = group_bit(
                 v6,
                 e.bin != BIN_ANY,
                 e.proto == PROTO_ANY,
                 e.port == PORT_ANY,
-            )
+            );
+            let port = if e.port == PORT_ANY {
+                0
+            } else {
+                port_bit(e.port)
+            };
+            (groups | group, ports | port)
         })
     }
-    bits(&policy.net4, false) | bits(&policy.net6, true)
+    let (groups4, ports4) = bits(&policy.net4, false);
+    let (groups6, ports6) = bits(&policy.net6, true);
+    NetSlotFlags {
+        groups: groups4 | groups6,
+        _pad: 0,
+        ports4,
+        ports6,
+    }
 }
 
-fn set_flags(ebpf: &mut Ebpf, slot: Slot, flags: u32) -> Result<(), KernelError> {
-    let mut array: Array<_, u32> = map(ebpf, "NET_SLOT_FLAGS")?;
+/// Both policies' lookups: in force while a slot moves from one to the other.
+fn union(a: NetSlotFlags, b: NetSlotFlags) -> NetSlotFlags {
+    NetSlotFlags {
+        groups: a.groups | b.groups,
+        _pad: 0,
+        ports4: a.ports4 | b.ports4,
+        ports6: a.ports6 | b.ports6,
+    }
+}
+
+fn set_flags(ebpf: &mut Ebpf, slot: Slot, flags: NetSlotFlags) -> Result<(), KernelError> {
+    let mut array: Array<_, NetSlotFlags> = map(ebpf, "NET_SLOT_FLAGS")?;
     array
         .set(slot, flags, 0)
         .map_err(|source| KernelError::Map {
@@ -74,7 +100,7 @@ pub fn update(
     old: &CompiledPolicy,
     new: &CompiledPolicy,
 ) -> Result<(), KernelError> {
-    set_flags(ebpf, slot, slot_flags(old) | slot_flags(new))?;
+    set_flags(ebpf, slot, union(slot_flags(old), slot_flags(new)))?;
     {
         let mut bins: HashMap<_, ExecKey, u32> = map(ebpf, "NET_BINARIES")?;
         for b in &new.net_binaries {
@@ -176,6 +202,9 @@ mod tests {
             ..CompiledPolicy::default()
         };
         let flags = slot_flags(&policy);
+        assert_eq!(flags.ports4, port_bit(443) | port_bit(53));
+        assert_eq!(flags.ports6, 0);
+        let flags = flags.groups;
         assert_eq!(
             flags,
             group_bit(false, false, false, false)
@@ -183,7 +212,10 @@ mod tests {
                 | group_bit(false, true, true, false)
         );
         assert_eq!(flags, 0b0100_1001);
-        assert_eq!(slot_flags(&CompiledPolicy::default()), 0);
+        assert_eq!(
+            slot_flags(&CompiledPolicy::default()),
+            NetSlotFlags::default()
+        );
     }
 }
 
