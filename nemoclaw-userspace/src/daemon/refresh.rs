@@ -241,7 +241,10 @@ impl Refresher {
                 for change in resolver.take_changes() {
                     eprintln!("nemoclaw: dns: {change}");
                 }
-                if next.net4 == current.net4 && next.net6 == current.net6 {
+                if next.net4 == current.net4
+                    && next.net6 == current.net6
+                    && next.net_binaries == current.net_binaries
+                {
                     continue;
                 }
                 match enforcer.update_net(slot, &current, &next) {
