@@ -34,6 +34,10 @@ pub const MAX_NET_BINARIES: u32 = 16_384;
 /// group of the task's own binary id (else [`BIN_ANY`]); `any_proto`, `any_port`: the
 /// wildcard halves of the group.
 #[must_use]
+#[expect(
+    clippy::fn_params_excessive_bools,
+    reason = "four independent yes/no halves of one lookup group"
+)]
 pub const fn group_bit(v6: bool, per_binary: bool, any_proto: bool, any_port: bool) -> u32 {
     let index =
         (v6 as u32) << 3 | (per_binary as u32) << 2 | (any_proto as u32) << 1 | any_port as u32;

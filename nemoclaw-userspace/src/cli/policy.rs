@@ -212,11 +212,6 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
         println!("{text}");
         return Ok(0);
     }
-    let action = |a: u32| match a {
-        nemoclaw_common::rule::ACTION_ALLOW => "allow",
-        nemoclaw_common::rule::ACTION_DENY => "deny",
-        _ => "-",
-    };
     println!("controls: {:#06b}", out.controls);
     println!("rules:");
     for rule in &out.rules {
@@ -274,6 +269,20 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
             );
         }
     }
+    print_network(out);
+    Ok(0)
+}
+
+fn action(a: u32) -> &'static str {
+    match a {
+        nemoclaw_common::rule::ACTION_ALLOW => "allow",
+        nemoclaw_common::rule::ACTION_DENY => "deny",
+        _ => "-",
+    }
+}
+
+/// The network part of `policy compile`'s text output.
+fn print_network(out: &crate::policy::CompiledPolicy) {
     println!("network:");
     for b in &out.net_binaries {
         println!(
@@ -308,7 +317,6 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
             entry.verdict.rule_id
         );
     }
-    Ok(0)
 }
 
 fn exec_query(path: &Path, env: &CompileEnv) -> anyhow::Result<Query> {

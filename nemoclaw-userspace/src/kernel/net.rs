@@ -175,50 +175,6 @@ pub fn clear(ebpf: &mut Ebpf, slot: Slot, policy: &CompiledPolicy) -> Result<(),
     update(ebpf, slot, policy, &CompiledPolicy::default())
 }
 
-#[cfg(test)]
-mod tests {
-    use nemoclaw_common::rule::{ACTION_ALLOW, Verdict};
-
-    use super::*;
-
-    fn entry(bin: u16, proto: u8, port: u16) -> NetEntry<4> {
-        NetEntry {
-            bin,
-            proto,
-            port,
-            addr: [10, 0, 0, 0],
-            prefix_len: 8,
-            verdict: Verdict {
-                action: ACTION_ALLOW,
-                rule_id: 1,
-            },
-        }
-    }
-
-    #[test]
-    fn flags_name_exactly_the_groups_present() {
-        let policy = CompiledPolicy {
-            net4: vec![entry(0, 6, 443), entry(0, 0, 0), entry(2, 0, 53)],
-            ..CompiledPolicy::default()
-        };
-        let flags = slot_flags(&policy);
-        assert_eq!(flags.ports4, port_bit(443) | port_bit(53));
-        assert_eq!(flags.ports6, 0);
-        let flags = flags.groups;
-        assert_eq!(
-            flags,
-            group_bit(false, false, false, false)
-                | group_bit(false, false, true, true)
-                | group_bit(false, true, true, false)
-        );
-        assert_eq!(flags, 0b0100_1001);
-        assert_eq!(
-            slot_flags(&CompiledPolicy::default()),
-            NetSlotFlags::default()
-        );
-    }
-}
-
 /// `enum bpf_attach_type` values of the four `sock_addr` programs (uapi, stable).
 const SOCK_ADDR_ATTACH_TYPES: [u32; 4] = [
     10, // BPF_CGROUP_INET4_CONNECT
@@ -264,4 +220,48 @@ pub fn set_cgroup_entry(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use nemoclaw_common::rule::{ACTION_ALLOW, Verdict};
+
+    use super::*;
+
+    fn entry(bin: u16, proto: u8, port: u16) -> NetEntry<4> {
+        NetEntry {
+            bin,
+            proto,
+            port,
+            addr: [10, 0, 0, 0],
+            prefix_len: 8,
+            verdict: Verdict {
+                action: ACTION_ALLOW,
+                rule_id: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn flags_name_exactly_the_groups_present() {
+        let policy = CompiledPolicy {
+            net4: vec![entry(0, 6, 443), entry(0, 0, 0), entry(2, 0, 53)],
+            ..CompiledPolicy::default()
+        };
+        let flags = slot_flags(&policy);
+        assert_eq!(flags.ports4, port_bit(443) | port_bit(53));
+        assert_eq!(flags.ports6, 0);
+        let flags = flags.groups;
+        assert_eq!(
+            flags,
+            group_bit(false, false, false, false)
+                | group_bit(false, false, true, true)
+                | group_bit(false, true, true, false)
+        );
+        assert_eq!(flags, 0b0100_1001);
+        assert_eq!(
+            slot_flags(&CompiledPolicy::default()),
+            NetSlotFlags::default()
+        );
+    }
 }

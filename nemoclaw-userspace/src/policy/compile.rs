@@ -749,6 +749,15 @@ impl Compiler<'_, '_> {
         Some(ids)
     }
 
+    /// The (dev, ino) of the executables with these binary ids.
+    fn inodes_of(&self, bins: &[u16]) -> Vec<(u64, u64)> {
+        self.net_bins
+            .iter()
+            .filter(|(_, (bin, _))| bins.contains(bin))
+            .map(|(&key, _)| key)
+            .collect()
+    }
+
     fn net_rule(
         &mut self,
         rule: &Located<NetRule>,
@@ -828,38 +837,11 @@ impl Compiler<'_, '_> {
                     for (port, &bin) in
                         (first..=last).flat_map(|p| bins.iter().map(move |b| (p, b)))
                     {
-                        match addr {
-                            IpAddr::V4(v4) => {
-                                let slot = groups4
-                                    .entry((bin, proto, port))
-                                    .or_default()
-                                    .entry((prefix_len, v4.octets()))
-                                    .or_default();
-                                *slot = merge(*slot, this);
-                            }
-                            IpAddr::V6(v6) => {
-                                let slot = groups6
-                                    .entry((bin, proto, port))
-                                    .or_default()
-                                    .entry((prefix_len, v6.octets()))
-                                    .or_default();
-                                *slot = merge(*slot, this);
-                            }
-                        }
+                        add_net(groups4, groups6, (bin, proto, port), addr, prefix_len, this);
                     }
                 }
                 let ports = port_list.clone();
-                let binaries = if binaries.is_empty() {
-                    None
-                } else {
-                    Some(
-                        self.net_bins
-                            .iter()
-                            .filter(|(_, (bin, _))| bins.contains(bin))
-                            .map(|(&key, _)| key)
-                            .collect(),
-                    )
-                };
+                let binaries = (!binaries.is_empty()).then(|| self.inodes_of(&bins));
                 self.rules.net.push(NetRuleSpec {
                     id,
                     action,
@@ -872,6 +854,30 @@ impl Compiler<'_, '_> {
             }
         }
     }
+}
+
+/// Merges `this` into the (binary, protocol, port) group's entry for `addr/prefix_len`.
+fn add_net(
+    groups4: &mut NetGroups<4>,
+    groups6: &mut NetGroups<16>,
+    group: (u16, u8, u16),
+    addr: IpAddr,
+    prefix_len: u8,
+    this: Verdict,
+) {
+    let slot = match addr {
+        IpAddr::V4(v4) => groups4
+            .entry(group)
+            .or_default()
+            .entry((prefix_len, v4.octets()))
+            .or_default(),
+        IpAddr::V6(v6) => groups6
+            .entry(group)
+            .or_default()
+            .entry((prefix_len, v6.octets()))
+            .or_default(),
+    };
+    *slot = merge(*slot, this);
 }
 
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, prefix >= 96) becomes IPv4: the kernel judges such

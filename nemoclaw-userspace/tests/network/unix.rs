@@ -33,7 +33,7 @@ fn probe(targets: &[(&str, String)]) -> String {
     )
 }
 
-/// Socket files any sandbox user could write to by DAC, so that only NemoClaw can refuse.
+/// Socket files any sandbox user could write to by DAC, so that only `NemoClaw` can refuse.
 fn open_to_all(path: &std::path::Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
 }
