@@ -1,6 +1,11 @@
 //! Network control: cgroup `sock_addr` hooks (connect4/6, sendmsg4/6) attached to each
-//! sandbox cgroup. Deny tries are consulted first (an explicit deny beats any allow), then
-//! allow tries; nothing matching means deny. IPv4-mapped IPv6 is judged as IPv4.
+//! sandbox cgroup, and the LSM hooks for unix sockets and socket kinds.
+//!
+//! A destination is looked up in one LPM trie per family, in every group that can match
+//! (exact/any protocol x exact/any port, for any binary and for the task's executable),
+//! skipping groups the slot has no entries in (`NET_SLOT_FLAGS`); the verdicts are merged
+//! (an explicit deny beats any allow, then the lower rule id); nothing matching means
+//! deny. IPv4-mapped IPv6 is judged as IPv4.
 
 use aya_ebpf::{
     maps::lpm_trie::Key,
@@ -260,7 +265,8 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     })
 }
 
-/// Every group bit that needs the executable: kept in sync with the common crate.
+// `lookup` reads the executable for bits 4..8 of each family's byte: the common crate's
+// per-binary mask must say the same.
 const _: () = assert!(PER_BINARY_GROUPS == 0xf0 | 0xf000);
 
 const AF_UNIX: i32 = 1;
