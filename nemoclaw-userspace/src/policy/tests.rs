@@ -400,6 +400,22 @@ fn binaries_restrict_an_allow_to_those_executables() {
 }
 
 #[test]
+fn network_without_filesystem_warns_that_pathname_unix_sockets_are_denied() {
+    let unix = |text: &str| {
+        let compiled = compile(&must_parse(text), &test_env(Vec::new())).expect("compiles");
+        compiled
+            .warnings
+            .iter()
+            .any(|w| w.field == "filesystem" && w.message.contains("pathname unix sockets"))
+    };
+    assert!(unix("network:\n  allow: [\"1.1.1.1:443\"]\n"));
+    assert!(!unix("process:\n  allow: [sh]\n"));
+    assert!(!unix(
+        "network:\n  allow: [\"1.1.1.1:443\"]\nfilesystem:\n  allow: [/tmp/**]\n"
+    ));
+}
+
+#[test]
 fn any_binary_deny_beats_a_per_binary_allow_and_per_binary_deny_only_hits_its_binary() {
     let policy = must_parse(
         "network:\n  allow:\n  - {host: 10.0.0.0/8, binaries: [/usr/bin/python3]}\n  - \"10.0.0.0/8:80\"\n  deny:\n  - \"10.1.0.0/16:*\"\n  - {host: 10.2.0.0/16, ports: [80], binaries: [/usr/bin/env]}\n",
