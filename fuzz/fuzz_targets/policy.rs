@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
             addr: [10, 1, 2, 3].into(),
             port: 443,
             proto: 6,
+            exe: None,
         },
     ] {
         let decision = policy::explain(&compiled.rules, &query);

@@ -43,6 +43,12 @@ pub mod hook {
     pub const FILE_IOCTL: u32 = 54;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
+    /// `unix_stream_connect`: a stream (or seqpacket) connect to a unix socket. A pathname
+    /// socket is judged as a write of its path (`path`, `dev`, `ino`); an abstract or unnamed
+    /// one by the listener's sandbox (`path` is `@name`, `target_cgroup` its cgroup).
+    pub const UNIX_STREAM_CONNECT: u32 = 61;
+    /// `unix_may_send`: a datagram connect or send to a unix socket, judged as above.
+    pub const UNIX_MAY_SEND: u32 = 62;
 }
 
 /// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).
@@ -50,7 +56,8 @@ pub mod hook {
 #[derive(Clone, Copy)]
 pub struct DenyEvent {
     pub cgroup_id: u64,
-    /// Kernel `dev_t` and inode of the file object (exec), else 0.
+    /// Kernel `dev_t` and inode of the file object (exec, files, unix socket paths); for the
+    /// network hooks, of the task's executable (0 if it has none).
     pub dev: u64,
     pub ino: u64,
     pub pid: u32,

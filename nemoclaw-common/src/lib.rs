@@ -21,6 +21,7 @@ mod pod {
     unsafe impl aya::Pod for crate::exec::ExecPathKey {}
     unsafe impl aya::Pod for crate::net::Net4Key {}
     unsafe impl aya::Pod for crate::net::Net6Key {}
+    unsafe impl aya::Pod for crate::net::NetSlotFlags {}
     unsafe impl aya::Pod for crate::event::DenyEvent {}
     unsafe impl aya::Pod for crate::fs::FsExactKey {}
     unsafe impl aya::Pod for crate::fs::FsLpmKey {}

@@ -1,16 +1,19 @@
-//! Network rules: LPM trie keys over (slot, protocol, port, address).
+//! Network rules: LPM trie keys over (slot, binary, protocol, port, address).
 //!
-//! The slot, protocol and port form a fixed prefix of [`FIXED_PREFIX_BITS`]; the address
-//! follows, so a CIDR is a longer prefix. Port 0 means any port and [`PROTO_ANY`] any
-//! protocol: the kernel side looks up the exact (protocol, port) and the wildcards.
+//! The slot, binary id, protocol and port form a fixed prefix of [`FIXED_PREFIX_BITS`]; the
+//! address follows, so a CIDR is a longer prefix. Port 0 means any port, [`PROTO_ANY`] any
+//! protocol and [`BIN_ANY`] any executable: the kernel side looks up the exact values and
+//! the wildcards (only the groups the slot has, see [`group_bit`]) and merges the verdicts.
+//! One trie per address family holds allow and deny entries alike.
 
 use crate::sandbox::Slot;
 
-/// Capacity of each network LPM trie.
-pub const MAX_NET_RULES: u32 = 65_536;
+/// Capacity of each network LPM trie (allocated per entry, so a large limit costs nothing).
+pub const MAX_NET_RULES: u32 = 262_144;
 
-/// Bits of slot (32) + protocol (8) + padding (8) + port (16) that every key matches fully.
-pub const FIXED_PREFIX_BITS: u32 = 64;
+/// Bits of slot (32) + binary id (16) + protocol (8) + padding (8) + port (16) that every
+/// key matches fully.
+pub const FIXED_PREFIX_BITS: u32 = 80;
 
 /// Protocol wildcard.
 pub const PROTO_ANY: u8 = 0;
@@ -20,6 +23,50 @@ pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 /// Port wildcard.
 pub const PORT_ANY: u16 = 0;
+/// Binary wildcard: the entry applies to every executable.
+pub const BIN_ANY: u16 = 0;
+
+/// Capacity of `NET_BINARIES`: (slot, dev, ino) of the executables named by `binaries:`.
+pub const MAX_NET_BINARIES: u32 = 16_384;
+
+/// Bit of `NET_SLOT_FLAGS[slot]` saying the slot has entries in one lookup group, so the
+/// kernel skips the lookups of groups that are empty. `v6`: IPv6 trie; `per_binary`: the
+/// group of the task's own binary id (else [`BIN_ANY`]); `any_proto`, `any_port`: the
+/// wildcard halves of the group.
+#[must_use]
+#[expect(
+    clippy::fn_params_excessive_bools,
+    reason = "four independent yes/no halves of one lookup group"
+)]
+pub const fn group_bit(v6: bool, per_binary: bool, any_proto: bool, any_port: bool) -> u32 {
+    let index =
+        (v6 as u32) << 3 | (per_binary as u32) << 2 | (any_proto as u32) << 1 | any_port as u32;
+    1 << index
+}
+
+/// Value of `NET_SLOT_FLAGS[slot]`: which lookups can find anything for this slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetSlotFlags {
+    /// [`group_bit`]s of the groups that have entries.
+    pub groups: u32,
+    pub _pad: u32,
+    /// Bit `port % 64` is set for every port of an exact-port entry, IPv4 and IPv6: a
+    /// destination port whose bit is clear skips the exact-port lookups (no false negative;
+    /// a false positive costs one lookup that misses).
+    pub ports4: u64,
+    pub ports6: u64,
+}
+
+/// The bit of `port` in [`NetSlotFlags::ports4`] / [`NetSlotFlags::ports6`].
+#[must_use]
+pub const fn port_bit(port: u16) -> u64 {
+    1 << (port & 63)
+}
+
+/// `NET_SLOT_FLAGS` mask of every per-binary group: the kernel reads the task's executable
+/// only when one of these is set.
+pub const PER_BINARY_GROUPS: u32 = 0xf0 | 0xf000;
 
 /// LPM trie data for IPv4 rules. All fields are big-endian bytes so that prefix bits run
 /// from the slot's most significant bit to the address's least significant one.
@@ -27,6 +74,7 @@ pub const PORT_ANY: u16 = 0;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Net4Key {
     pub slot: [u8; 4],
+    pub bin: [u8; 2],
     pub proto: u8,
     pub _pad: u8,
     pub port: [u8; 2],
@@ -38,6 +86,7 @@ pub struct Net4Key {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Net6Key {
     pub slot: [u8; 4],
+    pub bin: [u8; 2],
     pub proto: u8,
     pub _pad: u8,
     pub port: [u8; 2],
@@ -46,9 +95,10 @@ pub struct Net6Key {
 
 impl Net4Key {
     #[must_use]
-    pub const fn new(slot: Slot, proto: u8, port: u16, addr: [u8; 4]) -> Self {
+    pub const fn new(slot: Slot, bin: u16, proto: u8, port: u16, addr: [u8; 4]) -> Self {
         Self {
             slot: slot.to_be_bytes(),
+            bin: bin.to_be_bytes(),
             proto,
             _pad: 0,
             port: port.to_be_bytes(),
@@ -59,9 +109,10 @@ impl Net4Key {
 
 impl Net6Key {
     #[must_use]
-    pub const fn new(slot: Slot, proto: u8, port: u16, addr: [u8; 16]) -> Self {
+    pub const fn new(slot: Slot, bin: u16, proto: u8, port: u16, addr: [u8; 16]) -> Self {
         Self {
             slot: slot.to_be_bytes(),
+            bin: bin.to_be_bytes(),
             proto,
             _pad: 0,
             port: port.to_be_bytes(),

@@ -669,3 +669,12 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
         ACCESS_WRITE,
     )
 }
+
+/// A unix socket's bound path (`mnt`, `dentry`), judged as a write: the network control's
+/// `unix_stream_connect` and `unix_may_send` (see `net.rs`) use the filesystem rules.
+pub fn judge_socket_path(hook_id: u32, cgroup_id: u64, slot: u32, mnt: u64, dentry: u64) -> i32 {
+    let Some(s) = scratch() else {
+        return -EACCES;
+    };
+    judge_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
+}

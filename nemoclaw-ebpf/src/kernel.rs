@@ -281,3 +281,87 @@ pub fn btf_file_dev_ino(file: *const c_void) -> (u64, u64) {
         (u64::from(dev), ino)
     }
 }
+
+// Network control: the connecting task's executable (per-binary rules) and unix sockets.
+offsets! {
+    /// `struct task_struct`, member `mm`.
+    TASK_STRUCT_MM_OFF,
+    /// `struct mm_struct`, member `exe_file` (what `/proc/<pid>/exe` shows).
+    MM_STRUCT_EXE_FILE_OFF,
+    /// `struct socket`, member `sk`.
+    SOCKET_SK_OFF,
+    /// `struct unix_sock`, members `addr` (`struct unix_address *`) and `path` (the bound
+    /// file system object; no dentry for abstract and unnamed sockets).
+    UNIX_SOCK_ADDR_OFF,
+    UNIX_SOCK_PATH_OFF,
+    /// `struct unix_address`, members `len` and `name` (a `struct sockaddr_un`).
+    UNIX_ADDRESS_LEN_OFF,
+    UNIX_ADDRESS_NAME_OFF,
+    /// `struct sock`, member `sk_cgrp_data`; `struct sock_cgroup_data`, member `cgroup`: the
+    /// cgroup v2 of the task that created the socket.
+    SOCK_SK_CGRP_DATA_OFF,
+    SOCK_CGROUP_DATA_CGROUP_OFF,
+    /// `struct cgroup`, members `level` and `ancestors` (`ancestors[i]` is the ancestor at
+    /// level `i`, the cgroup itself at its own level).
+    CGROUP_LEVEL_OFF,
+    CGROUP_ANCESTORS_OFF,
+}
+
+/// The kernel `dev_t` and inode of the current task's executable (`current->mm->exe_file`),
+/// or `(0, 0)` if it has none (kernel threads) or it cannot be read.
+#[inline(always)]
+pub fn current_exe_dev_ino() -> (u64, u64) {
+    // SAFETY: helper without arguments; the pointer is only read through probes.
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() } as *const c_void;
+    current_exe_inner(task).unwrap_or((0, 0))
+}
+
+#[inline(always)]
+fn current_exe_inner(task: *const c_void) -> Result<(u64, u64), i32> {
+    // SAFETY: probe reads of kernel pointers.
+    unsafe {
+        let mm: *const c_void = read_at(task, &TASK_STRUCT_MM_OFF)?;
+        if mm.is_null() {
+            return Err(0);
+        }
+        let file: *const c_void = read_at(mm, &MM_STRUCT_EXE_FILE_OFF)?;
+        if file.is_null() {
+            return Err(0);
+        }
+        file_dev_ino(file)
+    }
+}
+
+/// `*(base + global's offset)` as a pointer-sized number (0 when unreadable).
+#[inline(always)]
+pub fn read_u64_at(base: u64, global: &'static u64) -> u64 {
+    // SAFETY: probe read; faults read as an error.
+    unsafe { read_at::<u64>(base as *const c_void, global) }.unwrap_or(0)
+}
+
+/// The cgroup v2 id of `cgroup` and of its ancestor at `level` (0 when it is not that
+/// deep): `(cgroup->kn->id, cgroup->ancestors[level]->kn->id)`.
+#[inline(always)]
+pub fn cgroup_ids(cgroup: u64, level: u32) -> (u64, u64) {
+    let id = |cg: u64| {
+        let kn = read_u64_at(cg, &CGROUP_KN_OFF);
+        if kn == 0 {
+            0
+        } else {
+            read_u64_at(kn, &KERNFS_NODE_ID_OFF)
+        }
+    };
+    if cgroup == 0 {
+        return (0, 0);
+    }
+    let own = id(cgroup);
+    // SAFETY: probe read of a kernel pointer.
+    let depth: i32 = unsafe { read_at(cgroup as *const c_void, &CGROUP_LEVEL_OFF) }.unwrap_or(-1);
+    if depth < level as i32 {
+        return (own, 0);
+    }
+    let slot = cgroup + offset(&CGROUP_ANCESTORS_OFF) as u64 + 8 * u64::from(level);
+    // SAFETY: probe read; `level <= depth`, so `ancestors[level]` exists.
+    let ancestor = unsafe { bpf_probe_read_kernel(slot as *const u64) }.unwrap_or(0);
+    (own, if ancestor == 0 { 0 } else { id(ancestor) })
+}

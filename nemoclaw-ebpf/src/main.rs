@@ -111,6 +111,19 @@ pub fn socket_create(ctx: LsmContext) -> i32 {
     net::socket_create(&ctx)
 }
 
+/// `security_unix_stream_connect(sock, other, newsk)`: pathname unix sockets are judged by
+/// the filesystem rules (write), abstract ones must belong to the same sandbox.
+#[lsm(hook = "unix_stream_connect")]
+pub fn unix_stream_connect(ctx: LsmContext) -> i32 {
+    net::unix_stream_connect(&ctx)
+}
+
+/// `security_unix_may_send(sock, other)`: datagram connect and send, judged as above.
+#[lsm(hook = "unix_may_send")]
+pub fn unix_may_send(ctx: LsmContext) -> i32 {
+    net::unix_may_send(&ctx)
+}
+
 #[cgroup_sock_addr(connect4)]
 pub fn connect4(ctx: SockAddrContext) -> i32 {
     net::judge4(&ctx, nemoclaw_common::event::hook::CONNECT4)

@@ -7,7 +7,7 @@ use aya_ebpf::{
 use nemoclaw_common::{
     exec::{ExecKey, MAX_EXEC_RULES},
     fs::{FsExactKey, FsInodeKey, FsLpmKey, FsValue, MAX_FS_RULES},
-    net::{MAX_NET_RULES, Net4Key, Net6Key},
+    net::{MAX_NET_BINARIES, MAX_NET_RULES, Net4Key, Net6Key},
     rule::Verdict,
     sandbox::{MAX_SANDBOXES, SandboxEntry},
 };
@@ -23,18 +23,32 @@ pub static EXEC_RULES: HashMap<ExecKey, Verdict> = HashMap::with_max_entries(MAX
 /// LPM tries need `BPF_F_NO_PREALLOC`.
 const NO_PREALLOC: u32 = 1;
 
+/// (slot, binary id, protocol, port, IPv4 prefix) -> verdict (allow and deny entries).
 #[map]
-pub static NET4_ALLOW: LpmTrie<Net4Key, Verdict> =
-    LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+pub static NET4: LpmTrie<Net4Key, Verdict> = LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+/// (slot, binary id, protocol, port, IPv6 prefix) -> verdict.
 #[map]
-pub static NET4_DENY: LpmTrie<Net4Key, Verdict> =
-    LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+pub static NET6: LpmTrie<Net6Key, Verdict> = LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+
+/// The sandbox entry of the cgroup a `sock_addr` program is attached to (cgroup local
+/// storage: read without a lookup, and the same for tasks in cgroups below it). Userspace
+/// writes it after attaching; all zeros (not yet written) sends the programs to `SANDBOXES`.
+#[expect(
+    deprecated,
+    reason = "BPF_MAP_TYPE_CGRP_STORAGE needs 6.2; we support 6.1"
+)]
 #[map]
-pub static NET6_ALLOW: LpmTrie<Net6Key, Verdict> =
-    LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+pub static NET_SANDBOX: aya_ebpf::maps::CgroupStorage<SandboxEntry> =
+    aya_ebpf::maps::CgroupStorage::new();
+
+/// Slot -> which network lookup groups have entries (`nemoclaw_common::net::group_bit`).
 #[map]
-pub static NET6_DENY: LpmTrie<Net6Key, Verdict> =
-    LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+pub static NET_SLOT_FLAGS: aya_ebpf::maps::Array<nemoclaw_common::net::NetSlotFlags> =
+    aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
+
+/// (slot, dev, ino) of an executable named by a network rule's `binaries` -> its binary id.
+#[map]
+pub static NET_BINARIES: HashMap<ExecKey, u32> = HashMap::with_max_entries(MAX_NET_BINARIES, 0);
 
 /// Deny events (`DenyEvent`), read by the audit log.
 #[map]

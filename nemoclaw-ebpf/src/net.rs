@@ -1,21 +1,30 @@
 //! Network control: cgroup `sock_addr` hooks (connect4/6, sendmsg4/6) attached to each
-//! sandbox cgroup. Deny tries are consulted first (an explicit deny beats any allow), then
-//! allow tries; nothing matching means deny. IPv4-mapped IPv6 is judged as IPv4.
+//! sandbox cgroup, and the LSM hooks for unix sockets and socket kinds.
+//!
+//! A destination is looked up in one LPM trie per family, in every group that can match
+//! (exact/any protocol x exact/any port, for any binary and for the task's executable),
+//! skipping groups the slot has no entries in (`NET_SLOT_FLAGS`); the verdicts are merged
+//! (an explicit deny beats any allow, then the lower rule id); nothing matching means
+//! deny. IPv4-mapped IPv6 is judged as IPv4.
 
 use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::{LsmContext, SockAddrContext},
 };
 use nemoclaw_common::{
-    event::counter,
-    net::{FIXED_PREFIX_BITS, Net4Key, Net6Key, PORT_ANY, PROTO_ANY},
-    rule::{RULE_DEFAULT_DENY, Verdict},
+    event::{DenyEvent, counter},
+    exec::ExecKey,
+    net::{
+        BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PER_BINARY_GROUPS, PORT_ANY, PROTO_ANY,
+        port_bit,
+    },
+    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
     sandbox::controls,
 };
 
 use crate::{
-    event,
-    maps::{NET4_ALLOW, NET4_DENY, NET6_ALLOW, NET6_DENY},
+    event, kernel,
+    maps::{NET_BINARIES, NET_SANDBOX, NET_SLOT_FLAGS, NET4, NET6},
     sandbox,
 };
 
@@ -26,86 +35,194 @@ const EPERM: u32 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
-struct Target {
+/// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
+#[inline(always)]
+fn merge(a: Verdict, b: Verdict) -> Verdict {
+    if a.action == 0 {
+        return b;
+    }
+    if b.action == 0 {
+        return a;
+    }
+    let (a_deny, b_deny) = (a.action == ACTION_DENY, b.action == ACTION_DENY);
+    if a_deny && !b_deny {
+        a
+    } else if b_deny && !a_deny {
+        b
+    } else if a.rule_id <= b.rule_id {
+        a
+    } else {
+        b
+    }
+}
+
+/// Merges the longest matches of the groups whose bits are set in `groups` (bit 0: exact
+/// protocol and port, 1: exact protocol, any port, 2: any protocol, exact port, 3: both
+/// wildcards; see `nemoclaw_common::net::group_bit`) for one binary id.
+#[inline(always)]
+fn lookup_groups<K: Copy>(
+    groups: u32,
+    bin: u16,
     proto: u8,
     port: u16,
-}
-
-/// Looks (proto, port), (proto, any), (any, port), (any, any) up in one trie.
-#[inline(always)]
-fn lookup<K: Copy>(
-    target: &Target,
-    make: impl Fn(u8, u16) -> Key<K>,
+    make: impl Fn(u16, u8, u16) -> Key<K>,
     get: impl Fn(&Key<K>) -> Option<Verdict>,
-) -> Option<Verdict> {
-    for proto in [target.proto, PROTO_ANY] {
-        for port in [target.port, PORT_ANY] {
-            if let Some(v) = get(&make(proto, port)) {
-                return Some(v);
-            }
+) -> Verdict {
+    let mut found = Verdict {
+        action: 0,
+        rule_id: 0,
+    };
+    let candidates = [
+        (1, proto, port),
+        (2, proto, PORT_ANY),
+        (4, PROTO_ANY, port),
+        (8, PROTO_ANY, PORT_ANY),
+    ];
+    for (bit, g_proto, g_port) in candidates {
+        if groups & bit != 0
+            && let Some(v) = get(&make(bin, g_proto, g_port))
+        {
+            found = merge(found, v);
         }
     }
-    None
+    found
 }
 
-fn target(ctx: &SockAddrContext) -> Target {
-    // SAFETY: the context pointer is valid for the program's run.
-    let sa = unsafe { &*ctx.sock_addr };
-    Target {
-        proto: sa.protocol as u8,
-        port: u16::from_be(sa.user_port as u16),
+/// Looks one destination up: the any-binary groups, and, if the slot has per-binary
+/// entries, the groups of the task's executable. `flags` are this family's 8 group bits.
+/// Returns the verdict and the executable's (dev, ino) if it was read.
+#[inline(always)]
+fn lookup<K: Copy>(
+    slot: u32,
+    flags: u32,
+    proto: u8,
+    port: u16,
+    make: impl Fn(u16, u8, u16) -> Key<K>,
+    get: impl Fn(&Key<K>) -> Option<Verdict>,
+) -> (Verdict, (u64, u64)) {
+    let mut found = lookup_groups(flags & 0xf, BIN_ANY, proto, port, &make, &get);
+    let mut exe = (0, 0);
+    if flags & 0xf0 != 0 {
+        exe = kernel::current_exe_dev_ino();
+        let key = ExecKey {
+            slot,
+            _pad: 0,
+            dev: exe.0,
+            ino: exe.1,
+        };
+        if let Some(bin) = NET_BINARIES.get_ptr(&key) {
+            // SAFETY: a map value pointer from a successful lookup, read at once.
+            let bin = unsafe { *bin } as u16;
+            found = merge(
+                found,
+                lookup_groups((flags >> 4) & 0xf, bin, proto, port, &make, &get),
+            );
+        }
+    }
+    (found, exe)
+}
+
+/// The sandbox's slot and this family's group flags, or the verdict without a lookup:
+/// `Err(ALLOW)` for an unrestricted network, `Err(REJECT)` (after the event) for a task in
+/// an unknown cgroup below a sandbox.
+///
+/// The slot comes from the attached cgroup's local storage (`NET_SANDBOX`): no hash lookup
+/// on the hot path. Until userspace has written it (all zeros, no `NET` bit) the registry
+/// `SANDBOXES` decides, as the LSM hooks do.
+#[inline(always)]
+fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32, u64), i32> {
+    let stored = NET_SANDBOX.get_ptr_mut();
+    // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
+    let mut entry = unsafe { *stored };
+    if entry.controls & controls::NET == 0 {
+        let (cgroup_id, found) = sandbox::current();
+        // These programs are attached only to sandbox cgroups: a task here without an
+        // entry is in a cgroup we cannot judge. Deny (fail closed).
+        let Some(found) = found else {
+            event::emit(hook, cgroup_id, 0, RULE_DEFAULT_DENY, EPERM, |_| {});
+            return Err(REJECT);
+        };
+        if found.controls & controls::NET == 0 {
+            return Err(ALLOW);
+        }
+        entry = found;
+    }
+    event::count(counter::JUDGED);
+    let (groups, ports) = match NET_SLOT_FLAGS.get(entry.slot) {
+        Some(f) if v6 => ((f.groups >> 8) & 0xff, f.ports6),
+        Some(f) => (f.groups & 0xff, f.ports4),
+        None => (0, 0),
+    };
+    Ok((entry.slot, groups, ports))
+}
+
+/// Drops the exact-port groups (bits 0 and 2 of each half) when no exact-port entry of
+/// the family has `port`'s bit.
+#[inline(always)]
+fn with_port(groups: u32, ports: u64, port: u16) -> u32 {
+    if ports & port_bit(port) == 0 {
+        groups & !0b0101_0101
+    } else {
+        groups
     }
 }
 
-/// Common decision after the address-specific lookups.
+/// After the lookups: allow, or emit the deny event (naming the executable) and reject.
 #[inline(always)]
 fn decide(
     hook: u32,
-    cgroup_id: u64,
     slot: u32,
-    deny: Option<Verdict>,
-    allow: Option<Verdict>,
-    fill: impl FnOnce(&mut nemoclaw_common::event::DenyEvent),
+    found: Verdict,
+    exe: (u64, u64),
+    fill: impl FnOnce(&mut DenyEvent),
 ) -> i32 {
-    let rule_id = match (deny, allow) {
-        (Some(d), _) => d.rule_id,
-        (None, Some(_)) => return ALLOW,
-        (None, None) => RULE_DEFAULT_DENY,
+    if found.action == ACTION_ALLOW {
+        return ALLOW;
+    }
+    let rule_id = if found.action == 0 {
+        RULE_DEFAULT_DENY
+    } else {
+        found.rule_id
     };
-    event::emit(hook, cgroup_id, slot, rule_id, EPERM, fill);
+    let (dev, ino) = if exe.1 == 0 {
+        kernel::current_exe_dev_ino()
+    } else {
+        exe
+    };
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() };
+    event::emit(hook, cgroup_id, slot, rule_id, EPERM, |ev| {
+        ev.dev = dev;
+        ev.ino = ino;
+        fill(ev);
+    });
     REJECT
 }
 
+fn target(ctx: &SockAddrContext) -> (u8, u16) {
+    // SAFETY: the context pointer is valid for the program's run.
+    let sa = unsafe { &*ctx.sock_addr };
+    (sa.protocol as u8, u16::from_be(sa.user_port as u16))
+}
+
 fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
-    let (cgroup_id, entry) = sandbox::current();
-    // These programs are attached only to sandbox cgroups: a task here without an entry
-    // is in a descendant cgroup, which we cannot judge. Deny (fail closed).
-    let Some(sandbox) = entry else {
-        event::emit(hook, cgroup_id, 0, RULE_DEFAULT_DENY, EPERM, |_| {});
-        return REJECT;
+    let (slot, groups, ports) = match slot_flags(hook, false) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
-    if sandbox.controls & controls::NET == 0 {
-        return ALLOW;
-    }
-    event::count(counter::JUDGED);
-    let t = target(ctx);
-    let slot = sandbox.slot;
-    let make = |proto, port| {
+    let (proto, port) = target(ctx);
+    let flags = with_port(groups, ports, port);
+    let make = |bin, proto, port| {
         Key::new(
             FIXED_PREFIX_BITS + 32,
-            Net4Key::new(slot, proto, port, addr),
+            Net4Key::new(slot, bin, proto, port, addr),
         )
     };
-    let deny = lookup(&t, make, |k| NET4_DENY.get(k).copied());
-    let allow = if deny.is_none() {
-        lookup(&t, make, |k| NET4_ALLOW.get(k).copied())
-    } else {
-        None
-    };
-    decide(hook, cgroup_id, slot, deny, allow, |ev| {
+    let (found, exe) = lookup(slot, flags, proto, port, make, |k| NET4.get(k).copied());
+    decide(hook, slot, found, exe, |ev| {
         ev.family = AF_INET;
-        ev.port = t.port;
-        ev.proto = u32::from(t.proto);
+        ev.port = port;
+        ev.proto = u32::from(proto);
         ev.addr[..4].copy_from_slice(&addr);
     })
 }
@@ -127,36 +244,30 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
         return judge_v4_addr(ctx, hook, [addr[12], addr[13], addr[14], addr[15]]);
     }
-    let (cgroup_id, entry) = sandbox::current();
-    let Some(sandbox) = entry else {
-        event::emit(hook, cgroup_id, 0, RULE_DEFAULT_DENY, EPERM, |_| {});
-        return REJECT;
+    let (slot, groups, ports) = match slot_flags(hook, true) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
-    if sandbox.controls & controls::NET == 0 {
-        return ALLOW;
-    }
-    event::count(counter::JUDGED);
-    let t = target(ctx);
-    let slot = sandbox.slot;
-    let make = |proto, port| {
+    let (proto, port) = target(ctx);
+    let flags = with_port(groups, ports, port);
+    let make = |bin, proto, port| {
         Key::new(
             FIXED_PREFIX_BITS + 128,
-            Net6Key::new(slot, proto, port, addr),
+            Net6Key::new(slot, bin, proto, port, addr),
         )
     };
-    let deny = lookup(&t, make, |k| NET6_DENY.get(k).copied());
-    let allow = if deny.is_none() {
-        lookup(&t, make, |k| NET6_ALLOW.get(k).copied())
-    } else {
-        None
-    };
-    decide(hook, cgroup_id, slot, deny, allow, |ev| {
+    let (found, exe) = lookup(slot, flags, proto, port, make, |k| NET6.get(k).copied());
+    decide(hook, slot, found, exe, |ev| {
         ev.family = AF_INET6;
-        ev.port = t.port;
-        ev.proto = u32::from(t.proto);
+        ev.port = port;
+        ev.proto = u32::from(proto);
         ev.addr = addr;
     })
 }
+
+// `lookup` reads the executable for bits 4..8 of each family's byte: the common crate's
+// per-binary mask must say the same.
+const _: () = assert!(PER_BINARY_GROUPS == 0xf0 | 0xf000);
 
 const AF_UNIX: i32 = 1;
 const AF_NETLINK: i32 = 16;
@@ -219,4 +330,121 @@ pub fn socket_create(ctx: &LsmContext) -> i32 {
         },
     );
     -(EPERM as i32)
+}
+
+/// `AF_UNIX` as stored in a deny event's path for an abstract name.
+const ABSTRACT_MARK: u8 = b'@';
+/// Longest `sun_path` (`UNIX_PATH_MAX`).
+const UNIX_PATH_MAX: usize = 108;
+
+/// `security_unix_stream_connect(struct sock *sock, struct sock *other, struct sock *newsk)`.
+pub fn unix_stream_connect(ctx: &LsmContext) -> i32 {
+    let other = ctx.arg::<*const core::ffi::c_void>(1) as u64;
+    let retval: i32 = ctx.arg(3);
+    judge_unix(
+        nemoclaw_common::event::hook::UNIX_STREAM_CONNECT,
+        other,
+        retval,
+    )
+}
+
+/// `security_unix_may_send(struct socket *sock, struct socket *other)`: datagram connect and
+/// every datagram send (connected or not).
+pub fn unix_may_send(ctx: &LsmContext) -> i32 {
+    let other = ctx.arg::<*const core::ffi::c_void>(1) as u64;
+    let retval: i32 = ctx.arg(2);
+    if retval != 0 {
+        return retval;
+    }
+    let other_sk = kernel::read_u64_at(other, &kernel::SOCKET_SK_OFF);
+    judge_unix(
+        nemoclaw_common::event::hook::UNIX_MAY_SEND,
+        other_sk,
+        retval,
+    )
+}
+
+/// Judges a unix socket connect or send to the socket `other` (a `struct sock *`): a
+/// pathname socket as a write of its path by the filesystem rules (`EACCES`), an abstract
+/// or unnamed one by where its owner lives: only a socket created in the same sandbox may
+/// be reached (`EPERM`).
+#[inline(always)]
+fn judge_unix(hook: u32, other: u64, retval: i32) -> i32 {
+    if retval != 0 {
+        return retval;
+    }
+    let (cgroup_id, Some(sandbox)) = sandbox::current() else {
+        return 0;
+    };
+    if sandbox.controls & controls::SOCKETS == 0 {
+        return 0;
+    }
+    event::count(counter::JUDGED);
+    let path = other + kernel::offset(&kernel::UNIX_SOCK_PATH_OFF) as u64;
+    let mnt = kernel::read_u64_at(path, &kernel::PATH_MNT_OFF);
+    let dentry = kernel::read_u64_at(path, &kernel::PATH_DENTRY_OFF);
+    if other != 0 && mnt != 0 && dentry != 0 {
+        return crate::fs::judge_socket_path(hook, cgroup_id, sandbox.slot, mnt, dentry);
+    }
+    // Abstract or unnamed: the cgroup the socket was created in, and its sandbox-level
+    // ancestor, against this task's sandbox.
+    let cgrp_data = other + kernel::offset(&kernel::SOCK_SK_CGRP_DATA_OFF) as u64;
+    let cgroup = if other == 0 {
+        0
+    } else {
+        kernel::read_u64_at(cgrp_data, &kernel::SOCK_CGROUP_DATA_CGROUP_OFF)
+    };
+    let (peer, peer_ancestor) =
+        kernel::cgroup_ids(cgroup, nemoclaw_common::sandbox::SANDBOX_CGROUP_LEVEL);
+    let ours = sandbox::sandbox_cgroup(cgroup_id);
+    if peer != 0 && (peer == ours || peer_ancestor == ours) {
+        return 0;
+    }
+    event::emit(
+        hook,
+        cgroup_id,
+        sandbox.slot,
+        RULE_DEFAULT_DENY,
+        EPERM,
+        |ev| {
+            ev.target_cgroup = peer;
+            ev.path_len = abstract_name(other, &mut ev.path);
+        },
+    );
+    -(EPERM as i32)
+}
+
+/// Writes `@name` (the abstract name, its leading NUL shown as `@`) NUL-terminated into
+/// `out` and returns its length with the NUL, or 0 for an unnamed socket.
+#[inline(always)]
+fn abstract_name(other: u64, out: &mut [u8; nemoclaw_common::event::EVENT_PATH_MAX]) -> u32 {
+    let addr = if other == 0 {
+        0
+    } else {
+        kernel::read_u64_at(other, &kernel::UNIX_SOCK_ADDR_OFF)
+    };
+    if addr == 0 {
+        return 0;
+    }
+    // `len` counts `sun_family` (2 bytes) and the name.
+    let len = kernel::read_u64_at(addr, &kernel::UNIX_ADDRESS_LEN_OFF) as u32 as usize;
+    if len <= 2 || len > 2 + UNIX_PATH_MAX {
+        return 0;
+    }
+    let name = addr + kernel::offset(&kernel::UNIX_ADDRESS_NAME_OFF) as u64 + 2;
+    let n = (len - 2) & 0x7f;
+    // SAFETY: `n < 128` bytes into a 4096-byte buffer; the source read faults safely.
+    let ok = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            out.as_mut_ptr().cast(),
+            n as u32,
+            name as *const core::ffi::c_void,
+        )
+    };
+    if ok != 0 {
+        return 0;
+    }
+    out[0] = ABSTRACT_MARK;
+    out[n & 0x7f] = 0;
+    (n + 1) as u32
 }

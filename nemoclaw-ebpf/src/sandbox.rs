@@ -27,3 +27,14 @@ pub fn current() -> (u64, Option<SandboxEntry>) {
     // SAFETY: a map value pointer from a successful lookup; copied out at once.
     (cgroup_id, entry.map(|p| unsafe { *p }))
 }
+
+/// The cgroup id of the sandbox a task in `cgroup_id` belongs to: its own cgroup if that is
+/// registered, else its ancestor at the sandbox depth.
+#[inline(always)]
+pub fn sandbox_cgroup(cgroup_id: u64) -> u64 {
+    if SANDBOXES.get_ptr(&cgroup_id).is_some() {
+        return cgroup_id;
+    }
+    // SAFETY: helper without pointer arguments.
+    unsafe { bpf_get_current_ancestor_cgroup_id(SANDBOX_CGROUP_LEVEL as i32) }
+}

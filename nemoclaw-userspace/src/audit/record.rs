@@ -39,6 +39,18 @@ pub enum AuditObject {
         port: u16,
         protocol: &'static str,
     },
+    /// A unix socket connect or send (`unix_stream_connect`, `unix_may_send`): the socket's
+    /// path (judged as a write by the filesystem rules), or `@name` for an abstract socket
+    /// (empty if unnamed) with the cgroup its owner created it in.
+    UnixSocket {
+        unix_socket: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dev: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ino: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer_cgroup: Option<u64>,
+    },
     /// A socket of a kind the network rules cannot judge (`socket_create`).
     Socket {
         socket_family: u16,
@@ -67,6 +79,13 @@ pub enum AuditObject {
     },
 }
 
+/// An executable by kernel (device, inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ExeInode {
+    pub dev: u64,
+    pub ino: u64,
+}
+
 /// One line of the audit log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
@@ -84,6 +103,10 @@ pub struct AuditRecord {
     /// (absent if the task is gone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// The executable's kernel (device, inode) as the kernel side saw it, for network
+    /// connects and sends (what `binaries` rules match); absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe_inode: Option<ExeInode>,
     pub cgroup: u64,
     /// The sandbox's name, where the writer knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,6 +150,8 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::PRIVILEGE_FILE_OPEN => ("privilege", "file_open"),
         hook::FILE_IOCTL => ("privilege", "file_ioctl"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
+        hook::UNIX_STREAM_CONNECT => ("network", "unix_stream_connect"),
+        hook::UNIX_MAY_SEND => ("network", "unix_may_send"),
         _ => ("unknown", "unknown"),
     }
 }
@@ -325,6 +350,15 @@ impl AuditRecord {
                 socket_type: event.arg,
                 socket_protocol: event.proto,
             }
+        } else if matches!(event.hook, hook::UNIX_STREAM_CONNECT | hook::UNIX_MAY_SEND) {
+            let len = (event.path_len as usize).min(EVENT_PATH_MAX);
+            let abstract_socket = event.ino == 0;
+            AuditObject::UnixSocket {
+                unix_socket: c_string(&event.path[..len]),
+                dev: (!abstract_socket).then_some(event.dev),
+                ino: (!abstract_socket).then_some(event.ino),
+                peer_cgroup: abstract_socket.then_some(event.target_cgroup),
+            }
         } else if event.family == 0 {
             let len = (event.path_len as usize).min(EVENT_PATH_MAX);
             let path = c_string(&event.path[..len]);
@@ -369,6 +403,10 @@ impl AuditRecord {
             uid: event.uid,
             comm: c_string(&event.comm),
             exe,
+            exe_inode: (event.family != 0 && event.ino != 0).then_some(ExeInode {
+                dev: event.dev,
+                ino: event.ino,
+            }),
             cgroup: event.cgroup_id,
             sandbox: None,
             object,

@@ -664,7 +664,7 @@ fn generated_policy(workload: Workload, rules: usize, work: &WorkDir) -> anyhow:
             }
         }
         Workload::Tcp | Workload::Udp => {
-            // Half allow, half deny: each LPM trie holds at most `MAX_NET_RULES` entries.
+            // Half allow (CIDR, one port), half deny (CIDR, any port): two lookup groups.
             let mut deny = String::new();
             text.push_str("network:\n  allow:\n  - \"127.0.0.1:*\"\n");
             for i in 0..rules {

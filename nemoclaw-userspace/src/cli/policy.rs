@@ -48,6 +48,10 @@ pub enum PolicyCommand {
         /// With --connect: UDP instead of TCP.
         #[arg(long, requires = "connect")]
         udp: bool,
+        /// With --connect: the connecting program (a name looked up in PATH, or a path), for
+        /// rules with `binaries`.
+        #[arg(long, requires = "connect", value_name = "PROGRAM")]
+        binary: Option<PathBuf>,
         #[command(flatten)]
         env: EnvArgs,
     },
@@ -104,6 +108,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             write,
             connect,
             udp,
+            binary,
             env,
         } => {
             let env = env.env()?;
@@ -119,7 +124,14 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
                     write,
                 }]
             } else if let Some(target) = connect {
-                connect_queries(&target, udp, &env)?
+                let exe = match binary {
+                    Some(program) => match exec_query(&program, &env)? {
+                        Query::Exec { dev, ino, .. } => Some((dev, ino)),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                connect_queries(&target, udp, exe, &env)?
             } else {
                 bail!(
                     "say what to explain: --exec PATH, --open PATH [--write] or --connect HOST:PORT"
@@ -213,11 +225,6 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
         println!("{text}");
         return Ok(0);
     }
-    let action = |a: u32| match a {
-        nemoclaw_common::rule::ACTION_ALLOW => "allow",
-        nemoclaw_common::rule::ACTION_DENY => "deny",
-        _ => "-",
-    };
     println!("controls: {:#06b}", out.controls);
     println!("rules:");
     for rule in &out.rules {
@@ -275,11 +282,35 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
             );
         }
     }
+    print_network(out);
+    Ok(0)
+}
+
+fn action(a: u32) -> &'static str {
+    match a {
+        nemoclaw_common::rule::ACTION_ALLOW => "allow",
+        nemoclaw_common::rule::ACTION_DENY => "deny",
+        _ => "-",
+    }
+}
+
+/// The network part of `policy compile`'s text output.
+fn print_network(out: &crate::policy::CompiledPolicy) {
     println!("network:");
+    for b in &out.net_binaries {
+        println!(
+            "  binary {}: {} (dev {} ino {})",
+            b.bin,
+            b.path.display(),
+            b.dev,
+            b.ino
+        );
+    }
     for entry in &out.net4 {
         let addr = std::net::Ipv4Addr::from(entry.addr);
         println!(
-            "  proto {} port {} {addr}/{}  {} rule {}",
+            "  binary {} proto {} port {} {addr}/{}  {} rule {}",
+            entry.bin,
             entry.proto,
             entry.port,
             entry.prefix_len,
@@ -290,7 +321,8 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
     for entry in &out.net6 {
         let addr = std::net::Ipv6Addr::from(entry.addr);
         println!(
-            "  proto {} port {} {addr}/{}  {} rule {}",
+            "  binary {} proto {} port {} {addr}/{}  {} rule {}",
+            entry.bin,
             entry.proto,
             entry.port,
             entry.prefix_len,
@@ -298,7 +330,6 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
             entry.verdict.rule_id
         );
     }
-    Ok(0)
 }
 
 fn exec_query(path: &Path, env: &CompileEnv) -> anyhow::Result<Query> {
@@ -322,7 +353,12 @@ fn exec_query(path: &Path, env: &CompileEnv) -> anyhow::Result<Query> {
     })
 }
 
-fn connect_queries(target: &str, udp: bool, env: &CompileEnv) -> anyhow::Result<Vec<Query>> {
+fn connect_queries(
+    target: &str,
+    udp: bool,
+    exe: Option<(u64, u64)>,
+    env: &CompileEnv,
+) -> anyhow::Result<Vec<Query>> {
     let (host, ports) = policy::parse_host_port(target).map_err(anyhow::Error::msg)?;
     let port = match ports {
         Ports::Ranges(ranges) if ranges.len() == 1 && ranges[0].0 == ranges[0].1 => ranges[0].0,
@@ -344,6 +380,7 @@ fn connect_queries(target: &str, udp: bool, env: &CompileEnv) -> anyhow::Result<
             addr,
             port,
             proto: proto_of(udp),
+            exe,
         })
         .collect())
 }
@@ -353,7 +390,9 @@ fn describe_query(query: &Query) -> String {
         Query::Exec { path, .. } => format!("exec {}", path.display()),
         Query::Open { path, write: false } => format!("open {path} (read)"),
         Query::Open { path, write: true } => format!("open {path} (write)"),
-        Query::Connect { addr, port, proto } => {
+        Query::Connect {
+            addr, port, proto, ..
+        } => {
             let name = if *proto == nemoclaw_common::net::PROTO_UDP {
                 "udp"
             } else {

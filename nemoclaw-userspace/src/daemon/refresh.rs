@@ -238,7 +238,10 @@ impl RefreshSpec {
             }
         };
         let mut log = self.resolver.take_changes();
-        if next.net4 == self.current.net4 && next.net6 == self.current.net6 {
+        if next.net4 == self.current.net4
+            && next.net6 == self.current.net6
+            && next.net_binaries == self.current.net_binaries
+        {
             return log;
         }
         match update(&self.current, &next) {

@@ -56,9 +56,9 @@ fn too_long(kind: &str, path: &str, max: usize) -> KernelError {
 }
 
 /// Writes every filesystem entry of `policy` under `slot`.
-pub fn install(ebpf: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
+pub fn install(maps: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
     {
-        let mut exact: HashMap<_, FsExactKey, FsValue> = map(ebpf, "FS_EXACT")?;
+        let mut exact: HashMap<_, FsExactKey, FsValue> = map(maps, "FS_EXACT")?;
         for e in &policy.fs_exact {
             let key = FsExactKey::new(slot, e.path.as_bytes())
                 .ok_or_else(|| too_long("exact", &e.path, FS_EXACT_MAX))?;
@@ -78,7 +78,7 @@ pub fn install(ebpf: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result
         ),
         ("FS_SUFFIX", &policy.fs_suffix, FsLpmKey::suffix),
     ] {
-        let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(ebpf, name)?;
+        let mut trie: LpmTrie<_, FsLpmKey, FsValue> = map(maps, name)?;
         for e in entries {
             let (bits, data) = make(slot, e.path.as_bytes())
                 .ok_or_else(|| too_long("directory or suffix", &e.path, FS_LPM_MAX))?;
@@ -87,7 +87,7 @@ pub fn install(ebpf: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result
         }
     }
     let inodes = deny_inodes(policy)?;
-    let mut map_inodes: HashMap<_, FsInodeKey, FsValue> = map(ebpf, "FS_INODES")?;
+    let mut map_inodes: HashMap<_, FsInodeKey, FsValue> = map(maps, "FS_INODES")?;
     for ((dev, ino), v) in inodes {
         map_inodes
             .insert(

@@ -9,13 +9,12 @@ use aya::{
 };
 use nemoclaw_common::{
     exec::{DEFAULT_LIBRARY_DIRS, EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
-    net::{FIXED_PREFIX_BITS, Net4Key, Net6Key},
-    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
+    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, Slot, controls},
 };
 
 use super::{btf::Btf, mapset::MapSet, offsets};
-use crate::policy::compiled::{CompiledPolicy, NetEntry, PathEntry};
+use crate::policy::compiled::{CompiledPolicy, PathEntry};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
 pub static EBPF_OBJECT: &[u8] =
@@ -126,17 +125,26 @@ pub struct Enforcer {
     attached: u32,
 }
 
-/// Attaches `socket_create`. Only where BPF LSM works: elsewhere the caller decides.
-fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<FdLink, String> {
+/// LSM programs of the network control: socket kinds, and unix sockets (pathname sockets
+/// judged by the filesystem rules, abstract ones confined to the sandbox).
+const SOCKET_PROGRAMS: &[&str] = &["socket_create", "unix_stream_connect", "unix_may_send"];
+
+/// Attaches [`SOCKET_PROGRAMS`], returning their links. Only where BPF LSM works: elsewhere
+/// the caller decides.
+fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, FdLink)>, String> {
     let btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
-    let p: &mut Lsm = ebpf
-        .program_mut("socket_create")
-        .ok_or("the object has no socket_create program")?
-        .try_into()
-        .map_err(|e| chain(&e))?;
-    p.load("socket_create", &btf).map_err(|e| chain(&e))?;
-    let id = p.attach().map_err(|e| chain(&e))?;
-    Ok(p.take_link(id).map_err(|e| chain(&e))?.into())
+    let mut links = Vec::new();
+    for &prog in SOCKET_PROGRAMS {
+        let p: &mut Lsm = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| format!("the object has no {prog} program"))?
+            .try_into()
+            .map_err(|e| chain(&e))?;
+        p.load(prog, &btf).map_err(|e| chain(&e))?;
+        let id = p.attach().map_err(|e| chain(&e))?;
+        links.push((prog, p.take_link(id).map_err(|e| chain(&e))?.into()));
+    }
+    Ok(links)
 }
 
 /// (program, LSM hook, the control that needs it).
@@ -269,7 +277,7 @@ impl Enforcer {
         let socket_kinds = if wanted & controls::NET == 0 {
             Err("the policy has no network section".to_owned())
         } else {
-            attach_socket_kinds(&mut ebpf).map(|link| links.push(("socket_create", link)))
+            attach_socket_kinds(&mut ebpf).map(|socket_links| links.extend(socket_links))
         };
         Ok(Self {
             ebpf: Some(ebpf),
@@ -409,10 +417,9 @@ impl Enforcer {
         if SOCK_ADDR_PROGRAMS.iter().all(|p| has(p)) {
             attached |= controls::NET;
         }
-        let socket_kinds = if has("socket_create") {
-            Ok(())
-        } else {
-            Err("socket_create is not attached (not pinned)".to_owned())
+        let socket_kinds = match SOCKET_PROGRAMS.iter().find(|p| !has(p)) {
+            None => Ok(()),
+            Some(p) => Err(format!("{p} is not attached (not pinned)")),
         };
         Ok(Self {
             ebpf: None,
@@ -433,6 +440,7 @@ impl Enforcer {
             exec_paths: _,
             net4: _,
             net6: _,
+            net_binaries: _,
             exec_prefix,
             fs_exact: _,
             fs_prefix: _,
@@ -529,26 +537,6 @@ impl Enforcer {
         Ok(())
     }
 
-    fn install_net<const N: usize, K: aya::Pod>(
-        &mut self,
-        entries: &[NetEntry<N>],
-        allow_name: &'static str,
-        deny_name: &'static str,
-        key: impl Fn(&NetEntry<N>) -> Key<K>,
-    ) -> Result<(), KernelError> {
-        for e in entries {
-            let name = if e.verdict.action == ACTION_DENY {
-                deny_name
-            } else {
-                allow_name
-            };
-            let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
-            map.insert(&key(e), e.verdict, 0)
-                .map_err(|source| KernelError::Map { map: name, source })?;
-        }
-        Ok(())
-    }
-
     /// Brings a slot's network entries from `old` to `new` in place: first every new or
     /// changed entry, then the removal of those that are gone. At every moment an address is
     /// judged by either its old or its new entry; meant for DNS refreshes, where both are
@@ -559,59 +547,7 @@ impl Enforcer {
         old: &CompiledPolicy,
         new: &CompiledPolicy,
     ) -> Result<(), KernelError> {
-        self.sync_net(&old.net4, &new.net4, "NET4_ALLOW", "NET4_DENY", |e| {
-            Key::new(
-                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
-                Net4Key::new(slot, e.proto, e.port, e.addr),
-            )
-        })?;
-        self.sync_net(&old.net6, &new.net6, "NET6_ALLOW", "NET6_DENY", |e| {
-            Key::new(
-                FIXED_PREFIX_BITS + u32::from(e.prefix_len),
-                Net6Key::new(slot, e.proto, e.port, e.addr),
-            )
-        })
-    }
-
-    fn sync_net<const N: usize, K: aya::Pod>(
-        &mut self,
-        old: &[NetEntry<N>],
-        new: &[NetEntry<N>],
-        allow_name: &'static str,
-        deny_name: &'static str,
-        key: impl Fn(&NetEntry<N>) -> Key<K>,
-    ) -> Result<(), KernelError> {
-        let added: Vec<NetEntry<N>> = new.iter().filter(|e| !old.contains(e)).copied().collect();
-        self.install_net(&added, allow_name, deny_name, &key)?;
-        // Same key in the same trie means the insert above already replaced it.
-        let same_slot = |a: &NetEntry<N>, b: &NetEntry<N>| {
-            (
-                a.proto,
-                a.port,
-                a.addr,
-                a.prefix_len,
-                a.verdict.action == ACTION_DENY,
-            ) == (
-                b.proto,
-                b.port,
-                b.addr,
-                b.prefix_len,
-                b.verdict.action == ACTION_DENY,
-            )
-        };
-        for gone in old.iter().filter(|o| !new.iter().any(|n| same_slot(o, n))) {
-            let name = if gone.verdict.action == ACTION_DENY {
-                deny_name
-            } else {
-                allow_name
-            };
-            let mut map: LpmTrie<_, K, Verdict> = self.map(name)?;
-            match map.remove(&key(gone)) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(source) => return Err(KernelError::Map { map: name, source }),
-            }
-        }
-        Ok(())
+        super::net::update(&mut self.maps, slot, old, new)
     }
 
     /// Deletes every entry of `slot` (see `kernel::slots`); only once no sandbox uses it.
@@ -626,11 +562,14 @@ impl Enforcer {
             .map_err(|source| KernelError::Map {
                 map: "SANDBOXES",
                 source,
-            })
+            })?;
+        // The network programs' copy (cgroup local storage), where they are attached.
+        super::net::set_cgroup_entry(&mut self.maps, cgroup_id, entry)
     }
 
     /// Removes a cgroup from the registry.
     pub fn unregister(&mut self, cgroup_id: u64) -> Result<(), KernelError> {
+        super::net::set_cgroup_entry(&mut self.maps, cgroup_id, SandboxEntry::default())?;
         let mut map: HashMap<_, u64, SandboxEntry> = self.map("SANDBOXES")?;
         match map.remove(&cgroup_id) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),

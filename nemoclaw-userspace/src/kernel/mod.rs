@@ -5,6 +5,7 @@ pub mod btf;
 pub mod fs;
 pub mod loader;
 pub mod mapset;
+pub mod net;
 pub mod offsets;
 pub mod probe;
 pub mod slots;

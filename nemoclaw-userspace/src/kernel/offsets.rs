@@ -45,6 +45,18 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("VM_AREA_STRUCT_VM_FILE_OFF", "vm_area_struct", "vm_file"),
     ("SUPER_BLOCK_S_MAGIC_OFF", "super_block", "s_magic"),
     ("INODE_I_RDEV_OFF", "inode", "i_rdev"),
+    // Network control: per-binary rules and unix sockets.
+    ("TASK_STRUCT_MM_OFF", "task_struct", "mm"),
+    ("MM_STRUCT_EXE_FILE_OFF", "mm_struct", "exe_file"),
+    ("SOCKET_SK_OFF", "socket", "sk"),
+    ("UNIX_SOCK_ADDR_OFF", "unix_sock", "addr"),
+    ("UNIX_SOCK_PATH_OFF", "unix_sock", "path"),
+    ("UNIX_ADDRESS_LEN_OFF", "unix_address", "len"),
+    ("UNIX_ADDRESS_NAME_OFF", "unix_address", "name"),
+    ("SOCK_SK_CGRP_DATA_OFF", "sock", "sk_cgrp_data"),
+    ("SOCK_CGROUP_DATA_CGROUP_OFF", "sock_cgroup_data", "cgroup"),
+    ("CGROUP_LEVEL_OFF", "cgroup", "level"),
+    ("CGROUP_ANCESTORS_OFF", "cgroup", "ancestors"),
 ];
 
 /// Every offset in [`NEEDED`], in order, or the first that this kernel's BTF lacks.

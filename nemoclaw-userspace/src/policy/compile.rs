@@ -8,12 +8,14 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use nemoclaw_common::exec::kernel_dev;
-use nemoclaw_common::net::{MAX_NET_RULES, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
+use nemoclaw_common::net::{
+    BIN_ANY, MAX_NET_BINARIES, MAX_NET_RULES, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP,
+};
 use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, Verdict};
 use nemoclaw_common::sandbox::controls;
 
 use super::compiled::{
-    CompiledPolicy, ExecEntry, FS_READ, FS_WRITE, FsEntry, NetEntry, PathEntry, RuleRef,
+    CompiledPolicy, ExecEntry, FS_READ, FS_WRITE, FsEntry, NetBinary, NetEntry, PathEntry, RuleRef,
 };
 use super::explain::{ExecMatch, ExecRuleSpec, FsRuleSpec, NetRuleSpec, RuleSet};
 use super::pattern::Shape;
@@ -211,6 +213,7 @@ pub fn compile(policy: &Policy, env: &CompileEnv) -> Result<Compiled, CompileErr
         warnings: Vec::new(),
         out: CompiledPolicy::default(),
         rules: RuleSet::default(),
+        net_bins: BTreeMap::new(),
     };
     cx.run();
     let Compiler {
@@ -246,6 +249,8 @@ struct Compiler<'p, 'e> {
     warnings: Vec<Diagnostic>,
     out: CompiledPolicy,
     rules: RuleSet,
+    /// Executables named by network rules' `binaries`: (dev, ino) -> (binary id, path).
+    net_bins: BTreeMap<(u64, u64), (u16, PathBuf)>,
 }
 
 #[derive(Default)]
@@ -266,7 +271,8 @@ fn add_fs(
     slot.1 = merge(slot.1, write);
 }
 
-type NetGroups<const N: usize> = BTreeMap<(u8, u16), BTreeMap<(u8, [u8; N]), Verdict>>;
+/// (binary id, protocol, port) -> (prefix length, address) -> verdict.
+type NetGroups<const N: usize> = BTreeMap<(u16, u8, u16), BTreeMap<(u8, [u8; N]), Verdict>>;
 
 impl Compiler<'_, '_> {
     fn diagnostic(&self, mark: Mark, field: &str, message: String) -> Diagnostic {
@@ -390,6 +396,16 @@ impl Compiler<'_, '_> {
             .collect();
         self.out.net4 = flatten_net(&net4);
         self.out.net6 = flatten_net(&net6);
+        self.out.net_binaries = self
+            .net_bins
+            .iter()
+            .map(|(&(dev, ino), (bin, path))| NetBinary {
+                dev,
+                ino,
+                bin: *bin,
+                path: path.clone(),
+            })
+            .collect();
         let limit = MAX_NET_RULES as usize;
         for (family, count) in [("IPv4", self.out.net4.len()), ("IPv6", self.out.net6.len())] {
             if count > limit {
@@ -504,61 +520,10 @@ impl Compiler<'_, '_> {
     ) {
         let this = verdict(action, id);
         let candidates: Vec<PathBuf> = match &rule.value {
-            ExecTarget::Name(name) => {
-                let hits: Vec<PathBuf> = self
-                    .env
-                    .path
-                    .iter()
-                    .map(|dir| dir.join(name))
-                    .filter(|p| is_executable_file(p))
-                    .collect();
-                if hits.is_empty() {
-                    let dirs = self
-                        .env
-                        .path
-                        .iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(":");
-                    let consequence = if action == ACTION_ALLOW {
-                        "nothing to allow"
-                    } else {
-                        "exec is denied by default anyway"
-                    };
-                    self.warn(
-                        rule.mark,
-                        &rule.field,
-                        format!("{name:?} not found in PATH {dirs}: {consequence}"),
-                    );
-                }
-                // An allow names the program the sandbox would run (the first hit); a deny
-                // covers every hit, which is stricter.
-                if action == ACTION_ALLOW {
-                    hits.into_iter().take(1).collect()
-                } else {
-                    hits
-                }
-            }
+            ExecTarget::Name(name) => self.program_by_name(rule.mark, &rule.field, name, action),
             ExecTarget::Path(pattern) => {
                 let path = PathBuf::from(pattern.expand(self.home));
-                if is_executable_file(&path) {
-                    vec![path]
-                } else {
-                    let consequence = if action == ACTION_ALLOW {
-                        "nothing to allow"
-                    } else {
-                        "exec is denied by default anyway"
-                    };
-                    self.warn(
-                        rule.mark,
-                        &rule.field,
-                        format!(
-                            "{} is not an executable file: {consequence}",
-                            path.display()
-                        ),
-                    );
-                    Vec::new()
-                }
+                self.program_by_path(rule.mark, &rule.field, path, action)
             }
             ExecTarget::Dir(pattern) => {
                 let written = pattern.expand(self.home);
@@ -616,6 +581,183 @@ impl Compiler<'_, '_> {
         }
     }
 
+    /// A program name looked up in the sandbox PATH: an allow takes the first hit (the
+    /// program the sandbox would run), a deny every hit (stricter). Warns when none.
+    fn program_by_name(
+        &mut self,
+        mark: Mark,
+        field: &str,
+        name: &str,
+        action: u32,
+    ) -> Vec<PathBuf> {
+        let hits: Vec<PathBuf> = self
+            .env
+            .path
+            .iter()
+            .map(|dir| dir.join(name))
+            .filter(|p| is_executable_file(p))
+            .collect();
+        if hits.is_empty() {
+            let dirs = self
+                .env
+                .path
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":");
+            let consequence = if action == ACTION_ALLOW {
+                "nothing to allow"
+            } else {
+                "exec is denied by default anyway"
+            };
+            self.warn(
+                mark,
+                field,
+                format!("{name:?} not found in PATH {dirs}: {consequence}"),
+            );
+        }
+        if action == ACTION_ALLOW {
+            hits.into_iter().take(1).collect()
+        } else {
+            hits
+        }
+    }
+
+    /// An absolute program path, if it is an executable file (else a warning).
+    fn program_by_path(
+        &mut self,
+        mark: Mark,
+        field: &str,
+        path: PathBuf,
+        action: u32,
+    ) -> Vec<PathBuf> {
+        if is_executable_file(&path) {
+            return vec![path];
+        }
+        let consequence = if action == ACTION_ALLOW {
+            "nothing to allow"
+        } else {
+            "exec is denied by default anyway"
+        };
+        self.warn(
+            mark,
+            field,
+            format!(
+                "{} is not an executable file: {consequence}",
+                path.display()
+            ),
+        );
+        Vec::new()
+    }
+
+    /// The binary ids a network rule applies to: `[BIN_ANY]` without `binaries`, else one id
+    /// per distinct executable its names and paths resolve to (by inode, like `process`
+    /// rules). `None` when the rule emits nothing: an allow whose binaries all fail to
+    /// resolve (a warning), or any deny with a binary that does not resolve (an error: it
+    /// would weaken the policy).
+    fn net_binaries(
+        &mut self,
+        rule: &Located<NetRule>,
+        action: u32,
+        binaries: &[String],
+    ) -> Option<Vec<u16>> {
+        if binaries.is_empty() {
+            return Some(vec![BIN_ANY]);
+        }
+        let mut ids = Vec::new();
+        let mut missing = false;
+        for (index, written) in binaries.iter().enumerate() {
+            let field = format!("{}.binaries[{index}]", rule.field);
+            let expanded = expand_home(written, self.home);
+            let candidates = if expanded.starts_with('/') {
+                if expanded.contains(['*', '?', '[', '{'])
+                    || expanded.contains("/../")
+                    || expanded.contains("/./")
+                {
+                    self.error(rule.mark, &field, format!("{written:?}: a binary is a program name or an absolute path without globs"));
+                    return None;
+                }
+                let path = PathBuf::from(&expanded);
+                if is_executable_file(&path) {
+                    vec![path]
+                } else {
+                    Vec::new()
+                }
+            } else if written.contains('/')
+                || written.is_empty()
+                || written.contains('$')
+                || written.starts_with('~')
+            {
+                self.error(rule.mark, &field, format!("{written:?}: a binary is a program name (looked up in PATH) or an absolute path"));
+                return None;
+            } else {
+                let hits: Vec<PathBuf> = self
+                    .env
+                    .path
+                    .iter()
+                    .map(|dir| dir.join(written))
+                    .filter(|p| is_executable_file(p))
+                    .collect();
+                if action == ACTION_ALLOW {
+                    hits.into_iter().take(1).collect()
+                } else {
+                    hits
+                }
+            };
+            let mut resolved = false;
+            for candidate in candidates {
+                let Ok(real) = std::fs::canonicalize(&candidate) else {
+                    continue;
+                };
+                let Ok(metadata) = std::fs::metadata(&real) else {
+                    continue;
+                };
+                let key = (st_dev_to_kernel(metadata.dev()), metadata.ino());
+                let next = u16::try_from(self.net_bins.len() + 1).unwrap_or(u16::MAX);
+                let (bin, _) = self.net_bins.entry(key).or_insert((next, real));
+                if !ids.contains(bin) {
+                    ids.push(*bin);
+                }
+                resolved = true;
+            }
+            if !resolved {
+                missing = true;
+                if action == ACTION_ALLOW {
+                    self.warn(rule.mark, &field, format!("{written:?} is not an executable file (or not in PATH): nothing allowed for it"));
+                } else {
+                    self.error(rule.mark, &field, format!("{written:?} is not an executable file (or not in PATH): a deny for a program that does not exist would not cover it once installed; name an existing program"));
+                }
+            }
+        }
+        if self.net_bins.len() >= usize::from(u16::MAX)
+            || self.net_bins.len() > MAX_NET_BINARIES as usize
+        {
+            self.error(
+                rule.mark,
+                &rule.field,
+                format!("more than {MAX_NET_BINARIES} distinct binaries in network rules"),
+            );
+            return None;
+        }
+        if action == ACTION_DENY && missing {
+            return None;
+        }
+        if ids.is_empty() {
+            return None;
+        }
+        ids.sort_unstable();
+        Some(ids)
+    }
+
+    /// The (dev, ino) of the executables with these binary ids.
+    fn inodes_of(&self, bins: &[u16]) -> Vec<(u64, u64)> {
+        self.net_bins
+            .iter()
+            .filter(|(_, (bin, _))| bins.contains(bin))
+            .map(|(&key, _)| key)
+            .collect()
+    }
+
     fn net_rule(
         &mut self,
         rule: &Located<NetRule>,
@@ -630,10 +772,9 @@ impl Compiler<'_, '_> {
             protocol,
             binaries,
         } = &rule.value;
-        if !binaries.is_empty() {
-            self.error(rule.mark, &format!("{}.binaries", rule.field), "per-binary network rules cannot be enforced by the kernel side yet; remove `binaries`".to_owned());
+        let Some(bins) = self.net_binaries(rule, action, binaries) else {
             return;
-        }
+        };
         let nets: Vec<(IpAddr, u8)> = match host {
             Host::Any => vec![(IpAddr::V4(0.into()), 0), (IpAddr::V6(0.into()), 0)],
             Host::Net { addr, prefix_len } => vec![(*addr, *prefix_len)],
@@ -682,7 +823,8 @@ impl Compiler<'_, '_> {
             .iter()
             .map(|&(f, l)| usize::from(l - f) + 1)
             .sum::<usize>()
-            * nets.len();
+            * nets.len()
+            * bins.len();
         if expanded > MAX_NET_RULES as usize {
             self.error(rule.mark, &rule.field, format!("expands to {expanded} map entries (addresses x ports); the kernel map holds {MAX_NET_RULES}"));
             return;
@@ -692,28 +834,14 @@ impl Compiler<'_, '_> {
             let (addr, prefix_len) = unmap(addr, prefix_len);
             for &proto in protos {
                 for &(first, last) in &port_list {
-                    for port in first..=last {
-                        match addr {
-                            IpAddr::V4(v4) => {
-                                let slot = groups4
-                                    .entry((proto, port))
-                                    .or_default()
-                                    .entry((prefix_len, v4.octets()))
-                                    .or_default();
-                                *slot = merge(*slot, this);
-                            }
-                            IpAddr::V6(v6) => {
-                                let slot = groups6
-                                    .entry((proto, port))
-                                    .or_default()
-                                    .entry((prefix_len, v6.octets()))
-                                    .or_default();
-                                *slot = merge(*slot, this);
-                            }
-                        }
+                    for (port, &bin) in
+                        (first..=last).flat_map(|p| bins.iter().map(move |b| (p, b)))
+                    {
+                        add_net(groups4, groups6, (bin, proto, port), addr, prefix_len, this);
                     }
                 }
                 let ports = port_list.clone();
+                let binaries = (!binaries.is_empty()).then(|| self.inodes_of(&bins));
                 self.rules.net.push(NetRuleSpec {
                     id,
                     action,
@@ -721,10 +849,35 @@ impl Compiler<'_, '_> {
                     ports,
                     addr,
                     prefix_len,
+                    binaries,
                 });
             }
         }
     }
+}
+
+/// Merges `this` into the (binary, protocol, port) group's entry for `addr/prefix_len`.
+fn add_net(
+    groups4: &mut NetGroups<4>,
+    groups6: &mut NetGroups<16>,
+    group: (u16, u8, u16),
+    addr: IpAddr,
+    prefix_len: u8,
+    this: Verdict,
+) {
+    let slot = match addr {
+        IpAddr::V4(v4) => groups4
+            .entry(group)
+            .or_default()
+            .entry((prefix_len, v4.octets()))
+            .or_default(),
+        IpAddr::V6(v6) => groups6
+            .entry(group)
+            .or_default()
+            .entry((prefix_len, v6.octets()))
+            .or_default(),
+    };
+    *slot = merge(*slot, this);
 }
 
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, prefix >= 96) becomes IPv4: the kernel judges such
@@ -737,6 +890,18 @@ fn unmap(addr: IpAddr, prefix_len: u8) -> (IpAddr, u8) {
         return (IpAddr::V4(v4), prefix_len - 96);
     }
     (addr, prefix_len)
+}
+
+/// `$HOME`, `${HOME}` or `~` at the start of a binary's path, expanded.
+fn expand_home(written: &str, home: &str) -> String {
+    for lead in ["${HOME}", "$HOME", "~"] {
+        if let Some(rest) = written.strip_prefix(lead)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{home}{rest}");
+        }
+    }
+    written.to_owned()
 }
 
 /// Userspace `st_dev` to the kernel's `MKDEV` encoding.
@@ -800,7 +965,7 @@ fn push_down_prefixes(map: &BTreeMap<String, Verdict>) -> BTreeMap<String, Verdi
 /// cover it, so the LPM trie's longest match carries every covering verdict.
 fn flatten_net<const N: usize>(groups: &NetGroups<N>) -> Vec<NetEntry<N>> {
     let mut out = Vec::new();
-    for (&(proto, port), entries) in groups {
+    for (&(bin, proto, port), entries) in groups {
         let lengths: BTreeSet<u8> = entries.keys().map(|(len, _)| *len).collect();
         for (&(prefix_len, addr), own) in entries {
             let mut acc = *own;
@@ -810,6 +975,7 @@ fn flatten_net<const N: usize>(groups: &NetGroups<N>) -> Vec<NetEntry<N>> {
                 }
             }
             out.push(NetEntry {
+                bin,
                 proto,
                 port,
                 addr,

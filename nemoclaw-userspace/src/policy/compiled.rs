@@ -33,6 +33,8 @@ pub struct ExecEntry {
 /// prefix (32 or 128 for a single address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct NetEntry<const N: usize> {
+    /// `nemoclaw_common::net::BIN_ANY` (0, every executable) or an id of [`NetBinary`].
+    pub bin: u16,
     /// `nemoclaw_common::net::PROTO_*`.
     pub proto: u8,
     /// `nemoclaw_common::net::PORT_ANY` (0) or one port.
@@ -41,6 +43,18 @@ pub struct NetEntry<const N: usize> {
     pub addr: [u8; N],
     pub prefix_len: u8,
     pub verdict: Verdict,
+}
+
+/// An executable named by a network rule's `binaries`, by kernel (device, inode).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct NetBinary {
+    /// Kernel-internal `dev_t` (see `nemoclaw_common::exec::kernel_dev`).
+    pub dev: u64,
+    pub ino: u64,
+    /// The id its network entries carry (never `BIN_ANY`).
+    pub bin: u16,
+    /// The resolved path, for `explain` and diagnostics.
+    pub path: PathBuf,
 }
 
 /// A compiled policy: what the loader writes into the kernel's maps for one slot.
@@ -57,6 +71,9 @@ pub struct CompiledPolicy {
     /// Sorted; allow and deny entries are both here, told apart by `verdict.action`.
     pub net4: Vec<NetEntry<4>>,
     pub net6: Vec<NetEntry<16>>,
+    /// The executables named by network rules' `binaries`, each with the binary id its
+    /// entries carry. Sorted by (dev, ino); ids are 1-based in order of first mention.
+    pub net_binaries: Vec<NetBinary>,
     /// Exec rules by path: `/dir/**` entries, keyed by `/dir/` (LPM over path bytes).
     /// Sorted by path; the verdict already merges every shorter covering entry.
     pub exec_prefix: Vec<PathEntry>,

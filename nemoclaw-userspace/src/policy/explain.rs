@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use nemoclaw_common::net::{PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
+use nemoclaw_common::net::{BIN_ANY, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
 use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict};
 use nemoclaw_common::sandbox::controls;
 
@@ -66,6 +66,9 @@ pub struct NetRuleSpec {
     pub ports: Vec<(u16, u16)>,
     pub addr: IpAddr,
     pub prefix_len: u8,
+    /// `binaries`: the kernel (dev, ino) of each executable it applies to; `None` for every
+    /// executable.
+    pub binaries: Option<Vec<(u64, u64)>>,
 }
 
 /// An operation to judge.
@@ -75,8 +78,14 @@ pub enum Query {
     Exec { path: PathBuf, dev: u64, ino: u64 },
     /// Opening a path (absolute, normalised) for reading, or for writing.
     Open { path: String, write: bool },
-    /// Connecting (TCP) or sending (UDP) to an address.
-    Connect { addr: IpAddr, port: u16, proto: u8 },
+    /// Connecting (TCP) or sending (UDP) to an address, by the executable with kernel
+    /// (dev, ino) `exe` (`None`: one that no `binaries` names).
+    Connect {
+        addr: IpAddr,
+        port: u16,
+        proto: u8,
+        exe: Option<(u64, u64)>,
+    },
 }
 
 /// The outcome, and every rule that matched.
@@ -180,7 +189,12 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
             }
             controls::FS
         }
-        Query::Connect { addr, port, proto } => {
+        Query::Connect {
+            addr,
+            port,
+            proto,
+            exe,
+        } => {
             let addr = unmap_query(*addr);
             for rule in &rules.net {
                 let same_family = addr.is_ipv4() == rule.addr.is_ipv4();
@@ -189,7 +203,11 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
                 let port_ok = rule.ports.iter().any(|&(first, last)| {
                     (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port)
                 });
-                if in_net && proto_ok && port_ok {
+                let binary_ok = rule
+                    .binaries
+                    .as_ref()
+                    .is_none_or(|list| exe.is_some_and(|e| list.contains(&e)));
+                if in_net && proto_ok && port_ok && binary_ok {
                     matched.push((rule.id, rule.action));
                 }
             }
@@ -263,19 +281,30 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
             };
             (controls::FS, found)
         }
-        Query::Connect { addr, port, proto } => {
+        Query::Connect {
+            addr,
+            port,
+            proto,
+            exe,
+        } => {
             let mut found = Verdict::default();
-            for group_proto in [*proto, PROTO_ANY] {
-                for group_port in [*port, PORT_ANY] {
-                    let best = match unmap_query(*addr) {
-                        IpAddr::V4(v4) => {
-                            longest_net(&policy.net4, group_proto, group_port, v4.octets())
-                        }
-                        IpAddr::V6(v6) => {
-                            longest_net(&policy.net6, group_proto, group_port, v6.octets())
-                        }
-                    };
-                    found = merge(found, best);
+            let own = exe.and_then(|(dev, ino)| {
+                policy
+                    .net_binaries
+                    .iter()
+                    .find(|b| (b.dev, b.ino) == (dev, ino))
+                    .map(|b| b.bin)
+            });
+            for bin in std::iter::once(BIN_ANY).chain(own) {
+                for group_proto in [*proto, PROTO_ANY] {
+                    for group_port in [*port, PORT_ANY] {
+                        let group = (bin, group_proto, group_port);
+                        let best = match unmap_query(*addr) {
+                            IpAddr::V4(v4) => longest_net(&policy.net4, group, v4.octets()),
+                            IpAddr::V6(v6) => longest_net(&policy.net6, group, v6.octets()),
+                        };
+                        found = merge(found, best);
+                    }
                 }
             }
             (controls::NET, found)
@@ -329,13 +358,17 @@ fn longest_suffix<'a>(entries: &'a [FsEntry], path: &str) -> Option<&'a FsEntry>
 
 fn longest_net<const N: usize>(
     entries: &[super::compiled::NetEntry<N>],
-    proto: u8,
-    port: u16,
+    (bin, proto, port): (u16, u8, u16),
     addr: [u8; N],
 ) -> Verdict {
     entries
         .iter()
-        .filter(|e| e.proto == proto && e.port == port && mask_bytes(addr, e.prefix_len) == e.addr)
+        .filter(|e| {
+            e.bin == bin
+                && e.proto == proto
+                && e.port == port
+                && mask_bytes(addr, e.prefix_len) == e.addr
+        })
         .max_by_key(|e| e.prefix_len)
         .map_or_else(Verdict::default, |e| e.verdict)
 }

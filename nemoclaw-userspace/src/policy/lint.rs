@@ -59,10 +59,16 @@ impl Lints<'_> {
             );
         }
         if policy.filesystem.is_none() {
+            let unix = if policy.network.is_some() {
+                "; but with a network section, connecting to pathname unix sockets is denied \
+                 (they are judged by filesystem rules, and there are none)"
+            } else {
+                ""
+            };
             self.warn(
                 top,
                 "filesystem",
-                "section absent: file access is unrestricted".to_owned(),
+                format!("section absent: file access is unrestricted{unix}"),
             );
         }
         if policy.process.is_none() {

@@ -75,7 +75,8 @@ struct NetLong {
     ports: Option<Vec<Port>>,
     /// Default `any`.
     protocol: Option<NetProtocol>,
-    /// Executables allowed to use this rule (not enforceable yet: the compiler rejects it).
+    /// The entry applies only to these executables: program names (looked up in PATH) or
+    /// absolute paths, matched by (device, inode). Absent: every executable.
     binaries: Option<Vec<String>>,
 }
 

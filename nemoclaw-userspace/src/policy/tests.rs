@@ -87,6 +87,7 @@ fn connect(compiled: &Compiled, addr: &str, port: u16, proto: u8) -> Decision {
         addr: ip(addr),
         port,
         proto,
+        exe: None,
     };
     let decision = explain(&compiled.rules, &query);
     assert_eq!(
@@ -355,15 +356,107 @@ fn paths_longer_than_kernel_keys_are_refused() {
     );
 }
 
+fn exe_of(path: &str) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).expect("test binary exists");
+    (
+        nemoclaw_common::exec::kernel_dev(libc::major(m.dev()), libc::minor(m.dev())),
+        m.ino(),
+    )
+}
+
+fn connect_as(compiled: &Compiled, addr: &str, port: u16, exe: Option<(u64, u64)>) -> Decision {
+    let query = Query::Connect {
+        addr: ip(addr),
+        port,
+        proto: PROTO_TCP,
+        exe,
+    };
+    let decision = explain(&compiled.rules, &query);
+    assert_eq!(
+        evaluate(&compiled.policy, &query),
+        decision.verdict,
+        "explain and evaluate disagree on {query:?}"
+    );
+    decision
+}
+
 #[test]
-fn binaries_are_refused_by_the_compiler() {
-    let policy =
-        must_parse("network:\n  allow:\n  - {host: 1.1.1.1, ports: [443], binaries: [node]}\n");
-    let error = compile(&policy, &test_env(Vec::new()))
+fn binaries_restrict_an_allow_to_those_executables() {
+    let policy = must_parse(
+        "network:\n  allow:\n  - {host: 1.1.1.1, ports: [443], binaries: [/usr/bin/python3, env]}\n",
+    );
+    let env = test_env(vec!["/usr/bin".into()]);
+    let compiled = compile(&policy, &env).expect("compiles");
+    let python = exe_of("/usr/bin/python3");
+    let env_bin = exe_of("/usr/bin/env");
+    assert_eq!(compiled.policy.net_binaries.len(), 2, "{compiled:?}");
+    assert!(compiled.policy.net4.iter().all(|e| e.bin != 0));
+    assert!(connect_as(&compiled, "1.1.1.1", 443, Some(python)).allowed());
+    assert!(connect_as(&compiled, "1.1.1.1", 443, Some(env_bin)).allowed());
+    assert!(!connect_as(&compiled, "1.1.1.1", 443, Some(exe_of("/bin/sh"))).allowed());
+    assert!(!connect_as(&compiled, "1.1.1.1", 443, None).allowed());
+    assert!(!connect_as(&compiled, "1.1.1.1", 80, Some(python)).allowed());
+}
+
+#[test]
+fn network_without_filesystem_warns_that_pathname_unix_sockets_are_denied() {
+    let unix = |text: &str| {
+        let compiled = compile(&must_parse(text), &test_env(Vec::new())).expect("compiles");
+        compiled
+            .warnings
+            .iter()
+            .any(|w| w.field == "filesystem" && w.message.contains("pathname unix sockets"))
+    };
+    assert!(unix("network:\n  allow: [\"1.1.1.1:443\"]\n"));
+    assert!(!unix("process:\n  allow: [sh]\n"));
+    assert!(!unix(
+        "network:\n  allow: [\"1.1.1.1:443\"]\nfilesystem:\n  allow: [/tmp/**]\n"
+    ));
+}
+
+#[test]
+fn any_binary_deny_beats_a_per_binary_allow_and_per_binary_deny_only_hits_its_binary() {
+    let policy = must_parse(
+        "network:\n  allow:\n  - {host: 10.0.0.0/8, binaries: [/usr/bin/python3]}\n  - \"10.0.0.0/8:80\"\n  deny:\n  - \"10.1.0.0/16:*\"\n  - {host: 10.2.0.0/16, ports: [80], binaries: [/usr/bin/env]}\n",
+    );
+    let compiled = compile(&policy, &test_env(Vec::new())).expect("compiles");
+    let python = Some(exe_of("/usr/bin/python3"));
+    let env_bin = Some(exe_of("/usr/bin/env"));
+    assert!(connect_as(&compiled, "10.9.0.1", 443, python).allowed());
+    assert!(!connect_as(&compiled, "10.9.0.1", 443, env_bin).allowed());
+    let d = connect_as(&compiled, "10.1.0.1", 443, python);
+    assert_eq!((d.allowed(), d.verdict.rule_id), (false, 3), "{d:?}");
+    assert!(connect_as(&compiled, "10.2.0.1", 80, python).allowed());
+    let d = connect_as(&compiled, "10.2.0.1", 80, env_bin);
+    assert_eq!((d.allowed(), d.verdict.rule_id), (false, 4), "{d:?}");
+    assert!(connect_as(&compiled, "10.3.0.1", 80, env_bin).allowed());
+}
+
+#[test]
+fn binaries_that_do_not_resolve() {
+    let allow =
+        must_parse("network:\n  allow:\n  - {host: 1.1.1.1, binaries: [/nonexistent/prog]}\n");
+    let compiled = compile(&allow, &test_env(Vec::new())).expect("an allow only warns");
+    assert!(compiled.policy.net4.is_empty());
+    assert!(
+        compiled
+            .warnings
+            .iter()
+            .any(|w| w.field == "network.allow[0].binaries[0]"),
+        "{:?}",
+        compiled.warnings
+    );
+    let deny = must_parse(
+        "network:\n  allow:\n  - \"*:*\"\n  deny:\n  - {host: 1.1.1.1, binaries: [no-such-program-here]}\n",
+    );
+    let error = compile(&deny, &test_env(vec!["/usr/bin".into()]))
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(error.contains("network.allow[0].binaries"), "{error}");
+    assert!(error.contains("network.deny[0].binaries[0]"), "{error}");
+    let relative = must_parse("network:\n  allow:\n  - {host: 1.1.1.1, binaries: [bin/x]}\n");
+    assert!(compile(&relative, &test_env(Vec::new())).is_err());
 }
 
 #[test]
@@ -581,18 +674,43 @@ mod properties {
         "::ffff:10.1.2.3",
     ];
 
-    fn net_entry_strategy() -> impl Strategy<Value = (bool, String, u8)> {
+    /// Executables every test machine has, for `binaries` (by path: the test PATH is empty).
+    const BINARIES: &[&str] = &["/bin/sh", "/usr/bin/env", "/usr/bin/python3"];
+
+    /// (deny, "addr:port", protocol 0..3, mask of `BINARIES`).
+    fn net_entry_strategy() -> impl Strategy<Value = (bool, String, u8, u8)> {
         (
             any::<bool>(),
             (prop::sample::select(ADDRS), prop::sample::select(PORTS)),
             0u8..3,
+            prop_oneof![Just(0u8), 0u8..8],
         )
-            .prop_map(|(deny, (addr, port), proto)| (deny, format!("{addr}:{port}"), proto))
+            .prop_map(|(deny, (addr, port), proto, bins)| {
+                (deny, format!("{addr}:{port}"), proto, bins)
+            })
+    }
+
+    /// Kernel (dev, ino) of `BINARIES[i]`, and of none of them.
+    fn exe_ids() -> Vec<Option<(u64, u64)>> {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut out: Vec<Option<(u64, u64)>> = BINARIES
+            .iter()
+            .map(|p| {
+                let m = std::fs::metadata(p).expect("test binary exists");
+                Some((
+                    nemoclaw_common::exec::kernel_dev(libc::major(m.dev()), libc::minor(m.dev())),
+                    m.ino(),
+                ))
+            })
+            .collect();
+        out.push(None);
+        out.push(Some((1, 2)));
+        out
     }
 
     fn policy_text(
         fs: &[(u8, String, u8)],
-        net: &[(bool, String, u8)],
+        net: &[(bool, String, u8, u8)],
         dirs: &[(bool, String)],
     ) -> String {
         let mut text = String::from("filesystem:\n");
@@ -617,9 +735,20 @@ mod properties {
         text.push_str("network:\n");
         for (deny, name) in [(false, "allow"), (true, "deny")] {
             let _ = writeln!(text, "  {name}:");
-            for (_, entry, proto) in net.iter().filter(|(d, ..)| *d == deny) {
+            for (_, entry, proto, bins) in net.iter().filter(|(d, ..)| *d == deny) {
                 let protocol = ["any", "tcp", "udp"][usize::from(*proto)];
-                if *proto == 0 {
+                let binaries: Vec<&str> = BINARIES
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| bins & (1 << i) != 0)
+                    .map(|(_, b)| *b)
+                    .collect();
+                let binaries = if binaries.is_empty() {
+                    String::new()
+                } else {
+                    format!(", binaries: [{}]", binaries.join(", "))
+                };
+                if *proto == 0 && binaries.is_empty() {
                     let _ = writeln!(text, "  - \"{entry}\"");
                 } else {
                     let (host, port) = entry.rsplit_once(':').unwrap_or((entry, "*"));
@@ -630,7 +759,7 @@ mod properties {
                     };
                     let _ = writeln!(
                         text,
-                        "  - {{host: \"{host}\", protocol: {protocol}{ports}}}"
+                        "  - {{host: \"{host}\", protocol: {protocol}{ports}{binaries}}}"
                     );
                 }
             }
@@ -658,7 +787,7 @@ mod properties {
             net in prop::collection::vec(net_entry_strategy(), 0..10),
             dirs in prop::collection::vec((any::<bool>(), path_strategy()), 0..5),
             paths in prop::collection::vec((path_strategy(), any::<bool>()), 1..24),
-            connects in prop::collection::vec((prop::sample::select(QUERY_ADDRS), prop::sample::select(&[53u16, 443, 444, 80][..]), any::<bool>()), 1..16),
+            connects in prop::collection::vec((prop::sample::select(QUERY_ADDRS), prop::sample::select(&[53u16, 443, 444, 80][..]), any::<bool>(), 0usize..5), 1..16),
         ) {
             let text = policy_text(&fs, &net, &dirs);
             let policy = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
@@ -669,8 +798,9 @@ mod properties {
                 let query = Query::Open { path, write };
                 prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
             }
-            for (addr, port, udp) in connects {
-                let query = Query::Connect { addr: ip(addr), port, proto: if udp { PROTO_UDP } else { PROTO_TCP } };
+            let exes = exe_ids();
+            for (addr, port, udp, exe) in connects {
+                let query = Query::Connect { addr: ip(addr), port, proto: if udp { PROTO_UDP } else { PROTO_TCP }, exe: exes[exe] };
                 prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
             }
             for (path, _) in &paths {

@@ -59,8 +59,8 @@ pub struct NetRule {
     pub host: Host,
     pub ports: Ports,
     pub protocol: Protocol,
-    /// Long form `binaries`: accepted by the schema, refused by the compiler until the
-    /// kernel side can judge the connecting executable.
+    /// Long form `binaries`: the entry applies only to tasks running one of these programs
+    /// (names resolved through PATH, or absolute paths; by inode). Empty: every program.
     pub binaries: Vec<String>,
 }
 

@@ -1,8 +1,10 @@
 //! Network control: cgroup connect4/6 and sendmsg4/6. Each deny has an allowed twin and
 //! the matching audit record.
 
+mod binaries;
 mod dns;
 mod sockets;
+mod unix;
 
 use std::net::{TcpListener, UdpSocket};
 
