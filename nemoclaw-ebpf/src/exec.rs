@@ -49,8 +49,14 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
         dev,
         ino,
     };
-    let (verdict, _) = judge(file, &key);
+    let (verdict, by_inode) = judge(file, &key);
     if verdict.action == ACTION_ALLOW {
+        // The loader's executable mappings of this file skip `mmap_file`'s judgement
+        // (`kernel::is_exec_loading`); remember it as `mmap_file` would have, for
+        // `file_mprotect`, when a path rule allowed it.
+        if !by_inode {
+            remember(&key);
+        }
         return 0;
     }
     let rule_id = verdict.rule_id;
@@ -145,6 +151,11 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
         return 0;
     }
     let file: *const c_void = ctx.arg(0);
+    // The ELF loader mapping the binary `bprm_check_security` has just allowed (the same
+    // judgement this hook would make): no second lookup on every exec.
+    if kernel::is_exec_loading(file) {
+        return 0;
+    }
     let (cgroup_id, Some(sandbox)) = sandbox::current() else {
         return 0;
     };
