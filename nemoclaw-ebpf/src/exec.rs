@@ -214,10 +214,15 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
 
 /// Remembers a file `mmap_file` allowed executable, so `file_mprotect` (where
 /// `bpf_d_path` is not allowed) can judge it by identity. A full LRU map evicts an old
-/// entry; a failed insert only costs a later denial.
+/// entry; a failed insert only costs a later denial. A file already there is not written
+/// again (every process maps the same libraries; the lookup marks the entry recently used
+/// as the update would).
 #[inline(always)]
 fn remember(key: &ExecKey) {
-    let _ = EXEC_LIB_INODES.insert(key, &1, 0);
+    // SAFETY: only the presence of the entry is used.
+    if unsafe { EXEC_LIB_INODES.get(key) }.is_none() {
+        let _ = EXEC_LIB_INODES.insert(key, &1, 0);
+    }
 }
 
 /// The entry of `trie` (slot, directory prefix) covering `file`'s path (`bpf_d_path`:
