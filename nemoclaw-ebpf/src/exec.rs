@@ -147,13 +147,17 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
     let prot: u64 = ctx.arg(2);
     // Cheap checks first: most mappings of every task on the system stop here. `file` is
     // null for anonymous memory (JITs).
-    if prot & PROT_EXEC == 0 || kernel::raw_arg(ctx, 0) == 0 {
+    if prot & PROT_EXEC == 0 {
         return 0;
     }
     let file: *const c_void = ctx.arg(0);
     // The ELF loader mapping the binary `bprm_check_security` has just allowed (the same
-    // judgement this hook would make): no second lookup on every exec.
+    // judgement this hook would make): no second lookup on every exec. Only compares
+    // `file` (null for anonymous memory, which never matches).
     if kernel::is_exec_loading(file) {
+        return 0;
+    }
+    if kernel::raw_arg(ctx, 0) == 0 {
         return 0;
     }
     let (cgroup_id, Some(sandbox)) = sandbox::current() else {
