@@ -1,4 +1,4 @@
-//! Filesystem rules: map keys and values for the three path lookups (exact hash, `/dir/`
+//! Filesystem rules: map keys and values for the three path lookups (exact hashes, `/dir/`
 //! prefix LPM trie, reversed-suffix LPM trie) and the (device, inode) deny map.
 //!
 //! Kernel limits shape the keys: a hash key is at most 512 bytes (`MAX_BPF_STACK`) and an
@@ -7,14 +7,23 @@
 //! [`FS_LPM_MAX`] bytes of a path. A longer path can still be judged exactly: a prefix key
 //! or suffix key never exceeds those lengths (the loader refuses longer rules), and the
 //! longest matching key only depends on that many bytes at the start (or end) of the path.
+//!
+//! Exact rules are split by path length into four hash maps ([`FS_EXACT_CLASSES`]): the
+//! kernel hashes and compares the whole key on every lookup, so a short path is looked up
+//! with a 64-byte key rather than a 512-byte one. A path of length `n` can only equal a key
+//! of its own class (the smallest that holds `n` bytes), so one lookup still decides.
 
 use crate::{rule::Verdict, sandbox::Slot};
 
 /// Capacity of each path map and of the inode map.
 pub const MAX_FS_RULES: u32 = 131_072;
 
-/// Longest path an [`FsExactKey`] holds (the key is 512 bytes).
-pub const FS_EXACT_MAX: usize = 504;
+/// Path bytes of each exact-rule key class, shortest first: keys of 64, 128, 256 and 512
+/// bytes (8 bytes of header).
+pub const FS_EXACT_CLASSES: [usize; 4] = [56, 120, 248, 504];
+
+/// Longest path an exact key holds (the largest class; its key is 512 bytes).
+pub const FS_EXACT_MAX: usize = FS_EXACT_CLASSES[3];
 
 /// Path bytes in an [`FsLpmKey`] (256 bytes of trie data minus the 4-byte slot).
 pub const FS_LPM_MAX: usize = 252;
@@ -30,14 +39,50 @@ pub const ACCESS_READ: u32 = 1 << 0;
 /// Opening for writing, truncating, appending, creating, renaming, linking or unlinking.
 pub const ACCESS_WRITE: u32 = 1 << 1;
 
-/// Key of `FS_EXACT`: a slot and a whole path, zero-padded.
+/// Key of the exact-rule map of class `N` (`FS_EXACT_56` .. `FS_EXACT_504`): a slot and a
+/// whole path, zero-padded (a path holds no NUL, so the padding is unambiguous).
+///
+/// The layout lets the kernel look a path up in place: its scratch buffer holds a 4-byte
+/// header word, the big-endian slot and then the path, so the same bytes are an exact key
+/// (header 0) and an LPM key (header = prefix length) with no copying.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct FsExactKey {
-    pub slot: Slot,
-    /// Path length in bytes (without NUL).
-    pub len: u32,
-    pub path: [u8; FS_EXACT_MAX],
+pub struct FsExactKey<const N: usize> {
+    /// Always 0.
+    pub zero: u32,
+    /// Big-endian, as in [`FsLpmKey`].
+    pub slot: [u8; 4],
+    pub path: [u8; N],
+}
+
+/// The index in [`FS_EXACT_CLASSES`] of the class that holds a path of `len` bytes, or
+/// `None` if no exact key can hold it.
+#[must_use]
+pub const fn exact_class(len: usize) -> Option<usize> {
+    let mut i = 0;
+    while i < FS_EXACT_CLASSES.len() {
+        if len <= FS_EXACT_CLASSES[i] {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Bits of the `FS_SLOT_FLAGS` entry of a slot: which filesystem maps hold entries for it.
+/// The kernel skips a lookup whose map has nothing for the slot (a miss either way). The
+/// loader writes the flags with the slot's entries, before any sandbox uses the slot.
+pub mod slot_flags {
+    /// `FS_EXACT_<class>` has entries: bit `EXACT << class index`.
+    pub const EXACT: u32 = 1 << 0;
+    /// `FS_PREFIX` has entries.
+    pub const PREFIX: u32 = 1 << 4;
+    /// `FS_SUFFIX` has entries.
+    pub const SUFFIX: u32 = 1 << 5;
+    /// `FS_INODES` has entries.
+    pub const INODES: u32 = 1 << 6;
+    /// Every map: what the kernel assumes when a slot's flags cannot be read.
+    pub const ALL: u32 = 0xf | PREFIX | SUFFIX | INODES;
 }
 
 /// Trie data of `FS_PREFIX` (path bytes) and `FS_SUFFIX` (path bytes reversed). The slot is
@@ -68,17 +113,17 @@ pub struct FsInodeKey {
     pub ino: u64,
 }
 
-impl FsExactKey {
-    /// The key for `path`, or `None` if it is longer than [`FS_EXACT_MAX`].
+impl<const N: usize> FsExactKey<N> {
+    /// The key for `path`, or `None` if it is longer than `N`.
     #[must_use]
     pub fn new(slot: Slot, path: &[u8]) -> Option<Self> {
-        if path.len() > FS_EXACT_MAX {
+        if path.len() > N {
             return None;
         }
         let mut key = Self {
-            slot,
-            len: path.len() as u32,
-            path: [0; FS_EXACT_MAX],
+            zero: 0,
+            slot: slot.to_be_bytes(),
+            path: [0; N],
         };
         key.path[..path.len()].copy_from_slice(path);
         Some(key)

@@ -23,7 +23,7 @@ mod pod {
     unsafe impl aya::Pod for crate::net::Net6Key {}
     unsafe impl aya::Pod for crate::net::NetSlotFlags {}
     unsafe impl aya::Pod for crate::event::DenyEvent {}
-    unsafe impl aya::Pod for crate::fs::FsExactKey {}
+    unsafe impl<const N: usize> aya::Pod for crate::fs::FsExactKey<N> {}
     unsafe impl aya::Pod for crate::fs::FsLpmKey {}
     unsafe impl aya::Pod for crate::fs::FsValue {}
     unsafe impl aya::Pod for crate::fs::FsInodeKey {}

@@ -4,8 +4,9 @@
 /// switch a sandbox to it with one map update.
 ///
 /// Layout rule for every map keyed by slot (userspace clears a slot generically by it): a
-/// hash map's key starts with the slot (native endian), an LPM trie's data starts with it
-/// (big endian), and a per-slot array has exactly [`MAX_SLOTS`] entries.
+/// hash map's key starts with the slot (native endian), except the `FS_EXACT_*` maps whose
+/// keys have the LPM layout; an LPM trie's data starts with it (big endian), and a per-slot
+/// array has exactly [`MAX_SLOTS`] entries.
 pub type Slot = u32;
 
 /// Number of policy slots (two per sandbox is enough for atomic swaps; more lets many

@@ -49,8 +49,14 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
         dev,
         ino,
     };
-    let (verdict, _) = judge(file, &key);
+    let (verdict, by_inode) = judge(file, &key);
     if verdict.action == ACTION_ALLOW {
+        // The loader's executable mappings of this file skip `mmap_file`'s judgement
+        // (`kernel::is_exec_loading`); remember it as `mmap_file` would have, for
+        // `file_mprotect`, when a path rule allowed it.
+        if !by_inode {
+            remember(&key);
+        }
         return 0;
     }
     let rule_id = verdict.rule_id;
@@ -141,10 +147,19 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
     let prot: u64 = ctx.arg(2);
     // Cheap checks first: most mappings of every task on the system stop here. `file` is
     // null for anonymous memory (JITs).
-    if prot & PROT_EXEC == 0 || kernel::raw_arg(ctx, 0) == 0 {
+    if prot & PROT_EXEC == 0 {
         return 0;
     }
     let file: *const c_void = ctx.arg(0);
+    // The ELF loader mapping the binary `bprm_check_security` has just allowed (the same
+    // judgement this hook would make): no second lookup on every exec. Only compares
+    // `file` (null for anonymous memory, which never matches).
+    if kernel::is_exec_loading(file) {
+        return 0;
+    }
+    if kernel::raw_arg(ctx, 0) == 0 {
+        return 0;
+    }
     let (cgroup_id, Some(sandbox)) = sandbox::current() else {
         return 0;
     };
@@ -203,10 +218,15 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
 
 /// Remembers a file `mmap_file` allowed executable, so `file_mprotect` (where
 /// `bpf_d_path` is not allowed) can judge it by identity. A full LRU map evicts an old
-/// entry; a failed insert only costs a later denial.
+/// entry; a failed insert only costs a later denial. A file already there is not written
+/// again (every process maps the same libraries; the lookup marks the entry recently used
+/// as the update would).
 #[inline(always)]
 fn remember(key: &ExecKey) {
-    let _ = EXEC_LIB_INODES.insert(key, &1, 0);
+    // SAFETY: only the presence of the entry is used.
+    if unsafe { EXEC_LIB_INODES.get(key) }.is_none() {
+        let _ = EXEC_LIB_INODES.insert(key, &1, 0);
+    }
 }
 
 /// The entry of `trie` (slot, directory prefix) covering `file`'s path (`bpf_d_path`:

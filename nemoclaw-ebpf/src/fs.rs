@@ -27,8 +27,8 @@ use aya_ebpf::{
 use nemoclaw_common::{
     event::{EVENT_PATH_MAX, counter, hook},
     fs::{
-        ACCESS_READ, ACCESS_WRITE, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX, FS_SLOT_BITS, FsExactKey,
-        FsInodeKey, FsLpmKey, FsValue,
+        ACCESS_READ, ACCESS_WRITE, FS_EXACT_CLASSES, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX,
+        FS_SLOT_BITS, FsExactKey, FsInodeKey, FsLpmKey, FsValue, slot_flags,
     },
     rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, controls},
@@ -37,7 +37,10 @@ use nemoclaw_common::{
 use crate::{
     event,
     kernel::{self, offset},
-    maps::{FS_EXACT, FS_INODES, FS_PREFIX, FS_SCRATCH, FS_SUFFIX},
+    maps::{
+        FS_EXACT_56, FS_EXACT_120, FS_EXACT_248, FS_EXACT_504, FS_INODES, FS_PREFIX, FS_SCRATCH,
+        FS_SLOT_FLAGS, FS_SUFFIX,
+    },
     sandbox,
 };
 
@@ -62,20 +65,32 @@ const MAX_WALK: u32 = 4096;
 /// Bytes of [`FsScratch::lead`].
 const LEAD: usize = 256;
 
+/// Path bytes [`clear_short_keys`] zeroes: the two shortest exact key classes.
+const CLEARED: usize = FS_EXACT_CLASSES[1];
+
 /// Per-CPU working memory: the BPF stack (512 bytes) cannot hold a path.
+///
+/// `head`, `slot` and `path` are laid out as the exact and prefix keys are, so both lookups
+/// use the path where `bpf_d_path` (or the walk) left it, without copying: with `head` 0
+/// they are an `FsExactKey` of any class (the path's bytes after its NUL must be zero up
+/// to the class's size), with `head` = prefix length in bits a `Key<FsLpmKey>` (the trie
+/// only reads that many bits).
 #[repr(C)]
 pub struct FsScratch {
     /// Room before `path`: the suffix key is built from 8-byte loads that may start up to
     /// [`LEAD`] bytes before the path (those bytes land past the key's prefix length).
     lead: [u8; LEAD],
-    /// The path being judged, from the start, NUL-terminated.
+    /// The keys' header word: 0 for an exact key, the prefix length for the prefix trie.
+    head: u32,
+    /// The slot, big-endian.
+    slot: [u8; 4],
+    /// The path being judged, from the start, NUL-terminated; zero after the NUL up to
+    /// [`CLEARED`] bytes (or up to the exact key class when a longer path is looked up).
     path: [u8; FS_PATH_MAX],
     /// The walk builds a path backwards so that it ends at `FS_PATH_MAX`.
     build: [u8; FS_PATH_MAX],
-    exact: FsExactKey,
-    prefix: Key<FsLpmKey>,
     suffix: Key<FsLpmKey>,
-    /// Never written: the source of the exact key's zero padding.
+    /// Never written: the source of the zero padding of the longer exact keys.
     zeros: [u8; FS_EXACT_MAX],
     /// The walk's write position in `build` (the path is `build[pos..]`).
     pos: u64,
@@ -131,6 +146,26 @@ fn opaque(s: *mut FsScratch, value: usize, mask: usize) -> usize {
         core::ptr::write_volatile(slot, value as u64);
         core::ptr::read_volatile(slot) as usize & mask
     }
+}
+
+/// Zeroes the first [`CLEARED`] bytes of `s.path`, before a path is written there: a path
+/// of up to that length is then zero-padded to its exact key class for free.
+#[inline(always)]
+fn clear_short_keys(s: *mut FsScratch) {
+    // SAFETY: aligned 8-byte stores inside `s.path` (it starts 8-byte aligned: 256 + 8).
+    unsafe {
+        let words = (*s).path.as_mut_ptr().cast::<u64>();
+        for i in 0..CLEARED / 8 {
+            // Volatile: one store each, never a `memset` call (BPF has none).
+            core::ptr::write_volatile(words.add(i), 0);
+        }
+    }
+}
+
+/// The slot's `slot_flags`; every flag if they cannot be read (no lookup skipped).
+#[inline(always)]
+fn flags_of(slot: u32) -> u32 {
+    FS_SLOT_FLAGS.get(slot).copied().unwrap_or(slot_flags::ALL)
 }
 
 #[inline(always)]
@@ -254,6 +289,7 @@ fn step(w: &mut Walk) -> Option<bool> {
 /// length, or 0 if it cannot be built (too long, too deep, unreadable).
 #[inline(always)]
 fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> usize {
+    clear_short_keys(s);
     walk_path_inner(s, mnt, dentry).unwrap_or(0)
 }
 
@@ -354,50 +390,92 @@ fn merge_value(a: FsValue, b: FsValue) -> FsValue {
     }
 }
 
+/// The exact entry for the path in `s.path[..len]` (`head` and `slot` already set), or
+/// null. Only the map of the path's length class can hold it, and only if the slot has
+/// entries there.
+#[inline(always)]
+fn lookup_exact(s: *mut FsScratch, flags: u32, len: usize) -> *const FsValue {
+    let none = core::ptr::null();
+    // SAFETY: the key pointer is `s.head`, followed by the slot and `FS_PATH_MAX` path
+    // bytes, more than any class's key; offsets into the scratch value are masked.
+    unsafe {
+        let key = (&raw const (*s).head).cast::<u8>();
+        if len <= FS_EXACT_CLASSES[0] {
+            if flags & slot_flags::EXACT == 0 {
+                return none;
+            }
+            return FS_EXACT_56
+                .get_ptr(&*key.cast::<FsExactKey<56>>())
+                .unwrap_or(none);
+        }
+        if len <= FS_EXACT_CLASSES[1] {
+            if flags & (slot_flags::EXACT << 1) == 0 {
+                return none;
+            }
+            return FS_EXACT_120
+                .get_ptr(&*key.cast::<FsExactKey<120>>())
+                .unwrap_or(none);
+        }
+        let (class, bit) = if len <= FS_EXACT_CLASSES[2] {
+            (FS_EXACT_CLASSES[2], slot_flags::EXACT << 2)
+        } else {
+            (FS_EXACT_MAX, slot_flags::EXACT << 3)
+        };
+        if len > FS_EXACT_MAX || flags & bit == 0 {
+            return none;
+        }
+        // Past `CLEARED`: zero the key's padding, from the NUL to the class's end.
+        let n = opaque(s, len, 511);
+        let path = (*s).path.as_mut_ptr();
+        if copy(path.add(n), opaque(s, class - n, 511), (*s).zeros.as_ptr()).is_err() {
+            return none;
+        }
+        if class == FS_EXACT_MAX {
+            FS_EXACT_504
+                .get_ptr(&*key.cast::<FsExactKey<504>>())
+                .unwrap_or(none)
+        } else {
+            FS_EXACT_248
+                .get_ptr(&*key.cast::<FsExactKey<248>>())
+                .unwrap_or(none)
+        }
+    }
+}
+
 /// The rules' verdicts for the path in `s.path[..len]`.
 #[inline(always)]
-fn lookup_path(s: *mut FsScratch, slot: u32, len: usize) -> FsValue {
+fn lookup_path(s: *mut FsScratch, slot: u32, flags: u32, len: usize) -> FsValue {
     // SAFETY: every index into the scratch value is bounded by a mask or a loop limit.
     unsafe {
-        let path = (*s).path.as_ptr();
-        if len <= FS_EXACT_MAX {
-            let key = &raw mut (*s).exact;
-            (*key).slot = slot;
-            (*key).len = len as u32;
-            let dst = (*key).path.as_mut_ptr();
-            let n = opaque(s, len, 511);
-            if n <= FS_EXACT_MAX
-                && copy(dst, n, path).is_ok()
-                && copy(
-                    dst.add(opaque(s, n, 511)),
-                    opaque(s, FS_EXACT_MAX - n, 511),
-                    (*s).zeros.as_ptr(),
-                )
-                .is_ok()
-                && let Some(found) = FS_EXACT.get(&*key)
-            {
-                return *found;
-            }
+        (*s).head = 0;
+        (*s).slot = slot.to_be_bytes();
+        let found = lookup_exact(s, flags, len);
+        if !found.is_null() {
+            return *found;
         }
         let n = if len < FS_LPM_MAX { len } else { FS_LPM_MAX };
         let bits = FS_SLOT_BITS + 8 * n as u32;
-        let prefix = &raw mut (*s).prefix;
-        (*prefix).prefix_len = bits;
-        (*prefix).data.slot = slot.to_be_bytes();
-        let by_prefix = if copy((*prefix).data.path.as_mut_ptr(), opaque(s, n, 255), path).is_ok() {
-            FS_PREFIX.get(&*prefix).copied().unwrap_or_default()
-        } else {
+        let by_prefix = if flags & slot_flags::PREFIX == 0 {
             FsValue::default()
+        } else {
+            // The path in place is the trie key: `head` is its prefix length.
+            (*s).head = bits;
+            let key = (&raw const (*s).head).cast::<Key<FsLpmKey>>();
+            FS_PREFIX.get(&*key).copied().unwrap_or_default()
         };
+        if flags & slot_flags::SUFFIX == 0 {
+            return by_prefix;
+        }
         let suffix = &raw mut (*s).suffix;
         (*suffix).prefix_len = bits;
         (*suffix).data.slot = slot.to_be_bytes();
         // The last FS_LPM_MAX bytes reversed, 8 at a time (a load and a byte swap), without
         // a data-dependent exit: the trie only compares the first `bits`, so bytes from
-        // before the path (in `lead`) are harmless. `rev[i + j] = path[len - 1 - i - j]`.
+        // before the path (in `lead`, `head`, `slot`) are harmless.
+        // `rev[i + j] = path[len - 1 - i - j]`; the path starts `LEAD + 8` bytes in.
         let rev = (*suffix).data.path.as_mut_ptr();
         let base = (&raw const (*s).lead).cast::<u8>();
-        let end = LEAD + len;
+        let end = LEAD + 8 + len;
         for i in (0..FS_LPM_MAX - 4).step_by(8) {
             let at = opaque(s, end - i - 8, 8191);
             let v = core::ptr::read_unaligned(base.add(at).cast::<u64>());
@@ -438,8 +516,9 @@ fn judge(s: *mut FsScratch, slot: u32, len: usize, (dev, ino): (u64, u64), need:
             deny: RULE_DEFAULT_DENY,
         };
     }
-    let mut value = lookup_path(s, slot, len);
-    if ino != 0 {
+    let flags = flags_of(slot);
+    let mut value = lookup_path(s, slot, flags, len);
+    if ino != 0 && flags & slot_flags::INODES != 0 {
         let key = FsInodeKey {
             slot,
             _pad: 0,
@@ -503,9 +582,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     let Some(s) = scratch() else {
         return -EACCES;
     };
-    let f = file as u64;
-    let mode = read_u32(f + offset(&kernel::FILE_F_MODE_OFF) as u64).unwrap_or(0);
-    let flags = read_u32(f + offset(&kernel::FILE_F_FLAGS_OFF) as u64).unwrap_or(0);
+    let (mode, flags) = kernel::btf_file_mode_flags(file);
     let mut need = 0;
     if mode & FMODE_WRITE != 0 || flags & (O_TRUNC | O_APPEND) != 0 {
         need |= ACCESS_WRITE;
@@ -513,8 +590,10 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     if mode & FMODE_READ != 0 || need == 0 {
         need |= ACCESS_READ;
     }
+    clear_short_keys(s);
     // SAFETY: `s.path` holds FS_PATH_MAX bytes; `file_path` is `&file->f_path`, a trusted
-    // pointer derived from the hook's argument.
+    // pointer derived from the hook's argument. (`bpf_d_path` leaves the path at the start
+    // of the buffer; it only writes elsewhere near the buffer's end.)
     let ret = unsafe {
         bpf_d_path(
             kernel::file_path(file),
@@ -527,7 +606,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     // SAFETY: reading the first byte of the scratch path.
     let absolute = ret > 1 && unsafe { (*s).path[0] } == b'/';
     let len = if absolute { (ret - 1) as usize } else { 0 };
-    let dev_ino = kernel::file_dev_ino(file).unwrap_or((0, 0));
+    let dev_ino = kernel::btf_file_dev_ino(file);
     let judged = judge(s, slot, len, dev_ino, need);
     if judged.deny == ALLOWED {
         return 0;

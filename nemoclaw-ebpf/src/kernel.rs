@@ -140,6 +140,15 @@ offsets! {
     SUPER_BLOCK_S_MAGIC_OFF,
     /// `struct inode`, member `i_rdev` (the device number of a device node).
     INODE_I_RDEV_OFF,
+    /// `struct task_struct`, member `mm`.
+    TASK_STRUCT_MM_OFF,
+    /// `struct mm_struct`, member `exe_file`.
+    MM_STRUCT_EXE_FILE_OFF,
+    /// `struct task_struct`, one-bit member `in_execve` (set while the task is in
+    /// `execve`): the byte that holds it and its mask there. A mask of 0 (a kernel without
+    /// the member) turns off the fast path that uses it.
+    TASK_STRUCT_IN_EXECVE_OFF,
+    TASK_STRUCT_IN_EXECVE_MASK,
 }
 
 /// Reads a `T` at `global`'s offset from `base`.
@@ -233,6 +242,20 @@ pub fn raw_arg(ctx: &aya_ebpf::programs::LsmContext, n: usize) -> u64 {
     unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u64>().add(n)) }.unwrap_or(0)
 }
 
+/// `file->f_mode` and `file->f_flags`, by direct loads (`file` BTF-typed, as for
+/// [`btf_file_dev_ino`]); a fault reads as 0.
+#[inline(always)]
+pub fn btf_file_mode_flags(file: *const c_void) -> (u32, u32) {
+    // SAFETY: loads at BTF-checked constant offsets; faults read as zero.
+    unsafe {
+        let f = file.cast::<u8>();
+        (
+            core::ptr::read_volatile(f.add(offset(&FILE_F_MODE_OFF)).cast::<u32>()),
+            core::ptr::read_volatile(f.add(offset(&FILE_F_FLAGS_OFF)).cast::<u32>()),
+        )
+    }
+}
+
 /// How a file is opened and what it is: `file->f_mode`, and its inode's `i_mode`, `i_rdev`
 /// and file system magic.
 pub struct OpenKind {
@@ -282,12 +305,8 @@ pub fn btf_file_dev_ino(file: *const c_void) -> (u64, u64) {
     }
 }
 
-// Network control: the connecting task's executable (per-binary rules) and unix sockets.
+// Network control: unix sockets (the task's executable uses the offsets above).
 offsets! {
-    /// `struct task_struct`, member `mm`.
-    TASK_STRUCT_MM_OFF,
-    /// `struct mm_struct`, member `exe_file` (what `/proc/<pid>/exe` shows).
-    MM_STRUCT_EXE_FILE_OFF,
     /// `struct socket`, member `sk`.
     SOCKET_SK_OFF,
     /// `struct unix_sock`, members `addr` (`struct unix_address *`) and `path` (the bound
@@ -364,4 +383,32 @@ pub fn cgroup_ids(cgroup: u64, level: u32) -> (u64, u64) {
     // SAFETY: probe read; `level <= depth`, so `ancestors[level]` exists.
     let ancestor = unsafe { bpf_probe_read_kernel(slot as *const u64) }.unwrap_or(0);
     (own, if ancestor == 0 { 0 } else { id(ancestor) })
+}
+
+/// Whether `file` is the executable that the current task's `execve` is loading: the task
+/// is in `execve` (`in_execve`) and `file` is its new `mm->exe_file`. During `execve` the
+/// task runs no code of its own, so a mapping of that file is the kernel's ELF loader
+/// mapping the binary that `bprm_check_security` has just judged (it runs for the file
+/// `exe_file` is set to, after every `#!` or binfmt_misc round). Other threads of the
+/// process have their own `in_execve`. Direct loads from the BTF-typed current task: a
+/// kernel thread's null `mm` reads as 0.
+#[inline(always)]
+pub fn is_exec_loading(file: *const c_void) -> bool {
+    let mask = offset(&TASK_STRUCT_IN_EXECVE_MASK) as u8;
+    if mask == 0 {
+        return false;
+    }
+    // SAFETY: loads at BTF-checked constant offsets from the current task (a trusted
+    // pointer); faults read as zero.
+    unsafe {
+        let task = aya_ebpf::helpers::generated::bpf_get_current_task_btf().cast::<u8>();
+        let flags = core::ptr::read_volatile(task.add(offset(&TASK_STRUCT_IN_EXECVE_OFF)));
+        if flags & mask == 0 {
+            return false;
+        }
+        let mm =
+            core::ptr::read_volatile(task.add(offset(&TASK_STRUCT_MM_OFF)).cast::<*const u8>());
+        let exe = core::ptr::read_volatile(mm.add(offset(&MM_STRUCT_EXE_FILE_OFF)).cast::<u64>());
+        exe != 0 && exe == file as u64
+    }
 }

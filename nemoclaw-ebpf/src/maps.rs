@@ -20,7 +20,7 @@ pub static SANDBOXES: HashMap<u64, SandboxEntry> = HashMap::with_max_entries(MAX
 #[map]
 pub static EXEC_RULES: HashMap<ExecKey, Verdict> = HashMap::with_max_entries(MAX_EXEC_RULES, 0);
 
-/// LPM tries need `BPF_F_NO_PREALLOC`.
+/// `BPF_F_NO_PREALLOC`: LPM tries need it; hash maps with it allocate entries on insert.
 const NO_PREALLOC: u32 = 1;
 
 /// (slot, binary id, protocol, port, IPv4 prefix) -> verdict (allow and deny entries).
@@ -59,9 +59,27 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 pub static COUNTERS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(nemoclaw_common::event::counter::COUNT, 0);
 
-/// (slot, whole path) -> verdicts. An exact hit decides alone.
+/// (slot, whole path) -> verdicts, one map per key length class (`FS_EXACT_CLASSES`): a
+/// path is looked up only in its class's map. An exact hit decides alone. Not preallocated:
+/// memory follows the rules present, not the capacity.
 #[map]
-pub static FS_EXACT: HashMap<FsExactKey, FsValue> = HashMap::with_max_entries(MAX_FS_RULES, 0);
+pub static FS_EXACT_56: HashMap<FsExactKey<56>, FsValue> =
+    HashMap::with_max_entries(MAX_FS_RULES, NO_PREALLOC);
+#[map]
+pub static FS_EXACT_120: HashMap<FsExactKey<120>, FsValue> =
+    HashMap::with_max_entries(MAX_FS_RULES, NO_PREALLOC);
+#[map]
+pub static FS_EXACT_248: HashMap<FsExactKey<248>, FsValue> =
+    HashMap::with_max_entries(MAX_FS_RULES, NO_PREALLOC);
+#[map]
+pub static FS_EXACT_504: HashMap<FsExactKey<504>, FsValue> =
+    HashMap::with_max_entries(MAX_FS_RULES, NO_PREALLOC);
+
+/// Slot -> `nemoclaw_common::fs::slot_flags`: which filesystem maps hold entries for the
+/// slot, so lookups that cannot hit are skipped.
+#[map]
+pub static FS_SLOT_FLAGS: aya_ebpf::maps::Array<u32> =
+    aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
 
 /// (slot, `/dir/` prefix of the path) -> verdicts, longest match.
 #[map]

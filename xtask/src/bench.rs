@@ -51,6 +51,35 @@ pub struct BenchArgs {
     /// Kill the VM after this many seconds.
     #[arg(long, default_value_t = 1200)]
     vm_timeout: u64,
+    /// Run only these workloads (repeatable): `open` and `exec` (VM), `tcp` and `udp`
+    /// (native), `compile`, `reload` (native, through a daemon); default: all. `--only fs` and `--only process` are aliases
+    /// of `open` and `exec`.
+    #[arg(long = "only", value_parser = parse_only)]
+    only: Vec<&'static str>,
+}
+
+/// A `--only` value: a workload name, or the control it measures.
+fn parse_only(text: &str) -> Result<&'static str, String> {
+    Ok(match text {
+        "open" | "fs" | "filesystem" => "open",
+        "exec" | "process" => "exec",
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "compile" => "compile",
+        "reload" | "daemon" => "reload",
+        other => {
+            return Err(format!(
+                "unknown workload {other:?} (open, exec, tcp, udp, compile, reload)"
+            ));
+        }
+    })
+}
+
+impl BenchArgs {
+    /// Whether `--only` selects `workload` (everything when `--only` is not given).
+    fn selects(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.contains(&workload)
+    }
 }
 
 /// One `nemoclaw bench` invocation.
@@ -188,7 +217,15 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     if !util::is_root() {
         bail!("`cargo xtask bench` needs root: it loads BPF programs and creates cgroups");
     }
-    if !args.no_vm {
+    let native = native_workloads()
+        .into_iter()
+        .filter(|w| args.selects(w.name))
+        .collect::<Vec<_>>();
+    let with_compile = args.selects("compile");
+    let with_reload = args.selects("reload");
+    let run_native = !args.no_native && (!native.is_empty() || with_compile || with_reload);
+    let run_vm_benches = !args.no_vm && vm_workloads().iter().any(|w| args.selects(w.name));
+    if run_vm_benches {
         setup::ensure(&kernels)?;
     }
     let bin = if args.no_build {
@@ -200,13 +237,13 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     let mut all_ok = true;
     let mut saved = Vec::new();
 
-    if !args.no_native {
+    if run_native {
         let mut results = Results::new();
         let compile = Config::new("compile", "none", 100_000, 1, 0);
-        for config in native_workloads()
+        for config in native
             .iter()
             .flat_map(|w| w.configs.iter())
-            .chain(std::iter::once(&compile))
+            .chain(with_compile.then_some(&compile))
         {
             eprintln!("xtask bench: native {} {}", config.workload, config.label());
             let mut cmd = Command::new(&bin);
@@ -221,20 +258,24 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
             .find_map(|v| v["kernel"].as_str().map(str::to_owned))
             .unwrap_or_default();
         let _ = writeln!(report, "\n## native (this host, kernel {kernel})");
-        for workload in native_workloads() {
-            all_ok &= table(&mut report, &workload, &results, &NET_TARGETS);
+        for workload in &native {
+            all_ok &= table(&mut report, workload, &results, &NET_TARGETS);
         }
-        all_ok &= compile_row(&mut report, &results);
-        eprintln!("xtask bench: native policy reload latency");
-        let out = util::capture(Command::new(&bin).args(["bench-reload", "--reloads", "200"]))?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            parse_line(line, &mut results);
+        if with_compile {
+            all_ok &= compile_row(&mut report, &results);
         }
-        all_ok &= reload_row(&mut report, &results);
+        if with_reload {
+            eprintln!("xtask bench: native policy reload latency");
+            let out = util::capture(Command::new(&bin).args(["bench-reload", "--reloads", "200"]))?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                parse_line(line, &mut results);
+            }
+            all_ok &= reload_row(&mut report, &results);
+        }
         saved.push(("native".to_string(), results));
     }
 
-    if !args.no_vm {
+    if run_vm_benches {
         for kernel in kernels {
             let results = run_vm(kernel, &bin, args)?;
             let release = results
@@ -245,13 +286,13 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
                 report,
                 "\n## VM: Debian {kernel} ({release}), QEMU TCG -smp 1: times are inflated, compare ratios"
             );
-            for workload in vm_workloads() {
+            for workload in vm_workloads().iter().filter(|w| args.selects(w.name)) {
                 let targets: &[Target] = if workload.name == "open" {
                     &OPEN_TARGETS
                 } else {
                     &EXEC_TARGETS
                 };
-                all_ok &= table(&mut report, &workload, &results, targets);
+                all_ok &= table(&mut report, workload, &results, targets);
             }
             saved.push((format!("vm {kernel}"), results));
         }
@@ -587,7 +628,11 @@ fn parse_line(line: &str, results: &mut Results) {
 fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results> {
     let bin_str = bin.to_str().context("the nemoclaw path is not UTF-8")?;
     let mut script = String::new();
-    for config in vm_workloads().iter().flat_map(|w| w.configs.iter()) {
+    for config in vm_workloads()
+        .iter()
+        .filter(|w| args.selects(w.name))
+        .flat_map(|w| w.configs.iter())
+    {
         let words: Vec<String> = config
             .args(args.divide)
             .iter()

@@ -22,6 +22,8 @@ pub enum BtfError {
     NoMember { strukt: String, member: String },
     #[error("BTF struct {strukt} member {member} is a bitfield")]
     Bitfield { strukt: String, member: String },
+    #[error("BTF struct {strukt} member {member} is not a one-bit bitfield")]
+    NotOneBit { strukt: String, member: String },
 }
 
 const MAGIC: u16 = 0xeb9f;
@@ -239,6 +241,27 @@ impl Btf {
         }
         Ok(u64::from(bits / 8))
     }
+
+    /// A one-bit bitfield `strukt.member`, as (byte offset, mask within that byte).
+    pub fn member_bit(&self, strukt: &str, member: &str) -> Result<(u64, u8), BtfError> {
+        let id = *self
+            .structs_by_name
+            .get(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        let (bits, bitfield) =
+            self.find_member(id, member, 0)
+                .ok_or_else(|| BtfError::NoMember {
+                    strukt: strukt.to_owned(),
+                    member: member.to_owned(),
+                })?;
+        if bitfield != 1 {
+            return Err(BtfError::NotOneBit {
+                strukt: strukt.to_owned(),
+                member: member.to_owned(),
+            });
+        }
+        Ok((u64::from(bits / 8), 1 << (bits % 8)))
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +333,55 @@ mod tests {
         assert!(matches!(
             btf.member_offset("outer", "zz"),
             Err(BtfError::NoMember { .. })
+        ));
+    }
+
+    /// `struct flags { int a; unsigned x:1; }`, `x` at bit 35 (`kind_flag` set: the bitfield
+    /// encoding of member offsets).
+    #[test]
+    fn finds_one_bit_bitfields() {
+        let strings = b"\0int\0flags\0a\0x\0".to_vec();
+        let mut t = Vec::new();
+        for w in [
+            1u32,
+            KIND_INT << 24,
+            4,
+            0x20,
+            5,
+            (1 << 31) | (KIND_STRUCT << 24) | 2,
+            8,
+            11,
+            1,
+            0,
+            13,
+            1,
+            (1 << 24) | 0x23,
+        ] {
+            t.extend_from_slice(&w.to_le_bytes());
+        }
+        let mut b = Vec::new();
+        b.extend_from_slice(&MAGIC.to_le_bytes());
+        b.extend_from_slice(&[1, 0]);
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b.extend_from_slice(&t);
+        b.extend_from_slice(&strings);
+        let btf = Btf::parse(&b).unwrap();
+        assert_eq!(btf.member_bit("flags", "x").unwrap(), (4, 1 << 3));
+        assert!(matches!(
+            btf.member_bit("flags", "a"),
+            Err(BtfError::NotOneBit { .. })
+        ));
+        assert!(matches!(
+            btf.member_offset("flags", "x"),
+            Err(BtfError::Bitfield { .. })
         ));
     }
 

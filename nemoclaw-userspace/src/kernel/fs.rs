@@ -14,10 +14,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{HashMap, LpmTrie, lpm_trie::Key};
+use aya::maps::{Array, HashMap, LpmTrie, lpm_trie::Key};
 use nemoclaw_common::{
     exec::kernel_dev,
-    fs::{FS_EXACT_MAX, FS_LPM_MAX, FsExactKey, FsInodeKey, FsLpmKey, FsValue},
+    fs::{
+        FS_EXACT_MAX, FS_LPM_MAX, FsExactKey, FsInodeKey, FsLpmKey, FsValue, exact_class,
+        slot_flags,
+    },
     rule::{ACTION_DENY, Verdict},
     sandbox::Slot,
 };
@@ -55,19 +58,61 @@ fn too_long(kind: &str, path: &str, max: usize) -> KernelError {
     ))
 }
 
-/// Writes every filesystem entry of `policy` under `slot`.
+/// The exact-rule maps, one per `FS_EXACT_CLASSES` entry, in that order.
+const EXACT_MAPS: [&str; 4] = [
+    "FS_EXACT_56",
+    "FS_EXACT_120",
+    "FS_EXACT_248",
+    "FS_EXACT_504",
+];
+
+/// Inserts `entry` into `name`, the exact map whose keys hold `N` path bytes.
+fn insert_exact<const N: usize>(
+    maps: &mut MapSet,
+    name: &'static str,
+    slot: Slot,
+    entry: &FsEntry,
+) -> Result<(), KernelError> {
+    let mut exact: HashMap<_, FsExactKey<N>, FsValue> = map(maps, name)?;
+    let key = FsExactKey::<N>::new(slot, entry.path.as_bytes())
+        .ok_or_else(|| too_long("exact", &entry.path, N))?;
+    exact
+        .insert(key, value(entry), 0)
+        .map_err(|source| KernelError::Map { map: name, source })
+}
+
+/// The `slot_flags` of a policy whose inode map gets `inodes` entries: which maps the kernel
+/// must look up for its slot.
+#[must_use]
+pub fn flags_for(policy: &CompiledPolicy, inodes: usize) -> u32 {
+    let mut flags = 0;
+    for e in &policy.fs_exact {
+        if let Some(class) = exact_class(e.path.len()) {
+            flags |= slot_flags::EXACT << class;
+        }
+    }
+    if !policy.fs_prefix.is_empty() {
+        flags |= slot_flags::PREFIX;
+    }
+    if !policy.fs_suffix.is_empty() {
+        flags |= slot_flags::SUFFIX;
+    }
+    if inodes > 0 {
+        flags |= slot_flags::INODES;
+    }
+    flags
+}
+
+/// Writes every filesystem entry of `policy` under `slot`, then the slot's flags (the slot
+/// is not in use yet: a sandbox is switched to it afterwards).
 pub fn install(maps: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result<(), KernelError> {
-    {
-        let mut exact: HashMap<_, FsExactKey, FsValue> = map(maps, "FS_EXACT")?;
-        for e in &policy.fs_exact {
-            let key = FsExactKey::new(slot, e.path.as_bytes())
-                .ok_or_else(|| too_long("exact", &e.path, FS_EXACT_MAX))?;
-            exact
-                .insert(key, value(e), 0)
-                .map_err(|source| KernelError::Map {
-                    map: "FS_EXACT",
-                    source,
-                })?;
+    for e in &policy.fs_exact {
+        match exact_class(e.path.len()) {
+            Some(0) => insert_exact::<56>(maps, EXACT_MAPS[0], slot, e)?,
+            Some(1) => insert_exact::<120>(maps, EXACT_MAPS[1], slot, e)?,
+            Some(2) => insert_exact::<248>(maps, EXACT_MAPS[2], slot, e)?,
+            Some(_) => insert_exact::<504>(maps, EXACT_MAPS[3], slot, e)?,
+            None => return Err(too_long("exact", &e.path, FS_EXACT_MAX)),
         }
     }
     for (name, entries, make) in [
@@ -87,6 +132,7 @@ pub fn install(maps: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result
         }
     }
     let inodes = deny_inodes(policy)?;
+    let flags = flags_for(policy, inodes.len());
     let mut map_inodes: HashMap<_, FsInodeKey, FsValue> = map(maps, "FS_INODES")?;
     for ((dev, ino), v) in inodes {
         map_inodes
@@ -105,7 +151,13 @@ pub fn install(maps: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result
                 source,
             })?;
     }
-    Ok(())
+    let mut map_flags: Array<_, u32> = map(maps, "FS_SLOT_FLAGS")?;
+    map_flags
+        .set(slot, flags, 0)
+        .map_err(|source| KernelError::Map {
+            map: "FS_SLOT_FLAGS",
+            source,
+        })
 }
 
 /// Keeps only the verdicts that deny rules decided.
@@ -309,6 +361,45 @@ mod tests {
         assert_eq!(key.read, v(ACTION_DENY, 2));
     }
 
+    /// Each path goes to the smallest class that holds it; the flags name exactly the maps
+    /// that get entries.
+    #[test]
+    fn exact_classes_and_slot_flags() {
+        assert_eq!(exact_class(0), Some(0));
+        assert_eq!(exact_class(56), Some(0));
+        assert_eq!(exact_class(57), Some(1));
+        assert_eq!(exact_class(120), Some(1));
+        assert_eq!(exact_class(121), Some(2));
+        assert_eq!(exact_class(248), Some(2));
+        assert_eq!(exact_class(249), Some(3));
+        assert_eq!(exact_class(FS_EXACT_MAX), Some(3));
+        assert_eq!(exact_class(FS_EXACT_MAX + 1), None);
+        let entry = |path: String| FsEntry {
+            path,
+            read: v(ACTION_ALLOW, 1),
+            write: v(ACTION_ALLOW, 1),
+        };
+        let mut policy = CompiledPolicy {
+            fs_exact: vec![entry("/a".into()), entry(format!("/{}", "b".repeat(300)))],
+            ..CompiledPolicy::default()
+        };
+        assert_eq!(
+            flags_for(&policy, 0),
+            slot_flags::EXACT | (slot_flags::EXACT << 3)
+        );
+        policy.fs_suffix.push(entry(".pem".into()));
+        assert_eq!(
+            flags_for(&policy, 2),
+            slot_flags::EXACT | (slot_flags::EXACT << 3) | slot_flags::SUFFIX | slot_flags::INODES
+        );
+        policy.fs_exact.clear();
+        policy.fs_prefix.push(entry("/w/".into()));
+        assert_eq!(
+            flags_for(&policy, 0),
+            slot_flags::PREFIX | slot_flags::SUFFIX
+        );
+    }
+
     #[test]
     fn lpm_keys_reverse_suffixes() {
         let (bits, key) = FsLpmKey::suffix(7, b"/.git/config").unwrap();
@@ -316,6 +407,10 @@ mod tests {
         assert_eq!(&key.path[..12], b"gifnoc/tig./");
         assert_eq!(key.slot, 7u32.to_be_bytes());
         assert!(FsLpmKey::prefix(7, &[b'a'; FS_LPM_MAX + 1]).is_none());
-        assert!(FsExactKey::new(7, &[b'a'; FS_EXACT_MAX + 1]).is_none());
+        assert!(FsExactKey::<FS_EXACT_MAX>::new(7, &[b'a'; FS_EXACT_MAX + 1]).is_none());
+        let key = FsExactKey::<56>::new(7, b"/etc/passwd").unwrap();
+        assert_eq!((key.zero, key.slot), (0, 7u32.to_be_bytes()));
+        assert_eq!(&key.path[..12], b"/etc/passwd\0");
+        assert!(FsExactKey::<56>::new(7, &[b'a'; 57]).is_none());
     }
 }

@@ -45,9 +45,11 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("VM_AREA_STRUCT_VM_FILE_OFF", "vm_area_struct", "vm_file"),
     ("SUPER_BLOCK_S_MAGIC_OFF", "super_block", "s_magic"),
     ("INODE_I_RDEV_OFF", "inode", "i_rdev"),
-    // Network control: per-binary rules and unix sockets.
+    // The current task's executable: per-binary network rules, and the exec fast path of
+    // `mmap_file` (the executable that exec is loading).
     ("TASK_STRUCT_MM_OFF", "task_struct", "mm"),
     ("MM_STRUCT_EXE_FILE_OFF", "mm_struct", "exe_file"),
+    // Unix sockets.
     ("SOCKET_SK_OFF", "socket", "sk"),
     ("UNIX_SOCK_ADDR_OFF", "unix_sock", "addr"),
     ("UNIX_SOCK_PATH_OFF", "unix_sock", "path"),
@@ -59,10 +61,26 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("CGROUP_ANCESTORS_OFF", "cgroup", "ancestors"),
 ];
 
-/// Every offset in [`NEEDED`], in order, or the first that this kernel's BTF lacks.
+/// One-bit bitfields the eBPF side tests, as (offset global, mask global, struct, member).
+/// Optional: a kernel without one gets mask 0, which turns the fast path it enables off.
+pub const OPTIONAL_BITS: &[(&str, &str, &str, &str)] = &[(
+    "TASK_STRUCT_IN_EXECVE_OFF",
+    "TASK_STRUCT_IN_EXECVE_MASK",
+    "task_struct",
+    "in_execve",
+)];
+
+/// Every offset in [`NEEDED`], in order, or the first that this kernel's BTF lacks; then
+/// the byte offset and mask of each [`OPTIONAL_BITS`] member (mask 0 where it is missing).
 pub fn resolve(btf: &Btf) -> Result<Vec<(&'static str, u64)>, BtfError> {
-    NEEDED
+    let mut out = NEEDED
         .iter()
         .map(|&(global, strukt, member)| Ok((global, btf.member_offset(strukt, member)?)))
-        .collect()
+        .collect::<Result<Vec<_>, BtfError>>()?;
+    for &(off_global, mask_global, strukt, member) in OPTIONAL_BITS {
+        let (off, mask) = btf.member_bit(strukt, member).unwrap_or((0, 0));
+        out.push((off_global, off));
+        out.push((mask_global, u64::from(mask)));
+    }
+    Ok(out)
 }

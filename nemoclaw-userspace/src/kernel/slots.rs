@@ -2,9 +2,10 @@
 //! a fresh slot (DESIGN.md, "Atomic hot reload by slots").
 //!
 //! The maps share one layout rule, which this relies on and `nemoclaw_common::sandbox`
-//! documents: a hash map's key starts with the slot (native endian); an LPM trie's data
-//! starts with the slot (big endian, after the 4-byte prefix length); an array with
-//! `MAX_SLOTS` entries is indexed by slot. New maps that follow it are covered unchanged.
+//! documents: a hash map's key starts with the slot (native endian), except the
+//! `FS_EXACT_*` maps, whose keys have the LPM layout; an LPM trie's data starts with the
+//! slot (big endian, after the 4-byte prefix length); an array with `MAX_SLOTS` entries is
+//! indexed by slot. New maps that follow it are covered unchanged.
 
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 
@@ -15,6 +16,10 @@ use super::{KernelError, mapset::MapSet};
 
 /// Maps that are not keyed by slot.
 const NOT_BY_SLOT: &[&str] = &["SANDBOXES"];
+
+/// Hash maps whose keys have the LPM layout (a zero 4-byte header, then the big-endian
+/// slot), so one scratch key serves both lookups (`nemoclaw_common::fs::FsExactKey`).
+const LPM_LAYOUT_PREFIX: &str = "FS_EXACT_";
 
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
@@ -71,11 +76,13 @@ fn keys(fd: BorrowedFd<'_>, key_size: usize) -> std::io::Result<Vec<Vec<u8>>> {
     }
 }
 
-/// Whether `key` belongs to `slot` in a map of `map_type`.
-fn key_in_slot(map_type: MapType, key: &[u8], slot: Slot) -> bool {
-    match map_type {
-        MapType::LpmTrie => key.get(4..8) == Some(&slot.to_be_bytes()[..]),
-        _ => key.get(..4) == Some(&slot.to_ne_bytes()[..]),
+/// Whether `key` belongs to `slot`: in the LPM layout (LPM tries, `FS_EXACT_*`), or with
+/// the slot first.
+fn key_in_slot(lpm_layout: bool, key: &[u8], slot: Slot) -> bool {
+    if lpm_layout {
+        key.get(4..8) == Some(&slot.to_be_bytes()[..])
+    } else {
+        key.get(..4) == Some(&slot.to_ne_bytes()[..])
     }
 }
 
@@ -88,8 +95,9 @@ fn remove_from(name: &str, data: &MapData, slot: Slot) -> Result<(), KernelError
     let fd = data.fd().as_fd();
     match map_type {
         MapType::Hash | MapType::LruHash | MapType::LpmTrie => {
+            let lpm_layout = map_type == MapType::LpmTrie || name.starts_with(LPM_LAYOUT_PREFIX);
             for key in keys(fd, info.key_size() as usize).map_err(err)? {
-                if !key_in_slot(map_type, &key, slot) {
+                if !key_in_slot(lpm_layout, &key, slot) {
                     continue;
                 }
                 let attr = ElemAttr {
@@ -137,13 +145,23 @@ mod tests {
     fn slot_position_by_map_type() {
         let mut lpm = vec![0u8; 12];
         lpm[4..8].copy_from_slice(&7u32.to_be_bytes());
-        assert!(key_in_slot(MapType::LpmTrie, &lpm, 7));
-        assert!(!key_in_slot(MapType::LpmTrie, &lpm, 8));
-        assert!(!key_in_slot(MapType::Hash, &lpm, 7));
+        assert!(key_in_slot(true, &lpm, 7));
+        assert!(!key_in_slot(true, &lpm, 8));
+        assert!(!key_in_slot(false, &lpm, 7));
         let mut hash = vec![0u8; 24];
         hash[..4].copy_from_slice(&7u32.to_ne_bytes());
-        assert!(key_in_slot(MapType::Hash, &hash, 7));
-        assert!(key_in_slot(MapType::LruHash, &hash, 7));
-        assert!(!key_in_slot(MapType::Hash, &hash, 6));
+        assert!(key_in_slot(false, &hash, 7));
+        assert!(!key_in_slot(false, &hash, 6));
+        // The exact-path keys: the layout the eBPF side builds them in.
+        let key = nemoclaw_common::fs::FsExactKey::<56> {
+            zero: 0,
+            slot: 7u32.to_be_bytes(),
+            path: [b'x'; 56],
+        };
+        // SAFETY: a plain-old-data struct viewed as its bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(&key).cast::<u8>(), size_of_val(&key))
+        };
+        assert!(key_in_slot(true, bytes, 7));
     }
 }
