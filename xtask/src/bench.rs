@@ -559,17 +559,26 @@ fn reload_row(out: &mut String, results: &Results) -> bool {
         return false;
     };
     let ms = |key: &str| value[key].as_f64().unwrap_or(0.0) / 1e6;
-    let (p50, p99, max) = (ms("p50_ns"), ms("p99_ns"), ms("max_ns"));
+    let (p50, p99, max) = (
+        ms("switch_p50_ns"),
+        ms("switch_p99_ns"),
+        ms("switch_max_ns"),
+    );
     let _ = writeln!(
         out,
-        "{} reloads: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms (load average {})",
-        value["reloads"],
+        "{} reloads, write -> enforced (the daemon's switch): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+        value["reloads"]
+    );
+    let (o50, o99, omax) = (ms("p50_ns"), ms("p99_ns"), ms("max_ns"));
+    let _ = writeln!(
+        out,
+        "  write -> seen by a sandboxed task: p50 {o50:.2} ms, p99 {o99:.2} ms, max {omax:.2} ms (load average {})",
         value["loadavg"].as_str().unwrap_or("?")
     );
     let verdict = if p99 < 50.0 { "met" } else { "NOT met" };
     let _ = writeln!(
         out,
-        "  target issue 7: p99 under 50 ms: {verdict} ({p99:.1} ms; the peer we compare with takes about 10 s)"
+        "  target issue 7: p99 under 50 ms: {verdict} ({p99:.2} ms to enforcement; the peer we compare with takes about 10 s)"
     );
     true
 }

@@ -74,6 +74,9 @@ pub enum Lifecycle {
         added: Vec<String>,
         removed: Vec<String>,
         requested_by: String,
+        /// `CLOCK_MONOTONIC` (ns) of the switch to the new slot: when the new rules began to
+        /// be enforced (comparable with the time of a file write on the same machine).
+        enforced_monotonic_ns: u64,
     },
     /// A policy that failed to load; nothing changed.
     PolicyRejected {
@@ -99,6 +102,16 @@ pub enum Lifecycle {
     },
     /// Deny events the kernel could not deliver since the last such record (the denials held).
     EventsLost { time: String, lost: u64, total: u64 },
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    // CLOCK_MONOTONIC cannot fail on Linux.
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(ts.tv_nsec()).unwrap_or(0)
+    })
 }
 
 #[must_use]

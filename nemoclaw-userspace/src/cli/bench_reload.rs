@@ -1,6 +1,9 @@
 //! `nemoclaw bench-reload` (hidden; driven by `cargo xtask bench`; root): how long from
 //! writing a policy file until the kernel enforces the new rule.
 //!
+//! Two figures per rewrite: when the daemon switched the sandbox to the new slot (its
+//! `policy_reload` record's `enforced_monotonic_ns`), and when a sandboxed task saw it.
+//!
 //! A private daemon watches the file; a sandboxed Python loop sends UDP to a loopback
 //! port over and over and prints the `CLOCK_MONOTONIC` time at which the outcome flips.
 //! We rewrite the file (allow, then deny, ...) and take the time just before each write:
@@ -17,11 +20,16 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+use crate::audit::lifecycle::monotonic_ns;
+
 #[derive(Debug, clap::Args)]
 pub struct ReloadBenchArgs {
     /// Policy rewrites to time.
     #[arg(long, default_value_t = 200)]
     pub reloads: usize,
+    /// Pause before each rewrite (milliseconds).
+    #[arg(long, default_value_t = 20)]
+    pub pause_ms: u64,
 }
 
 /// The sandboxed loop: prints `<0|1> <monotonic ns>` whenever sending starts or stops
@@ -42,20 +50,13 @@ while True:
         print(now, time.monotonic_ns(), flush=True)
 ";
 
-fn monotonic_ns() -> u64 {
-    // CLOCK_MONOTONIC cannot fail on Linux; 0 would only make the latency look larger.
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
-        u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
-            + u64::try_from(ts.tv_nsec()).unwrap_or(0)
-    })
-}
-
 fn policy(port: u16, allow: bool) -> String {
     let other = if allow { port } else { port.wrapping_add(1) };
     format!("network:\n  allow:\n    - \"127.0.0.1:{other}\"\n  deny: \"*\"\n")
 }
 
-/// A daemon of our own, stopped (SIGTERM) and unpinned on drop.
+/// A daemon of our own; on drop whatever runs in its sandboxes is killed (a stopped daemon
+/// leaves its sandboxes running, by design), then it is stopped (SIGTERM) and unpinned.
 struct Daemon {
     child: Child,
     pin_dir: PathBuf,
@@ -64,6 +65,15 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if let Ok(mount) = crate::sandbox::cgroup::cgroup2_mount() {
+            for entry in std::fs::read_dir(mount.join(&self.cgroup_root))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::write(entry.path().join("cgroup.kill"), "1");
+            }
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
             nix::sys::signal::Signal::SIGTERM,
@@ -71,7 +81,11 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.pin_dir);
         if let Ok(mount) = crate::sandbox::cgroup::cgroup2_mount() {
-            let _ = std::fs::remove_dir(mount.join(&self.cgroup_root));
+            let root = mount.join(&self.cgroup_root);
+            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+            let _ = std::fs::remove_dir(root);
         }
     }
 }
@@ -151,18 +165,46 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
         }
     };
     next_flip("1")?;
-    let mut latencies = Vec::with_capacity(args.reloads);
+    let mut observed = Vec::with_capacity(args.reloads);
+    let mut started = Vec::with_capacity(args.reloads);
     for i in 0..args.reloads {
+        // One edit at a time: the daemon finishes the previous reload (freeing the old slot,
+        // the state file, the log) before the next write, as between real edits.
+        std::thread::sleep(Duration::from_millis(args.pause_ms));
         let allow = i % 2 == 1;
-        let started = monotonic_ns();
+        let t0 = monotonic_ns();
         std::fs::write(&policy_file, policy(port, allow))?;
         let flipped = next_flip(if allow { "1" } else { "0" })?;
-        latencies.push(flipped.saturating_sub(started));
+        started.push(t0);
+        observed.push(flipped.saturating_sub(t0));
     }
     let _ = sandbox.kill();
     let _ = sandbox.wait();
     drop(daemon);
+    // The daemon's own time: from the write to its switch of the sandbox to the new slot,
+    // as its `policy_reload` records say (one per write, in order).
+    let enforced: Vec<u64> = std::fs::read_to_string(d.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["event"] == "policy_reload")
+        .filter_map(|r| r["enforced_monotonic_ns"].as_u64())
+        .collect();
     let _ = std::fs::remove_dir_all(&dir);
+    if enforced.len() != started.len() {
+        bail!(
+            "{} writes but {} policy_reload records",
+            started.len(),
+            enforced.len()
+        );
+    }
+    let mut switched: Vec<u64> = enforced
+        .iter()
+        .zip(&started)
+        .map(|(e, s)| e.saturating_sub(*s))
+        .collect();
+    switched.sort_unstable();
+    let mut latencies = observed;
     latencies.sort_unstable();
     let result = serde_json::json!({
         "workload": "reload",
@@ -175,6 +217,9 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
         "p50_ns": percentile(&latencies, 0.50),
         "p99_ns": percentile(&latencies, 0.99),
         "max_ns": latencies.last().copied().unwrap_or(0),
+        "switch_p50_ns": percentile(&switched, 0.50),
+        "switch_p99_ns": percentile(&switched, 0.99),
+        "switch_max_ns": switched.last().copied().unwrap_or(0),
     });
     println!("NEMOCLAW_BENCH {result}");
     Ok(0)

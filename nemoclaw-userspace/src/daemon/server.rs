@@ -677,6 +677,7 @@ impl Daemon {
             self.release(slot);
             return Err(rejected(self, e.to_string()));
         }
+        let enforced_monotonic_ns = crate::audit::lifecycle::monotonic_ns();
         self.release(old.slot);
         if let Some(w) = &self.watcher {
             w.watch(&path);
@@ -700,6 +701,7 @@ impl Daemon {
             added: added.clone(),
             removed: removed.clone(),
             requested_by: requester.to_owned(),
+            enforced_monotonic_ns,
         });
         Ok(Response::Applied {
             name: name.to_owned(),
