@@ -198,6 +198,15 @@ fn verdict(action: u32, rule_id: u32) -> Verdict {
     Verdict { action, rule_id }
 }
 
+/// What a process rule naming a program that is not there means, for its warning.
+fn missing_program_consequence(action: u32) -> &'static str {
+    if action == ACTION_ALLOW {
+        "nothing to allow"
+    } else {
+        "exec is denied by default anyway"
+    }
+}
+
 /// Compiles a validated policy.
 pub fn compile(policy: &Policy, env: &CompileEnv) -> Result<Compiled, CompileError> {
     let home = env
@@ -605,11 +614,7 @@ impl Compiler<'_, '_> {
                 .map(|d| d.display().to_string())
                 .collect::<Vec<_>>()
                 .join(":");
-            let consequence = if action == ACTION_ALLOW {
-                "nothing to allow"
-            } else {
-                "exec is denied by default anyway"
-            };
+            let consequence = missing_program_consequence(action);
             self.warn(
                 mark,
                 field,
@@ -634,11 +639,7 @@ impl Compiler<'_, '_> {
         if is_executable_file(&path) {
             return vec![path];
         }
-        let consequence = if action == ACTION_ALLOW {
-            "nothing to allow"
-        } else {
-            "exec is denied by default anyway"
-        };
+        let consequence = missing_program_consequence(action);
         self.warn(
             mark,
             field,
