@@ -550,6 +550,11 @@ impl Enforcer {
         super::net::update(&mut self.maps, slot, old, new)
     }
 
+    /// How many entries `slot` has, per map (see `kernel::slots::count`).
+    pub fn slot_entries(&self, slot: Slot) -> Result<Vec<(String, usize)>, KernelError> {
+        super::slots::count(&self.maps, slot)
+    }
+
     /// Deletes every entry of `slot` (see `kernel::slots`); only once no sandbox uses it.
     pub fn clear_slot(&self, slot: Slot) -> Result<(), KernelError> {
         super::slots::remove(&self.maps, slot)

@@ -21,6 +21,7 @@ const NOT_BY_SLOT: &[&str] = &["SANDBOXES"];
 /// slot), so one scratch key serves both lookups (`nemoclaw_common::fs::FsExactKey`).
 const LPM_LAYOUT_PREFIX: &str = "FS_EXACT_";
 
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
@@ -84,6 +85,56 @@ fn key_in_slot(lpm_layout: bool, key: &[u8], slot: Slot) -> bool {
     } else {
         key.get(..4) == Some(&slot.to_ne_bytes()[..])
     }
+}
+
+/// The keys of `slot` in one map (hash maps and tries; arrays count a non-zero value).
+fn slot_keys(name: &str, data: &MapData, slot: Slot) -> Result<Vec<Vec<u8>>, KernelError> {
+    let err = |e: std::io::Error| KernelError::Unsupported(format!("reading {name}: {e}"));
+    let info = data.info().map_err(|e| err(std::io::Error::other(e)))?;
+    let map_type = info.map_type().map_err(|e| err(std::io::Error::other(e)))?;
+    let fd = data.fd().as_fd();
+    match map_type {
+        MapType::Hash | MapType::LruHash | MapType::LpmTrie => {
+            let lpm_layout = map_type == MapType::LpmTrie || name.starts_with(LPM_LAYOUT_PREFIX);
+            Ok(keys(fd, info.key_size() as usize)
+                .map_err(err)?
+                .into_iter()
+                .filter(|k| key_in_slot(lpm_layout, k, slot))
+                .collect())
+        }
+        MapType::Array if info.max_entries() == MAX_SLOTS => {
+            let mut value = vec![0u8; info.value_size() as usize];
+            let attr = ElemAttr {
+                map_fd: fd.as_raw_fd().cast_unsigned(),
+                key: std::ptr::from_ref(&slot) as u64,
+                value_or_next_key: value.as_mut_ptr() as u64,
+                ..ElemAttr::default()
+            };
+            bpf(BPF_MAP_LOOKUP_ELEM, &attr).map_err(err)?;
+            Ok(if value.iter().any(|b| *b != 0) {
+                vec![slot.to_ne_bytes().to_vec()]
+            } else {
+                Vec::new()
+            })
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// How many entries of `slot` each map keyed by slot holds (maps with none are left out):
+/// what [`remove`] must bring to nothing.
+pub fn count(maps: &MapSet, slot: Slot) -> Result<Vec<(String, usize)>, KernelError> {
+    let mut out = Vec::new();
+    for (name, data) in maps.raw() {
+        if NOT_BY_SLOT.contains(&name) {
+            continue;
+        }
+        let n = slot_keys(name, data, slot)?.len();
+        if n > 0 {
+            out.push((name.to_owned(), n));
+        }
+    }
+    Ok(out)
 }
 
 fn remove_from(name: &str, data: &MapData, slot: Slot) -> Result<(), KernelError> {

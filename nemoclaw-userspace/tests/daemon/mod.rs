@@ -334,3 +334,74 @@ fn denial_flood_cannot_stall_other_sandboxes_or_the_daemon() {
         "the log was not bounded: {written} records"
     );
 }
+
+/// A reload deletes the old slot's entries from every map generically (by the key layout
+/// rule on `Slot`), and a freed slot is reused: nothing of the old policy may be left.
+/// Fills one slot with a policy that reaches every kind of map (exec inodes and directories,
+/// exact paths of two length classes, prefixes, suffixes, deny inodes, IPv4 and IPv6, a
+/// per-binary rule, the privilege rule), clears it, and counts what is left. The maps exist
+/// whether or not BPF LSM can attach here, so this runs natively.
+#[test]
+fn clearing_a_slot_leaves_no_entry_in_any_map() {
+    if !root_or_skip("slot clearing") {
+        return;
+    }
+    let scratch = Scratch::new("slot-clear");
+    let secret = scratch.path("secret.txt");
+    std::fs::write(&secret, "s").expect("secret");
+    let long = format!("{}/{}", scratch.0.display(), "d".repeat(150));
+    let text = format!(
+        "process:\n  allow:\n    - python3\n    - \"/usr/lib/**\"\n\
+         filesystem:\n  allow:\n    - \"{ws}/**\"\n    - \"{long}\"\n  read_only:\n    - \"/usr/**\"\n  \
+         deny:\n    - \"{secret}\"\n    - \"**/id_rsa\"\n\
+         network:\n  allow:\n    - \"127.0.0.1:443\"\n    - \"[::1]:443\"\n    \
+         - {{host: 10.0.0.0/8, ports: [80], binaries: [python3]}}\n  deny: \"*\"\n\
+         privilege_escalation: deny\n",
+        ws = scratch.0.display(),
+        secret = secret.display(),
+    );
+    let policy =
+        nemoclaw::policy::parse_str(std::path::Path::new("p.yaml"), &text).expect("policy parses");
+    let env = nemoclaw::policy::CompileEnv::new("/root".into());
+    let compiled = nemoclaw::policy::compile(&policy, &env)
+        .expect("compiles")
+        .policy;
+    let mut enforcer =
+        nemoclaw::kernel::Enforcer::load(nemoclaw_common::sandbox::controls::NET).expect("load");
+    let slot = 77;
+    enforcer.install(slot, &compiled).expect("install");
+    let filled: std::collections::BTreeMap<String, usize> = enforcer
+        .slot_entries(slot)
+        .expect("count")
+        .into_iter()
+        .collect();
+    for map in [
+        "EXEC_RULES",
+        "EXEC_PREFIX",
+        "EXEC_SLOT_FLAGS",
+        "EXEC_LIB_DIRS",
+        "FS_EXACT_56",
+        "FS_EXACT_248",
+        "FS_PREFIX",
+        "FS_SUFFIX",
+        "FS_INODES",
+        "FS_SLOT_FLAGS",
+        "NET4",
+        "NET6",
+        "NET_BINARIES",
+        "NET_SLOT_FLAGS",
+        "PRIVILEGE_RULE",
+    ] {
+        assert!(filled.contains_key(map), "{map} got no entry: {filled:?}");
+    }
+    // Another slot's entries stay.
+    enforcer.install(slot + 1, &compiled).expect("install");
+    enforcer.clear_slot(slot).expect("clear");
+    assert_eq!(enforcer.slot_entries(slot).expect("count"), []);
+    let other: std::collections::BTreeMap<String, usize> = enforcer
+        .slot_entries(slot + 1)
+        .expect("count")
+        .into_iter()
+        .collect();
+    assert_eq!(other, filled, "clearing one slot touched another");
+}
