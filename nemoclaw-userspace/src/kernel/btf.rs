@@ -270,6 +270,25 @@ mod tests {
 
     /// Builds BTF for: struct inner { int x; int y; }; struct outer { int a; union { int b;
     /// struct inner in; }; int c; }, with an anonymous union.
+    /// A BTF file: the header, then `types` and `strings`.
+    fn blob(types: &[u8], strings: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&MAGIC.to_le_bytes());
+        b.extend_from_slice(&[1, 0]);
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b.extend_from_slice(types);
+        b.extend_from_slice(strings);
+        b
+    }
+
     fn sample() -> Vec<u8> {
         let strings = b"\0int\0x\0y\0inner\0outer\0a\0b\0in\0c\0".to_vec();
         let off = |s: &str| {
@@ -296,21 +315,7 @@ mod tests {
         // 4: struct outer { a @0, <anon> @64, c @128 }
         push(&[off("outer"), (KIND_STRUCT << 24) | 3, 20]);
         push(&[off("a"), 1, 0, 0, 3, 64, off("c"), 1, 128]);
-        let mut b = Vec::new();
-        b.extend_from_slice(&MAGIC.to_le_bytes());
-        b.extend_from_slice(&[1, 0]);
-        for w in [
-            24u32,
-            0,
-            t.len() as u32,
-            t.len() as u32,
-            strings.len() as u32,
-        ] {
-            b.extend_from_slice(&w.to_le_bytes());
-        }
-        b.extend_from_slice(&t);
-        b.extend_from_slice(&strings);
-        b
+        blob(&t, &strings)
     }
 
     #[test]
@@ -359,20 +364,7 @@ mod tests {
         ] {
             t.extend_from_slice(&w.to_le_bytes());
         }
-        let mut b = Vec::new();
-        b.extend_from_slice(&MAGIC.to_le_bytes());
-        b.extend_from_slice(&[1, 0]);
-        for w in [
-            24u32,
-            0,
-            t.len() as u32,
-            t.len() as u32,
-            strings.len() as u32,
-        ] {
-            b.extend_from_slice(&w.to_le_bytes());
-        }
-        b.extend_from_slice(&t);
-        b.extend_from_slice(&strings);
+        let b = blob(&t, &strings);
         let btf = Btf::parse(&b).unwrap();
         assert_eq!(btf.member_bit("flags", "x").unwrap(), (4, 1 << 3));
         assert!(matches!(
