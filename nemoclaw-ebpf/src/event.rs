@@ -58,3 +58,21 @@ pub fn emit(
     }
     entry.submit(0);
 }
+
+/// The event's file object: its kernel (dev, inode) and its path by `bpf_d_path`. Only for
+/// hooks where `bpf_d_path` is allowed and `file` is the hook's trusted `struct file *`.
+#[inline(always)]
+pub fn set_file(ev: &mut DenyEvent, file: *const core::ffi::c_void, dev: u64, ino: u64) {
+    ev.dev = dev;
+    ev.ino = ino;
+    // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file` is
+    // the hook's trusted argument.
+    let len = unsafe {
+        aya_ebpf::helpers::generated::bpf_d_path(
+            crate::kernel::file_path(file),
+            ev.path.as_mut_ptr().cast(),
+            nemoclaw_common::event::EVENT_PATH_MAX as u32,
+        )
+    };
+    ev.path_len = if len > 0 { len as u32 } else { 0 };
+}

@@ -67,17 +67,7 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
         rule_id,
         EPERM as u32,
         |ev| {
-            ev.dev = dev;
-            ev.ino = ino;
-            // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory.
-            let len = unsafe {
-                bpf_d_path(
-                    kernel::file_path(file),
-                    ev.path.as_mut_ptr().cast(),
-                    EVENT_PATH_MAX as u32,
-                )
-            };
-            ev.path_len = if len > 0 { len as u32 } else { 0 };
+            event::set_file(ev, file, dev, ino);
         },
     );
     -EPERM
@@ -198,19 +188,8 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
         rule_id,
         EPERM as u32,
         |ev| {
-            ev.dev = dev;
-            ev.ino = ino;
             ev.arg = prot;
-            // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file` is
-            // the hook's trusted argument.
-            let len = unsafe {
-                bpf_d_path(
-                    kernel::file_path(file),
-                    ev.path.as_mut_ptr().cast(),
-                    EVENT_PATH_MAX as u32,
-                )
-            };
-            ev.path_len = if len > 0 { len as u32 } else { 0 };
+            event::set_file(ev, file, dev, ino);
         },
     );
     -EPERM

@@ -139,19 +139,8 @@ pub fn bprm_creds_from_file(ctx: &LsmContext) -> i32 {
         sandbox,
         false,
         |ev| {
-            ev.dev = dev;
-            ev.ino = ino;
             ev.arg = u64::from(mode);
-            // SAFETY: `ev.path` is EVENT_PATH_MAX bytes of reserved ring buffer memory; `file`
-            // is the hook's argument, a trusted `struct file *`.
-            let len = unsafe {
-                bpf_d_path(
-                    kernel::file_path(file),
-                    ev.path.as_mut_ptr().cast(),
-                    EVENT_PATH_MAX as u32,
-                )
-            };
-            ev.path_len = if len > 0 { len as u32 } else { 0 };
+            event::set_file(ev, file, dev, ino);
         },
     )
 }
@@ -362,19 +351,8 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     let magic = kind.magic;
     let (dev, ino) = kernel::file_dev_ino(file).unwrap_or((0, 0));
     deny(hook::PRIVILEGE_FILE_OPEN, cgroup_id, sandbox, false, |ev| {
-        ev.dev = dev;
-        ev.ino = ino;
         ev.arg = magic;
-        // SAFETY: `file` is the hook's trusted argument; `ev.path` is EVENT_PATH_MAX bytes of
-        // reserved ring buffer memory.
-        let len = unsafe {
-            bpf_d_path(
-                kernel::file_path(file),
-                ev.path.as_mut_ptr().cast(),
-                EVENT_PATH_MAX as u32,
-            )
-        };
-        ev.path_len = if len > 0 { len as u32 } else { 0 };
+        event::set_file(ev, file, dev, ino);
     })
 }
 
