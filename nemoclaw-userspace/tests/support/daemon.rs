@@ -278,11 +278,19 @@ impl StepProbe {
         }
     }
 
+    /// Hands step `self.step` its action: written aside and renamed into place, so the probe
+    /// (which polls for the name) never reads a half-written or empty step.
+    fn post(&self, action: &str) {
+        let go = self.dir.join(format!("go-{}", self.step));
+        let tmp = self.dir.join(format!(".go-{}.tmp", self.step));
+        std::fs::write(&tmp, action).expect("write step");
+        std::fs::rename(&tmp, &go).expect("publish step");
+    }
+
     /// Performs one action inside the sandbox and returns its answer.
     pub fn act(&mut self, action: &str) -> String {
         self.step += 1;
-        let go = self.dir.join(format!("go-{}", self.step));
-        std::fs::write(&go, action).expect("write step");
+        self.post(action);
         let res = self.dir.join(format!("res-{}", self.step));
         let deadline = Instant::now() + Duration::from_mins(2);
         loop {
@@ -308,7 +316,7 @@ impl StepProbe {
     /// Ends the probe; returns `nemoclaw run`'s output.
     pub fn finish(mut self) -> Output {
         self.step += 1;
-        std::fs::write(self.dir.join(format!("go-{}", self.step)), "exit").expect("write exit");
+        self.post("exit");
         self.child.wait_with_output().expect("probe output")
     }
 }
