@@ -97,6 +97,9 @@ pub mod counter {
     pub const DENIED: u32 = 1;
     /// Deny events lost because the ring buffer was full (the deny still happened).
     pub const EVENTS_LOST: u32 = 2;
+    /// Judgements denied because another task took over this CPU's scratch buffer while
+    /// the program was preempted (`preempt=full` kernels; see the eBPF `scratch` module).
+    pub const SCRATCH_TAKEN: u32 = 3;
     /// Number of counters.
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 4;
 }

@@ -22,7 +22,7 @@ use crate::{
         EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_PREFIX,
         EXEC_RULES, EXEC_SLOT_FLAGS,
     },
-    sandbox,
+    sandbox, scratch,
 };
 
 const EPERM: i32 = 1;
@@ -118,10 +118,7 @@ fn judge(file: *const c_void, key: &ExecKey) -> (Verdict, bool) {
     if !has_prefix {
         return (by_inode, inode_allows);
     }
-    let verdict = merge(
-        by_inode,
-        lookup_path(file, key.slot, &EXEC_PREFIX).unwrap_or_default(),
-    );
+    let verdict = merge(by_inode, lookup_path(file, key.slot, &EXEC_PREFIX));
     (verdict, inode_allows && verdict.action == ACTION_ALLOW)
 }
 
@@ -173,9 +170,7 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
         return 0;
     } else if verdict.action != 0 {
         verdict.rule_id
-    } else if lookup_path(file, sandbox.slot, &EXEC_LIB_DIRS)
-        .is_some_and(|v| v.action == ACTION_ALLOW)
-    {
+    } else if lookup_path(file, sandbox.slot, &EXEC_LIB_DIRS).action == ACTION_ALLOW {
         remember(&key);
         return 0;
     } else {
@@ -209,39 +204,41 @@ fn remember(key: &ExecKey) {
 }
 
 /// The entry of `trie` (slot, directory prefix) covering `file`'s path (`bpf_d_path`:
-/// symlinks, `..` and `/proc/self/fd` resolved). Unresolvable paths match nothing (fail
-/// closed); deleted files and memfds resolve to paths ending in ` (deleted)`.
+/// symlinks, `..` and `/proc/self/fd` resolved), or no verdict (`action` 0). Unresolvable
+/// paths match nothing (fail closed); deleted files and memfds resolve to paths ending in
+/// ` (deleted)`. A plain `Verdict`, not an `Option`: LLVM's layout of the latter across
+/// the paths below is rejected by the verifier.
 #[inline(always)]
-fn lookup_path(
-    file: *const c_void,
-    slot: u32,
-    trie: &LpmTrie<ExecPathKey, Verdict>,
-) -> Option<Verdict> {
+fn lookup_path(file: *const c_void, slot: u32, trie: &LpmTrie<ExecPathKey, Verdict>) -> Verdict {
+    let none = Verdict::default();
+    scratch::claim();
     let (Some(scratch), Some(key)) = (
         EXEC_PATH_SCRATCH.get_ptr_mut(0),
         EXEC_LIB_KEY_SCRATCH.get_ptr_mut(0),
     ) else {
-        return None;
+        return none;
     };
-    // SAFETY: per-CPU scratch buffers, used only by this program run on this CPU.
-    unsafe {
+    // SAFETY: per-CPU scratch buffers, claimed by this run (checked after the lookup).
+    let found = unsafe {
         let len = bpf_d_path(
             kernel::file_path(file),
             scratch.cast(),
             EVENT_PATH_MAX as u32,
         );
         if len <= 1 {
-            return None;
+            return none;
         }
         // Without the NUL; the trie only ever needs the first EXEC_PATH_KEY_MAX bytes.
         let len = ((len - 1) as usize).min(EXEC_PATH_KEY_MAX);
         if bpf_probe_read_kernel_buf(scratch.cast::<u8>(), &mut (*key).data.path).is_err() {
-            return None;
+            return none;
         }
         (*key).data.slot = slot.to_be_bytes();
         (*key).prefix_len = EXEC_PATH_SLOT_BITS + 8 * len as u32;
-        trie.get(&*key).copied()
-    }
+        trie.get(&*key).copied().unwrap_or_default()
+    };
+    // Another task's path if it took the buffers over meanwhile: then no match (deny).
+    if scratch::intact() { found } else { none }
 }
 
 /// `file_mprotect(struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)`:

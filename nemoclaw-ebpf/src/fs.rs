@@ -12,7 +12,8 @@
 //! exact hit decides; else the longest `/dir/` prefix and the longest suffix are merged
 //! (deny beats allow, then the lower rule id); no verdict is the default deny. The
 //! (device, inode) deny map is merged on top. Anything that cannot be judged (path too
-//! long or too deep, unreadable kernel memory, a missing scratch buffer) is denied.
+//! long or too deep, unreadable kernel memory, a missing scratch buffer, a scratch buffer another
+//! task took over mid-run: see `crate::scratch`) is denied.
 
 use core::ffi::c_void;
 
@@ -41,7 +42,7 @@ use crate::{
         FS_EXACT_56, FS_EXACT_120, FS_EXACT_248, FS_EXACT_504, FS_INODES, FS_PREFIX, FS_SCRATCH,
         FS_SLOT_FLAGS, FS_SUFFIX,
     },
-    sandbox,
+    sandbox, scratch,
 };
 
 /// The one errno every filesystem denial returns (what DAC and Landlock return for files).
@@ -130,9 +131,17 @@ fn restricted() -> (u64, u32, bool) {
     (cgroup_id, entry.slot, true)
 }
 
+/// This CPU's scratch value, already claimed by this run (the path walk's steps).
 #[inline(always)]
 fn scratch() -> Option<*mut FsScratch> {
     FS_SCRATCH.get_ptr_mut(0)
+}
+
+/// Claims this CPU's scratch value for this run (see `crate::scratch`); a hook's first use.
+#[inline(always)]
+fn claim_scratch() -> Option<*mut FsScratch> {
+    scratch::claim();
+    scratch()
 }
 
 /// `value & mask`, with `value` passed through memory so that LLVM cannot drop the mask
@@ -518,6 +527,16 @@ fn judge(s: *mut FsScratch, slot: u32, len: usize, (dev, ino): (u64, u64), need:
     }
     let flags = flags_of(slot);
     let mut value = lookup_path(s, slot, flags, len);
+    // The lookups read the path and keys in the scratch value: if another task took it
+    // over meanwhile they judged that task's path. Deny.
+    if !scratch::intact() {
+        return Judged {
+            len: 0,
+            dev,
+            ino,
+            deny: RULE_DEFAULT_DENY,
+        };
+    }
     if ino != 0 && flags & slot_flags::INODES != 0 {
         let key = FsInodeKey {
             slot,
@@ -579,7 +598,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
     if !judged_here {
         return 0;
     }
-    let Some(s) = scratch() else {
+    let Some(s) = claim_scratch() else {
         return -EACCES;
     };
     let (mode, flags) = kernel::btf_file_mode_flags(file);
@@ -654,7 +673,7 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
     if !judged_here {
         return 0;
     }
-    let Some(s) = scratch() else {
+    let Some(s) = claim_scratch() else {
         return -EACCES;
     };
     let (mnt, path_dentry) = path_parts(ctx.arg(0));
@@ -678,7 +697,7 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     if !judged_here {
         return 0;
     }
-    let Some(s) = scratch() else {
+    let Some(s) = claim_scratch() else {
         return -EACCES;
     };
     let flags: u32 = ctx.arg(4);
@@ -727,7 +746,7 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     if !judged_here {
         return 0;
     }
-    let Some(s) = scratch() else {
+    let Some(s) = claim_scratch() else {
         return -EACCES;
     };
     let (mnt, _) = path_parts(ctx.arg(1));
@@ -752,7 +771,7 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
 /// A unix socket's bound path (`mnt`, `dentry`), judged as a write: the network control's
 /// `unix_stream_connect` and `unix_may_send` (see `net.rs`) use the filesystem rules.
 pub fn judge_socket_path(hook_id: u32, cgroup_id: u64, slot: u32, mnt: u64, dentry: u64) -> i32 {
-    let Some(s) = scratch() else {
+    let Some(s) = claim_scratch() else {
         return -EACCES;
     };
     judge_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)

@@ -12,6 +12,7 @@ mod maps;
 mod net;
 mod privilege;
 mod sandbox;
+mod scratch;
 
 use aya_ebpf::{
     macros::{cgroup_sock_addr, lsm},

@@ -59,6 +59,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 pub static COUNTERS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(nemoclaw_common::event::counter::COUNT, 0);
 
+/// The task (`pid_tgid`) that last claimed this CPU's scratch buffers (`crate::scratch`).
+#[map]
+pub static SCRATCH_OWNER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// (slot, whole path) -> verdicts, one map per key length class (`FS_EXACT_CLASSES`): a
 /// path is looked up only in its class's map. An exact hit decides alone. Not preallocated:
 /// memory follows the rules present, not the capacity.

@@ -607,3 +607,113 @@ fn fs_workspace_create_rename_delete_all_work() {
     }
     assert!(out.denials("filesystem").is_empty(), "{out:#?}");
 }
+
+/// The kernel's preemption mode switched to `full` for one test (`PREEMPT_DYNAMIC`
+/// kernels, such as Debian's, boot `voluntary`); the previous mode comes back on drop.
+struct FullPreemption {
+    previous: String,
+}
+
+const PREEMPT_CONTROL: &str = "/sys/kernel/debug/sched/preempt";
+
+impl FullPreemption {
+    /// `None` when this kernel has no run-time preemption switch.
+    fn switch() -> Option<Self> {
+        if !Path::new(PREEMPT_CONTROL).exists() {
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "debugfs", "debugfs", "/sys/kernel/debug"])
+                .status();
+        }
+        // "none (voluntary) full": the current mode is in parentheses.
+        let modes = std::fs::read_to_string(PREEMPT_CONTROL).ok()?;
+        let previous = modes.split_once('(')?.1.split_once(')')?.0.to_owned();
+        std::fs::write(PREEMPT_CONTROL, "full").expect("switch to full preemption");
+        let now = std::fs::read_to_string(PREEMPT_CONTROL).expect("read preemption mode");
+        assert!(now.contains("(full)"), "preemption mode: {now}");
+        Some(Self { previous })
+    }
+}
+
+impl Drop for FullPreemption {
+    fn drop(&mut self) {
+        let _ = std::fs::write(PREEMPT_CONTROL, &self.previous);
+    }
+}
+
+/// With full preemption a task can be preempted inside `file_open`, after its path is in
+/// the per-CPU scratch buffer and before the lookups, and another task's program can then
+/// rewrite that buffer. Two tasks of one sandbox on one CPU open, for seconds, two paths of
+/// the same length: `public` (an exact allow) and `secret` (no rule: default deny, so no
+/// inode entry backs the path check). Not one open of `secret` may succeed, and `public`
+/// must keep opening; a run whose buffer was taken over is denied, so a few opens of
+/// `public` may fail: their count is printed.
+#[test]
+fn fs_escape_preempted_open_judged_on_another_tasks_path() {
+    if !lsm_or_skip("fs_escape_preempted_open_judged_on_another_tasks_path") {
+        return;
+    }
+    let Some(_full) = FullPreemption::switch() else {
+        println!(
+            "SKIPPED fs_escape_preempted_open_judged_on_another_tasks_path: no {PREEMPT_CONTROL}"
+        );
+        return;
+    };
+    let tree = Tree::new("preempt");
+    tree.dir("d");
+    tree.file("d/public", "public");
+    tree.file("d/secret", "SECRET");
+    let b = &tree.base;
+    let policy = format!(
+        "filesystem:\n  allow:\n    - {b}/d/public\n  read_only:\n    - /usr/**\n    - /etc/**\n    \
+         - /proc/**\n    - /dev/**\n"
+    );
+    let script = format!(
+        "import os, time\n\
+         B = {b:?}\n\
+         os.sched_setaffinity(0, {{0}})\n\
+         def hammer(name, seconds):\n    \
+             ok = denied = 0\n    \
+             end = time.monotonic() + seconds\n    \
+             while time.monotonic() < end:\n        \
+                 try:\n            \
+                     os.close(os.open(B + '/d/' + name, os.O_RDONLY))\n            \
+                     ok += 1\n        \
+                 except PermissionError:\n            \
+                     denied += 1\n    \
+             print(name, ok, denied, flush=True)\n\
+         child = os.fork()\n\
+         if child == 0:\n    \
+             hammer('secret', 6)\n    \
+             os._exit(0)\n\
+         hammer('public', 6)\n\
+         os.waitpid(child, 0)\n"
+    );
+    let out = run_sandboxed(&tree.scratch, &policy, &[PYTHON, "-I", "-c", &script]);
+    let counts = |name: &str| -> (u64, u64) {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} line: {out:#?}"));
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().expect("count"))
+            .collect();
+        (n[0], n[1])
+    };
+    let (secret_ok, secret_denied) = counts("secret");
+    let (public_ok, public_denied) = counts("public");
+    println!(
+        "preempted opens: secret {secret_ok} opened / {secret_denied} denied; public \
+         {public_ok} opened / {public_denied} denied (buffer taken over)"
+    );
+    assert_eq!(secret_ok, 0, "the denied file was opened: {out:#?}");
+    assert!(secret_denied > 0 && public_ok > 0, "{out:#?}");
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("d/secret"),
+        "default deny (no rule allows this)",
+    );
+}
