@@ -17,3 +17,27 @@ pub struct Verdict {
     pub action: u32,
     pub rule_id: u32,
 }
+
+/// Merges two verdicts for the same thing: deny beats allow, then the lower rule id;
+/// `action == 0` (no verdict) is the identity. The one definition for the compiler and the
+/// kernel side (which must agree on every merge).
+#[inline(always)]
+#[must_use]
+pub const fn merge(a: Verdict, b: Verdict) -> Verdict {
+    if a.action == 0 {
+        return b;
+    }
+    if b.action == 0 {
+        return a;
+    }
+    let (a_deny, b_deny) = (a.action == ACTION_DENY, b.action == ACTION_DENY);
+    if a_deny && !b_deny {
+        a
+    } else if b_deny && !a_deny {
+        b
+    } else if a.rule_id <= b.rule_id {
+        a
+    } else {
+        b
+    }
+}

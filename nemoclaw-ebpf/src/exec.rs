@@ -12,7 +12,7 @@ use aya_ebpf::{
 use nemoclaw_common::{
     event::{EVENT_PATH_MAX, counter, hook},
     exec::{EXEC_PATH_KEY_MAX, EXEC_PATH_SLOT_BITS, ExecKey, ExecPathKey},
-    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict},
+    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict, merge},
     sandbox::controls,
 };
 
@@ -78,24 +78,6 @@ const PROT_EXEC: u64 = 0x4;
 
 /// `EXEC_SLOT_FLAGS` bit: the slot has `dir/**` rules in `EXEC_PREFIX`.
 const SLOT_HAS_PREFIX_RULES: u32 = 1;
-
-/// Combines two verdicts as the compiler does (`policy::compile::merge`): an absent one
-/// (`action == 0`) yields to the other, a deny beats an allow, then the lower rule id wins.
-#[inline(always)]
-fn merge(a: Verdict, b: Verdict) -> Verdict {
-    if a.action == 0 {
-        return b;
-    }
-    if b.action == 0 {
-        return a;
-    }
-    match (a.action == ACTION_ALLOW, b.action == ACTION_ALLOW) {
-        (false, true) => a,
-        (true, false) => b,
-        _ if a.rule_id <= b.rule_id => a,
-        _ => b,
-    }
-}
 
 /// The policy's verdict on executing (or mapping executable) `file`: its (device, inode)
 /// entry merged with the longest `dir/**` entry covering its resolved path. `action == 0`

@@ -31,7 +31,7 @@ use nemoclaw_common::{
         ACCESS_READ, ACCESS_WRITE, FS_EXACT_CLASSES, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX,
         FS_SLOT_BITS, FsExactKey, FsInodeKey, FsLpmKey, FsValue, slot_flags,
     },
-    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
+    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, merge},
     sandbox::{SandboxEntry, controls},
 };
 
@@ -142,6 +142,26 @@ fn scratch() -> Option<*mut FsScratch> {
 fn claim_scratch() -> Option<*mut FsScratch> {
     scratch::claim();
     scratch()
+}
+
+/// Every hook's start, given the verdict of the LSMs before us (`retval`): the task's
+/// cgroup id, slot and claimed scratch value; or a null scratch value and the verdict to
+/// return at once (an earlier LSM's denial, 0 for a task the filesystem rules do not
+/// restrict, `-EACCES` without a scratch buffer).
+#[inline(always)]
+fn begin(retval: i32) -> (u64, u32, *mut FsScratch, i32) {
+    let null = core::ptr::null_mut();
+    if retval != 0 {
+        return (0, 0, null, retval);
+    }
+    let (cgroup_id, slot, judged_here) = restricted();
+    if !judged_here {
+        return (0, 0, null, 0);
+    }
+    match claim_scratch() {
+        Some(s) => (cgroup_id, slot, s, 0),
+        None => (0, 0, null, -EACCES),
+    }
 }
 
 /// `value & mask`, with `value` passed through memory so that LLVM cannot drop the mask
@@ -370,27 +390,6 @@ fn path_parts(path: *const c_void) -> (u64, u64) {
     }
 }
 
-/// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
-#[inline(always)]
-fn merge(a: Verdict, b: Verdict) -> Verdict {
-    if a.action == 0 {
-        return b;
-    }
-    if b.action == 0 {
-        return a;
-    }
-    let (a_deny, b_deny) = (a.action == ACTION_DENY, b.action == ACTION_DENY);
-    if a_deny && !b_deny {
-        a
-    } else if b_deny && !a_deny {
-        b
-    } else if a.rule_id <= b.rule_id {
-        a
-    } else {
-        b
-    }
-}
-
 #[inline(always)]
 fn merge_value(a: FsValue, b: FsValue) -> FsValue {
     FsValue {
@@ -590,17 +589,10 @@ fn deny(
 /// `O_TRUNC`, `O_APPEND`) write access. Opens with neither mode are judged as reads.
 pub fn file_open(ctx: &LsmContext) -> i32 {
     let file: *const c_void = ctx.arg(0);
-    let retval: i32 = ctx.arg(1);
-    if retval != 0 {
-        return retval;
+    let (cgroup_id, slot, s, early) = begin(ctx.arg(1));
+    if s.is_null() {
+        return early;
     }
-    let (cgroup_id, slot, judged_here) = restricted();
-    if !judged_here {
-        return 0;
-    }
-    let Some(s) = claim_scratch() else {
-        return -EACCES;
-    };
     let (mode, flags) = kernel::btf_file_mode_flags(file);
     let mut need = 0;
     if mode & FMODE_WRITE != 0 || flags & (O_TRUNC | O_APPEND) != 0 {
@@ -665,17 +657,10 @@ fn judge_dentry(
 /// when `with_dentry`, else `(const struct path *path, ...)`. Every one needs write access.
 #[inline(always)]
 pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: usize) -> i32 {
-    let retval: i32 = ctx.arg(retval_arg);
-    if retval != 0 {
-        return retval;
+    let (cgroup_id, slot, s, early) = begin(ctx.arg(retval_arg));
+    if s.is_null() {
+        return early;
     }
-    let (cgroup_id, slot, judged_here) = restricted();
-    if !judged_here {
-        return 0;
-    }
-    let Some(s) = claim_scratch() else {
-        return -EACCES;
-    };
     let (mnt, path_dentry) = path_parts(ctx.arg(0));
     let dentry = if with_dentry {
         ctx.arg::<*const c_void>(1) as u64
@@ -689,17 +674,10 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
 /// be readable and writable (a file you may not read cannot be moved where you could), the
 /// destination writable; with `RENAME_EXCHANGE` both ends are sources.
 pub fn path_rename(ctx: &LsmContext) -> i32 {
-    let retval: i32 = ctx.arg(5);
-    if retval != 0 {
-        return retval;
+    let (cgroup_id, slot, s, early) = begin(ctx.arg(5));
+    if s.is_null() {
+        return early;
     }
-    let (cgroup_id, slot, judged_here) = restricted();
-    if !judged_here {
-        return 0;
-    }
-    let Some(s) = claim_scratch() else {
-        return -EACCES;
-    };
     let flags: u32 = ctx.arg(4);
     let (old_mnt, _) = path_parts(ctx.arg(0));
     let (new_mnt, _) = path_parts(ctx.arg(2));
@@ -738,17 +716,10 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
 /// writable, the new name writable. Hard links never cross mounts (`EXDEV` is checked
 /// first), so the source's mount is `new_dir`'s.
 pub fn path_link(ctx: &LsmContext) -> i32 {
-    let retval: i32 = ctx.arg(3);
-    if retval != 0 {
-        return retval;
+    let (cgroup_id, slot, s, early) = begin(ctx.arg(3));
+    if s.is_null() {
+        return early;
     }
-    let (cgroup_id, slot, judged_here) = restricted();
-    if !judged_here {
-        return 0;
-    }
-    let Some(s) = claim_scratch() else {
-        return -EACCES;
-    };
     let (mnt, _) = path_parts(ctx.arg(1));
     let old_dentry = ctx.arg::<*const c_void>(0) as u64;
     let new_dentry = ctx.arg::<*const c_void>(2) as u64;

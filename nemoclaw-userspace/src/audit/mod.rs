@@ -5,6 +5,7 @@ pub mod chain;
 pub mod lifecycle;
 pub mod reader;
 pub mod record;
+pub mod replay;
 pub mod sink;
 
 pub use record::AuditRecord;

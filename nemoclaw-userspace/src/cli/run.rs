@@ -19,6 +19,7 @@ use crate::{
     },
     daemon::{
         dns,
+        follow::{self, Follower},
         protocol::{Client, ClientError, Request, Response},
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
     },
@@ -259,14 +260,8 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
     )
     .with_context(|| format!("opening audit log {:?}", args.audit_log))?;
     // Subscribe first, so the sandbox's first records are not missed.
-    let mut events = Client::connect(&args.socket)?;
-    let subscribed = events.call(&Request::Events {
-        sandbox: Some(name.clone()),
-    })?;
-    if subscribed != Response::Subscribed {
-        bail!("unexpected answer from the daemon: {subscribed:?}");
-    }
-    let copier = std::thread::spawn(move || copy_events(events, sink));
+    let (follower, finish) = follow::subscribe(&args.socket, &name)?;
+    let copier = std::thread::spawn(move || copy_events(follower, sink));
     let created = client.call(&Request::Create {
         name: Some(name.clone()),
         policy,
@@ -320,27 +315,22 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
         Err(ClientError::Daemon(m)) if m.starts_with("no sandbox named") => {}
         Err(e) => eprintln!("nemoclaw: removing sandbox {name}: {e}"),
     }
-    // The copier ends with the sandbox's stop record (or when the daemon goes away).
-    if copier.join().is_err() {
-        eprintln!("nemoclaw: the audit copier panicked");
-    }
+    // The copier ends with the sandbox's stop record.
+    finish.finish(copier);
     status?;
     Ok(code.unwrap_or(1))
 }
 
-/// Writes each streamed record into `sink` until the sandbox's stop record, or until the
-/// stream ends or stays silent for long after the sandbox should be gone.
-fn copy_events(mut events: Client, mut sink: AuditSink) {
-    while let Ok(Response::Event { record }) = events.receive() {
-        if let Err(e) = sink.write_record(&record) {
+/// Writes each of the sandbox's records into `sink`, across daemon restarts, until its stop
+/// record.
+fn copy_events(follower: Follower, mut sink: AuditSink) {
+    follower.run(|record| {
+        if let Err(e) = sink.write_record(record) {
             eprintln!("nemoclaw: writing audit record: {e}");
         }
         if record.get("event").and_then(|e| e.as_str()) == Some("dns_change") {
             let change = record.get("change").and_then(|c| c.as_str()).unwrap_or("");
             eprintln!("nemoclaw: dns: {change}");
         }
-        if record.get("event").and_then(|e| e.as_str()) == Some("sandbox_stop") {
-            break;
-        }
-    }
+    });
 }

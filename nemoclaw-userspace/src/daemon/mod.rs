@@ -3,6 +3,7 @@
 //! (resolved here, never inside the sandbox) and their refresh.
 
 pub mod dns;
+pub mod follow;
 pub mod protocol;
 pub mod refresh;
 pub mod registry;

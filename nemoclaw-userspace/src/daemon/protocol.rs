@@ -53,8 +53,14 @@ pub enum Request {
     Reload,
     /// Lists sandboxes.
     List,
-    /// Streams audit records as they are written (for one sandbox, or all).
-    Events { sandbox: Option<String> },
+    /// Streams audit records as they are written (for one sandbox, or all). With `after`
+    /// (a follower's last record, as streamed; needs `sandbox`), the sandbox's records
+    /// written since that one are replayed from the audit log first.
+    Events {
+        sandbox: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<serde_json::Value>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ use crate::{
         chain::line_hash,
         lifecycle::{Lifecycle, PolicyRef, now},
         reader::{AuditReader, Citations, SharedSink},
+        replay,
     },
     kernel::{Enforcer, KernelError, loader::EBPF_OBJECT},
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
@@ -925,8 +926,8 @@ fn serve(daemon: &Shared, mut stream: UnixStream) {
             }
         };
         let response = match request {
-            Request::Events { sandbox } => {
-                stream_events(daemon, &mut stream, sandbox.as_deref());
+            Request::Events { sandbox, after } => {
+                stream_events(daemon, &mut stream, sandbox.as_deref(), after.as_ref());
                 break;
             }
             request @ Request::Create { .. } => {
@@ -974,16 +975,43 @@ fn serve(daemon: &Shared, mut stream: UnixStream) {
     }
 }
 
-fn stream_events(daemon: &Shared, stream: &mut UnixStream, sandbox: Option<&str>) {
-    let rx = {
+/// Streams records (of `sandbox`, or all) as they are written; with `after`, first the
+/// sandbox's records the log holds after that one (see `audit::replay`).
+fn stream_events(
+    daemon: &Shared,
+    stream: &mut UnixStream,
+    sandbox: Option<&str>,
+    after: Option<&serde_json::Value>,
+) {
+    // Subscribe before reading the log: a record written in between comes both ways, and
+    // `Seen` drops the second copy.
+    let (rx, log) = {
         let d = lock(daemon);
-        d.sink
+        let rx = d
+            .sink
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .subscribe()
+            .subscribe();
+        (rx, d.config.audit_log.clone())
+    };
+    let replayed = match (sandbox, after) {
+        (Some(name), Some(last)) => match replay::after(&log, name, last) {
+            Ok(missed) => missed,
+            Err(e) => {
+                let _ = send(stream, &error(format!("reading {}: {e}", log.display())));
+                return;
+            }
+        },
+        _ => Vec::new(),
     };
     if send(stream, &Response::Subscribed).is_err() {
         return;
+    }
+    let mut seen = replay::Seen::new(&replayed);
+    for record in replayed {
+        if send(stream, &Response::Event { record }).is_err() {
+            return;
+        }
     }
     for line in rx {
         let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -992,6 +1020,9 @@ fn stream_events(daemon: &Shared, stream: &mut UnixStream, sandbox: Option<&str>
         if let Some(want) = sandbox
             && record.get("sandbox").and_then(|s| s.as_str()) != Some(want)
         {
+            continue;
+        }
+        if seen.take(&record) {
             continue;
         }
         if send(stream, &Response::Event { record }).is_err() {

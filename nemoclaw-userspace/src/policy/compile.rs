@@ -171,28 +171,7 @@ impl Item<'_> {
     }
 }
 
-/// Merges two verdicts for the same thing: deny beats allow, then the lower rule id.
-/// `action == 0` (no verdict) is the identity.
-#[must_use]
-pub fn merge(a: Verdict, b: Verdict) -> Verdict {
-    if a.action == 0 {
-        return b;
-    }
-    if b.action == 0 {
-        return a;
-    }
-    match (a.action == ACTION_DENY, b.action == ACTION_DENY) {
-        (true, false) => a,
-        (false, true) => b,
-        _ => {
-            if a.rule_id <= b.rule_id {
-                a
-            } else {
-                b
-            }
-        }
-    }
-}
+pub use nemoclaw_common::rule::merge;
 
 fn verdict(action: u32, rule_id: u32) -> Verdict {
     Verdict { action, rule_id }

@@ -103,8 +103,29 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
         Some(true)
     );
 
+    // `nemoclaw run` follows the restarted daemon, and its own audit copy has no gap: the
+    // denial made while no daemon ran (logged by the restarted daemon) and one made after
+    // the restart are there too.
+    let (_c, other) = listener();
+    assert_eq!(probe.act(&format!("connect {other}")), "ERR EPERM");
     let out = probe.finish();
     assert!(out.status.success(), "{out:?}");
+    let copy = daemon.run_log("agent");
+    assert!(
+        copy.iter()
+            .any(|r| r["decision"] == "deny" && r["object"]["port"] == other),
+        "the run's audit copy lacks the denial made after the restart: {copy:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let denied_in_copy = copy
+        .iter()
+        .filter(|r| r["decision"] == "deny" && r["object"]["port"] == denied)
+        .count();
+    assert_eq!(denied_in_copy, 2, "{copy:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("following agent again"),
+        "{out:?}"
+    );
 }
 
 #[test]

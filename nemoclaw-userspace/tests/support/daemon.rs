@@ -155,21 +155,13 @@ impl TestDaemon {
 
     /// The daemon's audit log (its hash chain must hold).
     pub fn audit(&self) -> Vec<serde_json::Value> {
-        let verify = Command::new(nemoclaw())
-            .args(["audit", "verify"])
-            .arg(&self.audit)
-            .output()
-            .expect("run audit verify");
-        assert!(
-            verify.status.success(),
-            "daemon audit chain broken: {}",
-            String::from_utf8_lossy(&verify.stdout)
-        );
-        std::fs::read_to_string(&self.audit)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-            .collect()
+        read_verified(&self.audit)
+    }
+
+    /// The audit copy `nemoclaw run --name NAME` (started by [`Self::run_background`])
+    /// wrote; its hash chain must hold.
+    pub fn run_log(&self, name: &str) -> Vec<serde_json::Value> {
+        read_verified(&self.dir.join(format!("{name}.jsonl")))
     }
 
     /// Records of one kind (`event` field), e.g. `policy_reload`.
@@ -319,4 +311,24 @@ impl StepProbe {
         self.post("exit");
         self.child.wait_with_output().expect("probe output")
     }
+}
+
+/// An audit log's records, after `nemoclaw audit verify` has checked its hash chain.
+fn read_verified(log: &Path) -> Vec<serde_json::Value> {
+    let verify = Command::new(nemoclaw())
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .expect("run audit verify");
+    assert!(
+        verify.status.success(),
+        "audit chain of {} broken: {}",
+        log.display(),
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
 }
