@@ -21,6 +21,10 @@ pub struct Verdict {
 /// Merges two verdicts for the same thing: deny beats allow, then the lower rule id;
 /// `action == 0` (no verdict) is the identity. The one definition for the compiler and the
 /// kernel side (which must agree on every merge).
+#[expect(
+    clippy::inline_always,
+    reason = "the eBPF programs call it on their hot paths: no BPF subprogram call"
+)]
 #[inline(always)]
 #[must_use]
 pub const fn merge(a: Verdict, b: Verdict) -> Verdict {
