@@ -8,7 +8,7 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSockAddr, Lsm, links::FdLink},
 };
 use nemoclaw_common::{
-    exec::{DEFAULT_LIBRARY_DIRS, EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
+    exec::{EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
     rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, Slot, controls},
 };
@@ -442,6 +442,7 @@ impl Enforcer {
             net6: _,
             net_binaries: _,
             exec_prefix,
+            library_dirs,
             fs_exact: _,
             fs_prefix: _,
             fs_suffix: _,
@@ -464,7 +465,7 @@ impl Enforcer {
             }
         }
         if policy_controls & controls::EXEC != 0 {
-            self.install_library_dirs(slot)?;
+            self.install_library_dirs(slot, library_dirs)?;
         }
         if policy_controls & controls::PRIVILEGE != 0 {
             // The rule every privilege denial cites (0, the default deny, if absent).
@@ -519,9 +520,9 @@ impl Enforcer {
     }
 
     /// The directories whose files `mmap_file` lets the slot map executable.
-    fn install_library_dirs(&mut self, slot: Slot) -> Result<(), KernelError> {
+    fn install_library_dirs(&mut self, slot: Slot, dirs: &[String]) -> Result<(), KernelError> {
         let mut map: LpmTrie<_, ExecPathKey, Verdict> = self.map("EXEC_LIB_DIRS")?;
-        for dir in DEFAULT_LIBRARY_DIRS {
+        for dir in dirs {
             let (bits, key) = ExecPathKey::prefix(slot, dir.as_bytes())
                 .ok_or(KernelError::Missing("short library directory"))?;
             let verdict = Verdict {

@@ -7,7 +7,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use nemoclaw_common::exec::kernel_dev;
+use nemoclaw_common::exec::{DEFAULT_LIBRARY_DIRS, EXEC_PATH_KEY_MAX, kernel_dev};
 use nemoclaw_common::net::{
     BIN_ANY, MAX_NET_BINARIES, MAX_NET_RULES, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP,
 };
@@ -18,9 +18,10 @@ use super::compiled::{
     CompiledPolicy, ExecEntry, FS_READ, FS_WRITE, FsEntry, NetBinary, NetEntry, PathEntry, RuleRef,
 };
 use super::explain::{ExecMatch, ExecRuleSpec, FsRuleSpec, NetRuleSpec, RuleSet};
-use super::pattern::Shape;
+use super::pattern::{PathPattern, Shape};
 use super::types::{
-    ExecTarget, Host, Located, NetDeny, NetRule, Policy, Ports, PrivilegeEscalation, Protocol,
+    ExecTarget, Host, Located, NetDeny, NetRule, Policy, Ports, PrivilegeEscalation,
+    ProcessSection, Protocol,
 };
 use super::{Diagnostic, Diagnostics, Mark};
 
@@ -373,6 +374,9 @@ impl Compiler<'_, '_> {
         }
 
         self.finish_fs(&fs);
+        if let Some(process) = &policy.process {
+            self.out.library_dirs = self.library_dirs(process);
+        }
         self.out.exec = exec
             .into_iter()
             .map(|((dev, ino), verdict)| ExecEntry { dev, ino, verdict })
@@ -514,22 +518,7 @@ impl Compiler<'_, '_> {
                 self.program_by_path(rule.mark, &rule.field, path, action)
             }
             ExecTarget::Dir(pattern) => {
-                let written = pattern.expand(self.home);
-                let dir = written.strip_suffix("/**").unwrap_or(&written);
-                let dir = if dir.is_empty() { "/" } else { dir };
-                // The kernel sees resolved paths; a rule on `/bin` must name `/usr/bin` where
-                // `/bin` is a symlink.
-                let real = if let Ok(real) = std::fs::canonicalize(dir) {
-                    real.to_string_lossy().into_owned()
-                } else {
-                    self.warn(rule.mark, &rule.field, format!("directory {dir} does not exist (yet); the rule applies to it as written"));
-                    dir.to_owned()
-                };
-                let key = if real == "/" {
-                    real.clone()
-                } else {
-                    format!("{real}/")
-                };
+                let key = self.dir_key(pattern, rule.mark, &rule.field);
                 let slot = exec_prefix.entry(key.clone()).or_default();
                 *slot = merge(*slot, this);
                 self.rules.exec.push(ExecRuleSpec {
@@ -571,6 +560,58 @@ impl Compiler<'_, '_> {
 
     /// A program name looked up in the sandbox PATH: an allow takes the first hit (the
     /// program the sandbox would run), a deny every hit (stricter). Warns when none.
+    /// The `/dir/` key of a `/dir/**` process pattern, as the kernel sees paths: resolved
+    /// (a rule on `/bin` must name `/usr/bin` where `/bin` is a symlink); as written, with a
+    /// warning, when the directory does not exist.
+    fn dir_key(&mut self, pattern: &PathPattern, mark: Mark, field: &str) -> String {
+        let written = pattern.expand(self.home);
+        let dir = written.strip_suffix("/**").unwrap_or(&written);
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let real = if let Ok(real) = std::fs::canonicalize(dir) {
+            real.to_string_lossy().into_owned()
+        } else {
+            self.warn(
+                mark,
+                field,
+                format!("directory {dir} does not exist (yet); the rule applies to it as written"),
+            );
+            dir.to_owned()
+        };
+        if real == "/" {
+            real
+        } else {
+            format!("{real}/")
+        }
+    }
+
+    /// `process.libraries` (or the defaults) as `/dir/` keys the kernel's trie can hold.
+    fn library_dirs(&mut self, process: &ProcessSection) -> Vec<String> {
+        let Some(dirs) = &process.libraries else {
+            return DEFAULT_LIBRARY_DIRS
+                .iter()
+                .map(|d| (*d).to_owned())
+                .collect();
+        };
+        let mut keys = Vec::new();
+        for dir in dirs {
+            let key = self.dir_key(&dir.value, dir.mark, &dir.field);
+            if key.len() > EXEC_PATH_KEY_MAX {
+                self.error(
+                    dir.mark,
+                    &dir.field,
+                    format!(
+                        "{key}: longer than the {EXEC_PATH_KEY_MAX} bytes the kernel's library trie holds"
+                    ),
+                );
+                continue;
+            }
+            keys.push(key);
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     fn program_by_name(
         &mut self,
         mark: Mark,

@@ -74,6 +74,9 @@ pub struct CompiledPolicy {
     /// The executables named by network rules' `binaries`, each with the binary id its
     /// entries carry. Sorted by (dev, ino); ids are 1-based in order of first mention.
     pub net_binaries: Vec<NetBinary>,
+    /// The directories (`/dir/`, resolved) whose files the process control lets a task map
+    /// executable: `process.libraries`, or `nemoclaw_common::exec::DEFAULT_LIBRARY_DIRS`.
+    pub library_dirs: Vec<String>,
     /// Exec rules by path: `/dir/**` entries, keyed by `/dir/` (LPM over path bytes).
     /// Sorted by path; the verdict already merges every shorter covering entry.
     pub exec_prefix: Vec<PathEntry>,

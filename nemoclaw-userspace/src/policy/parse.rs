@@ -466,14 +466,19 @@ impl Cx<'_> {
     }
 
     fn process(&mut self, node: &Node, key_mark: Mark) -> Option<ProcessSection> {
-        let entries = self.map(node, "process", &["allow", "deny"])?;
+        let entries = self.map(node, "process", &["allow", "deny", "libraries"])?;
         let mut section = ProcessSection {
             mark: key_mark,
             allow: Vec::new(),
             deny: Vec::new(),
+            libraries: None,
         };
         for (key, _, value) in entries {
             let field = format!("process.{key}");
+            if key == "libraries" {
+                section.libraries = Some(self.library_dirs(value, &field));
+                continue;
+            }
             let mut rules = Vec::new();
             for (index, item) in self.seq(value, &field).iter().enumerate() {
                 let item_field = format!("{field}[{index}]");
@@ -497,6 +502,33 @@ impl Cx<'_> {
             }
         }
         Some(section)
+    }
+}
+
+impl Cx<'_> {
+    /// `process.libraries`: `/dir/**` entries only.
+    fn library_dirs(&mut self, node: &Node, field: &str) -> Vec<Located<PathPattern>> {
+        let mut dirs = Vec::new();
+        for (index, item) in self.seq(node, field).iter().enumerate() {
+            let item_field = format!("{field}[{index}]");
+            let Some(text) = self.scalar(item, &item_field) else {
+                continue;
+            };
+            match parse_exec_target(text) {
+                Ok(ExecTarget::Dir(pattern)) => dirs.push(Located {
+                    value: pattern,
+                    mark: item.mark,
+                    field: item_field,
+                    text: text.to_owned(),
+                }),
+                Ok(_) | Err(_) => self.error(
+                    item.mark,
+                    &item_field,
+                    format!("{text:?}: a library directory is written /dir/**"),
+                ),
+            }
+        }
+        dirs
     }
 }
 

@@ -140,6 +140,9 @@ struct Process {
     allow: Option<Vec<String>>,
     /// Same forms; a deny by name covers every match in PATH.
     deny: Option<Vec<String>>,
+    /// `/dir/**` directories whose files may be mapped executable (shared libraries);
+    /// replaces the default /lib, /lib64, /usr/lib, /usr/lib64, /usr/local/lib.
+    libraries: Option<Vec<String>>,
 }
 
 #[derive(JsonSchema)]

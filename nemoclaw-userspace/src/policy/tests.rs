@@ -579,6 +579,39 @@ fn process_names_resolve_through_path() {
 }
 
 #[test]
+fn library_directories_default_and_can_be_replaced() {
+    let defaults = must_compile("process:\n  allow: []\n");
+    let want: Vec<String> = nemoclaw_common::exec::DEFAULT_LIBRARY_DIRS
+        .iter()
+        .map(|d| (*d).to_owned())
+        .collect();
+    assert_eq!(defaults.policy.library_dirs, want);
+    // No process section: no library directories (nothing is judged).
+    assert!(must_compile("network: {}\n").policy.library_dirs.is_empty());
+
+    // `/` is a directory on every machine; a missing one is kept as written (with a warning).
+    let custom = must_compile(
+        "process:\n  allow: []\n  libraries:\n  - /**\n  - /opt/nemoclaw-absent/lib/**\n",
+    );
+    assert_eq!(
+        custom.policy.library_dirs,
+        vec!["/".to_owned(), "/opt/nemoclaw-absent/lib/".to_owned()]
+    );
+    // An empty list: nothing but allowed binaries may be mapped executable.
+    let none = must_compile("process:\n  allow: []\n  libraries: []\n");
+    assert!(none.policy.library_dirs.is_empty());
+
+    let lines = errors("process:\n  libraries:\n  - /usr/lib\n  - libc\n");
+    assert_eq!(
+        lines,
+        vec![
+            r#"policies/x.yaml:3:5: process.libraries[0]: "/usr/lib": a library directory is written /dir/**"#,
+            r#"policies/x.yaml:4:5: process.libraries[1]: "libc": a library directory is written /dir/**"#,
+        ]
+    );
+}
+
+#[test]
 fn schema_json_is_up_to_date() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/schema.json");
     let generated = schema::generate();

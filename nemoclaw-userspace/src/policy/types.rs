@@ -130,6 +130,9 @@ pub struct ProcessSection {
     pub mark: Mark,
     pub allow: Vec<Located<ExecTarget>>,
     pub deny: Vec<Located<ExecTarget>>,
+    /// `libraries`: the directories whose files may be mapped executable (`/dir/**`
+    /// patterns); `None` keeps `nemoclaw_common::exec::DEFAULT_LIBRARY_DIRS`.
+    pub libraries: Option<Vec<Located<PathPattern>>>,
 }
 
 /// A `process` entry.

@@ -235,6 +235,42 @@ fn escape_dlopen_of_workspace_library_is_denied() {
     assert_eq!(d["rule"]["id"], 0);
 }
 
+/// `process.libraries` replaces the library directories: a library in a listed workspace
+/// directory loads; the same library one directory over (not listed) is refused.
+#[test]
+fn library_directories_from_the_policy_replace_the_defaults() {
+    if !lsm_or_skip("library_directories") {
+        return;
+    }
+    let scratch = Scratch::new("libdirs");
+    let ws = workspace(&scratch);
+    let listed = ws.join("lib");
+    let policy = format!(
+        "process:\n  allow:\n    - python3\n  libraries:\n    - /usr/lib/**\n    - \"{}/**\"\n",
+        listed.display()
+    );
+    let code = escape_probe(&format!(
+        "os.makedirs({lib:?}); os.makedirs({other:?})\n\
+         for d in ({lib:?}, {other:?}):\n    \
+             shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', d + '/libz.so.1')\n\
+         def load(p):\n    \
+             try:\n        ctypes.CDLL(p); return 'loaded'\n    \
+             except OSError as e:\n        \
+                 if 'failed to map segment' in str(e): raise OSError(errno.EPERM, str(e))\n        \
+                 raise\n\
+         report(lambda: load({lib:?} + '/libz.so.1'))\n\
+         report(lambda: load({other:?} + '/libz.so.1'))\n",
+        lib = listed.to_str().expect("utf-8"),
+        other = ws.join("other").to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK loaded\nERR EPERM", "{out:?}");
+    let d = one_process_denial(&out, "mmap_file", |p| {
+        p.ends_with("/workspace/other/libz.so.1")
+    });
+    assert_eq!(d["rule"]["id"], 0);
+}
+
 /// memfd exec: a copy of an allowed binary in a memfd is a new inode. Both the `/proc/self/fd`
 /// route and `execveat(fd, "", AT_EMPTY_PATH)` (Python's `os.execve(fd, ...)`) are refused,
 /// and so is mapping the memfd executable. The twin runs the allowed original.
