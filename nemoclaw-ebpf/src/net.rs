@@ -19,7 +19,7 @@ use nemoclaw_common::{
         port_bit,
     },
     rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
-    sandbox::controls,
+    sandbox::{SandboxEntry, controls},
 };
 
 use crate::{
@@ -34,6 +34,13 @@ const REJECT: i32 = 0;
 const EPERM: u32 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+
+/// Whether the `sock_addr` programs are attached to each sandbox's own cgroup, whose local
+/// storage (`NET_SANDBOX`) then names the sandbox (1, the default: `nemoclaw run`), or above
+/// the sandboxes (0: the daemon), where they go straight to the registry. Userspace sets it
+/// before load (`.rodata`, like the struct offsets).
+#[unsafe(no_mangle)]
+static NET_SANDBOX_IN_STORAGE: u64 = 1;
 
 /// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
 #[inline(always)]
@@ -169,14 +176,20 @@ fn lookup<K: NetKey>(
 /// `Err(ALLOW)` for an unrestricted network, `Err(REJECT)` (after the event) for a task in
 /// an unknown cgroup below a sandbox.
 ///
-/// The slot comes from the attached cgroup's local storage (`NET_SANDBOX`): no hash lookup
-/// on the hot path. Until userspace has written it (all zeros, no `NET` bit) the registry
-/// `SANDBOXES` decides, as the LSM hooks do.
+/// Attached to a sandbox's own cgroup, the slot comes from that cgroup's local storage
+/// (`NET_SANDBOX`): no hash lookup on the hot path. Until userspace has written it (all
+/// zeros, no `NET` bit), and always where the programs are attached above the sandboxes
+/// ([`NET_SANDBOX_IN_STORAGE`] is 0: the storage there names no sandbox, so it is not even
+/// read), the registry `SANDBOXES` decides, as the LSM hooks do.
 #[inline(always)]
 fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32, u64), i32> {
-    let stored = NET_SANDBOX.get_ptr_mut();
-    // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
-    let mut entry = unsafe { *stored };
+    let mut entry = SandboxEntry::default();
+    // SAFETY: a plain read of a static; volatile so the compiler does not fold the default
+    // (the verifier sees the frozen value and drops the dead branch).
+    if unsafe { core::ptr::read_volatile(&NET_SANDBOX_IN_STORAGE) } != 0 {
+        // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
+        entry = unsafe { *NET_SANDBOX.get_ptr_mut() };
+    }
     if entry.controls & controls::NET == 0 {
         let (cgroup_id, found) = sandbox::current();
         // These programs are attached only to sandbox cgroups: a task here without an
