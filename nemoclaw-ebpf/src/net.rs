@@ -8,7 +8,7 @@
 //! deny. IPv4-mapped IPv6 is judged as IPv4.
 
 use aya_ebpf::{
-    maps::lpm_trie::Key,
+    maps::{LpmTrie, lpm_trie::Key},
     programs::{LsmContext, SockAddrContext},
 };
 use nemoclaw_common::{
@@ -261,58 +261,39 @@ fn target(ctx: &SockAddrContext) -> (u8, u16) {
     (sa.protocol as u8, u16::from_be(sa.user_port as u16))
 }
 
-/// Judges one destination of a family: `key` builds its trie key from (slot, binary id,
-/// protocol, port), `get` looks a key up in the family's trie, `fill` writes the family and
-/// address into a deny event.
+/// Judges one destination: `addr` (4 bytes for IPv4, 16 for IPv6) in `trie`, whose keys
+/// `key` builds from (slot, binary id, protocol, port, address).
 #[inline(always)]
-fn judge<K: NetKey>(
+fn judge<K: NetKey, const N: usize>(
     ctx: &SockAddrContext,
     hook: u32,
-    v6: bool,
-    key: impl Fn(u32, u16, u8, u16) -> Key<K>,
-    get: impl Fn(&Key<K>) -> Option<Verdict>,
-    fill: impl FnOnce(&mut DenyEvent),
+    addr: [u8; N],
+    key: impl Fn(u32, u16, u8, u16, [u8; N]) -> K,
+    trie: &LpmTrie<K, Verdict>,
 ) -> i32 {
+    let v6 = N == 16;
     let (slot, groups, ports) = match slot_flags(hook, v6) {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
     let (proto, port) = target(ctx);
     let flags = with_port(groups, ports, port);
-    let mut key = TrieKey(key(slot, BIN_ANY, proto, port));
-    let (found, exe) = lookup(slot, flags, proto, port, &mut key, get);
+    let prefix_len = FIXED_PREFIX_BITS + 8 * N as u32;
+    let mut key = TrieKey(Key::new(prefix_len, key(slot, BIN_ANY, proto, port, addr)));
+    let (found, exe) = lookup(slot, flags, proto, port, &mut key, |k| trie.get(k).copied());
     decide(hook, slot, found, exe, |ev| {
+        ev.family = if v6 { AF_INET6 } else { AF_INET };
         ev.port = port;
         ev.proto = u32::from(proto);
-        fill(ev);
+        ev.addr[..N].copy_from_slice(&addr);
     })
-}
-
-#[inline(always)]
-fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
-    judge(
-        ctx,
-        hook,
-        false,
-        |slot, bin, proto, port| {
-            Key::new(
-                FIXED_PREFIX_BITS + 32,
-                Net4Key::new(slot, bin, proto, port, addr),
-            )
-        },
-        |k| NET4.get(k).copied(),
-        |ev| {
-            ev.family = AF_INET;
-            ev.addr[..4].copy_from_slice(&addr);
-        },
-    )
 }
 
 #[inline(always)]
 pub fn judge4(ctx: &SockAddrContext, hook: u32) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let ip = unsafe { (*ctx.sock_addr).user_ip4 };
-    judge_v4_addr(ctx, hook, ip.to_ne_bytes())
+    judge(ctx, hook, ip.to_ne_bytes(), Net4Key::new, &NET4)
 }
 
 #[inline(always)]
@@ -325,24 +306,10 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     }
     // ::ffff:a.b.c.d is IPv4 on the wire: judge it with the IPv4 rules.
     if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
-        return judge_v4_addr(ctx, hook, [addr[12], addr[13], addr[14], addr[15]]);
+        let v4 = [addr[12], addr[13], addr[14], addr[15]];
+        return judge(ctx, hook, v4, Net4Key::new, &NET4);
     }
-    judge(
-        ctx,
-        hook,
-        true,
-        |slot, bin, proto, port| {
-            Key::new(
-                FIXED_PREFIX_BITS + 128,
-                Net6Key::new(slot, bin, proto, port, addr),
-            )
-        },
-        |k| NET6.get(k).copied(),
-        |ev| {
-            ev.family = AF_INET6;
-            ev.addr = addr;
-        },
-    )
+    judge(ctx, hook, addr, Net6Key::new, &NET6)
 }
 
 // `lookup` reads the executable for bits 4..8 of each family's byte: the common crate's
