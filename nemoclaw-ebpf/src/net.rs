@@ -8,7 +8,7 @@
 //! deny. IPv4-mapped IPv6 is judged as IPv4.
 
 use aya_ebpf::{
-    maps::lpm_trie::Key,
+    maps::{LpmTrie, lpm_trie::Key},
     programs::{LsmContext, SockAddrContext},
 };
 use nemoclaw_common::{
@@ -19,7 +19,7 @@ use nemoclaw_common::{
         port_bit,
     },
     rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
-    sandbox::controls,
+    sandbox::{SandboxEntry, controls},
 };
 
 use crate::{
@@ -34,6 +34,13 @@ const REJECT: i32 = 0;
 const EPERM: u32 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+
+/// Whether the `sock_addr` programs are attached to each sandbox's own cgroup, whose local
+/// storage (`NET_SANDBOX`) then names the sandbox (1, the default: `nemoclaw run`), or above
+/// the sandboxes (0: the daemon), where they go straight to the registry. Userspace sets it
+/// before load (`.rodata`, like the struct offsets).
+#[unsafe(no_mangle)]
+static NET_SANDBOX_IN_STORAGE: u64 = 1;
 
 /// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
 #[inline(always)]
@@ -56,16 +63,58 @@ fn merge(a: Verdict, b: Verdict) -> Verdict {
     }
 }
 
+/// A trie key of either family, built once per destination; each group's lookup rewrites
+/// only its (binary id, protocol, port) with [`TrieKey::set_group`].
+#[repr(C, align(8))]
+struct TrieKey<K>(Key<K>);
+
+/// Where the group fields sit in a `Key<Net4Key>` and a `Key<Net6Key>` (the same place).
+const BIN_OFF: usize = 4 + core::mem::offset_of!(Net4Key, bin);
+const PROTO_OFF: usize = 4 + core::mem::offset_of!(Net4Key, proto);
+const PORT_OFF: usize = 4 + core::mem::offset_of!(Net4Key, port);
+const _: () = assert!(
+    BIN_OFF % 2 == 0
+        && PORT_OFF % 2 == 0
+        && core::mem::offset_of!(Key<Net4Key>, data) == 4
+        && core::mem::offset_of!(Key<Net6Key>, data) == 4
+        && core::mem::offset_of!(Net6Key, bin) == core::mem::offset_of!(Net4Key, bin)
+        && core::mem::offset_of!(Net6Key, proto) == core::mem::offset_of!(Net4Key, proto)
+        && core::mem::offset_of!(Net6Key, port) == core::mem::offset_of!(Net4Key, port)
+);
+
+/// The key data whose group fields [`TrieKey::set_group`] knows where to write.
+trait NetKey {}
+impl NetKey for Net4Key {}
+impl NetKey for Net6Key {}
+
+impl<K: NetKey> TrieKey<K> {
+    /// Volatile stores: LLVM would merge a wildcard group's zero bytes into a call to
+    /// `memset` (a BPF subprogram, a call and a return per lookup).
+    #[inline(always)]
+    fn set_group(&mut self, bin: u16, proto: u8, port: u16) {
+        let base = (&raw mut self.0).cast::<u8>();
+        // SAFETY: in-bounds offsets of a `Key<Net4Key>` or `Key<Net6Key>` (asserted above);
+        // the binary id and port are at even offsets of this 8-aligned key.
+        unsafe {
+            base.add(BIN_OFF).cast::<u16>().write_volatile(bin.to_be());
+            base.add(PROTO_OFF).write_volatile(proto);
+            base.add(PORT_OFF)
+                .cast::<u16>()
+                .write_volatile(port.to_be());
+        }
+    }
+}
+
 /// Merges the longest matches of the groups whose bits are set in `groups` (bit 0: exact
 /// protocol and port, 1: exact protocol, any port, 2: any protocol, exact port, 3: both
 /// wildcards; see `nemoclaw_common::net::group_bit`) for one binary id.
 #[inline(always)]
-fn lookup_groups<K: Copy>(
+fn lookup_groups<K: NetKey>(
     groups: u32,
     bin: u16,
     proto: u8,
     port: u16,
-    make: impl Fn(u16, u8, u16) -> Key<K>,
+    key: &mut TrieKey<K>,
     get: impl Fn(&Key<K>) -> Option<Verdict>,
 ) -> Verdict {
     let mut found = Verdict {
@@ -79,10 +128,11 @@ fn lookup_groups<K: Copy>(
         (8, PROTO_ANY, PORT_ANY),
     ];
     for (bit, g_proto, g_port) in candidates {
-        if groups & bit != 0
-            && let Some(v) = get(&make(bin, g_proto, g_port))
-        {
-            found = merge(found, v);
+        if groups & bit != 0 {
+            key.set_group(bin, g_proto, g_port);
+            if let Some(v) = get(&key.0) {
+                found = merge(found, v);
+            }
         }
     }
     found
@@ -92,30 +142,30 @@ fn lookup_groups<K: Copy>(
 /// entries, the groups of the task's executable. `flags` are this family's 8 group bits.
 /// Returns the verdict and the executable's (dev, ino) if it was read.
 #[inline(always)]
-fn lookup<K: Copy>(
+fn lookup<K: NetKey>(
     slot: u32,
     flags: u32,
     proto: u8,
     port: u16,
-    make: impl Fn(u16, u8, u16) -> Key<K>,
+    key: &mut TrieKey<K>,
     get: impl Fn(&Key<K>) -> Option<Verdict>,
 ) -> (Verdict, (u64, u64)) {
-    let mut found = lookup_groups(flags & 0xf, BIN_ANY, proto, port, &make, &get);
+    let mut found = lookup_groups(flags & 0xf, BIN_ANY, proto, port, key, &get);
     let mut exe = (0, 0);
     if flags & 0xf0 != 0 {
         exe = kernel::current_exe_dev_ino();
-        let key = ExecKey {
+        let exe_key = ExecKey {
             slot,
             _pad: 0,
             dev: exe.0,
             ino: exe.1,
         };
-        if let Some(bin) = NET_BINARIES.get_ptr(&key) {
+        if let Some(bin) = NET_BINARIES.get_ptr(&exe_key) {
             // SAFETY: a map value pointer from a successful lookup, read at once.
             let bin = unsafe { *bin } as u16;
             found = merge(
                 found,
-                lookup_groups((flags >> 4) & 0xf, bin, proto, port, &make, &get),
+                lookup_groups((flags >> 4) & 0xf, bin, proto, port, key, &get),
             );
         }
     }
@@ -126,14 +176,20 @@ fn lookup<K: Copy>(
 /// `Err(ALLOW)` for an unrestricted network, `Err(REJECT)` (after the event) for a task in
 /// an unknown cgroup below a sandbox.
 ///
-/// The slot comes from the attached cgroup's local storage (`NET_SANDBOX`): no hash lookup
-/// on the hot path. Until userspace has written it (all zeros, no `NET` bit) the registry
-/// `SANDBOXES` decides, as the LSM hooks do.
+/// Attached to a sandbox's own cgroup, the slot comes from that cgroup's local storage
+/// (`NET_SANDBOX`): no hash lookup on the hot path. Until userspace has written it (all
+/// zeros, no `NET` bit), and always where the programs are attached above the sandboxes
+/// ([`NET_SANDBOX_IN_STORAGE`] is 0: the storage there names no sandbox, so it is not even
+/// read), the registry `SANDBOXES` decides, as the LSM hooks do.
 #[inline(always)]
 fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32, u64), i32> {
-    let stored = NET_SANDBOX.get_ptr_mut();
-    // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
-    let mut entry = unsafe { *stored };
+    let mut entry = SandboxEntry::default();
+    // SAFETY: a plain read of a static; volatile so the compiler does not fold the default
+    // (the verifier sees the frozen value and drops the dead branch).
+    if unsafe { core::ptr::read_volatile(&NET_SANDBOX_IN_STORAGE) } != 0 {
+        // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
+        entry = unsafe { *NET_SANDBOX.get_ptr_mut() };
+    }
     if entry.controls & controls::NET == 0 {
         let (cgroup_id, found) = sandbox::current();
         // These programs are attached only to sandbox cgroups: a task here without an
@@ -205,34 +261,42 @@ fn target(ctx: &SockAddrContext) -> (u8, u16) {
     (sa.protocol as u8, u16::from_be(sa.user_port as u16))
 }
 
-fn judge_v4_addr(ctx: &SockAddrContext, hook: u32, addr: [u8; 4]) -> i32 {
-    let (slot, groups, ports) = match slot_flags(hook, false) {
+/// Judges one destination: `addr` (4 bytes for IPv4, 16 for IPv6) in `trie`, whose keys
+/// `key` builds from (slot, binary id, protocol, port, address).
+#[inline(always)]
+fn judge<K: NetKey, const N: usize>(
+    ctx: &SockAddrContext,
+    hook: u32,
+    addr: [u8; N],
+    key: impl Fn(u32, u16, u8, u16, [u8; N]) -> K,
+    trie: &LpmTrie<K, Verdict>,
+) -> i32 {
+    let v6 = N == 16;
+    let (slot, groups, ports) = match slot_flags(hook, v6) {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
     let (proto, port) = target(ctx);
     let flags = with_port(groups, ports, port);
-    let make = |bin, proto, port| {
-        Key::new(
-            FIXED_PREFIX_BITS + 32,
-            Net4Key::new(slot, bin, proto, port, addr),
-        )
-    };
-    let (found, exe) = lookup(slot, flags, proto, port, make, |k| NET4.get(k).copied());
+    let prefix_len = FIXED_PREFIX_BITS + 8 * N as u32;
+    let mut key = TrieKey(Key::new(prefix_len, key(slot, BIN_ANY, proto, port, addr)));
+    let (found, exe) = lookup(slot, flags, proto, port, &mut key, |k| trie.get(k).copied());
     decide(hook, slot, found, exe, |ev| {
-        ev.family = AF_INET;
+        ev.family = if v6 { AF_INET6 } else { AF_INET };
         ev.port = port;
         ev.proto = u32::from(proto);
-        ev.addr[..4].copy_from_slice(&addr);
+        ev.addr[..N].copy_from_slice(&addr);
     })
 }
 
+#[inline(always)]
 pub fn judge4(ctx: &SockAddrContext, hook: u32) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let ip = unsafe { (*ctx.sock_addr).user_ip4 };
-    judge_v4_addr(ctx, hook, ip.to_ne_bytes())
+    judge(ctx, hook, ip.to_ne_bytes(), Net4Key::new, &NET4)
 }
 
+#[inline(always)]
 pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let words = unsafe { (*ctx.sock_addr).user_ip6 };
@@ -242,27 +306,10 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     }
     // ::ffff:a.b.c.d is IPv4 on the wire: judge it with the IPv4 rules.
     if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
-        return judge_v4_addr(ctx, hook, [addr[12], addr[13], addr[14], addr[15]]);
+        let v4 = [addr[12], addr[13], addr[14], addr[15]];
+        return judge(ctx, hook, v4, Net4Key::new, &NET4);
     }
-    let (slot, groups, ports) = match slot_flags(hook, true) {
-        Ok(found) => found,
-        Err(verdict) => return verdict,
-    };
-    let (proto, port) = target(ctx);
-    let flags = with_port(groups, ports, port);
-    let make = |bin, proto, port| {
-        Key::new(
-            FIXED_PREFIX_BITS + 128,
-            Net6Key::new(slot, bin, proto, port, addr),
-        )
-    };
-    let (found, exe) = lookup(slot, flags, proto, port, make, |k| NET6.get(k).copied());
-    decide(hook, slot, found, exe, |ev| {
-        ev.family = AF_INET6;
-        ev.port = port;
-        ev.proto = u32::from(proto);
-        ev.addr = addr;
-    })
+    judge(ctx, hook, addr, Net6Key::new, &NET6)
 }
 
 // `lookup` reads the executable for bits 4..8 of each family's byte: the common crate's

@@ -36,7 +36,10 @@ use nemoclaw_common::sandbox::{SandboxEntry, Slot};
 use serde_json::json;
 
 use crate::{
-    kernel::{Enforcer, loader::open_object},
+    kernel::{
+        Enforcer,
+        loader::{NetAttach, open_object},
+    },
     policy::{self, CompileEnv},
     sandbox::{SandboxCgroup, cgroup::cgroup2_mount},
 };
@@ -91,6 +94,10 @@ pub struct BenchArgs {
     /// Timed rounds; ns/op is the fastest round's (the median is reported too).
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
+    /// tcp/udp `real`: set the network programs up as the daemon does (attached above the
+    /// sandboxes: they look the registry up instead of reading the cgroup storage).
+    #[arg(long)]
+    pub registry: bool,
     /// Where the open and exec workloads create their files (must be tmpfs).
     #[arg(long, default_value = "/tmp")]
     pub dir: PathBuf,
@@ -127,6 +134,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         obj.insert("workload".into(), workload_name(args.workload).into());
         obj.insert("mode".into(), mode_name(args.mode).into());
         obj.insert("rules".into(), args.rules.into());
+        if args.registry {
+            obj.insert("registry".into(), true.into());
+        }
         obj.insert("kernel".into(), kernel_release().into());
     }
     let mut out = io::stdout().lock();
@@ -578,7 +588,12 @@ fn load(
             let text = generated_policy(args.workload, args.rules, work)?;
             let parsed = policy::parse_str(Path::new("bench.yaml"), &text)?;
             let compiled = policy::compile(&parsed, &CompileEnv::new("/root".into()))?.policy;
-            let mut enforcer = Enforcer::load(compiled.controls)?;
+            let net = if args.registry {
+                NetAttach::AboveSandboxes
+            } else {
+                NetAttach::SandboxCgroup
+            };
+            let mut enforcer = Enforcer::load_for(compiled.controls, net)?;
             if matches!(args.workload, Workload::Tcp | Workload::Udp) {
                 enforcer.attach_cgroup(cgroup.dir())?;
             }

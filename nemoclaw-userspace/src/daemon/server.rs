@@ -37,7 +37,10 @@ use crate::{
         reader::{AuditReader, Citations, SharedSink},
         replay,
     },
-    kernel::{Enforcer, KernelError, loader::EBPF_OBJECT},
+    kernel::{
+        Enforcer, KernelError,
+        loader::{EBPF_OBJECT, NetAttach},
+    },
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
     sandbox::{
         SandboxCgroup,
@@ -221,7 +224,7 @@ fn open_enforcement(
     }
     let all = controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE;
     let mut unavailable = None;
-    let mut enforcer = match Enforcer::load(all) {
+    let mut enforcer = match Enforcer::load_for(all, NetAttach::AboveSandboxes) {
         Ok(e) => e,
         Err(KernelError::ControlUnavailable {
             control,
@@ -234,7 +237,7 @@ fn open_enforcement(
                  policies that need BPF LSM will be refused. See `nemoclaw doctor`"
             );
             unavailable = Some((what, reason, advice));
-            Enforcer::load(controls::NET)?
+            Enforcer::load_for(controls::NET, NetAttach::AboveSandboxes)?
         }
         Err(e) => return Err(e.into()),
     };

@@ -98,15 +98,34 @@ fn unavailable(
     }
 }
 
+/// Where the network (`sock_addr`) programs will be attached, which decides how they find a
+/// task's sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetAttach {
+    /// To each sandbox's own cgroup (`nemoclaw run`): [`Enforcer::register`] writes the
+    /// sandbox's entry into that cgroup's local storage, read without a hash lookup.
+    SandboxCgroup,
+    /// Above the sandboxes (the daemon, at its cgroup root): the storage there names no
+    /// sandbox, so the programs skip it and look the registry up.
+    AboveSandboxes,
+}
+
 /// Opens the embedded object with this kernel's struct offsets (from BTF) in `.rodata`,
-/// creating its maps; no program is loaded yet.
+/// creating its maps; no program is loaded yet. The network programs are set up for
+/// [`NetAttach::SandboxCgroup`].
 pub fn open_object() -> Result<Ebpf, KernelError> {
+    open_object_for(NetAttach::SandboxCgroup)
+}
+
+fn open_object_for(net: NetAttach) -> Result<Ebpf, KernelError> {
     let btf = Btf::from_sys_fs()?;
     let offsets = offsets::resolve(&btf)?;
     let mut loader = EbpfLoader::new();
     for (global, value) in &offsets {
         loader.override_global(global, value, true);
     }
+    let in_storage = u64::from(net == NetAttach::SandboxCgroup);
+    loader.override_global("NET_SANDBOX_IN_STORAGE", &in_storage, true);
     loader.load(EBPF_OBJECT).map_err(KernelError::Object)
 }
 
@@ -201,6 +220,11 @@ impl Enforcer {
     /// program the `wanted` controls need. Fails, naming the control, if any cannot load:
     /// a policy is never run with a control silently missing.
     pub fn load(wanted: u32) -> Result<Self, KernelError> {
+        Self::load_for(wanted, NetAttach::SandboxCgroup)
+    }
+
+    /// [`Enforcer::load`], with the network programs set up for where they will be attached.
+    pub fn load_for(wanted: u32, net: NetAttach) -> Result<Self, KernelError> {
         for bit in [
             controls::EXEC,
             controls::NET,
@@ -211,7 +235,7 @@ impl Enforcer {
                 return Err(KernelError::NotImplemented(section_name(bit)));
             }
         }
-        let mut ebpf = open_object()?;
+        let mut ebpf = open_object_for(net)?;
         let maps = MapSet::take_from(&mut ebpf);
         let mut links = Vec::new();
         let lsm_wanted = wanted & (controls::EXEC | controls::FS | controls::PRIVILEGE);
