@@ -18,7 +18,7 @@ use nemoclaw_common::{
         BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PER_BINARY_GROUPS, PORT_ANY, PROTO_ANY,
         port_bit,
     },
-    rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict},
+    rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict, merge},
     sandbox::{SandboxEntry, controls},
 };
 
@@ -41,27 +41,6 @@ const AF_INET6: u16 = 10;
 /// before load (`.rodata`, like the struct offsets).
 #[unsafe(no_mangle)]
 static NET_SANDBOX_IN_STORAGE: u64 = 1;
-
-/// Deny beats allow; between equals the lower rule id (the compiler's `merge`).
-#[inline(always)]
-fn merge(a: Verdict, b: Verdict) -> Verdict {
-    if a.action == 0 {
-        return b;
-    }
-    if b.action == 0 {
-        return a;
-    }
-    let (a_deny, b_deny) = (a.action == ACTION_DENY, b.action == ACTION_DENY);
-    if a_deny && !b_deny {
-        a
-    } else if b_deny && !a_deny {
-        b
-    } else if a.rule_id <= b.rule_id {
-        a
-    } else {
-        b
-    }
-}
 
 /// A trie key of either family, built once per destination; each group's lookup rewrites
 /// only its (binary id, protocol, port) with [`TrieKey::set_group`].
