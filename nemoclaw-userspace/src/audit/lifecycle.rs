@@ -45,7 +45,8 @@ pub enum Lifecycle {
         cgroup: u64,
         /// Exit code, or 128 + signal.
         exit_code: Option<i32>,
-        /// Deny events dropped because the ring buffer was full (the denials still held).
+        /// Deny events dropped because the ring buffer was full (the denials still held)
+        /// while the sandbox ran: the kernel counts drops for all sandboxes together.
         events_lost: u64,
     },
     /// The daemon started: with enforcement it loaded and pinned, or adopted from pins.

@@ -32,6 +32,10 @@ pub struct SandboxState {
     /// stays allowed (seconds).
     pub resolv_conf: PathBuf,
     pub dns_grace: u64,
+    /// The kernel's count of dropped deny events when the sandbox started: its stop record
+    /// reports the drops made while it ran.
+    #[serde(default)]
+    pub events_lost_at_start: u64,
 }
 
 /// What survives a daemon restart (the kernel keeps the rest in pinned maps).
@@ -250,6 +254,7 @@ mod tests {
                 rules: vec![],
                 resolv_conf: "/etc/resolv.conf".into(),
                 dns_grace: 30,
+                events_lost_at_start: 7,
             }],
         };
         state.write(&path).unwrap();

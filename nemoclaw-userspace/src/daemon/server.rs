@@ -555,6 +555,7 @@ impl Daemon {
             rules: compiled.rules,
             resolv_conf,
             dns_grace,
+            events_lost_at_start: self.enforcer.events_lost().unwrap_or(0),
         };
         let sandbox = Sandbox {
             state,
@@ -607,7 +608,11 @@ impl Daemon {
             sandbox: name.to_owned(),
             cgroup: state.cgroup_id,
             exit_code,
-            events_lost: self.enforcer.events_lost().unwrap_or(0),
+            events_lost: self
+                .enforcer
+                .events_lost()
+                .unwrap_or(0)
+                .saturating_sub(state.events_lost_at_start),
         });
         Ok(Response::Destroyed {
             name: name.to_owned(),
