@@ -110,6 +110,13 @@ const PRELUDE: &str = "import ctypes, errno, mmap, os, shutil, subprocess, sys\n
     def run(argv, **kw):\n    \
         return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw).returncode\n";
 
+/// `load(path)`: `dlopen`, with ld.so's text for a refused mmap turned into `EPERM`.
+const LOAD: &str = "def load(p):\n    \
+    try:\n        ctypes.CDLL(p); return 'loaded'\n    \
+    except OSError as e:\n        \
+        if 'failed to map segment' in str(e): raise OSError(errno.EPERM, str(e))\n        \
+        raise\n";
+
 fn escape_probe(body: &str) -> String {
     format!("{PRELUDE}{body}\n")
 }
@@ -219,12 +226,7 @@ fn escape_dlopen_of_workspace_library_is_denied() {
     let ws = workspace(&scratch);
     let code = escape_probe(&format!(
         "shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', {copy:?})\n\
-         def load(p):\n    \
-             try:\n        ctypes.CDLL(p); return 'loaded'\n    \
-             except OSError as e:\n        \
-                 # dlopen's error is text; ld.so's message for a refused mmap.\n        \
-                 if 'failed to map segment' in str(e): raise OSError(errno.EPERM, str(e))\n        \
-                 raise\n\
+         {LOAD}\
          report(lambda: load({copy:?}))\n\
          report(lambda: load('libz.so.1'))\n",
         copy = ws.join("libz.so.1").to_str().expect("utf-8"),
@@ -253,11 +255,7 @@ fn library_directories_from_the_policy_replace_the_defaults() {
         "os.makedirs({lib:?}); os.makedirs({other:?})\n\
          for d in ({lib:?}, {other:?}):\n    \
              shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', d + '/libz.so.1')\n\
-         def load(p):\n    \
-             try:\n        ctypes.CDLL(p); return 'loaded'\n    \
-             except OSError as e:\n        \
-                 if 'failed to map segment' in str(e): raise OSError(errno.EPERM, str(e))\n        \
-                 raise\n\
+         {LOAD}\
          report(lambda: load({lib:?} + '/libz.so.1'))\n\
          report(lambda: load({other:?} + '/libz.so.1'))\n",
         lib = listed.to_str().expect("utf-8"),
