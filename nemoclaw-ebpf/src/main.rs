@@ -257,7 +257,9 @@ pub fn file_ioctl(ctx: LsmContext) -> i32 {
     privilege::file_ioctl(&ctx)
 }
 
-#[cfg(not(test))]
+// Only for the BPF target: a host build (`cargo clippy --workspace`) links `std` through
+// the workspace's unified features, and `std` brings its own.
+#[cfg(all(not(test), target_arch = "bpf"))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
