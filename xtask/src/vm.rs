@@ -206,8 +206,13 @@ impl Console {
             let _ = out.write_all(chunk);
             let _ = out.flush();
         }
+        // Only new bytes are searched for a newline: a long line (a test's huge panic message)
+        // arriving in many chunks must not be rescanned from its start each time.
+        let mut from = self.pending.len();
         self.pending.extend_from_slice(chunk);
-        while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+        while let Some(rel) = self.pending[from..].iter().position(|&b| b == b'\n') {
+            let pos = from + rel;
+            from = 0;
             let raw: Vec<u8> = self.pending.drain(..=pos).collect();
             let line = String::from_utf8_lossy(&raw).replace('\r', "");
             let line = line.trim_end_matches('\n');

@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::Path};
 
-use crate::support::{Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
+use crate::support::{FullPreemption, Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
 
 /// The probe prelude: `t(label, f)` prints `label OK value` or `label ERR ERRNO`.
 const PRELUDE: &str = r"
@@ -608,38 +608,6 @@ fn fs_workspace_create_rename_delete_all_work() {
     assert!(out.denials("filesystem").is_empty(), "{out:#?}");
 }
 
-/// The kernel's preemption mode switched to `full` for one test (`PREEMPT_DYNAMIC`
-/// kernels, such as Debian's, boot `voluntary`); the previous mode comes back on drop.
-struct FullPreemption {
-    previous: String,
-}
-
-const PREEMPT_CONTROL: &str = "/sys/kernel/debug/sched/preempt";
-
-impl FullPreemption {
-    /// `None` when this kernel has no run-time preemption switch.
-    fn switch() -> Option<Self> {
-        if !Path::new(PREEMPT_CONTROL).exists() {
-            let _ = std::process::Command::new("mount")
-                .args(["-t", "debugfs", "debugfs", "/sys/kernel/debug"])
-                .status();
-        }
-        // "none (voluntary) full": the current mode is in parentheses.
-        let modes = std::fs::read_to_string(PREEMPT_CONTROL).ok()?;
-        let previous = modes.split_once('(')?.1.split_once(')')?.0.to_owned();
-        std::fs::write(PREEMPT_CONTROL, "full").expect("switch to full preemption");
-        let now = std::fs::read_to_string(PREEMPT_CONTROL).expect("read preemption mode");
-        assert!(now.contains("(full)"), "preemption mode: {now}");
-        Some(Self { previous })
-    }
-}
-
-impl Drop for FullPreemption {
-    fn drop(&mut self) {
-        let _ = std::fs::write(PREEMPT_CONTROL, &self.previous);
-    }
-}
-
 /// With full preemption a task can be preempted inside `file_open`, after its path is in
 /// the per-CPU scratch buffer and before the lookups, and another task's program can then
 /// rewrite that buffer. Two tasks of one sandbox on one CPU open, for seconds, two paths of
@@ -654,7 +622,7 @@ fn fs_escape_preempted_open_judged_on_another_tasks_path() {
     }
     let Some(_full) = FullPreemption::switch() else {
         println!(
-            "SKIPPED fs_escape_preempted_open_judged_on_another_tasks_path: no {PREEMPT_CONTROL}"
+            "SKIPPED fs_escape_preempted_open_judged_on_another_tasks_path: no run-time preemption switch"
         );
         return;
     };
@@ -689,27 +657,14 @@ fn fs_escape_preempted_open_judged_on_another_tasks_path() {
          os.waitpid(child, 0)\n"
     );
     let out = run_sandboxed(&tree.scratch, &policy, &[PYTHON, "-I", "-c", &script]);
-    let counts = |name: &str| -> (u64, u64) {
-        let line = out
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} line: {out:#?}"));
-        let n: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .map(|x| x.parse().expect("count"))
-            .collect();
-        (n[0], n[1])
-    };
-    let (secret_ok, secret_denied) = counts("secret");
-    let (public_ok, public_denied) = counts("public");
+    let (secret_ok, secret_denied) = out.counts("secret");
+    let (public_ok, public_denied) = out.counts("public");
     println!(
         "preempted opens: secret {secret_ok} opened / {secret_denied} denied; public \
          {public_ok} opened / {public_denied} denied (buffer taken over)"
     );
-    assert_eq!(secret_ok, 0, "the denied file was opened: {out:#?}");
-    assert!(secret_denied > 0 && public_ok > 0, "{out:#?}");
+    assert_eq!(secret_ok, 0, "the denied file was opened: {}", out.brief());
+    assert!(secret_denied > 0 && public_ok > 0, "{}", out.brief());
     expect_audit(
         &out,
         "file_open",

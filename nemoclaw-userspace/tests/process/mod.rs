@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::support::{Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
+use crate::support::{FullPreemption, Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
 
 const POLICY: &str = "process:\n  allow:\n    - python3\n    - \"true\"\n  deny:\n    - cat\n";
 
@@ -267,6 +267,80 @@ fn library_directories_from_the_policy_replace_the_defaults() {
         p.ends_with("/workspace/other/libz.so.1")
     });
     assert_eq!(d["rule"]["id"], 0);
+}
+
+/// Full preemption (see `filesystem::fs_escape_preempted_open_judged_on_another_tasks_path`):
+/// the executable-mapping check builds the file's path in a per-CPU buffer too. Two tasks of
+/// one sandbox on one CPU map, for seconds, a file in a listed library directory and the
+/// same file in an unlisted directory whose path has the same length. Not one executable
+/// mapping of the unlisted one may succeed; the listed one keeps mapping (a run whose buffer
+/// was taken over is denied: those are counted and printed).
+#[test]
+fn escape_preempted_mmap_judged_on_another_tasks_path() {
+    if !lsm_or_skip("escape_preempted_mmap") {
+        return;
+    }
+    let Some(_full) = FullPreemption::switch() else {
+        println!("SKIPPED escape_preempted_mmap: no run-time preemption switch");
+        return;
+    };
+    let scratch = Scratch::new("preempt-mmap");
+    let ws = workspace(&scratch);
+    let policy = format!(
+        "process:\n  allow:\n    - python3\n  libraries:\n    - /usr/lib/**\n    - \"{}/lib/**\"\n",
+        ws.display()
+    );
+    let code = escape_probe(&format!(
+        "import time\n\
+         W = {ws:?}\n\
+         for d in ('lib', 'bad'):\n    \
+             os.makedirs(W + '/' + d)\n    \
+             shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', W + '/' + d + '/x.so')\n\
+         os.sched_setaffinity(0, {{0}})\n\
+         def hammer(d, seconds):\n    \
+             fd = os.open(W + '/' + d + '/x.so', os.O_RDONLY)\n    \
+             ok = denied = 0\n    \
+             end = time.monotonic() + seconds\n    \
+             while time.monotonic() < end:\n        \
+                 try:\n            \
+                     mmap.mmap(fd, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC).close()\n            \
+                     ok += 1\n        \
+                 except PermissionError:\n            \
+                     denied += 1\n    \
+             print(d, ok, denied, flush=True)\n\
+         child = os.fork()\n\
+         if child == 0:\n    \
+             hammer('bad', 6)\n    \
+             os._exit(0)\n\
+         hammer('lib', 6)\n\
+         os.waitpid(child, 0)\n",
+        ws = ws.to_str().expect("utf-8"),
+    ));
+    let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
+    let (bad_ok, bad_denied) = out.counts("bad");
+    let (lib_ok, lib_denied) = out.counts("lib");
+    println!(
+        "preempted executable mappings: unlisted {bad_ok} mapped / {bad_denied} denied; listed \
+         {lib_ok} mapped / {lib_denied} denied (buffer taken over)"
+    );
+    assert_eq!(
+        bad_ok,
+        0,
+        "the unlisted file was mapped executable: {}",
+        out.brief()
+    );
+    assert!(bad_denied > 0 && lib_ok > 0, "{}", out.brief());
+    assert!(
+        out.denials("process")
+            .iter()
+            .any(|d| d["hook"] == "mmap_file"
+                && d["errno"] == "EPERM"
+                && d["object"]["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/workspace/bad/x.so"))),
+        "no mmap_file denial of the unlisted file: {}",
+        out.brief()
+    );
 }
 
 /// memfd exec: a copy of an allowed binary in a memfd is a new inode. Both the `/proc/self/fd`

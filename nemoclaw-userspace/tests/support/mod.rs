@@ -93,6 +93,34 @@ impl Outcome {
             .collect()
     }
 
+    /// Exit code, output and the number of records: for assertion messages of runs that
+    /// write thousands of records (the whole `Debug` would swamp the console).
+    pub fn brief(&self) -> String {
+        format!(
+            "exit {:?}, {} deny records\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.audit.len(),
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// The two counts a hammering probe printed as `NAME OK DENIED`.
+    pub fn counts(&self, name: &str) -> (u64, u64) {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} line: {}", self.brief()));
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().expect("count"))
+            .collect();
+        assert_eq!(n.len(), 2, "{line}");
+        (n[0], n[1])
+    }
+
     /// Every deny record, of any control (lifecycle records are not denials).
     pub fn all_denials(&self) -> Vec<&serde_json::Value> {
         self.audit
@@ -257,4 +285,36 @@ pub fn connect_probe(family: &str, kind: &str, host: &str, port: u16) -> String 
          try:\n    {send}\n    print('OK')\n\
          except OSError as e:\n    print('ERR', errno.errorcode.get(e.errno, e.errno))\n"
     )
+}
+
+/// The kernel's preemption mode switched to `full` for one test (`PREEMPT_DYNAMIC`
+/// kernels, such as Debian's, boot `voluntary`); the previous mode comes back on drop.
+pub struct FullPreemption {
+    previous: String,
+}
+
+const PREEMPT_CONTROL: &str = "/sys/kernel/debug/sched/preempt";
+
+impl FullPreemption {
+    /// `None` when this kernel has no run-time preemption switch.
+    pub fn switch() -> Option<Self> {
+        if !Path::new(PREEMPT_CONTROL).exists() {
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "debugfs", "debugfs", "/sys/kernel/debug"])
+                .status();
+        }
+        // "none (voluntary) full": the current mode is in parentheses.
+        let modes = std::fs::read_to_string(PREEMPT_CONTROL).ok()?;
+        let previous = modes.split_once('(')?.1.split_once(')')?.0.to_owned();
+        std::fs::write(PREEMPT_CONTROL, "full").expect("switch to full preemption");
+        let now = std::fs::read_to_string(PREEMPT_CONTROL).expect("read preemption mode");
+        assert!(now.contains("(full)"), "preemption mode: {now}");
+        Some(Self { previous })
+    }
+}
+
+impl Drop for FullPreemption {
+    fn drop(&mut self) {
+        let _ = std::fs::write(PREEMPT_CONTROL, &self.previous);
+    }
 }
