@@ -8,7 +8,9 @@
 
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::Path};
 
-use crate::support::{FullPreemption, Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
+use crate::support::{
+    FullPreemption, Outcome, PYTHON, Scratch, contend, lsm_or_skip, run_sandboxed,
+};
 
 /// The probe prelude: `t(label, f)` prints `label OK value` or `label ERR ERRNO`.
 const PRELUDE: &str = r"
@@ -635,26 +637,11 @@ fn fs_escape_preempted_open_judged_on_another_tasks_path() {
         "filesystem:\n  allow:\n    - {b}/d/public\n  read_only:\n    - /usr/**\n    - /etc/**\n    \
          - /proc/**\n    - /dev/**\n"
     );
-    let script = format!(
-        "import os, time\n\
-         B = {b:?}\n\
-         os.sched_setaffinity(0, {{0}})\n\
-         def hammer(name, seconds):\n    \
-             ok = denied = 0\n    \
-             end = time.monotonic() + seconds\n    \
-             while time.monotonic() < end:\n        \
-                 try:\n            \
-                     os.close(os.open(B + '/d/' + name, os.O_RDONLY))\n            \
-                     ok += 1\n        \
-                 except PermissionError:\n            \
-                     denied += 1\n    \
-             print(name, ok, denied, flush=True)\n\
-         child = os.fork()\n\
-         if child == 0:\n    \
-             hammer('secret', 6)\n    \
-             os._exit(0)\n\
-         hammer('public', 6)\n\
-         os.waitpid(child, 0)\n"
+    let script = contend(
+        &format!("B = {b:?}"),
+        "os.close(os.open(B + '/d/' + name, os.O_RDONLY))",
+        "secret",
+        "public",
     );
     let out = run_sandboxed(&tree.scratch, &policy, &[PYTHON, "-I", "-c", &script]);
     let (secret_ok, secret_denied) = out.counts("secret");

@@ -2,7 +2,9 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::support::{FullPreemption, Outcome, PYTHON, Scratch, lsm_or_skip, run_sandboxed};
+use crate::support::{
+    FullPreemption, Outcome, PYTHON, Scratch, contend, lsm_or_skip, run_sandboxed,
+};
 
 const POLICY: &str = "process:\n  allow:\n    - python3\n    - \"true\"\n  deny:\n    - cat\n";
 
@@ -290,31 +292,20 @@ fn escape_preempted_mmap_judged_on_another_tasks_path() {
         "process:\n  allow:\n    - python3\n  libraries:\n    - /usr/lib/**\n    - \"{}/lib/**\"\n",
         ws.display()
     );
-    let code = escape_probe(&format!(
-        "import time\n\
-         W = {ws:?}\n\
+    let setup = format!(
+        "W = {ws:?}\n\
+         fds = {{}}\n\
          for d in ('lib', 'bad'):\n    \
              os.makedirs(W + '/' + d)\n    \
-             shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', W + '/' + d + '/x.so')\n\
-         os.sched_setaffinity(0, {{0}})\n\
-         def hammer(d, seconds):\n    \
-             fd = os.open(W + '/' + d + '/x.so', os.O_RDONLY)\n    \
-             ok = denied = 0\n    \
-             end = time.monotonic() + seconds\n    \
-             while time.monotonic() < end:\n        \
-                 try:\n            \
-                     mmap.mmap(fd, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC).close()\n            \
-                     ok += 1\n        \
-                 except PermissionError:\n            \
-                     denied += 1\n    \
-             print(d, ok, denied, flush=True)\n\
-         child = os.fork()\n\
-         if child == 0:\n    \
-             hammer('bad', 6)\n    \
-             os._exit(0)\n\
-         hammer('lib', 6)\n\
-         os.waitpid(child, 0)\n",
+             shutil.copy('/usr/lib/x86_64-linux-gnu/libz.so.1', W + '/' + d + '/x.so')\n    \
+             fds[d] = os.open(W + '/' + d + '/x.so', os.O_RDONLY)",
         ws = ws.to_str().expect("utf-8"),
+    );
+    let code = escape_probe(&contend(
+        &setup,
+        "mmap.mmap(fds[name], 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC).close()",
+        "bad",
+        "lib",
     ));
     let out = run_sandboxed(&scratch, &policy, &[PYTHON, "-c", &code]);
     let (bad_ok, bad_denied) = out.counts("bad");

@@ -318,3 +318,31 @@ impl Drop for FullPreemption {
         let _ = std::fs::write(PREEMPT_CONTROL, &self.previous);
     }
 }
+
+/// A Python program for the full-preemption tests: after `setup`, it pins itself to CPU 0
+/// and forks; the child repeats `op` (a statement using `name`) as `first`, the parent as
+/// `second`, each for 6 s, and each prints `NAME OK DENIED` (a `PermissionError` is a
+/// denial); read them with [`Outcome::counts`].
+pub fn contend(setup: &str, op: &str, first: &str, second: &str) -> String {
+    format!(
+        "import os, time\n\
+         {setup}\n\
+         os.sched_setaffinity(0, {{0}})\n\
+         def hammer(name, seconds):\n    \
+             ok = denied = 0\n    \
+             end = time.monotonic() + seconds\n    \
+             while time.monotonic() < end:\n        \
+                 try:\n            \
+                     {op}\n            \
+                     ok += 1\n        \
+                 except PermissionError:\n            \
+                     denied += 1\n    \
+             print(name, ok, denied, flush=True)\n\
+         child = os.fork()\n\
+         if child == 0:\n    \
+             hammer({first:?}, 6)\n    \
+             os._exit(0)\n\
+         hammer({second:?}, 6)\n\
+         os.waitpid(child, 0)\n"
+    )
+}
