@@ -13,6 +13,11 @@ pub type Slot = u32;
 /// sandboxes share one map set).
 pub const MAX_SLOTS: u32 = 4096;
 
+/// The slot of the self-test's probe policy (userspace `sandbox::selftest`): never handed
+/// to a sandbox, so the self-test can run beside live sandboxes and its deny events are
+/// told apart.
+pub const SELF_TEST_SLOT: Slot = MAX_SLOTS - 1;
+
 /// Depth of sandbox cgroups in the cgroup v2 hierarchy: `<root>/nemoclaw/<sandbox>`. The
 /// kernel side judges a task in a cgroup below a sandbox by its ancestor at this depth.
 pub const SANDBOX_CGROUP_LEVEL: u32 = 2;

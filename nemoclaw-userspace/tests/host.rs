@@ -3,5 +3,6 @@
 
 mod daemon;
 mod fail_closed;
+mod lsm_inactive;
 mod network;
 mod support;

@@ -702,6 +702,7 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
         argv: vec!["sh".into(), "-c".into(), script],
         cwd: util::workspace_root(),
         env: Vec::new(),
+        kernel_args: Vec::new(),
         timeout: Duration::from_secs(args.vm_timeout),
         interactive: false,
     };

@@ -53,7 +53,7 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
     };
     match &place {
         Place::Native => println!(
-            "xtask run: running natively on this host: it can load BPF LSM programs (`nemoclaw doctor --quiet-lsm-check` passed)"
+            "xtask run: running natively on this host: BPF LSM is active and its programs load (`nemoclaw doctor --quiet-lsm-check` passed)"
         ),
         Place::Vm(why) => println!(
             "xtask run: running in a QEMU VM (Debian {}): {why}",
@@ -97,6 +97,7 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
                 argv: guest_argv,
                 cwd: util::workspace_root(),
                 env: vec![("NEMOCLAW".to_owned(), "nemoclaw".to_owned())],
+                kernel_args: Vec::new(),
                 timeout: Duration::from_secs(args.timeout),
                 interactive: false,
             };
@@ -143,18 +144,21 @@ exit $code
     )
 }
 
-/// Asks `nemoclaw doctor --quiet-lsm-check`, whose exit code is 0 iff BPF LSM programs load here.
+/// Asks `nemoclaw doctor --quiet-lsm-check`, whose exit code is 0 iff BPF LSM is active and
+/// its programs load here (a kernel with BPF LSM built in but not in its `lsm=` list, such as
+/// Ubuntu's, fails it: the demo must never run there claiming enforcement).
 fn decide() -> Place {
     let bin = util::nemoclaw_bin();
     let mut cmd = Command::new(&bin);
     cmd.args(["doctor", "--quiet-lsm-check"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null());
-    match cmd.status() {
-        Ok(status) if status.success() => Place::Native,
-        Ok(status) => Place::Vm(format!(
-            "this host cannot load BPF LSM programs (`nemoclaw doctor --quiet-lsm-check` {status})"
+    match cmd.output() {
+        Ok(out) if out.status.success() => Place::Native,
+        Ok(out) => Place::Vm(format!(
+            "this host cannot run BPF LSM programs (`nemoclaw doctor --quiet-lsm-check` {}: {})",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim()
         )),
         Err(err) => Place::Vm(format!(
             "could not run `{} doctor --quiet-lsm-check` ({err}); falling back to the VM",

@@ -168,11 +168,11 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
                     "--test-threads=1",
                 ]),
             )),
-            Layer::Vm => reports.extend(vm_layer(
-                &kernels,
-                args.vm_test_exe.as_deref(),
-                Duration::from_secs(args.vm_timeout),
-            )),
+            Layer::Vm => {
+                let timeout = Duration::from_secs(args.vm_timeout);
+                reports.extend(vm_layer(&kernels, args.vm_test_exe.as_deref(), timeout));
+                reports.extend(lsm_inactive_layer(&kernels, timeout));
+            }
         }
     }
 
@@ -259,7 +259,7 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
     let started = Instant::now();
     let exe = match given_exe {
         Some(exe) => std::path::absolute(exe).context("resolving --vm-test-exe"),
-        None => util::build_userspace().and_then(|()| build_vm_test()),
+        None => util::build_userspace().and_then(|()| build_test_exe("vm")),
     };
     let exe = match exe {
         Ok(exe) => exe,
@@ -303,6 +303,7 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
                 // Where cargo runs integration tests: the package directory.
                 cwd: util::workspace_root().join("nemoclaw-userspace"),
                 env: Vec::new(),
+                kernel_args: Vec::new(),
                 timeout,
                 interactive: false,
             };
@@ -325,6 +326,73 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
                         ""
                     }
                 ),
+                counts,
+                problem,
+                elapsed: started.elapsed(),
+            }
+        })
+        .collect()
+}
+
+/// Ubuntu's default LSM list (22.04, 24.04): BPF LSM compiled in, not active.
+pub const UBUNTU_LSM: &str = "lsm=landlock,lockdown,yama,integrity,apparmor";
+
+/// The host suite (what runs without BPF LSM, and the refusals of what cannot) on each
+/// kernel booted with [`UBUNTU_LSM`], where LSM programs load and attach and never run.
+/// `NEMOCLAW_LSM_INACTIVE=1` makes its tests of that case mandatory (not skipped).
+fn lsm_inactive_layer(kernels: &[KernelVersion], timeout: Duration) -> Vec<Report> {
+    println!("== test layer vm, BPF LSM not active ({UBUNTU_LSM}): building ==");
+    let started = Instant::now();
+    let exe = match util::build_userspace().and_then(|()| build_test_exe("host")) {
+        Ok(exe) => exe,
+        Err(err) => {
+            return kernels
+                .iter()
+                .map(|k| Report {
+                    name: format!("vm {k} lsm-inactive"),
+                    counts: Counts::default(),
+                    problem: Some(format!("build failed: {err:#}")),
+                    elapsed: started.elapsed(),
+                })
+                .collect();
+        }
+    };
+    kernels
+        .iter()
+        .map(|&kernel| {
+            println!(
+                "== test layer vm {kernel} lsm-inactive ({UBUNTU_LSM}): {} --test-threads=1 ==",
+                exe.display()
+            );
+            let started = Instant::now();
+            let guest = vm::Guest {
+                kernel,
+                argv: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!(
+                        "env NEMOCLAW_LSM_INACTIVE=1 '{}' --test-threads=1",
+                        exe.display()
+                    ),
+                ],
+                cwd: util::workspace_root().join("nemoclaw-userspace"),
+                env: Vec::new(),
+                kernel_args: vec![UBUNTU_LSM.to_owned()],
+                timeout,
+                interactive: false,
+            };
+            let mut counts = Counts::default();
+            let result = vm::run(&guest, &mut |line| {
+                println!("{line}");
+                counts.parse_line(line);
+            });
+            let problem = match result {
+                Ok(0) => no_tests_problem(counts),
+                Ok(code) => Some(format!("test binary exited with {code}")),
+                Err(err) => Some(format!("{err:#}")),
+            };
+            Report {
+                name: format!("vm {kernel} lsm-inactive"),
                 counts,
                 problem,
                 elapsed: started.elapsed(),
@@ -362,15 +430,16 @@ exit $code
     )
 }
 
-/// `cargo test --test vm --no-run`, returning the test executable from cargo's JSON messages.
-fn build_vm_test() -> Result<PathBuf> {
+/// `cargo test --test TARGET --no-run`, returning the test executable from cargo's JSON
+/// messages.
+fn build_test_exe(target: &str) -> Result<PathBuf> {
     let mut cmd = util::cargo();
     cmd.args([
         "test",
         "--package",
         "nemoclaw-userspace",
         "--test",
-        "vm",
+        target,
         "--no-run",
         "--message-format=json-diagnostic-rendered-ansi",
     ]);
@@ -386,7 +455,7 @@ fn build_vm_test() -> Result<PathBuf> {
                 }
             }
             Some("compiler-artifact")
-                if msg["target"]["name"] == "vm"
+                if msg["target"]["name"] == target
                     && msg["target"]["kind"]
                         .as_array()
                         .is_some_and(|kinds| kinds.iter().any(|k| k == "test")) =>
@@ -398,7 +467,7 @@ fn build_vm_test() -> Result<PathBuf> {
             _ => {}
         }
     })?;
-    exe.context("cargo built no executable for the `vm` test target")
+    exe.with_context(|| format!("cargo built no executable for the `{target}` test target"))
 }
 
 #[cfg(test)]

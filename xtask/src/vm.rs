@@ -38,6 +38,11 @@ pub struct VmArgs {
     /// Kill the VM after this many seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+    /// An extra kernel parameter (repeatable), e.g. `--kernel-arg
+    /// lsm=landlock,lockdown,yama,integrity,apparmor` for Ubuntu's LSM list (BPF LSM built in,
+    /// not active).
+    #[arg(long = "kernel-arg")]
+    kernel_args: Vec<String>,
     /// The command to run in the guest (default: an interactive shell, if stdin is a terminal).
     #[arg(last = true)]
     cmd: Vec<String>,
@@ -57,6 +62,7 @@ pub fn main(args: &VmArgs) -> Result<ExitCode> {
         argv: args.cmd.clone(),
         cwd: util::workspace_root(),
         env: Vec::new(),
+        kernel_args: args.kernel_args.clone(),
         timeout: Duration::from_secs(args.timeout),
         interactive,
     };
@@ -73,6 +79,9 @@ pub struct Guest {
     pub cwd: PathBuf,
     /// Extra environment, on top of `PATH`, `HOME` and the host's `NEMOCLAW_*`.
     pub env: Vec<(String, String)>,
+    /// Extra kernel parameters (appended after ours; the kernel takes the last of a repeated
+    /// one).
+    pub kernel_args: Vec<String>,
     pub timeout: Duration,
     /// Connect the guest's console to our terminal (stdin raw) instead of `/dev/null`.
     pub interactive: bool,
@@ -100,6 +109,13 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
     );
     if guest.interactive {
         append.push_str(" nemoclaw_interactive=1");
+    }
+    for arg in &guest.kernel_args {
+        if arg.is_empty() || arg.contains(char::is_whitespace) {
+            bail!("a kernel argument must be one word without whitespace: {arg:?}");
+        }
+        append.push(' ');
+        append.push_str(arg);
     }
 
     let mut qemu = qemu_command(&tree, &initrd, &append, guest.interactive);

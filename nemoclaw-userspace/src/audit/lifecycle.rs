@@ -24,6 +24,17 @@ impl PolicyRef {
     }
 }
 
+/// What the self-test (`sandbox::selftest`) proved: a probe task was denied under each
+/// passed control; failed ones carry why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SelfTest {
+    pub passed: Vec<&'static str>,
+    /// Why, for each control whose probe was not denied.
+    pub failed: std::collections::BTreeMap<String, String>,
+    /// What the self-test took, in microseconds.
+    pub micros: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Lifecycle {
@@ -35,7 +46,11 @@ pub enum Lifecycle {
         user: String,
         uid: u32,
         command: Vec<String>,
+        /// Controls enforced: only those whose self-test passed.
         enforcing: Vec<&'static str>,
+        /// The self-test of a standalone run (the daemon's is in its `daemon_start`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        self_test: Option<SelfTest>,
         /// Who started it: the uid of the `nemoclaw` process (and `$SUDO_USER`, if any).
         requested_by: String,
     },
@@ -54,8 +69,10 @@ pub enum Lifecycle {
         time: String,
         pid: u32,
         adopted: bool,
-        /// Controls whose programs are attached.
+        /// Controls available to sandboxes: attached, and their self-test passed.
         controls: Vec<&'static str>,
+        /// The self-test run at this start (also after adoption).
+        self_test: SelfTest,
         sandboxes: Vec<String>,
     },
     DaemonStop {

@@ -1,33 +1,22 @@
 //! `nemoclaw doctor`: what this kernel offers and what the user must do about what it lacks.
 
-use std::{fs, path::Path};
+use std::path::Path;
 
 use crate::{
-    kernel::{btf::VMLINUX_BTF, probe},
+    kernel::{
+        btf::VMLINUX_BTF,
+        lsm::{BPF_LSM_ACTIVE_BY_DEFAULT, BPF_LSM_MUST_BE_ADDED, LsmList},
+        probe,
+    },
     sandbox::cgroup::cgroup2_mount,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
-    /// Print nothing but one line; exit 0 iff BPF LSM programs load and attach here.
+    /// Print nothing but one line; exit 0 iff BPF LSM is active and its programs load and
+    /// attach here.
     #[arg(long)]
     pub quiet_lsm_check: bool,
-}
-
-const LSM_LIST: &str = "/sys/kernel/security/lsm";
-
-/// Reads the active LSM list, mounting securityfs first if needed (root).
-fn lsm_list() -> Result<String, String> {
-    if !Path::new(LSM_LIST).exists() {
-        let _ = nix::mount::mount(
-            Some("securityfs"),
-            "/sys/kernel/security",
-            Some("securityfs"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        );
-    }
-    fs::read_to_string(LSM_LIST).map_err(|e| format!("cannot read {LSM_LIST}: {e}"))
 }
 
 struct Report {
@@ -48,11 +37,11 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     if args.quiet_lsm_check {
         return match probe::lsm_loadable() {
             Ok(()) => {
-                println!("BPF LSM programs load and attach on this kernel");
+                println!("BPF LSM is active and its programs load and attach on this kernel");
                 0
             }
             Err(e) => {
-                println!("BPF LSM programs cannot be loaded here: {e}");
+                println!("BPF LSM programs cannot run here: {e}");
                 1
             }
         };
@@ -88,14 +77,26 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
             "run `sudo nemoclaw doctor`",
         );
     }
-    match lsm_list() {
-        Ok(list) if list.split(',').any(|l| l.trim() == "bpf") => r.ok("BPF LSM listed", list.trim()),
-        Ok(list) => r.bad(
-            "BPF LSM listed",
-            &format!("active LSMs are `{}`, without bpf", list.trim()),
-            "add bpf to the kernel command line, e.g. lsm=lockdown,capability,landlock,yama,apparmor,bpf, and reboot (needs CONFIG_BPF_LSM=y)",
+    match LsmList::read() {
+        Ok(list) => match list.inactive_reason() {
+            None => r.ok("BPF LSM active", &list.joined()),
+            Some((why, fix)) => r.bad(
+                "BPF LSM active",
+                &why,
+                &format!(
+                    "{fix}.\n        BPF LSM is active by default on {BPF_LSM_ACTIVE_BY_DEFAULT}; it must be \
+                     added on {BPF_LSM_MUST_BE_ADDED}.\n        SLES: the same edit, then \
+                     `grub2-mkconfig -o /boot/grub2/grub.cfg`; Flatcar: `set linux_append=\"{}\"` in \
+                     /oem/grub.cfg (needs CONFIG_BPF_LSM=y, which these kernels have)",
+                    list.boot_parameter_with_bpf()
+                ),
+            ),
+        },
+        Err(e) => r.bad(
+            "BPF LSM active",
+            &e.to_string(),
+            "mount securityfs: `mount -t securityfs securityfs /sys/kernel/security`",
         ),
-        Err(e) => r.bad("BPF LSM listed", &e, "mount securityfs: `mount -t securityfs none /sys/kernel/security`"),
     }
     match probe::lsm_loadable() {
         Ok(()) => r.ok("BPF LSM loadable", "a trial program loaded and attached (process, filesystem and privilege controls available)"),

@@ -23,9 +23,9 @@ use crate::{
         protocol::{Client, ClientError, Request, Response},
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
     },
-    kernel::Enforcer,
+    kernel::{Enforcer, KernelError},
     policy::{self, CompileEnv},
-    sandbox::{SandboxCgroup, launch, user::SandboxUser},
+    sandbox::{SandboxCgroup, launch, selftest, user::SandboxUser},
 };
 
 #[derive(Debug, clap::Args)]
@@ -120,6 +120,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     // Everything that can fail on this kernel fails here, before anything runs.
     let mut enforcer = Enforcer::load(compiled.controls)?;
+    let self_test = prove(&mut enforcer, compiled.controls)?;
     let (sandbox_controls, notice) =
         crate::sandbox::controls::for_sandbox(compiled.controls, &enforcer, &user)?;
     if let Some(notice) = notice {
@@ -133,7 +134,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         enforcer.attach_cgroup(cgroup.dir())?;
     }
     enforcer.install(RUN_SLOT, &compiled)?;
-    let events = enforcer.take_events()?;
+    let mut events = enforcer.take_events()?;
+    // The self-test's denials are not the sandbox's: its summary goes in the start record.
+    crate::audit::reader::discard_pending(&mut events);
     let sink: SharedSink = Arc::new(Mutex::new(
         AuditSink::open(
             args.audit_log.as_deref(),
@@ -173,6 +176,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
             enforcing: crate::sandbox::controls::names(sandbox_controls),
+            self_test: Some(self_test.record()),
             requested_by: requester(),
         },
     );
@@ -233,6 +237,38 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     );
     status?;
     Ok(code.unwrap_or(1))
+}
+
+/// Runs the self-test on the controls `policy_controls` needs (and socket kinds, where
+/// attached): a control whose probe is not denied refuses the run; socket kinds that fail
+/// are withdrawn (`sandbox::controls::for_sandbox` then decides).
+fn prove(enforcer: &mut Enforcer, policy_controls: u32) -> anyhow::Result<selftest::Report> {
+    let sockets = if enforcer.socket_kinds().is_ok() {
+        controls::SOCKETS
+    } else {
+        0
+    };
+    let place = selftest::Place {
+        cgroup_root: crate::sandbox::cgroup::STANDALONE_ROOT,
+        attach_net: true,
+    };
+    let report = selftest::run(enforcer, policy_controls | sockets, &place)
+        .context("running the enforcement self-test")?;
+    enforcer.withdraw(&report.failed);
+    let refused = policy_controls & !report.proven & !controls::SOCKETS;
+    if refused != 0 {
+        let first = refused & refused.wrapping_neg();
+        return Err(KernelError::ControlUnavailable {
+            controls: refused,
+            why: report
+                .why_failed(first)
+                .unwrap_or("its self-test failed")
+                .to_owned(),
+            fix: selftest::FIX.to_owned(),
+        }
+        .into());
+    }
+    Ok(report)
 }
 
 /// Who asked for the sandbox, for the audit log.

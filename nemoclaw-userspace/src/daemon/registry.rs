@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nemoclaw_common::sandbox::{MAX_SLOTS, Slot};
+use nemoclaw_common::sandbox::{MAX_SLOTS, SELF_TEST_SLOT, Slot};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::compiled::RuleRef;
@@ -76,6 +76,9 @@ impl StateFile {
     }
 }
 
+/// The highest slot handed out: 0 never is, nor [`SELF_TEST_SLOT`] (the last).
+const LAST_SLOT: Slot = SELF_TEST_SLOT - 1;
+
 /// Policy slots in use. Slot 0 is never handed out, so an all-zero key never matches a
 /// live policy. Freed slots are reused last (round robin), so deny events still queued from
 /// a replaced policy find its rule table.
@@ -98,7 +101,7 @@ impl Slots {
     #[must_use]
     pub fn with_used(used: impl IntoIterator<Item = Slot>) -> Self {
         let used: BTreeSet<Slot> = used.into_iter().collect();
-        let next = used.last().map_or(1, |s| s % (MAX_SLOTS - 1) + 1);
+        let next = used.last().map_or(1, |s| s % LAST_SLOT + 1);
         Self { used, next }
     }
 
@@ -106,7 +109,7 @@ impl Slots {
     pub fn allocate(&mut self) -> Option<Slot> {
         for _ in 0..MAX_SLOTS {
             let slot = self.next;
-            self.next = slot % (MAX_SLOTS - 1) + 1;
+            self.next = slot % LAST_SLOT + 1;
             if self.used.insert(slot) {
                 return Some(slot);
             }
@@ -196,8 +199,15 @@ mod tests {
     fn slots_resume_after_the_highest_used() {
         let mut s = Slots::with_used([4, 9]);
         assert_eq!(s.allocate(), Some(10));
-        let mut wrap = Slots::with_used([MAX_SLOTS - 1]);
+        let mut wrap = Slots::with_used([LAST_SLOT]);
         assert_eq!(wrap.allocate(), Some(1));
+    }
+
+    #[test]
+    fn the_self_test_slot_is_never_handed_out() {
+        let mut all_but = Slots::with_used(1..SELF_TEST_SLOT);
+        assert_eq!(all_but.allocate(), None);
+        assert_eq!(LAST_SLOT + 1, SELF_TEST_SLOT);
     }
 
     #[test]

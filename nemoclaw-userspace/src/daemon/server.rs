@@ -21,7 +21,7 @@ use std::{
 
 use nemoclaw_common::{
     event::DenyEvent,
-    sandbox::{SandboxEntry, Slot, controls},
+    sandbox::{SELF_TEST_SLOT, SandboxEntry, Slot, controls},
 };
 
 use super::{
@@ -39,13 +39,13 @@ use crate::{
     },
     kernel::{
         Enforcer, KernelError,
-        loader::{EBPF_OBJECT, NetAttach},
+        loader::{EBPF_OBJECT, LSM_CONTROLS, NetAttach},
     },
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
     sandbox::{
         SandboxCgroup,
         cgroup::{CgroupError, sandboxes_root},
-        controls as sandbox_controls,
+        controls as sandbox_controls, selftest,
         user::SandboxUser,
     },
 };
@@ -126,7 +126,8 @@ pub struct Daemon {
     object_sha256: String,
     events_lost_seen: u64,
     watcher: Option<Arc<Watcher>>,
-    unavailable: Option<Unavailable>,
+    /// Why controls are unavailable here (not attached, or their self-test failed).
+    unavailable: Vec<Unavailable>,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -186,13 +187,18 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
     .map_err(|e| io_err(default)(std::io::Error::from(e)))
 }
 
-/// Loads and pins enforcement, or adopts what a previous daemon pinned.
-/// Why the LSM controls are missing: (what failed, the kernel's reason, advice).
-type Unavailable = (String, String, &'static str);
+/// Controls (bits) that are unavailable, why, and the fix.
+#[derive(Clone, Debug)]
+struct Unavailable {
+    controls: u32,
+    why: String,
+    fix: String,
+}
 
+/// Loads and pins enforcement, or adopts what a previous daemon pinned.
 fn open_enforcement(
     config: &Config,
-) -> Result<(Enforcer, Option<StateFile>, Option<Unavailable>), DaemonError> {
+) -> Result<(Enforcer, Option<StateFile>, Vec<Unavailable>), DaemonError> {
     let sha = object_sha256();
     ensure_bpffs(&config.pin_dir)?;
     if config.pin_dir.join("maps").exists() {
@@ -216,27 +222,31 @@ fn open_enforcement(
             )));
         }
         let enforcer = Enforcer::adopt(&config.pin_dir)?;
-        return Ok((enforcer, Some(state), None));
+        return Ok((enforcer, Some(state), Vec::new()));
     }
     // Leftovers of an interrupted first start hold no maps, hence nothing adoptable.
     if config.pin_dir.exists() {
         std::fs::remove_dir_all(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
     }
     let all = controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE;
-    let mut unavailable = None;
+    let mut unavailable = Vec::new();
     let mut enforcer = match Enforcer::load_for(all, NetAttach::AboveSandboxes) {
         Ok(e) => e,
         Err(KernelError::ControlUnavailable {
-            control,
-            what,
-            reason,
-            advice,
-        }) if control != "network" => {
+            controls: missing,
+            why,
+            fix,
+        }) if missing & controls::NET == 0 => {
             eprintln!(
-                "nemoclaw daemon: notice: the {control} control is unavailable here ({reason}); \
-                 policies that need BPF LSM will be refused. See `nemoclaw doctor`"
+                "nemoclaw daemon: notice: {} unavailable here ({why}); policies that need BPF \
+                 LSM will be refused. See `nemoclaw doctor`",
+                crate::kernel::loader::controls_phrase(LSM_CONTROLS),
             );
-            unavailable = Some((what, reason, advice));
+            unavailable.push(Unavailable {
+                controls: LSM_CONTROLS,
+                why,
+                fix,
+            });
             Enforcer::load_for(controls::NET, NetAttach::AboveSandboxes)?
         }
         Err(e) => return Err(e.into()),
@@ -248,16 +258,55 @@ fn open_enforcement(
     Ok((enforcer, None, unavailable))
 }
 
+/// Runs the self-test on every control `enforcer` has attached and withdraws those whose
+/// probe was not denied. A self-test that cannot run proves nothing: all fail.
+fn prove(enforcer: &mut Enforcer, cgroup_root: &str) -> selftest::Report {
+    let tested = enforcer.attached();
+    let started = std::time::Instant::now();
+    let place = selftest::Place {
+        cgroup_root,
+        attach_net: false,
+    };
+    let report = selftest::run(enforcer, tested, &place).unwrap_or_else(|e| {
+        selftest::Report::all_failed(
+            tested & selftest::TESTABLE,
+            &format!("the self-test could not run: {e}"),
+            started.elapsed(),
+        )
+    });
+    enforcer.withdraw(&report.failed);
+    report
+}
+
 impl Daemon {
     /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
     /// open. Writes the `daemon_start` record.
     pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
-        let (mut enforcer, state, unavailable) = open_enforcement(&config)?;
+        let (mut enforcer, state, mut unavailable) = open_enforcement(&config)?;
         let adopted = state.is_some();
+        // Loaded or adopted, nothing counts as enforced before its self-test denies a probe.
+        let self_test = prove(&mut enforcer, &config.cgroup_root);
+        for (bit, why) in &self_test.failed {
+            eprintln!(
+                "nemoclaw daemon: the {} is unavailable: {why}",
+                crate::kernel::loader::controls_phrase(*bit)
+            );
+            unavailable.push(Unavailable {
+                controls: *bit,
+                why: why.clone(),
+                fix: selftest::FIX.to_owned(),
+            });
+        }
         let sink: SharedSink = Arc::new(Mutex::new(
             AuditSink::open(Some(&config.audit_log), false).map_err(io_err(&config.audit_log))?,
         ));
         let book = Arc::new(Mutex::new(RuleBook::default()));
+        // The self-test's deny events reach the log after this, cited under its own name.
+        lock_book(&book).set(
+            SELF_TEST_SLOT,
+            selftest::AUDIT_NAME,
+            self_test.rules.clone(),
+        );
         let mut sandboxes = BTreeMap::new();
         for s in state.map(|s| s.sandboxes).unwrap_or_default() {
             match SandboxCgroup::open(&s.cgroup) {
@@ -305,6 +354,7 @@ impl Daemon {
             pid: std::process::id(),
             adopted,
             controls: sandbox_controls::names(daemon.enforcer.attached()),
+            self_test: self_test.record(),
             sandboxes: daemon.sandboxes.keys().cloned().collect(),
         });
         Ok((Arc::new(Mutex::new(daemon)), reader))
@@ -334,7 +384,9 @@ impl Daemon {
         }
     }
 
-    fn info(s: &Sandbox) -> SandboxInfo {
+    /// What `ps` shows of a sandbox: of its controls, only those proven here (an adopted
+    /// sandbox keeps its registration, but a control whose self-test failed is not claimed).
+    fn info(&self, s: &Sandbox) -> SandboxInfo {
         let SandboxState {
             name,
             cgroup,
@@ -354,7 +406,7 @@ impl Daemon {
             policy: policy.clone(),
             policy_sha256: policy_sha256.clone(),
             user: user.clone(),
-            enforcing: sandbox_controls::names(*controls)
+            enforcing: sandbox_controls::names(*controls & self.enforcer.attached())
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
@@ -449,18 +501,24 @@ impl Daemon {
         if missing == 0 {
             return Ok(());
         }
-        let (what, reason, advice) = self.unavailable.clone().unwrap_or_else(|| {
-            (
-                "attaching its programs".to_owned(),
-                "they were not attached when this enforcement was first loaded".to_owned(),
-                "run `nemoclaw doctor`",
-            )
-        });
+        let (why, fix) = self
+            .unavailable
+            .iter()
+            .find(|u| u.controls & missing != 0)
+            .map_or_else(
+                || {
+                    (
+                        "its programs were not attached when this enforcement was first loaded"
+                            .to_owned(),
+                        "run `nemoclaw doctor`".to_owned(),
+                    )
+                },
+                |u| (u.why.clone(), u.fix.clone()),
+            );
         Err(KernelError::ControlUnavailable {
-            control: crate::kernel::loader::control_name(missing & missing.wrapping_neg()),
-            what,
-            reason,
-            advice,
+            controls: missing,
+            why,
+            fix,
         }
         .to_string())
     }
@@ -563,7 +621,7 @@ impl Daemon {
             cgroup,
             holders: usize::from(ephemeral),
         };
-        let info = Self::info(&sandbox);
+        let info = self.info(&sandbox);
         if let Some(w) = &self.watcher {
             w.watch(&policy_path);
         }
@@ -581,6 +639,7 @@ impl Daemon {
             uid: user.uid.as_raw(),
             command,
             enforcing: sandbox_controls::names(bits),
+            self_test: None,
             requested_by: requester.to_owned(),
         });
         Ok(Response::Created {
@@ -963,7 +1022,7 @@ fn serve(daemon: &Shared, mut stream: UnixStream) {
             Request::List => {
                 let d = lock(daemon);
                 Response::Sandboxes {
-                    sandboxes: d.sandboxes.values().map(Daemon::info).collect(),
+                    sandboxes: d.sandboxes.values().map(|s| d.info(s)).collect(),
                 }
             }
         };

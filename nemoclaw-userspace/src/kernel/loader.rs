@@ -13,7 +13,7 @@ use nemoclaw_common::{
     sandbox::{SandboxEntry, Slot, controls},
 };
 
-use super::{btf::Btf, mapset::MapSet, offsets};
+use super::{btf::Btf, lsm::LsmList, mapset::MapSet, offsets};
 use crate::policy::compiled::{CompiledPolicy, PathEntry};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
@@ -31,15 +31,16 @@ pub enum KernelError {
     Btf(#[from] super::btf::BtfError),
     #[error("cannot load the eBPF object: {0}")]
     Object(#[source] aya::EbpfError),
+    /// A control the policy needs cannot be enforced here. `controls` is a set of
+    /// [`controls`] bits (all of the policy's controls this applies to).
     #[error(
-        "the {control} control cannot be enforced on this kernel: {what} failed: {reason}. \
-         Refusing to start without it. {advice}"
+        "the {} cannot be enforced on this kernel: {why}. Refusing to start without {}. Fix: {fix}",
+        controls_phrase(*controls), if controls.count_ones() > 1 { "them" } else { "it" }
     )]
     ControlUnavailable {
-        control: &'static str,
-        what: String,
-        reason: String,
-        advice: &'static str,
+        controls: u32,
+        why: String,
+        fix: String,
     },
     #[error("{0}: not enforced by this version of NemoClaw; refusing to run a policy that uses it")]
     NotImplemented(&'static str),
@@ -57,6 +58,9 @@ pub enum KernelError {
     #[error("pinning {path}: {reason}")]
     Pin { path: String, reason: String },
 }
+
+/// The controls enforced by BPF LSM programs (the others by cgroup programs).
+pub const LSM_CONTROLS: u32 = controls::EXEC | controls::FS | controls::PRIVILEGE;
 
 /// Controls this version enforces in the kernel.
 pub const IMPLEMENTED: u32 = controls::EXEC | controls::NET | controls::PRIVILEGE | controls::FS;
@@ -83,6 +87,17 @@ pub fn control_name(bit: u32) -> &'static str {
     }
 }
 
+/// "the process control", "the process and filesystem controls", ...
+#[must_use]
+pub fn controls_phrase(bits: u32) -> String {
+    let names = crate::sandbox::controls::names(bits);
+    match names.as_slice() {
+        [one] => format!("{one} control"),
+        [init @ .., last] => format!("{} and {last} controls", init.join(", ")),
+        [] => "(no) control".to_owned(),
+    }
+}
+
 fn unavailable(
     control: u32,
     what: String,
@@ -91,10 +106,27 @@ fn unavailable(
 ) -> KernelError {
     // aya's errors nest the syscall error as a source; show the whole chain.
     KernelError::ControlUnavailable {
-        control: control_name(control),
-        what,
-        reason: err.to_string(),
-        advice,
+        controls: control,
+        why: format!("{what} failed: {err}"),
+        fix: advice.to_owned(),
+    }
+}
+
+/// The LSM controls (`wanted`'s EXEC, FS and PRIVILEGE bits) refused because BPF LSM is not
+/// in the active LSM list, or the list cannot be read; `Ok` when it is active.
+fn lsm_active_or_refuse(lsm_wanted: u32) -> Result<(), KernelError> {
+    let list = LsmList::read().map_err(|e| KernelError::ControlUnavailable {
+        controls: lsm_wanted,
+        why: e.to_string(),
+        fix: "mount securityfs, or run `nemoclaw doctor` for this kernel's state".to_owned(),
+    })?;
+    match list.inactive_reason() {
+        None => Ok(()),
+        Some((why, fix)) => Err(KernelError::ControlUnavailable {
+            controls: lsm_wanted,
+            why,
+            fix,
+        }),
     }
 }
 
@@ -238,8 +270,11 @@ impl Enforcer {
         let mut ebpf = open_object_for(net)?;
         let maps = MapSet::take_from(&mut ebpf);
         let mut links = Vec::new();
-        let lsm_wanted = wanted & (controls::EXEC | controls::FS | controls::PRIVILEGE);
+        let lsm_wanted = wanted & LSM_CONTROLS;
         if lsm_wanted != 0 {
+            // Programs load and attach where BPF LSM is built in but not active, and then
+            // never run: only the active list (and the self-test) prove they do.
+            lsm_active_or_refuse(lsm_wanted)?;
             let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
                 unavailable(
                     lsm_wanted & lsm_wanted.wrapping_neg(),
@@ -300,6 +335,11 @@ impl Enforcer {
         }
         let socket_kinds = if wanted & controls::NET == 0 {
             Err("the policy has no network section".to_owned())
+        } else if let Err(e) = lsm_active_or_refuse(controls::SOCKETS) {
+            Err(match e {
+                KernelError::ControlUnavailable { why, .. } => why,
+                other => other.to_string(),
+            })
         } else {
             attach_socket_kinds(&mut ebpf).map(|socket_links| links.extend(socket_links))
         };
@@ -374,6 +414,20 @@ impl Enforcer {
             } else {
                 0
             }
+    }
+
+    /// Withdraws the controls whose self-test failed (`sandbox::selftest`), so that
+    /// [`Self::attached`] and [`Self::socket_kinds`] report only what is proven to run.
+    pub fn withdraw(&mut self, failed: &[(u32, String)]) {
+        for (bit, why) in failed {
+            if *bit == controls::SOCKETS {
+                if self.socket_kinds.is_ok() {
+                    self.socket_kinds = Err(why.clone());
+                }
+            } else {
+                self.attached &= !bit;
+            }
+        }
     }
 
     /// Pins every map under `dir/maps/` and every attachment under `dir/links/` (programs

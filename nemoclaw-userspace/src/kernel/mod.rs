@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod fs;
 pub mod loader;
+pub mod lsm;
 pub mod mapset;
 pub mod net;
 pub mod offsets;

@@ -2,11 +2,19 @@
 
 use aya::programs::Lsm;
 
-use super::loader::{chain, open_object};
+use super::{
+    loader::{chain, open_object},
+    lsm::LsmList,
+};
 
-/// Whether a BPF LSM program loads and attaches here, by trying one (the no-op program).
-/// `Err` carries the reason.
+/// Whether BPF LSM programs can run here: `bpf` is in the active LSM list (where it is not,
+/// programs load and attach and never run), and a trial program (the no-op) loads and
+/// attaches. `Err` carries the reason.
 pub fn lsm_loadable() -> Result<(), String> {
+    let list = LsmList::read().map_err(|e| e.to_string())?;
+    if let Some((why, fix)) = list.inactive_reason() {
+        return Err(format!("{why}; fix: {fix}"));
+    }
     let mut ebpf = open_object().map_err(|e| chain(&e))?;
     let aya_btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
     let prog: &mut Lsm = ebpf

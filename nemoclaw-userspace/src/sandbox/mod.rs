@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod controls;
 pub mod launch;
+pub mod selftest;
 pub mod user;
 
 pub use cgroup::SandboxCgroup;

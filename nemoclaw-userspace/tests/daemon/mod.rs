@@ -68,6 +68,17 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
     let starts = daemon.records("daemon_start");
     assert_eq!(starts.len(), 2);
     assert_eq!(starts[1]["adopted"], true);
+    // Both starts, the adopting one too, proved enforcement before claiming it.
+    for start in &starts {
+        let passed = start["self_test"]["passed"].as_array().expect("self_test");
+        assert!(passed.contains(&"network".into()), "{start}");
+        assert_eq!(
+            start["self_test"]["failed"],
+            serde_json::json!({}),
+            "{start}"
+        );
+        assert_eq!(start["controls"], start["self_test"]["passed"], "{start}");
+    }
     assert_eq!(starts[1]["sandboxes"][0], "agent");
     // The denial made while no daemon ran was kept in the ring buffer and is logged now.
     let denials = || {

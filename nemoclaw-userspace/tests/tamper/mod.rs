@@ -87,6 +87,35 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
             "{c} not adopted: {controls:?}"
         );
     }
+    // Adopted enforcement is proven again: every control's probe was denied.
+    for start in &starts {
+        assert_eq!(
+            start["self_test"]["passed"],
+            serde_json::json!([
+                "process",
+                "network",
+                "socket kinds",
+                "filesystem",
+                "privilege_escalation"
+            ]),
+            "{start}"
+        );
+        assert_eq!(
+            start["self_test"]["failed"],
+            serde_json::json!({}),
+            "{start}"
+        );
+    }
+    // The self-test's denials are in the log under their own name, citing its policy.
+    let self_test: Vec<_> = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["decision"] == "deny" && r["sandbox"] == "self-test")
+        .collect();
+    assert!(
+        self_test.len() >= 2 * 5,
+        "five denials per start: {self_test:?}"
+    );
 
     daemon.apply(
         "agent",
