@@ -41,6 +41,21 @@ pub mod hook {
     /// `file_open` under `privilege_escalation: deny`: kernel-interface files and block devices.
     pub const PRIVILEGE_FILE_OPEN: u32 = 53;
     pub const FILE_IOCTL: u32 = 54;
+    /// Acting on another task's scheduling or resources: `arg` is the nice value, I/O
+    /// priority or resource number; `target_*` name the task.
+    pub const TASK_SETNICE: u32 = 70;
+    pub const TASK_SETIOPRIO: u32 = 71;
+    pub const TASK_SETSCHEDULER: u32 = 72;
+    pub const TASK_SETRLIMIT: u32 = 73;
+    pub const TASK_MOVEMEMORY: u32 = 74;
+    /// A `SIGIO`/`F_SETSIG` signal a sandboxed task's I/O would send to another task
+    /// (`arg` the signal).
+    pub const FILE_SEND_SIGIOTASK: u32 = 75;
+    /// `file_fcntl`: making another task or a process group the owner of a file's `SIGIO`
+    /// (`F_SETOWN`/`F_SETOWN_EX`): `arg` the command, `target_tgid` the pid asked for
+    /// (negative: a process group). `ioctl`'s `FIOSETOWN`/`SIOCSPGRP` are [`FILE_IOCTL`]
+    /// events with the same fields.
+    pub const FILE_FCNTL: u32 = 76;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
     /// `unix_stream_connect`: a stream (or seqpacket) connect to a unix socket. A pathname

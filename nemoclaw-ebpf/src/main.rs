@@ -247,6 +247,41 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
     privilege::task_kill(&ctx)
 }
 
+#[lsm(hook = "task_setnice")]
+pub fn task_setnice(ctx: LsmContext) -> i32 {
+    privilege::task_setnice(&ctx)
+}
+
+#[lsm(hook = "task_setioprio")]
+pub fn task_setioprio(ctx: LsmContext) -> i32 {
+    privilege::task_setioprio(&ctx)
+}
+
+#[lsm(hook = "task_setscheduler")]
+pub fn task_setscheduler(ctx: LsmContext) -> i32 {
+    privilege::task_setscheduler(&ctx)
+}
+
+#[lsm(hook = "task_setrlimit")]
+pub fn task_setrlimit(ctx: LsmContext) -> i32 {
+    privilege::task_setrlimit(&ctx)
+}
+
+#[lsm(hook = "task_movememory")]
+pub fn task_movememory(ctx: LsmContext) -> i32 {
+    privilege::task_movememory(&ctx)
+}
+
+#[lsm(hook = "file_send_sigiotask")]
+pub fn file_send_sigiotask(ctx: LsmContext) -> i32 {
+    privilege::file_send_sigiotask(&ctx)
+}
+
+#[lsm(hook = "file_fcntl")]
+pub fn file_fcntl(ctx: LsmContext) -> i32 {
+    privilege::file_fcntl(&ctx)
+}
+
 #[lsm(hook = "file_open")]
 pub fn privilege_file_open(ctx: LsmContext) -> i32 {
     privilege::file_open(&ctx)

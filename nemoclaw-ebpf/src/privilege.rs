@@ -1,7 +1,8 @@
 //! `privilege_escalation: deny`: a sandboxed task gains no privilege. No uid/gid change, no
 //! gain from setuid/setgid files, no capability use, no user namespaces, no mounts, no
-//! `bpf()`, no `perf_event_open`, no module requests, and no ptrace of or signals to tasks
-//! outside its own sandbox (its own tasks keep both).
+//! `bpf()`, no `perf_event_open`, no module requests, and no acting on tasks outside its own
+//! sandbox: no ptrace, signals (by any path, `SIGIO` included), priority, scheduler, I/O
+//! priority, resource limit or memory-placement changes (its own tasks keep these).
 //!
 //! Every hook first looks the current task's cgroup up in `SANDBOXES` and checks the
 //! `PRIVILEGE` bit, so tasks outside a sandbox pay one hash lookup (`capable` is hot).
@@ -10,7 +11,10 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_d_path},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
+        generated::bpf_d_path,
+    },
     programs::LsmContext,
 };
 use nemoclaw_common::{
@@ -284,6 +288,114 @@ pub fn task_kill(ctx: &LsmContext) -> i32 {
     on_task(hook::TASK_KILL, target, sig as u64, false)
 }
 
+/// `task_setnice(struct task_struct *p, int nice)`: `setpriority`, also per user or process
+/// group (the kernel asks for each task).
+pub fn task_setnice(ctx: &LsmContext) -> i32 {
+    let nice: i32 = ctx.arg(1);
+    on_task(hook::TASK_SETNICE, ctx.arg(0), nice as u64, false)
+}
+
+/// `task_setioprio(struct task_struct *p, int ioprio)`: `ioprio_set`.
+pub fn task_setioprio(ctx: &LsmContext) -> i32 {
+    let ioprio: i32 = ctx.arg(1);
+    on_task(hook::TASK_SETIOPRIO, ctx.arg(0), ioprio as u64, false)
+}
+
+/// `task_setscheduler(struct task_struct *p)`: `sched_setscheduler`, `sched_setattr`,
+/// `sched_setaffinity`.
+pub fn task_setscheduler(ctx: &LsmContext) -> i32 {
+    on_task(hook::TASK_SETSCHEDULER, ctx.arg(0), 0, false)
+}
+
+/// `task_setrlimit(struct task_struct *p, unsigned int resource, struct rlimit *new)`:
+/// `prlimit` on another process (lowering a host process's limits).
+pub fn task_setrlimit(ctx: &LsmContext) -> i32 {
+    let resource: u32 = ctx.arg(1);
+    on_task(hook::TASK_SETRLIMIT, ctx.arg(0), u64::from(resource), false)
+}
+
+/// `task_movememory(struct task_struct *p)`: `move_pages`, `migrate_pages`.
+pub fn task_movememory(ctx: &LsmContext) -> i32 {
+    on_task(hook::TASK_MOVEMEMORY, ctx.arg(0), 0, false)
+}
+
+/// `file_send_sigiotask(struct task_struct *tsk, struct fown_struct *fown, int sig)`: the
+/// signal a sandboxed task's I/O would raise at a file's owner. The owner can only be set
+/// to the task itself (see [`file_fcntl`]); this also covers owners set before the task
+/// entered the sandbox. I/O by tasks outside the sandbox is not judged here.
+pub fn file_send_sigiotask(ctx: &LsmContext) -> i32 {
+    let sig: i32 = ctx.arg(2);
+    on_task(hook::FILE_SEND_SIGIOTASK, ctx.arg(0), sig as u64, false)
+}
+
+/// `F_SETOWN`, `F_SETOWN_EX` (`include/uapi/asm-generic/fcntl.h`) and `F_OWNER_*`.
+const F_SETOWN: u32 = 8;
+const F_SETOWN_EX: u32 = 15;
+const F_OWNER_TID: i32 = 0;
+const F_OWNER_PID: i32 = 1;
+/// `FIOSETOWN` and `SIOCSPGRP` (`include/uapi/linux/sockios.h`): `F_SETOWN` by `ioctl`.
+const FIOSETOWN: u32 = 0x8901;
+const SIOCSPGRP: u32 = 0x8902;
+
+/// `struct f_owner_ex`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct OwnerEx {
+    kind: i32,
+    pid: i32,
+}
+
+/// Whether a `SIGIO` owner `pid` of `kind` names the calling task itself (or nobody: 0).
+/// Any other owner, including a process group, would let I/O from outside the sandbox (a
+/// peer's packet, in whatever task the kernel runs then) signal a task outside it.
+#[inline(always)]
+fn owner_is_self(kind: i32, pid: i32) -> bool {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tid, tgid) = (pid_tgid as u32 as i32, (pid_tgid >> 32) as u32 as i32);
+    pid == 0 || (kind == F_OWNER_PID && pid == tgid) || (kind == F_OWNER_TID && pid == tid)
+}
+
+/// Denies setting a `SIGIO` owner other than the task itself (`hook`: `fcntl` or `ioctl`).
+#[inline(always)]
+fn set_sigio_owner(hook: u32, cmd: u32, kind: i32, pid: i32) -> i32 {
+    let Some((cgroup_id, sandbox)) = restricted() else {
+        return 0;
+    };
+    if owner_is_self(kind, pid) {
+        return 0;
+    }
+    deny(hook, cgroup_id, sandbox, false, |ev| {
+        ev.arg = u64::from(cmd);
+        ev.target_tgid = pid as u32;
+    })
+}
+
+/// `file_fcntl(struct file *, unsigned int cmd, unsigned long arg)`: `F_SETOWN` and
+/// `F_SETOWN_EX` only to the task itself. The command is tested first: `fcntl` is common.
+pub fn file_fcntl(ctx: &LsmContext) -> i32 {
+    let cmd: u32 = ctx.arg(1);
+    let arg: u64 = ctx.arg(2);
+    match cmd {
+        // A positive pid is a process, a negative one a process group.
+        F_SETOWN => set_sigio_owner(hook::FILE_FCNTL, cmd, F_OWNER_PID, arg as i32),
+        F_SETOWN_EX => {
+            // SAFETY: a user pointer, read with the faulting helper; unreadable denies.
+            let owner = unsafe { bpf_probe_read_user(arg as *const OwnerEx) }
+                .unwrap_or(OwnerEx { kind: -1, pid: -1 });
+            set_sigio_owner(hook::FILE_FCNTL, cmd, owner.kind, owner.pid)
+        }
+        _ => 0,
+    }
+}
+
+/// `ioctl(FIOSETOWN | SIOCSPGRP, int *pid)`: as `F_SETOWN`.
+#[inline(always)]
+fn ioctl_sigio_owner(cmd: u32, arg: u64) -> i32 {
+    // SAFETY: a user pointer, read with the faulting helper; unreadable denies.
+    let pid = unsafe { bpf_probe_read_user(arg as *const i32) }.unwrap_or(-1);
+    set_sigio_owner(hook::FILE_IOCTL, cmd, F_OWNER_PID, pid)
+}
+
 /// `FMODE_WRITE` (`include/linux/fs.h`).
 const FMODE_WRITE: u32 = 0x2;
 const S_IFMT: u16 = 0o170_000;
@@ -365,10 +477,13 @@ const TIOCLINUX: u32 = 0x541c;
 /// controlling terminal of whoever started it; characters pushed there would run in that
 /// user's shell after the sandbox exits. Linux 6.2+ can disable `TIOCSTI` for all
 /// (`CONFIG_LEGACY_TIOCSTI=n`), 6.1 cannot. The command is tested first: `ioctl` is common.
+///
+/// Also `FIOSETOWN` and `SIOCSPGRP`, which set a `SIGIO` owner as `fcntl(F_SETOWN)` does.
 pub fn file_ioctl(ctx: &LsmContext) -> i32 {
     let cmd: u32 = ctx.arg(1);
-    if cmd != TIOCSTI && cmd != TIOCLINUX {
-        return 0;
+    match cmd {
+        TIOCSTI | TIOCLINUX => deny_always(hook::FILE_IOCTL, u64::from(cmd)),
+        FIOSETOWN | SIOCSPGRP => ioctl_sigio_owner(cmd, ctx.arg(2)),
+        _ => 0,
     }
-    deny_always(hook::FILE_IOCTL, u64::from(cmd))
 }

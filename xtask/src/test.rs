@@ -253,21 +253,33 @@ fn stream_lines(cmd: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<()> 
     Ok(())
 }
 
-/// Builds the `vm` integration test binary and `nemoclaw`, then runs the tests on each kernel.
-fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Duration) -> Vec<Report> {
-    println!("== test layer vm: building ==");
+/// One VM run of a test executable: the report's name, the kernel, its extra parameters,
+/// and the guest's shell command (given the executable).
+struct VmSuite {
+    name: String,
+    kernel: KernelVersion,
+    kernel_args: Vec<String>,
+    script: String,
+}
+
+/// Builds an integration test binary (`build`), then runs each suite of `suites` in a fresh
+/// VM, counting libtest's results.
+fn run_vm_suites(
+    what: &str,
+    build: impl FnOnce() -> Result<PathBuf>,
+    suites: impl Fn(&Path) -> Vec<VmSuite>,
+    timeout: Duration,
+) -> Vec<Report> {
+    println!("== test layer {what}: building ==");
     let started = Instant::now();
-    let exe = match given_exe {
-        Some(exe) => std::path::absolute(exe).context("resolving --vm-test-exe"),
-        None => util::build_userspace().and_then(|()| build_test_exe("vm")),
-    };
+    let exe = build();
     let exe = match exe {
         Ok(exe) => exe,
         Err(err) => {
-            return kernels
-                .iter()
-                .map(|k| Report {
-                    name: format!("vm {k}"),
+            return suites(Path::new("(not built)"))
+                .into_iter()
+                .map(|suite| Report {
+                    name: suite.name,
                     counts: Counts::default(),
                     problem: Some(format!("build failed: {err:#}")),
                     elapsed: started.elapsed(),
@@ -275,35 +287,26 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
                 .collect();
         }
     };
-    kernels
-        .iter()
-        .map(|&kernel| {
-            let how = if kernel == THROUGH_DAEMON {
-                " (every `nemoclaw run` through a nemoclaw daemon)"
-            } else {
-                " (`nemoclaw run` standalone)"
-            };
+    suites(&exe)
+        .into_iter()
+        .map(|suite| {
             println!(
-                "== test layer vm {kernel}{how}: {} --test-threads=1 ==",
-                exe.display()
+                "== test layer {}: {} --test-threads=1{} ==",
+                suite.name,
+                exe.display(),
+                suite
+                    .kernel_args
+                    .iter()
+                    .fold(String::new(), |s, a| s + " (kernel: " + a + ")")
             );
             let started = Instant::now();
-            let through_daemon = kernel == THROUGH_DAEMON;
-            let suite = format!(
-                "env NEMOCLAW_REQUIRE_LSM=1 '{}' --test-threads=1",
-                exe.display()
-            );
             let guest = vm::Guest {
-                kernel,
-                argv: if through_daemon {
-                    vec!["sh".into(), "-c".into(), daemon_script(&suite)]
-                } else {
-                    vec!["sh".into(), "-c".into(), suite]
-                },
+                kernel: suite.kernel,
+                argv: vec!["sh".into(), "-c".into(), suite.script],
                 // Where cargo runs integration tests: the package directory.
                 cwd: util::workspace_root().join("nemoclaw-userspace"),
                 env: Vec::new(),
-                kernel_args: Vec::new(),
+                kernel_args: suite.kernel_args,
                 timeout,
                 interactive: false,
             };
@@ -318,20 +321,45 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
                 Err(err) => Some(format!("{err:#}")),
             };
             Report {
-                name: format!(
-                    "vm {kernel}{}",
-                    if kernel == THROUGH_DAEMON {
-                        " daemon"
-                    } else {
-                        ""
-                    }
-                ),
+                name: suite.name,
                 counts,
                 problem,
                 elapsed: started.elapsed(),
             }
         })
         .collect()
+}
+
+/// The `vm` suite (every control, with BPF LSM) on each kernel: through a daemon on
+/// [`THROUGH_DAEMON`], standalone on the others.
+fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Duration) -> Vec<Report> {
+    let build = || match given_exe {
+        Some(exe) => std::path::absolute(exe).context("resolving --vm-test-exe"),
+        None => util::build_userspace().and_then(|()| build_test_exe("vm")),
+    };
+    let suites = |exe: &Path| {
+        kernels
+            .iter()
+            .map(|&kernel| {
+                let suite = format!(
+                    "env NEMOCLAW_REQUIRE_LSM=1 '{}' --test-threads=1",
+                    exe.display()
+                );
+                let (name, script) = if kernel == THROUGH_DAEMON {
+                    (format!("vm {kernel} daemon"), daemon_script(&suite))
+                } else {
+                    (format!("vm {kernel}"), suite)
+                };
+                VmSuite {
+                    name,
+                    kernel,
+                    kernel_args: Vec::new(),
+                    script,
+                }
+            })
+            .collect()
+    };
+    run_vm_suites("vm", build, suites, timeout)
 }
 
 /// Ubuntu's default LSM list (22.04, 24.04): BPF LSM compiled in, not active.
@@ -341,64 +369,27 @@ pub const UBUNTU_LSM: &str = "lsm=landlock,lockdown,yama,integrity,apparmor";
 /// kernel booted with [`UBUNTU_LSM`], where LSM programs load and attach and never run.
 /// `NEMOCLAW_LSM_INACTIVE=1` makes its tests of that case mandatory (not skipped).
 fn lsm_inactive_layer(kernels: &[KernelVersion], timeout: Duration) -> Vec<Report> {
-    println!("== test layer vm, BPF LSM not active ({UBUNTU_LSM}): building ==");
-    let started = Instant::now();
-    let exe = match util::build_userspace().and_then(|()| build_test_exe("host")) {
-        Ok(exe) => exe,
-        Err(err) => {
-            return kernels
-                .iter()
-                .map(|k| Report {
-                    name: format!("vm {k} lsm-inactive"),
-                    counts: Counts::default(),
-                    problem: Some(format!("build failed: {err:#}")),
-                    elapsed: started.elapsed(),
-                })
-                .collect();
-        }
-    };
-    kernels
-        .iter()
-        .map(|&kernel| {
-            println!(
-                "== test layer vm {kernel} lsm-inactive ({UBUNTU_LSM}): {} --test-threads=1 ==",
-                exe.display()
-            );
-            let started = Instant::now();
-            let guest = vm::Guest {
-                kernel,
-                argv: vec![
-                    "sh".into(),
-                    "-c".into(),
-                    format!(
-                        "env NEMOCLAW_LSM_INACTIVE=1 '{}' --test-threads=1",
-                        exe.display()
-                    ),
-                ],
-                cwd: util::workspace_root().join("nemoclaw-userspace"),
-                env: Vec::new(),
-                kernel_args: vec![UBUNTU_LSM.to_owned()],
-                timeout,
-                interactive: false,
-            };
-            let mut counts = Counts::default();
-            let result = vm::run(&guest, &mut |line| {
-                println!("{line}");
-                counts.parse_line(line);
-            });
-            let problem = match result {
-                Ok(0) => no_tests_problem(counts),
-                Ok(code) => Some(format!("test binary exited with {code}")),
-                Err(err) => Some(format!("{err:#}")),
-            };
-            Report {
+    let build = || util::build_userspace().and_then(|()| build_test_exe("host"));
+    let suites = |exe: &Path| {
+        kernels
+            .iter()
+            .map(|&kernel| VmSuite {
                 name: format!("vm {kernel} lsm-inactive"),
-                counts,
-                problem,
-                elapsed: started.elapsed(),
-            }
-        })
-        .collect()
+                kernel,
+                kernel_args: vec![UBUNTU_LSM.to_owned()],
+                script: format!(
+                    "env NEMOCLAW_LSM_INACTIVE=1 '{}' --test-threads=1",
+                    exe.display()
+                ),
+            })
+            .collect()
+    };
+    run_vm_suites(
+        &format!("vm lsm-inactive ({UBUNTU_LSM})"),
+        build,
+        suites,
+        timeout,
+    )
 }
 
 /// The kernel whose VM suite runs with a `nemoclaw daemon` on the default socket, so every

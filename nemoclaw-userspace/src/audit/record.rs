@@ -149,10 +149,28 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::TASK_KILL => ("privilege", "task_kill"),
         hook::PRIVILEGE_FILE_OPEN => ("privilege", "file_open"),
         hook::FILE_IOCTL => ("privilege", "file_ioctl"),
+        hook::TASK_SETNICE => ("privilege", "task_setnice"),
+        hook::TASK_SETIOPRIO => ("privilege", "task_setioprio"),
+        hook::TASK_SETSCHEDULER => ("privilege", "task_setscheduler"),
+        hook::TASK_SETRLIMIT => ("privilege", "task_setrlimit"),
+        hook::TASK_MOVEMEMORY => ("privilege", "task_movememory"),
+        hook::FILE_SEND_SIGIOTASK => ("privilege", "file_send_sigiotask"),
+        hook::FILE_FCNTL => ("privilege", "file_fcntl"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
         hook::UNIX_STREAM_CONNECT => ("network", "unix_stream_connect"),
         hook::UNIX_MAY_SEND => ("network", "unix_may_send"),
         _ => ("unknown", "unknown"),
+    }
+}
+
+/// The `fcntl`/`ioctl` command that sets a `SIGIO` owner.
+fn sigio_owner_command(cmd: u64) -> &'static str {
+    match cmd {
+        8 => "F_SETOWN",
+        15 => "F_SETOWN_EX",
+        0x8901 => "FIOSETOWN",
+        0x8902 => "SIOCSPGRP",
+        _ => "unknown",
     }
 }
 
@@ -300,6 +318,30 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             "bpf"
         }
         hook::PERF_EVENT_OPEN => "perf_event_open",
+        hook::FILE_IOCTL | hook::FILE_FCNTL if arg != 0x5412 && arg != 0x541c => {
+            name = Some(sigio_owner_command(arg).to_owned());
+            number = Some(arg);
+            pid = Some(event.target_tgid);
+            "sigio owner"
+        }
+        hook::TASK_SETNICE
+        | hook::TASK_SETIOPRIO
+        | hook::TASK_SETSCHEDULER
+        | hook::TASK_SETRLIMIT
+        | hook::TASK_MOVEMEMORY
+        | hook::FILE_SEND_SIGIOTASK => {
+            number = Some(arg);
+            pid = Some(event.target_tgid);
+            target_cgroup = Some(event.target_cgroup);
+            match event.hook {
+                hook::TASK_SETNICE => "priority",
+                hook::TASK_SETIOPRIO => "io priority",
+                hook::TASK_SETSCHEDULER => "scheduler",
+                hook::TASK_SETRLIMIT => "resource limit",
+                hook::TASK_MOVEMEMORY => "move memory",
+                _ => "sigio signal",
+            }
+        }
         hook::FILE_IOCTL => {
             name = Some(
                 if arg == 0x5412 {

@@ -242,6 +242,22 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
         controls::PRIVILEGE,
     ),
     ("task_kill", "task_kill", controls::PRIVILEGE),
+    // ... and every other way of acting on a task outside the sandbox.
+    ("task_setnice", "task_setnice", controls::PRIVILEGE),
+    ("task_setioprio", "task_setioprio", controls::PRIVILEGE),
+    (
+        "task_setscheduler",
+        "task_setscheduler",
+        controls::PRIVILEGE,
+    ),
+    ("task_setrlimit", "task_setrlimit", controls::PRIVILEGE),
+    ("task_movememory", "task_movememory", controls::PRIVILEGE),
+    (
+        "file_send_sigiotask",
+        "file_send_sigiotask",
+        controls::PRIVILEGE,
+    ),
+    ("file_fcntl", "file_fcntl", controls::PRIVILEGE),
     ("privilege_file_open", "file_open", controls::PRIVILEGE),
     ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
 ];

@@ -70,8 +70,8 @@ impl LsmList {
     }
 
     /// The `lsm=` boot parameter that activates BPF LSM while keeping every LSM active now:
-    /// `lsm=` replaces the built-in list, so `lsm=bpf` alone would switch AppArmor or SELinux
-    /// off.
+    /// `lsm=` replaces the built-in list, so `lsm=bpf` alone would switch `AppArmor` or
+    /// `SELinux` off.
     #[must_use]
     pub fn boot_parameter_with_bpf(&self) -> String {
         let mut list = self.0.clone();

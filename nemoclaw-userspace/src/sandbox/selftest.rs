@@ -12,18 +12,19 @@
 //! | filesystem | open a file the policy denies | `EACCES` |
 //! | network | UDP `connect` to 127.0.0.1:9 under deny-all | `EPERM` |
 //! | socket kinds | a netlink uevent socket (not an allowed kind) | `EPERM` |
-//! | privilege_escalation | a remount of a directory that is no mount point | `EPERM` (else `EINVAL`: no side effect) |
+//! | `privilege_escalation` | a remount of a directory that is no mount point | `EPERM` (else `EINVAL`: no side effect) |
 //! | process | exec of a binary the policy denies | `EPERM` |
 //!
 //! Every attempt is harmless where it is not denied. A control whose attempt was not denied
 //! is not available: policies that use it are refused with the reason.
 
 use std::{
-    ffi::CString,
+    ffi::{CStr, CString},
+    fmt::Write as _,
     fs,
     io::{self, Read as _},
     os::{
-        fd::{AsRawFd as _, OwnedFd},
+        fd::AsRawFd as _,
         unix::{
             ffi::OsStrExt as _,
             fs::{DirBuilderExt as _, OpenOptionsExt as _},
@@ -193,16 +194,18 @@ pub fn judge(tested: u32, observed: &Observed) -> (u32, Vec<(u32, String)>) {
 fn probe_policy(tested: u32, secret: &Path, exe: &Path) -> String {
     let mut yaml = String::from("# nemoclaw self-test\n");
     if tested & controls::FS != 0 {
-        yaml.push_str(&format!(
+        let _ = write!(
+            yaml,
             "filesystem:\n  allow:\n    - \"/**\"\n  deny:\n    - {:?}\n",
             secret.display().to_string()
-        ));
+        );
     }
     if tested & controls::EXEC != 0 {
-        yaml.push_str(&format!(
+        let _ = write!(
+            yaml,
             "process:\n  allow:\n    - \"/**\"\n  deny:\n    - {:?}\n",
             exe.display().to_string()
-        ));
+        );
     }
     if tested & controls::NET != 0 {
         yaml.push_str("network:\n  deny: \"*\"\n");
@@ -345,7 +348,6 @@ fn probe(cgroup: &SandboxCgroup, scratch: &Scratch, exe: &Path) -> Result<Observ
     // SAFETY: the closure makes only async-signal-safe syscalls on data prepared above.
     unsafe {
         cmd.pre_exec(move || {
-            let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(-1);
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if fd < 0 {
                 return Err(io::Error::last_os_error());
@@ -356,56 +358,9 @@ fn probe(cgroup: &SandboxCgroup, scratch: &Scratch, exe: &Path) -> Result<Observ
             if !joined {
                 return Err(err);
             }
-            let mut out = [0i32; 4];
-            let f = libc::open(secret.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            out[0] = if f < 0 {
-                errno()
-            } else {
-                libc::close(f);
-                0
-            };
-            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            out[1] = if s < 0 {
-                errno()
-            } else {
-                let addr = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: 9u16.to_be(),
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-                    },
-                    sin_zero: [0; 8],
-                };
-                let r = libc::connect(
-                    s,
-                    (&raw const addr).cast(),
-                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                );
-                let e = if r < 0 { errno() } else { 0 };
-                libc::close(s);
-                e
-            };
-            let s = libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::NETLINK_KOBJECT_UEVENT,
-            );
-            out[2] = if s < 0 {
-                errno()
-            } else {
-                libc::close(s);
-                0
-            };
-            let m = libc::mount(
-                std::ptr::null(),
-                mount_target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
-                std::ptr::null(),
-            );
-            out[3] = if m < 0 { errno() } else { 0 };
+            let out = attempts(&secret, &mount_target);
             let bytes = size_of_val(&out);
-            if libc::write(wfd, out.as_ptr().cast(), bytes) != bytes as isize {
+            if libc::write(wfd, out.as_ptr().cast(), bytes).cast_unsigned() != bytes {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
@@ -421,7 +376,7 @@ fn probe(cgroup: &SandboxCgroup, scratch: &Scratch, exe: &Path) -> Result<Observ
         Err(e) => e.raw_os_error().unwrap_or(-1),
     };
     let mut bytes = Vec::new();
-    let mut reader = fs::File::from(OwnedFd::from(reader));
+    let mut reader = fs::File::from(reader);
     reader
         .read_to_end(&mut bytes)
         .map_err(io_err("reading the probe's results"))?;
@@ -445,6 +400,67 @@ fn probe(cgroup: &SandboxCgroup, scratch: &Scratch, exe: &Path) -> Result<Observ
                 "it reported no results (start failed: errno {exec})"
             )),
         )),
+    }
+}
+
+/// The probe's attempts, in the child between fork and exec: their errnos (0 for success)
+/// for the file open, UDP connect, netlink socket and remount.
+///
+/// # Safety
+///
+/// Async-signal-safe syscalls only, on the given NUL-terminated strings.
+unsafe fn attempts(secret: &CStr, mount_target: &CStr) -> [i32; 4] {
+    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+    // SAFETY: plain syscalls on valid NUL-terminated strings and a stack sockaddr.
+    unsafe {
+        let file = libc::open(secret.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let open = if file < 0 {
+            errno()
+        } else {
+            libc::close(file);
+            0
+        };
+        let udp = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        let connect = if udp < 0 {
+            errno()
+        } else {
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 9u16.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let connected = libc::connect(
+                udp,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            let result = if connected < 0 { errno() } else { 0 };
+            libc::close(udp);
+            result
+        };
+        let netlink = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_KOBJECT_UEVENT,
+        );
+        let socket = if netlink < 0 {
+            errno()
+        } else {
+            libc::close(netlink);
+            0
+        };
+        let mounted = libc::mount(
+            std::ptr::null(),
+            mount_target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            std::ptr::null(),
+        );
+        let mount = if mounted < 0 { errno() } else { 0 };
+        [open, connect, socket, mount]
     }
 }
 

@@ -36,7 +36,11 @@ fn process_policy_refused_where_bpf_lsm_cannot_load() {
         out.stderr
     );
     assert!(out.stderr.contains("nemoclaw doctor"), "{}", out.stderr);
-    assert!(out.stderr.contains("cargo xtask vm"), "{}", out.stderr);
+    // Where BPF LSM is built in but not active the fix is the boot parameter
+    // (`lsm_inactive` checks it); where programs cannot load at all, the VM.
+    let inactive = nemoclaw::kernel::lsm::LsmList::read().is_ok_and(|l| !l.has_bpf());
+    let fix = if inactive { ",bpf`" } else { "cargo xtask vm" };
+    assert!(out.stderr.contains(fix), "{}", out.stderr);
     assert!(
         !marker.exists(),
         "the command ran although its policy could not be enforced"

@@ -14,6 +14,8 @@ use crate::support::{
     run_sandboxed_unchrooted,
 };
 
+mod tasks;
+
 const DENY: &str = "process:\n  allow:\n    - python3\nprivilege_escalation: deny\n";
 const ALLOW: &str = "process:\n  allow:\n    - python3\nprivilege_escalation: allow\n";
 const NOBODY: u32 = 65_534;
