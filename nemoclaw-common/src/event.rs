@@ -10,6 +10,9 @@ pub mod hook {
     pub const CONNECT6: u32 = 3;
     pub const SENDMSG4: u32 = 4;
     pub const SENDMSG6: u32 = 5;
+    /// Cgroup `sock_create`: an IPv4/IPv6 socket of a kind the rules cannot judge, on
+    /// every kernel (`family`, `proto`, and the type in `arg`, as for [`SOCKET_CREATE`]).
+    pub const SOCK_CREATE: u32 = 6;
     pub const FILE_OPEN: u32 = 10;
     pub const PATH_UNLINK: u32 = 11;
     pub const PATH_RMDIR: u32 = 12;
@@ -56,6 +59,10 @@ pub mod hook {
     /// (negative: a process group). `ioctl`'s `FIOSETOWN`/`SIOCSPGRP` are [`FILE_IOCTL`]
     /// events with the same fields.
     pub const FILE_FCNTL: u32 = 76;
+    /// Kernel keyrings: creating a key (`arg` the allocation flags) and using one (`arg`
+    /// the `enum key_need_perm`).
+    pub const KEY_ALLOC: u32 = 77;
+    pub const KEY_PERMISSION: u32 = 78;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
     /// `unix_stream_connect`: a stream (or seqpacket) connect to a unix socket. A pathname
@@ -64,6 +71,12 @@ pub mod hook {
     pub const UNIX_STREAM_CONNECT: u32 = 61;
     /// `unix_may_send`: a datagram connect or send to a unix socket, judged as above.
     pub const UNIX_MAY_SEND: u32 = 62;
+    /// A per-packet destination override refused in a sandbox with a network section:
+    /// `arg` is `level << 32 | option` (IPv6 routing header, next hop, IPv4 options), as a
+    /// socket option or as ancillary data of one `sendmsg` (`-1, -1`: too many items or
+    /// unreadable).
+    pub const SOCKET_SETSOCKOPT: u32 = 63;
+    pub const SOCKET_SENDMSG: u32 = 64;
 }
 
 /// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).

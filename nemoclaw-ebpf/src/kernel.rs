@@ -324,6 +324,37 @@ offsets! {
     /// level `i`, the cgroup itself at its own level).
     CGROUP_LEVEL_OFF,
     CGROUP_ANCESTORS_OFF,
+    /// `struct msghdr`, members `msg_control` (a kernel copy of the ancillary data by the
+    /// time `socket_sendmsg` runs) and `msg_controllen`.
+    MSGHDR_MSG_CONTROL_OFF,
+    MSGHDR_MSG_CONTROLLEN_OFF,
+}
+
+/// `msg->msg_control` and `msg->msg_controllen` of a `struct msghdr`.
+#[inline(always)]
+pub fn msghdr_control(msg: *const c_void) -> Result<(u64, u64), i32> {
+    // SAFETY: probe reads of a kernel pointer.
+    unsafe {
+        Ok((
+            read_at(msg, &MSGHDR_MSG_CONTROL_OFF)?,
+            read_at(msg, &MSGHDR_MSG_CONTROLLEN_OFF)?,
+        ))
+    }
+}
+
+/// A `struct cmsghdr` at kernel address `at`: `(cmsg_len, cmsg_level, cmsg_type)`.
+#[inline(always)]
+pub fn cmsghdr(at: u64) -> Result<(u64, i32, i32), i32> {
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Cmsghdr {
+        len: u64,
+        level: i32,
+        kind: i32,
+    }
+    // SAFETY: `bpf_probe_read_kernel` checks the address.
+    let h: Cmsghdr = unsafe { bpf_probe_read_kernel(at as *const Cmsghdr) }?;
+    Ok((h.len, h.level, h.kind))
 }
 
 /// The kernel `dev_t` and inode of the current task's executable (`current->mm->exe_file`),

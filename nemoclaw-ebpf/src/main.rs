@@ -15,8 +15,8 @@ mod sandbox;
 mod scratch;
 
 use aya_ebpf::{
-    macros::{cgroup_sock_addr, lsm},
-    programs::{LsmContext, SockAddrContext},
+    macros::{cgroup_sock, cgroup_sock_addr, lsm},
+    programs::{LsmContext, SockAddrContext, SockContext},
 };
 
 /// `security_bprm_check_security(struct linux_binprm *bprm)`: judges every exec, including
@@ -143,6 +143,21 @@ pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     net::judge6(&ctx, nemoclaw_common::event::hook::SENDMSG6)
+}
+
+#[lsm(hook = "socket_setsockopt")]
+pub fn socket_setsockopt(ctx: LsmContext) -> i32 {
+    net::socket_setsockopt(&ctx)
+}
+
+#[lsm(hook = "socket_sendmsg")]
+pub fn socket_sendmsg(ctx: LsmContext) -> i32 {
+    net::socket_sendmsg(&ctx)
+}
+
+#[cgroup_sock(sock_create)]
+pub fn sock_create(ctx: SockContext) -> i32 {
+    net::sock_create(&ctx)
 }
 
 /// A no-op `connect4` program (1 = allow): the cost floor for the network benchmark.
@@ -280,6 +295,16 @@ pub fn file_send_sigiotask(ctx: LsmContext) -> i32 {
 #[lsm(hook = "file_fcntl")]
 pub fn file_fcntl(ctx: LsmContext) -> i32 {
     privilege::file_fcntl(&ctx)
+}
+
+#[lsm(hook = "key_alloc")]
+pub fn key_alloc(ctx: LsmContext) -> i32 {
+    privilege::key_alloc(&ctx)
+}
+
+#[lsm(hook = "key_permission")]
+pub fn key_permission(ctx: LsmContext) -> i32 {
+    privilege::key_permission(&ctx)
 }
 
 #[lsm(hook = "file_open")]

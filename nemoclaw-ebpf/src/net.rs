@@ -1,5 +1,6 @@
-//! Network control: cgroup `sock_addr` hooks (connect4/6, sendmsg4/6) attached to each
-//! sandbox cgroup, and the LSM hooks for unix sockets and socket kinds.
+//! Network control: cgroup `sock_addr` hooks (connect4/6, sendmsg4/6) and `sock_create`
+//! attached to each sandbox cgroup, and the LSM hooks for unix sockets, socket kinds and
+//! per-packet destination overrides (routing headers).
 //!
 //! A destination is looked up in one LPM trie per family, in every group that can match
 //! (exact/any protocol x exact/any port, for any binary and for the task's executable),
@@ -9,7 +10,7 @@
 
 use aya_ebpf::{
     maps::{LpmTrie, lpm_trie::Key},
-    programs::{LsmContext, SockAddrContext},
+    programs::{LsmContext, SockAddrContext, SockContext},
 };
 use nemoclaw_common::{
     event::{DenyEvent, counter},
@@ -321,6 +322,39 @@ fn socket_kind_judged(family: i32, kind: i32, protocol: i32) -> bool {
     }
 }
 
+/// Cgroup `sock_create` (every kernel, IPv4 and IPv6 sockets only): the socket kinds the
+/// rules cannot judge (raw, ICMP "ping", SCTP, ...) are refused in a sandbox with a network
+/// section, with or without BPF LSM. Where `socket_create` (LSM) runs, it refuses them
+/// first and this program never sees them. Returns 1 to allow, 0 to refuse (`EPERM`).
+pub fn sock_create(ctx: &SockContext) -> i32 {
+    // SAFETY: the context pointer is valid for the program's run.
+    let sk = unsafe { &*ctx.sock };
+    let (family, kind, protocol) = (sk.family as i32, sk.type_ as i32, sk.protocol as i32);
+    let (cgroup_id, Some(sandbox)) = sandbox::current() else {
+        return ALLOW;
+    };
+    if sandbox.controls & controls::NET == 0 {
+        return ALLOW;
+    }
+    event::count(counter::JUDGED);
+    if socket_kind_judged(family, kind, protocol) {
+        return ALLOW;
+    }
+    event::emit(
+        nemoclaw_common::event::hook::SOCK_CREATE,
+        cgroup_id,
+        sandbox.slot,
+        RULE_DEFAULT_DENY,
+        EPERM,
+        |ev| {
+            ev.family = family as u16;
+            ev.proto = protocol as u32;
+            ev.arg = kind as u64;
+        },
+    );
+    REJECT
+}
+
 pub fn socket_create(ctx: &LsmContext) -> i32 {
     let family: i32 = ctx.arg(0);
     let kind: i32 = ctx.arg(1);
@@ -356,6 +390,119 @@ pub fn socket_create(ctx: &LsmContext) -> i32 {
         },
     );
     -(EPERM as i32)
+}
+
+/// Socket option levels and the options that send a packet somewhere other than the address
+/// `connect`/`sendmsg` was judged on: IPv6 routing headers (`IPV6_RTHDR`, RFC 2292's
+/// `IPV6_2292RTHDR` and `IPV6_2292PKTOPTIONS`), the IPv6 next hop (`IPV6_NEXTHOP`), and IPv4
+/// options (`IP_OPTIONS`, as ancillary data `IP_RETOPTS`), which carry source routes.
+const SOL_IP: i32 = 0;
+const SOL_IPV6: i32 = 41;
+const IP_OPTIONS: i32 = 4;
+const IP_RETOPTS: i32 = 7;
+const IPV6_2292RTHDR: i32 = 5;
+const IPV6_2292PKTOPTIONS: i32 = 6;
+const IPV6_NEXTHOP: i32 = 9;
+const IPV6_RTHDR: i32 = 57;
+
+/// Whether `(level, name)` overrides a packet's destination (as a socket option or as
+/// ancillary data).
+#[inline(always)]
+fn overrides_destination(level: i32, name: i32) -> bool {
+    match level {
+        SOL_IP => name == IP_OPTIONS || name == IP_RETOPTS,
+        SOL_IPV6 => matches!(
+            name,
+            IPV6_RTHDR | IPV6_2292RTHDR | IPV6_2292PKTOPTIONS | IPV6_NEXTHOP
+        ),
+        _ => false,
+    }
+}
+
+/// The sandbox of the current task if it has a network section.
+#[inline(always)]
+fn net_sandbox() -> Option<(u64, SandboxEntry)> {
+    let (cgroup_id, sandbox) = sandbox::current();
+    let sandbox = sandbox?;
+    (sandbox.controls & controls::NET != 0).then_some((cgroup_id, sandbox))
+}
+
+/// Denies a destination override with `EPERM` and an event (`arg`: level << 32 | option).
+#[inline(always)]
+fn deny_override(hook: u32, cgroup_id: u64, sandbox: SandboxEntry, level: i32, name: i32) -> i32 {
+    event::emit(
+        hook,
+        cgroup_id,
+        sandbox.slot,
+        RULE_DEFAULT_DENY,
+        EPERM,
+        |ev| {
+            ev.arg = ((level as u32 as u64) << 32) | u64::from(name as u32);
+        },
+    );
+    -(EPERM as i32)
+}
+
+/// `socket_setsockopt(struct socket *, int level, int optname)`: no routing header, next hop
+/// or IPv4 options in a sandbox with a network section.
+pub fn socket_setsockopt(ctx: &LsmContext) -> i32 {
+    let level: i32 = ctx.arg(1);
+    let name: i32 = ctx.arg(2);
+    if !overrides_destination(level, name) {
+        return 0;
+    }
+    match net_sandbox() {
+        Some((cgroup_id, sandbox)) => deny_override(
+            nemoclaw_common::event::hook::SOCKET_SETSOCKOPT,
+            cgroup_id,
+            sandbox,
+            level,
+            name,
+        ),
+        None => 0,
+    }
+}
+
+/// Ancillary data items examined per `sendmsg`; a message with more is denied (a
+/// sandboxed program has no reason to send that many).
+const MAX_CMSGS: usize = 16;
+
+/// `socket_sendmsg(struct socket *, struct msghdr *, int size)`: the same options as
+/// ancillary data of one message. By now the kernel holds its own copy of the control
+/// buffer, so what is judged is what the protocol will read.
+pub fn socket_sendmsg(ctx: &LsmContext) -> i32 {
+    let msg: *const core::ffi::c_void = ctx.arg(1);
+    let Ok((control, len)) = kernel::msghdr_control(msg) else {
+        return 0;
+    };
+    if len == 0 {
+        return 0;
+    }
+    let Some((cgroup_id, sandbox)) = net_sandbox() else {
+        return 0;
+    };
+    let hook = nemoclaw_common::event::hook::SOCKET_SENDMSG;
+    let mut off: u64 = 0;
+    for _ in 0..MAX_CMSGS {
+        // Fewer bytes left than a header: the kernel ignores them too.
+        if off + 16 > len {
+            return 0;
+        }
+        let Ok((cmsg_len, level, name)) = kernel::cmsghdr(control + off) else {
+            return deny_override(hook, cgroup_id, sandbox, -1, -1);
+        };
+        if overrides_destination(level, name) {
+            return deny_override(hook, cgroup_id, sandbox, level, name);
+        }
+        if cmsg_len < 16 {
+            return 0;
+        }
+        off += (cmsg_len + 7) & !7;
+    }
+    if off + 16 > len {
+        return 0;
+    }
+    deny_override(hook, cgroup_id, sandbox, -1, -1)
 }
 
 /// `AF_UNIX` as stored in a deny event's path for an abstract name.

@@ -396,6 +396,22 @@ fn ioctl_sigio_owner(cmd: u32, arg: u64) -> i32 {
     set_sigio_owner(hook::FILE_IOCTL, cmd, F_OWNER_PID, pid)
 }
 
+/// `key_alloc(struct key *, const struct cred *, unsigned long flags)`: no new key or
+/// keyring. Keyrings are per uid, not per sandbox: uid 0 inside would share root's user
+/// keyring with the host (keys the host's services look up, e.g. `dns_resolver` or
+/// `fscrypt` keys).
+pub fn key_alloc(ctx: &LsmContext) -> i32 {
+    let flags: u64 = ctx.arg(2);
+    deny_always(hook::KEY_ALLOC, flags)
+}
+
+/// `key_permission(key_ref_t, const struct cred *, enum key_need_perm)`: no use of any
+/// existing key (read, write, search, link, set attributes), for the same reason.
+pub fn key_permission(ctx: &LsmContext) -> i32 {
+    let need: u32 = ctx.arg(2);
+    deny_always(hook::KEY_PERMISSION, u64::from(need))
+}
+
 /// `FMODE_WRITE` (`include/linux/fs.h`).
 const FMODE_WRITE: u32 = 0x2;
 const S_IFMT: u16 = 0o170_000;
@@ -418,11 +434,13 @@ fn char_device_allowed(rdev: u32) -> bool {
     }
 }
 
-/// File systems that are interfaces to the kernel (`include/uapi/linux/magic.h`). Their files
-/// belong to root, so uid 0 in the sandbox could write them without any capability:
-/// `/proc/sys/kernel/core_pattern` or `modprobe` (code run as root outside the sandbox),
-/// `cgroup.procs` of the root cgroup (leaving the sandbox), sysfs, securityfs, bpffs...
-const KERNEL_INTERFACE_FS: [u64; 11] = [
+/// File systems that are interfaces to the kernel (`include/uapi/linux/magic.h`), identified
+/// by type wherever they are mounted. Their files belong to root, so uid 0 in the sandbox
+/// could write them without any capability: `/proc/sys/kernel/core_pattern` or `modprobe`
+/// (code run as root outside the sandbox), a `binfmt_misc` handler (an interpreter run as
+/// root the next time a matching file is executed on the host), `cgroup.procs` of the root
+/// cgroup (leaving the sandbox), sysfs, securityfs, bpffs, the LSMs' policy file systems...
+const KERNEL_INTERFACE_FS: [u64; 17] = [
     0x9fa0,      // proc
     0x6265_6572, // sysfs
     0x6367_7270, // cgroup2
@@ -434,6 +452,12 @@ const KERNEL_INTERFACE_FS: [u64; 11] = [
     0x6265_6570, // configfs
     0xde5e_81e4, // efivarfs
     0x6165_676c, // pstore
+    0x4249_4e4d, // binfmt_misc
+    0x6573_5543, // fusectl (abort any FUSE mount)
+    0xf97c_ff8c, // selinuxfs
+    0x4341_5d53, // smackfs
+    0x6e66_7364, // nfsd
+    0x6759_6969, // rpc_pipefs
 ];
 
 /// `file_open(struct file *)`, a second program on the hook (the filesystem control has its

@@ -57,6 +57,13 @@ pub enum AuditObject {
         socket_type: u64,
         socket_protocol: u32,
     },
+    /// A per-packet destination override (socket option or ancillary data).
+    SocketOption {
+        level: i32,
+        option: i32,
+        /// The option's name (`IPV6_RTHDR`, ...), or why the message was refused.
+        option_name: &'static str,
+    },
     /// A privilege operation (`privilege_escalation: deny`) without a file object.
     Privilege {
         operation: &'static str,
@@ -156,10 +163,42 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::TASK_MOVEMEMORY => ("privilege", "task_movememory"),
         hook::FILE_SEND_SIGIOTASK => ("privilege", "file_send_sigiotask"),
         hook::FILE_FCNTL => ("privilege", "file_fcntl"),
+        hook::KEY_ALLOC => ("privilege", "key_alloc"),
+        hook::KEY_PERMISSION => ("privilege", "key_permission"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
+        hook::SOCK_CREATE => ("network", "sock_create"),
+        hook::SOCKET_SETSOCKOPT => ("network", "socket_setsockopt"),
+        hook::SOCKET_SENDMSG => ("network", "socket_sendmsg"),
         hook::UNIX_STREAM_CONNECT => ("network", "unix_stream_connect"),
         hook::UNIX_MAY_SEND => ("network", "unix_may_send"),
         _ => ("unknown", "unknown"),
+    }
+}
+
+/// The operation of a hook that acts on another task (besides `kill` and `ptrace`).
+fn task_operation(h: u32) -> Option<&'static str> {
+    Some(match h {
+        hook::TASK_SETNICE => "priority",
+        hook::TASK_SETIOPRIO => "io priority",
+        hook::TASK_SETSCHEDULER => "scheduler",
+        hook::TASK_SETRLIMIT => "resource limit",
+        hook::TASK_MOVEMEMORY => "move memory",
+        hook::FILE_SEND_SIGIOTASK => "sigio signal",
+        _ => return None,
+    })
+}
+
+/// The name of a destination-overriding socket option (see `nemoclaw-ebpf`'s `net.rs`).
+fn socket_option_name(level: i32, option: i32) -> &'static str {
+    match (level, option) {
+        (0, 4) => "IP_OPTIONS",
+        (0, 7) => "IP_RETOPTS",
+        (41, 5) => "IPV6_2292RTHDR",
+        (41, 6) => "IPV6_2292PKTOPTIONS",
+        (41, 9) => "IPV6_NEXTHOP",
+        (41, 57) => "IPV6_RTHDR",
+        (-1, -1) => "too much or unreadable ancillary data",
+        _ => "unknown",
     }
 }
 
@@ -324,22 +363,18 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             pid = Some(event.target_tgid);
             "sigio owner"
         }
-        hook::TASK_SETNICE
-        | hook::TASK_SETIOPRIO
-        | hook::TASK_SETSCHEDULER
-        | hook::TASK_SETRLIMIT
-        | hook::TASK_MOVEMEMORY
-        | hook::FILE_SEND_SIGIOTASK => {
+        h if let Some(operation) = task_operation(h) => {
             number = Some(arg);
             pid = Some(event.target_tgid);
             target_cgroup = Some(event.target_cgroup);
-            match event.hook {
-                hook::TASK_SETNICE => "priority",
-                hook::TASK_SETIOPRIO => "io priority",
-                hook::TASK_SETSCHEDULER => "scheduler",
-                hook::TASK_SETRLIMIT => "resource limit",
-                hook::TASK_MOVEMEMORY => "move memory",
-                _ => "sigio signal",
+            operation
+        }
+        hook::KEY_ALLOC | hook::KEY_PERMISSION => {
+            number = Some(arg);
+            if event.hook == hook::KEY_ALLOC {
+                "key create"
+            } else {
+                "key use"
             }
         }
         hook::FILE_IOCTL => {
@@ -386,7 +421,17 @@ impl AuditRecord {
     #[must_use]
     pub fn from_event(event: &DenyEvent, rules: &[RuleRef], now: SystemTime) -> Self {
         let (control, hook) = hook_names(event.hook);
-        let object = if event.hook == hook::SOCKET_CREATE {
+        let object = if matches!(event.hook, hook::SOCKET_SETSOCKOPT | hook::SOCKET_SENDMSG) {
+            let (level, option) = (
+                ((event.arg >> 32) as u32).cast_signed(),
+                (event.arg as u32).cast_signed(),
+            );
+            AuditObject::SocketOption {
+                level,
+                option,
+                option_name: socket_option_name(level, option),
+            }
+        } else if matches!(event.hook, hook::SOCKET_CREATE | hook::SOCK_CREATE) {
             AuditObject::Socket {
                 socket_family: event.family,
                 socket_type: event.arg,

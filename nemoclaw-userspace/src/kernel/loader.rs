@@ -5,7 +5,7 @@ use std::{fs::File, os::fd::AsFd, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, RingBuf, lpm_trie::Key},
-    programs::{CgroupAttachMode, CgroupSockAddr, Lsm, links::FdLink},
+    programs::{CgroupAttachMode, Lsm, Program, links::FdLink},
 };
 use nemoclaw_common::{
     exec::{EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
@@ -176,9 +176,16 @@ pub struct Enforcer {
     attached: u32,
 }
 
-/// LSM programs of the network control: socket kinds, and unix sockets (pathname sockets
+/// LSM programs of the network control: socket kinds, per-packet destination overrides
+/// (routing headers, next hop, IPv4 options), and unix sockets (pathname sockets
 /// judged by the filesystem rules, abstract ones confined to the sandbox).
-const SOCKET_PROGRAMS: &[&str] = &["socket_create", "unix_stream_connect", "unix_may_send"];
+const SOCKET_PROGRAMS: &[&str] = &[
+    "socket_create",
+    "unix_stream_connect",
+    "unix_may_send",
+    "socket_setsockopt",
+    "socket_sendmsg",
+];
 
 /// Attaches [`SOCKET_PROGRAMS`], returning their links. Only where BPF LSM works: elsewhere
 /// the caller decides.
@@ -258,10 +265,71 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
         controls::PRIVILEGE,
     ),
     ("file_fcntl", "file_fcntl", controls::PRIVILEGE),
+    // Kernel interfaces that change the host beyond files: keyrings.
+    ("key_alloc", "key_alloc", controls::PRIVILEGE),
+    ("key_permission", "key_permission", controls::PRIVILEGE),
     ("privilege_file_open", "file_open", controls::PRIVILEGE),
     ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
 ];
-const SOCK_ADDR_PROGRAMS: &[&str] = &["connect4", "connect6", "sendmsg4", "sendmsg6"];
+/// The network control's cgroup programs: destinations (`sock_addr`) and socket kinds on
+/// every kernel (`sock_create`).
+const NET_PROGRAMS: &[&str] = &[
+    "connect4",
+    "connect6",
+    "sendmsg4",
+    "sendmsg6",
+    "sock_create",
+];
+
+/// Loads one of [`NET_PROGRAMS`].
+fn load_net_program(ebpf: &mut Ebpf, prog: &'static str) -> Result<(), KernelError> {
+    let loaded = match ebpf.program_mut(prog) {
+        Some(Program::CgroupSockAddr(p)) => p.load(),
+        Some(Program::CgroupSock(p)) => p.load(),
+        _ => return Err(KernelError::Missing("cgroup program")),
+    };
+    loaded.map_err(|e| {
+        unavailable(
+            controls::NET,
+            format!("loading cgroup {prog}"),
+            &chain(&e),
+            CGROUP_ADVICE,
+        )
+    })
+}
+
+/// Attaches one of [`NET_PROGRAMS`] to `cgroup`, returning its link.
+fn attach_net_program(
+    ebpf: &mut Ebpf,
+    prog: &'static str,
+    cgroup: &File,
+) -> Result<FdLink, KernelError> {
+    let attach_err = |e: &dyn std::error::Error| {
+        unavailable(
+            controls::NET,
+            format!("attaching {prog} to cgroup"),
+            &chain(e),
+            CGROUP_ADVICE,
+        )
+    };
+    match ebpf.program_mut(prog) {
+        Some(Program::CgroupSockAddr(p)) => {
+            let id = p
+                .attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                .map_err(|e| attach_err(&e))?;
+            let link = p.take_link(id).map_err(|e| attach_err(&e))?;
+            FdLink::try_from(link).map_err(|e| attach_err(&e))
+        }
+        Some(Program::CgroupSock(p)) => {
+            let id = p
+                .attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                .map_err(|e| attach_err(&e))?;
+            let link = p.take_link(id).map_err(|e| attach_err(&e))?;
+            FdLink::try_from(link).map_err(|e| attach_err(&e))
+        }
+        _ => Err(KernelError::Missing("cgroup program")),
+    }
+}
 
 impl Enforcer {
     /// Loads the object with this kernel's offsets and loads (and, for LSM, attaches) every
@@ -331,22 +399,8 @@ impl Enforcer {
             }
         }
         if wanted & controls::NET != 0 {
-            for &prog in SOCK_ADDR_PROGRAMS {
-                let p: &mut CgroupSockAddr = ebpf
-                    .program_mut(prog)
-                    .ok_or(KernelError::Missing("cgroup program"))?
-                    .try_into()
-                    .map_err(|e| {
-                        unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE)
-                    })?;
-                p.load().map_err(|e| {
-                    unavailable(
-                        controls::NET,
-                        format!("loading cgroup {prog}"),
-                        &chain(&e),
-                        CGROUP_ADVICE,
-                    )
-                })?;
+            for &prog in NET_PROGRAMS {
+                load_net_program(&mut ebpf, prog)?;
             }
         }
         let socket_kinds = if wanted & controls::NET == 0 {
@@ -394,27 +448,8 @@ impl Enforcer {
         let ebpf = self.ebpf.as_mut().ok_or(KernelError::Unsupported(
             "the programs were adopted from pins; they are attached already".to_owned(),
         ))?;
-        for &prog in SOCK_ADDR_PROGRAMS {
-            let p: &mut CgroupSockAddr = ebpf
-                .program_mut(prog)
-                .ok_or(KernelError::Missing("cgroup program"))?
-                .try_into()
-                .map_err(|e| {
-                    unavailable(controls::NET, format!("program {prog}"), &e, CGROUP_ADVICE)
-                })?;
-            let attach_err = |e: &dyn std::error::Error| {
-                unavailable(
-                    controls::NET,
-                    format!("attaching {prog} to cgroup"),
-                    &chain(e),
-                    CGROUP_ADVICE,
-                )
-            };
-            let id = p
-                .attach(cgroup.as_fd(), CgroupAttachMode::Single)
-                .map_err(|e| attach_err(&e))?;
-            let link = p.take_link(id).map_err(|e| attach_err(&e))?;
-            let link = FdLink::try_from(link).map_err(|e| attach_err(&e))?;
+        for &prog in NET_PROGRAMS {
+            let link = attach_net_program(ebpf, prog, cgroup)?;
             self.links.push((prog, link));
         }
         Ok(())
@@ -508,7 +543,7 @@ impl Enforcer {
                 attached |= bit;
             }
         }
-        if SOCK_ADDR_PROGRAMS.iter().all(|p| has(p)) {
+        if NET_PROGRAMS.iter().all(|p| has(p)) {
             attached |= controls::NET;
         }
         let socket_kinds = match SOCKET_PROGRAMS.iter().find(|p| !has(p)) {

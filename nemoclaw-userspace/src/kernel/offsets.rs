@@ -59,6 +59,9 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("SOCK_CGROUP_DATA_CGROUP_OFF", "sock_cgroup_data", "cgroup"),
     ("CGROUP_LEVEL_OFF", "cgroup", "level"),
     ("CGROUP_ANCESTORS_OFF", "cgroup", "ancestors"),
+    // Per-packet destination overrides in ancillary data.
+    ("MSGHDR_MSG_CONTROL_OFF", "msghdr", "msg_control"),
+    ("MSGHDR_MSG_CONTROLLEN_OFF", "msghdr", "msg_controllen"),
 ];
 
 /// One-bit bitfields the eBPF side tests, as (offset global, mask global, struct, member).

@@ -53,8 +53,9 @@ pub fn for_sandbox(
         Err(why) => Ok((
             policy_controls,
             Some(format!(
-                "socket kinds are not restricted here ({why}); raw and packet sockets stay closed to {} \
-                 (no CAP_NET_RAW), netlink and vsock do not",
+                "socket kinds are not restricted here ({why}); IPv4/IPv6 kinds no rule judges (raw, \
+                 ICMP ping) are still refused by the cgroup sock_create hook, packet sockets stay \
+                 closed to {} (no CAP_NET_RAW), netlink, vsock and unix sockets do not",
                 user.name
             )),
         )),

@@ -149,3 +149,146 @@ fn without_bpf_lsm_network_policy_refused_for_root_only() {
         nobody.stderr
     );
 }
+
+/// `net.ipv4.ping_group_range`, set for a test and restored after it.
+struct PingGroupRange(String);
+
+const PING_GROUP_RANGE: &str = "/proc/sys/net/ipv4/ping_group_range";
+
+impl PingGroupRange {
+    fn set(value: &str) -> Self {
+        let old = std::fs::read_to_string(PING_GROUP_RANGE).expect("read ping_group_range");
+        std::fs::write(PING_GROUP_RANGE, value).expect("set ping_group_range");
+        Self(old)
+    }
+}
+
+impl Drop for PingGroupRange {
+    fn drop(&mut self) {
+        let _ = std::fs::write(PING_GROUP_RANGE, self.0.trim());
+    }
+}
+
+/// Without BPF LSM (this host natively, the `lsm-inactive` VM runs) the cgroup
+/// `sock_create` hook still refuses the IPv4/IPv6 socket kinds no rule can judge: ICMP
+/// "ping" sockets, which an ordinary user may open wherever `ping_group_range` admits
+/// them, would otherwise reach any host. Denied with an audit record; TCP and UDP (the
+/// allowed twins) are created, and without a network section the ping sockets are too.
+#[test]
+fn without_bpf_lsm_the_cgroup_hook_refuses_ping_sockets() {
+    if !root_or_skip("sock_create_no_lsm") {
+        return;
+    }
+    let lsm = std::process::Command::new(crate::support::nemoclaw())
+        .args(["doctor", "--quiet-lsm-check"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if lsm {
+        println!(
+            "SKIPPED sock_create_no_lsm: BPF LSM runs here, and its socket_create decides \
+             first (covered by the tests above)"
+        );
+        return;
+    }
+    let _range = PingGroupRange::set("0 2147483647");
+    let scratch = Scratch::new("sock-create");
+    let kinds = [
+        "(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)",
+        "(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)",
+        "(socket.AF_INET, socket.SOCK_STREAM, 0)",
+        "(socket.AF_INET6, socket.SOCK_DGRAM, 0)",
+    ];
+    let code = probe(&kinds);
+    let out = run_sandboxed_as(&scratch, "nobody", POLICY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR-EPERM ERR-EPERM OK OK", "{out:?}");
+    let denied: Vec<(u64, u64, u64)> = out
+        .denials("network")
+        .iter()
+        .filter(|r| r["hook"] == "sock_create" && r["errno"] == "EPERM")
+        .map(|r| {
+            let o = &r["object"];
+            (
+                o["socket_family"].as_u64().unwrap_or(0),
+                o["socket_type"].as_u64().unwrap_or(0),
+                o["socket_protocol"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(denied, [(2, 2, 1), (10, 2, 58)], "{out:?}");
+
+    // Twin: the same sockets where the sandbox has no network section.
+    let out = run_sandboxed_as(
+        &scratch,
+        "nobody",
+        "name: no-network\n",
+        &[PYTHON, "-c", &code],
+    );
+    assert_eq!(out.stdout.trim(), "OK OK OK OK", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}
+
+/// Tries per-packet destination overrides: an IPv6 routing header and an IPv4 loose source
+/// route as socket options, a routing header as ancillary data of one `sendmsg`; then a
+/// plain send to the allowed destination. Prints one result each.
+const OVERRIDES: &str = "import socket, errno\n\
+    def t(f):\n\
+    \x20   try:\n\
+    \x20       f(); return 'OK'\n\
+    \x20   except OSError as e:\n\
+    \x20       return 'ERR-' + errno.errorcode.get(e.errno, str(e.errno))\n\
+    rthdr = bytes([0, 2, 2, 1, 0, 0, 0, 0]) + socket.inet_pton(socket.AF_INET6, '::1')\n\
+    lsrr = bytes([131, 7, 4, 127, 0, 0, 1, 0])\n\
+    s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+    s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+    print(t(lambda: s6.setsockopt(socket.IPPROTO_IPV6, 57, rthdr)),\n\
+    \x20     t(lambda: s4.setsockopt(socket.IPPROTO_IP, 4, lsrr)),\n\
+    \x20     t(lambda: s6.sendmsg([b'x'], [(socket.IPPROTO_IPV6, 57, rthdr)], 0, ('::1', 9))),\n\
+    \x20     t(lambda: s6.sendto(b'x', ('::1', 9))))\n";
+
+/// A routing header (or IPv4 source route) would take a datagram judged against an allowed
+/// address on to any other: refused as socket option and as ancillary data, with audit
+/// records; the plain send is allowed, and without a network section all of them work.
+#[test]
+fn routing_headers_and_source_routes_are_refused() {
+    if !lsm_or_skip("destination_overrides") {
+        return;
+    }
+    let scratch = Scratch::new("overrides");
+    let policy = "network:\n  allow:\n    - \"[::1]:9\"\n    - \"127.0.0.1:9\"\n";
+    // As root: the kernel itself lets only CAP_NET_RAW set IPv4 options.
+    let out = run_sandboxed_as(&scratch, "root", policy, &[PYTHON, "-c", OVERRIDES]);
+    assert_eq!(
+        out.stdout.trim(),
+        "ERR-EPERM ERR-EPERM ERR-EPERM OK",
+        "{out:?}"
+    );
+    let got: Vec<(&str, &str)> = out
+        .denials("network")
+        .iter()
+        .map(|r| {
+            (
+                r["hook"].as_str().unwrap_or_default(),
+                r["object"]["option_name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("socket_setsockopt", "IPV6_RTHDR"),
+            ("socket_setsockopt", "IP_OPTIONS"),
+            ("socket_sendmsg", "IPV6_RTHDR"),
+        ],
+        "{out:?}"
+    );
+
+    // Twin: no network section, so nothing of ours judges these calls.
+    let out = run_sandboxed_as(
+        &scratch,
+        "root",
+        "name: no-network\n",
+        &[PYTHON, "-c", OVERRIDES],
+    );
+    assert_eq!(out.stdout.trim(), "OK OK OK OK", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}

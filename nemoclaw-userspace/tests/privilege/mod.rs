@@ -14,6 +14,7 @@ use crate::support::{
     run_sandboxed_unchrooted,
 };
 
+mod host_interfaces;
 mod tasks;
 
 const DENY: &str = "process:\n  allow:\n    - python3\nprivilege_escalation: deny\n";
