@@ -63,6 +63,8 @@ pub mod hook {
     /// the `enum key_need_perm`).
     pub const KEY_ALLOC: u32 = 77;
     pub const KEY_PERMISSION: u32 = 78;
+    /// `clone3` into another cgroup (`CLONE_INTO_CGROUP`; `arg` the clone flags).
+    pub const TASK_ALLOC: u32 = 79;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
     /// `unix_stream_connect`: a stream (or seqpacket) connect to a unix socket. A pathname

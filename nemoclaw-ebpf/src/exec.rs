@@ -19,8 +19,8 @@ use nemoclaw_common::{
 use crate::{
     event, kernel,
     maps::{
-        EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH, EXEC_PREFIX,
-        EXEC_RULES, EXEC_SLOT_FLAGS,
+        ANON_EXEC_RULE, EXEC_LIB_DIRS, EXEC_LIB_INODES, EXEC_LIB_KEY_SCRATCH, EXEC_PATH_SCRATCH,
+        EXEC_PREFIX, EXEC_RULES, EXEC_SLOT_FLAGS,
     },
     sandbox, scratch,
 };
@@ -75,6 +75,8 @@ pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
 
 /// `PROT_EXEC`.
 const PROT_EXEC: u64 = 0x4;
+/// `PROT_WRITE`.
+const PROT_WRITE: u64 = 0x2;
 
 /// `EXEC_SLOT_FLAGS` bit: the slot has `dir/**` rules in `EXEC_PREFIX`.
 const SLOT_HAS_PREFIX_RULES: u32 = 1;
@@ -107,8 +109,10 @@ fn judge(file: *const c_void, key: &ExecKey) -> (Verdict, bool) {
 /// Judges an executable file mapping of a sandboxed task: allowed for the binaries the policy
 /// allows (by identity or `dir/**` rule, as exec) and, by path, for files in the library
 /// directories; an explicit deny wins over the library directories. Anonymous
-/// executable memory is never judged, so JITs (V8, PyPy) keep working. This closes running a
-/// denied binary through an allowed loader (`ld.so /usr/bin/curl`) or `dlopen` of a copy.
+/// executable memory is judged only under `process.anonymous_exec: deny` (then it is
+/// refused, as is any writable and executable mapping), so JITs (V8, PyPy) keep working by
+/// default. This closes running a denied binary through an allowed loader
+/// (`ld.so /usr/bin/curl`) or `dlopen` of a copy.
 ///
 /// `mmap_file(struct file *file, unsigned long reqprot, unsigned long prot, unsigned long
 /// flags)`; `bpf_d_path` is allowed here (a sleepable-listed hook).
@@ -126,14 +130,21 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
     if kernel::is_exec_loading(file) {
         return 0;
     }
-    if kernel::raw_arg(ctx, 0) == 0 {
-        return 0;
-    }
+    let anonymous = kernel::raw_arg(ctx, 0) == 0;
     let (cgroup_id, Some(sandbox)) = sandbox::current() else {
         return 0;
     };
     if sandbox.controls & controls::EXEC == 0 {
         return 0;
+    }
+    if anonymous || prot & PROT_WRITE != 0 {
+        let rule_id = anonymous_exec_rule(sandbox.slot);
+        if rule_id != 0 {
+            return deny_anonymous(hook::MMAP_FILE, cgroup_id, sandbox.slot, rule_id, prot);
+        }
+        if anonymous {
+            return 0;
+        }
     }
     event::count(counter::JUDGED);
     let (dev, ino) = kernel::btf_file_dev_ino(file);
@@ -169,6 +180,21 @@ pub fn mmap_file(ctx: &LsmContext) -> i32 {
             event::set_file(ev, file, dev, ino);
         },
     );
+    -EPERM
+}
+
+/// `process.anonymous_exec: deny`'s rule id for `slot`, or 0 where it is allowed.
+#[inline(always)]
+fn anonymous_exec_rule(slot: u32) -> u32 {
+    ANON_EXEC_RULE.get(slot).copied().unwrap_or(0)
+}
+
+/// Denies executable anonymous or writable memory (`arg`: the requested protection).
+#[inline(always)]
+fn deny_anonymous(hook: u32, cgroup_id: u64, slot: u32, rule_id: u32, prot: u64) -> i32 {
+    event::emit(hook, cgroup_id, slot, rule_id, EPERM as u32, |ev| {
+        ev.arg = prot;
+    });
     -EPERM
 }
 
@@ -242,6 +268,14 @@ pub fn file_mprotect(ctx: &LsmContext) -> i32 {
     let Ok(file) = kernel::vma_file(vma) else {
         return -EPERM;
     };
+    // Under `anonymous_exec: deny`: no anonymous memory made executable, no writable and
+    // executable mapping, and no file mapping whose private pages were written (they hold
+    // code of the task's own making, whatever file they came from).
+    let rule_id = anonymous_exec_rule(sandbox.slot);
+    if rule_id != 0 && (file.is_null() || prot & PROT_WRITE != 0 || kernel::vma_has_anon_pages(vma))
+    {
+        return deny_anonymous(hook::FILE_MPROTECT, cgroup_id, sandbox.slot, rule_id, prot);
+    }
     if file.is_null() {
         return 0;
     }

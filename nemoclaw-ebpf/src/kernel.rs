@@ -140,6 +140,8 @@ offsets! {
     SUPER_BLOCK_S_MAGIC_OFF,
     /// `struct inode`, member `i_rdev` (the device number of a device node).
     INODE_I_RDEV_OFF,
+    /// `struct vm_area_struct`, member `anon_vma` (set once private pages were written).
+    VM_AREA_STRUCT_ANON_VMA_OFF,
     /// `struct task_struct`, member `mm`.
     TASK_STRUCT_MM_OFF,
     /// `struct mm_struct`, member `exe_file`.
@@ -222,6 +224,15 @@ pub fn task_cgroup_id(task: *const c_void) -> Result<u64, i32> {
         let kn: *const c_void = read_at(cgroup, &CGROUP_KN_OFF)?;
         read_at(kn, &KERNFS_NODE_ID_OFF)
     }
+}
+
+/// Whether `vma` holds private pages written since it was mapped (`vma->anon_vma` is set by
+/// the first copy-on-write fault): for a file mapping, code of the task's own making.
+/// Unreadable reads as written (callers deny).
+#[inline(always)]
+pub fn vma_has_anon_pages(vma: *const c_void) -> bool {
+    // SAFETY: probe read of a kernel pointer.
+    unsafe { read_at::<u64>(vma, &VM_AREA_STRUCT_ANON_VMA_OFF) }.map_or(true, |p| p != 0)
 }
 
 /// `vma->vm_file` (null for anonymous memory).

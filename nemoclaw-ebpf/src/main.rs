@@ -297,6 +297,11 @@ pub fn file_fcntl(ctx: LsmContext) -> i32 {
     privilege::file_fcntl(&ctx)
 }
 
+#[lsm(hook = "task_alloc")]
+pub fn task_alloc(ctx: LsmContext) -> i32 {
+    privilege::task_alloc(&ctx)
+}
+
 #[lsm(hook = "key_alloc")]
 pub fn key_alloc(ctx: LsmContext) -> i32 {
     privilege::key_alloc(&ctx)

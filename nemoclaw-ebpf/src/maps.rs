@@ -143,3 +143,9 @@ pub static EXEC_PREFIX: LpmTrie<nemoclaw_common::exec::ExecPathKey, Verdict> =
 #[map]
 pub static EXEC_SLOT_FLAGS: aya_ebpf::maps::Array<u32> =
     aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
+
+/// Per slot: the rule id of `process.anonymous_exec: deny`, or 0 where executable anonymous
+/// and writable memory is allowed (`mmap_file`, `file_mprotect`).
+#[map]
+pub static ANON_EXEC_RULE: aya_ebpf::maps::Array<u32> =
+    aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);

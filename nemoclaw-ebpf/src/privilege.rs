@@ -396,6 +396,22 @@ fn ioctl_sigio_owner(cmd: u32, arg: u64) -> i32 {
     set_sigio_owner(hook::FILE_IOCTL, cmd, F_OWNER_PID, pid)
 }
 
+/// `CLONE_INTO_CGROUP` (`include/uapi/linux/sched.h`).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `task_alloc(struct task_struct *, unsigned long clone_flags)`: no `clone3` with
+/// `CLONE_INTO_CGROUP`. It starts the child in any cgroup whose `cgroup.procs` the caller
+/// may write by plain permissions, with no open of that file: uid 0 in the sandbox would
+/// start children in the root cgroup, outside every control. The flag is tested first:
+/// every fork on the system runs this hook.
+pub fn task_alloc(ctx: &LsmContext) -> i32 {
+    let flags: u64 = ctx.arg(1);
+    if flags & CLONE_INTO_CGROUP == 0 {
+        return 0;
+    }
+    deny_always(hook::TASK_ALLOC, flags)
+}
+
 /// `key_alloc(struct key *, const struct cred *, unsigned long flags)`: no new key or
 /// keyring. Keyrings are per uid, not per sandbox: uid 0 inside would share root's user
 /// keyring with the host (keys the host's services look up, e.g. `dns_resolver` or

@@ -164,6 +164,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::FILE_SEND_SIGIOTASK => ("privilege", "file_send_sigiotask"),
         hook::FILE_FCNTL => ("privilege", "file_fcntl"),
         hook::KEY_ALLOC => ("privilege", "key_alloc"),
+        hook::TASK_ALLOC => ("privilege", "task_alloc"),
         hook::KEY_PERMISSION => ("privilege", "key_permission"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
         hook::SOCK_CREATE => ("network", "sock_create"),
@@ -368,6 +369,10 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             pid = Some(event.target_tgid);
             target_cgroup = Some(event.target_cgroup);
             operation
+        }
+        hook::TASK_ALLOC => {
+            number = Some(arg);
+            "clone into cgroup"
         }
         hook::KEY_ALLOC | hook::KEY_PERMISSION => {
             number = Some(arg);

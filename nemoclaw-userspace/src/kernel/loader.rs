@@ -267,6 +267,8 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("file_fcntl", "file_fcntl", controls::PRIVILEGE),
     // Kernel interfaces that change the host beyond files: keyrings.
     ("key_alloc", "key_alloc", controls::PRIVILEGE),
+    // Leaving the sandbox's cgroup at fork time.
+    ("task_alloc", "task_alloc", controls::PRIVILEGE),
     ("key_permission", "key_permission", controls::PRIVILEGE),
     ("privilege_file_open", "file_open", controls::PRIVILEGE),
     ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
@@ -572,6 +574,7 @@ impl Enforcer {
             net_binaries: _,
             exec_prefix,
             library_dirs,
+            anonymous_exec_rule,
             fs_exact: _,
             fs_prefix: _,
             fs_suffix: _,
@@ -595,6 +598,14 @@ impl Enforcer {
         }
         if policy_controls & controls::EXEC != 0 {
             self.install_library_dirs(slot, library_dirs)?;
+            if *anonymous_exec_rule != 0 {
+                let mut map: Array<_, u32> = self.map("ANON_EXEC_RULE")?;
+                map.set(slot, anonymous_exec_rule, 0)
+                    .map_err(|source| KernelError::Map {
+                        map: "ANON_EXEC_RULE",
+                        source,
+                    })?;
+            }
         }
         if policy_controls & controls::PRIVILEGE != 0 {
             // The rule every privilege denial cites (0, the default deny, if absent).

@@ -43,6 +43,7 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     ("CGROUP_KN_OFF", "cgroup", "kn"),
     ("KERNFS_NODE_ID_OFF", "kernfs_node", "id"),
     ("VM_AREA_STRUCT_VM_FILE_OFF", "vm_area_struct", "vm_file"),
+    ("VM_AREA_STRUCT_ANON_VMA_OFF", "vm_area_struct", "anon_vma"),
     ("SUPER_BLOCK_S_MAGIC_OFF", "super_block", "s_magic"),
     ("INODE_I_RDEV_OFF", "inode", "i_rdev"),
     // The current task's executable: per-binary network rules, and the exec fast path of

@@ -20,7 +20,7 @@ use super::compiled::{
 use super::explain::{ExecMatch, ExecRuleSpec, FsRuleSpec, NetRuleSpec, RuleSet};
 use super::pattern::{PathPattern, Shape};
 use super::types::{
-    ExecTarget, Host, Located, NetDeny, NetRule, Policy, Ports, PrivilegeEscalation,
+    AnonymousExec, ExecTarget, Host, Located, NetDeny, NetRule, Policy, Ports, PrivilegeEscalation,
     ProcessSection, Protocol,
 };
 use super::{Diagnostic, Diagnostics, Mark};
@@ -152,6 +152,7 @@ enum Item<'p> {
     Fs(&'p Located<super::types::FsRule>, FsList),
     Exec(&'p Located<ExecTarget>, u32),
     Privilege(&'p Located<PrivilegeEscalation>),
+    AnonymousExec(&'p Located<AnonymousExec>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -168,6 +169,7 @@ impl Item<'_> {
             Self::Fs(rule, _) => rule.mark,
             Self::Exec(rule, _) => rule.mark,
             Self::Privilege(rule) => rule.mark,
+            Self::AnonymousExec(rule) => rule.mark,
         }
     }
 }
@@ -302,6 +304,7 @@ fn items_of(policy: &Policy) -> Vec<Item<'_>> {
     if let Some(process) = &policy.process {
         items.extend(process.allow.iter().map(|r| Item::Exec(r, ACTION_ALLOW)));
         items.extend(process.deny.iter().map(|r| Item::Exec(r, ACTION_DENY)));
+        items.extend(process.anonymous_exec.iter().map(Item::AnonymousExec));
     }
     if let Some(privilege) = &policy.privilege_escalation {
         items.push(Item::Privilege(privilege));
@@ -348,6 +351,7 @@ impl Compiler<'_, '_> {
                 Item::Fs(r, _) => (r.mark, &r.field, &r.text),
                 Item::Exec(r, _) => (r.mark, &r.field, &r.text),
                 Item::Privilege(r) => (r.mark, &r.field, &r.text),
+                Item::AnonymousExec(r) => (r.mark, &r.field, &r.text),
             };
             let section = field.split('[').next().unwrap_or(field).to_owned();
             self.out.rules.push(RuleRef {
@@ -370,6 +374,11 @@ impl Compiler<'_, '_> {
                 ),
                 Item::Net(rule, action) => self.net_rule(rule, *action, id, &mut net4, &mut net6),
                 Item::Privilege(rule) => self.rules.privilege = Some((id, rule.value)),
+                Item::AnonymousExec(rule) => {
+                    if rule.value == AnonymousExec::Deny {
+                        self.out.anonymous_exec_rule = id;
+                    }
+                }
             }
         }
 

@@ -77,6 +77,9 @@ pub struct CompiledPolicy {
     /// The directories (`/dir/`, resolved) whose files the process control lets a task map
     /// executable: `process.libraries`, or `nemoclaw_common::exec::DEFAULT_LIBRARY_DIRS`.
     pub library_dirs: Vec<String>,
+    /// `process.anonymous_exec: deny`: the rule id its denials cite; 0 where executable
+    /// anonymous and writable memory is allowed (the default, for JIT runtimes).
+    pub anonymous_exec_rule: u32,
     /// Exec rules by path: `/dir/**` entries, keyed by `/dir/` (LPM over path bytes).
     /// Sorted by path; the verdict already merges every shorter covering entry.
     pub exec_prefix: Vec<PathEntry>,

@@ -8,8 +8,8 @@ use std::path::Path;
 use super::Diagnostic;
 use super::pattern::{PathPattern, Shape};
 use super::types::{
-    Access, ExecTarget, FilesystemSection, FsRule, Host, Located, NetDeny, NetRule, NetworkSection,
-    Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
+    Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, Located, NetDeny, NetRule,
+    NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
 };
 use super::yaml::{Mark, Node, NodeKind};
 
@@ -466,17 +466,26 @@ impl Cx<'_> {
     }
 
     fn process(&mut self, node: &Node, key_mark: Mark) -> Option<ProcessSection> {
-        let entries = self.map(node, "process", &["allow", "deny", "libraries"])?;
+        let entries = self.map(
+            node,
+            "process",
+            &["allow", "deny", "libraries", "anonymous_exec"],
+        )?;
         let mut section = ProcessSection {
             mark: key_mark,
             allow: Vec::new(),
             deny: Vec::new(),
             libraries: None,
+            anonymous_exec: None,
         };
         for (key, _, value) in entries {
             let field = format!("process.{key}");
             if key == "libraries" {
                 section.libraries = Some(self.library_dirs(value, &field));
+                continue;
+            }
+            if key == "anonymous_exec" {
+                section.anonymous_exec = self.anonymous_exec(value, field);
                 continue;
             }
             let mut rules = Vec::new();
@@ -506,6 +515,28 @@ impl Cx<'_> {
 }
 
 impl Cx<'_> {
+    /// `process.anonymous_exec: deny | allow`.
+    fn anonymous_exec(&mut self, node: &Node, field: String) -> Option<Located<AnonymousExec>> {
+        let value = match self.scalar(node, &field)? {
+            "deny" => AnonymousExec::Deny,
+            "allow" => AnonymousExec::Allow,
+            _ => {
+                self.error(
+                    node.mark,
+                    &field,
+                    format!("expected deny or allow, got {}", node.describe()),
+                );
+                return None;
+            }
+        };
+        Some(Located {
+            value,
+            mark: node.mark,
+            text: format!("anonymous_exec: {}", render(node)),
+            field,
+        })
+    }
+
     /// `process.libraries`: `/dir/**` entries only.
     fn library_dirs(&mut self, node: &Node, field: &str) -> Vec<Located<PathPattern>> {
         let mut dirs = Vec::new();

@@ -143,6 +143,17 @@ struct Process {
     /// `/dir/**` directories whose files may be mapped executable (shared libraries);
     /// replaces the default /lib, /lib64, /usr/lib, /usr/lib64, /usr/local/lib.
     libraries: Option<Vec<String>>,
+    /// `deny`: no executable anonymous memory, no writable and executable mapping, and no
+    /// executable file mapping whose private pages were written (JIT runtimes such as V8
+    /// stop working). `allow` (the default) leaves them alone.
+    anonymous_exec: Option<AnonymousExec>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+enum AnonymousExec {
+    Deny,
+    Allow,
 }
 
 #[derive(JsonSchema)]

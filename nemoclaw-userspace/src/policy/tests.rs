@@ -612,6 +612,30 @@ fn library_directories_default_and_can_be_replaced() {
 }
 
 #[test]
+fn anonymous_exec_deny_is_a_cited_rule_and_allow_is_the_default() {
+    let default = must_compile("process:\n  allow: []\n");
+    assert_eq!(default.policy.anonymous_exec_rule, 0);
+    let allowed = must_compile("process:\n  allow: []\n  anonymous_exec: allow\n");
+    assert_eq!(allowed.policy.anonymous_exec_rule, 0);
+
+    let denied = must_compile("process:\n  allow:\n  - /bin/sh\n  anonymous_exec: deny\n");
+    let id = denied.policy.anonymous_exec_rule;
+    assert_eq!(id, 2, "source order: the allow entry is rule 1");
+    let rule = &denied.policy.rules[id as usize - 1];
+    assert_eq!(rule.section, "process.anonymous_exec");
+    assert_eq!(rule.text, "anonymous_exec: deny");
+    assert_eq!((rule.line, rule.column), (4, 19));
+
+    let lines = errors("process:\n  anonymous_exec: never\n");
+    assert_eq!(
+        lines,
+        vec![
+            r#"policies/x.yaml:2:19: process.anonymous_exec: expected deny or allow, got "never""#
+        ]
+    );
+}
+
+#[test]
 fn schema_json_is_up_to_date() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/schema.json");
     let generated = schema::generate();

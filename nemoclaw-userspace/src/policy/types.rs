@@ -133,6 +133,16 @@ pub struct ProcessSection {
     /// `libraries`: the directories whose files may be mapped executable (`/dir/**`
     /// patterns); `None` keeps `nemoclaw_common::exec::DEFAULT_LIBRARY_DIRS`.
     pub libraries: Option<Vec<Located<PathPattern>>>,
+    /// `anonymous_exec`: whether executable anonymous or writable memory may be made
+    /// (absent: allowed, as JIT runtimes need).
+    pub anonymous_exec: Option<Located<AnonymousExec>>,
+}
+
+/// `process.anonymous_exec`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonymousExec {
+    Allow,
+    Deny,
 }
 
 /// A `process` entry.

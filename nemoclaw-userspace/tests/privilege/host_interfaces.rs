@@ -165,3 +165,42 @@ fn root_cannot_use_the_kernel_keyrings_it_shares_with_the_host() {
         ])
         .status();
 }
+
+/// `clone3(CLONE_INTO_CGROUP)` with a descriptor of the cgroup v2 root: the child would
+/// start outside the sandbox (no open of `cgroup.procs` for the file hooks to see).
+const CLONE_INTO_ROOT_CGROUP: &str = "class Args(ctypes.Structure):\n    \
+        _fields_ = [(n, ctypes.c_uint64) for n in ('flags', 'pidfd', 'child_tid', \
+        'parent_tid', 'exit_signal', 'stack', 'stack_size', 'tls', 'set_tid', \
+        'set_tid_size', 'cgroup')]\n\
+    root = [l.split()[1] for l in open('/proc/mounts') if l.split()[2] == 'cgroup2'][0]\n\
+    def clone_into_root():\n    \
+        fd = os.open(root, os.O_PATH | os.O_DIRECTORY)\n    \
+        a = Args(flags=0x200000000, exit_signal=17, cgroup=fd)\n    \
+        pid = check(libc.syscall(435, ctypes.byref(a), ctypes.sizeof(a)))\n    \
+        if pid == 0:\n        os._exit(0)\n    \
+        os.waitpid(pid, 0)\n    \
+        return 'started'\n\
+    report(clone_into_root)\n";
+
+#[test]
+fn root_cannot_start_a_child_in_another_cgroup() {
+    if !lsm_or_skip("privilege_clone_into_cgroup") {
+        return;
+    }
+    let scratch = Scratch::new("clone-into-cgroup");
+    let code = probe(CLONE_INTO_ROOT_CGROUP);
+    let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
+    let d = out.denials("privilege");
+    assert_eq!(d.len(), 1, "{out:?}");
+    assert_eq!(d[0]["hook"], "task_alloc", "{out:?}");
+    assert_eq!(
+        d[0]["rule"]["text"], "privilege_escalation: deny",
+        "{out:?}"
+    );
+
+    // Twin: allowed, the child really starts in the root cgroup (the escape this closes).
+    let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK started", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}

@@ -486,6 +486,64 @@ fn anonymous_exec_memory_is_allowed() {
     assert!(out.all_denials().is_empty(), "{out:?}");
 }
 
+/// The three ways to run code of the task's own making without `execve`: anonymous private
+/// executable memory (as JITs make it), a writable and executable mapping, and a file mapping (here of the
+/// allowed `python3` binary) whose private pages were written and then made executable.
+const SELF_MADE_CODE: &str = "import mmap, ctypes, errno\n\
+    libc = ctypes.CDLL(None, use_errno=True)\n\
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]\n\
+    def t(f):\n\
+    \x20   try:\n\
+    \x20       f(); return 'OK'\n\
+    \x20   except OSError as e:\n\
+    \x20       return 'ERR-' + errno.errorcode.get(e.errno, str(e.errno))\n\
+    def protect(m, prot):\n\
+    \x20   addr = ctypes.addressof(ctypes.c_char.from_buffer(m))\n\
+    \x20   if libc.mprotect(addr, mmap.PAGESIZE, prot) != 0:\n\
+    \x20       e = ctypes.get_errno(); raise OSError(e, 'mprotect')\n\
+    def anonymous():\n\
+    \x20   m = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)\n\
+    \x20   m.write(b'\\xc3'); protect(m, mmap.PROT_READ | mmap.PROT_EXEC)\n\
+    def rwx():\n\
+    \x20   mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n\
+    def patched_library():\n\
+    \x20   f = open('/proc/self/exe', 'rb')\n\
+    \x20   m = mmap.mmap(f.fileno(), 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)\n\
+    \x20   m[0:1] = b'\\xc3'; protect(m, mmap.PROT_READ | mmap.PROT_EXEC)\n\
+    print(t(anonymous), t(rwx), t(patched_library))\n";
+
+/// `process.anonymous_exec: deny` refuses code of the task's own making (the strict
+/// example policy's setting); the default (the twin, and the baseline) allows it for JITs.
+#[test]
+fn anonymous_exec_deny_refuses_self_made_code_and_the_default_allows_it() {
+    if !lsm_or_skip("exec_anon_deny") {
+        return;
+    }
+    let scratch = Scratch::new("exec-anon-deny");
+    let strict = format!("{POLICY}  anonymous_exec: deny\n");
+    let out = run_sandboxed(&scratch, &strict, &[PYTHON, "-c", SELF_MADE_CODE]);
+    assert_eq!(
+        out.stdout.trim(),
+        "ERR-EPERM ERR-EPERM ERR-EPERM",
+        "{out:?}"
+    );
+    let d = out.denials("process");
+    let hooks: Vec<&str> = d.iter().filter_map(|r| r["hook"].as_str()).collect();
+    assert_eq!(
+        hooks,
+        ["file_mprotect", "mmap_file", "file_mprotect"],
+        "{out:?}"
+    );
+    for r in &d {
+        assert_eq!(r["rule"]["text"], "anonymous_exec: deny", "{out:?}");
+        assert_eq!(r["errno"], "EPERM", "{out:?}");
+    }
+
+    let out = run_sandboxed(&scratch, POLICY, &[PYTHON, "-c", SELF_MADE_CODE]);
+    assert_eq!(out.stdout.trim(), "OK OK OK", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}
+
 /// Root in the sandbox creates a cgroup below the sandbox's and moves into it: its tasks
 /// are still judged by the sandbox's policy (the kernel side looks up the ancestor).
 #[test]
