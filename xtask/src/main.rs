@@ -4,6 +4,7 @@
 
 mod bench;
 mod fuzz;
+mod hooks;
 mod run;
 mod setup;
 mod test;
@@ -39,6 +40,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Fuzz a target in fuzz/ (default `policy`) for a bounded time; fails on a crash.
     Fuzz(fuzz::FuzzArgs),
+    /// Regenerate docs/hooks.md: every LSM hook and cgroup attach type of the supported
+    /// kernels with what the sandbox does with it; fails if one is unclassified.
+    Hooks(hooks::HooksArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(&args),
         Command::Bench(args) => bench::main(&args),
         Command::Fuzz(args) => fuzz::main(&args),
+        Command::Hooks(args) => hooks::main(&args),
     };
     match result {
         Ok(code) => code,
