@@ -47,7 +47,8 @@ fn judged_rows_match_the_ebpf_programs() {
         "connect6" => "BPF_CGROUP_INET6_CONNECT",
         "sendmsg4" => "BPF_CGROUP_UDP4_SENDMSG",
         "sendmsg6" => "BPF_CGROUP_UDP6_SENDMSG",
-        other => panic!("map cgroup_sock_addr({other}) to its attach type in this test"),
+        "sock_create" => "BPF_CGROUP_INET_SOCK_CREATE",
+        other => panic!("map cgroup program kind {other} to its attach type in this test"),
     };
     let main = util::workspace_root().join("nemoclaw-ebpf/src/main.rs");
     let main = std::fs::read_to_string(main).expect("nemoclaw-ebpf/src/main.rs");
@@ -60,6 +61,7 @@ fn judged_rows_match_the_ebpf_programs() {
             hook = Some(h.to_string());
         } else if let Some(a) = line
             .strip_prefix("#[cgroup_sock_addr(")
+            .or_else(|| line.strip_prefix("#[cgroup_sock("))
             .and_then(|l| l.strip_suffix(")]"))
         {
             hook = Some(attach_type(a).to_string());
