@@ -65,6 +65,8 @@ pub mod hook {
     pub const KEY_PERMISSION: u32 = 78;
     /// `clone3` into another cgroup (`CLONE_INTO_CGROUP`; `arg` the clone flags).
     pub const TASK_ALLOC: u32 = 79;
+    /// `file_ioctl_compat`: a 32-bit `ioctl`, judged as [`FILE_IOCTL`] (same fields).
+    pub const FILE_IOCTL_COMPAT: u32 = 80;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
     /// `unix_stream_connect`: a stream (or seqpacket) connect to a unix socket. A pathname

@@ -297,6 +297,11 @@ pub fn file_fcntl(ctx: LsmContext) -> i32 {
     privilege::file_fcntl(&ctx)
 }
 
+#[lsm(hook = "file_ioctl_compat")]
+pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
+    privilege::file_ioctl_compat(&ctx)
+}
+
 #[lsm(hook = "task_alloc")]
 pub fn task_alloc(ctx: LsmContext) -> i32 {
     privilege::task_alloc(&ctx)

@@ -390,10 +390,10 @@ pub fn file_fcntl(ctx: &LsmContext) -> i32 {
 
 /// `ioctl(FIOSETOWN | SIOCSPGRP, int *pid)`: as `F_SETOWN`.
 #[inline(always)]
-fn ioctl_sigio_owner(cmd: u32, arg: u64) -> i32 {
+fn ioctl_sigio_owner(hook: u32, cmd: u32, arg: u64) -> i32 {
     // SAFETY: a user pointer, read with the faulting helper; unreadable denies.
     let pid = unsafe { bpf_probe_read_user(arg as *const i32) }.unwrap_or(-1);
-    set_sigio_owner(hook::FILE_IOCTL, cmd, F_OWNER_PID, pid)
+    set_sigio_owner(hook, cmd, F_OWNER_PID, pid)
 }
 
 /// `CLONE_INTO_CGROUP` (`include/uapi/linux/sched.h`).
@@ -520,10 +520,21 @@ const TIOCLINUX: u32 = 0x541c;
 ///
 /// Also `FIOSETOWN` and `SIOCSPGRP`, which set a `SIGIO` owner as `fcntl(F_SETOWN)` does.
 pub fn file_ioctl(ctx: &LsmContext) -> i32 {
-    let cmd: u32 = ctx.arg(1);
+    judge_ioctl(hook::FILE_IOCTL, ctx.arg(1), ctx.arg(2))
+}
+
+/// `file_ioctl_compat(struct file *, unsigned int cmd, unsigned long arg)` (Linux 6.8, and
+/// 6.1.75+ by backport): the same judgement for 32-bit `ioctl`s, which any x86-64 task can
+/// make with `int 0x80`; without it they would go around [`file_ioctl`].
+pub fn file_ioctl_compat(ctx: &LsmContext) -> i32 {
+    judge_ioctl(hook::FILE_IOCTL_COMPAT, ctx.arg(1), ctx.arg(2))
+}
+
+#[inline(always)]
+fn judge_ioctl(hook: u32, cmd: u32, arg: u64) -> i32 {
     match cmd {
-        TIOCSTI | TIOCLINUX => deny_always(hook::FILE_IOCTL, u64::from(cmd)),
-        FIOSETOWN | SIOCSPGRP => ioctl_sigio_owner(cmd, ctx.arg(2)),
+        TIOCSTI | TIOCLINUX => deny_always(hook, u64::from(cmd)),
+        FIOSETOWN | SIOCSPGRP => ioctl_sigio_owner(hook, cmd, arg),
         _ => 0,
     }
 }

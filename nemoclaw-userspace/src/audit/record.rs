@@ -156,6 +156,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::TASK_KILL => ("privilege", "task_kill"),
         hook::PRIVILEGE_FILE_OPEN => ("privilege", "file_open"),
         hook::FILE_IOCTL => ("privilege", "file_ioctl"),
+        hook::FILE_IOCTL_COMPAT => ("privilege", "file_ioctl_compat"),
         hook::TASK_SETNICE => ("privilege", "task_setnice"),
         hook::TASK_SETIOPRIO => ("privilege", "task_setioprio"),
         hook::TASK_SETSCHEDULER => ("privilege", "task_setscheduler"),
@@ -358,7 +359,9 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             "bpf"
         }
         hook::PERF_EVENT_OPEN => "perf_event_open",
-        hook::FILE_IOCTL | hook::FILE_FCNTL if arg != 0x5412 && arg != 0x541c => {
+        hook::FILE_IOCTL | hook::FILE_IOCTL_COMPAT | hook::FILE_FCNTL
+            if arg != 0x5412 && arg != 0x541c =>
+        {
             name = Some(sigio_owner_command(arg).to_owned());
             number = Some(arg);
             pid = Some(event.target_tgid);
@@ -382,7 +385,7 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
                 "key use"
             }
         }
-        hook::FILE_IOCTL => {
+        hook::FILE_IOCTL | hook::FILE_IOCTL_COMPAT => {
             name = Some(
                 if arg == 0x5412 {
                     "TIOCSTI"

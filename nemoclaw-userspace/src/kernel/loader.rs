@@ -272,6 +272,12 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("key_permission", "key_permission", controls::PRIVILEGE),
     ("privilege_file_open", "file_open", controls::PRIVILEGE),
     ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
+    // 32-bit ioctls (Linux 6.8; 6.1.75+ and 6.6.14+ by backport).
+    (
+        "file_ioctl_compat",
+        "file_ioctl_compat",
+        controls::PRIVILEGE,
+    ),
 ];
 /// The network control's cgroup programs: destinations (`sock_addr`) and socket kinds on
 /// every kernel (`sock_create`).

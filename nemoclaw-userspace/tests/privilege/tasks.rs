@@ -131,3 +131,48 @@ fn acting_on_a_task_outside_the_sandbox_is_denied_by_every_hook() {
     let _ = outside.kill();
     let _ = outside.wait();
 }
+
+/// `ioctl(fd, cmd, arg)` made as a 32-bit system call (`int 0x80`, number 54), from a few
+/// bytes of machine code in anonymous executable memory; `arg` points below 4 GiB.
+const COMPAT_IOCTL: &str = "import mmap, struct, socket\n\
+    code = bytes([0x53, 0x89, 0xfb, 0x89, 0xf1, 0xb8, 0x36, 0, 0, 0, 0xcd, 0x80, 0x5b, 0xc3])\n\
+    text = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n\
+    text.write(code)\n\
+    ioctl32 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint)(\n\
+    \x20   ctypes.addressof(ctypes.c_char.from_buffer(text)))\n\
+    low = libc.mmap(None, 4096, 3, 0x22 | 0x40, -1, 0)\n\
+    def fiosetown(pid):\n\
+    \x20   s = socket.socket()\n\
+    \x20   ctypes.memmove(low, struct.pack('i', pid), 4)\n\
+    \x20   r = ioctl32(s.fileno(), 0x8901, low)\n\
+    \x20   if r < 0:\n\
+    \x20       raise OSError(-r, 'ioctl32')\n\
+    \x20   return r\n\
+    report(lambda: fiosetown(pid))\n";
+
+/// A 32-bit `ioctl` (`FIOSETOWN` to a task outside) is judged like a 64-bit one
+/// (`file_ioctl_compat`); the twin shows the compat call itself works.
+#[test]
+fn a_32_bit_ioctl_does_not_go_around_the_ioctl_judgement() {
+    if !lsm_or_skip("privilege_compat_ioctl") {
+        return;
+    }
+    let mut outside = outsider(0, false);
+    let scratch = Scratch::new("compat-ioctl");
+    let code = probe(&format!(
+        "pid = {}\nlibc.mmap.restype = ctypes.c_void_p\n{COMPAT_IOCTL}",
+        outside.id()
+    ));
+    let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "ERR EPERM", "{out:?}");
+    let d = out.denials("privilege");
+    assert_eq!(d.len(), 1, "{out:?}");
+    assert_eq!(d[0]["hook"], "file_ioctl_compat", "{out:?}");
+    assert_eq!(d[0]["object"]["name"], "FIOSETOWN", "{out:?}");
+
+    let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &code]);
+    assert_eq!(out.stdout.trim(), "OK 0", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+    let _ = outside.kill();
+    let _ = outside.wait();
+}
