@@ -1,21 +1,14 @@
 //! `run` refuses, before running anything, a policy whose controls this kernel cannot
 //! enforce; and refuses bad policies with a located error.
 
-use crate::support::{PYTHON, Scratch, nemoclaw, root_or_skip, run_sandboxed};
-
-fn lsm_loads() -> bool {
-    std::process::Command::new(nemoclaw())
-        .args(["doctor", "--quiet-lsm-check"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use crate::support::{PYTHON, Scratch, bpf_lsm_runs, root_or_skip, run_sandboxed};
 
 #[test]
 fn process_policy_refused_where_bpf_lsm_cannot_load() {
     if !root_or_skip("refuse_without_lsm") {
         return;
     }
-    if lsm_loads() {
+    if bpf_lsm_runs() {
         println!(
             "SKIPPED refuse_without_lsm: BPF LSM loads on this kernel (covered by the VM suite)"
         );

@@ -117,11 +117,7 @@ fn without_bpf_lsm_network_policy_refused_for_root_only() {
     if !root_or_skip("socket_kinds_no_lsm") {
         return;
     }
-    let lsm = std::process::Command::new(crate::support::nemoclaw())
-        .args(["doctor", "--quiet-lsm-check"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if lsm {
+    if crate::support::bpf_lsm_runs() {
         println!("SKIPPED socket_kinds_no_lsm: BPF LSM loads here (covered by the tests above)");
         return;
     }
@@ -179,11 +175,7 @@ fn without_bpf_lsm_the_cgroup_hook_refuses_ping_sockets() {
     if !root_or_skip("sock_create_no_lsm") {
         return;
     }
-    let lsm = std::process::Command::new(crate::support::nemoclaw())
-        .args(["doctor", "--quiet-lsm-check"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if lsm {
+    if crate::support::bpf_lsm_runs() {
         println!(
             "SKIPPED sock_create_no_lsm: BPF LSM runs here, and its socket_create decides \
              first (covered by the tests above)"

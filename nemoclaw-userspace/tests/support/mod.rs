@@ -25,6 +25,15 @@ pub fn root_or_skip(test: &str) -> bool {
     root
 }
 
+/// Whether BPF LSM is active and its programs load here (`nemoclaw doctor
+/// --quiet-lsm-check`, the check `cargo xtask run` decides with).
+pub fn bpf_lsm_runs() -> bool {
+    Command::new(nemoclaw())
+        .args(["doctor", "--quiet-lsm-check"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Whether BPF LSM programs load here. With `NEMOCLAW_REQUIRE_LSM=1` (the VM suite) a
 /// missing BPF LSM is a failure, never a silent skip.
 pub fn lsm_or_skip(test: &str) -> bool {
