@@ -40,6 +40,7 @@ use crate::{
     kernel::{
         Enforcer, KernelError,
         loader::{EBPF_OBJECT, LSM_CONTROLS, NetAttach},
+        lsm::LsmList,
     },
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
     sandbox::{
@@ -284,6 +285,28 @@ impl Daemon {
     pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
         let (mut enforcer, state, mut unavailable) = open_enforcement(&config)?;
         let adopted = state.is_some();
+        // Adopted enforcement that lacks the LSM controls: say why again (the first start's
+        // reason is not kept across restarts), so refusals still name the fix.
+        let lsm_missing = LSM_CONTROLS & !enforcer.attached();
+        if adopted && lsm_missing != 0 {
+            let (why, fix) = match LsmList::read() {
+                Ok(list) => list.inactive_reason(),
+                Err(e) => Some((e.to_string(), "mount securityfs".to_owned())),
+            }
+            .unwrap_or_else(|| {
+                (
+                    "they were not attached when this enforcement was first loaded".to_owned(),
+                    "stop the sandboxes, remove the pins and start the daemon again; \
+                     `nemoclaw doctor` shows this kernel's state"
+                        .to_owned(),
+                )
+            });
+            unavailable.push(Unavailable {
+                controls: lsm_missing,
+                why,
+                fix,
+            });
+        }
         // Loaded or adopted, nothing counts as enforced before its self-test denies a probe.
         let self_test = prove(&mut enforcer, &config.cgroup_root);
         for (bit, why) in &self_test.failed {

@@ -140,7 +140,7 @@ fn lsm_policies_are_refused_by_the_daemon_and_network_only_runs() {
     let scratch = Scratch::new("lsm-inactive-daemon");
     std::fs::write(scratch.path("secret"), "s").expect("secret");
     let marker = scratch.path("ran");
-    let daemon = TestDaemon::start(&scratch, "lsm-inactive");
+    let mut daemon = TestDaemon::start(&scratch, "lsm-inactive");
     let start = daemon
         .records("daemon_start")
         .pop()
@@ -181,6 +181,30 @@ fn lsm_policies_are_refused_by_the_daemon_and_network_only_runs() {
         "a refused policy started a sandbox: {:?}",
         daemon.audit()
     );
+
+    // A restarted daemon adopts its pins, checks again and still names the fix.
+    daemon.kill9();
+    daemon.restart();
+    let restart = daemon
+        .records("daemon_start")
+        .pop()
+        .expect("a second daemon_start");
+    assert_eq!(restart["adopted"], true, "{restart}");
+    assert_eq!(
+        restart["controls"],
+        serde_json::json!(["network"]),
+        "{restart}"
+    );
+    let (control, yaml) = &lsm_policies(&scratch.0.display().to_string())[0];
+    let policy = scratch.path("policy-after-restart.yaml");
+    std::fs::write(&policy, yaml).expect("policy");
+    let out = run_via(
+        &daemon,
+        "refused-after-restart",
+        &policy,
+        &[PYTHON, "-c", &marker_script(&marker)],
+    );
+    assert_refused(&out, control, &list, &marker);
 
     // A network-only policy runs, and is enforced.
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
