@@ -81,8 +81,10 @@ pub mod slot_flags {
     pub const SUFFIX: u32 = 1 << 5;
     /// `FS_INODES` has entries.
     pub const INODES: u32 = 1 << 6;
+    /// `FS_SUBTREES` has entries.
+    pub const SUBTREES: u32 = 1 << 7;
     /// Every map: what the kernel assumes when a slot's flags cannot be read.
-    pub const ALL: u32 = 0xf | PREFIX | SUFFIX | INODES;
+    pub const ALL: u32 = 0xf | PREFIX | SUFFIX | INODES | SUBTREES;
 }
 
 /// Trie data of `FS_PREFIX` (path bytes) and `FS_SUFFIX` (path bytes reversed). The slot is
@@ -162,4 +164,56 @@ impl FsLpmKey {
         }
         Some((FS_SLOT_BITS + 8 * suffix.len() as u32, key))
     }
+}
+
+/// What an [`FsSubtreeKey`] names: a directory with rules anchored beneath it, or a
+/// component name that a `**/dir/name` rule spans.
+pub mod subtree {
+    /// The key hashes a whole directory path (`/a/b`): an exact or `/dir/**` rule names a
+    /// path strictly beneath it, so moving the directory would move that rule's objects out
+    /// from under the rule (or, at the destination, other objects in).
+    pub const DIRECTORY: u32 = 1;
+    /// The key hashes one component name (`b`): a `**/.../b/...` suffix rule reaches past
+    /// the last component into a directory of that name, so renaming a directory to or
+    /// from that name changes which of its descendants the rule matches.
+    pub const NAME: u32 = 2;
+}
+
+/// Key of `FS_SUBTREES`: directories whose rename (or move, or exchange) would change which
+/// rules match the objects beneath them. The value is the id of a rule that makes it so;
+/// the kernel refuses such a rename with `EXDEV`, as Landlock does for moves its `REFER`
+/// right forbids, so tools fall back to copying, which is judged file by file.
+///
+/// The key holds a 64-bit [`subtree_hash`] of the path or name rather than its bytes: one
+/// map for every length, and a collision can only make a rename refused, never allowed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FsSubtreeKey {
+    pub slot: Slot,
+    /// [`subtree::DIRECTORY`] or [`subtree::NAME`].
+    pub kind: u32,
+    pub hash: u64,
+}
+
+/// FNV-1a's offset basis: the [`subtree_hash`] of no bytes.
+pub const SUBTREE_HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One byte of the [`subtree_hash`] (FNV-1a, 64 bits); the kernel side folds a path in
+/// byte by byte with this same step.
+#[inline(always)]
+#[must_use]
+pub const fn subtree_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// The hash an [`FsSubtreeKey`] holds for `bytes` (a path or one component name).
+#[must_use]
+pub const fn subtree_hash(bytes: &[u8]) -> u64 {
+    let mut hash = SUBTREE_HASH_START;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = subtree_hash_step(hash, bytes[i]);
+        i += 1;
+    }
+    hash
 }

@@ -27,4 +27,5 @@ mod pod {
     unsafe impl aya::Pod for crate::fs::FsLpmKey {}
     unsafe impl aya::Pod for crate::fs::FsValue {}
     unsafe impl aya::Pod for crate::fs::FsInodeKey {}
+    unsafe impl aya::Pod for crate::fs::FsSubtreeKey {}
 }

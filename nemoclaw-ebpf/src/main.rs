@@ -99,6 +99,12 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
     fs::path_rename(&ctx)
 }
 
+/// `security_path_rename` again: directory renames that would move objects across a rule.
+#[lsm(hook = "path_rename")]
+pub fn path_rename_subtrees(ctx: LsmContext) -> i32 {
+    fs::path_rename_subtrees(&ctx)
+}
+
 /// `security_path_link(old_dentry, new_dir, new_dentry)`.
 #[lsm(hook = "path_link")]
 pub fn path_link(ctx: LsmContext) -> i32 {

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use nemoclaw_common::{
     exec::{ExecKey, MAX_EXEC_RULES},
-    fs::{FsExactKey, FsInodeKey, FsLpmKey, FsValue, MAX_FS_RULES},
+    fs::{FsExactKey, FsInodeKey, FsLpmKey, FsSubtreeKey, FsValue, MAX_FS_RULES},
     net::{MAX_NET_BINARIES, MAX_NET_RULES, Net4Key, Net6Key},
     rule::Verdict,
     sandbox::{MAX_SANDBOXES, SandboxEntry},
@@ -98,6 +98,11 @@ pub static FS_SUFFIX: LpmTrie<FsLpmKey, FsValue> =
 /// (slot, dev, ino) of files that existed under deny rules at install -> verdicts.
 #[map]
 pub static FS_INODES: HashMap<FsInodeKey, FsValue> = HashMap::with_max_entries(MAX_FS_RULES, 0);
+
+/// (slot, kind, hash of a directory path or name) -> id of a rule that a rename of such a
+/// directory would get around (see `nemoclaw_common::fs::FsSubtreeKey`).
+#[map]
+pub static FS_SUBTREES: HashMap<FsSubtreeKey, u32> = HashMap::with_max_entries(MAX_FS_RULES, 0);
 
 /// Per-CPU path scratch for the filesystem hooks.
 #[map]

@@ -219,6 +219,7 @@ fn errno_name(errno: u32) -> String {
     match errno {
         1 => "EPERM".into(),
         13 => "EACCES".into(),
+        18 => "EXDEV".into(),
         n => n.to_string(),
     }
 }

@@ -18,8 +18,8 @@ use aya::maps::{Array, HashMap, LpmTrie, lpm_trie::Key};
 use nemoclaw_common::{
     exec::kernel_dev,
     fs::{
-        FS_EXACT_MAX, FS_LPM_MAX, FsExactKey, FsInodeKey, FsLpmKey, FsValue, exact_class,
-        slot_flags,
+        FS_EXACT_MAX, FS_LPM_MAX, FsExactKey, FsInodeKey, FsLpmKey, FsSubtreeKey, FsValue,
+        exact_class, slot_flags, subtree, subtree_hash,
     },
     rule::{ACTION_DENY, Verdict},
     sandbox::Slot,
@@ -27,7 +27,7 @@ use nemoclaw_common::{
 
 use super::{KernelError, mapset::MapSet};
 use crate::policy::{
-    compiled::{CompiledPolicy, FsEntry, RuleRef},
+    compiled::{CompiledPolicy, FsEntry, RuleRef, Subtree},
     explain::{Query, evaluate},
 };
 
@@ -100,7 +100,24 @@ pub fn flags_for(policy: &CompiledPolicy, inodes: usize) -> u32 {
     if inodes > 0 {
         flags |= slot_flags::INODES;
     }
+    if !policy.fs_subtrees.is_empty() {
+        flags |= slot_flags::SUBTREES;
+    }
     flags
+}
+
+/// The `FS_SUBTREES` key of one entry under `slot`.
+#[must_use]
+pub fn subtree_key(slot: Slot, entry: &Subtree) -> FsSubtreeKey {
+    let (kind, bytes) = match entry {
+        Subtree::Directory(path) => (subtree::DIRECTORY, path.as_bytes()),
+        Subtree::Name(name) => (subtree::NAME, name.as_bytes()),
+    };
+    FsSubtreeKey {
+        slot,
+        kind,
+        hash: subtree_hash(bytes),
+    }
 }
 
 /// Writes every filesystem entry of `policy` under `slot`, then the slot's flags (the slot
@@ -130,6 +147,15 @@ pub fn install(maps: &mut MapSet, slot: Slot, policy: &CompiledPolicy) -> Result
             trie.insert(&Key::new(bits, data), value(e), 0)
                 .map_err(|source| KernelError::Map { map: name, source })?;
         }
+    }
+    let mut subtrees: HashMap<_, FsSubtreeKey, u32> = map(maps, "FS_SUBTREES")?;
+    for e in &policy.fs_subtrees {
+        subtrees
+            .insert(subtree_key(slot, &e.subtree), e.rule_id, 0)
+            .map_err(|source| KernelError::Map {
+                map: "FS_SUBTREES",
+                source,
+            })?;
     }
     let inodes = deny_inodes(policy)?;
     let flags = flags_for(policy, inodes.len());

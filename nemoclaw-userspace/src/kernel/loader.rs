@@ -215,6 +215,7 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("path_mkdir", "path_mkdir", controls::FS),
     ("path_mknod", "path_mknod", controls::FS),
     ("path_rename", "path_rename", controls::FS),
+    ("path_rename_subtrees", "path_rename", controls::FS),
     ("path_link", "path_link", controls::FS),
     ("path_symlink", "path_symlink", controls::FS),
     ("path_truncate", "path_truncate", controls::FS),
@@ -584,6 +585,7 @@ impl Enforcer {
             fs_exact: _,
             fs_prefix: _,
             fs_suffix: _,
+            fs_subtrees: _,
         } = policy;
         self.install_exec_prefix(slot, exec_prefix)?;
         {
@@ -626,8 +628,8 @@ impl Enforcer {
                     source,
                 })?;
         }
-        // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`) and the inodes of
-        // files under deny rules.
+        // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`, `fs_subtrees`) and
+        // the inodes of files under deny rules.
         super::fs::install(&mut self.maps, slot, policy)?;
         // A fresh slot is an update from nothing: every entry inserted, none removed.
         self.update_net(slot, &CompiledPolicy::default(), policy)

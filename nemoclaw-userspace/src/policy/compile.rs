@@ -508,6 +508,7 @@ impl Compiler<'_, '_> {
         self.out.fs_exact = exact.into_iter().map(entry).collect();
         self.out.fs_prefix = prefix.into_iter().map(entry).collect();
         self.out.fs_suffix = suffix.into_iter().map(entry).collect();
+        self.out.fs_subtrees = super::subtree::subtrees(&self.rules.fs);
     }
 
     fn exec_rule(

@@ -92,6 +92,27 @@ pub struct CompiledPolicy {
     /// Filesystem rules by path suffix (`/.git/config`, `.pem`), written forwards; the
     /// loader reverses the bytes for the LPM trie. Merged with shorter suffixes.
     pub fs_suffix: Vec<FsEntry>,
+    /// Directories whose rename would change which rules match what is beneath them
+    /// (`nemoclaw_common::fs::FsSubtreeKey`), sorted; each cites the lowest such rule.
+    pub fs_subtrees: Vec<SubtreeEntry>,
+}
+
+/// What a rename of a directory must not get around: a directory path with a rule anchored
+/// strictly beneath it, or a component name a `**/dir/name` rule spans.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subtree {
+    /// A directory path (`/a/b`).
+    Directory(String),
+    /// A component name (`.git`).
+    Name(String),
+}
+
+/// One `FS_SUBTREES` entry: the key and the rule that made it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SubtreeEntry {
+    pub subtree: Subtree,
+    pub rule_id: u32,
 }
 
 /// [`FsEntry`] access bits (also used in `explain` queries).

@@ -17,6 +17,7 @@ mod parse;
 pub mod pattern;
 pub mod resolvers;
 pub mod schema;
+mod subtree;
 mod types;
 mod yaml;
 

@@ -8,6 +8,8 @@
 
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::Path};
 
+mod renames;
+
 use crate::support::{
     FullPreemption, Outcome, PYTHON, Scratch, contend, lsm_or_skip, run_sandboxed,
 };
@@ -71,7 +73,7 @@ impl Tree {
         format!(
             "filesystem:\n  allow:\n    - \"{b}/ws/**\"\n    - {{path: \"{b}/pub/**\", access: read}}\n  \
              read_only:\n    - /usr/**\n    - /etc/**\n    - /proc/**\n    - /dev/**\n    - \"{b}/ro/**\"\n  \
-             deny:\n    - \"{b}/pub/secret/**\"\n    - \"**/id_rsa\"\n"
+             deny:\n    - \"{b}/pub/secret/**\"\n    - \"{b}/ws/proj/private/**\"\n    - \"**/id_rsa\"\n    - \"**/.git/config\"\n"
         )
     }
 
@@ -111,16 +113,21 @@ fn expect(out: &Outcome, label: &str, want: &str) {
 
 /// Asserts one filesystem audit record with this hook, path and rule text.
 fn expect_audit(out: &Outcome, hook: &str, path: &str, rule_text: &str) {
+    expect_audit_errno(out, hook, path, rule_text, "EACCES");
+}
+
+/// Asserts one filesystem audit record with this hook, path, rule text and errno.
+fn expect_audit_errno(out: &Outcome, hook: &str, path: &str, rule_text: &str, errno: &str) {
     let found = out.denials("filesystem").into_iter().any(|r| {
         r["hook"] == hook
-            && r["errno"] == "EACCES"
+            && r["errno"] == errno
             && r["object"]["path"] == path
             && r["rule"]["text"] == rule_text
             && r["uid"] == 65534
     });
     assert!(
         found,
-        "no {hook} denial of {path} citing {rule_text:?}: {out:#?}"
+        "no {hook} {errno} denial of {path} citing {rule_text:?}: {out:#?}"
     );
 }
 
