@@ -13,6 +13,10 @@ pub mod hook {
     /// Cgroup `sock_create`: an IPv4/IPv6 socket of a kind the rules cannot judge, on
     /// every kernel (`family`, `proto`, and the type in `arg`, as for [`SOCKET_CREATE`]).
     pub const SOCK_CREATE: u32 = 6;
+    /// Cgroup `bind4` / `bind6` (every kernel): a bind to a non-loopback address on a port
+    /// no `network.listen` entry opens (`family`, `addr`, `port`, `proto` as for a connect).
+    pub const BIND4: u32 = 7;
+    pub const BIND6: u32 = 8;
     pub const FILE_OPEN: u32 = 10;
     pub const PATH_UNLINK: u32 = 11;
     pub const PATH_RMDIR: u32 = 12;
@@ -81,6 +85,10 @@ pub mod hook {
     /// unreadable).
     pub const SOCKET_SETSOCKOPT: u32 = 63;
     pub const SOCKET_SENDMSG: u32 = 64;
+    /// LSM `socket_listen`: a TCP listener on a non-loopback address whose port no
+    /// `network.listen` entry opens (the bound address and port: `port` 0 for a socket
+    /// that was never bound, which `listen` binds to an ephemeral port on every address).
+    pub const SOCKET_LISTEN: u32 = 65;
 }
 
 /// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).

@@ -22,6 +22,7 @@ mod pod {
     unsafe impl aya::Pod for crate::net::Net4Key {}
     unsafe impl aya::Pod for crate::net::Net6Key {}
     unsafe impl aya::Pod for crate::net::NetSlotFlags {}
+    unsafe impl aya::Pod for crate::net::ListenKey {}
     unsafe impl aya::Pod for crate::event::DenyEvent {}
     unsafe impl<const N: usize> aya::Pod for crate::fs::FsExactKey<N> {}
     unsafe impl aya::Pod for crate::fs::FsLpmKey {}

@@ -120,3 +120,77 @@ impl Net6Key {
         }
     }
 }
+
+/// Capacity of `NET_LISTEN`, shared by every slot (allocated per entry). One policy has at
+/// most 3 x 65,535 entries (a protocol and a port each; the full range is stored as
+/// [`PORT_ANY`]), so a single policy always fits.
+pub const MAX_LISTEN_ENTRIES: u32 = 262_144;
+
+/// Key of `NET_LISTEN`: the ports a slot's `network.listen` entries open on non-loopback
+/// addresses. `proto` is [`PROTO_TCP`], [`PROTO_UDP`] or [`PROTO_ANY`]; `port` is one port
+/// or [`PORT_ANY`]. The value is the rule id of the (first) entry that opens it. The kernel
+/// looks up the four (exact/any protocol x exact/any port) keys of a bind or listen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenKey {
+    pub slot: Slot,
+    pub proto: u8,
+    /// Always 0 (keys are hashed as bytes): only [`ListenKey::new`] builds a key.
+    _pad: u8,
+    pub port: u16,
+}
+
+impl ListenKey {
+    #[must_use]
+    pub const fn new(slot: Slot, proto: u8, port: u16) -> Self {
+        Self {
+            slot,
+            proto,
+            _pad: 0,
+            port,
+        }
+    }
+}
+
+/// Whether a local IPv4 address (network order bytes) is loopback (`127.0.0.0/8`): where
+/// binding and listening are always allowed.
+#[must_use]
+pub const fn is_loopback4(addr: [u8; 4]) -> bool {
+    addr[0] == 127
+}
+
+/// Whether a local IPv6 address is loopback: `::1`, or an IPv4-mapped `::ffff:127.x.y.z`.
+#[must_use]
+pub const fn is_loopback6(addr: [u8; 16]) -> bool {
+    matches!(
+        addr,
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+            | [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, _, _, _]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_127_8_and_ipv6_one_and_mapped_127() {
+        assert!(is_loopback4([127, 0, 0, 1]));
+        assert!(is_loopback4([127, 255, 3, 9]));
+        assert!(!is_loopback4([0, 0, 0, 0]));
+        assert!(!is_loopback4([10, 0, 0, 1]));
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert!(is_loopback6(one));
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2];
+        assert!(is_loopback6(mapped));
+        assert!(!is_loopback6([0; 16]), "`::` is every address");
+        let mapped_any = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+        assert!(!is_loopback6(mapped_any));
+        let mut link_local = [0u8; 16];
+        link_local[0] = 0xfe;
+        link_local[1] = 0x80;
+        link_local[15] = 1;
+        assert!(!is_loopback6(link_local));
+    }
+}

@@ -339,6 +339,47 @@ offsets! {
     /// time `socket_sendmsg` runs) and `msg_controllen`.
     MSGHDR_MSG_CONTROL_OFF,
     MSGHDR_MSG_CONTROLLEN_OFF,
+    /// `struct sock`, member `__sk_common`; `struct sock_common`, members `skc_family`,
+    /// `skc_num` (the bound local port, host order; 0 if unbound), `skc_rcv_saddr` (the
+    /// bound IPv4 address) and `skc_v6_rcv_saddr` (the bound IPv6 address): what a socket
+    /// listens on, for `socket_listen`.
+    SOCK_SK_COMMON_OFF,
+    SOCK_COMMON_SKC_FAMILY_OFF,
+    SOCK_COMMON_SKC_NUM_OFF,
+    SOCK_COMMON_SKC_RCV_SADDR_OFF,
+    SOCK_COMMON_SKC_V6_RCV_SADDR_OFF,
+    /// `struct socket`, member `type` (`SOCK_STREAM` 1): only stream sockets listen.
+    SOCKET_TYPE_OFF,
+}
+
+/// The bound local address of an IPv4 or IPv6 `struct sock`: `(family, port, address)`,
+/// the address in network order (4 bytes used for `AF_INET`, 16 for `AF_INET6`).
+#[inline(always)]
+pub fn sock_local(sk: *const c_void) -> Result<(u16, u16, [u8; 16]), i32> {
+    // SAFETY: probe reads of a kernel pointer.
+    unsafe {
+        let common = sk
+            .cast::<u8>()
+            .add(offset(&SOCK_SK_COMMON_OFF))
+            .cast::<c_void>();
+        let family: u16 = read_at(common, &SOCK_COMMON_SKC_FAMILY_OFF)?;
+        let port: u16 = read_at(common, &SOCK_COMMON_SKC_NUM_OFF)?;
+        let mut addr = [0u8; 16];
+        if family == 10 {
+            addr = read_at(common, &SOCK_COMMON_SKC_V6_RCV_SADDR_OFF)?;
+        } else {
+            let v4: [u8; 4] = read_at(common, &SOCK_COMMON_SKC_RCV_SADDR_OFF)?;
+            addr[..4].copy_from_slice(&v4);
+        }
+        Ok((family, port, addr))
+    }
+}
+
+/// `sock->type` of a `struct socket` (0 if unreadable).
+#[inline(always)]
+pub fn socket_type(sock: *const c_void) -> u16 {
+    // SAFETY: probe read; faults read as 0.
+    unsafe { read_at::<u16>(sock, &SOCKET_TYPE_OFF) }.unwrap_or(0)
 }
 
 /// `msg->msg_control` and `msg->msg_controllen` of a `struct msghdr`.

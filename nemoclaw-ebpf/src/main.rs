@@ -161,6 +161,25 @@ pub fn socket_sendmsg(ctx: LsmContext) -> i32 {
     net::socket_sendmsg(&ctx)
 }
 
+/// Cgroup `bind4`/`bind6`: binding a non-loopback address to a port no `network.listen`
+/// entry opens (every kernel).
+#[cgroup_sock_addr(bind4)]
+pub fn bind4(ctx: SockAddrContext) -> i32 {
+    net::bind4(&ctx)
+}
+
+#[cgroup_sock_addr(bind6)]
+pub fn bind6(ctx: SockAddrContext) -> i32 {
+    net::bind6(&ctx)
+}
+
+/// `security_socket_listen(sock, backlog)`: a TCP listener on a non-loopback address whose
+/// port no `network.listen` entry opens (ephemeral ports included).
+#[lsm(hook = "socket_listen")]
+pub fn socket_listen(ctx: LsmContext) -> i32 {
+    net::socket_listen(&ctx)
+}
+
 #[cgroup_sock(sock_create)]
 pub fn sock_create(ctx: SockContext) -> i32 {
     net::sock_create(&ctx)

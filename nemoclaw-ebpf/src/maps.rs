@@ -7,7 +7,7 @@ use aya_ebpf::{
 use nemoclaw_common::{
     exec::{ExecKey, MAX_EXEC_RULES},
     fs::{FsExactKey, FsInodeKey, FsLpmKey, FsSubtreeKey, FsValue, MAX_FS_RULES},
-    net::{MAX_NET_BINARIES, MAX_NET_RULES, Net4Key, Net6Key},
+    net::{ListenKey, MAX_LISTEN_ENTRIES, MAX_NET_BINARIES, MAX_NET_RULES, Net4Key, Net6Key},
     rule::Verdict,
     sandbox::{MAX_SANDBOXES, SandboxEntry},
 };
@@ -29,6 +29,12 @@ pub static NET4: LpmTrie<Net4Key, Verdict> = LpmTrie::with_max_entries(MAX_NET_R
 /// (slot, binary id, protocol, port, IPv6 prefix) -> verdict.
 #[map]
 pub static NET6: LpmTrie<Net6Key, Verdict> = LpmTrie::with_max_entries(MAX_NET_RULES, NO_PREALLOC);
+
+/// (slot, protocol, port) a `network.listen` entry opens on non-loopback addresses -> the
+/// entry's rule id. Read by the cgroup `bind4`/`bind6` programs and LSM `socket_listen`.
+#[map]
+pub static NET_LISTEN: HashMap<ListenKey, u32> =
+    HashMap::with_max_entries(MAX_LISTEN_ENTRIES, NO_PREALLOC);
 
 /// The sandbox entry of the cgroup a `sock_addr` program is attached to (cgroup local
 /// storage: read without a lookup, and the same for tasks in cgroups below it). Userspace

@@ -1,6 +1,6 @@
-//! Network control: cgroup `sock_addr` hooks (connect4/6, sendmsg4/6) and `sock_create`
-//! attached to each sandbox cgroup, and the LSM hooks for unix sockets, socket kinds and
-//! per-packet destination overrides (routing headers).
+//! Network control: cgroup `sock_addr` hooks (connect4/6, sendmsg4/6, bind4/6) and
+//! `sock_create` attached to each sandbox cgroup, and the LSM hooks for unix sockets, socket
+//! kinds, listeners (`socket_listen`) and per-packet destination overrides (routing headers).
 //!
 //! A destination is looked up in one LPM trie per family, in every group that can match
 //! (exact/any protocol x exact/any port, for any binary and for the task's executable),
@@ -16,8 +16,8 @@ use nemoclaw_common::{
     event::{DenyEvent, counter},
     exec::ExecKey,
     net::{
-        BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, PER_BINARY_GROUPS, PORT_ANY, PROTO_ANY,
-        port_bit,
+        BIN_ANY, FIXED_PREFIX_BITS, ListenKey, Net4Key, Net6Key, PER_BINARY_GROUPS, PORT_ANY,
+        PROTO_ANY, PROTO_TCP, is_loopback4, is_loopback6, port_bit,
     },
     rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict, merge},
     sandbox::{SandboxEntry, controls},
@@ -25,7 +25,7 @@ use nemoclaw_common::{
 
 use crate::{
     event, kernel,
-    maps::{NET_BINARIES, NET_SANDBOX, NET_SLOT_FLAGS, NET4, NET6},
+    maps::{NET_BINARIES, NET_LISTEN, NET_SANDBOX, NET_SLOT_FLAGS, NET4, NET6},
     sandbox,
 };
 
@@ -33,6 +33,8 @@ use crate::{
 const ALLOW: i32 = 1;
 const REJECT: i32 = 0;
 const EPERM: u32 = 1;
+/// An LSM program's refusal with `EPERM`.
+const LSM_EPERM: i32 = -1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
@@ -290,6 +292,167 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
         return judge(ctx, hook, v4, Net4Key::new, &NET4);
     }
     judge(ctx, hook, addr, Net6Key::new, &NET6)
+}
+
+/// Whether a `network.listen` entry of `slot` opens `port` for `proto` on non-loopback
+/// addresses: the exact key and the three wildcard keys. Port 0 (a listener that was never
+/// bound) matches only the any-port entries.
+#[inline(always)]
+fn listen_opened(slot: u32, proto: u8, port: u16) -> bool {
+    let keys = [
+        (proto, port),
+        (proto, PORT_ANY),
+        (PROTO_ANY, port),
+        (PROTO_ANY, PORT_ANY),
+    ];
+    for (g_proto, g_port) in keys {
+        if NET_LISTEN
+            .get_ptr(ListenKey::new(slot, g_proto, g_port))
+            .is_some()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// A local address as judged by the inbound hooks: an IPv4-mapped IPv6 address becomes the
+/// IPv4 address (its family, its 4 bytes first). Returns (family, address, is loopback).
+#[inline(always)]
+fn local_address(family: u16, addr: [u8; 16]) -> (u16, [u8; 16], bool) {
+    if family == AF_INET {
+        return (
+            AF_INET,
+            addr,
+            is_loopback4([addr[0], addr[1], addr[2], addr[3]]),
+        );
+    }
+    if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
+        let mut v4 = [0u8; 16];
+        v4[..4].copy_from_slice(&addr[12..16]);
+        return (
+            AF_INET,
+            v4,
+            is_loopback4([addr[12], addr[13], addr[14], addr[15]]),
+        );
+    }
+    (AF_INET6, addr, is_loopback6(addr))
+}
+
+/// Cgroup `bind4`/`bind6` (every kernel): in a sandbox with a network section, binding a
+/// non-loopback address (`0.0.0.0` and `::` included) to a port other than 0 needs a
+/// `network.listen` entry for the port and protocol. Loopback addresses (any port) and port
+/// 0 (the kernel picks an ephemeral port: a client's local address before connect, UDP)
+/// stay allowed; a TCP socket bound so is judged again when it listens (`socket_listen`,
+/// where BPF LSM runs). A task in a cgroup below the attach point that no sandbox owns is
+/// denied, as for connect.
+#[inline(always)]
+fn judge_bind(ctx: &SockAddrContext, hook: u32, family: u16, addr: [u8; 16]) -> i32 {
+    let (mut proto, port) = target(ctx);
+    // SAFETY: the context pointer is valid for the program's run.
+    if unsafe { (*ctx.sock_addr).protocol } == IPPROTO_MPTCP as u32 {
+        proto = PROTO_TCP;
+    }
+    let (family, addr, loopback) = local_address(family, addr);
+    if loopback || port == 0 {
+        return ALLOW;
+    }
+    let fill = |ev: &mut DenyEvent| {
+        ev.family = family;
+        ev.port = port;
+        ev.proto = u32::from(proto);
+        ev.addr = addr;
+    };
+    // The sandbox as connect finds it (the attach cgroup's storage, else the registry):
+    // unrestricted without a network section, denied (with an event) in an unknown cgroup.
+    let slot = match slot_flags(hook, family == AF_INET6) {
+        Ok((slot, _, _)) => slot,
+        Err(verdict) => return verdict,
+    };
+    if listen_opened(slot, proto, port) {
+        return ALLOW;
+    }
+    let nothing = Verdict {
+        action: 0,
+        rule_id: 0,
+    };
+    decide(hook, slot, nothing, (0, 0), fill)
+}
+
+/// Cgroup `bind4`.
+#[inline(always)]
+pub fn bind4(ctx: &SockAddrContext) -> i32 {
+    // SAFETY: the context pointer is valid for the program's run.
+    let ip = unsafe { (*ctx.sock_addr).user_ip4 };
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&ip.to_ne_bytes());
+    judge_bind(ctx, nemoclaw_common::event::hook::BIND4, AF_INET, addr)
+}
+
+/// Cgroup `bind6` (an IPv4-mapped address is judged as IPv4).
+#[inline(always)]
+pub fn bind6(ctx: &SockAddrContext) -> i32 {
+    // SAFETY: the context pointer is valid for the program's run.
+    let words = unsafe { (*ctx.sock_addr).user_ip6 };
+    let mut addr = [0u8; 16];
+    for (i, w) in words.iter().enumerate() {
+        addr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    judge_bind(ctx, nemoclaw_common::event::hook::BIND6, AF_INET6, addr)
+}
+
+/// `security_socket_listen(struct socket *sock, int backlog)`: in a sandbox with a network
+/// section, a TCP listener on a non-loopback address needs a `network.listen` entry for its
+/// bound port. This is where a listener on an ephemeral port is judged: bound to port 0 (the
+/// bind hooks allow it), the socket has its ephemeral port by now; never bound, it has port
+/// 0 here and `listen` binds it to an ephemeral port on every address, which only an
+/// any-port entry opens. Other families (unix) are not judged here.
+pub fn socket_listen(ctx: &LsmContext) -> i32 {
+    let sock = ctx.arg::<*const core::ffi::c_void>(0) as u64;
+    let retval: i32 = ctx.arg(2);
+    if retval != 0 {
+        return retval;
+    }
+    let Some((cgroup_id, sandbox)) = net_sandbox() else {
+        return 0;
+    };
+    // Only stream sockets listen (the kernel refuses the others after this hook).
+    if i32::from(kernel::socket_type(sock as *const core::ffi::c_void)) != SOCK_STREAM {
+        return 0;
+    }
+    let sk = kernel::read_u64_at(sock, &kernel::SOCKET_SK_OFF);
+    let hook = nemoclaw_common::event::hook::SOCKET_LISTEN;
+    let Ok((family, port, addr)) = kernel::sock_local(sk as *const core::ffi::c_void) else {
+        // Unreadable: fail closed.
+        event::emit(
+            hook,
+            cgroup_id,
+            sandbox.slot,
+            RULE_DEFAULT_DENY,
+            EPERM,
+            |_| {},
+        );
+        return LSM_EPERM;
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return 0;
+    }
+    event::count(counter::JUDGED);
+    let (family, addr, loopback) = local_address(family, addr);
+    if loopback || listen_opened(sandbox.slot, PROTO_TCP, port) {
+        return 0;
+    }
+    let nothing = Verdict {
+        action: 0,
+        rule_id: 0,
+    };
+    decide(hook, sandbox.slot, nothing, (0, 0), |ev| {
+        ev.family = family;
+        ev.port = port;
+        ev.proto = u32::from(PROTO_TCP);
+        ev.addr = addr;
+    });
+    LSM_EPERM
 }
 
 // `lookup` reads the executable for bits 4..8 of each family's byte: the common crate's

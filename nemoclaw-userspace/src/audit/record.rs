@@ -128,6 +128,9 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::CONNECT6 => ("network", "connect6"),
         hook::SENDMSG4 => ("network", "sendmsg4"),
         hook::SENDMSG6 => ("network", "sendmsg6"),
+        hook::BIND4 => ("network", "bind4"),
+        hook::BIND6 => ("network", "bind6"),
+        hook::SOCKET_LISTEN => ("network", "socket_listen"),
         hook::FILE_OPEN => ("filesystem", "file_open"),
         hook::PATH_UNLINK => ("filesystem", "path_unlink"),
         hook::PATH_RMDIR => ("filesystem", "path_rmdir"),
@@ -581,6 +584,45 @@ mod tests {
         );
         let line = serde_json::to_string(&r).unwrap();
         assert!(line.contains("\"address\":\"::1\""), "{line}");
+    }
+
+    /// Inbound denials (`bind4`/`bind6`, `socket_listen`) name the local address and port.
+    #[test]
+    fn inbound_events_name_the_local_address() {
+        let mut ev = blank();
+        ev.hook = hook::BIND6;
+        ev.family = 10;
+        ev.port = 8080;
+        ev.proto = u32::from(PROTO_UDP);
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        assert_eq!((r.control, r.hook), ("network", "bind6"));
+        assert_eq!(
+            r.object,
+            AuditObject::Address {
+                address: "::".into(),
+                port: 8080,
+                protocol: "udp"
+            }
+        );
+        ev.hook = hook::SOCKET_LISTEN;
+        ev.family = 2;
+        ev.port = 0;
+        ev.proto = u32::from(PROTO_TCP);
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        assert_eq!(r.hook, "socket_listen");
+        assert_eq!(
+            r.object,
+            AuditObject::Address {
+                address: "0.0.0.0".into(),
+                port: 0,
+                protocol: "tcp"
+            }
+        );
+        ev.hook = hook::BIND4;
+        assert_eq!(
+            AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH).hook,
+            "bind4"
+        );
     }
 
     #[test]

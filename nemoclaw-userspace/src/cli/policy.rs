@@ -43,10 +43,14 @@ pub enum PolicyCommand {
         #[arg(long, requires = "open")]
         write: bool,
         /// Connecting to HOST:PORT (TCP, or UDP with --udp).
-        #[arg(long, group = "operation", value_name = "HOST:PORT")]
+        #[arg(long, groups = ["operation", "network"], value_name = "HOST:PORT")]
         connect: Option<String>,
-        /// With --connect: UDP instead of TCP.
-        #[arg(long, requires = "connect")]
+        /// Listening on ADDR:PORT (a TCP listen, or with --udp a UDP bind; port 0: an
+        /// ephemeral port, for TCP a listen on a socket that was never bound).
+        #[arg(long, groups = ["operation", "network"], value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// With --connect or --listen: UDP instead of TCP.
+        #[arg(long, requires = "network")]
         udp: bool,
         /// With --connect: the connecting program (a name looked up in PATH, or a path), for
         /// rules with `binaries`.
@@ -107,6 +111,7 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             open,
             write,
             connect,
+            listen,
             udp,
             binary,
             env,
@@ -132,9 +137,12 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
                     None => None,
                 };
                 connect_queries(&target, udp, exe, &env)?
+            } else if let Some(target) = listen {
+                vec![listen_query(&target, udp)?]
             } else {
                 bail!(
-                    "say what to explain: --exec PATH, --open PATH [--write] or --connect HOST:PORT"
+                    "say what to explain: --exec PATH, --open PATH [--write], --connect HOST:PORT \
+                     or --listen ADDR:PORT"
                 );
             };
             let mut code = 0;
@@ -176,7 +184,7 @@ fn check(file: &Path, env: &CompileEnv) -> i32 {
             print_warnings(&compiled);
             let out = &compiled.policy;
             println!(
-                "{}: ok: {} rules; {} exec, {} exec-dir, {} file exact, {} file prefix, {} file suffix, {} IPv4, {} IPv6 entries; {} warnings",
+                "{}: ok: {} rules; {} exec, {} exec-dir, {} file exact, {} file prefix, {} file suffix, {} IPv4, {} IPv6, {} listen entries; {} warnings",
                 file.display(),
                 out.rules.len(),
                 out.exec.len(),
@@ -186,6 +194,7 @@ fn check(file: &Path, env: &CompileEnv) -> i32 {
                 out.fs_suffix.len(),
                 out.net4.len(),
                 out.net6.len(),
+                out.listen.len(),
                 compiled.warnings.len(),
             );
             0
@@ -385,6 +394,26 @@ fn connect_queries(
         .collect())
 }
 
+/// `--listen ADDR:PORT`: one address (IPv4, `[IPv6]`), one port (0 allowed).
+fn listen_query(target: &str, udp: bool) -> anyhow::Result<Query> {
+    let usage = || anyhow::anyhow!("--listen needs ADDR:PORT with one address, got {target:?}");
+    let (host, port) = target.rsplit_once(':').ok_or_else(usage)?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--listen needs a port 0..=65535, got {target:?}"))?;
+    let addr = match policy::parse_host(host).map_err(anyhow::Error::msg)? {
+        Host::Net { addr, prefix_len } if prefix_len == if addr.is_ipv4() { 32 } else { 128 } => {
+            addr
+        }
+        _ => return Err(usage()),
+    };
+    Ok(Query::Listen {
+        addr,
+        port,
+        proto: proto_of(udp),
+    })
+}
+
 fn describe_query(query: &Query) -> String {
     match query {
         Query::Exec { path, .. } => format!("exec {}", path.display()),
@@ -401,6 +430,17 @@ fn describe_query(query: &Query) -> String {
             match addr {
                 IpAddr::V4(v4) => format!("connect {name} {v4}:{port}"),
                 IpAddr::V6(v6) => format!("connect {name} [{v6}]:{port}"),
+            }
+        }
+        Query::Listen { addr, port, proto } => {
+            let name = if *proto == nemoclaw_common::net::PROTO_UDP {
+                "udp bind"
+            } else {
+                "tcp listen"
+            };
+            match addr {
+                IpAddr::V4(v4) => format!("{name} {v4}:{port}"),
+                IpAddr::V6(v6) => format!("{name} [{v6}]:{port}"),
             }
         }
     }

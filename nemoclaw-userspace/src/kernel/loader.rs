@@ -178,13 +178,15 @@ pub struct Enforcer {
 
 /// LSM programs of the network control: socket kinds, per-packet destination overrides
 /// (routing headers, next hop, IPv4 options), and unix sockets (pathname sockets
-/// judged by the filesystem rules, abstract ones confined to the sandbox).
+/// judged by the filesystem rules, abstract ones confined to the sandbox), and listeners on
+/// non-loopback addresses (`socket_listen`).
 const SOCKET_PROGRAMS: &[&str] = &[
     "socket_create",
     "unix_stream_connect",
     "unix_may_send",
     "socket_setsockopt",
     "socket_sendmsg",
+    "socket_listen",
 ];
 
 /// Attaches [`SOCKET_PROGRAMS`], returning their links. Only where BPF LSM works: elsewhere
@@ -280,13 +282,15 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
         controls::PRIVILEGE,
     ),
 ];
-/// The network control's cgroup programs: destinations (`sock_addr`) and socket kinds on
-/// every kernel (`sock_create`).
+/// The network control's cgroup programs: destinations (`sock_addr`), local addresses of
+/// binds (inbound, `bind4`/`bind6`) and socket kinds on every kernel (`sock_create`).
 const NET_PROGRAMS: &[&str] = &[
     "connect4",
     "connect6",
     "sendmsg4",
     "sendmsg6",
+    "bind4",
+    "bind6",
     "sock_create",
 ];
 
@@ -579,6 +583,7 @@ impl Enforcer {
             net4: _,
             net6: _,
             net_binaries: _,
+            listen: _,
             exec_prefix,
             library_dirs,
             anonymous_exec_rule,

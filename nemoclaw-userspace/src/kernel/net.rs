@@ -1,6 +1,7 @@
 //! Writes a compiled policy's network entries into the kernel maps for one slot: the IPv4
 //! and IPv6 LPM tries (allow and deny entries together), the slot's group flags (which
-//! lookups the kernel makes), and the binary ids of executables named by `binaries`.
+//! lookups the kernel makes), the binary ids of executables named by `binaries`, and the
+//! ports `network.listen` opens (`NET_LISTEN`).
 //!
 //! Every change goes "wider first": flags and binary ids of both the old and the new policy
 //! are in place before entries change, and narrowed only after, so a task is never judged
@@ -10,15 +11,15 @@ use aya::maps::{Array, HashMap, LpmTrie, lpm_trie::Key};
 use nemoclaw_common::{
     exec::ExecKey,
     net::{
-        BIN_ANY, FIXED_PREFIX_BITS, Net4Key, Net6Key, NetSlotFlags, PORT_ANY, PROTO_ANY, group_bit,
-        port_bit,
+        BIN_ANY, FIXED_PREFIX_BITS, ListenKey, Net4Key, Net6Key, NetSlotFlags, PORT_ANY, PROTO_ANY,
+        group_bit, port_bit,
     },
     rule::Verdict,
     sandbox::Slot,
 };
 
 use super::{KernelError, mapset::MapSet};
-use crate::policy::compiled::{CompiledPolicy, NetEntry};
+use crate::policy::compiled::{CompiledPolicy, ListenEntry, NetEntry};
 
 fn map<'a, T>(maps: &'a mut MapSet, name: &'static str) -> Result<T, KernelError>
 where
@@ -117,6 +118,7 @@ pub fn update(
             Net6Key::new(slot, e.bin, e.proto, e.port, e.addr),
         )
     })?;
+    sync_listen(maps, slot, &old.listen, &new.listen)?;
     {
         let mut bins: HashMap<_, ExecKey, u32> = map(maps, "NET_BINARIES")?;
         for gone in old.net_binaries.iter().filter(|o| {
@@ -159,6 +161,36 @@ fn sync<const N: usize, K: aya::Pod>(
         match trie.remove(&key(gone)) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
             Err(source) => return Err(KernelError::Map { map: name, source }),
+        }
+    }
+    Ok(())
+}
+
+/// Brings the slot's `NET_LISTEN` keys from `old` to `new`: new and changed keys written
+/// first, then the keys only `old` has removed. Both lists are sorted with unique
+/// (protocol, port), as the compiler makes them (a range can give 65,535 entries).
+fn sync_listen(
+    maps: &mut MapSet,
+    slot: Slot,
+    old: &[ListenEntry],
+    new: &[ListenEntry],
+) -> Result<(), KernelError> {
+    const NAME: &str = "NET_LISTEN";
+    let mut listen: HashMap<_, ListenKey, u32> = map(maps, NAME)?;
+    let has = |list: &[ListenEntry], e: &ListenEntry| {
+        list.binary_search_by(|x| (x.proto, x.port).cmp(&(e.proto, e.port)))
+            .ok()
+            .map(|i| list[i])
+    };
+    for e in new.iter().filter(|e| has(old, e) != Some(**e)) {
+        listen
+            .insert(ListenKey::new(slot, e.proto, e.port), e.rule_id, 0)
+            .map_err(|source| KernelError::Map { map: NAME, source })?;
+    }
+    for gone in old.iter().filter(|o| has(new, o).is_none()) {
+        match listen.remove(&ListenKey::new(slot, gone.proto, gone.port)) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(source) => return Err(KernelError::Map { map: NAME, source }),
         }
     }
     Ok(())

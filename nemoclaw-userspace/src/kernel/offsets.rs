@@ -63,6 +63,21 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
     // Per-packet destination overrides in ancillary data.
     ("MSGHDR_MSG_CONTROL_OFF", "msghdr", "msg_control"),
     ("MSGHDR_MSG_CONTROLLEN_OFF", "msghdr", "msg_controllen"),
+    // Inbound: what a socket listens on (`socket_listen`).
+    ("SOCK_SK_COMMON_OFF", "sock", "__sk_common"),
+    ("SOCK_COMMON_SKC_FAMILY_OFF", "sock_common", "skc_family"),
+    ("SOCK_COMMON_SKC_NUM_OFF", "sock_common", "skc_num"),
+    (
+        "SOCK_COMMON_SKC_RCV_SADDR_OFF",
+        "sock_common",
+        "skc_rcv_saddr",
+    ),
+    (
+        "SOCK_COMMON_SKC_V6_RCV_SADDR_OFF",
+        "sock_common",
+        "skc_v6_rcv_saddr",
+    ),
+    ("SOCKET_TYPE_OFF", "socket", "type"),
 ];
 
 /// One-bit bitfields the eBPF side tests, as (offset global, mask global, struct, member).

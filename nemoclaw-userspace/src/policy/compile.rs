@@ -15,13 +15,14 @@ use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, Verdict};
 use nemoclaw_common::sandbox::controls;
 
 use super::compiled::{
-    CompiledPolicy, ExecEntry, FS_READ, FS_WRITE, FsEntry, NetBinary, NetEntry, PathEntry, RuleRef,
+    CompiledPolicy, ExecEntry, FS_READ, FS_WRITE, FsEntry, ListenEntry, NetBinary, NetEntry,
+    PathEntry, RuleRef,
 };
-use super::explain::{ExecMatch, ExecRuleSpec, FsRuleSpec, NetRuleSpec, RuleSet};
+use super::explain::{ExecMatch, ExecRuleSpec, FsRuleSpec, ListenRuleSpec, NetRuleSpec, RuleSet};
 use super::pattern::{PathPattern, Shape};
 use super::types::{
-    AnonymousExec, ExecTarget, Host, Located, NetDeny, NetRule, Policy, Ports, PrivilegeEscalation,
-    ProcessSection, Protocol,
+    AnonymousExec, ExecTarget, Host, ListenRule, Located, NetDeny, NetRule, Policy, Ports,
+    PrivilegeEscalation, ProcessSection, Protocol,
 };
 use super::{Diagnostic, Diagnostics, Mark};
 
@@ -149,6 +150,7 @@ pub struct Compiled {
 /// One rule in source order, before compilation.
 enum Item<'p> {
     Net(&'p Located<NetRule>, u32),
+    Listen(&'p Located<ListenRule>),
     Fs(&'p Located<super::types::FsRule>, FsList),
     Exec(&'p Located<ExecTarget>, u32),
     Privilege(&'p Located<PrivilegeEscalation>),
@@ -166,6 +168,7 @@ impl Item<'_> {
     fn mark(&self) -> Mark {
         match self {
             Self::Net(rule, _) => rule.mark,
+            Self::Listen(rule) => rule.mark,
             Self::Fs(rule, _) => rule.mark,
             Self::Exec(rule, _) => rule.mark,
             Self::Privilege(rule) => rule.mark,
@@ -295,6 +298,7 @@ fn items_of(policy: &Policy) -> Vec<Item<'_>> {
         if let NetDeny::Rules(rules) = &network.deny {
             items.extend(rules.iter().map(|r| Item::Net(r, ACTION_DENY)));
         }
+        items.extend(network.listen.iter().map(Item::Listen));
     }
     if let Some(fs) = &policy.filesystem {
         items.extend(fs.allow.iter().map(|r| Item::Fs(r, FsList::Allow)));
@@ -342,12 +346,14 @@ impl Compiler<'_, '_> {
         let mut exec_prefix: BTreeMap<String, Verdict> = BTreeMap::new();
         let mut net4: NetGroups<4> = BTreeMap::new();
         let mut net6: NetGroups<16> = BTreeMap::new();
+        let mut listen: BTreeMap<(u8, u16), u32> = BTreeMap::new();
 
         let items = items_of(policy);
         for (index, item) in items.iter().enumerate() {
             let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
             let (located_mark, field, text) = match item {
                 Item::Net(r, _) => (r.mark, &r.field, &r.text),
+                Item::Listen(r) => (r.mark, &r.field, &r.text),
                 Item::Fs(r, _) => (r.mark, &r.field, &r.text),
                 Item::Exec(r, _) => (r.mark, &r.field, &r.text),
                 Item::Privilege(r) => (r.mark, &r.field, &r.text),
@@ -373,6 +379,7 @@ impl Compiler<'_, '_> {
                     &mut exec_prefix,
                 ),
                 Item::Net(rule, action) => self.net_rule(rule, *action, id, &mut net4, &mut net6),
+                Item::Listen(rule) => self.listen_rule(rule, id, &mut listen),
                 Item::Privilege(rule) => self.rules.privilege = Some((id, rule.value)),
                 Item::AnonymousExec(rule) => {
                     if rule.value == AnonymousExec::Deny {
@@ -397,6 +404,14 @@ impl Compiler<'_, '_> {
             .collect();
         self.out.net4 = flatten_net(&net4);
         self.out.net6 = flatten_net(&net6);
+        self.out.listen = listen
+            .into_iter()
+            .map(|((proto, port), rule_id)| ListenEntry {
+                proto,
+                port,
+                rule_id,
+            })
+            .collect();
         self.out.net_binaries = self
             .net_bins
             .iter()
@@ -837,19 +852,7 @@ impl Compiler<'_, '_> {
             Protocol::Udp => &[PROTO_UDP],
             Protocol::Any => &[PROTO_ANY],
         };
-        let port_list: Vec<(u16, u16)> = match ports {
-            Ports::Any => vec![(PORT_ANY, PORT_ANY)],
-            Ports::Ranges(ranges) => ranges
-                .iter()
-                .map(|&(first, last)| {
-                    if (first, last) == (1, u16::MAX) {
-                        (PORT_ANY, PORT_ANY)
-                    } else {
-                        (first, last)
-                    }
-                })
-                .collect(),
-        };
+        let port_list = port_ranges(ports);
         let expanded: usize = port_list
             .iter()
             .map(|&(f, l)| usize::from(l - f) + 1)
@@ -884,6 +887,52 @@ impl Compiler<'_, '_> {
                 });
             }
         }
+    }
+}
+
+impl Compiler<'_, '_> {
+    /// A `network.listen` entry: one (protocol, port) key per port (the full range
+    /// `1-65535` is the any-port key), keeping the lowest rule id where entries overlap.
+    fn listen_rule(
+        &mut self,
+        rule: &Located<ListenRule>,
+        id: u32,
+        listen: &mut BTreeMap<(u8, u16), u32>,
+    ) {
+        let proto = match rule.value.protocol {
+            Protocol::Tcp => PROTO_TCP,
+            Protocol::Udp => PROTO_UDP,
+            Protocol::Any => PROTO_ANY,
+        };
+        let ranges = port_ranges(&rule.value.ports);
+        for &(first, last) in &ranges {
+            for port in first..=last {
+                listen.entry((proto, port)).or_insert(id);
+            }
+        }
+        self.rules.listen.push(ListenRuleSpec {
+            id,
+            proto,
+            ports: ranges,
+        });
+    }
+}
+
+/// Port ranges as the kernel keys them: any port (and the full range `1-65535`) is
+/// `(PORT_ANY, PORT_ANY)`.
+fn port_ranges(ports: &Ports) -> Vec<(u16, u16)> {
+    match ports {
+        Ports::Any => vec![(PORT_ANY, PORT_ANY)],
+        Ports::Ranges(ranges) => ranges
+            .iter()
+            .map(|&(first, last)| {
+                if (first, last) == (1, u16::MAX) {
+                    (PORT_ANY, PORT_ANY)
+                } else {
+                    (first, last)
+                }
+            })
+            .collect(),
     }
 }
 

@@ -45,6 +45,17 @@ pub struct NetEntry<const N: usize> {
     pub verdict: Verdict,
 }
 
+/// A port a `network.listen` entry opens on non-loopback addresses (`NET_LISTEN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct ListenEntry {
+    /// `nemoclaw_common::net::PROTO_TCP`, `PROTO_UDP` or `PROTO_ANY`.
+    pub proto: u8,
+    /// One port, or `nemoclaw_common::net::PORT_ANY` (0) for every port.
+    pub port: u16,
+    /// The entry's rule id (the lowest, where entries overlap).
+    pub rule_id: u32,
+}
+
 /// An executable named by a network rule's `binaries`, by kernel (device, inode).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct NetBinary {
@@ -71,6 +82,9 @@ pub struct CompiledPolicy {
     /// Sorted; allow and deny entries are both here, told apart by `verdict.action`.
     pub net4: Vec<NetEntry<4>>,
     pub net6: Vec<NetEntry<16>>,
+    /// `network.listen`: the (protocol, port) keys opened on non-loopback addresses, each
+    /// with the lowest rule id that opens it. Sorted, unique (protocol, port).
+    pub listen: Vec<ListenEntry>,
     /// The executables named by network rules' `binaries`, each with the binary id its
     /// entries carry. Sorted by (dev, ino); ids are 1-based in order of first mention.
     pub net_binaries: Vec<NetBinary>,

@@ -1,4 +1,4 @@
-//! Two answers to "what happens to this exec, open or connect?":
+//! Two answers to "what happens to this exec, open, connect or listen?":
 //!
 //! - [`explain`] reads the policy's rules one by one with the language's own semantics (a
 //!   general glob matcher, CIDR containment, port ranges) and reports every rule that
@@ -13,12 +13,14 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use nemoclaw_common::net::{BIN_ANY, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
+use nemoclaw_common::net::{
+    BIN_ANY, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP, is_loopback4, is_loopback6,
+};
 use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdict};
 use nemoclaw_common::sandbox::controls;
 
 use super::compile::{mask_bytes, merge};
-use super::compiled::{CompiledPolicy, FS_READ, FS_WRITE, FsEntry, RuleRef};
+use super::compiled::{CompiledPolicy, FS_READ, FS_WRITE, FsEntry, ListenEntry, RuleRef};
 use super::pattern::{Shape, glob_matches};
 use super::types::PrivilegeEscalation;
 
@@ -29,6 +31,7 @@ pub struct RuleSet {
     pub fs: Vec<FsRuleSpec>,
     pub exec: Vec<ExecRuleSpec>,
     pub net: Vec<NetRuleSpec>,
+    pub listen: Vec<ListenRuleSpec>,
     pub privilege: Option<(u32, PrivilegeEscalation)>,
 }
 
@@ -71,6 +74,16 @@ pub struct NetRuleSpec {
     pub binaries: Option<Vec<(u64, u64)>>,
 }
 
+/// A `network.listen` entry: the ports it opens on non-loopback addresses for one
+/// protocol (`PROTO_ANY`: both); ports `(0, 0)` mean any (an unbound listener's port 0
+/// included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenRuleSpec {
+    pub id: u32,
+    pub proto: u8,
+    pub ports: Vec<(u16, u16)>,
+}
+
 /// An operation to judge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
@@ -86,6 +99,21 @@ pub enum Query {
         proto: u8,
         exe: Option<(u64, u64)>,
     },
+    /// A listener on a local address: a TCP `listen` on a socket bound to `addr:port`
+    /// (port 0: never bound, so `listen` picks an ephemeral port on every address), or a
+    /// UDP bind to it (port 0: an ephemeral port, as every UDP client gets).
+    Listen { addr: IpAddr, port: u16, proto: u8 },
+}
+
+/// Whether a listener is open without any `network.listen` entry: on a loopback address
+/// (any port), or a UDP bind to an ephemeral port (port 0), which clients need.
+#[must_use]
+pub fn listen_open_by_default(addr: IpAddr, port: u16, proto: u8) -> bool {
+    let loopback = match addr {
+        IpAddr::V4(v4) => is_loopback4(v4.octets()),
+        IpAddr::V6(v6) => is_loopback6(v6.octets()),
+    };
+    loopback || (proto == PROTO_UDP && port == PORT_ANY)
 }
 
 /// The outcome, and every rule that matched.
@@ -129,7 +157,12 @@ impl Decision {
                 "{verb}: the policy has no section for this control, so it is unrestricted"
             );
         }
-        let mut out = if self.verdict.rule_id == RULE_DEFAULT_DENY {
+        let mut out = if self.verdict.rule_id == RULE_DEFAULT_DENY && self.allowed() {
+            format!(
+                "{verb}: listeners on loopback, and UDP binds to an ephemeral port, are open \
+                 without a network.listen entry"
+            )
+        } else if self.verdict.rule_id == RULE_DEFAULT_DENY {
             format!("{verb}: no rule matches; deny by default")
         } else {
             let why = if self.verdict.action == ACTION_DENY {
@@ -213,11 +246,34 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
             }
             controls::NET
         }
+        Query::Listen { addr, port, proto } => {
+            if !listen_open_by_default(*addr, *port, *proto) {
+                for rule in &rules.listen {
+                    let proto_ok = rule.proto == PROTO_ANY || rule.proto == *proto;
+                    let port_ok = rule.ports.iter().any(|&(first, last)| {
+                        (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port)
+                    });
+                    if proto_ok && port_ok {
+                        matched.push((rule.id, ACTION_ALLOW));
+                    }
+                }
+            }
+            controls::NET
+        }
     };
     matched.sort_unstable();
     matched.dedup();
     let restricted = rules.controls & control != 0;
-    let verdict = if restricted {
+    let open_by_default = match query {
+        Query::Listen { addr, port, proto } => listen_open_by_default(*addr, *port, *proto),
+        _ => false,
+    };
+    let verdict = if restricted && open_by_default {
+        Verdict {
+            action: ACTION_ALLOW,
+            rule_id: RULE_DEFAULT_DENY,
+        }
+    } else if restricted {
         let decided = matched
             .iter()
             .fold(Verdict::default(), |acc, &(id, action)| {
@@ -309,6 +365,17 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
             }
             (controls::NET, found)
         }
+        Query::Listen { addr, port, proto } => {
+            let found = if listen_open_by_default(*addr, *port, *proto) {
+                Verdict {
+                    action: ACTION_ALLOW,
+                    rule_id: RULE_DEFAULT_DENY,
+                }
+            } else {
+                listen_lookup(&policy.listen, *proto, *port)
+            };
+            (controls::NET, found)
+        }
     };
     if policy.controls & control == 0 {
         Verdict {
@@ -371,6 +438,29 @@ fn longest_net<const N: usize>(
         })
         .max_by_key(|e| e.prefix_len)
         .map_or_else(Verdict::default, |e| e.verdict)
+}
+
+/// The four `NET_LISTEN` keys of a listener, as the kernel side looks them up: an allow
+/// citing the lowest rule id found, or nothing.
+fn listen_lookup(entries: &[ListenEntry], proto: u8, port: u16) -> Verdict {
+    let mut found = Verdict::default();
+    for key in [
+        (proto, port),
+        (proto, PORT_ANY),
+        (PROTO_ANY, port),
+        (PROTO_ANY, PORT_ANY),
+    ] {
+        if let Ok(index) = entries.binary_search_by(|e| (e.proto, e.port).cmp(&key)) {
+            found = merge(
+                found,
+                Verdict {
+                    action: ACTION_ALLOW,
+                    rule_id: entries[index].rule_id,
+                },
+            );
+        }
+    }
+    found
 }
 
 fn unmap_query(addr: IpAddr) -> IpAddr {

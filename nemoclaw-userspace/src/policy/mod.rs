@@ -32,8 +32,8 @@ pub use explain::{Decision, Query, RuleSet, evaluate, explain};
 pub use lint::lint;
 pub use parse::{parse_exec_target, parse_host, parse_host_port, parse_ports};
 pub use types::{
-    Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, Located, Mark, NetDeny,
-    NetRule, NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
+    Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, ListenRule, Located, Mark,
+    NetDeny, NetRule, NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
 };
 
 /// Largest policy file accepted; a 100k-rule policy is about 3 MiB.

@@ -8,8 +8,8 @@ use std::path::Path;
 use super::Diagnostic;
 use super::pattern::{PathPattern, Shape};
 use super::types::{
-    Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, Located, NetDeny, NetRule,
-    NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
+    Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, ListenRule, Located,
+    NetDeny, NetRule, NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
 };
 use super::yaml::{Mark, Node, NodeKind};
 
@@ -208,14 +208,19 @@ impl Cx<'_> {
     }
 
     fn network(&mut self, node: &Node, key_mark: Mark) -> Option<NetworkSection> {
-        let entries = self.map(node, "network", &["allow", "deny"])?;
+        let entries = self.map(node, "network", &["allow", "deny", "listen"])?;
         let mut section = NetworkSection {
             mark: key_mark,
             allow: Vec::new(),
             deny: NetDeny::All,
+            listen: Vec::new(),
         };
         for (key, _, value) in entries {
             let field = format!("network.{key}");
+            if key == "listen" {
+                section.listen = self.listen_rules(value, &field);
+                continue;
+            }
             if let (true, NodeKind::Scalar { text, .. }) = (key == "deny", &value.kind) {
                 if text != "*" && !value.is_null() {
                     self.error(
@@ -250,10 +255,132 @@ impl Cx<'_> {
         Some(section)
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one arm per long-form key reads best in one place"
-    )]
+    /// `network.listen`: a list of ports, ranges or `*`, or long-form entries.
+    fn listen_rules(&mut self, node: &Node, field: &str) -> Vec<Located<ListenRule>> {
+        let mut rules = Vec::new();
+        for (index, item) in self.seq(node, field).iter().enumerate() {
+            let item_field = format!("{field}[{index}]");
+            if let Some(rule) = self.listen_rule(item, &item_field) {
+                rules.push(Located {
+                    value: rule,
+                    mark: item.mark,
+                    field: item_field,
+                    text: render(item),
+                });
+            }
+        }
+        rules
+    }
+
+    /// One `network.listen` entry.
+    fn listen_rule(&mut self, node: &Node, field: &str) -> Option<ListenRule> {
+        if let NodeKind::Scalar { text, .. } = &node.kind {
+            if node.is_null() {
+                self.error(
+                    node.mark,
+                    field,
+                    "expected a port, a range FIRST-LAST or *, got null".to_owned(),
+                );
+                return None;
+            }
+            if text.contains(':') {
+                self.error(
+                    node.mark,
+                    field,
+                    format!(
+                        "listen entries name ports, not HOST:PORT (got {text:?}): a listed port \
+                         is open on every address, and loopback is open on every port anyway"
+                    ),
+                );
+                return None;
+            }
+            return match parse_ports(text) {
+                Ok(ports) => Some(ListenRule {
+                    ports,
+                    protocol: Protocol::Any,
+                }),
+                Err(message) => {
+                    self.error(node.mark, field, message);
+                    None
+                }
+            };
+        }
+        let entries = self.map(node, field, &["ports", "protocol"])?;
+        let mut rule = ListenRule {
+            ports: Ports::Any,
+            protocol: Protocol::Any,
+        };
+        let mut ok = true;
+        for (key, _, value) in &entries {
+            let child = format!("{field}.{key}");
+            if key == "ports" {
+                match self.port_list(value, &child) {
+                    Some(ports) => rule.ports = ports,
+                    None => ok = false,
+                }
+            } else {
+                match self.protocol(value, &child) {
+                    Some(protocol) => rule.protocol = protocol,
+                    None => ok = false,
+                }
+            }
+        }
+        ok.then_some(rule)
+    }
+
+    /// A long-form `ports` list: at least one port or range, no `*`.
+    fn port_list(&mut self, value: &Node, field: &str) -> Option<Ports> {
+        let items = self.seq(value, field);
+        let mut ok = true;
+        if items.is_empty() {
+            self.error(
+                value.mark,
+                field,
+                "ports must list at least one port; omit it for any port".to_owned(),
+            );
+            ok = false;
+        }
+        let mut ranges = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let item_field = format!("{field}[{index}]");
+            match self.scalar(item, &item_field).map(parse_ports) {
+                Some(Ok(Ports::Ranges(mut more))) => ranges.append(&mut more),
+                Some(Ok(Ports::Any)) => {
+                    self.error(
+                        item.mark,
+                        &item_field,
+                        "`*` cannot be listed; omit ports for any port".to_owned(),
+                    );
+                    ok = false;
+                }
+                Some(Err(message)) => {
+                    self.error(item.mark, &item_field, message);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(Ports::Ranges(ranges))
+    }
+
+    /// `tcp`, `udp` or `any`.
+    fn protocol(&mut self, value: &Node, field: &str) -> Option<Protocol> {
+        match self.scalar(value, field) {
+            Some("tcp") => Some(Protocol::Tcp),
+            Some("udp") => Some(Protocol::Udp),
+            Some("any") => Some(Protocol::Any),
+            Some(_) => {
+                self.error(
+                    value.mark,
+                    field,
+                    format!("expected tcp, udp or any, got {}", value.describe()),
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
     fn net_rule(&mut self, node: &Node, field: &str) -> Option<NetRule> {
         if let NodeKind::Scalar { text, .. } = &node.kind {
             if node.is_null() {
@@ -290,50 +417,12 @@ impl Cx<'_> {
                     }
                     None => ok = false,
                 },
-                "ports" => {
-                    let items = self.seq(value, &child);
-                    if items.is_empty() {
-                        self.error(
-                            value.mark,
-                            &child,
-                            "ports must list at least one port; omit it for any port".to_owned(),
-                        );
-                        ok = false;
-                    }
-                    let mut ranges = Vec::new();
-                    for (index, item) in items.iter().enumerate() {
-                        let item_field = format!("{child}[{index}]");
-                        match self.scalar(item, &item_field).map(parse_ports) {
-                            Some(Ok(Ports::Ranges(mut more))) => ranges.append(&mut more),
-                            Some(Ok(Ports::Any)) => {
-                                self.error(
-                                    item.mark,
-                                    &item_field,
-                                    "`*` cannot be listed; omit ports for any port".to_owned(),
-                                );
-                                ok = false;
-                            }
-                            Some(Err(message)) => {
-                                self.error(item.mark, &item_field, message);
-                                ok = false;
-                            }
-                            None => ok = false,
-                        }
-                    }
-                    ports = Ports::Ranges(ranges);
-                }
-                "protocol" => match self.scalar(value, &child) {
-                    Some("tcp") => protocol = Protocol::Tcp,
-                    Some("udp") => protocol = Protocol::Udp,
-                    Some("any") => protocol = Protocol::Any,
-                    Some(_) => {
-                        self.error(
-                            value.mark,
-                            &child,
-                            format!("expected tcp, udp or any, got {}", value.describe()),
-                        );
-                        ok = false;
-                    }
+                "ports" => match self.port_list(value, &child) {
+                    Some(list) => ports = list,
+                    None => ok = false,
+                },
+                "protocol" => match self.protocol(value, &child) {
+                    Some(p) => protocol = p,
                     None => ok = false,
                 },
                 "binaries" => {

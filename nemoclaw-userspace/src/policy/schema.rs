@@ -22,7 +22,7 @@ struct PolicyFile {
     name: Option<String>,
     /// What the policy is for.
     description: Option<String>,
-    /// Outbound connections (TCP connect, UDP send).
+    /// Outbound connections (TCP connect, UDP send) and inbound (bind, listen).
     network: Option<Network>,
     /// File access by path.
     filesystem: Option<Filesystem>,
@@ -40,6 +40,29 @@ struct Network {
     /// `"*"` (the default: everything not allowed is denied) or destinations to deny
     /// even when an allow matches.
     deny: Option<NetDeny>,
+    /// Ports the sandbox may bind and listen on at every address (`0.0.0.0`, `::`, the
+    /// host's addresses). Loopback (`127.0.0.0/8`, `::1`) is always open on every port;
+    /// absent or empty: loopback only.
+    listen: Option<Vec<ListenEntry>>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+enum ListenEntry {
+    /// A port or a `FIRST-LAST` range, TCP and UDP.
+    Port(Port),
+    /// Every port (ephemeral ones included), TCP and UDP.
+    All(AllMarker),
+    Long(ListenLong),
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct ListenLong {
+    /// Ports or `FIRST-LAST` ranges; absent means any port.
+    ports: Option<Vec<Port>>,
+    /// Default `any`.
+    protocol: Option<NetProtocol>,
 }
 
 #[derive(JsonSchema)]

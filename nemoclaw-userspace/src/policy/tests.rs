@@ -8,6 +8,7 @@ use nemoclaw_common::net::{PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP};
 use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, Verdict};
 use nemoclaw_common::sandbox::controls;
 
+use super::compiled::ListenEntry;
 use super::*;
 
 pub(crate) struct FixedResolver(pub BTreeMap<String, Vec<IpAddr>>);
@@ -243,6 +244,195 @@ fn errors_name_file_line_column_and_field() {
     assert!(lines[0].starts_with("policies/x.yaml:"), "{lines:?}");
     assert!(matches!(parse(""), Err(PolicyError::Empty { .. })));
     assert!(matches!(parse("- a\n"), Err(PolicyError::Invalid(_))));
+}
+
+fn listen(compiled: &Compiled, addr: &str, port: u16, proto: u8) -> Decision {
+    let query = Query::Listen {
+        addr: ip(addr),
+        port,
+        proto,
+    };
+    let decision = explain(&compiled.rules, &query);
+    assert_eq!(
+        evaluate(&compiled.policy, &query),
+        decision.verdict,
+        "explain and evaluate disagree on {query:?}"
+    );
+    decision
+}
+
+/// With a network section and no `listen`: loopback only, on any port; every other
+/// address (the wildcards `0.0.0.0` and `::` included) is denied, but a UDP bind to an
+/// ephemeral port (clients) is not. Without a network section nothing is restricted.
+#[test]
+fn listen_default_is_loopback_only() {
+    let compiled = must_compile("network:\n  allow:\n  - \"10.0.0.1:443\"\n");
+    assert!(compiled.policy.listen.is_empty());
+    assert!(compiled.rules.listen.is_empty());
+    let open = Verdict {
+        action: ACTION_ALLOW,
+        rule_id: 0,
+    };
+    let shut = Verdict {
+        action: ACTION_DENY,
+        rule_id: 0,
+    };
+    for (addr, port, proto) in [
+        ("127.0.0.1", 8080, PROTO_TCP),
+        ("127.1.2.3", 0, PROTO_TCP),
+        ("::1", 22, PROTO_TCP),
+        ("::ffff:127.0.0.1", 8080, PROTO_UDP),
+        ("0.0.0.0", 0, PROTO_UDP),
+        ("::", 0, PROTO_UDP),
+    ] {
+        let d = listen(&compiled, addr, port, proto);
+        assert_eq!(d.verdict, open, "{addr}:{port}/{proto}");
+        assert!(d.restricted);
+    }
+    for (addr, port, proto) in [
+        ("0.0.0.0", 8080, PROTO_TCP),
+        ("0.0.0.0", 0, PROTO_TCP),
+        ("::", 8080, PROTO_UDP),
+        ("10.0.0.1", 443, PROTO_TCP),
+        ("::ffff:0.0.0.0", 80, PROTO_TCP),
+    ] {
+        assert_eq!(
+            listen(&compiled, addr, port, proto).verdict,
+            shut,
+            "{addr}:{port}/{proto}"
+        );
+    }
+    let text = listen(&compiled, "127.0.0.1", 80, PROTO_TCP).describe(&compiled.policy.rules);
+    assert!(text.starts_with("ALLOW: listeners on loopback"), "{text}");
+    let text = listen(&compiled, "0.0.0.0", 80, PROTO_TCP).describe(&compiled.policy.rules);
+    assert!(text.starts_with("DENY: no rule matches"), "{text}");
+
+    let open_all = must_compile("name: no-network\n");
+    let d = listen(&open_all, "0.0.0.0", 8080, PROTO_TCP);
+    assert!(d.allowed() && !d.restricted);
+}
+
+/// `network.listen` entries open their ports on every address, for their protocol; the
+/// compiled keys are one per (protocol, port), the full range and `*` the any-port key.
+#[test]
+fn listen_entries_open_ports_on_every_address() {
+    let compiled = must_compile(
+        "network:\n  listen:\n  - 8080\n  - \"9000-9001\"\n  - {ports: [5353], protocol: udp}\n  - {ports: [8080, 7000], protocol: tcp}\n",
+    );
+    let entry = |proto, port, rule_id| ListenEntry {
+        proto,
+        port,
+        rule_id,
+    };
+    assert_eq!(
+        compiled.policy.listen,
+        vec![
+            entry(PROTO_ANY, 8080, 1),
+            entry(PROTO_ANY, 9000, 2),
+            entry(PROTO_ANY, 9001, 2),
+            entry(PROTO_TCP, 7000, 4),
+            entry(PROTO_TCP, 8080, 4),
+            entry(PROTO_UDP, 5353, 3),
+        ]
+    );
+    let rule = &compiled.policy.rules[2];
+    assert_eq!(
+        (
+            rule.line,
+            rule.column,
+            rule.section.as_str(),
+            rule.text.as_str()
+        ),
+        (5, 5, "network.listen", "{ports: [5353], protocol: udp}")
+    );
+    let allowed_by = |addr, port, proto| {
+        let d = listen(&compiled, addr, port, proto);
+        assert!(d.allowed(), "{addr}:{port}: {d:?}");
+        d.verdict.rule_id
+    };
+    assert_eq!(allowed_by("0.0.0.0", 8080, PROTO_TCP), 1, "lowest rule id");
+    assert_eq!(allowed_by("::", 8080, PROTO_UDP), 1);
+    assert_eq!(allowed_by("10.1.2.3", 9001, PROTO_UDP), 2);
+    assert_eq!(allowed_by("::", 5353, PROTO_UDP), 3);
+    assert_eq!(allowed_by("0.0.0.0", 7000, PROTO_TCP), 4);
+    for (addr, port, proto) in [
+        ("::", 5353, PROTO_TCP),
+        ("0.0.0.0", 7000, PROTO_UDP),
+        ("0.0.0.0", 9002, PROTO_TCP),
+        ("0.0.0.0", 0, PROTO_TCP),
+    ] {
+        let d = listen(&compiled, addr, port, proto);
+        assert_eq!(
+            d.verdict,
+            Verdict {
+                action: ACTION_DENY,
+                rule_id: 0
+            },
+            "{addr}:{port}/{proto}"
+        );
+    }
+
+    // `*` and the full range: every port, an unbound listener's port 0 included.
+    for entry_text in ["\"*\"", "1-65535", "{protocol: tcp}"] {
+        let compiled = must_compile(&format!("network:\n  listen:\n  - {entry_text}\n"));
+        assert_eq!(compiled.policy.listen.len(), 1, "{entry_text}");
+        assert_eq!(compiled.policy.listen[0].port, PORT_ANY, "{entry_text}");
+        let d = listen(&compiled, "0.0.0.0", 0, PROTO_TCP);
+        assert_eq!(d.verdict.rule_id, 1, "{entry_text}");
+        assert!(d.allowed(), "{entry_text}");
+    }
+}
+
+/// Every malformed `network.listen` entry is refused at its own line and column.
+#[test]
+fn listen_errors_are_located() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "network:\n  listen:\n  - 0\n",
+            "policies/x.yaml:3:5: network.listen[0]: port must be 1..=65535",
+        ),
+        (
+            "network:\n  listen:\n  - 80\n  - \"0.0.0.0:8080\"\n",
+            "policies/x.yaml:4:5: network.listen[1]: listen entries name ports, not HOST:PORT",
+        ),
+        (
+            "network:\n  listen:\n  - \"90-80\"\n",
+            "policies/x.yaml:3:5: network.listen[0]: port range \"90-80\" is empty",
+        ),
+        (
+            "network:\n  listen:\n  - ~\n",
+            "policies/x.yaml:3:5: network.listen[0]: expected a port, a range FIRST-LAST or *, got null",
+        ),
+        (
+            "network:\n  listen: 8080\n",
+            "policies/x.yaml:2:11: network.listen: expected a list",
+        ),
+        (
+            "network:\n  listen:\n  - {ports: []}\n",
+            "policies/x.yaml:3:13: network.listen[0].ports: ports must list at least one port",
+        ),
+        (
+            "network:\n  listen:\n  - {ports: [\"*\"]}\n",
+            "policies/x.yaml:3:14: network.listen[0].ports[0]: `*` cannot be listed",
+        ),
+        (
+            "network:\n  listen:\n  - {ports: [22], protocol: sctp}\n",
+            "policies/x.yaml:3:29: network.listen[0].protocol: expected tcp, udp or any",
+        ),
+        (
+            "network:\n  listen:\n  - {port: 22}\n",
+            "policies/x.yaml:3:6: network.listen[0].port: unknown field `port`, expected one of `ports`, `protocol`",
+        ),
+    ];
+    for (text, want) in cases {
+        let lines = errors(text);
+        assert_eq!(lines.len(), 1, "{text}: {lines:?}");
+        assert!(
+            lines[0].starts_with(want),
+            "{text}:\n got  {}\n want {want}",
+            lines[0]
+        );
+    }
 }
 
 #[test]
@@ -863,6 +1053,29 @@ mod properties {
             for (path, _) in &paths {
                 let path = PathBuf::from(format!("/nonexistent-nemoclaw{path}"));
                 let query = Query::Exec { path, dev: 1, ino: 2 };
+                prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
+            }
+        }
+
+        #[test]
+        fn listen_explain_and_evaluate_agree(
+            entries in prop::collection::vec((prop::sample::select(&["\"*\"", "8080", "\"8080-8090\"", "53", "1-65535"][..]), 0usize..3), 0..6),
+            queries in prop::collection::vec((prop::sample::select(&["0.0.0.0", "127.0.0.1", "::", "::1", "10.1.2.3", "::ffff:127.0.0.1", "::ffff:10.1.2.3"][..]), prop::sample::select(&[0u16, 53, 8080, 8085, 9000][..]), any::<bool>()), 1..16),
+        ) {
+            let mut text = String::from("network:\n  listen:\n");
+            for (ports, proto) in &entries {
+                if *proto == 0 {
+                    let _ = writeln!(text, "  - {ports}");
+                } else {
+                    let protocol = ["any", "tcp", "udp"][*proto];
+                    let ports = if *ports == "\"*\"" { String::new() } else { format!("ports: [{ports}], ") };
+                    let _ = writeln!(text, "  - {{{ports}protocol: {protocol}}}");
+                }
+            }
+            let policy = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let compiled = compile(&policy, &test_env(Vec::new())).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            for (addr, port, udp) in queries {
+                let query = Query::Listen { addr: ip(addr), port, proto: if udp { PROTO_UDP } else { PROTO_TCP } };
                 prop_assert_eq!(explain(&compiled.rules, &query).verdict, evaluate(&compiled.policy, &query), "{:?}\n{}", query, text);
             }
         }

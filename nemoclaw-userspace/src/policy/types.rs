@@ -42,6 +42,18 @@ pub struct NetworkSection {
     pub mark: Mark,
     pub allow: Vec<Located<NetRule>>,
     pub deny: NetDeny,
+    /// `network.listen`: the ports the sandbox may bind and listen on at non-loopback
+    /// addresses (every address: `0.0.0.0`, `::`, or one of the host's). Loopback
+    /// (`127.0.0.0/8`, `::1`) is always open, on any port; empty: loopback only.
+    pub listen: Vec<Located<ListenRule>>,
+}
+
+/// One `network.listen` entry: `PORT`, `FIRST-LAST`, `*`, or the long form
+/// `{ports: [...], protocol: tcp|udp|any}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenRule {
+    pub ports: Ports,
+    pub protocol: Protocol,
 }
 
 /// `network.deny`.

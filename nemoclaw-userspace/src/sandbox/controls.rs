@@ -55,7 +55,9 @@ pub fn for_sandbox(
             Some(format!(
                 "socket kinds are not restricted here ({why}); IPv4/IPv6 kinds no rule judges (raw, \
                  ICMP ping) are still refused by the cgroup sock_create hook, packet sockets stay \
-                 closed to {} (no CAP_NET_RAW), netlink, vsock and unix sockets do not",
+                 closed to {} (no CAP_NET_RAW), netlink, vsock and unix sockets do not; \
+                 TCP listeners on an ephemeral port of a non-loopback address (listen without \
+                 bind, or after binding port 0) are not judged (the socket_listen hook)",
                 user.name
             )),
         )),

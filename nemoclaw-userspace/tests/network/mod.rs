@@ -3,6 +3,7 @@
 
 mod binaries;
 mod dns;
+mod inbound;
 mod sockets;
 mod unix;
 

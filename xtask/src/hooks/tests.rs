@@ -47,6 +47,8 @@ fn judged_rows_match_the_ebpf_programs() {
         "connect6" => "BPF_CGROUP_INET6_CONNECT",
         "sendmsg4" => "BPF_CGROUP_UDP4_SENDMSG",
         "sendmsg6" => "BPF_CGROUP_UDP6_SENDMSG",
+        "bind4" => "BPF_CGROUP_INET4_BIND",
+        "bind6" => "BPF_CGROUP_INET6_BIND",
         "sock_create" => "BPF_CGROUP_INET_SOCK_CREATE",
         other => panic!("map cgroup program kind {other} to its attach type in this test"),
     };
