@@ -17,6 +17,10 @@ pub mod hook {
     /// no `network.listen` entry opens (`family`, `addr`, `port`, `proto` as for a connect).
     pub const BIND4: u32 = 7;
     pub const BIND6: u32 = 8;
+    /// cgroup `setsockopt`: a destination-overriding socket option, as
+    /// [`SOCKET_SETSOCKOPT`] (`arg` the same), on kernels where BPF LSM does not run (where
+    /// it runs, `socket_setsockopt` refuses the option first).
+    pub const SETSOCKOPT: u32 = 9;
     pub const FILE_OPEN: u32 = 10;
     pub const PATH_UNLINK: u32 = 11;
     pub const PATH_RMDIR: u32 = 12;

@@ -15,8 +15,8 @@ mod sandbox;
 mod scratch;
 
 use aya_ebpf::{
-    macros::{cgroup_sock, cgroup_sock_addr, lsm},
-    programs::{LsmContext, SockAddrContext, SockContext},
+    macros::{cgroup_sock, cgroup_sock_addr, cgroup_sockopt, lsm},
+    programs::{LsmContext, SockAddrContext, SockContext, SockoptContext},
 };
 
 /// `security_bprm_check_security(struct linux_binprm *bprm)`: judges every exec, including
@@ -183,6 +183,13 @@ pub fn socket_listen(ctx: LsmContext) -> i32 {
 #[cgroup_sock(sock_create)]
 pub fn sock_create(ctx: SockContext) -> i32 {
     net::sock_create(&ctx)
+}
+
+/// cgroup `setsockopt`: destination-overriding socket options (routing headers, next hop,
+/// IPv4 options), refused where BPF LSM does not run as where it does.
+#[cgroup_sockopt(setsockopt)]
+pub fn setsockopt(ctx: SockoptContext) -> i32 {
+    net::setsockopt(&ctx)
 }
 
 /// A no-op `connect4` program (1 = allow): the cost floor for the network benchmark.

@@ -10,7 +10,7 @@
 
 use aya_ebpf::{
     maps::{LpmTrie, lpm_trie::Key},
-    programs::{LsmContext, SockAddrContext, SockContext},
+    programs::{LsmContext, SockAddrContext, SockContext, SockoptContext},
 };
 use nemoclaw_common::{
     event::{DenyEvent, counter},
@@ -624,6 +624,35 @@ pub fn socket_setsockopt(ctx: &LsmContext) -> i32 {
         ),
         None => 0,
     }
+}
+
+/// Bytes of an option value a cgroup `setsockopt` program sees (`PAGE_SIZE`).
+const SOCKOPT_VISIBLE: i32 = 4096;
+
+/// cgroup `setsockopt`: the same options as [`socket_setsockopt`], refused with `EPERM`
+/// (the hook's errno) on every kernel, so that they are closed where BPF LSM does not run
+/// too. Every other option passes unchanged: one longer than the program can see gets
+/// `optlen` 0, which tells the kernel to use the caller's buffer (6.1 returns `EFAULT`
+/// otherwise).
+pub fn setsockopt(ctx: &SockoptContext) -> i32 {
+    // SAFETY: the context pointer is valid for the program's run.
+    let opt = unsafe { &mut *ctx.sockopt };
+    if overrides_destination(opt.level, opt.optname) {
+        if let Some((cgroup_id, sandbox)) = net_sandbox() {
+            deny_override(
+                nemoclaw_common::event::hook::SETSOCKOPT,
+                cgroup_id,
+                sandbox,
+                opt.level,
+                opt.optname,
+            );
+            return REJECT;
+        }
+    }
+    if opt.optlen > SOCKOPT_VISIBLE {
+        opt.optlen = 0;
+    }
+    ALLOW
 }
 
 /// Ancillary data items examined per `sendmsg`; a message with more is denied (a

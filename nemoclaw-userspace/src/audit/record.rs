@@ -172,6 +172,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::KEY_PERMISSION => ("privilege", "key_permission"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
         hook::SOCK_CREATE => ("network", "sock_create"),
+        hook::SETSOCKOPT => ("network", "setsockopt"),
         hook::SOCKET_SETSOCKOPT => ("network", "socket_setsockopt"),
         hook::SOCKET_SENDMSG => ("network", "socket_sendmsg"),
         hook::UNIX_STREAM_CONNECT => ("network", "unix_stream_connect"),
@@ -433,7 +434,10 @@ impl AuditRecord {
     #[must_use]
     pub fn from_event(event: &DenyEvent, rules: &[RuleRef], now: SystemTime) -> Self {
         let (control, hook) = hook_names(event.hook);
-        let object = if matches!(event.hook, hook::SOCKET_SETSOCKOPT | hook::SOCKET_SENDMSG) {
+        let object = if matches!(
+            event.hook,
+            hook::SOCKET_SETSOCKOPT | hook::SETSOCKOPT | hook::SOCKET_SENDMSG
+        ) {
             let (level, option) = (
                 ((event.arg >> 32) as u32).cast_signed(),
                 (event.arg as u32).cast_signed(),

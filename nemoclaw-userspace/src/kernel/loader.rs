@@ -1,6 +1,10 @@
 //! Loads `nemoclaw-ebpf` and keeps its programs attached while the [`Enforcer`] lives.
 
-use std::{fs::File, os::fd::AsFd, path::Path};
+use std::{
+    fs::File,
+    os::fd::{AsFd, OwnedFd},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -168,12 +172,35 @@ pub struct Enforcer {
     ebpf: Option<Ebpf>,
     maps: MapSet,
     /// Attachments made by this process, by program name.
-    links: Vec<(&'static str, FdLink)>,
+    links: Vec<(&'static str, Attachment)>,
     /// Whether `socket_create` (socket kinds, part of the network control) is attached,
     /// or why not.
     socket_kinds: Result<(), String>,
     /// The controls whose programs are attached.
     attached: u32,
+}
+
+/// One attachment this process made: aya's link, or one made without aya
+/// ([`super::raw_link`]: the cgroup `setsockopt` program's). Dropping either detaches,
+/// unless it was pinned.
+enum Attachment {
+    Aya(FdLink),
+    Raw(OwnedFd),
+}
+
+impl Attachment {
+    /// Pins the attachment at `path`, returning what keeps it open.
+    fn pin(self, path: &Path) -> Result<Self, String> {
+        match self {
+            Self::Aya(link) => link
+                .pin(path)
+                .map(|pinned| Self::Aya(pinned.into()))
+                .map_err(|e| chain(&e)),
+            Self::Raw(fd) => super::raw_link::pin(fd.as_fd(), path)
+                .map(|()| Self::Raw(fd))
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// LSM programs of the network control: socket kinds, per-packet destination overrides
@@ -191,7 +218,7 @@ const SOCKET_PROGRAMS: &[&str] = &[
 
 /// Attaches [`SOCKET_PROGRAMS`], returning their links. Only where BPF LSM works: elsewhere
 /// the caller decides.
-fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, FdLink)>, String> {
+fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, Attachment)>, String> {
     let btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
     let mut links = Vec::new();
     for &prog in SOCKET_PROGRAMS {
@@ -202,7 +229,10 @@ fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, FdLink)>, S
             .map_err(|e| chain(&e))?;
         p.load(prog, &btf).map_err(|e| chain(&e))?;
         let id = p.attach().map_err(|e| chain(&e))?;
-        links.push((prog, p.take_link(id).map_err(|e| chain(&e))?.into()));
+        links.push((
+            prog,
+            Attachment::Aya(p.take_link(id).map_err(|e| chain(&e))?.into()),
+        ));
     }
     Ok(links)
 }
@@ -292,6 +322,7 @@ const NET_PROGRAMS: &[&str] = &[
     "bind4",
     "bind6",
     "sock_create",
+    "setsockopt",
 ];
 
 /// Loads one of [`NET_PROGRAMS`].
@@ -299,6 +330,7 @@ fn load_net_program(ebpf: &mut Ebpf, prog: &'static str) -> Result<(), KernelErr
     let loaded = match ebpf.program_mut(prog) {
         Some(Program::CgroupSockAddr(p)) => p.load(),
         Some(Program::CgroupSock(p)) => p.load(),
+        Some(Program::CgroupSockopt(p)) => p.load(),
         _ => return Err(KernelError::Missing("cgroup program")),
     };
     loaded.map_err(|e| {
@@ -316,7 +348,7 @@ fn attach_net_program(
     ebpf: &mut Ebpf,
     prog: &'static str,
     cgroup: &File,
-) -> Result<FdLink, KernelError> {
+) -> Result<Attachment, KernelError> {
     let attach_err = |e: &dyn std::error::Error| {
         unavailable(
             controls::NET,
@@ -331,14 +363,28 @@ fn attach_net_program(
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(|e| attach_err(&e))?;
             let link = p.take_link(id).map_err(|e| attach_err(&e))?;
-            FdLink::try_from(link).map_err(|e| attach_err(&e))
+            FdLink::try_from(link)
+                .map(Attachment::Aya)
+                .map_err(|e| attach_err(&e))
         }
         Some(Program::CgroupSock(p)) => {
             let id = p
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(|e| attach_err(&e))?;
             let link = p.take_link(id).map_err(|e| attach_err(&e))?;
-            FdLink::try_from(link).map_err(|e| attach_err(&e))
+            FdLink::try_from(link)
+                .map(Attachment::Aya)
+                .map_err(|e| attach_err(&e))
+        }
+        Some(Program::CgroupSockopt(p)) => {
+            let prog_fd = p.fd().map_err(|e| attach_err(&e))?;
+            super::raw_link::link_create(
+                prog_fd.as_fd(),
+                cgroup.as_fd(),
+                super::raw_link::ATTACH_CGROUP_SETSOCKOPT,
+            )
+            .map(Attachment::Raw)
+            .map_err(|e| attach_err(&e))
         }
         _ => Err(KernelError::Missing("cgroup program")),
     }
@@ -408,7 +454,7 @@ impl Enforcer {
                 let link = p.take_link(id).map_err(|e| {
                     unavailable(bit, format!("LSM hook {hook}"), &chain(&e), LSM_ADVICE)
                 })?;
-                links.push((prog, link.into()));
+                links.push((prog, Attachment::Aya(link.into())));
             }
         }
         if wanted & controls::NET != 0 {
@@ -517,8 +563,8 @@ impl Enforcer {
         self.maps.pin(&dir.join("maps"))?;
         for (name, link) in std::mem::take(&mut self.links) {
             let path = dir.join("links").join(name);
-            let pinned = link.pin(&path).map_err(|e| pin_err(&path, chain(&e)))?;
-            self.links.push((name, pinned.into()));
+            let pinned = link.pin(&path).map_err(|reason| pin_err(&path, reason))?;
+            self.links.push((name, pinned));
         }
         if let Some(ebpf) = &mut self.ebpf {
             for (name, prog) in ebpf.programs_mut() {

@@ -9,6 +9,7 @@ pub mod mapset;
 pub mod net;
 pub mod offsets;
 pub mod probe;
+pub mod raw_link;
 pub mod slots;
 
 pub use loader::{Enforcer, KernelError};

@@ -57,7 +57,10 @@ pub fn for_sandbox(
                  ICMP ping) are still refused by the cgroup sock_create hook, packet sockets stay \
                  closed to {} (no CAP_NET_RAW), netlink, vsock and unix sockets do not; \
                  TCP listeners on an ephemeral port of a non-loopback address (listen without \
-                 bind, or after binding port 0) are not judged (the socket_listen hook)",
+                 bind, or after binding port 0) are not judged (the socket_listen hook); IPv6 \
+                 routing headers as ancillary data of one sendmsg, and destination-overriding \
+                 socket options set by 32-bit system calls, are not refused (socket_sendmsg, \
+                 socket_setsockopt)",
                 user.name
             )),
         )),

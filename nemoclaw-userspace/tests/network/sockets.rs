@@ -220,8 +220,10 @@ fn without_bpf_lsm_the_cgroup_hook_refuses_ping_sockets() {
 }
 
 /// Tries per-packet destination overrides: an IPv6 routing header and an IPv4 loose source
-/// route as socket options, a routing header as ancillary data of one `sendmsg`; then a
-/// plain send to the allowed destination. Prints one result each.
+/// route as socket options, a routing header as ancillary data of one `sendmsg`; then an
+/// ordinary option with a value longer than a page (the cgroup `setsockopt` program must
+/// hand it through: 6.1 fails it with `EFAULT` otherwise) and a plain send to the allowed
+/// destination. Prints one result each.
 const OVERRIDES: &str = "import socket, errno\n\
     def t(f):\n\
     \x20   try:\n\
@@ -235,6 +237,7 @@ const OVERRIDES: &str = "import socket, errno\n\
     print(t(lambda: s6.setsockopt(socket.IPPROTO_IPV6, 57, rthdr)),\n\
     \x20     t(lambda: s4.setsockopt(socket.IPPROTO_IP, 4, lsrr)),\n\
     \x20     t(lambda: s6.sendmsg([b'x'], [(socket.IPPROTO_IPV6, 57, rthdr)], 0, ('::1', 9))),\n\
+    \x20     t(lambda: s4.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, (1).to_bytes(4, 'little') + bytes(5000))),\n\
     \x20     t(lambda: s6.sendto(b'x', ('::1', 9))))\n";
 
 /// A routing header (or IPv4 source route) would take a datagram judged against an allowed
@@ -251,7 +254,7 @@ fn routing_headers_and_source_routes_are_refused() {
     let out = run_sandboxed_as(&scratch, "root", policy, &[PYTHON, "-c", OVERRIDES]);
     assert_eq!(
         out.stdout.trim(),
-        "ERR-EPERM ERR-EPERM ERR-EPERM OK",
+        "ERR-EPERM ERR-EPERM ERR-EPERM OK OK",
         "{out:?}"
     );
     let got: Vec<(&str, &str)> = out
@@ -281,6 +284,80 @@ fn routing_headers_and_source_routes_are_refused() {
         "name: no-network\n",
         &[PYTHON, "-c", OVERRIDES],
     );
-    assert_eq!(out.stdout.trim(), "OK OK OK OK", "{out:?}");
+    assert_eq!(out.stdout.trim(), "OK OK OK OK OK", "{out:?}");
+    assert!(out.all_denials().is_empty(), "{out:?}");
+}
+
+/// Socket options only (what the cgroup `setsockopt` hook sees): a routing header, an
+/// IPv4 source route, then the allowed twins: an ordinary option, and one whose value is
+/// longer than the page a cgroup program sees (which 6.1 would fail with `EFAULT` unless
+/// the program hands the caller's buffer back), then a plain send.
+const OVERRIDE_OPTIONS: &str = "import socket, errno\n\
+    def t(f):\n\
+    \x20   try:\n\
+    \x20       f(); return 'OK'\n\
+    \x20   except OSError as e:\n\
+    \x20       return 'ERR-' + errno.errorcode.get(e.errno, str(e.errno))\n\
+    rthdr = bytes([0, 2, 2, 1, 0, 0, 0, 0]) + socket.inet_pton(socket.AF_INET6, '::1')\n\
+    lsrr = bytes([131, 7, 4, 127, 0, 0, 1, 0])\n\
+    s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+    s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+    print(t(lambda: s6.setsockopt(socket.IPPROTO_IPV6, 57, rthdr)),\n\
+    \x20     t(lambda: s4.setsockopt(socket.IPPROTO_IP, 4, lsrr)),\n\
+    \x20     t(lambda: s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)),\n\
+    \x20     t(lambda: s4.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, (1).to_bytes(4, 'little') + bytes(5000))),\n\
+    \x20     t(lambda: s6.sendto(b'x', ('::1', 9))))\n";
+
+/// Where BPF LSM does not run, the cgroup `setsockopt` hook refuses the same options as
+/// `socket_setsockopt` (a routing header would carry a datagram judged against `::1` to
+/// any host), with an audit record; ordinary options, long ones included, still work, and
+/// without a network section nothing of ours judges them.
+#[test]
+fn without_bpf_lsm_the_cgroup_hook_refuses_routing_header_options() {
+    if !root_or_skip("setsockopt_no_lsm") {
+        return;
+    }
+    if crate::support::bpf_lsm_runs() {
+        println!(
+            "SKIPPED setsockopt_no_lsm: BPF LSM runs here, and its socket_setsockopt decides \
+             first (covered by routing_headers_and_source_routes_are_refused)"
+        );
+        return;
+    }
+    let scratch = Scratch::new("setsockopt");
+    let policy = "network:\n  allow:\n    - \"[::1]:9\"\n    - \"127.0.0.1:9\"\n";
+    // As `nobody`: without BPF LSM `run` refuses a network policy for root (raw frames).
+    let out = run_sandboxed_as(
+        &scratch,
+        "nobody",
+        policy,
+        &[PYTHON, "-c", OVERRIDE_OPTIONS],
+    );
+    assert_eq!(out.stdout.trim(), "ERR-EPERM ERR-EPERM OK OK OK", "{out:?}");
+    let got: Vec<(&str, &str)> = out
+        .denials("network")
+        .iter()
+        .map(|r| {
+            (
+                r["hook"].as_str().unwrap_or_default(),
+                r["object"]["option_name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("setsockopt", "IPV6_RTHDR"), ("setsockopt", "IP_OPTIONS")],
+        "{out:?}"
+    );
+
+    // Twin: no network section. The kernel itself may refuse these two options to
+    // `nobody` (IPv4 source routes need CAP_NET_RAW); no record of ours may appear.
+    let out = run_sandboxed_as(
+        &scratch,
+        "nobody",
+        "name: no-network\n",
+        &[PYTHON, "-c", OVERRIDE_OPTIONS],
+    );
+    assert!(out.stdout.trim().ends_with("OK OK OK"), "{out:?}");
     assert!(out.all_denials().is_empty(), "{out:?}");
 }

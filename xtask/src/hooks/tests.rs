@@ -50,6 +50,7 @@ fn judged_rows_match_the_ebpf_programs() {
         "bind4" => "BPF_CGROUP_INET4_BIND",
         "bind6" => "BPF_CGROUP_INET6_BIND",
         "sock_create" => "BPF_CGROUP_INET_SOCK_CREATE",
+        "setsockopt" => "BPF_CGROUP_SETSOCKOPT",
         other => panic!("map cgroup program kind {other} to its attach type in this test"),
     };
     let main = util::workspace_root().join("nemoclaw-ebpf/src/main.rs");
@@ -64,6 +65,7 @@ fn judged_rows_match_the_ebpf_programs() {
         } else if let Some(a) = line
             .strip_prefix("#[cgroup_sock_addr(")
             .or_else(|| line.strip_prefix("#[cgroup_sock("))
+            .or_else(|| line.strip_prefix("#[cgroup_sockopt("))
             .and_then(|l| l.strip_suffix(")]"))
         {
             hook = Some(attach_type(a).to_string());
