@@ -32,6 +32,21 @@ pub mod hook {
     pub const PATH_TRUNCATE: u32 = 18;
     pub const PATH_CHMOD: u32 = 19;
     pub const PATH_CHOWN: u32 = 20;
+    /// Metadata writes on a dentry (`nemoclaw-ebpf` `fs_attr.rs`): attributes (mode, owner,
+    /// size, times), extended attributes set and removed, POSIX ACLs set and removed. Judged
+    /// as writes of every path by which the task can reach the object; `arg` is a
+    /// [`unreachable`] reason when no such path could be found (rule 0, no path).
+    pub const INODE_SETATTR: u32 = 21;
+    pub const INODE_SETXATTR: u32 = 22;
+    pub const INODE_REMOVEXATTR: u32 = 23;
+    pub const INODE_SET_ACL: u32 = 24;
+    pub const INODE_REMOVE_ACL: u32 = 25;
+    /// File attribute flags set by `ioctl` (`FS_IOC_SETFLAGS`, `FS_IOC_FSSETXATTR`:
+    /// `chattr`), judged as a write of the file's path (`fs_attr.rs`; the privilege
+    /// control's `file_ioctl` program is [`FILE_IOCTL`]).
+    pub const FS_FILE_IOCTL: u32 = 26;
+    /// The same for 32-bit `ioctl`s (`FS_IOC32_SETFLAGS`).
+    pub const FS_FILE_IOCTL_COMPAT: u32 = 27;
     // Exec hardening (process control).
     pub const MMAP_FILE: u32 = 30;
     pub const FILE_MPROTECT: u32 = 31;
@@ -93,6 +108,19 @@ pub mod hook {
     /// `network.listen` entry opens (the bound address and port: `port` 0 for a socket
     /// that was never bound, which `listen` binds to an ephemeral port on every address).
     pub const SOCKET_LISTEN: u32 = 65;
+}
+
+/// Why a metadata write (`hook::INODE_*`) was denied without a path: the `arg` of its event.
+pub mod unreachable {
+    /// No mount of the object's file system in the task's mount namespace has the object
+    /// under its root (and the file system is not a kernel-internal one).
+    pub const NO_MOUNT: u64 = 1;
+    /// The file system has more mounts than the search visits, or more mounts in the
+    /// task's namespace with the object under their root than it judges.
+    pub const TOO_MANY_MOUNTS: u64 = 2;
+    /// The dentry, its file system's mount list or the task's mount namespace could not be
+    /// read.
+    pub const UNREADABLE: u64 = 3;
 }
 
 /// One denied operation. `rule_id` 0 means the default deny decided (no rule matched).

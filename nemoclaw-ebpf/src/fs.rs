@@ -48,7 +48,7 @@ use crate::{
 
 /// The one errno every filesystem denial returns (what DAC and Landlock return for files),
 /// but for [`EXDEV`].
-const EACCES: i32 = 13;
+pub(crate) const EACCES: i32 = 13;
 /// A directory rename that would move objects out from under a rule (or in): what Landlock
 /// returns for moves its `REFER` right forbids, and what makes `mv` copy instead.
 const EXDEV: i32 = 18;
@@ -108,17 +108,17 @@ pub struct FsScratch {
 }
 
 /// What a hook decided about one object.
-struct Judged {
+pub(crate) struct Judged {
     /// Length of the path in `FsScratch::path` (without NUL); 0 if none could be read.
-    len: usize,
-    dev: u64,
-    ino: u64,
+    pub(crate) len: usize,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
     /// The rule id to deny with, or [`ALLOWED`].
-    deny: u32,
+    pub(crate) deny: u32,
 }
 
 /// [`Judged::deny`] when the operation is allowed.
-const ALLOWED: u32 = u32::MAX;
+pub(crate) const ALLOWED: u32 = u32::MAX;
 
 /// The current task's cgroup id and slot if its policy restricts the filesystem.
 ///
@@ -141,7 +141,7 @@ fn restricted() -> (u64, u32, bool) {
 
 /// This CPU's scratch value, already claimed by this run (the path walk's steps).
 #[inline(always)]
-fn scratch() -> Option<*mut FsScratch> {
+pub(crate) fn scratch() -> Option<*mut FsScratch> {
     FS_SCRATCH.get_ptr_mut(0)
 }
 
@@ -157,7 +157,7 @@ fn claim_scratch() -> Option<*mut FsScratch> {
 /// return at once (an earlier LSM's denial, 0 for a task the filesystem rules do not
 /// restrict, `-EACCES` without a scratch buffer).
 #[inline(always)]
-fn begin(retval: i32) -> (u64, u32, *mut FsScratch, i32) {
+pub(crate) fn begin(retval: i32) -> (u64, u32, *mut FsScratch, i32) {
     let null = core::ptr::null_mut();
     if retval != 0 {
         return (0, 0, null, retval);
@@ -206,7 +206,7 @@ fn flags_of(slot: u32) -> u32 {
 }
 
 #[inline(always)]
-fn read_ptr(addr: u64) -> Result<u64, i32> {
+pub(crate) fn read_ptr(addr: u64) -> Result<u64, i32> {
     // SAFETY: bpf_probe_read_kernel faults safely on a bad address.
     unsafe { bpf_probe_read_kernel(addr as *const u64) }
 }
@@ -227,7 +227,7 @@ fn copy(dst: *mut u8, len: usize, src: *const u8) -> Result<(), i32> {
 
 /// The kernel `dev_t` and inode number of `dentry`'s inode, `(0, 0)` for a negative dentry.
 #[inline(always)]
-fn dentry_dev_ino(dentry: u64) -> (u64, u64) {
+pub(crate) fn dentry_dev_ino(dentry: u64) -> (u64, u64) {
     dentry_dev_ino_inner(dentry).unwrap_or((0, 0))
 }
 
@@ -268,6 +268,9 @@ struct Walk {
     root_dentry: u64,
     /// [`WALKING`], [`WALK_DONE`] or [`WALK_FAILED`].
     state: u64,
+    /// Set when the walk ended at its file system's root without passing the root of the
+    /// mount it was in: the dentry is not under that mount (see [`walk_path_checked`]).
+    outside: u64,
 }
 
 const WALKING: u64 = 0;
@@ -305,6 +308,7 @@ fn step(w: &mut Walk) -> Option<bool> {
         let up = read_ptr(mount + offset(&kernel::MOUNT_MNT_PARENT_OFF) as u64).ok()?;
         if up == mount || w.dentry != mnt_root {
             // The namespace's root mount, or a detached tree: the path is complete.
+            w.outside = u64::from(w.dentry != mnt_root);
             return Some(true);
         }
         w.dentry = read_ptr(mount + offset(&kernel::MOUNT_MNT_MOUNTPOINT_OFF) as u64).ok()?;
@@ -342,12 +346,23 @@ fn step(w: &mut Walk) -> Option<bool> {
 /// length, or 0 if it cannot be built (too long, too deep, unreadable).
 #[inline(always)]
 fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> usize {
+    walk_path_checked(s, mnt, dentry).0
+}
+
+/// [`walk_path`], and whether `dentry` turned out not to be under `mnt`'s root (the walk
+/// reached the file system's root without passing it): then the path is not one by which
+/// `dentry` can be reached through `mnt`.
+#[inline(always)]
+#[allow(clippy::inline_always)] // as every helper here: inlined for the verifier
+pub(crate) fn walk_path_checked(s: *mut FsScratch, mnt: u64, dentry: u64) -> (usize, bool) {
     clear_short_keys(s);
-    walk_path_inner(s, mnt, dentry).unwrap_or(0)
+    let mut outside = 0;
+    let len = walk_path_inner(s, mnt, dentry, &mut outside).unwrap_or(0);
+    (len, outside != 0)
 }
 
 #[inline(always)]
-fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
+fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64, outside: &mut u64) -> Option<usize> {
     // SAFETY: helper without arguments; the task pointer is only read through probes.
     let task = unsafe { generated::bpf_get_current_task() };
     let fs = read_ptr(task + offset(&kernel::TASK_STRUCT_FS_OFF) as u64).ok()?;
@@ -362,6 +377,7 @@ fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
         root_mnt,
         root_dentry,
         state: WALKING,
+        outside: 0,
     };
     // SAFETY: `walk_step` only touches `walk` and the scratch map.
     let ret = unsafe {
@@ -373,6 +389,7 @@ fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
         )
     };
     let done = ret >= 0 && walk.state == WALK_DONE;
+    *outside = walk.outside;
     if !done {
         return None;
     }
@@ -403,7 +420,7 @@ fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64) -> Option<usize> {
 
 /// `path` as (`mnt`, `dentry`), `(0, 0)` if unreadable.
 #[inline(always)]
-fn path_parts(path: *const c_void) -> (u64, u64) {
+pub(crate) fn path_parts(path: *const c_void) -> (u64, u64) {
     let path = path as u64;
     let mnt = read_ptr(path + offset(&kernel::PATH_MNT_OFF) as u64).unwrap_or(0);
     let dentry = read_ptr(path + offset(&kernel::PATH_DENTRY_OFF) as u64).unwrap_or(0);
@@ -539,7 +556,13 @@ fn decide(value: FsValue, need: u32) -> u32 {
 /// Judges the path now in `s.path[..len]` (an unreadable path when `len` is 0), with the
 /// object's (dev, inode) if it exists (`ino != 0`).
 #[inline(always)]
-fn judge(s: *mut FsScratch, slot: u32, len: usize, (dev, ino): (u64, u64), need: u32) -> Judged {
+pub(crate) fn judge(
+    s: *mut FsScratch,
+    slot: u32,
+    len: usize,
+    (dev, ino): (u64, u64),
+    need: u32,
+) -> Judged {
     if len == 0 {
         return Judged {
             len: 0,
@@ -582,7 +605,7 @@ fn judge(s: *mut FsScratch, slot: u32, len: usize, (dev, ino): (u64, u64), need:
 
 /// Emits the deny event for `judged` (its path is in `s.path`) and returns `-EACCES`.
 #[inline(always)]
-fn deny(
+pub(crate) fn deny(
     hook_id: u32,
     cgroup_id: u64,
     slot: u32,
@@ -665,7 +688,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
 
 /// Judges (`mnt`, `dentry`) for `need` and denies with `hook_id` if the rules say so.
 #[inline(always)]
-fn judge_dentry(
+pub(crate) fn judge_dentry(
     hook_id: u32,
     cgroup_id: u64,
     slot: u32,

@@ -495,3 +495,39 @@ pub fn is_exec_loading(file: *const c_void) -> bool {
         exe != 0 && exe == file as u64
     }
 }
+
+// Metadata writes (`fs_attr.rs`): the mounts through which a dentry can be reached.
+offsets! {
+    /// `struct dentry`, member `d_sb`.
+    DENTRY_D_SB_OFF,
+    /// `struct super_block`, member `s_mounts`: the head of the list of the file system's
+    /// mounts (a `struct list_head` until 6.14, a `struct mount *` after).
+    SUPER_BLOCK_S_MOUNTS_OFF,
+    /// `struct mount`, the link of that list: `mnt_instance` (a `struct list_head`) or
+    /// `mnt_next_for_sb` (a `struct mount *`), as [`SB_MOUNTS_LINKED_BY_POINTER`] says.
+    MOUNT_SB_LINK_OFF,
+    /// 0: `s_mounts` is a `list_head` ring through `mnt_instance`; 1: a NULL-terminated
+    /// singly linked list through `mnt_next_for_sb`.
+    SB_MOUNTS_LINKED_BY_POINTER,
+    /// `struct mount`, member `mnt_ns`.
+    MOUNT_MNT_NS_OFF,
+    /// `struct task_struct`, member `nsproxy`; `struct nsproxy`, member `mnt_ns`.
+    TASK_STRUCT_NSPROXY_OFF,
+    NSPROXY_MNT_NS_OFF,
+}
+
+// The argument positions of the metadata hooks, from the kernel's BTF (the func proto of
+// `bpf_lsm_<hook>`): the `struct dentry *` argument and the previous LSMs' verdict (the
+// argument after the last). `inode_setattr` gained a first argument in 6.3 (`mnt_idmap`).
+offsets! {
+    INODE_SETATTR_DENTRY_ARG,
+    INODE_SETATTR_RETVAL_ARG,
+    INODE_SETXATTR_DENTRY_ARG,
+    INODE_SETXATTR_RETVAL_ARG,
+    INODE_REMOVEXATTR_DENTRY_ARG,
+    INODE_REMOVEXATTR_RETVAL_ARG,
+    INODE_SET_ACL_DENTRY_ARG,
+    INODE_SET_ACL_RETVAL_ARG,
+    INODE_REMOVE_ACL_DENTRY_ARG,
+    INODE_REMOVE_ACL_RETVAL_ARG,
+}

@@ -7,6 +7,7 @@
 mod event;
 mod exec;
 mod fs;
+mod fs_attr;
 mod kernel;
 mod maps;
 mod net;
@@ -91,6 +92,53 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
 #[lsm(hook = "path_chown")]
 pub fn path_chown(ctx: LsmContext) -> i32 {
     fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_CHOWN, false, 3)
+}
+
+// Metadata writes (`fs_attr.rs`): judged as writes of every path the task can reach the
+// dentry by. `inode_set_acl` and `inode_remove_acl` exist from 6.2 (loaded where present).
+
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "inode_setattr")]
+pub fn inode_setattr(ctx: LsmContext) -> i32 {
+    fs_attr::inode_setattr(&ctx)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "inode_setxattr")]
+pub fn inode_setxattr(ctx: LsmContext) -> i32 {
+    fs_attr::inode_setxattr(&ctx)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "inode_removexattr")]
+pub fn inode_removexattr(ctx: LsmContext) -> i32 {
+    fs_attr::inode_removexattr(&ctx)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "inode_set_acl")]
+pub fn inode_set_acl(ctx: LsmContext) -> i32 {
+    fs_attr::inode_set_acl(&ctx)
+}
+
+/// File attribute flags by `ioctl` (`chattr`), as the filesystem control's write.
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "file_ioctl")]
+pub fn fs_file_ioctl(ctx: LsmContext) -> i32 {
+    fs_attr::file_ioctl(&ctx, nemoclaw_common::event::hook::FS_FILE_IOCTL)
+}
+
+/// The same for 32-bit `ioctl`s (where the kernel has the hook: 6.8, 6.1.75+).
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "file_ioctl_compat")]
+pub fn fs_file_ioctl_compat(ctx: LsmContext) -> i32 {
+    fs_attr::file_ioctl(&ctx, nemoclaw_common::event::hook::FS_FILE_IOCTL_COMPAT)
+}
+
+#[allow(clippy::needless_pass_by_value)] // the macro's signature
+#[lsm(hook = "inode_remove_acl")]
+pub fn inode_remove_acl(ctx: LsmContext) -> i32 {
+    fs_attr::inode_remove_acl(&ctx)
 }
 
 /// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`.

@@ -6,7 +6,7 @@ use std::{
 };
 
 use nemoclaw_common::{
-    event::{DenyEvent, EVENT_PATH_MAX, hook},
+    event::{DenyEvent, EVENT_PATH_MAX, hook, unreachable},
     net::{PROTO_TCP, PROTO_UDP},
     rule::RULE_DEFAULT_DENY,
 };
@@ -31,6 +31,13 @@ pub struct RuleCitation {
 pub enum AuditObject {
     File {
         path: String,
+        dev: u64,
+        ino: u64,
+    },
+    /// A metadata write (`inode_*` hooks) denied because no path by which the task could
+    /// reach the object was found: why, and the object's (device, inode).
+    Unreachable {
+        unreachable: &'static str,
         dev: u64,
         ino: u64,
     },
@@ -142,6 +149,13 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::PATH_TRUNCATE => ("filesystem", "path_truncate"),
         hook::PATH_CHMOD => ("filesystem", "path_chmod"),
         hook::PATH_CHOWN => ("filesystem", "path_chown"),
+        hook::INODE_SETATTR => ("filesystem", "inode_setattr"),
+        hook::INODE_SETXATTR => ("filesystem", "inode_setxattr"),
+        hook::INODE_REMOVEXATTR => ("filesystem", "inode_removexattr"),
+        hook::INODE_SET_ACL => ("filesystem", "inode_set_acl"),
+        hook::INODE_REMOVE_ACL => ("filesystem", "inode_remove_acl"),
+        hook::FS_FILE_IOCTL => ("filesystem", "file_ioctl"),
+        hook::FS_FILE_IOCTL_COMPAT => ("filesystem", "file_ioctl_compat"),
         hook::MMAP_FILE => ("process", "mmap_file"),
         hook::FILE_MPROTECT => ("process", "file_mprotect"),
         hook::BPRM_CREDS_FROM_FILE => ("privilege", "bprm_creds_from_file"),
@@ -429,6 +443,30 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
     })
 }
 
+/// The filesystem control's metadata hooks (`nemoclaw-ebpf` `fs_attr.rs`).
+fn is_metadata_hook(hook: u32) -> bool {
+    matches!(
+        hook,
+        hook::INODE_SETATTR
+            | hook::INODE_SETXATTR
+            | hook::INODE_REMOVEXATTR
+            | hook::INODE_SET_ACL
+            | hook::INODE_REMOVE_ACL
+    )
+}
+
+/// Why a metadata write was denied without a path (`unreachable::*`).
+fn unreachable_reason(code: u64) -> &'static str {
+    match code {
+        unreachable::NO_MOUNT => "no mount in the sandbox's mount namespace reaches the object",
+        unreachable::TOO_MANY_MOUNTS => {
+            "the object's file system has more mounts than are searched"
+        }
+        unreachable::UNREADABLE => "the object's mounts could not be read",
+        _ => "unknown",
+    }
+}
+
 impl AuditRecord {
     /// Decodes `event`, citing `rules` (the compiled policy's rule table).
     #[must_use]
@@ -446,6 +484,12 @@ impl AuditRecord {
                 level,
                 option,
                 option_name: socket_option_name(level, option),
+            }
+        } else if is_metadata_hook(event.hook) && event.arg != 0 {
+            AuditObject::Unreachable {
+                unreachable: unreachable_reason(event.arg),
+                dev: event.dev,
+                ino: event.ino,
             }
         } else if matches!(event.hook, hook::SOCKET_CREATE | hook::SOCK_CREATE) {
             AuditObject::Socket {
@@ -673,6 +717,37 @@ mod tests {
                 dev: 0,
                 ino: 0
             }
+        );
+    }
+
+    #[test]
+    fn metadata_events_name_the_hook_and_say_why_no_path() {
+        let mut ev = blank();
+        ev.hook = hook::INODE_SETXATTR;
+        ev.errno = 13;
+        let path = b"/w/f\0";
+        ev.path[..path.len()].copy_from_slice(path);
+        ev.path_len = path.len() as u32;
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        assert_eq!((r.control, r.hook), ("filesystem", "inode_setxattr"));
+        assert_eq!(
+            r.object,
+            AuditObject::File {
+                path: "/w/f".into(),
+                dev: 0,
+                ino: 0
+            }
+        );
+        ev.hook = hook::INODE_SETATTR;
+        ev.path_len = 0;
+        ev.arg = unreachable::NO_MOUNT;
+        ev.dev = 7;
+        ev.ino = 9;
+        let r = AuditRecord::from_event(&ev, &rules(), SystemTime::UNIX_EPOCH);
+        let line = serde_json::to_string(&r.object).unwrap();
+        assert_eq!(
+            line,
+            r#"{"unreachable":"no mount in the sandbox's mount namespace reaches the object","dev":7,"ino":9}"#
         );
     }
 }

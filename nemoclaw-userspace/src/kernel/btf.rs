@@ -24,10 +24,15 @@ pub enum BtfError {
     Bitfield { strukt: String, member: String },
     #[error("BTF struct {strukt} member {member} is not a one-bit bitfield")]
     NotOneBit { strukt: String, member: String },
+    #[error("BTF has no function {0}")]
+    NoFunc(String),
+    #[error("BTF function {func} has no `struct {strukt} *` parameter")]
+    NoParam { func: String, strukt: String },
 }
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
@@ -36,6 +41,7 @@ const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 const KIND_VAR: u32 = 14;
 const KIND_DATASEC: u32 = 15;
@@ -56,8 +62,9 @@ struct Member {
 struct Type {
     name: u32,
     kind: u32,
-    /// Referenced type for typedef and modifiers.
+    /// Referenced type for typedef, pointers and modifiers; a function's prototype.
     type_ref: u32,
+    /// A struct's or union's members; a function prototype's parameters (name and type).
     members: Vec<Member>,
 }
 
@@ -67,6 +74,7 @@ pub struct Btf {
     /// Index = type id; id 0 is `void`.
     types: Vec<Type>,
     structs_by_name: HashMap<String, u32>,
+    funcs_by_name: HashMap<String, u32>,
 }
 
 fn u16_at(b: &[u8], off: usize) -> Result<u16, BtfError> {
@@ -150,7 +158,19 @@ impl Btf {
                     }
                     vlen * 12
                 }
-                KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
+                KIND_FUNC_PROTO => {
+                    for i in 0..vlen {
+                        let m = pos + i * 8;
+                        members.push(Member {
+                            name: u32_at(types_sec, m)?,
+                            type_id: u32_at(types_sec, m + 4)?,
+                            bit_offset: 0,
+                            bitfield_size: 0,
+                        });
+                    }
+                    vlen * 8
+                }
+                KIND_ENUM => vlen * 8,
                 KIND_DATASEC | KIND_ENUM64 => vlen * 12,
                 0..=19 => 0,
                 _ => return Err(BtfError::Malformed("unknown BTF kind")),
@@ -167,11 +187,15 @@ impl Btf {
             strings,
             types,
             structs_by_name: HashMap::new(),
+            funcs_by_name: HashMap::new(),
         };
         for (id, t) in btf.types.iter().enumerate() {
             if t.kind == KIND_STRUCT && !t.members.is_empty() {
                 let name = btf.string(t.name).to_owned();
                 btf.structs_by_name.entry(name).or_insert(id as u32);
+            } else if t.kind == KIND_FUNC {
+                let name = btf.string(t.name).to_owned();
+                btf.funcs_by_name.entry(name).or_insert(id as u32);
             }
         }
         Ok(btf)
@@ -240,6 +264,41 @@ impl Btf {
             });
         }
         Ok(u64::from(bits / 8))
+    }
+
+    /// Whether the kernel has function `name` (e.g. `bpf_lsm_inode_set_acl`: the LSM hook
+    /// exists and BPF LSM programs can attach to it).
+    #[must_use]
+    pub fn has_func(&self, name: &str) -> bool {
+        self.funcs_by_name.contains_key(name)
+    }
+
+    /// Of function `func`'s parameters: the position of the first `struct strukt *` one,
+    /// and how many there are.
+    pub fn func_param_pointing_to(&self, func: &str, strukt: &str) -> Result<(u64, u64), BtfError> {
+        let proto = self
+            .funcs_by_name
+            .get(func)
+            .and_then(|&id| self.types.get(id as usize))
+            .and_then(|f| self.types.get(self.resolve(f.type_ref) as usize))
+            .filter(|p| p.kind == KIND_FUNC_PROTO)
+            .ok_or_else(|| BtfError::NoFunc(func.to_owned()))?;
+        let points_to_strukt = |type_id: u32| {
+            self.types
+                .get(self.resolve(type_id) as usize)
+                .filter(|t| t.kind == KIND_PTR)
+                .and_then(|ptr| self.types.get(self.resolve(ptr.type_ref) as usize))
+                .is_some_and(|t| t.kind == KIND_STRUCT && self.string(t.name) == strukt)
+        };
+        let at = proto
+            .members
+            .iter()
+            .position(|p| points_to_strukt(p.type_id))
+            .ok_or_else(|| BtfError::NoParam {
+                func: func.to_owned(),
+                strukt: strukt.to_owned(),
+            })?;
+        Ok((at as u64, proto.members.len() as u64))
     }
 
     /// A one-bit bitfield `strukt.member`, as (byte offset, mask within that byte).

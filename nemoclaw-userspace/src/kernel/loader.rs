@@ -253,6 +253,15 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("path_truncate", "path_truncate", controls::FS),
     ("path_chmod", "path_chmod", controls::FS),
     ("path_chown", "path_chown", controls::FS),
+    // ... metadata writes on dentries (`fs_attr.rs`): attributes, xattrs, POSIX ACLs.
+    ("inode_setattr", "inode_setattr", controls::FS),
+    ("inode_setxattr", "inode_setxattr", controls::FS),
+    ("inode_removexattr", "inode_removexattr", controls::FS),
+    ("inode_set_acl", "inode_set_acl", controls::FS),
+    ("inode_remove_acl", "inode_remove_acl", controls::FS),
+    // ... and file attribute flags set by `ioctl` (`chattr`), judged by the file's path.
+    ("fs_file_ioctl", "file_ioctl", controls::FS),
+    ("fs_file_ioctl_compat", "file_ioctl_compat", controls::FS),
     // Exec hardening: executable file mappings only of allowed binaries and libraries.
     ("mmap_file", "mmap_file", controls::EXEC),
     ("file_mprotect", "file_mprotect", controls::EXEC),
@@ -312,8 +321,25 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
         controls::PRIVILEGE,
     ),
 ];
+/// Programs of [`LSM_PROGRAMS`] whose hooks older supported kernels lack: they are loaded
+/// where the kernel has the hook, and skipped (not required) where it has not. POSIX ACLs
+/// got their own hooks in 6.2; before, they are extended attributes, judged at
+/// `inode_setxattr` and `inode_removexattr`.
+/// `fs_file_ioctl_compat`'s hook came in 6.8 (6.1.75+ by backport): without it 32-bit
+/// `chattr` is not judged by the filesystem control (the privilege control still requires
+/// the hook for its own program).
+const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl", "inode_remove_acl", "fs_file_ioctl_compat"];
+
+/// Whether program `prog` (on `hook`) must be attached on this kernel: every program but an
+/// [`OPTIONAL_HOOKS`] one (by program name) whose hook this kernel lacks (`btf` unreadable:
+/// required).
+fn hook_required(btf: Option<&Btf>, prog: &str, hook: &str) -> bool {
+    !OPTIONAL_HOOKS.contains(&prog) || btf.is_none_or(|b| b.has_func(&format!("bpf_lsm_{hook}")))
+}
+
 /// The network control's cgroup programs: destinations (`sock_addr`), local addresses of
-/// binds (inbound, `bind4`/`bind6`) and socket kinds on every kernel (`sock_create`).
+/// binds (inbound, `bind4`/`bind6`) and socket kinds on every kernel (`sock_create`),
+/// destination-overriding socket options where BPF LSM does not run (`setsockopt`).
 const NET_PROGRAMS: &[&str] = &[
     "connect4",
     "connect6",
@@ -426,8 +452,9 @@ impl Enforcer {
                     LSM_ADVICE,
                 )
             })?;
+            let kernel_btf = Btf::from_sys_fs()?;
             for &(prog, hook, bit) in LSM_PROGRAMS {
-                if wanted & bit == 0 {
+                if wanted & bit == 0 || !hook_required(Some(&kernel_btf), prog, hook) {
                     continue;
                 }
                 let p: &mut Lsm = ebpf
@@ -592,11 +619,14 @@ impl Enforcer {
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect();
         let has = |name: &str| pinned.iter().any(|p| p == name);
+        let kernel_btf = Btf::from_sys_fs().ok();
         let mut attached = 0;
         for bit in [controls::EXEC, controls::FS, controls::PRIVILEGE] {
             if LSM_PROGRAMS
                 .iter()
-                .filter(|(_, _, b)| *b == bit)
+                .filter(|(prog, hook, b)| {
+                    *b == bit && hook_required(kernel_btf.as_ref(), prog, hook)
+                })
                 .all(|(prog, _, _)| has(prog))
             {
                 attached |= bit;

@@ -78,7 +78,67 @@ pub const NEEDED: &[(&str, &str, &str)] = &[
         "skc_v6_rcv_saddr",
     ),
     ("SOCKET_TYPE_OFF", "socket", "type"),
+    // Metadata writes: the mounts of a dentry's file system in the task's namespace.
+    ("DENTRY_D_SB_OFF", "dentry", "d_sb"),
+    ("SUPER_BLOCK_S_MOUNTS_OFF", "super_block", "s_mounts"),
+    ("MOUNT_MNT_NS_OFF", "mount", "mnt_ns"),
+    ("TASK_STRUCT_NSPROXY_OFF", "task_struct", "nsproxy"),
+    ("NSPROXY_MNT_NS_OFF", "nsproxy", "mnt_ns"),
 ];
+
+/// The metadata hooks whose `struct dentry *` argument and verdict argument the eBPF side
+/// reads, as (dentry position global, verdict position global, hook). The positions come
+/// from the func proto of `bpf_lsm_<hook>`: `inode_setattr` has an `idmap` first from 6.3
+/// on, not before. A hook this kernel lacks (`inode_set_acl` before 6.2) gets 0 and 0: its
+/// program is not loaded there (`kernel::loader`, `OPTIONAL_HOOKS`).
+pub const HOOK_ARGS: &[(&str, &str, &str)] = &[
+    (
+        "INODE_SETATTR_DENTRY_ARG",
+        "INODE_SETATTR_RETVAL_ARG",
+        "inode_setattr",
+    ),
+    (
+        "INODE_SETXATTR_DENTRY_ARG",
+        "INODE_SETXATTR_RETVAL_ARG",
+        "inode_setxattr",
+    ),
+    (
+        "INODE_REMOVEXATTR_DENTRY_ARG",
+        "INODE_REMOVEXATTR_RETVAL_ARG",
+        "inode_removexattr",
+    ),
+    (
+        "INODE_SET_ACL_DENTRY_ARG",
+        "INODE_SET_ACL_RETVAL_ARG",
+        "inode_set_acl",
+    ),
+    (
+        "INODE_REMOVE_ACL_DENTRY_ARG",
+        "INODE_REMOVE_ACL_RETVAL_ARG",
+        "inode_remove_acl",
+    ),
+];
+
+/// The link of `sb->s_mounts` in `struct mount`: `mnt_instance` (a `list_head` ring, up to
+/// 6.14) or `mnt_next_for_sb` (a NULL-terminated `struct mount *` list, later), as
+/// `(MOUNT_SB_LINK_OFF, SB_MOUNTS_LINKED_BY_POINTER)`.
+fn sb_mount_link(btf: &Btf) -> Result<(u64, u64), BtfError> {
+    match btf.member_offset("mount", "mnt_instance") {
+        Ok(off) => Ok((off, 0)),
+        Err(BtfError::NoMember { .. }) => Ok((btf.member_offset("mount", "mnt_next_for_sb")?, 1)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `(dentry position, verdict position)` of `hook`'s arguments, `None` if this kernel has no
+/// such LSM hook.
+pub fn hook_dentry_arg(btf: &Btf, hook: &str) -> Result<Option<(u64, u64)>, BtfError> {
+    let func = format!("bpf_lsm_{hook}");
+    if !btf.has_func(&func) {
+        return Ok(None);
+    }
+    btf.func_param_pointing_to(&func, "dentry").map(Some)
+}
 
 /// One-bit bitfields the eBPF side tests, as (offset global, mask global, struct, member).
 /// Optional: a kernel without one gets mask 0, which turns the fast path it enables off.
@@ -90,7 +150,8 @@ pub const OPTIONAL_BITS: &[(&str, &str, &str, &str)] = &[(
 )];
 
 /// Every offset in [`NEEDED`], in order, or the first that this kernel's BTF lacks; then
-/// the byte offset and mask of each [`OPTIONAL_BITS`] member (mask 0 where it is missing).
+/// the byte offset and mask of each [`OPTIONAL_BITS`] member (mask 0 where it is missing),
+/// the `s_mounts` link, and the [`HOOK_ARGS`] positions.
 pub fn resolve(btf: &Btf) -> Result<Vec<(&'static str, u64)>, BtfError> {
     let mut out = NEEDED
         .iter()
@@ -101,5 +162,44 @@ pub fn resolve(btf: &Btf) -> Result<Vec<(&'static str, u64)>, BtfError> {
         out.push((off_global, off));
         out.push((mask_global, u64::from(mask)));
     }
+    let (link, by_pointer) = sb_mount_link(btf)?;
+    out.push(("MOUNT_SB_LINK_OFF", link));
+    out.push(("SB_MOUNTS_LINKED_BY_POINTER", by_pointer));
+    for &(dentry_global, retval_global, hook) in HOOK_ARGS {
+        let (dentry, retval) = hook_dentry_arg(btf, hook)?.unwrap_or((0, 0));
+        out.push((dentry_global, dentry));
+        out.push((retval_global, retval));
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On the running kernel (where its BTF is readable): every global resolves, and the
+    /// metadata hooks' dentry and verdict positions are those of its generation.
+    #[test]
+    fn running_kernel_resolves_metadata_hook_arguments() {
+        let Ok(btf) = Btf::from_sys_fs() else {
+            println!("skipped: no kernel BTF");
+            return;
+        };
+        let all = resolve(&btf).unwrap();
+        let get = |name: &str| all.iter().find(|(g, _)| *g == name).unwrap().1;
+        // 6.3 and later: (idmap, dentry, attr); 6.1: (dentry, attr).
+        let (dentry, retval) = hook_dentry_arg(&btf, "inode_setattr").unwrap().unwrap();
+        assert!(
+            (dentry, retval) == (1, 3) || (dentry, retval) == (0, 2),
+            "{dentry} {retval}"
+        );
+        assert_eq!(get("INODE_SETATTR_DENTRY_ARG"), dentry);
+        assert_eq!(get("INODE_SETATTR_RETVAL_ARG"), retval);
+        assert_eq!(
+            hook_dentry_arg(&btf, "inode_removexattr").unwrap(),
+            Some((1, 3))
+        );
+        assert_eq!(hook_dentry_arg(&btf, "no_such_hook").unwrap(), None);
+        assert!(get("SB_MOUNTS_LINKED_BY_POINTER") <= 1);
+    }
 }

@@ -6,6 +6,8 @@
 //! Every denied target is readable and writable for `nobody` by mode (0666 files, 0777
 //! directories), so an `EACCES` can only come from `NemoClaw`, and the audit record proves it.
 
+mod metadata;
+
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt as _, path::Path};
 
 mod renames;
