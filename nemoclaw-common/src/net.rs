@@ -194,3 +194,35 @@ mod tests {
         assert!(!is_loopback6(link_local));
     }
 }
+
+/// `DNS_GATE[slot]`: the loopback ports of the sandbox's DNS gateway (the filtering
+/// resolver its NemoClaw host process serves): IPv4 (`127.0.0.1`) in the low 16 bits,
+/// IPv6 (`::1`) in the high 16 bits, 0 for none. Every port-53 destination of a sandbox
+/// whose slot has a gateway is rewritten to it.
+#[must_use]
+pub const fn dns_gate(port4: u16, port6: u16) -> u32 {
+    (port6 as u32) << 16 | port4 as u32
+}
+
+/// The DNS port, whose every destination goes to the sandbox's gateway.
+pub const DNS_PORT: u16 = 53;
+
+/// Capacity of `DNS_ORIGINAL` (an LRU map: a socket's entry lives while it is in use).
+pub const MAX_DNS_SOCKETS: u32 = 16_384;
+
+/// `DNS_ORIGINAL[socket cookie]`: where a redirected DNS socket meant to send, so the
+/// replies' source (`recvmsg`) and the peer (`getpeername`) read as that server again
+/// (resolvers such as glibc's drop a reply whose source is not the server they asked).
+/// Fields as in `struct bpf_sock_addr`: family, address words and port in network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsOriginal {
+    /// `AF_INET` or `AF_INET6`, as the socket addressed it.
+    pub family: u32,
+    /// The original destination port (network order, low 16 bits).
+    pub port: u32,
+    /// The gateway port the destination was rewritten to (network order, low 16 bits).
+    pub gate_port: u32,
+    /// The original address: `user_ip4` in word 0, or the four `user_ip6` words.
+    pub addr: [u32; 4],
+}

@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod dns;
 mod event;
 mod exec;
 mod fs;
@@ -197,6 +198,29 @@ pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     net::judge6(&ctx, nemoclaw_common::event::hook::SENDMSG6)
+}
+
+/// `recvmsg4/6`: a reply from the DNS gateway reads as coming from the server the socket
+/// addressed (`dns.rs`).
+#[cgroup_sock_addr(recvmsg4)]
+pub fn recvmsg4(ctx: SockAddrContext) -> i32 {
+    dns::restore::<false>(&ctx)
+}
+
+#[cgroup_sock_addr(recvmsg6)]
+pub fn recvmsg6(ctx: SockAddrContext) -> i32 {
+    dns::restore::<true>(&ctx)
+}
+
+/// `getpeername4/6`: a socket redirected to the DNS gateway names the server it addressed.
+#[cgroup_sock_addr(getpeername4)]
+pub fn getpeername4(ctx: SockAddrContext) -> i32 {
+    dns::restore::<false>(&ctx)
+}
+
+#[cgroup_sock_addr(getpeername6)]
+pub fn getpeername6(ctx: SockAddrContext) -> i32 {
+    dns::restore::<true>(&ctx)
 }
 
 #[lsm(hook = "socket_setsockopt")]

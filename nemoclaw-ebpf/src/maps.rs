@@ -52,6 +52,16 @@ pub static NET_SANDBOX: aya_ebpf::maps::CgroupStorage<SandboxEntry> =
 pub static NET_SLOT_FLAGS: aya_ebpf::maps::Array<nemoclaw_common::net::NetSlotFlags> =
     aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
 
+/// Slot -> the loopback ports of the sandbox's DNS gateway (`nemoclaw_common::net::dns_gate`).
+#[map]
+pub static DNS_GATE: aya_ebpf::maps::Array<u32> =
+    aya_ebpf::maps::Array::with_max_entries(nemoclaw_common::sandbox::MAX_SLOTS, 0);
+
+/// Socket cookie -> where a DNS socket redirected to its gateway meant to send.
+#[map]
+pub static DNS_ORIGINAL: aya_ebpf::maps::LruHashMap<u64, nemoclaw_common::net::DnsOriginal> =
+    aya_ebpf::maps::LruHashMap::with_max_entries(nemoclaw_common::net::MAX_DNS_SOCKETS, 0);
+
 /// (slot, dev, ino) of an executable named by a network rule's `binaries` -> its binary id.
 #[map]
 pub static NET_BINARIES: HashMap<ExecKey, u32> = HashMap::with_max_entries(MAX_NET_BINARIES, 0);

@@ -244,9 +244,10 @@ fn target(ctx: &SockAddrContext) -> (u8, u16) {
 }
 
 /// Judges one destination: `addr` (4 bytes for IPv4, 16 for IPv6) in `trie`, whose keys
-/// `key` builds from (slot, binary id, protocol, port, address).
+/// `key` builds from (slot, binary id, protocol, port, address). DNS goes to the slot's
+/// gateway instead (`dns.rs`); `V6`: the program is an IPv6 one.
 #[inline(always)]
-fn judge<K: NetKey, const N: usize>(
+fn judge<K: NetKey, const N: usize, const V6: bool>(
     ctx: &SockAddrContext,
     hook: u32,
     addr: [u8; N],
@@ -259,6 +260,9 @@ fn judge<K: NetKey, const N: usize>(
         Err(verdict) => return verdict,
     };
     let (proto, port) = target(ctx);
+    if crate::dns::is_dns(proto, port) && crate::dns::redirect::<V6>(ctx, slot) {
+        return ALLOW;
+    }
     let flags = with_port(groups, ports, port);
     let prefix_len = FIXED_PREFIX_BITS + 8 * N as u32;
     let mut key = TrieKey(Key::new(prefix_len, key(slot, BIN_ANY, proto, port, addr)));
@@ -275,7 +279,7 @@ fn judge<K: NetKey, const N: usize>(
 pub fn judge4(ctx: &SockAddrContext, hook: u32) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let ip = unsafe { (*ctx.sock_addr).user_ip4 };
-    judge(ctx, hook, ip.to_ne_bytes(), Net4Key::new, &NET4)
+    judge::<_, 4, false>(ctx, hook, ip.to_ne_bytes(), Net4Key::new, &NET4)
 }
 
 #[inline(always)]
@@ -289,9 +293,9 @@ pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     // ::ffff:a.b.c.d is IPv4 on the wire: judge it with the IPv4 rules.
     if addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff {
         let v4 = [addr[12], addr[13], addr[14], addr[15]];
-        return judge(ctx, hook, v4, Net4Key::new, &NET4);
+        return judge::<_, 4, true>(ctx, hook, v4, Net4Key::new, &NET4);
     }
-    judge(ctx, hook, addr, Net6Key::new, &NET6)
+    judge::<_, 16, true>(ctx, hook, addr, Net6Key::new, &NET6)
 }
 
 /// Whether a `network.listen` entry of `slot` opens `port` for `proto` on non-loopback

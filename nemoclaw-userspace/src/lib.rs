@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod cli;
 pub mod daemon;
+pub mod dnsgate;
 pub mod kernel;
 pub mod policy;
 pub mod sandbox;

@@ -23,6 +23,10 @@ use crate::{
         protocol::{Client, ClientError, Request, Response},
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
     },
+    dnsgate::{
+        gateway::{GateSpec, Gateway},
+        names::AllowedNames,
+    },
     kernel::{Enforcer, KernelError},
     policy::{self, CompileEnv},
     sandbox::{SandboxCgroup, launch, selftest, user::SandboxUser},
@@ -42,8 +46,8 @@ pub struct RunArgs {
     /// Also write audit records to stderr (the default when no --audit-log is given).
     #[arg(long)]
     pub audit_stderr: bool,
-    /// Nameservers for host-name rules (resolved here, never in the sandbox); the sandbox
-    /// may send DNS to these and no other address.
+    /// Nameservers for host-name rules (resolved here, never in the sandbox) and for the
+    /// sandbox's DNS gateway, the only DNS it can reach.
     #[arg(long, default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
     /// Seconds an address that DNS stopped returning stays allowed.
@@ -99,13 +103,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         }
         Err(_) => Vec::new(),
     };
-    let policy = policy::resolvers::with_resolvers(
-        &policy,
-        &servers,
-        &args.resolv_conf.display().to_string(),
-    );
+    let names = AllowedNames::from_policy(&policy);
     let resolver = Arc::new(TtlResolver::new(
-        servers,
+        servers.clone(),
         Duration::from_secs(args.dns_grace),
     ));
     let mut env = CompileEnv::new(user.home.clone());
@@ -153,6 +153,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             rules: Arc::new(compiled.rules.clone()),
         },
     );
+    // The sandbox's only DNS: its gateway, pointed at before the sandbox is registered.
+    let dns_gate = if compiled.controls & controls::NET == 0 {
+        None
+    } else {
+        let gateway = Gateway::start().context("starting the DNS gateway")?;
+        let gate = gateway
+            .open(GateSpec {
+                sandbox: name.clone(),
+                names,
+                upstreams: servers,
+                sink: Arc::clone(&sink),
+                ports: (0, 0),
+            })
+            .context("starting the sandbox's DNS gateway")?;
+        enforcer.set_dns_gate(RUN_SLOT, gate.port4, gate.port6)?;
+        Some((gateway, gate))
+    };
     enforcer.register(
         cgroup.id(),
         SandboxEntry {
@@ -220,6 +237,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         }
         Err(e) => eprintln!("nemoclaw: {e}"),
     }
+    drop(dns_gate);
     reader.finish();
     let code = status
         .as_ref()

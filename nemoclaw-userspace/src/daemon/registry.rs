@@ -36,6 +36,12 @@ pub struct SandboxState {
     /// reports the drops made while it ran.
     #[serde(default)]
     pub events_lost_at_start: u64,
+    /// The names its DNS gateway answers (the installed policy's host names) and the
+    /// gateway's loopback ports (IPv4, IPv6), which a restarted daemon binds again.
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    #[serde(default)]
+    pub dns_ports: (u16, u16),
 }
 
 /// What survives a daemon restart (the kernel keeps the rest in pinned maps).
@@ -265,6 +271,8 @@ mod tests {
                 resolv_conf: "/etc/resolv.conf".into(),
                 dns_grace: 30,
                 events_lost_at_start: 7,
+                dns_names: vec!["api.example.com".to_owned()],
+                dns_ports: (40001, 40002),
             }],
         };
         state.write(&path).unwrap();

@@ -10,6 +10,7 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
+    net::SocketAddr,
     os::unix::{
         fs::PermissionsExt,
         net::{UnixListener, UnixStream},
@@ -36,6 +37,10 @@ use crate::{
         lifecycle::{Lifecycle, PolicyRef, now},
         reader::{AuditReader, Citations, SharedSink},
         replay,
+    },
+    dnsgate::{
+        gateway::{Gate, GateSpec, Gateway},
+        names::AllowedNames,
     },
     kernel::{
         Enforcer, KernelError,
@@ -104,6 +109,9 @@ struct Compiled {
     sha256: String,
     notices: Vec<String>,
     dns: Option<RefreshSpec>,
+    /// What its DNS gateway answers, and where it asks.
+    names: AllowedNames,
+    nameservers: Vec<SocketAddr>,
 }
 
 struct Sandbox {
@@ -112,6 +120,8 @@ struct Sandbox {
     /// adopting daemon re-applies such policies).
     dns: Option<Arc<Mutex<RefreshSpec>>>,
     cgroup: SandboxCgroup,
+    /// Its DNS gateway (policies with a network section).
+    gate: Option<Gate>,
     /// Open connections that created it (an ephemeral sandbox goes when none is left).
     holders: usize,
 }
@@ -129,6 +139,8 @@ pub struct Daemon {
     watcher: Option<Arc<Watcher>>,
     /// Why controls are unavailable here (not attached, or their self-test failed).
     unavailable: Vec<Unavailable>,
+    /// Serves every sandbox's DNS gateway.
+    gateway: Gateway,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -324,6 +336,10 @@ impl Daemon {
             AuditSink::open(Some(&config.audit_log), false).map_err(io_err(&config.audit_log))?,
         ));
         let book = Arc::new(Mutex::new(RuleBook::default()));
+        let gateway = Gateway::start().map_err(|error| DaemonError::Io {
+            path: PathBuf::from("DNS gateway runtime"),
+            error,
+        })?;
         // The self-test's deny events reach the log after this, cited under its own name.
         lock_book(&book).set(
             SELF_TEST_SLOT,
@@ -335,12 +351,16 @@ impl Daemon {
             match SandboxCgroup::open(&s.cgroup) {
                 Ok(cgroup) if cgroup.id() == s.cgroup_id => {
                     lock_book(&book).set(s.slot, &s.name, s.rules.clone());
+                    let mut s = s;
+                    let gate = (s.controls & controls::NET != 0)
+                        .then(|| reopen_gate(&gateway, &mut enforcer, &sink, &mut s));
                     sandboxes.insert(
                         s.name.clone(),
                         Sandbox {
                             state: s,
                             dns: None,
                             cgroup,
+                            gate: gate.flatten(),
                             holders: 0,
                         },
                     );
@@ -370,6 +390,7 @@ impl Daemon {
             events_lost_seen,
             watcher: None,
             unavailable,
+            gateway,
         };
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
@@ -458,11 +479,7 @@ impl Daemon {
             }
             Err(_) => Vec::new(),
         };
-        let parsed = policy::resolvers::with_resolvers(
-            &parsed,
-            &nameservers,
-            &resolv_conf.display().to_string(),
-        );
+        let names = AllowedNames::from_policy(&parsed);
         let c = &self.config;
         // The pin directory is the daemon's alone; the other files may share a directory
         // with anything (e.g. an audit log in /tmp), so they are guarded one by one.
@@ -477,7 +494,7 @@ impl Daemon {
         let dirs = [c.pin_dir.as_path()];
         let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &files);
         let mut env = CompileEnv::new(user.home.clone());
-        let resolver = Arc::new(TtlResolver::new(nameservers, dns_grace));
+        let resolver = Arc::new(TtlResolver::new(nameservers.clone(), dns_grace));
         env.resolver = Box::new(refresh::Shared(Arc::clone(&resolver)));
         let compiled = policy::compile(&parsed, &env).map_err(|e| e.to_string())?;
         let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
@@ -512,6 +529,8 @@ impl Daemon {
             sha256: line_hash(&source),
             notices,
             dns,
+            names,
+            nameservers,
         })
     }
 
@@ -560,6 +579,30 @@ impl Daemon {
         Ok(slot)
     }
 
+    /// Starts `name`'s DNS gateway and sends `slot`'s port 53 to it.
+    fn open_gate(
+        &mut self,
+        name: &str,
+        names: AllowedNames,
+        nameservers: Vec<SocketAddr>,
+        slot: Slot,
+    ) -> Result<Gate, String> {
+        let gate = self
+            .gateway
+            .open(GateSpec {
+                sandbox: name.to_owned(),
+                names,
+                upstreams: nameservers,
+                sink: Arc::clone(&self.sink),
+                ports: (0, 0),
+            })
+            .map_err(|e| format!("starting the sandbox's DNS gateway: {e}"))?;
+        self.enforcer
+            .set_dns_gate(slot, gate.port4, gate.port6)
+            .map_err(|e| e.to_string())?;
+        Ok(gate)
+    }
+
     fn release(&mut self, slot: Slot) {
         if let Err(e) = self.enforcer.clear_slot(slot) {
             eprintln!("nemoclaw daemon: {e}");
@@ -597,6 +640,8 @@ impl Daemon {
             sha256: sha,
             mut notices,
             dns,
+            names,
+            nameservers,
         } = self.compile(
             &policy_path,
             &user,
@@ -611,6 +656,18 @@ impl Daemon {
         let cgroup =
             SandboxCgroup::create(&self.config.cgroup_root, &name).map_err(|e| e.to_string())?;
         let slot = self.install(&compiled)?;
+        let dns_names = names.names();
+        let gate = if compiled.controls & controls::NET == 0 {
+            None
+        } else {
+            match self.open_gate(&name, names, nameservers, slot) {
+                Ok(gate) => Some(gate),
+                Err(e) => {
+                    self.release(slot);
+                    return Err(e);
+                }
+            }
+        };
         lock_book(&self.book).set(slot, &name, compiled.rules.clone());
         if let Err(e) = self.enforcer.register(
             cgroup.id(),
@@ -637,11 +694,14 @@ impl Daemon {
             resolv_conf,
             dns_grace,
             events_lost_at_start: self.enforcer.events_lost().unwrap_or(0),
+            dns_ports: gate.as_ref().map_or((0, 0), |g| (g.port4, g.port6)),
+            dns_names,
         };
         let sandbox = Sandbox {
             state,
             dns: with_slot(dns, slot),
             cgroup,
+            gate,
             holders: usize::from(ephemeral),
         };
         let info = self.info(&sandbox);
@@ -741,6 +801,8 @@ impl Daemon {
             policy: compiled,
             sha256: sha,
             dns,
+            names,
+            nameservers,
             ..
         } = self
             .compile(
@@ -755,6 +817,30 @@ impl Daemon {
         let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
             .map_err(|e| rejected(self, e.to_string()))?;
         let slot = self.install(&compiled).map_err(|e| rejected(self, e))?;
+        // The DNS gateway: the running one serves the new slot too (its names change at
+        // the switch), or one is started for a policy that gained a network section.
+        let dns_names = names.names();
+        let running = self.sandboxes.get(name).and_then(|s| s.gate.as_ref());
+        let running_ports = running.map(|g| (g.port4, g.port6));
+        let mut new_gate = None;
+        let mut pending_names = None;
+        if compiled.controls & controls::NET != 0 {
+            let pointed = match running_ports {
+                Some((port4, port6)) => {
+                    pending_names = Some((names, nameservers));
+                    self.enforcer
+                        .set_dns_gate(slot, port4, port6)
+                        .map_err(|e| e.to_string())
+                }
+                None => self
+                    .open_gate(name, names, nameservers, slot)
+                    .map(|g| new_gate = Some(g)),
+            };
+            if let Err(e) = pointed {
+                self.release(slot);
+                return Err(rejected(self, e));
+            }
+        }
         lock_book(&self.book).set(slot, name, compiled.rules.clone());
         // The switch: one map update. Before it every access is judged by the old slot,
         // after it by the new one, both complete.
@@ -775,6 +861,16 @@ impl Daemon {
         }
         let (added, removed) = rule_changes(&old.rules, &compiled.rules);
         if let Some(s) = self.sandboxes.get_mut(name) {
+            if let (Some(gate), Some((names, nameservers))) = (&s.gate, pending_names) {
+                gate.update(names, nameservers);
+            }
+            if compiled.controls & controls::NET == 0 {
+                s.gate = None;
+            } else if new_gate.is_some() {
+                s.gate = new_gate;
+            }
+            s.state.dns_ports = s.gate.as_ref().map_or((0, 0), |g| (g.port4, g.port6));
+            s.state.dns_names = dns_names;
             s.dns = with_slot(dns, slot);
             s.state.slot = slot;
             s.state.controls = bits;
@@ -864,6 +960,45 @@ impl Daemon {
             sandboxes: self.sandboxes.keys().cloned().collect(),
         });
     }
+}
+
+/// An adopted sandbox's DNS gateway, on its old ports where they are free, with the names
+/// of its installed policy. Without one its port 53 goes back to the rules (denied), which
+/// is logged: DNS fails, nothing unfiltered gets through.
+fn reopen_gate(
+    gateway: &Gateway,
+    enforcer: &mut Enforcer,
+    sink: &SharedSink,
+    state: &mut SandboxState,
+) -> Option<Gate> {
+    let nameservers = std::fs::read_to_string(&state.resolv_conf)
+        .map(|text| super::dns::nameservers(&text))
+        .unwrap_or_default();
+    let opened = gateway.open(GateSpec {
+        sandbox: state.name.clone(),
+        names: AllowedNames::from_names(state.dns_names.iter().cloned()),
+        upstreams: nameservers,
+        sink: Arc::clone(sink),
+        ports: state.dns_ports,
+    });
+    let (gate, ports) = match opened {
+        Ok(gate) => {
+            let ports = (gate.port4, gate.port6);
+            (Some(gate), ports)
+        }
+        Err(e) => {
+            eprintln!(
+                "nemoclaw daemon: sandbox {}: no DNS gateway ({e}); its DNS is denied",
+                state.name
+            );
+            (None, (0, 0))
+        }
+    };
+    if let Err(e) = enforcer.set_dns_gate(state.slot, ports.0, ports.1) {
+        eprintln!("nemoclaw daemon: sandbox {}: {e}", state.name);
+    }
+    state.dns_ports = ports;
+    gate
 }
 
 fn with_slot(dns: Option<RefreshSpec>, slot: Slot) -> Option<Arc<Mutex<RefreshSpec>>> {

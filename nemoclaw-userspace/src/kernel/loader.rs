@@ -339,12 +339,18 @@ fn hook_required(btf: Option<&Btf>, prog: &str, hook: &str) -> bool {
 
 /// The network control's cgroup programs: destinations (`sock_addr`), local addresses of
 /// binds (inbound, `bind4`/`bind6`) and socket kinds on every kernel (`sock_create`),
-/// destination-overriding socket options where BPF LSM does not run (`setsockopt`).
+/// destination-overriding socket options where BPF LSM does not run (`setsockopt`), and
+/// the DNS gateway's other half: replies and peers of redirected DNS sockets read as the
+/// server addressed (`recvmsg4/6`, `getpeername4/6`).
 const NET_PROGRAMS: &[&str] = &[
     "connect4",
     "connect6",
     "sendmsg4",
     "sendmsg6",
+    "recvmsg4",
+    "recvmsg6",
+    "getpeername4",
+    "getpeername6",
     "bind4",
     "bind6",
     "sock_create",
@@ -788,6 +794,18 @@ impl Enforcer {
     /// Deletes every entry of `slot` (see `kernel::slots`); only once no sandbox uses it.
     pub fn clear_slot(&self, slot: Slot) -> Result<(), KernelError> {
         super::slots::remove(&self.maps, slot)
+    }
+
+    /// Sends `slot`'s DNS (every port-53 destination) to the gateway on these loopback
+    /// ports (`dnsgate`); 0 for a family leaves its port 53 to the rules. Written before
+    /// the slot is registered or switched to, and cleared with the slot.
+    pub fn set_dns_gate(&mut self, slot: Slot, port4: u16, port6: u16) -> Result<(), KernelError> {
+        let mut map: Array<_, u32> = self.map("DNS_GATE")?;
+        map.set(slot, nemoclaw_common::net::dns_gate(port4, port6), 0)
+            .map_err(|source| KernelError::Map {
+                map: "DNS_GATE",
+                source,
+            })
     }
 
     /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.

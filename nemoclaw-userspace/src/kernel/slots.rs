@@ -15,7 +15,7 @@ use nemoclaw_common::sandbox::{MAX_SLOTS, Slot};
 use super::{KernelError, mapset::MapSet};
 
 /// Maps that are not keyed by slot.
-const NOT_BY_SLOT: &[&str] = &["SANDBOXES"];
+const NOT_BY_SLOT: &[&str] = &["SANDBOXES", "DNS_ORIGINAL"];
 
 /// Hash maps whose keys have the LPM layout (a zero 4-byte header, then the big-endian
 /// slot), so one scratch key serves both lookups (`nemoclaw_common::fs::FsExactKey`).

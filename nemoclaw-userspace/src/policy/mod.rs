@@ -15,7 +15,6 @@ pub mod guard;
 mod lint;
 mod parse;
 pub mod pattern;
-pub mod resolvers;
 pub mod schema;
 mod subtree;
 mod types;

@@ -46,6 +46,8 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
 
     assert_eq!(probe.act(&format!("connect {allowed}")), "OK");
     assert_eq!(probe.act(&format!("connect {denied}")), "ERR EPERM");
+    // The policy names no host: its DNS gateway refuses every name.
+    assert_eq!(probe.act("dns leak.example"), "rcode=5");
     let copies = programs("connect4");
 
     daemon.kill9();
@@ -55,6 +57,11 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
         "the sandbox must stay enforced while no daemon runs"
     );
     assert_eq!(probe.act(&format!("connect {allowed}")), "OK");
+    assert_eq!(
+        probe.act("dns leak2.example"),
+        "ERR timeout",
+        "without the daemon DNS gets no answer, from anywhere"
+    );
 
     daemon.restart();
     assert_eq!(
@@ -80,6 +87,8 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
         assert_eq!(start["controls"], start["self_test"]["passed"], "{start}");
     }
     assert_eq!(starts[1]["sandboxes"][0], "agent");
+    // The adopting daemon serves the sandbox's DNS gateway again.
+    assert_eq!(probe.act("dns leak3.example"), "rcode=5");
     // The denial made while no daemon ran was kept in the ring buffer and is logged now.
     let denials = || {
         daemon

@@ -3,6 +3,7 @@
 
 mod binaries;
 mod dns;
+mod dns_gateway;
 mod inbound;
 mod sockets;
 mod unix;

@@ -201,8 +201,9 @@ impl Drop for TestDaemon {
 }
 
 /// A sandboxed probe that acts one step at a time (see the module docs). Actions:
-/// `connect PORT` (TCP to 127.0.0.1), `read PATH`, `write PATH`, `exit`. Each answer is `OK`
-/// or `ERR <errno name>`.
+/// `connect PORT` (TCP to 127.0.0.1), `read PATH`, `write PATH`, `dns NAME` (an A query
+/// over UDP to 192.0.2.53:53, which the sandbox's DNS gateway answers: `rcode=N`, or
+/// `ERR timeout` after 2 s), `exit`. Other answers are `OK` or `ERR <errno name>`.
 pub struct StepProbe {
     pub dir: PathBuf,
     step: usize,
@@ -210,11 +211,23 @@ pub struct StepProbe {
 }
 
 pub const STEP_PROBE: &str = r#"
-import errno, os, socket, sys, time
+import errno, os, socket, struct, sys, time
 d = sys.argv[1]
 step = 0
+def dns(name):
+    q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(q, ("192.0.2.53", 53))
+    try:
+        return "rcode=%d" % (s.recv(512)[3] & 0xf)
+    except socket.timeout:
+        return "ERR timeout"
 def act(words):
     try:
+        if words[0] == "dns":
+            return dns(words[1])
         if words[0] == "connect":
             s = socket.socket()
             s.settimeout(10)

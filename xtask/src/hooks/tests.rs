@@ -51,6 +51,10 @@ fn judged_rows_match_the_ebpf_programs() {
         "bind6" => "BPF_CGROUP_INET6_BIND",
         "sock_create" => "BPF_CGROUP_INET_SOCK_CREATE",
         "setsockopt" => "BPF_CGROUP_SETSOCKOPT",
+        "recvmsg4" => "BPF_CGROUP_UDP4_RECVMSG",
+        "recvmsg6" => "BPF_CGROUP_UDP6_RECVMSG",
+        "getpeername4" => "BPF_CGROUP_INET4_GETPEERNAME",
+        "getpeername6" => "BPF_CGROUP_INET6_GETPEERNAME",
         other => panic!("map cgroup program kind {other} to its attach type in this test"),
     };
     let main = util::workspace_root().join("nemoclaw-ebpf/src/main.rs");
