@@ -47,6 +47,9 @@ pub mod hook {
     pub const FS_FILE_IOCTL: u32 = 26;
     /// The same for 32-bit `ioctl`s (`FS_IOC32_SETFLAGS`).
     pub const FS_FILE_IOCTL_COMPAT: u32 = 27;
+    /// An inotify, fanotify or dnotify watch, judged as a read of the watched path: a
+    /// watch on a directory the rules deny reading would report its entries' names.
+    pub const PATH_NOTIFY: u32 = 28;
     // Exec hardening (process control).
     pub const MMAP_FILE: u32 = 30;
     pub const FILE_MPROTECT: u32 = 31;
@@ -90,6 +93,11 @@ pub mod hook {
     pub const TASK_ALLOC: u32 = 79;
     /// `file_ioctl_compat`: a 32-bit `ioctl`, judged as [`FILE_IOCTL`] (same fields).
     pub const FILE_IOCTL_COMPAT: u32 = 80;
+    /// `syslog(2)` reading, clearing or steering the kernel log (`arg` the action).
+    pub const SYSLOG: u32 = 81;
+    /// A mapping below 64 KiB (`arg` the address): the kernel's own check is not a
+    /// `capable` call, so uid 0 would pass it.
+    pub const MMAP_ADDR: u32 = 82;
     /// `socket_create`: `family`, `proto` and (in `arg`) the socket type.
     pub const SOCKET_CREATE: u32 = 60;
     /// `unix_stream_connect`: a stream (or seqpacket) connect to a unix socket. A pathname

@@ -822,6 +822,26 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
     judge_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
 }
 
+/// `security_path_notify(const struct path *, u64 mask, unsigned int obj_type)`: an
+/// inotify, fanotify or dnotify watch is judged as a read of the watched path (`/a/**`
+/// covers `/a` itself, so a denied directory cannot be watched for its entries' names).
+pub fn path_notify(ctx: &LsmContext) -> i32 {
+    let (cgroup_id, slot, s, early) = begin(ctx.arg(3));
+    if s.is_null() {
+        return early;
+    }
+    let (mnt, dentry) = path_parts(ctx.arg(0));
+    judge_dentry(
+        hook::PATH_NOTIFY,
+        cgroup_id,
+        slot,
+        s,
+        mnt,
+        dentry,
+        ACCESS_READ,
+    )
+}
+
 /// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`: the source must
 /// be readable and writable (a file you may not read cannot be moved where you could), the
 /// destination writable; with `RENAME_EXCHANGE` both ends are sources.

@@ -95,6 +95,12 @@ pub fn path_chown(ctx: LsmContext) -> i32 {
     fs::path_hook(&ctx, nemoclaw_common::event::hook::PATH_CHOWN, false, 3)
 }
 
+/// `security_path_notify(path, mask, obj_type)`: watches judged as reads of the path.
+#[lsm(hook = "path_notify")]
+pub fn path_notify(ctx: LsmContext) -> i32 {
+    fs::path_notify(&ctx)
+}
+
 // Metadata writes (`fs_attr.rs`): judged as writes of every path the task can reach the
 // dentry by. `inode_set_acl` and `inode_remove_acl` exist from 6.2 (loaded where present).
 
@@ -349,6 +355,18 @@ pub fn bpf(ctx: LsmContext) -> i32 {
 #[lsm(hook = "perf_event_open")]
 pub fn perf_event_open(ctx: LsmContext) -> i32 {
     privilege::perf_event_open(&ctx)
+}
+
+/// `security_syslog(type)`: reading or clearing the kernel log.
+#[lsm(hook = "syslog")]
+pub fn syslog(ctx: LsmContext) -> i32 {
+    privilege::syslog(&ctx)
+}
+
+/// `security_mmap_addr(addr)`: mappings below 64 KiB.
+#[lsm(hook = "mmap_addr")]
+pub fn mmap_addr(ctx: LsmContext) -> i32 {
+    privilege::mmap_addr(&ctx)
 }
 
 #[lsm(hook = "kernel_module_request")]

@@ -214,6 +214,32 @@ pub fn bpf(ctx: &LsmContext) -> i32 {
     })
 }
 
+/// `syslog(int type)`: only opening, closing and asking the buffer's size are left; reading
+/// or clearing the kernel log and steering the console are refused, whatever the host's
+/// `dmesg_restrict` (with it on, `CAP_SYSLOG` is refused at `capable` first).
+pub fn syslog(ctx: &LsmContext) -> i32 {
+    let action: i32 = ctx.arg(0);
+    // SYSLOG_ACTION_CLOSE, _OPEN, _SIZE_BUFFER.
+    if matches!(action, 0 | 1 | 10) {
+        return 0;
+    }
+    deny_always(hook::SYSLOG, action as u64)
+}
+
+/// Lowest address a sandboxed task may map: the usual `vm.mmap_min_addr` (64 KiB).
+const MMAP_MIN_ADDR: u64 = 65_536;
+
+/// `mmap_addr(unsigned long addr)`: no mapping below [`MMAP_MIN_ADDR`], the page a kernel
+/// NULL-pointer bug would dereference. The kernel's own check (`cap_mmap_addr`) asks for
+/// `CAP_SYS_RAWIO` without going through the `capable` hook, so uid 0 would pass it.
+pub fn mmap_addr(ctx: &LsmContext) -> i32 {
+    let addr: u64 = ctx.arg(0);
+    if addr >= MMAP_MIN_ADDR {
+        return 0;
+    }
+    deny_always(hook::MMAP_ADDR, addr)
+}
+
 /// `perf_event_open(...)` (its arguments differ between 6.1 and 6.12; none are needed).
 pub fn perf_event_open(_ctx: &LsmContext) -> i32 {
     deny_always(hook::PERF_EVENT_OPEN, 0)

@@ -156,6 +156,7 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::INODE_REMOVE_ACL => ("filesystem", "inode_remove_acl"),
         hook::FS_FILE_IOCTL => ("filesystem", "file_ioctl"),
         hook::FS_FILE_IOCTL_COMPAT => ("filesystem", "file_ioctl_compat"),
+        hook::PATH_NOTIFY => ("filesystem", "path_notify"),
         hook::MMAP_FILE => ("process", "mmap_file"),
         hook::FILE_MPROTECT => ("process", "file_mprotect"),
         hook::BPRM_CREDS_FROM_FILE => ("privilege", "bprm_creds_from_file"),
@@ -184,6 +185,8 @@ fn hook_names(hook: u32) -> (&'static str, &'static str) {
         hook::KEY_ALLOC => ("privilege", "key_alloc"),
         hook::TASK_ALLOC => ("privilege", "task_alloc"),
         hook::KEY_PERMISSION => ("privilege", "key_permission"),
+        hook::SYSLOG => ("privilege", "syslog"),
+        hook::MMAP_ADDR => ("privilege", "mmap_addr"),
         hook::SOCKET_CREATE => ("network", "socket_create"),
         hook::SOCK_CREATE => ("network", "sock_create"),
         hook::SETSOCKOPT => ("network", "setsockopt"),
@@ -378,6 +381,14 @@ fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
             "bpf"
         }
         hook::PERF_EVENT_OPEN => "perf_event_open",
+        hook::SYSLOG => {
+            number = Some(arg);
+            "kernel log"
+        }
+        hook::MMAP_ADDR => {
+            number = Some(arg);
+            "low memory mapping"
+        }
         hook::FILE_IOCTL | hook::FILE_IOCTL_COMPAT | hook::FILE_FCNTL
             if arg != 0x5412 && arg != 0x541c =>
         {

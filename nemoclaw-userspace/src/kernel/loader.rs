@@ -253,6 +253,7 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("path_truncate", "path_truncate", controls::FS),
     ("path_chmod", "path_chmod", controls::FS),
     ("path_chown", "path_chown", controls::FS),
+    ("path_notify", "path_notify", controls::FS),
     // ... metadata writes on dentries (`fs_attr.rs`): attributes, xattrs, POSIX ACLs.
     ("inode_setattr", "inode_setattr", controls::FS),
     ("inode_setxattr", "inode_setxattr", controls::FS),
@@ -280,6 +281,8 @@ const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
     ("sb_umount", "sb_umount", controls::PRIVILEGE),
     ("bpf", "bpf", controls::PRIVILEGE),
     ("perf_event_open", "perf_event_open", controls::PRIVILEGE),
+    ("syslog", "syslog", controls::PRIVILEGE),
+    ("mmap_addr", "mmap_addr", controls::PRIVILEGE),
     (
         "kernel_module_request",
         "kernel_module_request",

@@ -1,5 +1,11 @@
-//! Starts the sandboxed command: the child drops to the sandbox user, moves itself into the
-//! sandbox cgroup, sets `no_new_privs`, then execs, so the exec itself is already judged.
+//! Starts the sandboxed command: the child enters an IPC namespace of its own, drops to the
+//! sandbox user, moves itself into the sandbox cgroup, sets `no_new_privs`, then execs, so
+//! the exec itself is already judged.
+//!
+//! The IPC namespace holds System V message queues, shared memory and semaphores (and POSIX
+//! message queues): those of host processes are not there to reach from the sandbox, as
+//! abstract unix sockets of the host are refused. Joining the host's namespace again
+//! (`setns`) needs `CAP_SYS_ADMIN`, which `privilege_escalation: deny` refuses.
 //!
 //! The order matters under `privilege_escalation: deny`, which forbids any uid/gid change
 //! and capability use inside the sandbox: the child changes its ids while still outside,
@@ -45,6 +51,9 @@ pub fn spawn(
     // SAFETY: the closure only makes async-signal-safe syscalls on data prepared above.
     unsafe {
         cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWIPC) != 0 {
+                return Err(io::Error::last_os_error());
+            }
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if fd < 0 {
                 return Err(io::Error::last_os_error());

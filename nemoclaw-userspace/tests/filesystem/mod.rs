@@ -668,3 +668,45 @@ fn fs_escape_preempted_open_judged_on_another_tasks_path() {
         "default deny (no rule allows this)",
     );
 }
+
+/// A watch reports the names of entries created or opened in a directory and when: an
+/// inotify watch (and a fanotify or dnotify one, the same hook) is judged as a read of
+/// the watched path. On a denied directory and on a denied file: `EACCES` with a
+/// `path_notify` record; the twins on the workspace and a readable directory succeed.
+#[test]
+fn fs_escape_watch_on_denied_directory() {
+    if !lsm_or_skip("fs_watch") {
+        return;
+    }
+    let tree = Tree::new("watch");
+    let out = tree.run(
+        "libc = ctypes.CDLL(None, use_errno=True)\n\
+         fd = libc.inotify_init1(0)\n\
+         def watch(p):\n    \
+             r = libc.inotify_add_watch(fd, p.encode(), 0x100 | 0x20)\n    \
+             if r < 0:\n        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))\n    \
+             return 'watched'\n\
+         t('secretdir', lambda: watch(B + '/pub/secret'))\n\
+         t('secretfile', lambda: watch(B + '/pub/secret/key'))\n\
+         t('ws', lambda: watch(B + '/ws'))\n\
+         t('pub', lambda: watch(B + '/pub'))\n",
+    );
+    expect(&out, "secretdir", "ERR EACCES");
+    expect(&out, "secretfile", "ERR EACCES");
+    expect(&out, "ws", "OK watched");
+    expect(&out, "pub", "OK watched");
+    expect_audit(
+        &out,
+        "path_notify",
+        &tree.path("pub/secret"),
+        &secret_rule(&tree),
+    );
+    expect_audit(
+        &out,
+        "path_notify",
+        &tree.path("pub/secret/key"),
+        &secret_rule(&tree),
+    );
+    expect_no_audit(&out, &tree.path("ws"));
+    expect_no_audit(&out, &tree.path("pub"));
+}

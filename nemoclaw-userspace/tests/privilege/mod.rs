@@ -15,6 +15,8 @@ use crate::support::{
 };
 
 mod host_interfaces;
+mod ipc;
+mod kernel;
 mod tasks;
 
 const DENY: &str = "process:\n  allow:\n    - python3\nprivilege_escalation: deny\n";
