@@ -2,12 +2,12 @@
 //! (`sandbox/launch.rs`), so a host process's world-accessible message queue, shared memory
 //! segment and semaphore set are not there to find, while the sandbox's own IPC works; uid
 //! 0 inside cannot join the host's namespace again under `privilege_escalation: deny`
-//! (`setns` needs `CAP_SYS_ADMIN`). The twins: the same lookups outside any sandbox, and
+//! (another task's namespace file is a ptrace check; `setns` needs `CAP_SYS_ADMIN`). The twins: the same lookups outside any sandbox, and
 //! root joining the host's namespace under `privilege_escalation: allow`.
 
 use std::process::Command;
 
-use super::{ALLOW, DENY, NOBODY, one_privilege_denial, probe};
+use super::{ALLOW, DENY, NOBODY, probe};
 use crate::support::{PYTHON, Scratch, lsm_or_skip, run_sandboxed, run_sandboxed_as};
 
 /// The objects' key: fixed per test process, so a concurrent run cannot collide.
@@ -94,16 +94,23 @@ fn host_sysv_ipc_objects_are_out_of_reach() {
         "{outside:?}"
     );
 
-    // Root inside cannot go back to the host's namespace under `deny` ...
+    // Root inside cannot go back to the host's namespace under `deny`: neither through
+    // another task's namespace file (reading it is a ptrace check of that task) nor through
+    // a descriptor of it the sandbox inherited (`setns` needs `CAP_SYS_ADMIN`) ...
+    // SAFETY: open(2) of a NUL-terminated path; the descriptor is inherited on purpose.
+    let host_ns = unsafe { libc::open(c"/proc/self/ns/ipc".as_ptr(), libc::O_RDONLY) };
+    assert!(host_ns >= 0, "open the host's IPC namespace");
     let join = probe(&format!(
-        "fd = os.open('/proc/1/ns/ipc', os.O_RDONLY)\n\
-         report(lambda: check(libc.setns(fd, 0x08000000)))\n{}",
+        "def join(fd):\n    check(libc.setns(fd, 0x08000000))\n    return 0\n\
+         report(lambda: join(os.open('/proc/1/ns/ipc', os.O_RDONLY)))\n\
+         report(lambda: join({host_ns}))\n{}",
         lookups(key)
     ));
     let out = run_sandboxed_as(&scratch, "root", DENY, &[PYTHON, "-c", &join]);
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
         [
+            "ERR EACCES",
             "ERR EPERM",
             "ERR ENOENT",
             "ERR ENOENT",
@@ -112,13 +119,27 @@ fn host_sysv_ipc_objects_are_out_of_reach() {
         ],
         "{out:?}"
     );
-    let d = one_privilege_denial(&out, "capable");
-    assert_eq!(d["object"]["name"], "CAP_SYS_ADMIN", "{out:?}");
+    let denials = out.denials("privilege");
+    assert_eq!(denials.len(), 2, "{out:?}");
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["hook"] == "ptrace_access_check" && d["object"]["pid"] == 1),
+        "{out:?}"
+    );
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["hook"] == "capable" && d["object"]["name"] == "CAP_SYS_ADMIN"),
+        "{out:?}"
+    );
     // ... and can under `allow` (the namespace was the only thing in the way).
     let out = run_sandboxed_as(&scratch, "root", ALLOW, &[PYTHON, "-c", &join]);
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(host_ns) };
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
-        ["OK 0", "OK True", "OK True", "OK True", "OK True"],
+        ["OK 0", "OK 0", "OK True", "OK True", "OK True", "OK True"],
         "{out:?}"
     );
 }
