@@ -6,6 +6,7 @@
 pub mod event;
 pub mod exec;
 pub mod fs;
+pub mod hooks;
 pub mod net;
 pub mod rule;
 pub mod sandbox;

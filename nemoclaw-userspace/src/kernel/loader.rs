@@ -13,6 +13,7 @@ use aya::{
 };
 use nemoclaw_common::{
     exec::{EXEC_PATH_KEY_MAX, ExecKey, ExecPathKey},
+    hooks::{LSM_PROGRAMS, LsmProgram},
     rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, Verdict},
     sandbox::{SandboxEntry, Slot, controls},
 };
@@ -237,94 +238,7 @@ fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, Attachment)
     Ok(links)
 }
 
-/// (program, LSM hook, the control that needs it).
-const LSM_PROGRAMS: &[(&str, &str, u32)] = &[
-    ("bprm_check_security", "bprm_check_security", controls::EXEC),
-    // Filesystem: opens and every path mutation.
-    ("file_open", "file_open", controls::FS),
-    ("path_unlink", "path_unlink", controls::FS),
-    ("path_rmdir", "path_rmdir", controls::FS),
-    ("path_mkdir", "path_mkdir", controls::FS),
-    ("path_mknod", "path_mknod", controls::FS),
-    ("path_rename", "path_rename", controls::FS),
-    ("path_rename_subtrees", "path_rename", controls::FS),
-    ("path_link", "path_link", controls::FS),
-    ("path_symlink", "path_symlink", controls::FS),
-    ("path_truncate", "path_truncate", controls::FS),
-    ("path_chmod", "path_chmod", controls::FS),
-    ("path_chown", "path_chown", controls::FS),
-    ("path_notify", "path_notify", controls::FS),
-    // ... metadata writes on dentries (`fs_attr.rs`): attributes, xattrs, POSIX ACLs.
-    ("inode_setattr", "inode_setattr", controls::FS),
-    ("inode_setxattr", "inode_setxattr", controls::FS),
-    ("inode_removexattr", "inode_removexattr", controls::FS),
-    ("inode_set_acl", "inode_set_acl", controls::FS),
-    ("inode_remove_acl", "inode_remove_acl", controls::FS),
-    // ... and file attribute flags set by `ioctl` (`chattr`), judged by the file's path.
-    ("fs_file_ioctl", "file_ioctl", controls::FS),
-    ("fs_file_ioctl_compat", "file_ioctl_compat", controls::FS),
-    // Exec hardening: executable file mappings only of allowed binaries and libraries.
-    ("mmap_file", "mmap_file", controls::EXEC),
-    ("file_mprotect", "file_mprotect", controls::EXEC),
-    // `privilege_escalation: deny`.
-    (
-        "bprm_creds_from_file",
-        "bprm_creds_from_file",
-        controls::PRIVILEGE,
-    ),
-    ("task_fix_setuid", "task_fix_setuid", controls::PRIVILEGE),
-    ("task_fix_setgid", "task_fix_setgid", controls::PRIVILEGE),
-    ("capable", "capable", controls::PRIVILEGE),
-    ("userns_create", "userns_create", controls::PRIVILEGE),
-    ("sb_mount", "sb_mount", controls::PRIVILEGE),
-    ("move_mount", "move_mount", controls::PRIVILEGE),
-    ("sb_umount", "sb_umount", controls::PRIVILEGE),
-    ("bpf", "bpf", controls::PRIVILEGE),
-    ("perf_event_open", "perf_event_open", controls::PRIVILEGE),
-    ("syslog", "syslog", controls::PRIVILEGE),
-    ("mmap_addr", "mmap_addr", controls::PRIVILEGE),
-    (
-        "kernel_module_request",
-        "kernel_module_request",
-        controls::PRIVILEGE,
-    ),
-    (
-        "ptrace_access_check",
-        "ptrace_access_check",
-        controls::PRIVILEGE,
-    ),
-    ("task_kill", "task_kill", controls::PRIVILEGE),
-    // ... and every other way of acting on a task outside the sandbox.
-    ("task_setnice", "task_setnice", controls::PRIVILEGE),
-    ("task_setioprio", "task_setioprio", controls::PRIVILEGE),
-    (
-        "task_setscheduler",
-        "task_setscheduler",
-        controls::PRIVILEGE,
-    ),
-    ("task_setrlimit", "task_setrlimit", controls::PRIVILEGE),
-    ("task_movememory", "task_movememory", controls::PRIVILEGE),
-    (
-        "file_send_sigiotask",
-        "file_send_sigiotask",
-        controls::PRIVILEGE,
-    ),
-    ("file_fcntl", "file_fcntl", controls::PRIVILEGE),
-    // Kernel interfaces that change the host beyond files: keyrings.
-    ("key_alloc", "key_alloc", controls::PRIVILEGE),
-    // Leaving the sandbox's cgroup at fork time.
-    ("task_alloc", "task_alloc", controls::PRIVILEGE),
-    ("key_permission", "key_permission", controls::PRIVILEGE),
-    ("privilege_file_open", "file_open", controls::PRIVILEGE),
-    ("file_ioctl", "file_ioctl", controls::PRIVILEGE),
-    // 32-bit ioctls (Linux 6.8; 6.1.75+ and 6.6.14+ by backport).
-    (
-        "file_ioctl_compat",
-        "file_ioctl_compat",
-        controls::PRIVILEGE,
-    ),
-];
-/// Programs of [`LSM_PROGRAMS`] whose hooks older supported kernels lack: they are loaded
+/// Programs of [`LSM_PROGRAMS`] (`nemoclaw_common::hooks`) whose hooks older supported kernels lack: they are loaded
 /// where the kernel has the hook, and skipped (not required) where it has not. POSIX ACLs
 /// got their own hooks in 6.2; before, they are extended attributes, judged at
 /// `inode_setxattr` and `inode_removexattr`.
@@ -425,6 +339,20 @@ fn attach_net_program(
     }
 }
 
+/// The kernel side's counters (`nemoclaw_common::event::counter`), summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Operations of sandboxed tasks that a control judged.
+    pub judged: u64,
+    /// Of those, denied.
+    pub denied: u64,
+    /// Deny events dropped because the ring buffer was full (the denials still held).
+    pub events_lost: u64,
+    /// Judgements denied because another task took over the CPU's scratch buffer while
+    /// the program was preempted (fail closed).
+    pub scratch_taken: u64,
+}
+
 impl Enforcer {
     /// Loads the object with this kernel's offsets and loads (and, for LSM, attaches) every
     /// program the `wanted` controls need. Fails, naming the control, if any cannot load:
@@ -462,7 +390,12 @@ impl Enforcer {
                 )
             })?;
             let kernel_btf = Btf::from_sys_fs()?;
-            for &(prog, hook, bit) in LSM_PROGRAMS {
+            for &LsmProgram {
+                program: prog,
+                hook,
+                control: bit,
+            } in LSM_PROGRAMS
+            {
                 if wanted & bit == 0 || !hook_required(Some(&kernel_btf), prog, hook) {
                     continue;
                 }
@@ -520,14 +453,28 @@ impl Enforcer {
     /// Deny events the kernel side dropped because the ring buffer was full (summed over
     /// CPUs). The denials themselves held.
     pub fn events_lost(&self) -> Result<u64, KernelError> {
-        let counters: aya::maps::PerCpuArray<_, u64> = self.maps.typed_ref("COUNTERS")?;
-        let values = counters
-            .get(&nemoclaw_common::event::counter::EVENTS_LOST, 0)
-            .map_err(|source| KernelError::Map {
-                map: "COUNTERS",
-                source,
-            })?;
-        Ok(values.iter().sum())
+        Ok(self.counters()?.events_lost)
+    }
+
+    /// Every entry of the `COUNTERS` map, summed over CPUs (since the programs were loaded,
+    /// across daemon restarts when adopted).
+    pub fn counters(&self) -> Result<Counters, KernelError> {
+        use nemoclaw_common::event::counter;
+        let map: aya::maps::PerCpuArray<_, u64> = self.maps.typed_ref("COUNTERS")?;
+        let read = |index: u32| {
+            map.get(&index, 0)
+                .map(|values| values.iter().sum::<u64>())
+                .map_err(|source| KernelError::Map {
+                    map: "COUNTERS",
+                    source,
+                })
+        };
+        Ok(Counters {
+            judged: read(counter::JUDGED)?,
+            denied: read(counter::DENIED)?,
+            events_lost: read(counter::EVENTS_LOST)?,
+            scratch_taken: read(counter::SCRATCH_TAKEN)?,
+        })
     }
 
     /// Whether socket kinds are restricted (`controls::SOCKETS` may be set), or why not.
@@ -633,10 +580,10 @@ impl Enforcer {
         for bit in [controls::EXEC, controls::FS, controls::PRIVILEGE] {
             if LSM_PROGRAMS
                 .iter()
-                .filter(|(prog, hook, b)| {
-                    *b == bit && hook_required(kernel_btf.as_ref(), prog, hook)
+                .filter(|p| {
+                    p.control == bit && hook_required(kernel_btf.as_ref(), p.program, p.hook)
                 })
-                .all(|(prog, _, _)| has(prog))
+                .all(|p| has(p.program))
             {
                 attached |= bit;
             }
