@@ -1,10 +1,17 @@
 //! The privileged host side: `nemoclaw daemon` (pinned enforcement, control socket, hot
 //! reload), and the services that keep policies current: DNS resolution for host-name rules
 //! (resolved here, never inside the sandbox) and their refresh.
+//!
+//! In parts: `server` (the [`server::Daemon`]'s state and operations, and [`server::run`],
+//! which starts the rest), `boot` (pins, adopt or load, self-test), `control` (the control socket), `tasks` (DNS refresh, policy-file watcher,
+//! signals), `registry` (slots, state file), `protocol` (the wire requests).
 
+mod boot;
+mod control;
 pub mod dns;
 pub mod follow;
 pub mod protocol;
 pub mod refresh;
 pub mod registry;
 pub mod server;
+mod tasks;

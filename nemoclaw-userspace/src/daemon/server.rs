@@ -1,20 +1,15 @@
-//! `nemoclaw daemon`: owns the pinned enforcement, the sandboxes and the audit log, and
-//! serves the control socket.
+//! `nemoclaw daemon`: the [`Daemon`]'s state and operations (create, destroy, apply,
+//! reload), its boot (adopt or load, self-test) and [`run`], which starts the parts.
 //!
-//! Threads: the accept loop (one thread per connection), the signal thread (SIGHUP reloads,
-//! SIGTERM/SIGINT stop), the policy-file watcher, the audit reader and the housekeeper
-//! (ephemeral sandboxes whose creator is gone, dropped-event counts). All share one
-//! [`Daemon`] behind a mutex; decisions themselves are taken in the kernel and never wait
-//! for any of them.
+//! Threads: the accept loop (one thread per connection, `control`), the signal thread, the
+//! policy-file watcher and the DNS refresh (`tasks`), the audit reader, the housekeeper
+//! (ephemeral sandboxes whose creator is gone, dropped-event counts) and the DNS gateway's
+//! tokio runtime (`dnsgate`). All share one [`Daemon`] behind a mutex; decisions
+//! themselves are taken in the kernel and never wait for any of them.
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Write},
     net::SocketAddr,
-    os::unix::{
-        fs::PermissionsExt,
-        net::{UnixListener, UnixStream},
-    },
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
@@ -26,9 +21,11 @@ use nemoclaw_common::{
 };
 
 use super::{
-    protocol::{CONTROL_GROUP, Request, Response, SandboxInfo},
+    boot, control,
+    protocol::{Request, Response, SandboxInfo},
     refresh::{self, RefreshSpec, TtlResolver},
     registry::{RuleBook, SandboxState, Slots, StateFile, check_name, generate_name, rule_changes},
+    tasks,
 };
 use crate::{
     audit::{
@@ -36,22 +33,15 @@ use crate::{
         chain::line_hash,
         lifecycle::{Lifecycle, PolicyRef, now},
         reader::{AuditReader, Citations, SharedSink},
-        replay,
     },
     dnsgate::{
         gateway::{Gate, GateSpec, Gateway},
         names::AllowedNames,
     },
-    kernel::{
-        Enforcer, KernelError,
-        loader::{EBPF_OBJECT, LSM_CONTROLS, NetAttach},
-        lsm::LsmList,
-    },
+    kernel::{Enforcer, KernelError, loader::LSM_CONTROLS, lsm::LsmList},
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
     sandbox::{
-        SandboxCgroup,
-        cgroup::{CgroupError, sandboxes_root},
-        controls as sandbox_controls, selftest,
+        SandboxCgroup, cgroup::CgroupError, controls as sandbox_controls, selftest,
         user::SandboxUser,
     },
 };
@@ -91,16 +81,11 @@ pub enum DaemonError {
     Adopt(String),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
     move |error| DaemonError::Io {
         path: path.to_owned(),
         error,
     }
-}
-
-/// SHA-256 of the eBPF object this binary carries.
-fn object_sha256() -> String {
-    crate::audit::chain::sha256_hex(EBPF_OBJECT)
 }
 
 /// A policy compiled by the daemon.
@@ -114,38 +99,38 @@ struct Compiled {
     nameservers: Vec<SocketAddr>,
 }
 
-struct Sandbox {
-    state: SandboxState,
+pub(super) struct Sandbox {
+    pub(super) state: SandboxState,
     /// Host-name rules: what the DNS refresh works from (not kept across restarts; an
     /// adopting daemon re-applies such policies).
-    dns: Option<Arc<Mutex<RefreshSpec>>>,
+    pub(super) dns: Option<Arc<Mutex<RefreshSpec>>>,
     cgroup: SandboxCgroup,
     /// Its DNS gateway (policies with a network section).
     gate: Option<Gate>,
     /// Open connections that created it (an ephemeral sandbox goes when none is left).
-    holders: usize,
+    pub(super) holders: usize,
 }
 
 /// Everything the daemon owns.
 pub struct Daemon {
-    config: Config,
-    enforcer: Enforcer,
-    sandboxes: BTreeMap<String, Sandbox>,
+    pub(super) config: Config,
+    pub(super) enforcer: Enforcer,
+    pub(super) sandboxes: BTreeMap<String, Sandbox>,
     slots: Slots,
     book: Arc<Mutex<RuleBook>>,
-    sink: SharedSink,
+    pub(super) sink: SharedSink,
     object_sha256: String,
     events_lost_seen: u64,
-    watcher: Option<Arc<Watcher>>,
+    watcher: Option<Arc<tasks::Watcher>>,
     /// Why controls are unavailable here (not attached, or their self-test failed).
-    unavailable: Vec<Unavailable>,
+    unavailable: Vec<boot::Unavailable>,
     /// Serves every sandbox's DNS gateway.
     gateway: Gateway,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
 
-fn lock(d: &Shared) -> MutexGuard<'_, Daemon> {
+pub(super) fn lock(d: &Shared) -> MutexGuard<'_, Daemon> {
     d.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -161,141 +146,11 @@ impl Citations for DaemonCitations {
     }
 }
 
-/// Makes sure `pin_dir` lies on a bpffs: mounts one at `/sys/fs/bpf` where nothing is
-/// mounted there yet (as systemd does at boot); any other place must be a bpffs already.
-fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
-    let mounts =
-        std::fs::read_to_string("/proc/mounts").map_err(io_err(Path::new("/proc/mounts")))?;
-    let fs_of = |dir: &Path| {
-        mounts
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                let (_, target, fstype) = (f.next()?, f.next()?, f.next()?);
-                dir.starts_with(target)
-                    .then(|| (target.len(), fstype.to_owned()))
-            })
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, fstype)| fstype)
-    };
-    if fs_of(pin_dir).as_deref() == Some("bpf") {
-        return Ok(());
-    }
-    let default = Path::new("/sys/fs/bpf");
-    if !pin_dir.starts_with(default) {
-        return Err(DaemonError::Adopt(format!(
-            "{} is not on a bpf file system (mount one: mount -t bpf bpf DIR)",
-            pin_dir.display()
-        )));
-    }
-    nix::mount::mount(
-        Some("bpf"),
-        default,
-        Some("bpf"),
-        nix::mount::MsFlags::MS_NOSUID
-            | nix::mount::MsFlags::MS_NODEV
-            | nix::mount::MsFlags::MS_NOEXEC,
-        Some("mode=0700"),
-    )
-    .map_err(|e| io_err(default)(std::io::Error::from(e)))
-}
-
-/// Controls (bits) that are unavailable, why, and the fix.
-#[derive(Clone, Debug)]
-struct Unavailable {
-    controls: u32,
-    why: String,
-    fix: String,
-}
-
-/// Loads and pins enforcement, or adopts what a previous daemon pinned.
-fn open_enforcement(
-    config: &Config,
-) -> Result<(Enforcer, Option<StateFile>, Vec<Unavailable>), DaemonError> {
-    let sha = object_sha256();
-    ensure_bpffs(&config.pin_dir)?;
-    if config.pin_dir.join("maps").exists() {
-        let state = StateFile::read(&config.state_file)
-            .map_err(io_err(&config.state_file))?
-            .ok_or_else(|| {
-                DaemonError::Adopt(format!(
-                    "{} holds pinned enforcement but {} is missing, so its sandboxes are unknown. \
-                     If no sandbox runs, remove the pins (rm -r {}) and start again",
-                    config.pin_dir.display(),
-                    config.state_file.display(),
-                    config.pin_dir.display()
-                ))
-            })?;
-        if state.object_sha256 != sha {
-            return Err(DaemonError::Adopt(format!(
-                "the enforcement pinned at {} was loaded by another NemoClaw build (object {}, this \
-                 build {sha}); stop its sandboxes and remove the pins to upgrade",
-                config.pin_dir.display(),
-                state.object_sha256
-            )));
-        }
-        let enforcer = Enforcer::adopt(&config.pin_dir)?;
-        return Ok((enforcer, Some(state), Vec::new()));
-    }
-    // Leftovers of an interrupted first start hold no maps, hence nothing adoptable.
-    if config.pin_dir.exists() {
-        std::fs::remove_dir_all(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
-    }
-    let all = controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE;
-    let mut unavailable = Vec::new();
-    let mut enforcer = match Enforcer::load_for(all, NetAttach::AboveSandboxes) {
-        Ok(e) => e,
-        Err(KernelError::ControlUnavailable {
-            controls: missing,
-            why,
-            fix,
-        }) if missing & controls::NET == 0 => {
-            eprintln!(
-                "nemoclaw daemon: notice: {} unavailable here ({why}); policies that need BPF \
-                 LSM will be refused. See `nemoclaw doctor`",
-                crate::kernel::loader::controls_phrase(LSM_CONTROLS),
-            );
-            unavailable.push(Unavailable {
-                controls: LSM_CONTROLS,
-                why,
-                fix,
-            });
-            Enforcer::load_for(controls::NET, NetAttach::AboveSandboxes)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let root = sandboxes_root(&config.cgroup_root)?;
-    let root_dir = std::fs::File::open(&root).map_err(io_err(&root))?;
-    enforcer.attach_cgroup(&root_dir)?;
-    enforcer.pin(&config.pin_dir)?;
-    Ok((enforcer, None, unavailable))
-}
-
-/// Runs the self-test on every control `enforcer` has attached and withdraws those whose
-/// probe was not denied. A self-test that cannot run proves nothing: all fail.
-fn prove(enforcer: &mut Enforcer, cgroup_root: &str) -> selftest::Report {
-    let tested = enforcer.attached();
-    let started = std::time::Instant::now();
-    let place = selftest::Place {
-        cgroup_root,
-        attach_net: false,
-    };
-    let report = selftest::run(enforcer, tested, &place).unwrap_or_else(|e| {
-        selftest::Report::all_failed(
-            tested & selftest::TESTABLE,
-            &format!("the self-test could not run: {e}"),
-            started.elapsed(),
-        )
-    });
-    enforcer.withdraw(&report.failed);
-    report
-}
-
 impl Daemon {
     /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
     /// open. Writes the `daemon_start` record.
     pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
-        let (mut enforcer, state, mut unavailable) = open_enforcement(&config)?;
+        let (mut enforcer, state, mut unavailable) = boot::open_enforcement(&config)?;
         let adopted = state.is_some();
         // Adopted enforcement that lacks the LSM controls: say why again (the first start's
         // reason is not kept across restarts), so refusals still name the fix.
@@ -313,20 +168,20 @@ impl Daemon {
                         .to_owned(),
                 )
             });
-            unavailable.push(Unavailable {
+            unavailable.push(boot::Unavailable {
                 controls: lsm_missing,
                 why,
                 fix,
             });
         }
         // Loaded or adopted, nothing counts as enforced before its self-test denies a probe.
-        let self_test = prove(&mut enforcer, &config.cgroup_root);
+        let self_test = boot::prove(&mut enforcer, &config.cgroup_root);
         for (bit, why) in &self_test.failed {
             eprintln!(
                 "nemoclaw daemon: the {} is unavailable: {why}",
                 crate::kernel::loader::controls_phrase(*bit)
             );
-            unavailable.push(Unavailable {
+            unavailable.push(boot::Unavailable {
                 controls: *bit,
                 why: why.clone(),
                 fix: selftest::FIX.to_owned(),
@@ -386,7 +241,7 @@ impl Daemon {
             sandboxes,
             book,
             sink,
-            object_sha256: object_sha256(),
+            object_sha256: boot::object_sha256(),
             events_lost_seen,
             watcher: None,
             unavailable,
@@ -404,7 +259,7 @@ impl Daemon {
         Ok((Arc::new(Mutex::new(daemon)), reader))
     }
 
-    fn log<T: serde::Serialize>(&self, record: &T) {
+    pub(super) fn log<T: serde::Serialize>(&self, record: &T) {
         if let Err(e) = self
             .sink
             .lock()
@@ -430,7 +285,7 @@ impl Daemon {
 
     /// What `ps` shows of a sandbox: of its controls, only those proven here (an adopted
     /// sandbox keeps its registration, but a control whose self-test failed is not claimed).
-    fn info(&self, s: &Sandbox) -> SandboxInfo {
+    pub(super) fn info(&self, s: &Sandbox) -> SandboxInfo {
         let SandboxState {
             name,
             cgroup,
@@ -610,7 +465,7 @@ impl Daemon {
         self.slots.free(slot);
     }
 
-    fn create(&mut self, request: Request, requester: &str) -> Result<Response, String> {
+    pub(super) fn create(&mut self, request: Request, requester: &str) -> Result<Response, String> {
         let Request::Create {
             name,
             policy: policy_path,
@@ -731,7 +586,11 @@ impl Daemon {
         })
     }
 
-    fn destroy(&mut self, name: &str, exit_code: Option<i32>) -> Result<Response, String> {
+    pub(super) fn destroy(
+        &mut self,
+        name: &str,
+        exit_code: Option<i32>,
+    ) -> Result<Response, String> {
         let sandbox = self
             .sandboxes
             .remove(name)
@@ -762,7 +621,7 @@ impl Daemon {
     }
 
     /// Whether a sandbox's policy file still has the installed policy's hash.
-    fn unchanged(&self, name: &str) -> bool {
+    pub(super) fn unchanged(&self, name: &str) -> bool {
         self.sandboxes.get(name).is_some_and(|s| {
             std::fs::read_to_string(&s.state.policy)
                 .is_ok_and(|text| line_hash(&text) == s.state.policy_sha256)
@@ -770,7 +629,7 @@ impl Daemon {
     }
 
     /// Replaces a sandbox's policy with `policy_path` (or re-reads its own file).
-    fn apply(
+    pub(super) fn apply(
         &mut self,
         name: &str,
         policy_path: Option<&Path>,
@@ -900,7 +759,7 @@ impl Daemon {
     }
 
     /// Re-reads every sandbox's policy file; unchanged files are left alone.
-    fn reload_all(&mut self, requester: &str) -> Response {
+    pub(super) fn reload_all(&mut self, requester: &str) -> Response {
         let (mut applied, mut unchanged, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         let names: Vec<String> = self.sandboxes.keys().cloned().collect();
         for name in names {
@@ -921,7 +780,7 @@ impl Daemon {
     }
 
     /// Sandboxes whose policy file is `path`.
-    fn using_file(&self, path: &Path) -> Vec<String> {
+    pub(super) fn using_file(&self, path: &Path) -> Vec<String> {
         self.sandboxes
             .values()
             .filter(|s| s.state.policy == path)
@@ -931,7 +790,7 @@ impl Daemon {
 
     /// Housekeeping: ephemeral sandboxes with no creator left and no task inside go; a
     /// rise in dropped events is recorded.
-    fn tidy(&mut self) {
+    pub(super) fn tidy(&mut self) {
         let orphans: Vec<String> = self
             .sandboxes
             .values()
@@ -953,7 +812,7 @@ impl Daemon {
         }
     }
 
-    fn stop_record(&self) {
+    pub(super) fn stop_record(&self) {
         self.log(&Lifecycle::DaemonStop {
             time: now(),
             pid: std::process::id(),
@@ -1008,50 +867,6 @@ fn with_slot(dns: Option<RefreshSpec>, slot: Slot) -> Option<Arc<Mutex<RefreshSp
     })
 }
 
-/// Keeps host-name rules current: re-resolves each sandbox's names when their answers
-/// expire (outside the daemon's lock: DNS may be slow) and updates its slot's network
-/// entries in place. Changes are audit records (`dns_change`). Runs forever.
-fn refresh_dns(daemon: &Shared) {
-    let mut due: std::collections::HashMap<String, std::time::Instant> =
-        std::collections::HashMap::new();
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let specs: Vec<(String, Arc<Mutex<RefreshSpec>>)> = lock(daemon)
-            .sandboxes
-            .iter()
-            .filter_map(|(name, s)| s.dns.as_ref().map(|d| (name.clone(), Arc::clone(d))))
-            .collect();
-        due.retain(|name, _| specs.iter().any(|(n, _)| n == name));
-        for (name, spec) in specs {
-            let mut spec = spec.lock().unwrap_or_else(PoisonError::into_inner);
-            let at = *due
-                .entry(name.clone())
-                .or_insert_with(|| spec.next_refresh());
-            if std::time::Instant::now() < at {
-                continue;
-            }
-            let slot = spec.slot;
-            let lines = spec.refresh(|old, new| {
-                let mut d = lock(daemon);
-                // A reload since: its fresh slot was compiled from fresh answers already.
-                if d.sandboxes.get(&name).is_none_or(|s| s.state.slot != slot) {
-                    return Ok(());
-                }
-                d.enforcer.update_net(slot, old, new)
-            });
-            due.insert(name.clone(), spec.next_refresh());
-            let d = lock(daemon);
-            for change in lines {
-                d.log(&Lifecycle::DnsChange {
-                    time: now(),
-                    sandbox: name.clone(),
-                    change,
-                });
-            }
-        }
-    }
-}
-
 fn lock_book(book: &Mutex<RuleBook>) -> MutexGuard<'_, RuleBook> {
     book.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -1065,341 +880,6 @@ fn absolute(path: &Path) -> Result<PathBuf, String> {
             path.display()
         ))
     }
-}
-
-/// Who is on the other end of a control connection.
-struct Peer {
-    pid: i32,
-    uid: u32,
-}
-
-impl Peer {
-    fn describe(&self) -> String {
-        format!("uid {} (pid {})", self.uid, self.pid)
-    }
-}
-
-/// Root or a member of the `nemoclaw` group, and not a task inside any sandbox (even root
-/// inside one is refused: a sandbox never governs itself).
-fn authorize(stream: &UnixStream) -> Result<Peer, String> {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    let cred = getsockopt(stream, PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
-    let peer = Peer {
-        pid: cred.pid(),
-        uid: cred.uid(),
-    };
-    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", peer.pid)).unwrap_or_default();
-    // Every sandbox parent is named `nemoclaw*` (see `sandbox::cgroup`).
-    if cgroup.lines().any(|l| l.contains(":/nemoclaw")) {
-        return Err("requests from inside a sandbox are refused".to_owned());
-    }
-    if peer.uid == 0 || in_control_group(peer.pid) {
-        Ok(peer)
-    } else {
-        Err(format!(
-            "uid {} is neither root nor in the `{CONTROL_GROUP}` group",
-            peer.uid
-        ))
-    }
-}
-
-/// Whether the task's groups (from `/proc/<pid>/status`) include the control group.
-fn in_control_group(pid: i32) -> bool {
-    let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) else {
-        return false;
-    };
-    let gid = group.gid.as_raw().to_string();
-    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-        status.lines().any(|l| {
-            (l.starts_with("Groups:") || l.starts_with("Gid:"))
-                && l.split_whitespace().skip(1).any(|g| g == gid)
-        })
-    })
-}
-
-fn send(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
-    let mut line = serde_json::to_string(response).map_err(std::io::Error::other)?;
-    line.push('\n');
-    stream.write_all(line.as_bytes())
-}
-
-fn error(message: String) -> Response {
-    Response::Error { message }
-}
-
-/// Serves one connection until it closes; ephemeral sandboxes it created go with it.
-fn serve(daemon: &Shared, mut stream: UnixStream) {
-    let peer = match authorize(&stream) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = send(&mut stream, &error(e));
-            return;
-        }
-    };
-    let requester = peer.describe();
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut held: Vec<String> = Vec::new();
-    for line in BufReader::new(read_half).lines() {
-        let Ok(line) = line else { break };
-        let request: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = send(&mut stream, &error(format!("malformed request: {e}")));
-                continue;
-            }
-        };
-        let response = match request {
-            Request::Events { sandbox, after } => {
-                stream_events(daemon, &mut stream, sandbox.as_deref(), after.as_ref());
-                break;
-            }
-            request @ Request::Create { .. } => {
-                let ephemeral = matches!(
-                    request,
-                    Request::Create {
-                        ephemeral: true,
-                        ..
-                    }
-                );
-                let r = lock(daemon).create(request, &requester);
-                if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
-                    held.push(sandbox.name.clone());
-                }
-                r.unwrap_or_else(error)
-            }
-            Request::Destroy { name, exit_code } => {
-                held.retain(|h| *h != name);
-                lock(daemon).destroy(&name, exit_code).unwrap_or_else(error)
-            }
-            Request::Apply { name, policy } => lock(daemon)
-                .apply(&name, Some(&policy), &requester)
-                .unwrap_or_else(error),
-            Request::Reload => lock(daemon).reload_all(&requester),
-            Request::List => {
-                let d = lock(daemon);
-                Response::Sandboxes {
-                    sandboxes: d.sandboxes.values().map(|s| d.info(s)).collect(),
-                }
-            }
-        };
-        if send(&mut stream, &response).is_err() {
-            break;
-        }
-    }
-    let mut d = lock(daemon);
-    for name in held {
-        let orphaned = d.sandboxes.get_mut(&name).is_some_and(|s| {
-            s.holders = s.holders.saturating_sub(1);
-            s.holders == 0
-        });
-        if orphaned {
-            let _ = d.destroy(&name, None);
-        }
-    }
-}
-
-/// Streams records (of `sandbox`, or all) as they are written; with `after`, first the
-/// sandbox's records the log holds after that one (see `audit::replay`).
-fn stream_events(
-    daemon: &Shared,
-    stream: &mut UnixStream,
-    sandbox: Option<&str>,
-    after: Option<&serde_json::Value>,
-) {
-    // Subscribe before reading the log: a record written in between comes both ways, and
-    // `Seen` drops the second copy.
-    let (rx, log) = {
-        let d = lock(daemon);
-        let rx = d
-            .sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .subscribe();
-        (rx, d.config.audit_log.clone())
-    };
-    let replayed = match (sandbox, after) {
-        (Some(name), Some(last)) => match replay::after(&log, name, last) {
-            Ok(missed) => missed,
-            Err(e) => {
-                let _ = send(stream, &error(format!("reading {}: {e}", log.display())));
-                return;
-            }
-        },
-        _ => Vec::new(),
-    };
-    if send(stream, &Response::Subscribed).is_err() {
-        return;
-    }
-    let mut seen = replay::Seen::new(&replayed);
-    for record in replayed {
-        if send(stream, &Response::Event { record }).is_err() {
-            return;
-        }
-    }
-    for line in rx {
-        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if let Some(want) = sandbox
-            && record.get("sandbox").and_then(|s| s.as_str()) != Some(want)
-        {
-            continue;
-        }
-        if seen.take(&record) {
-            continue;
-        }
-        if send(stream, &Response::Event { record }).is_err() {
-            return;
-        }
-    }
-}
-
-/// One daemon per state file: an exclusive `flock` on `<state>.lock`, held until exit.
-fn single_instance(state_file: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
-    let path = state_file.with_extension("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|_| DaemonError::AlreadyRunning(path.clone()))
-}
-
-/// Binds the control socket: mode 0660, group `nemoclaw` where it exists. Called once the
-/// daemon is ready, so a connectable socket means a started daemon. A leftover socket file
-/// (the single-instance lock is ours, so no daemon answers there) is replaced.
-fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
-    if path.exists() {
-        std::fs::remove_file(path).map_err(io_err(path))?;
-    }
-    let listener = UnixListener::bind(path).map_err(io_err(path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err(path))?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) {
-        nix::unistd::chown(path, None, Some(group.gid))
-            .map_err(|e| io_err(path)(std::io::Error::from(e)))?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(io_err(dir))?;
-    }
-    Ok(listener)
-}
-
-/// Watches the directories of the sandboxes' policy files (a directory, not the file, so
-/// files renamed into place are seen too).
-pub struct Watcher {
-    inotify: nix::sys::inotify::Inotify,
-    dirs: Mutex<std::collections::HashMap<nix::sys::inotify::WatchDescriptor, PathBuf>>,
-}
-
-impl Watcher {
-    fn new() -> nix::Result<Self> {
-        use nix::sys::inotify::{InitFlags, Inotify};
-        Ok(Self {
-            inotify: Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?,
-            dirs: Mutex::new(std::collections::HashMap::new()),
-        })
-    }
-
-    /// Starts watching `file`'s directory (again watching a directory is a no-op).
-    fn watch(&self, file: &Path) {
-        use nix::sys::inotify::AddWatchFlags;
-        let Some(dir) = file.parent() else { return };
-        match self.inotify.add_watch(
-            dir,
-            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-        ) {
-            Ok(wd) => {
-                self.dirs
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(wd, dir.to_owned());
-            }
-            Err(e) => eprintln!(
-                "nemoclaw daemon: cannot watch {}: {e}; use `nemoclaw policy apply` or SIGHUP",
-                dir.display()
-            ),
-        }
-    }
-
-    /// Re-applies policies whose files are rewritten (closed after writing, or renamed
-    /// into place). Runs forever.
-    fn run(&self, daemon: &Shared) {
-        loop {
-            let mut pfd = [nix::poll::PollFd::new(
-                std::os::fd::AsFd::as_fd(&self.inotify),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE);
-            let Ok(events) = self.inotify.read_events() else {
-                continue;
-            };
-            for event in events {
-                let Some(name) = event.name else { continue };
-                let Some(dir) = self
-                    .dirs
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&event.wd)
-                    .cloned()
-                else {
-                    continue;
-                };
-                let path = dir.join(name);
-                let mut d = lock(daemon);
-                for sandbox in d.using_file(&path) {
-                    if d.unchanged(&sandbox) {
-                        continue;
-                    }
-                    if let Err(e) = d.apply(&sandbox, None, "policy file watch") {
-                        eprintln!(
-                            "nemoclaw daemon: {sandbox}: reload from {}: {e}",
-                            path.display()
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// SIGHUP reloads every policy; SIGTERM and SIGINT stop the daemon.
-fn daemon_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
-        set.add(s);
-    }
-    set
-}
-
-/// Handles the (already blocked) daemon signals in one thread. Stopping leaves every
-/// sandbox enforced by the pinned programs.
-fn handle_signals(daemon: Shared, socket: PathBuf, set: nix::sys::signal::SigSet) {
-    use nix::sys::signal::Signal;
-    std::thread::spawn(move || {
-        loop {
-            match set.wait() {
-                Ok(Signal::SIGHUP) => {
-                    let r = lock(&daemon).reload_all("SIGHUP");
-                    eprintln!(
-                        "nemoclaw daemon: SIGHUP: {}",
-                        serde_json::to_string(&r).unwrap_or_default()
-                    );
-                }
-                Ok(_) => {
-                    lock(&daemon).stop_record();
-                    let _ = std::fs::remove_file(&socket);
-                    std::process::exit(0);
-                }
-                Err(_) => {}
-            }
-        }
-    });
 }
 
 /// Runs the daemon until a stop signal.
@@ -1417,17 +897,17 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    let _lock = single_instance(&config.state_file)?;
+    let _lock = boot::single_instance(&config.state_file)?;
     let socket = config.socket.clone();
     let watch_files = config.watch;
     // Block the signals before any thread exists, so they all inherit the mask.
-    let set = daemon_signals();
+    let set = tasks::daemon_signals();
     set.thread_block()
         .map_err(|e| io_err(&socket)(std::io::Error::from(e)))?;
     let (daemon, _reader) = Daemon::start(config)?;
-    handle_signals(Arc::clone(&daemon), socket.clone(), set);
+    tasks::handle_signals(Arc::clone(&daemon), socket.clone(), set);
     if watch_files {
-        match Watcher::new() {
+        match tasks::Watcher::new() {
             Ok(w) => {
                 let w = Arc::new(w);
                 let mut d = lock(&daemon);
@@ -1455,7 +935,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     {
         let d = Arc::clone(&daemon);
-        std::thread::spawn(move || refresh_dns(&d));
+        std::thread::spawn(move || tasks::refresh_dns(&d));
     }
     {
         // Adopted sandboxes: a policy file changed while no daemon ran is applied now, and
@@ -1475,7 +955,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             }
         }
     }
-    let listener = bind(&socket)?;
+    let listener = control::bind(&socket)?;
     {
         let d = lock(&daemon);
         eprintln!(
@@ -1489,7 +969,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         match stream {
             Ok(stream) => {
                 let d = Arc::clone(&daemon);
-                std::thread::spawn(move || serve(&d, stream));
+                std::thread::spawn(move || control::serve(&d, stream));
             }
             Err(e) => eprintln!("nemoclaw daemon: accept: {e}"),
         }

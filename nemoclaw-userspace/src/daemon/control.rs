@@ -1,0 +1,228 @@
+//! The daemon's control socket: who may connect (root or the `nemoclaw` group, never a
+//! task inside a sandbox), one JSON request per line answered by the [`Daemon`]'s
+//! operations, and the event stream (`events`, replay after a restart).
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::{
+        fs::PermissionsExt,
+        net::{UnixListener, UnixStream},
+    },
+    path::Path,
+    sync::PoisonError,
+};
+
+use super::{
+    protocol::{CONTROL_GROUP, Request, Response},
+    server::{DaemonError, Shared, io_err, lock},
+};
+use crate::audit::replay;
+
+/// Who is on the other end of a control connection.
+struct Peer {
+    pid: i32,
+    uid: u32,
+}
+
+impl Peer {
+    fn describe(&self) -> String {
+        format!("uid {} (pid {})", self.uid, self.pid)
+    }
+}
+
+/// Root or a member of the `nemoclaw` group, and not a task inside any sandbox (even root
+/// inside one is refused: a sandbox never governs itself).
+fn authorize(stream: &UnixStream) -> Result<Peer, String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(stream, PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let peer = Peer {
+        pid: cred.pid(),
+        uid: cred.uid(),
+    };
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", peer.pid)).unwrap_or_default();
+    // Every sandbox parent is named `nemoclaw*` (see `sandbox::cgroup`).
+    if cgroup.lines().any(|l| l.contains(":/nemoclaw")) {
+        return Err("requests from inside a sandbox are refused".to_owned());
+    }
+    if peer.uid == 0 || in_control_group(peer.pid) {
+        Ok(peer)
+    } else {
+        Err(format!(
+            "uid {} is neither root nor in the `{CONTROL_GROUP}` group",
+            peer.uid
+        ))
+    }
+}
+
+/// Whether the task's groups (from `/proc/<pid>/status`) include the control group.
+fn in_control_group(pid: i32) -> bool {
+    let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) else {
+        return false;
+    };
+    let gid = group.gid.as_raw().to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status.lines().any(|l| {
+            (l.starts_with("Groups:") || l.starts_with("Gid:"))
+                && l.split_whitespace().skip(1).any(|g| g == gid)
+        })
+    })
+}
+
+fn send(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(response).map_err(std::io::Error::other)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())
+}
+
+fn error(message: String) -> Response {
+    Response::Error { message }
+}
+
+/// Serves one connection until it closes; ephemeral sandboxes it created go with it.
+pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
+    let peer = match authorize(&stream) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = send(&mut stream, &error(e));
+            return;
+        }
+    };
+    let requester = peer.describe();
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut held: Vec<String> = Vec::new();
+    for line in BufReader::new(read_half).lines() {
+        let Ok(line) = line else { break };
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = send(&mut stream, &error(format!("malformed request: {e}")));
+                continue;
+            }
+        };
+        let response = match request {
+            Request::Events { sandbox, after } => {
+                stream_events(daemon, &mut stream, sandbox.as_deref(), after.as_ref());
+                break;
+            }
+            request @ Request::Create { .. } => {
+                let ephemeral = matches!(
+                    request,
+                    Request::Create {
+                        ephemeral: true,
+                        ..
+                    }
+                );
+                let r = lock(daemon).create(request, &requester);
+                if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
+                    held.push(sandbox.name.clone());
+                }
+                r.unwrap_or_else(error)
+            }
+            Request::Destroy { name, exit_code } => {
+                held.retain(|h| *h != name);
+                lock(daemon).destroy(&name, exit_code).unwrap_or_else(error)
+            }
+            Request::Apply { name, policy } => lock(daemon)
+                .apply(&name, Some(&policy), &requester)
+                .unwrap_or_else(error),
+            Request::Reload => lock(daemon).reload_all(&requester),
+            Request::List => {
+                let d = lock(daemon);
+                Response::Sandboxes {
+                    sandboxes: d.sandboxes.values().map(|s| d.info(s)).collect(),
+                }
+            }
+        };
+        if send(&mut stream, &response).is_err() {
+            break;
+        }
+    }
+    let mut d = lock(daemon);
+    for name in held {
+        let orphaned = d.sandboxes.get_mut(&name).is_some_and(|s| {
+            s.holders = s.holders.saturating_sub(1);
+            s.holders == 0
+        });
+        if orphaned {
+            let _ = d.destroy(&name, None);
+        }
+    }
+}
+
+/// Streams records (of `sandbox`, or all) as they are written; with `after`, first the
+/// sandbox's records the log holds after that one (see `audit::replay`).
+fn stream_events(
+    daemon: &Shared,
+    stream: &mut UnixStream,
+    sandbox: Option<&str>,
+    after: Option<&serde_json::Value>,
+) {
+    // Subscribe before reading the log: a record written in between comes both ways, and
+    // `Seen` drops the second copy.
+    let (rx, log) = {
+        let d = lock(daemon);
+        let rx = d
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subscribe();
+        (rx, d.config.audit_log.clone())
+    };
+    let replayed = match (sandbox, after) {
+        (Some(name), Some(last)) => match replay::after(&log, name, last) {
+            Ok(missed) => missed,
+            Err(e) => {
+                let _ = send(stream, &error(format!("reading {}: {e}", log.display())));
+                return;
+            }
+        },
+        _ => Vec::new(),
+    };
+    if send(stream, &Response::Subscribed).is_err() {
+        return;
+    }
+    let mut seen = replay::Seen::new(&replayed);
+    for record in replayed {
+        if send(stream, &Response::Event { record }).is_err() {
+            return;
+        }
+    }
+    for line in rx {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(want) = sandbox
+            && record.get("sandbox").and_then(|s| s.as_str()) != Some(want)
+        {
+            continue;
+        }
+        if seen.take(&record) {
+            continue;
+        }
+        if send(stream, &Response::Event { record }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Binds the control socket: mode 0660, group `nemoclaw` where it exists. Called once the
+/// daemon is ready, so a connectable socket means a started daemon. A leftover socket file
+/// (the single-instance lock is ours, so no daemon answers there) is replaced.
+pub(super) fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    let listener = UnixListener::bind(path).map_err(io_err(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err(path))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) {
+        nix::unistd::chown(path, None, Some(group.gid))
+            .map_err(|e| io_err(path)(std::io::Error::from(e)))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err(dir))?;
+    }
+    Ok(listener)
+}
