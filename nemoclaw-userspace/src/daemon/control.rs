@@ -13,8 +13,9 @@ use std::{
 };
 
 use super::{
+    error::OpError,
     protocol::{CONTROL_GROUP, Request, Response},
-    server::{DaemonError, Shared, io_err, lock},
+    server::{CreateSpec, DaemonError, Shared, io_err, lock},
 };
 use crate::audit::replay;
 
@@ -78,6 +79,11 @@ fn error(message: String) -> Response {
     Response::Error { message }
 }
 
+/// A refused operation's answer: its message (the kind stays with the daemon's callers).
+fn refused(e: &OpError) -> Response {
+    error(e.to_string())
+}
+
 /// Serves one connection until it closes; ephemeral sandboxes it created go with it.
 pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
     let peer = match authorize(&stream) {
@@ -106,27 +112,39 @@ pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
                 stream_events(daemon, &mut stream, sandbox.as_deref(), after.as_ref());
                 break;
             }
-            request @ Request::Create { .. } => {
-                let ephemeral = matches!(
-                    request,
-                    Request::Create {
-                        ephemeral: true,
-                        ..
-                    }
-                );
-                let r = lock(daemon).create(request, &requester);
+            Request::Create {
+                name,
+                policy,
+                user,
+                command,
+                ephemeral,
+                resolv_conf,
+                dns_grace,
+            } => {
+                let spec = CreateSpec {
+                    name,
+                    policy,
+                    user,
+                    command,
+                    ephemeral,
+                    resolv_conf,
+                    dns_grace,
+                };
+                let r = lock(daemon).create(spec, &requester);
                 if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
                     held.push(sandbox.name.clone());
                 }
-                r.unwrap_or_else(error)
+                r.unwrap_or_else(|e| refused(&e))
             }
             Request::Destroy { name, exit_code } => {
                 held.retain(|h| *h != name);
-                lock(daemon).destroy(&name, exit_code).unwrap_or_else(error)
+                lock(daemon)
+                    .destroy(&name, exit_code)
+                    .unwrap_or_else(|e| refused(&e))
             }
             Request::Apply { name, policy } => lock(daemon)
                 .apply(&name, Some(&policy), &requester)
-                .unwrap_or_else(error),
+                .unwrap_or_else(|e| refused(&e)),
             Request::Reload => lock(daemon).reload_all(&requester),
             Request::List => {
                 let d = lock(daemon);

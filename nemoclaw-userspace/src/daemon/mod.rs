@@ -4,11 +4,12 @@
 //!
 //! In parts: `server` (the [`server::Daemon`]'s state and operations, and [`server::run`],
 //! which starts the rest), `boot` (pins, adopt or load, self-test), `control` (the control socket), `tasks` (DNS refresh, policy-file watcher,
-//! signals), `registry` (slots, state file), `protocol` (the wire requests).
+//! signals), `registry` (slots, state file), `protocol` (the wire requests), `error` (why an operation was refused, typed).
 
 mod boot;
 mod control;
 pub mod dns;
+pub mod error;
 pub mod follow;
 pub mod protocol;
 pub mod refresh;

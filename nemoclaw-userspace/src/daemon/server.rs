@@ -22,7 +22,8 @@ use nemoclaw_common::{
 
 use super::{
     boot, control,
-    protocol::{Request, Response, SandboxInfo},
+    error::OpError,
+    protocol::{Response, SandboxInfo},
     refresh::{self, RefreshSpec, TtlResolver},
     registry::{RuleBook, SandboxState, Slots, StateFile, check_name, generate_name, rule_changes},
     tasks,
@@ -86,6 +87,23 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError 
         path: path.to_owned(),
         error,
     }
+}
+
+/// What a new sandbox is made of (the control socket's `create` request, checked).
+pub(super) struct CreateSpec {
+    /// Its name; `None`: the daemon picks a free one.
+    pub name: Option<String>,
+    /// The policy file (absolute).
+    pub policy: PathBuf,
+    pub user: String,
+    /// For the record: what the caller will run in it.
+    pub command: Vec<String>,
+    /// Destroyed when the connection that made it closes.
+    pub ephemeral: bool,
+    /// Nameservers for its host-name rules and DNS gateway (default: the daemon's).
+    pub resolv_conf: Option<PathBuf>,
+    /// Seconds a vanished address stays allowed (default: the daemon's).
+    pub dns_grace: Option<u64>,
 }
 
 /// A policy compiled by the daemon.
@@ -322,15 +340,15 @@ impl Daemon {
         user: &SandboxUser,
         resolv_conf: &Path,
         dns_grace: Duration,
-    ) -> Result<Compiled, String> {
-        let (parsed, source) = policy::load_with_source(path).map_err(|e| e.to_string())?;
+    ) -> Result<Compiled, OpError> {
+        let (parsed, source) = policy::load_with_source(path)?;
         let nameservers = match std::fs::read_to_string(resolv_conf) {
             Ok(text) => super::dns::nameservers(&text),
-            Err(e) if refresh::has_host_names(&parsed) => {
-                return Err(format!(
-                    "reading {} for the host-name rules: {e}",
-                    resolv_conf.display()
-                ));
+            Err(source) if refresh::has_host_names(&parsed) => {
+                return Err(OpError::Nameservers {
+                    file: resolv_conf.to_owned(),
+                    source,
+                });
             }
             Err(_) => Vec::new(),
         };
@@ -351,7 +369,7 @@ impl Daemon {
         let mut env = CompileEnv::new(user.home.clone());
         let resolver = Arc::new(TtlResolver::new(nameservers.clone(), dns_grace));
         env.resolver = Box::new(refresh::Shared(Arc::clone(&resolver)));
-        let compiled = policy::compile(&parsed, &env).map_err(|e| e.to_string())?;
+        let compiled = policy::compile(&parsed, &env)?;
         let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
         if compiled.policy.controls & controls::FS == 0 {
             notices.push(format!(
@@ -391,7 +409,7 @@ impl Daemon {
 
     /// Refuses a policy that needs a control whose programs are not attached, with the
     /// kernel's reason (the same words `nemoclaw run` uses without a daemon).
-    fn check_attached(&self, policy_controls: u32) -> Result<(), String> {
+    fn check_attached(&self, policy_controls: u32) -> Result<(), OpError> {
         let missing = policy_controls
             & !self.enforcer.attached()
             & (controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE);
@@ -412,24 +430,20 @@ impl Daemon {
                 },
                 |u| (u.why.clone(), u.fix.clone()),
             );
-        Err(KernelError::ControlUnavailable {
+        Err(OpError::Unavailable(KernelError::ControlUnavailable {
             controls: missing,
             why,
             fix,
-        }
-        .to_string())
+        }))
     }
 
     /// Writes `compiled` into a fresh slot; on any error the slot is cleared and freed.
-    fn install(&mut self, compiled: &CompiledPolicy) -> Result<Slot, String> {
-        let slot = self
-            .slots
-            .allocate()
-            .ok_or("every policy slot is in use; destroy a sandbox first")?;
+    fn install(&mut self, compiled: &CompiledPolicy) -> Result<Slot, OpError> {
+        let slot = self.slots.allocate().ok_or(OpError::NoFreeSlot)?;
         if let Err(e) = self.enforcer.install(slot, compiled) {
             let _ = self.enforcer.clear_slot(slot);
             self.slots.free(slot);
-            return Err(format!("writing the policy into the kernel maps: {e}"));
+            return Err(OpError::Kernel(e));
         }
         Ok(slot)
     }
@@ -441,7 +455,7 @@ impl Daemon {
         names: AllowedNames,
         nameservers: Vec<SocketAddr>,
         slot: Slot,
-    ) -> Result<Gate, String> {
+    ) -> Result<Gate, OpError> {
         let gate = self
             .gateway
             .open(GateSpec {
@@ -451,10 +465,10 @@ impl Daemon {
                 sink: Arc::clone(&self.sink),
                 ports: (0, 0),
             })
-            .map_err(|e| format!("starting the sandbox's DNS gateway: {e}"))?;
+            .map_err(OpError::Gateway)?;
         self.enforcer
             .set_dns_gate(slot, gate.port4, gate.port6)
-            .map_err(|e| e.to_string())?;
+            .map_err(OpError::Kernel)?;
         Ok(gate)
     }
 
@@ -465,8 +479,12 @@ impl Daemon {
         self.slots.free(slot);
     }
 
-    pub(super) fn create(&mut self, request: Request, requester: &str) -> Result<Response, String> {
-        let Request::Create {
+    pub(super) fn create(
+        &mut self,
+        spec: CreateSpec,
+        requester: &str,
+    ) -> Result<Response, OpError> {
+        let CreateSpec {
             name,
             policy: policy_path,
             user,
@@ -474,22 +492,19 @@ impl Daemon {
             ephemeral,
             resolv_conf,
             dns_grace,
-        } = request
-        else {
-            return Err("not a create request".to_owned());
-        };
+        } = spec;
         let resolv_conf = resolv_conf.unwrap_or_else(|| self.config.resolv_conf.clone());
         let dns_grace = dns_grace.unwrap_or(self.config.dns_grace.as_secs());
         let name = match name {
             Some(n) => n,
             None => generate_name(&|n| self.sandboxes.contains_key(n)),
         };
-        check_name(&name)?;
+        check_name(&name).map_err(OpError::BadRequest)?;
         if self.sandboxes.contains_key(&name) {
-            return Err(format!("a sandbox named {name} exists already"));
+            return Err(OpError::SandboxExists(name));
         }
         let policy_path = absolute(&policy_path)?;
-        let user = SandboxUser::resolve(Some(&user)).map_err(|e| e.to_string())?;
+        let user = SandboxUser::resolve(Some(&user))?;
         let Compiled {
             policy: compiled,
             sha256: sha,
@@ -505,11 +520,9 @@ impl Daemon {
         )?;
         self.check_attached(compiled.controls)?;
         let (bits, notice) =
-            sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
-                .map_err(|e| e.to_string())?;
+            sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)?;
         notices.extend(notice);
-        let cgroup =
-            SandboxCgroup::create(&self.config.cgroup_root, &name).map_err(|e| e.to_string())?;
+        let cgroup = SandboxCgroup::create(&self.config.cgroup_root, &name)?;
         let slot = self.install(&compiled)?;
         let dns_names = names.names();
         let gate = if compiled.controls & controls::NET == 0 {
@@ -532,7 +545,7 @@ impl Daemon {
             },
         ) {
             self.release(slot);
-            return Err(e.to_string());
+            return Err(OpError::Kernel(e));
         }
         let state = SandboxState {
             name: name.clone(),
@@ -590,11 +603,11 @@ impl Daemon {
         &mut self,
         name: &str,
         exit_code: Option<i32>,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, OpError> {
         let sandbox = self
             .sandboxes
             .remove(name)
-            .ok_or_else(|| format!("no sandbox named {name}"))?;
+            .ok_or_else(|| OpError::NoSuchSandbox(name.to_owned()))?;
         let Sandbox { state, cgroup, .. } = sandbox;
         // Kill before lifting the policy: nothing runs unconfined.
         cgroup.kill_all();
@@ -634,28 +647,27 @@ impl Daemon {
         name: &str,
         policy_path: Option<&Path>,
         requester: &str,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, OpError> {
         let sandbox = self
             .sandboxes
             .get(name)
-            .ok_or_else(|| format!("no sandbox named {name}"))?;
+            .ok_or_else(|| OpError::NoSuchSandbox(name.to_owned()))?;
         let path = match policy_path {
             Some(p) => absolute(p)?,
             None => sandbox.state.policy.clone(),
         };
         let old = sandbox.state.clone();
-        let rejected = |this: &Self, error: String| {
+        let rejected = |this: &Self, error: OpError| {
             this.log(&Lifecycle::PolicyRejected {
                 time: now(),
                 sandbox: name.to_owned(),
                 file: path.display().to_string(),
-                error: error.clone(),
+                error: error.to_string(),
                 requested_by: requester.to_owned(),
             });
             error
         };
-        let user =
-            SandboxUser::resolve(Some(&old.user)).map_err(|e| rejected(self, e.to_string()))?;
+        let user = SandboxUser::resolve(Some(&old.user)).map_err(|e| rejected(self, e.into()))?;
         let Compiled {
             policy: compiled,
             sha256: sha,
@@ -674,7 +686,7 @@ impl Daemon {
         self.check_attached(compiled.controls)
             .map_err(|e| rejected(self, e))?;
         let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
-            .map_err(|e| rejected(self, e.to_string()))?;
+            .map_err(|e| rejected(self, e.into()))?;
         let slot = self.install(&compiled).map_err(|e| rejected(self, e))?;
         // The DNS gateway: the running one serves the new slot too (its names change at
         // the switch), or one is started for a policy that gained a network section.
@@ -689,7 +701,7 @@ impl Daemon {
                     pending_names = Some((names, nameservers));
                     self.enforcer
                         .set_dns_gate(slot, port4, port6)
-                        .map_err(|e| e.to_string())
+                        .map_err(OpError::Kernel)
                 }
                 None => self
                     .open_gate(name, names, nameservers, slot)
@@ -711,7 +723,7 @@ impl Daemon {
             },
         ) {
             self.release(slot);
-            return Err(rejected(self, e.to_string()));
+            return Err(rejected(self, OpError::Kernel(e)));
         }
         let enforced_monotonic_ns = crate::audit::lifecycle::monotonic_ns();
         self.release(old.slot);
@@ -871,14 +883,14 @@ fn lock_book(book: &Mutex<RuleBook>) -> MutexGuard<'_, RuleBook> {
     book.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, String> {
+fn absolute(path: &Path) -> Result<PathBuf, OpError> {
     if path.is_absolute() {
         Ok(path.to_owned())
     } else {
-        Err(format!(
+        Err(OpError::BadRequest(format!(
             "{}: the daemon needs an absolute policy path",
             path.display()
-        ))
+        )))
     }
 }
 
