@@ -916,8 +916,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let set = tasks::daemon_signals();
     set.thread_block()
         .map_err(|e| io_err(&socket)(std::io::Error::from(e)))?;
-    let (daemon, _reader) = Daemon::start(config)?;
-    tasks::handle_signals(Arc::clone(&daemon), socket.clone(), set);
+    let (daemon, reader) = Daemon::start(config)?;
+    tasks::handle_signals(Arc::clone(&daemon), reader, socket.clone(), set);
     if watch_files {
         match tasks::Watcher::new() {
             Ok(w) => {

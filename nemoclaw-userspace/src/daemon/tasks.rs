@@ -12,7 +12,10 @@ use super::{
     refresh::RefreshSpec,
     server::{Shared, lock},
 };
-use crate::audit::lifecycle::{Lifecycle, now};
+use crate::audit::{
+    lifecycle::{Lifecycle, now},
+    reader::AuditReader,
+};
 
 /// Keeps host-name rules current: re-resolves each sandbox's names when their answers
 /// expire (outside the daemon's lock: DNS may be slow) and updates its slot's network
@@ -146,9 +149,15 @@ pub(super) fn daemon_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// Handles the (already blocked) daemon signals in one thread. Stopping leaves every
-/// sandbox enforced by the pinned programs.
-pub(super) fn handle_signals(daemon: Shared, socket: PathBuf, set: nix::sys::signal::SigSet) {
+/// Handles the (already blocked) daemon signals in one thread. Stopping drains the audit
+/// reader first (every deny event the kernel has delivered is written), then writes the
+/// stop record and leaves every sandbox enforced by the pinned programs.
+pub(super) fn handle_signals(
+    daemon: Shared,
+    reader: AuditReader,
+    socket: PathBuf,
+    set: nix::sys::signal::SigSet,
+) {
     use nix::sys::signal::Signal;
     std::thread::spawn(move || {
         loop {
@@ -161,8 +170,9 @@ pub(super) fn handle_signals(daemon: Shared, socket: PathBuf, set: nix::sys::sig
                     );
                 }
                 Ok(_) => {
-                    lock(&daemon).stop_record();
                     let _ = std::fs::remove_file(&socket);
+                    reader.finish();
+                    lock(&daemon).stop_record();
                     std::process::exit(0);
                 }
                 Err(_) => {}

@@ -148,6 +148,54 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
     );
 }
 
+/// SIGTERM drains the audit reader before the daemon goes: a burst of denials just
+/// before the signal, more than the reader writes one by one in a second, is all
+/// accounted for (the records written plus the `denials_suppressed` summary the reader
+/// writes when it finishes, which a daemon that exits at once never writes), the chain
+/// holds, and `daemon_stop` is the last record.
+#[test]
+fn sigterm_writes_every_delivered_denial_then_the_stop_record() {
+    if !root_or_skip("daemon sigterm") {
+        return;
+    }
+    let scratch = Scratch::new("daemon-term");
+    let (_a, allowed) = listener();
+    let policy = scratch.path("policy.yaml");
+    std::fs::write(&policy, net_policy(&[allowed])).expect("policy");
+    let mut daemon = TestDaemon::start(&scratch, "term");
+    let mut probe = StepProbe::start(&daemon, "agent", &policy, "nobody", &scratch.path("probe"));
+    let denied = allowed.wrapping_add(1).max(1024);
+    let burst = nemoclaw::audit::reader::RECORDS_PER_SECOND as usize + 200;
+    assert_eq!(
+        probe.act(&format!("flood {denied} {burst}")),
+        format!("sent {burst} refused {burst}")
+    );
+    assert!(daemon.terminate(), "{}", daemon.log());
+    let _ = probe.child.kill();
+    let _ = probe.child.wait();
+    let audit = daemon.audit();
+    let written = audit
+        .iter()
+        .filter(|r| r["decision"] == "deny" && r["object"]["port"] == denied)
+        .count();
+    let summarised: u64 = audit
+        .iter()
+        .filter(|r| r["event"] == "denials_suppressed")
+        .filter_map(|r| r["suppressed"].as_u64())
+        .sum();
+    assert_eq!(
+        written as u64 + summarised,
+        burst as u64,
+        "{written} written, {summarised} summarised"
+    );
+    assert_eq!(
+        audit.last().map(|r| r["event"].clone()),
+        Some("daemon_stop".into()),
+        "{:?}",
+        audit.last()
+    );
+}
+
 #[test]
 fn invalid_policy_is_refused_with_its_location_and_changes_nothing() {
     if !root_or_skip("daemon invalid policy") {

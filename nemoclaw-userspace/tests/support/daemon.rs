@@ -110,6 +110,18 @@ impl TestDaemon {
         }
     }
 
+    /// SIGTERM, and waits for it to exit; returns whether it exited with status 0.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap_or(0)),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        c.wait().is_ok_and(|s| s.success())
+    }
+
     /// Starts it again on the same files (it must adopt what is pinned).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart after kill9");
@@ -203,7 +215,8 @@ impl Drop for TestDaemon {
 /// A sandboxed probe that acts one step at a time (see the module docs). Actions:
 /// `connect PORT` (TCP to 127.0.0.1), `read PATH`, `write PATH`, `dns NAME` (an A query
 /// over UDP to 192.0.2.53:53, which the sandbox's DNS gateway answers: `rcode=N`, or
-/// `ERR timeout` after 2 s), `exit`. Other answers are `OK` or `ERR <errno name>`.
+/// `ERR timeout` after 2 s), `flood PORT N` (N UDP sends to 127.0.0.1:PORT, paced at about
+/// 20k a second: `sent S refused R`), `exit`. Other answers are `OK` or `ERR <errno name>`.
 pub struct StepProbe {
     pub dir: PathBuf,
     step: usize,
@@ -224,10 +237,23 @@ def dns(name):
         return "rcode=%d" % (s.recv(512)[3] & 0xf)
     except socket.timeout:
         return "ERR timeout"
+def flood(port, n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    refused = 0
+    for i in range(n):
+        try:
+            s.sendto(b"x", ("127.0.0.1", port))
+        except OSError:
+            refused += 1
+        if i % 20 == 19:
+            time.sleep(0.001)
+    return "sent %d refused %d" % (n, refused)
 def act(words):
     try:
         if words[0] == "dns":
             return dns(words[1])
+        if words[0] == "flood":
+            return flood(int(words[1]), int(words[2]))
         if words[0] == "connect":
             s = socket.socket()
             s.settimeout(10)
