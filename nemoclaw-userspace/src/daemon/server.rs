@@ -812,6 +812,11 @@ impl Daemon {
         for name in orphans {
             let _ = self.destroy(&name, None);
         }
+        self.record_events_lost();
+    }
+
+    /// An `events_lost` record when the kernel dropped deny events since the last one.
+    fn record_events_lost(&mut self) {
         if let Ok(total) = self.enforcer.events_lost()
             && total > self.events_lost_seen
         {
@@ -824,7 +829,10 @@ impl Daemon {
         }
     }
 
-    pub(super) fn stop_record(&self) {
+    /// The last records of a stopping daemon (after the audit reader has finished): the
+    /// deny events the kernel dropped since the last count, then `daemon_stop`.
+    pub(super) fn stop_record(&mut self) {
+        self.record_events_lost();
         self.log(&Lifecycle::DaemonStop {
             time: now(),
             pid: std::process::id(),

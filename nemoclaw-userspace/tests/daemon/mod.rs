@@ -150,9 +150,10 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
 
 /// SIGTERM drains the audit reader before the daemon goes: a burst of denials just
 /// before the signal, more than the reader writes one by one in a second, is all
-/// accounted for (the records written plus the `denials_suppressed` summary the reader
-/// writes when it finishes, which a daemon that exits at once never writes), the chain
-/// holds, and `daemon_stop` is the last record.
+/// accounted for (the records written, the `denials_suppressed` summary the reader writes
+/// when it finishes, and an `events_lost` record for any the kernel dropped: a daemon
+/// that exits at once writes neither), the chain holds, and `daemon_stop` is the last
+/// record.
 #[test]
 fn sigterm_writes_every_delivered_denial_then_the_stop_record() {
     if !root_or_skip("daemon sigterm") {
@@ -183,10 +184,17 @@ fn sigterm_writes_every_delivered_denial_then_the_stop_record() {
         .filter(|r| r["event"] == "denials_suppressed")
         .filter_map(|r| r["suppressed"].as_u64())
         .sum();
+    // Events the kernel dropped (ring buffer full) are counted in an `events_lost` record,
+    // the stopping daemon's last before `daemon_stop`.
+    let lost: u64 = audit
+        .iter()
+        .filter(|r| r["event"] == "events_lost")
+        .filter_map(|r| r["lost"].as_u64())
+        .sum();
     assert_eq!(
-        written as u64 + summarised,
+        written as u64 + summarised + lost,
         burst as u64,
-        "{written} written, {summarised} summarised"
+        "{written} written, {summarised} summarised, {lost} lost"
     );
     assert_eq!(
         audit.last().map(|r| r["event"].clone()),
