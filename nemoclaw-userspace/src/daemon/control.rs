@@ -15,7 +15,7 @@ use std::{
 use super::{
     error::OpError,
     protocol::{CONTROL_GROUP, Request, Response},
-    server::{CreateSpec, DaemonError, Shared, io_err, lock},
+    server::{self, CreateSpec, DaemonError, Shared, io_err, lock},
 };
 use crate::audit::replay;
 
@@ -130,7 +130,7 @@ pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
                     resolv_conf,
                     dns_grace,
                 };
-                let r = lock(daemon).create(spec, &requester);
+                let r = server::create(daemon, spec, &requester);
                 if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
                     held.push(sandbox.name.clone());
                 }
@@ -142,10 +142,11 @@ pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
                     .destroy(&name, exit_code)
                     .unwrap_or_else(|e| refused(&e))
             }
-            Request::Apply { name, policy } => lock(daemon)
-                .apply(&name, Some(&policy), &requester)
-                .unwrap_or_else(|e| refused(&e)),
-            Request::Reload => lock(daemon).reload_all(&requester),
+            Request::Apply { name, policy } => {
+                server::apply(daemon, &name, Some(&policy), &requester)
+                    .unwrap_or_else(|e| refused(&e))
+            }
+            Request::Reload => server::reload_all(daemon, &requester),
             Request::List => {
                 let d = lock(daemon);
                 Response::Sandboxes {

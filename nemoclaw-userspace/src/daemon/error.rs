@@ -14,6 +14,9 @@ pub enum OpError {
     NoSuchSandbox(String),
     #[error("a sandbox named {0} exists already")]
     SandboxExists(String),
+    /// Another apply switched the sandbox while this policy was compiled.
+    #[error("sandbox {0} changed while this policy was compiled; apply it again")]
+    Changed(String),
     /// A request the daemon cannot take as given: a bad sandbox name, a relative path.
     #[error("{0}")]
     BadRequest(String),

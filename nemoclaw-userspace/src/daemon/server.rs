@@ -331,82 +331,6 @@ impl Daemon {
         }
     }
 
-    /// Parses, validates and compiles `path` for `user`: the policy, its sha256, notices,
-    /// and (for host-name rules) what the DNS refresh recompiles from. The slot in the
-    /// refresh spec is filled in once one is allocated.
-    fn compile(
-        &self,
-        path: &Path,
-        user: &SandboxUser,
-        resolv_conf: &Path,
-        dns_grace: Duration,
-    ) -> Result<Compiled, OpError> {
-        let (parsed, source) = policy::load_with_source(path)?;
-        let nameservers = match std::fs::read_to_string(resolv_conf) {
-            Ok(text) => super::dns::nameservers(&text),
-            Err(source) if refresh::has_host_names(&parsed) => {
-                return Err(OpError::Nameservers {
-                    file: resolv_conf.to_owned(),
-                    source,
-                });
-            }
-            Err(_) => Vec::new(),
-        };
-        let names = AllowedNames::from_policy(&parsed);
-        let c = &self.config;
-        // The pin directory is the daemon's alone; the other files may share a directory
-        // with anything (e.g. an audit log in /tmp), so they are guarded one by one.
-        let lock = c.state_file.with_extension("lock");
-        let files = [
-            c.socket.as_path(),
-            c.state_file.as_path(),
-            lock.as_path(),
-            c.audit_log.as_path(),
-            path,
-        ];
-        let dirs = [c.pin_dir.as_path()];
-        let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &files);
-        let mut env = CompileEnv::new(user.home.clone());
-        let resolver = Arc::new(TtlResolver::new(nameservers.clone(), dns_grace));
-        env.resolver = Box::new(refresh::Shared(Arc::clone(&resolver)));
-        let compiled = policy::compile(&parsed, &env)?;
-        let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
-        if compiled.policy.controls & controls::FS == 0 {
-            notices.push(format!(
-                "{}: no filesystem section, so the daemon's files ({}) are not shielded from \
-                 this sandbox by the kernel (only by their owner and mode)",
-                path.display(),
-                dirs.iter()
-                    .chain(&files)
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if compiled.policy.controls & controls::PRIVILEGE == 0 {
-            notices.push(format!(
-                "{}: privilege_escalation is not denied, so a root task in this sandbox could use \
-                 bpf(), mounts or signals against the host and the daemon",
-                path.display()
-            ));
-        }
-        let dns = refresh::has_host_names(&parsed).then(|| RefreshSpec {
-            policy: parsed,
-            env,
-            resolver,
-            current: compiled.policy.clone(),
-            slot: 0,
-        });
-        Ok(Compiled {
-            policy: compiled.policy,
-            sha256: line_hash(&source),
-            notices,
-            dns,
-            names,
-            nameservers,
-        })
-    }
-
     /// Refuses a policy that needs a control whose programs are not attached, with the
     /// kernel's reason (the same words `nemoclaw run` uses without a daemon).
     fn check_attached(&self, policy_controls: u32) -> Result<(), OpError> {
@@ -479,19 +403,23 @@ impl Daemon {
         self.slots.free(slot);
     }
 
-    pub(super) fn create(
+    /// The second half of [`create`], under the lock: everything that touches the kernel,
+    /// cgroups and the daemon's state.
+    fn create_compiled(
         &mut self,
         spec: CreateSpec,
+        user: &SandboxUser,
+        compiled: Compiled,
         requester: &str,
     ) -> Result<Response, OpError> {
         let CreateSpec {
             name,
             policy: policy_path,
-            user,
             command,
             ephemeral,
             resolv_conf,
             dns_grace,
+            ..
         } = spec;
         let resolv_conf = resolv_conf.unwrap_or_else(|| self.config.resolv_conf.clone());
         let dns_grace = dns_grace.unwrap_or(self.config.dns_grace.as_secs());
@@ -503,8 +431,6 @@ impl Daemon {
         if self.sandboxes.contains_key(&name) {
             return Err(OpError::SandboxExists(name));
         }
-        let policy_path = absolute(&policy_path)?;
-        let user = SandboxUser::resolve(Some(&user))?;
         let Compiled {
             policy: compiled,
             sha256: sha,
@@ -512,12 +438,7 @@ impl Daemon {
             dns,
             names,
             nameservers,
-        } = self.compile(
-            &policy_path,
-            &user,
-            &resolv_conf,
-            Duration::from_secs(dns_grace),
-        )?;
+        } = compiled;
         self.check_attached(compiled.controls)?;
         let (bits, notice) =
             sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)?;
@@ -641,33 +562,41 @@ impl Daemon {
         })
     }
 
-    /// Replaces a sandbox's policy with `policy_path` (or re-reads its own file).
-    pub(super) fn apply(
+    /// A `policy_rejected` record for a refused apply.
+    fn rejected(&self, name: &str, path: &Path, requester: &str, error: OpError) -> OpError {
+        self.log(&Lifecycle::PolicyRejected {
+            time: now(),
+            sandbox: name.to_owned(),
+            file: path.display().to_string(),
+            error: error.to_string(),
+            requested_by: requester.to_owned(),
+        });
+        error
+    }
+
+    /// The second half of [`apply`], under the lock: the switch to a fresh slot. `old` is
+    /// the state the policy was compiled against; a sandbox changed since (another apply
+    /// got there first) is refused, to be applied again.
+    fn apply_compiled(
         &mut self,
         name: &str,
-        policy_path: Option<&Path>,
+        old: &SandboxState,
+        path: &Path,
+        user: &SandboxUser,
+        compiled: Compiled,
         requester: &str,
     ) -> Result<Response, OpError> {
-        let sandbox = self
-            .sandboxes
-            .get(name)
-            .ok_or_else(|| OpError::NoSuchSandbox(name.to_owned()))?;
-        let path = match policy_path {
-            Some(p) => absolute(p)?,
-            None => sandbox.state.policy.clone(),
-        };
-        let old = sandbox.state.clone();
-        let rejected = |this: &Self, error: OpError| {
-            this.log(&Lifecycle::PolicyRejected {
-                time: now(),
-                sandbox: name.to_owned(),
-                file: path.display().to_string(),
-                error: error.to_string(),
-                requested_by: requester.to_owned(),
-            });
-            error
-        };
-        let user = SandboxUser::resolve(Some(&old.user)).map_err(|e| rejected(self, e.into()))?;
+        let rejected = |this: &Self, error: OpError| this.rejected(name, path, requester, error);
+        let current = self.sandboxes.get(name).map(|s| s.state.slot);
+        if current != Some(old.slot) {
+            let e = match current {
+                None => OpError::NoSuchSandbox(name.to_owned()),
+                Some(_) => OpError::Changed(name.to_owned()),
+            };
+            return Err(rejected(self, e));
+        }
+        let old = old.clone();
+        let path = path.to_owned();
         let Compiled {
             policy: compiled,
             sha256: sha,
@@ -675,17 +604,10 @@ impl Daemon {
             names,
             nameservers,
             ..
-        } = self
-            .compile(
-                &path,
-                &user,
-                &old.resolv_conf,
-                Duration::from_secs(old.dns_grace),
-            )
-            .map_err(|e| rejected(self, e))?;
+        } = compiled;
         self.check_attached(compiled.controls)
             .map_err(|e| rejected(self, e))?;
-        let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)
+        let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, user)
             .map_err(|e| rejected(self, e.into()))?;
         let slot = self.install(&compiled).map_err(|e| rejected(self, e))?;
         // The DNS gateway: the running one serves the new slot too (its names change at
@@ -770,27 +692,6 @@ impl Daemon {
         })
     }
 
-    /// Re-reads every sandbox's policy file; unchanged files are left alone.
-    pub(super) fn reload_all(&mut self, requester: &str) -> Response {
-        let (mut applied, mut unchanged, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-        let names: Vec<String> = self.sandboxes.keys().cloned().collect();
-        for name in names {
-            if self.unchanged(&name) {
-                unchanged.push(name);
-                continue;
-            }
-            match self.apply(&name, None, requester) {
-                Ok(_) => applied.push(name),
-                Err(e) => failed.push(format!("{name}: {e}")),
-            }
-        }
-        Response::Reloaded {
-            applied,
-            unchanged,
-            failed,
-        }
-    }
-
     /// Sandboxes whose policy file is `path`.
     pub(super) fn using_file(&self, path: &Path) -> Vec<String> {
         self.sandboxes
@@ -839,6 +740,169 @@ impl Daemon {
             sandboxes: self.sandboxes.keys().cloned().collect(),
         });
     }
+}
+
+/// Creates a sandbox: the policy is compiled without the daemon's lock (names may take a
+/// while to resolve), then installed, registered and recorded under it.
+pub(super) fn create(
+    daemon: &Shared,
+    spec: CreateSpec,
+    requester: &str,
+) -> Result<Response, OpError> {
+    let config = lock(daemon).config.clone();
+    let policy = absolute(&spec.policy)?;
+    let user = SandboxUser::resolve(Some(&spec.user))?;
+    let resolv_conf = spec
+        .resolv_conf
+        .clone()
+        .unwrap_or_else(|| config.resolv_conf.clone());
+    let dns_grace = spec.dns_grace.unwrap_or(config.dns_grace.as_secs());
+    let compiled = compile(
+        &config,
+        &policy,
+        &user,
+        &resolv_conf,
+        Duration::from_secs(dns_grace),
+    )?;
+    let spec = CreateSpec { policy, ..spec };
+    lock(daemon).create_compiled(spec, &user, compiled, requester)
+}
+
+/// Replaces a sandbox's policy with `policy_path` (or re-reads its own file): compiled
+/// without the lock, switched to under it (refused if another apply switched first).
+pub(super) fn apply(
+    daemon: &Shared,
+    name: &str,
+    policy_path: Option<&Path>,
+    requester: &str,
+) -> Result<Response, OpError> {
+    let (config, old) = {
+        let d = lock(daemon);
+        let sandbox = d
+            .sandboxes
+            .get(name)
+            .ok_or_else(|| OpError::NoSuchSandbox(name.to_owned()))?;
+        (d.config.clone(), sandbox.state.clone())
+    };
+    let path = match policy_path {
+        Some(p) => absolute(p)?,
+        None => old.policy.clone(),
+    };
+    let prepared = SandboxUser::resolve(Some(&old.user))
+        .map_err(OpError::from)
+        .and_then(|user| {
+            compile(
+                &config,
+                &path,
+                &user,
+                &old.resolv_conf,
+                Duration::from_secs(old.dns_grace),
+            )
+            .map(|compiled| (user, compiled))
+        });
+    let mut d = lock(daemon);
+    match prepared {
+        Ok((user, compiled)) => d.apply_compiled(name, &old, &path, &user, compiled, requester),
+        Err(e) => Err(d.rejected(name, &path, requester, e)),
+    }
+}
+
+/// Re-reads every sandbox's policy file; unchanged files are left alone.
+pub(super) fn reload_all(daemon: &Shared, requester: &str) -> Response {
+    let (mut applied, mut unchanged, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    let names: Vec<String> = lock(daemon).sandboxes.keys().cloned().collect();
+    for name in names {
+        if lock(daemon).unchanged(&name) {
+            unchanged.push(name);
+            continue;
+        }
+        match apply(daemon, &name, None, requester) {
+            Ok(_) => applied.push(name),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    Response::Reloaded {
+        applied,
+        unchanged,
+        failed,
+    }
+}
+
+/// Parses, validates and compiles `path` for `user`: the policy, its sha256, notices,
+/// and (for host-name rules) what the DNS refresh recompiles from. The slot in the
+/// refresh spec is filled in once one is allocated. Runs without the daemon's lock: name
+/// resolution may be slow, and nothing else need wait for it.
+fn compile(
+    config: &Config,
+    path: &Path,
+    user: &SandboxUser,
+    resolv_conf: &Path,
+    dns_grace: Duration,
+) -> Result<Compiled, OpError> {
+    let (parsed, source) = policy::load_with_source(path)?;
+    let nameservers = match std::fs::read_to_string(resolv_conf) {
+        Ok(text) => super::dns::nameservers(&text),
+        Err(source) if refresh::has_host_names(&parsed) => {
+            return Err(OpError::Nameservers {
+                file: resolv_conf.to_owned(),
+                source,
+            });
+        }
+        Err(_) => Vec::new(),
+    };
+    let names = AllowedNames::from_policy(&parsed);
+    let c = config;
+    // The pin directory is the daemon's alone; the other files may share a directory
+    // with anything (e.g. an audit log in /tmp), so they are guarded one by one.
+    let lock = c.state_file.with_extension("lock");
+    let files = [
+        c.socket.as_path(),
+        c.state_file.as_path(),
+        lock.as_path(),
+        c.audit_log.as_path(),
+        path,
+    ];
+    let dirs = [c.pin_dir.as_path()];
+    let parsed = policy::guard::with_daemon_guard(&parsed, &dirs, &files);
+    let mut env = CompileEnv::new(user.home.clone());
+    let resolver = Arc::new(TtlResolver::new(nameservers.clone(), dns_grace));
+    env.resolver = Box::new(refresh::Shared(Arc::clone(&resolver)));
+    let compiled = policy::compile(&parsed, &env)?;
+    let mut notices: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    if compiled.policy.controls & controls::FS == 0 {
+        notices.push(format!(
+            "{}: no filesystem section, so the daemon's files ({}) are not shielded from \
+             this sandbox by the kernel (only by their owner and mode)",
+            path.display(),
+            dirs.iter()
+                .chain(&files)
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if compiled.policy.controls & controls::PRIVILEGE == 0 {
+        notices.push(format!(
+            "{}: privilege_escalation is not denied, so a root task in this sandbox could use \
+             bpf(), mounts or signals against the host and the daemon",
+            path.display()
+        ));
+    }
+    let dns = refresh::has_host_names(&parsed).then(|| RefreshSpec {
+        policy: parsed,
+        env,
+        resolver,
+        current: compiled.policy.clone(),
+        slot: 0,
+    });
+    Ok(Compiled {
+        policy: compiled.policy,
+        sha256: line_hash(&source),
+        notices,
+        dns,
+        names,
+        nameservers,
+    })
 }
 
 /// An adopted sandbox's DNS gateway, on its old ports where they are free, with the names
@@ -960,17 +1024,20 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     {
         // Adopted sandboxes: a policy file changed while no daemon ran is applied now, and
         // host-name rules are resolved afresh (their refresh state did not survive).
-        let mut d = lock(&daemon);
-        let names: Vec<String> = d.sandboxes.keys().cloned().collect();
+        let names: Vec<String> = lock(&daemon).sandboxes.keys().cloned().collect();
         for name in names {
-            let Some(policy) = d.sandboxes.get(&name).map(|s| s.state.policy.clone()) else {
+            let Some(policy) = lock(&daemon)
+                .sandboxes
+                .get(&name)
+                .map(|s| s.state.policy.clone())
+            else {
                 continue;
             };
             let host_names = policy::load(&policy).is_ok_and(|p| refresh::has_host_names(&p));
-            if d.unchanged(&name) && !host_names {
+            if lock(&daemon).unchanged(&name) && !host_names {
                 continue;
             }
-            if let Err(e) = d.apply(&name, None, "daemon restart") {
+            if let Err(e) = apply(&daemon, &name, None, "daemon restart") {
                 eprintln!("nemoclaw daemon: {name}: {e}; its installed policy stays");
             }
         }

@@ -10,7 +10,7 @@ use std::{
 
 use super::{
     refresh::RefreshSpec,
-    server::{Shared, lock},
+    server::{self, Shared, lock},
 };
 use crate::audit::{
     lifecycle::{Lifecycle, now},
@@ -122,12 +122,12 @@ impl Watcher {
                     continue;
                 };
                 let path = dir.join(name);
-                let mut d = lock(daemon);
-                for sandbox in d.using_file(&path) {
-                    if d.unchanged(&sandbox) {
+                let using = lock(daemon).using_file(&path);
+                for sandbox in using {
+                    if lock(daemon).unchanged(&sandbox) {
                         continue;
                     }
-                    if let Err(e) = d.apply(&sandbox, None, "policy file watch") {
+                    if let Err(e) = server::apply(daemon, &sandbox, None, "policy file watch") {
                         eprintln!(
                             "nemoclaw daemon: {sandbox}: reload from {}: {e}",
                             path.display()
@@ -163,7 +163,7 @@ pub(super) fn handle_signals(
         loop {
             match set.wait() {
                 Ok(Signal::SIGHUP) => {
-                    let r = lock(&daemon).reload_all("SIGHUP");
+                    let r = server::reload_all(&daemon, "SIGHUP");
                     eprintln!(
                         "nemoclaw daemon: SIGHUP: {}",
                         serde_json::to_string(&r).unwrap_or_default()

@@ -502,3 +502,79 @@ fn clearing_a_slot_leaves_no_entry_in_any_map() {
         .collect();
     assert_eq!(other, filled, "clearing one slot touched another");
 }
+
+/// A policy is compiled without the daemon's lock: while an apply waits on a nameserver
+/// that never answers (its host-name rule resolving), `ps` is answered, and the apply
+/// is still pending when it is. It then completes (an allowed name that never resolves
+/// allows nothing, with a warning).
+#[test]
+fn slow_name_resolution_does_not_hold_up_the_control_socket() {
+    use std::{
+        net::UdpSocket,
+        process::{Command, Stdio},
+        time::Duration,
+    };
+    if !root_or_skip("daemon slow dns") {
+        return;
+    }
+    let scratch = Scratch::new("daemon-slowdns");
+    // A nameserver that receives and never answers.
+    let black_hole = UdpSocket::bind(("127.0.0.157", 53)).expect("bind the silent nameserver");
+    std::fs::write(scratch.path("resolv.conf"), "nameserver 127.0.0.157\n").expect("resolv");
+    let (_a, allowed) = listener();
+    let policy = scratch.path("policy.yaml");
+    std::fs::write(&policy, net_policy(&[allowed])).expect("policy");
+    let daemon = TestDaemon::start(&scratch, "slowdns");
+    let mut run = Command::new(crate::support::nemoclaw())
+        .arg("run")
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["--name", "slowdns", "--user", "nobody", "--policy"])
+        .arg(&policy)
+        .arg("--resolv-conf")
+        .arg(scratch.path("resolv.conf"))
+        .args(["--", "/bin/sleep", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nemoclaw run");
+    let listed = || {
+        let ps = daemon.ctl(&["ps", "--json"]);
+        ps.status.success() && String::from_utf8_lossy(&ps.stdout).contains("\"slowdns\"")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    while !listed() {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let slow = scratch.path("slow.yaml");
+    std::fs::write(
+        &slow,
+        "network:\n  allow:\n    - \"slow.nemoclaw.test:443\"\n  deny: \"*\"\n",
+    )
+    .expect("slow policy");
+    let mut apply = Command::new(crate::support::nemoclaw())
+        .args(["policy", "apply", "slowdns"])
+        .arg(&slow)
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nemoclaw policy apply");
+    // The compile has asked the nameserver: the apply is waiting on it.
+    black_hole
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = [0u8; 512];
+    black_hole.recv_from(&mut buf).expect("the apply's query");
+    assert!(listed(), "ps while a policy compiles: {}", daemon.log());
+    assert!(
+        apply.try_wait().expect("try_wait").is_none(),
+        "the apply finished before ps was answered: it did not wait on the nameserver"
+    );
+    let out = apply.wait_with_output().expect("apply");
+    assert!(out.status.success(), "{out:?}");
+    let _ = run.kill();
+    let _ = run.wait();
+}
