@@ -7,7 +7,7 @@
 use std::{
     io::{Read as _, Write as _},
     net::{TcpListener, UdpSocket},
-    process::{Command, Stdio},
+    process::{Command, Output, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -193,6 +193,25 @@ fn glibc_uses_port_53() -> bool {
     })
 }
 
+/// `nemoclaw run` of `python3 -c ARGS...` as nobody, under the scratch's `policy.yaml`,
+/// with its `resolv.conf` and `audit.jsonl`.
+fn run_python(scratch: &Scratch, args: &[String]) -> Output {
+    Command::new(nemoclaw())
+        .arg("run")
+        .arg("--policy")
+        .arg(scratch.path("policy.yaml"))
+        .arg("--resolv-conf")
+        .arg(scratch.path("resolv.conf"))
+        .args(["--user", "nobody", "--audit-log"])
+        .arg(scratch.path("audit.jsonl"))
+        .args(["--", PYTHON, "-c"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run nemoclaw")
+}
+
 #[test]
 fn dns_gateway_answers_only_policy_names_and_nothing_else_leaves() {
     if !root_or_skip("dns_gateway") {
@@ -219,20 +238,7 @@ fn dns_gateway_answers_only_policy_names_and_nothing_else_leaves() {
     if with_getaddrinfo {
         probe_args.push("getaddrinfo".to_owned());
     }
-    let out = Command::new(nemoclaw())
-        .arg("run")
-        .arg("--policy")
-        .arg(scratch.path("policy.yaml"))
-        .arg("--resolv-conf")
-        .arg(scratch.path("resolv.conf"))
-        .args(["--user", "nobody", "--audit-log"])
-        .arg(scratch.path("audit.jsonl"))
-        .args(["--", PYTHON, "-c"])
-        .args(&probe_args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run nemoclaw");
+    let out = run_python(&scratch, &probe_args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut expected = vec![
@@ -332,17 +338,7 @@ def send(port, family=socket.AF_INET, addr='192.0.2.1'):
         return 'ERR ' + errno.errorcode.get(e.errno, str(e.errno))
 print(send(53), send(54), send(5353))
 ";
-    let out = Command::new(nemoclaw())
-        .arg("run")
-        .arg("--policy")
-        .arg(scratch.path("policy.yaml"))
-        .arg("--resolv-conf")
-        .arg(scratch.path("resolv.conf"))
-        .args(["--user", "nobody", "--audit-log"])
-        .arg(scratch.path("audit.jsonl"))
-        .args(["--", PYTHON, "-c", script])
-        .output()
-        .expect("run nemoclaw");
+    let out = run_python(&scratch, &[script.to_owned()]);
     // No host names in the policy: the gateway refuses every name.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
