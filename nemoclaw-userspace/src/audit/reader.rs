@@ -1,27 +1,31 @@
-//! A thread that drains the deny-event ring buffer into an [`AuditSink`], at most
+//! A tokio task that drains the deny-event ring buffer into an [`AuditSink`], at most
 //! [`RECORDS_PER_SECOND`] deny records per sandbox and second (the rest summarised).
 
 use std::{
-    os::fd::AsRawFd,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::{self, JoinHandle},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant, SystemTime},
 };
 
 use aya::maps::{MapData, RingBuf};
 use nemoclaw_common::event::DenyEvent;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    runtime::Handle,
+    sync::Notify,
+    task::JoinHandle,
+};
 
 use super::{AuditRecord, AuditSink, lifecycle::Lifecycle};
 use crate::policy::compiled::RuleRef;
 
 /// The running reader; [`AuditReader::finish`] drains what is left and stops it.
 pub struct AuditReader {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<()>,
+    stop: Arc<Notify>,
+    task: JoinHandle<()>,
 }
+
+/// How often the reader closes the limiter's windows when no event wakes it.
+const SUMMARY_TICK: Duration = Duration::from_millis(250);
 
 /// The sink the reader writes deny records to, shared with whoever writes lifecycle records.
 pub type SharedSink = Arc<Mutex<AuditSink>>;
@@ -144,38 +148,57 @@ pub fn discard_pending(ring: &mut RingBuf<MapData>) -> usize {
 }
 
 impl AuditReader {
-    #[must_use]
-    pub fn spawn(mut ring: RingBuf<MapData>, sink: SharedSink, citations: impl Citations) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = thread::spawn(move || {
-            let fd = ring.as_raw_fd();
+    /// Starts draining `ring` on `runtime`: woken through [`AsyncFd`] when the kernel
+    /// submits an event, and every quarter second to close the rate limiter's windows.
+    pub fn spawn(
+        runtime: &Handle,
+        ring: RingBuf<MapData>,
+        sink: SharedSink,
+        citations: impl Citations,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(Notify::new());
+        let stopping = Arc::clone(&stop);
+        let ring = {
+            let _entered = runtime.enter();
+            // SAFETY: the ring buffer owns its map's descriptor, open and unchanged for as
+            // long as the `AsyncFd` owns the ring buffer.
+            unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?
+        };
+        let task = runtime.spawn(async move {
+            let mut ring = ring;
             let mut limiter = Limiter::default();
+            let mut tick = tokio::time::interval(SUMMARY_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let stopping = flag.load(Ordering::Acquire);
-                drain(&mut ring, &sink, &citations, &mut limiter);
-                for summary in limiter.summaries(Instant::now(), stopping) {
+                let finish = tokio::select! {
+                    ready = ring.readable_mut() => {
+                        if let Ok(mut guard) = ready {
+                            drain(guard.get_inner_mut(), &sink, &citations, &mut limiter);
+                            guard.clear_ready();
+                        }
+                        false
+                    }
+                    _ = tick.tick() => false,
+                    () = stopping.notified() => true,
+                };
+                // Also on a tick: an event whose wake-up raced the last drain is not left.
+                drain(ring.get_mut(), &sink, &citations, &mut limiter);
+                for summary in limiter.summaries(Instant::now(), finish) {
                     write(&sink, &summary);
                 }
-                if stopping {
+                if finish {
                     break;
                 }
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd; a timeout bounds the wait so `stop` is seen.
-                unsafe { libc::poll(&raw mut pfd, 1, 50) };
             }
         });
-        Self { stop, handle }
+        Ok(Self { stop, task })
     }
 
-    /// Drains the remaining events and joins the thread.
-    pub fn finish(self) {
-        self.stop.store(true, Ordering::Release);
-        if self.handle.join().is_err() {
+    /// Drains the remaining events, writes the last summaries and waits for the task.
+    pub async fn finish(self) {
+        self.stop.notify_one();
+        if self.task.await.is_err() {
             eprintln!("nemoclaw: the audit reader panicked");
         }
     }

@@ -5,8 +5,9 @@ use std::{
     io::{self, Write},
     os::unix::fs::OpenOptionsExt,
     path::Path,
-    sync::mpsc::{Receiver, Sender},
 };
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use serde::Serialize;
 
@@ -25,7 +26,7 @@ pub struct AuditSink {
     file: Option<(File, String)>,
     stderr: bool,
     /// Receivers of every line written (the daemon's event streams).
-    subscribers: Vec<Sender<String>>,
+    subscribers: Vec<UnboundedSender<String>>,
 }
 
 impl AuditSink {
@@ -51,8 +52,8 @@ impl AuditSink {
     }
 
     /// Every record written from now on, as its JSON line (without the chain link).
-    pub fn subscribe(&mut self) -> Receiver<String> {
-        let (tx, rx) = std::sync::mpsc::channel();
+    pub fn subscribe(&mut self) -> UnboundedReceiver<String> {
+        let (tx, rx) = unbounded_channel();
         self.subscribers.push(tx);
         rx
     }

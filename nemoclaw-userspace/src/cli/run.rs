@@ -145,20 +145,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("opening audit log {:?}", args.audit_log))?,
     ));
     let name = format!("run-{}", std::process::id());
+    // The audit reader and the DNS gateway run on one small runtime beside the sandbox.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("nemoclaw-run")
+        .enable_all()
+        .build()
+        .context("starting the audit reader's runtime")?;
     let reader = AuditReader::spawn(
+        runtime.handle(),
         events,
         Arc::clone(&sink),
         OneSandbox {
             name: name.clone(),
             rules: Arc::new(compiled.rules.clone()),
         },
-    );
+    )
+    .context("watching the deny-event ring buffer")?;
     // The sandbox's only DNS: its gateway, pointed at before the sandbox is registered.
     let dns_gate = if compiled.controls & controls::NET == 0 {
         None
     } else {
-        let gateway = Gateway::start().context("starting the DNS gateway")?;
-        let gate = gateway
+        let gate = Gateway::on(runtime.handle().clone())
             .open(GateSpec {
                 sandbox: name.clone(),
                 names,
@@ -168,7 +176,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             })
             .context("starting the sandbox's DNS gateway")?;
         enforcer.set_dns_gate(RUN_SLOT, gate.port4, gate.port6)?;
-        Some((gateway, gate))
+        Some(gate)
     };
     enforcer.register(
         cgroup.id(),
@@ -238,7 +246,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Err(e) => eprintln!("nemoclaw: {e}"),
     }
     drop(dns_gate);
-    reader.finish();
+    runtime.block_on(reader.finish());
     let code = status
         .as_ref()
         .ok()

@@ -3,13 +3,15 @@
 //! operations, and the event stream (`events`, replay after a restart).
 
 use std::{
-    io::{BufRead, BufReader, Write},
-    os::unix::{
-        fs::PermissionsExt,
-        net::{UnixListener, UnixStream},
-    },
+    os::unix::fs::PermissionsExt,
     path::Path,
-    sync::PoisonError,
+    sync::{Arc, PoisonError},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    task::spawn_blocking,
 };
 
 use super::{
@@ -69,10 +71,10 @@ fn in_control_group(pid: i32) -> bool {
     })
 }
 
-fn send(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(out: &mut W, response: &Response) -> std::io::Result<()> {
     let mut line = serde_json::to_string(response).map_err(std::io::Error::other)?;
     line.push('\n');
-    stream.write_all(line.as_bytes())
+    out.write_all(line.as_bytes()).await
 }
 
 fn error(message: String) -> Response {
@@ -84,35 +86,67 @@ fn refused(e: &OpError) -> Response {
     error(e.to_string())
 }
 
-/// Serves one connection until it closes; ephemeral sandboxes it created go with it.
-pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
+/// Serves one connection until it closes; ephemeral sandboxes it created go with it. Each
+/// operation runs on the blocking pool (it may compile, resolve names, write kernel maps).
+pub(super) async fn serve(daemon: Shared, stream: UnixStream) {
     let peer = match authorize(&stream) {
         Ok(p) => p,
         Err(e) => {
-            let _ = send(&mut stream, &error(e));
+            let mut stream = stream;
+            let _ = send(&mut stream, &error(e)).await;
             return;
         }
     };
     let requester = peer.describe();
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
+    let (read_half, mut write_half) = stream.into_split();
+    let mut lines = BufReader::new(read_half).lines();
     let mut held: Vec<String> = Vec::new();
-    for line in BufReader::new(read_half).lines() {
-        let Ok(line) = line else { break };
+    while let Ok(Some(line)) = lines.next_line().await {
         let request: Request = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                let _ = send(&mut stream, &error(format!("malformed request: {e}")));
+                let _ = send(&mut write_half, &error(format!("malformed request: {e}"))).await;
                 continue;
             }
         };
-        let response = match request {
-            Request::Events { sandbox, after } => {
-                stream_events(daemon, &mut stream, sandbox.as_deref(), after.as_ref());
-                break;
-            }
-            Request::Create {
+        if let Request::Events { sandbox, after } = request {
+            stream_events(&daemon, &mut write_half, sandbox.as_deref(), after.as_ref()).await;
+            break;
+        }
+        if let Request::Destroy { name, .. } = &request {
+            held.retain(|h| h != name);
+        }
+        let (d, by) = (Arc::clone(&daemon), requester.clone());
+        let Ok((response, ephemeral)) = spawn_blocking(move || operate(&d, request, &by)).await
+        else {
+            break;
+        };
+        if let Some(name) = ephemeral {
+            held.push(name);
+        }
+        if send(&mut write_half, &response).await.is_err() {
+            break;
+        }
+    }
+    if !held.is_empty() {
+        let _ = spawn_blocking(move || release(&daemon, held)).await;
+    }
+}
+
+/// Answers one request (not `events`); with the name of an ephemeral sandbox it created.
+fn operate(daemon: &Shared, request: Request, requester: &str) -> (Response, Option<String>) {
+    let response = match request {
+        Request::Events { .. } => error("events: not here".to_owned()),
+        Request::Create {
+            name,
+            policy,
+            user,
+            command,
+            ephemeral,
+            resolv_conf,
+            dns_grace,
+        } => {
+            let spec = CreateSpec {
                 name,
                 policy,
                 user,
@@ -120,44 +154,38 @@ pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
                 ephemeral,
                 resolv_conf,
                 dns_grace,
-            } => {
-                let spec = CreateSpec {
-                    name,
-                    policy,
-                    user,
-                    command,
-                    ephemeral,
-                    resolv_conf,
-                    dns_grace,
-                };
-                let r = server::create(daemon, spec, &requester);
-                if let (true, Ok(Response::Created { sandbox, .. })) = (ephemeral, &r) {
-                    held.push(sandbox.name.clone());
+            };
+            return match server::create(daemon, spec, requester) {
+                Ok(r) => {
+                    let held = match (&r, ephemeral) {
+                        (Response::Created { sandbox, .. }, true) => Some(sandbox.name.clone()),
+                        _ => None,
+                    };
+                    (r, held)
                 }
-                r.unwrap_or_else(|e| refused(&e))
-            }
-            Request::Destroy { name, exit_code } => {
-                held.retain(|h| *h != name);
-                lock(daemon)
-                    .destroy(&name, exit_code)
-                    .unwrap_or_else(|e| refused(&e))
-            }
-            Request::Apply { name, policy } => {
-                server::apply(daemon, &name, Some(&policy), &requester)
-                    .unwrap_or_else(|e| refused(&e))
-            }
-            Request::Reload => server::reload_all(daemon, &requester),
-            Request::List => {
-                let d = lock(daemon);
-                Response::Sandboxes {
-                    sandboxes: d.sandboxes.values().map(|s| d.info(s)).collect(),
-                }
-            }
-        };
-        if send(&mut stream, &response).is_err() {
-            break;
+                Err(e) => (refused(&e), None),
+            };
         }
-    }
+        Request::Destroy { name, exit_code } => lock(daemon)
+            .destroy(&name, exit_code)
+            .unwrap_or_else(|e| refused(&e)),
+        Request::Apply { name, policy } => {
+            server::apply(daemon, &name, Some(&policy), requester).unwrap_or_else(|e| refused(&e))
+        }
+        Request::Reload => server::reload_all(daemon, requester),
+        Request::List => {
+            let d = lock(daemon);
+            Response::Sandboxes {
+                sandboxes: d.sandboxes.values().map(|s| d.info(s)).collect(),
+            }
+        }
+    };
+    (response, None)
+}
+
+/// A closed connection lets go of the ephemeral sandboxes it created; one no other
+/// connection holds is destroyed.
+fn release(daemon: &Shared, held: Vec<String>) {
     let mut d = lock(daemon);
     for name in held {
         let orphaned = d.sandboxes.get_mut(&name).is_some_and(|s| {
@@ -172,15 +200,15 @@ pub(super) fn serve(daemon: &Shared, mut stream: UnixStream) {
 
 /// Streams records (of `sandbox`, or all) as they are written; with `after`, first the
 /// sandbox's records the log holds after that one (see `audit::replay`).
-fn stream_events(
+async fn stream_events<W: AsyncWrite + Unpin>(
     daemon: &Shared,
-    stream: &mut UnixStream,
+    out: &mut W,
     sandbox: Option<&str>,
     after: Option<&serde_json::Value>,
 ) {
     // Subscribe before reading the log: a record written in between comes both ways, and
     // `Seen` drops the second copy.
-    let (rx, log) = {
+    let (mut rx, log) = {
         let d = lock(daemon);
         let rx = d
             .sink
@@ -190,25 +218,29 @@ fn stream_events(
         (rx, d.config.audit_log.clone())
     };
     let replayed = match (sandbox, after) {
-        (Some(name), Some(last)) => match replay::after(&log, name, last) {
-            Ok(missed) => missed,
-            Err(e) => {
-                let _ = send(stream, &error(format!("reading {}: {e}", log.display())));
-                return;
+        (Some(name), Some(last)) => {
+            let (name, last, path) = (name.to_owned(), last.clone(), log.clone());
+            match spawn_blocking(move || replay::after(&path, &name, &last)).await {
+                Ok(Ok(missed)) => missed,
+                Ok(Err(e)) => {
+                    let _ = send(out, &error(format!("reading {}: {e}", log.display()))).await;
+                    return;
+                }
+                Err(_) => return,
             }
-        },
+        }
         _ => Vec::new(),
     };
-    if send(stream, &Response::Subscribed).is_err() {
+    if send(out, &Response::Subscribed).await.is_err() {
         return;
     }
     let mut seen = replay::Seen::new(&replayed);
     for record in replayed {
-        if send(stream, &Response::Event { record }).is_err() {
+        if send(out, &Response::Event { record }).await.is_err() {
             return;
         }
     }
-    for line in rx {
+    while let Some(line) = rx.recv().await {
         let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
@@ -220,7 +252,7 @@ fn stream_events(
         if seen.take(&record) {
             continue;
         }
-        if send(stream, &Response::Event { record }).is_err() {
+        if send(out, &Response::Event { record }).await.is_err() {
             return;
         }
     }
@@ -233,7 +265,7 @@ pub(super) fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     if path.exists() {
         std::fs::remove_file(path).map_err(io_err(path))?;
     }
-    let listener = UnixListener::bind(path).map_err(io_err(path))?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err(path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err(path))?;
     if let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) {
         nix::unistd::chown(path, None, Some(group.gid))
@@ -243,5 +275,6 @@ pub(super) fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
             .map_err(io_err(dir))?;
     }
-    Ok(listener)
+    listener.set_nonblocking(true).map_err(io_err(path))?;
+    UnixListener::from_std(listener).map_err(io_err(path))
 }

@@ -1,11 +1,13 @@
 //! `nemoclaw daemon`: the [`Daemon`]'s state and operations (create, destroy, apply,
 //! reload), its boot (adopt or load, self-test) and [`run`], which starts the parts.
 //!
-//! Threads: the accept loop (one thread per connection, `control`), the signal thread, the
-//! policy-file watcher and the DNS refresh (`tasks`), the audit reader, the housekeeper
-//! (ephemeral sandboxes whose creator is gone, dropped-event counts) and the DNS gateway's
-//! tokio runtime (`dnsgate`). All share one [`Daemon`] behind a mutex; decisions
-//! themselves are taken in the kernel and never wait for any of them.
+//! One tokio runtime runs it all as tasks: the accept loop (a task per connection,
+//! `control`), the signals, the policy-file watcher, the DNS refresh and the housekeeper
+//! (`tasks`), the audit reader (`audit::reader`) and every sandbox's DNS gateway
+//! (`dnsgate`). All share one [`Daemon`] behind a mutex, which is held only for short
+//! state changes; the operations (compile, resolve, kernel maps, cgroups) run on tokio's
+//! blocking pool. Decisions themselves are taken in the kernel and never wait for any of
+//! them.
 
 use std::{
     collections::BTreeMap,
@@ -144,6 +146,8 @@ pub struct Daemon {
     unavailable: Vec<boot::Unavailable>,
     /// Serves every sandbox's DNS gateway.
     gateway: Gateway,
+    /// Told when a sandbox's host-name rules are replaced (the DNS refresh reschedules).
+    dns_changed: Arc<tokio::sync::Notify>,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -167,7 +171,11 @@ impl Citations for DaemonCitations {
 impl Daemon {
     /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
     /// open. Writes the `daemon_start` record.
-    pub fn start(config: Config) -> Result<(Shared, AuditReader), DaemonError> {
+    /// Its tasks run on `runtime`.
+    pub fn start(
+        config: Config,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Shared, AuditReader), DaemonError> {
         let (mut enforcer, state, mut unavailable) = boot::open_enforcement(&config)?;
         let adopted = state.is_some();
         // Adopted enforcement that lacks the LSM controls: say why again (the first start's
@@ -209,10 +217,7 @@ impl Daemon {
             AuditSink::open(Some(&config.audit_log), false).map_err(io_err(&config.audit_log))?,
         ));
         let book = Arc::new(Mutex::new(RuleBook::default()));
-        let gateway = Gateway::start().map_err(|error| DaemonError::Io {
-            path: PathBuf::from("DNS gateway runtime"),
-            error,
-        })?;
+        let gateway = Gateway::on(runtime.clone());
         // The self-test's deny events reach the log after this, cited under its own name.
         lock_book(&book).set(
             SELF_TEST_SLOT,
@@ -247,10 +252,15 @@ impl Daemon {
         }
         let events = enforcer.take_events()?;
         let reader = AuditReader::spawn(
+            runtime,
             events,
             Arc::clone(&sink),
             DaemonCitations(Arc::clone(&book)),
-        );
+        )
+        .map_err(|error| DaemonError::Io {
+            path: PathBuf::from("the deny-event ring buffer"),
+            error,
+        })?;
         let events_lost_seen = enforcer.events_lost().unwrap_or(0);
         let daemon = Self {
             slots: Slots::with_used(sandboxes.values().map(|s: &Sandbox| s.state.slot)),
@@ -264,6 +274,7 @@ impl Daemon {
             watcher: None,
             unavailable,
             gateway,
+            dns_changed: Arc::new(tokio::sync::Notify::new()),
         };
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
@@ -499,6 +510,7 @@ impl Daemon {
         }
         self.sandboxes.insert(name.clone(), sandbox);
         self.persist();
+        self.dns_changed.notify_one();
         self.log(&Lifecycle::SandboxStart {
             time: now(),
             sandbox: name,
@@ -672,6 +684,7 @@ impl Daemon {
             s.state.rules = compiled.rules;
         }
         self.persist();
+        self.dns_changed.notify_one();
         self.log(&Lifecycle::PolicyReload {
             time: now(),
             sandbox: name.to_owned(),
@@ -982,14 +995,29 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
     let _lock = boot::single_instance(&config.state_file)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("nemoclaw-daemon")
+        .enable_all()
+        .build()
+        .map_err(io_err(Path::new("the daemon's tokio runtime")))?;
+    runtime.block_on(serve(config))
+}
+
+/// Starts the daemon and its tasks on the current runtime, then accepts control
+/// connections until a signal stops the process.
+async fn serve(config: Config) -> Result<(), DaemonError> {
     let socket = config.socket.clone();
     let watch_files = config.watch;
-    // Block the signals before any thread exists, so they all inherit the mask.
-    let set = tasks::daemon_signals();
-    set.thread_block()
-        .map_err(|e| io_err(&socket)(std::io::Error::from(e)))?;
-    let (daemon, reader) = Daemon::start(config)?;
-    tasks::handle_signals(Arc::clone(&daemon), reader, socket.clone(), set);
+    let signals = tasks::Signals::register().map_err(io_err(&socket))?;
+    let runtime = tokio::runtime::Handle::current();
+    let (daemon, reader) = tokio::task::block_in_place(|| Daemon::start(config, &runtime))?;
+    tokio::spawn(tasks::handle_signals(
+        Arc::clone(&daemon),
+        reader,
+        socket.clone(),
+        signals,
+    ));
     if watch_files {
         match tasks::Watcher::new() {
             Ok(w) => {
@@ -1000,47 +1028,21 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 }
                 d.watcher = Some(Arc::clone(&w));
                 drop(d);
-                let d = Arc::clone(&daemon);
-                std::thread::spawn(move || w.run(&d));
+                tokio::spawn(w.run(Arc::clone(&daemon)));
             }
             Err(e) => eprintln!(
                 "nemoclaw daemon: inotify unavailable ({e}); policy files are not watched"
             ),
         }
     }
-    {
-        let d = Arc::clone(&daemon);
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                lock(&d).tidy();
-            }
-        });
-    }
-    {
-        let d = Arc::clone(&daemon);
-        std::thread::spawn(move || tasks::refresh_dns(&d));
-    }
+    tokio::spawn(tasks::tidy(Arc::clone(&daemon)));
+    let changed = Arc::clone(&lock(&daemon).dns_changed);
+    tokio::spawn(tasks::refresh_dns(Arc::clone(&daemon), changed));
     {
         // Adopted sandboxes: a policy file changed while no daemon ran is applied now, and
         // host-name rules are resolved afresh (their refresh state did not survive).
-        let names: Vec<String> = lock(&daemon).sandboxes.keys().cloned().collect();
-        for name in names {
-            let Some(policy) = lock(&daemon)
-                .sandboxes
-                .get(&name)
-                .map(|s| s.state.policy.clone())
-            else {
-                continue;
-            };
-            let host_names = policy::load(&policy).is_ok_and(|p| refresh::has_host_names(&p));
-            if lock(&daemon).unchanged(&name) && !host_names {
-                continue;
-            }
-            if let Err(e) = apply(&daemon, &name, None, "daemon restart") {
-                eprintln!("nemoclaw daemon: {name}: {e}; its installed policy stays");
-            }
-        }
+        let d = Arc::clone(&daemon);
+        let _ = tokio::task::spawn_blocking(move || reapply_adopted(&d)).await;
     }
     let listener = control::bind(&socket)?;
     {
@@ -1052,14 +1054,38 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             d.sandboxes.len()
         );
     }
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
-                let d = Arc::clone(&daemon);
-                std::thread::spawn(move || control::serve(&d, stream));
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(control::serve(Arc::clone(&daemon), stream));
             }
-            Err(e) => eprintln!("nemoclaw daemon: accept: {e}"),
+            Err(e) => {
+                eprintln!("nemoclaw daemon: accept: {e}");
+                // Out of descriptors, say: do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
-    Ok(())
+}
+
+/// Applies again each adopted sandbox's policy whose file changed while no daemon ran, or
+/// which has host-name rules to resolve afresh.
+fn reapply_adopted(daemon: &Shared) {
+    let names: Vec<String> = lock(daemon).sandboxes.keys().cloned().collect();
+    for name in names {
+        let Some(policy) = lock(daemon)
+            .sandboxes
+            .get(&name)
+            .map(|s| s.state.policy.clone())
+        else {
+            continue;
+        };
+        let host_names = policy::load(&policy).is_ok_and(|p| refresh::has_host_names(&p));
+        if lock(daemon).unchanged(&name) && !host_names {
+            continue;
+        }
+        if let Err(e) = apply(daemon, &name, None, "daemon restart") {
+            eprintln!("nemoclaw daemon: {name}: {e}; its installed policy stays");
+        }
+    }
 }

@@ -42,9 +42,9 @@ pub const RECORDS_PER_SECOND: u32 = 50;
 /// Largest DNS message over TCP.
 const TCP_LIMIT: usize = 65_535;
 
-/// The tokio runtime every gateway of this process runs on.
+/// Opens gateways on the process's tokio runtime (the daemon's, or `nemoclaw run`'s).
 pub struct Gateway {
-    runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
 }
 
 /// What one sandbox's gateway answers, for whom, and where its queries go.
@@ -149,14 +149,10 @@ impl RecordLimiter {
 }
 
 impl Gateway {
-    pub fn start() -> io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("nemoclaw-dns")
-            .enable_io()
-            .enable_time()
-            .build()?;
-        Ok(Self { runtime })
+    /// Gateways served by `runtime` (it needs I/O and time enabled).
+    #[must_use]
+    pub fn on(runtime: tokio::runtime::Handle) -> Self {
+        Self { runtime }
     }
 
     /// Binds `spec`'s sockets and starts answering on them.
