@@ -286,6 +286,7 @@ fn prove(enforcer: &mut Enforcer, policy_controls: u32) -> anyhow::Result<selfte
         let first = refused & refused.wrapping_neg();
         return Err(KernelError::ControlUnavailable {
             controls: refused,
+            lack: crate::kernel::loader::Lack::SelfTest,
             why: report
                 .why_failed(first)
                 .unwrap_or("its self-test failed")

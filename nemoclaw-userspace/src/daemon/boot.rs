@@ -13,7 +13,7 @@ use super::{
 use crate::{
     kernel::{
         Enforcer, KernelError,
-        loader::{EBPF_OBJECT, LSM_CONTROLS, NetAttach},
+        loader::{EBPF_OBJECT, LSM_CONTROLS, Lack, NetAttach},
     },
     sandbox::{cgroup::sandboxes_root, selftest},
 };
@@ -66,6 +66,7 @@ fn ensure_bpffs(pin_dir: &Path) -> Result<(), DaemonError> {
 #[derive(Clone, Debug)]
 pub(super) struct Unavailable {
     pub(super) controls: u32,
+    pub(super) lack: Lack,
     pub(super) why: String,
     pub(super) fix: String,
 }
@@ -109,6 +110,7 @@ pub(super) fn open_enforcement(
         Ok(e) => e,
         Err(KernelError::ControlUnavailable {
             controls: missing,
+            lack,
             why,
             fix,
         }) if missing & controls::NET == 0 => {
@@ -119,6 +121,7 @@ pub(super) fn open_enforcement(
             );
             unavailable.push(Unavailable {
                 controls: LSM_CONTROLS,
+                lack,
                 why,
                 fix,
             });

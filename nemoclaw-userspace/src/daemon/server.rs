@@ -41,7 +41,11 @@ use crate::{
         gateway::{Gate, GateSpec, Gateway},
         names::AllowedNames,
     },
-    kernel::{Enforcer, KernelError, loader::LSM_CONTROLS, lsm::LsmList},
+    kernel::{
+        Enforcer, KernelError,
+        loader::{LSM_CONTROLS, Lack},
+        lsm::LsmList,
+    },
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
     sandbox::{
         SandboxCgroup, cgroup::CgroupError, controls as sandbox_controls, selftest,
@@ -182,20 +186,28 @@ impl Daemon {
         // reason is not kept across restarts), so refusals still name the fix.
         let lsm_missing = LSM_CONTROLS & !enforcer.attached();
         if adopted && lsm_missing != 0 {
-            let (why, fix) = match LsmList::read() {
+            let (lack, (why, fix)) = match LsmList::read() {
                 Ok(list) => list.inactive_reason(),
                 Err(e) => Some((e.to_string(), "mount securityfs".to_owned())),
             }
-            .unwrap_or_else(|| {
-                (
-                    "they were not attached when this enforcement was first loaded".to_owned(),
-                    "stop the sandboxes, remove the pins and start the daemon again; \
-                     `nemoclaw doctor` shows this kernel's state"
-                        .to_owned(),
-                )
-            });
+            .map_or_else(
+                || {
+                    (
+                        Lack::Other,
+                        (
+                            "they were not attached when this enforcement was first loaded"
+                                .to_owned(),
+                            "stop the sandboxes, remove the pins and start the daemon again; \
+                             `nemoclaw doctor` shows this kernel's state"
+                                .to_owned(),
+                        ),
+                    )
+                },
+                |reason| (Lack::BpfLsm, reason),
+            );
             unavailable.push(boot::Unavailable {
                 controls: lsm_missing,
+                lack,
                 why,
                 fix,
             });
@@ -209,6 +221,7 @@ impl Daemon {
             );
             unavailable.push(boot::Unavailable {
                 controls: *bit,
+                lack: Lack::SelfTest,
                 why: why.clone(),
                 fix: selftest::FIX.to_owned(),
             });
@@ -351,22 +364,24 @@ impl Daemon {
         if missing == 0 {
             return Ok(());
         }
-        let (why, fix) = self
+        let (lack, why, fix) = self
             .unavailable
             .iter()
             .find(|u| u.controls & missing != 0)
             .map_or_else(
                 || {
                     (
+                        Lack::Other,
                         "its programs were not attached when this enforcement was first loaded"
                             .to_owned(),
                         "run `nemoclaw doctor`".to_owned(),
                     )
                 },
-                |u| (u.why.clone(), u.fix.clone()),
+                |u| (u.lack, u.why.clone(), u.fix.clone()),
             );
         Err(OpError::Unavailable(KernelError::ControlUnavailable {
             controls: missing,
+            lack,
             why,
             fix,
         }))

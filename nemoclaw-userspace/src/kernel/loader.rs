@@ -44,6 +44,8 @@ pub enum KernelError {
     )]
     ControlUnavailable {
         controls: u32,
+        /// What is missing, for a caller choosing another tier or a fix.
+        lack: Lack,
         why: String,
         fix: String,
     },
@@ -62,6 +64,46 @@ pub enum KernelError {
     Unsupported(String),
     #[error("pinning {path}: {reason}")]
     Pin { path: String, reason: String },
+}
+
+/// What a control that cannot be enforced lacks on this host: what the choice of a
+/// fallback tier branches on (a kernel without BPF LSM can still have Landlock; a process
+/// without privilege can do neither).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lack {
+    /// BPF LSM: not built in, or built in but not in the active LSM list (`lsm=`).
+    BpfLsm,
+    /// A hook or program type this kernel does not have (too old, or compiled out).
+    Hook,
+    /// The kernel refused this process (capabilities, lockdown, a security module).
+    Permission,
+    /// The programs loaded, but the self-test did not see the denial it provoked.
+    SelfTest,
+    /// Anything else (the message says what).
+    Other,
+}
+
+impl Lack {
+    /// Classifies a load or attach failure by the first OS error in its chain.
+    #[must_use]
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(code) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+            {
+                return match code {
+                    libc::EPERM | libc::EACCES => Self::Permission,
+                    // ENOTSUPP (524): the kernel's "operation not supported" for attach types.
+                    libc::ENOENT | libc::EOPNOTSUPP | 524 => Self::Hook,
+                    _ => Self::Other,
+                };
+            }
+            next = e.source();
+        }
+        Self::Other
+    }
 }
 
 /// The controls enforced by BPF LSM programs (the others by cgroup programs).
@@ -106,13 +148,14 @@ pub fn controls_phrase(bits: u32) -> String {
 fn unavailable(
     control: u32,
     what: String,
-    err: &impl std::fmt::Display,
+    err: &(dyn std::error::Error + 'static),
     advice: &'static str,
 ) -> KernelError {
     // aya's errors nest the syscall error as a source; show the whole chain.
     KernelError::ControlUnavailable {
         controls: control,
-        why: format!("{what} failed: {err}"),
+        lack: Lack::of(err),
+        why: format!("{what} failed: {}", chain(err)),
         fix: advice.to_owned(),
     }
 }
@@ -122,6 +165,7 @@ fn unavailable(
 fn lsm_active_or_refuse(lsm_wanted: u32) -> Result<(), KernelError> {
     let list = LsmList::read().map_err(|e| KernelError::ControlUnavailable {
         controls: lsm_wanted,
+        lack: Lack::BpfLsm,
         why: e.to_string(),
         fix: "mount securityfs, or run `nemoclaw doctor` for this kernel's state".to_owned(),
     })?;
@@ -129,6 +173,7 @@ fn lsm_active_or_refuse(lsm_wanted: u32) -> Result<(), KernelError> {
         None => Ok(()),
         Some((why, fix)) => Err(KernelError::ControlUnavailable {
             controls: lsm_wanted,
+            lack: Lack::BpfLsm,
             why,
             fix,
         }),
@@ -286,7 +331,7 @@ fn load_net_program(ebpf: &mut Ebpf, prog: &'static str) -> Result<(), KernelErr
         unavailable(
             controls::NET,
             format!("loading cgroup {prog}"),
-            &chain(&e),
+            &e,
             CGROUP_ADVICE,
         )
     })
@@ -298,11 +343,11 @@ fn attach_net_program(
     prog: &'static str,
     cgroup: &File,
 ) -> Result<Attachment, KernelError> {
-    let attach_err = |e: &dyn std::error::Error| {
+    let attach_err = |e: &(dyn std::error::Error + 'static)| {
         unavailable(
             controls::NET,
             format!("attaching {prog} to cgroup"),
-            &chain(e),
+            e,
             CGROUP_ADVICE,
         )
     };
@@ -405,24 +450,14 @@ impl Enforcer {
                     .try_into()
                     .map_err(|e| unavailable(bit, format!("program {prog}"), &e, LSM_ADVICE))?;
                 p.load(hook, &aya_btf).map_err(|e| {
-                    unavailable(
-                        bit,
-                        format!("loading LSM hook {hook}"),
-                        &chain(&e),
-                        LSM_ADVICE,
-                    )
+                    unavailable(bit, format!("loading LSM hook {hook}"), &e, LSM_ADVICE)
                 })?;
                 let id = p.attach().map_err(|e| {
-                    unavailable(
-                        bit,
-                        format!("attaching LSM hook {hook}"),
-                        &chain(&e),
-                        LSM_ADVICE,
-                    )
+                    unavailable(bit, format!("attaching LSM hook {hook}"), &e, LSM_ADVICE)
                 })?;
-                let link = p.take_link(id).map_err(|e| {
-                    unavailable(bit, format!("LSM hook {hook}"), &chain(&e), LSM_ADVICE)
-                })?;
+                let link = p
+                    .take_link(id)
+                    .map_err(|e| unavailable(bit, format!("LSM hook {hook}"), &e, LSM_ADVICE))?;
                 links.push((prog, Attachment::Aya(link.into())));
             }
         }
@@ -813,4 +848,36 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that wraps another, as aya's program errors wrap the syscall's.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the BPF_PROG_LOAD syscall failed")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn a_failure_is_classified_by_the_os_error_in_its_chain() {
+        let os = |code| Wrapped(std::io::Error::from_raw_os_error(code));
+        assert_eq!(Lack::of(&os(libc::EPERM)), Lack::Permission);
+        assert_eq!(Lack::of(&os(libc::EACCES)), Lack::Permission);
+        assert_eq!(Lack::of(&os(libc::ENOENT)), Lack::Hook);
+        assert_eq!(Lack::of(&os(524)), Lack::Hook);
+        assert_eq!(Lack::of(&os(libc::E2BIG)), Lack::Other);
+        assert_eq!(
+            Lack::of(&std::io::Error::other("no OS error anywhere")),
+            Lack::Other
+        );
+        let refused = unavailable(controls::FS, "loading".into(), &os(libc::EPERM), "fix");
+        match refused {
+            KernelError::ControlUnavailable { lack, why, .. } => {
+                assert_eq!(lack, Lack::Permission);
+                assert!(why.contains("BPF_PROG_LOAD syscall failed: "), "{why}");
+            }
+            other => panic!("{other}"),
+        }
+    }
 }
