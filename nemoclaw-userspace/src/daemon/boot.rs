@@ -71,6 +71,42 @@ pub(super) struct Unavailable {
     pub(super) fix: String,
 }
 
+/// Refuses a policy with `policy_controls` when one of them is not `attached`, with the
+/// reason recorded in `unavailable` for it (the same words `nemoclaw run` uses without a
+/// daemon).
+pub(super) fn refuse_unattached(
+    policy_controls: u32,
+    attached: u32,
+    unavailable: &[Unavailable],
+) -> Result<(), KernelError> {
+    let missing = policy_controls
+        & !attached
+        & (controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE);
+    if missing == 0 {
+        return Ok(());
+    }
+    let (lack, why, fix) = unavailable
+        .iter()
+        .find(|u| u.controls & missing != 0)
+        .map_or_else(
+            || {
+                (
+                    Lack::Other,
+                    "its programs were not attached when this enforcement was first loaded"
+                        .to_owned(),
+                    "run `nemoclaw doctor`".to_owned(),
+                )
+            },
+            |u| (u.lack, u.why.clone(), u.fix.clone()),
+        );
+    Err(KernelError::ControlUnavailable {
+        controls: missing,
+        lack,
+        why,
+        fix,
+    })
+}
+
 /// Loads and pins enforcement, or adopts what a previous daemon pinned.
 pub(super) fn open_enforcement(
     config: &Config,
@@ -169,4 +205,56 @@ pub(super) fn single_instance(
         .map_err(io_err(&path))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|_| DaemonError::AlreadyRunning(path.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lsm_inactive() -> Unavailable {
+        Unavailable {
+            controls: LSM_CONTROLS,
+            lack: Lack::BpfLsm,
+            why: "bpf is not in the active LSM list".to_owned(),
+            fix: "boot with lsm=...,bpf".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_policy_needing_only_attached_controls_is_taken() {
+        let unavailable = [lsm_inactive()];
+        assert!(refuse_unattached(controls::NET, controls::NET, &unavailable).is_ok());
+        // Socket kinds are not a policy's to ask for; their absence never refuses.
+        let net = controls::NET | controls::SOCKETS;
+        assert!(refuse_unattached(net, controls::NET, &unavailable).is_ok());
+    }
+
+    #[test]
+    fn a_missing_control_is_refused_with_its_recorded_reason() {
+        let unavailable = [lsm_inactive()];
+        let policy = controls::NET | controls::FS | controls::EXEC;
+        match refuse_unattached(policy, controls::NET, &unavailable) {
+            Err(KernelError::ControlUnavailable {
+                controls: missing,
+                lack,
+                why,
+                fix,
+            }) => {
+                assert_eq!(
+                    missing,
+                    controls::FS | controls::EXEC,
+                    "only the missing ones"
+                );
+                assert_eq!(lack, Lack::BpfLsm);
+                assert_eq!(why, "bpf is not in the active LSM list");
+                assert_eq!(fix, "boot with lsm=...,bpf");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // No recorded reason (an adopted enforcement loaded without it): still refused.
+        match refuse_unattached(controls::PRIVILEGE, controls::NET, &[]) {
+            Err(KernelError::ControlUnavailable { lack, .. }) => assert_eq!(lack, Lack::Other),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 }

@@ -358,33 +358,8 @@ impl Daemon {
     /// Refuses a policy that needs a control whose programs are not attached, with the
     /// kernel's reason (the same words `nemoclaw run` uses without a daemon).
     fn check_attached(&self, policy_controls: u32) -> Result<(), OpError> {
-        let missing = policy_controls
-            & !self.enforcer.attached()
-            & (controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE);
-        if missing == 0 {
-            return Ok(());
-        }
-        let (lack, why, fix) = self
-            .unavailable
-            .iter()
-            .find(|u| u.controls & missing != 0)
-            .map_or_else(
-                || {
-                    (
-                        Lack::Other,
-                        "its programs were not attached when this enforcement was first loaded"
-                            .to_owned(),
-                        "run `nemoclaw doctor`".to_owned(),
-                    )
-                },
-                |u| (u.lack, u.why.clone(), u.fix.clone()),
-            );
-        Err(OpError::Unavailable(KernelError::ControlUnavailable {
-            controls: missing,
-            lack,
-            why,
-            fix,
-        }))
+        boot::refuse_unattached(policy_controls, self.enforcer.attached(), &self.unavailable)
+            .map_err(OpError::Unavailable)
     }
 
     /// Writes `compiled` into a fresh slot; on any error the slot is cleared and freed.
@@ -467,7 +442,7 @@ impl Daemon {
         } = compiled;
         self.check_attached(compiled.controls)?;
         let (bits, notice) =
-            sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, &user)?;
+            sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, user)?;
         notices.extend(notice);
         let cgroup = SandboxCgroup::create(&self.config.cgroup_root, &name)?;
         let slot = self.install(&compiled)?;

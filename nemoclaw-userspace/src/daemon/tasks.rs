@@ -66,7 +66,7 @@ pub(super) async fn refresh_dns(daemon: Shared, changed: Arc<Notify>) {
             due.insert(name, (id, at));
             next = Some(next.map_or(at, |n| n.min(at)));
         }
-        let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_hours(1));
         tokio::select! {
             () = tokio::time::sleep_until(wake) => {}
             () = changed.notified() => {}

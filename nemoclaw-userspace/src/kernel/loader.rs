@@ -514,10 +514,7 @@ impl Enforcer {
 
     /// Whether socket kinds are restricted (`controls::SOCKETS` may be set), or why not.
     pub fn socket_kinds(&self) -> Result<(), &str> {
-        self.socket_kinds
-            .as_ref()
-            .map(|()| ())
-            .map_err(String::as_str)
+        self.socket_kinds.as_ref().copied().map_err(String::as_str)
     }
 
     /// Attaches the network programs to a sandbox cgroup (they judge it and its subtree).
