@@ -39,7 +39,8 @@ pub mod hook {
     pub const PATH_MKDIR: u32 = 13;
     /// LSM `path_mknod`: creating a file or node denied (BPF LSM, 5.7+).
     pub const PATH_MKNOD: u32 = 14;
-    /// LSM `path_rename` (`path_rename` and `path_rename_subtrees`): a rename denied (BPF LSM, 5.7+).
+    /// LSM `path_rename` (`path_rename` and `path_rename_subtrees`): a rename denied (BPF
+    /// LSM, 5.7+).
     pub const PATH_RENAME: u32 = 15;
     /// LSM `path_link`: a hard link denied (BPF LSM, 5.7+).
     pub const PATH_LINK: u32 = 16;
@@ -103,11 +104,13 @@ pub mod hook {
     pub const KERNEL_MODULE_REQUEST: u32 = 50;
     /// LSM `ptrace_access_check`: tracing another task denied (`arg` the mode; BPF LSM, 5.7+).
     pub const PTRACE_ACCESS_CHECK: u32 = 51;
-    /// LSM `task_kill`: a signal to a task outside the sandbox denied (`arg` the signal; BPF LSM, 5.7+).
+    /// LSM `task_kill`: a signal to a task outside the sandbox denied (`arg` the signal;
+    /// BPF LSM, 5.7+).
     pub const TASK_KILL: u32 = 52;
     /// `file_open` under `privilege_escalation: deny`: kernel-interface files and block devices.
     pub const PRIVILEGE_FILE_OPEN: u32 = 53;
-    /// LSM `file_ioctl` under `privilege_escalation: deny`: an `ioctl` denied (`arg` the command; BPF LSM, 5.7+).
+    /// LSM `file_ioctl` under `privilege_escalation: deny`: an `ioctl` denied (`arg` the
+    /// command; BPF LSM, 5.7+).
     pub const FILE_IOCTL: u32 = 54;
     /// Acting on another task's scheduling or resources: `arg` is the nice value, I/O
     /// priority or resource number; `target_*` name the task.
@@ -155,7 +158,8 @@ pub mod hook {
     /// socket option or as ancillary data of one `sendmsg` (`-1, -1`: too many items or
     /// unreadable).
     pub const SOCKET_SETSOCKOPT: u32 = 63;
-    /// LSM `socket_sendmsg`: a destination override as ancillary data of one `sendmsg`, as [`SOCKET_SETSOCKOPT`] (BPF LSM, 5.7+).
+    /// LSM `socket_sendmsg`: a destination override as ancillary data of one `sendmsg`, as
+    /// [`SOCKET_SETSOCKOPT`] (BPF LSM, 5.7+).
     pub const SOCKET_SENDMSG: u32 = 64;
     /// LSM `socket_listen`: a TCP listener on a non-loopback address whose port no
     /// `network.listen` entry opens (the bound address and port: `port` 0 for a socket

@@ -676,7 +676,9 @@ fn parse_line(line: &str, results: &mut Results) {
 
 /// Runs every LSM configuration in one VM boot; returns their results.
 fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results> {
-    let bin_str = bin.to_str().context("the nemoclaw-bench path is not UTF-8")?;
+    let bin_str = bin
+        .to_str()
+        .context("the nemoclaw-bench path is not UTF-8")?;
     let mut script = String::new();
     for config in vm_workloads()
         .iter()
