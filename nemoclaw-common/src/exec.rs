@@ -9,12 +9,20 @@ pub const MAX_EXEC_RULES: u32 = 65_536;
 ///
 /// `dev` is the kernel's internal encoding (`sb->s_dev`: major << 20 | minor), not the
 /// userspace `st_dev`; use [`kernel_dev`] to convert.
+///
+/// Used by the process control's LSM programs (`bprm_check_security`, `mmap_file`,
+/// `file_mprotect`; BPF LSM, 5.7+) in `EXEC_RULES` and `EXEC_LIB_INODES`, and by the
+/// network programs in `NET_BINARIES` (cgroup `sock_addr`, 4.17+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ExecKey {
+    /// The policy slot.
     pub slot: Slot,
+    /// Padding, always 0.
     pub _pad: u32,
+    /// The file's device, kernel encoding ([`kernel_dev`]).
     pub dev: u64,
+    /// The file's inode number.
     pub ino: u64,
 }
 
@@ -55,10 +63,16 @@ pub const DEFAULT_LIBRARY_DIRS: [&str; 5] = [
 ];
 
 /// Trie data of `EXEC_LIB_DIRS`: a big-endian slot, then path bytes (zero-padded).
+///
+/// Used by `bprm_check_security` (`EXEC_PREFIX`) and `mmap_file`/`file_mprotect`
+/// (`EXEC_LIB_DIRS`); LPM tries (`BPF_MAP_TYPE_LPM_TRIE`, 4.11+) read by BPF LSM programs
+/// (5.7+).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecPathKey {
+    /// The policy slot, big-endian (its bits come first in the trie).
     pub slot: [u8; 4],
+    /// The directory's path bytes, zero-padded.
     pub path: [u8; EXEC_PATH_KEY_MAX],
 }
 

@@ -45,6 +45,9 @@ pub const ACCESS_WRITE: u32 = 1 << 1;
 /// The layout lets the kernel look a path up in place: its scratch buffer holds a 4-byte
 /// header word, the big-endian slot and then the path, so the same bytes are an exact key
 /// (header 0) and an LPM key (header = prefix length) with no copying.
+///
+/// Used by the filesystem control's LSM programs (`file_open`, `path_*`, the `fs_attr`
+/// metadata hooks; BPF LSM, 5.7+).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FsExactKey<const N: usize> {
@@ -52,6 +55,7 @@ pub struct FsExactKey<const N: usize> {
     pub zero: u32,
     /// Big-endian, as in [`FsLpmKey`].
     pub slot: [u8; 4],
+    /// The path bytes, zero-padded.
     pub path: [u8; N],
 }
 
@@ -89,29 +93,46 @@ pub mod slot_flags {
 
 /// Trie data of `FS_PREFIX` (path bytes) and `FS_SUFFIX` (path bytes reversed). The slot is
 /// big-endian so its bits come first in the trie's bit order.
+///
+/// Used by the filesystem control's LSM programs (`file_open`, `path_*`, metadata hooks;
+/// BPF LSM, 5.7+).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FsLpmKey {
+    /// The policy slot, big-endian.
     pub slot: [u8; 4],
+    /// Path bytes (reversed in `FS_SUFFIX`), zero-padded.
     pub path: [u8; FS_LPM_MAX],
 }
 
 /// Value of every path map: one verdict per access kind (`action == 0`: no rule says).
+///
+/// Used by the filesystem control's LSM programs (`file_open`, `path_*`, metadata hooks;
+/// BPF LSM, 5.7+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FsValue {
+    /// The verdict for reads.
     pub read: Verdict,
+    /// The verdict for writes.
     pub write: Verdict,
 }
 
 /// Key of `FS_INODES`: files that existed under deny rules when the policy was installed.
 /// `dev` is the kernel's `dev_t` (see `crate::exec::kernel_dev`).
+///
+/// Used by the filesystem control's LSM programs (`file_open`, `path_*`, metadata hooks;
+/// BPF LSM, 5.7+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FsInodeKey {
+    /// The policy slot.
     pub slot: Slot,
+    /// Padding, always 0.
     pub _pad: u32,
+    /// The file's device, kernel encoding.
     pub dev: u64,
+    /// The file's inode number.
     pub ino: u64,
 }
 
@@ -186,12 +207,16 @@ pub mod subtree {
 ///
 /// The key holds a 64-bit [`subtree_hash`] of the path or name rather than its bytes: one
 /// map for every length, and a collision can only make a rename refused, never allowed.
+///
+/// Used by `path_rename_subtrees` (LSM `path_rename`; BPF LSM, 5.7+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FsSubtreeKey {
+    /// The policy slot.
     pub slot: Slot,
     /// [`subtree::DIRECTORY`] or [`subtree::NAME`].
     pub kind: u32,
+    /// The [`subtree_hash`] of the path or name.
     pub hash: u64,
 }
 
@@ -200,6 +225,10 @@ pub const SUBTREE_HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// One byte of the [`subtree_hash`] (FNV-1a, 64 bits); the kernel side folds a path in
 /// byte by byte with this same step.
+#[expect(
+    clippy::inline_always,
+    reason = "the eBPF programs call it per path byte: no BPF subprogram call"
+)]
 #[inline(always)]
 #[must_use]
 pub const fn subtree_hash_step(hash: u64, byte: u8) -> u64 {

@@ -9,6 +9,7 @@ use crate::{event::hook, sandbox::controls};
 /// What an event id means in the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventHook {
+    /// The event id: a [`hook`] constant.
     pub id: u32,
     /// `process`, `filesystem`, `network` or `privilege`.
     pub control: &'static str,
@@ -350,8 +351,11 @@ pub fn event_hook(id: u32) -> Option<&'static EventHook> {
 /// control (a [`controls`] bit) whose policies need it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LsmProgram {
+    /// The program's function name in `nemoclaw-ebpf`.
     pub program: &'static str,
+    /// The LSM hook it attaches to (`bpf_lsm_<hook>`).
     pub hook: &'static str,
+    /// The [`controls`] bit whose policies need it.
     pub control: u32,
 }
 

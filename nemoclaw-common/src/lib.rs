@@ -1,7 +1,21 @@
 //! Types shared by the eBPF programs and userspace: map keys and values, deny events,
 //! limits. Everything is `#[repr(C)]` with explicit padding and no `bool`, so both sides
 //! agree on the bytes.
+//!
+//! Each kernel-facing type says which programs (hooks) use it and the kernel each needs:
+//! BPF LSM programs need 5.7+ (`CONFIG_BPF_LSM=y` and `bpf` in the active LSM list), some
+//! hooks are newer (`bprm_creds_from_file` 5.8, `task_fix_setgid` 5.10, `userns_create`
+//! 6.1, `inode_set_acl`/`inode_remove_acl` 6.2, `file_ioctl_compat` 6.8 or 6.1.75+); the
+//! cgroup programs need cgroup v2 and `connect4/6`, `bind4/6` 4.17+, `sendmsg4/6` 4.18+,
+//! `recvmsg4/6` 5.2+, `getpeername4/6` 5.8+, `sock_create` 4.10+, `setsockopt` 5.3+. The
+//! object as a whole needs 6.1 (`docs/architecture.md`: one object runs on 6.1 through 6.18).
 #![no_std]
+#![warn(missing_docs)]
+#![allow(
+    clippy::pub_underscore_fields,
+    reason = "padding fields are public so both sides can build the `#[repr(C)]` types with a \
+              literal; the underscore says they carry nothing"
+)]
 
 pub mod event;
 pub mod exec;

@@ -45,16 +45,21 @@ pub const fn group_bit(v6: bool, per_binary: bool, any_proto: bool, any_port: bo
 }
 
 /// Value of `NET_SLOT_FLAGS[slot]`: which lookups can find anything for this slot.
+///
+/// Read by the cgroup `connect4/6` (4.17+) and `sendmsg4/6` (4.18+) programs before their
+/// trie lookups.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetSlotFlags {
     /// [`group_bit`]s of the groups that have entries.
     pub groups: u32,
+    /// Padding, always 0.
     pub _pad: u32,
     /// Bit `port % 64` is set for every port of an exact-port entry, IPv4 and IPv6: a
     /// destination port whose bit is clear skips the exact-port lookups (no false negative;
     /// a false positive costs one lookup that misses).
     pub ports4: u64,
+    /// The same for IPv6 exact-port entries.
     pub ports6: u64,
 }
 
@@ -70,31 +75,48 @@ pub const PER_BINARY_GROUPS: u32 = 0xf0 | 0xf000;
 
 /// LPM trie data for IPv4 rules. All fields are big-endian bytes so that prefix bits run
 /// from the slot's most significant bit to the address's least significant one.
+///
+/// Key of `NET4`, read by the cgroup `connect4` (4.17+) and `sendmsg4` (4.18+) programs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Net4Key {
+    /// The policy slot, big-endian.
     pub slot: [u8; 4],
+    /// The binary id (`NET_BINARIES` value), or [`BIN_ANY`]; big-endian.
     pub bin: [u8; 2],
+    /// `IPPROTO_*`, or [`PROTO_ANY`].
     pub proto: u8,
+    /// Padding, always 0.
     pub _pad: u8,
+    /// Destination port, big-endian, or [`PORT_ANY`].
     pub port: [u8; 2],
+    /// The IPv4 address, network order (the prefix's last bits).
     pub addr: [u8; 4],
 }
 
 /// LPM trie data for IPv6 rules (IPv4-mapped addresses are judged as IPv4 instead).
+///
+/// Key of `NET6`, read by the cgroup `connect6` (4.17+) and `sendmsg6` (4.18+) programs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Net6Key {
+    /// The policy slot, big-endian.
     pub slot: [u8; 4],
+    /// The binary id (`NET_BINARIES` value), or [`BIN_ANY`]; big-endian.
     pub bin: [u8; 2],
+    /// `IPPROTO_*`, or [`PROTO_ANY`].
     pub proto: u8,
+    /// Padding, always 0.
     pub _pad: u8,
+    /// Destination port, big-endian, or [`PORT_ANY`].
     pub port: [u8; 2],
+    /// The IPv6 address, network order (the prefix's last bits).
     pub addr: [u8; 16],
 }
 
 impl Net4Key {
     #[must_use]
+    /// The key for (slot, binary id, protocol, port, address); the fields are stored big-endian.
     pub const fn new(slot: Slot, bin: u16, proto: u8, port: u16, addr: [u8; 4]) -> Self {
         Self {
             slot: slot.to_be_bytes(),
@@ -109,6 +131,7 @@ impl Net4Key {
 
 impl Net6Key {
     #[must_use]
+    /// The key for (slot, binary id, protocol, port, address); the fields are stored big-endian.
     pub const fn new(slot: Slot, bin: u16, proto: u8, port: u16, addr: [u8; 16]) -> Self {
         Self {
             slot: slot.to_be_bytes(),
@@ -130,18 +153,25 @@ pub const MAX_LISTEN_ENTRIES: u32 = 262_144;
 /// addresses. `proto` is [`PROTO_TCP`], [`PROTO_UDP`] or [`PROTO_ANY`]; `port` is one port
 /// or [`PORT_ANY`]. The value is the rule id of the (first) entry that opens it. The kernel
 /// looks up the four (exact/any protocol x exact/any port) keys of a bind or listen.
+///
+/// Read by the cgroup `bind4`/`bind6` programs (4.17+) and LSM `socket_listen` (BPF LSM,
+/// 5.7+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ListenKey {
+    /// The policy slot.
     pub slot: Slot,
+    /// [`PROTO_TCP`], [`PROTO_UDP`] or [`PROTO_ANY`].
     pub proto: u8,
     /// Always 0 (keys are hashed as bytes): only [`ListenKey::new`] builds a key.
     _pad: u8,
+    /// The port (host order), or [`PORT_ANY`].
     pub port: u16,
 }
 
 impl ListenKey {
     #[must_use]
+    /// The key for (slot, protocol, port).
     pub const fn new(slot: Slot, proto: u8, port: u16) -> Self {
         Self {
             slot,
@@ -196,7 +226,7 @@ mod tests {
 }
 
 /// `DNS_GATE[slot]`: the loopback ports of the sandbox's DNS gateway (the filtering
-/// resolver its NemoClaw host process serves): IPv4 (`127.0.0.1`) in the low 16 bits,
+/// resolver its `NemoClaw` host process serves): IPv4 (`127.0.0.1`) in the low 16 bits,
 /// IPv6 (`::1`) in the high 16 bits, 0 for none. Every port-53 destination of a sandbox
 /// whose slot has a gateway is rewritten to it.
 #[must_use]
@@ -214,6 +244,9 @@ pub const MAX_DNS_SOCKETS: u32 = 16_384;
 /// replies' source (`recvmsg`) and the peer (`getpeername`) read as that server again
 /// (resolvers such as glibc's drop a reply whose source is not the server they asked).
 /// Fields as in `struct bpf_sock_addr`: family, address words and port in network order.
+///
+/// Written by `connect4/6` (4.17+) and `sendmsg4/6` (4.18+) when they redirect to the
+/// gateway; read by `recvmsg4/6` (5.2+) and `getpeername4/6` (5.8+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DnsOriginal {

@@ -10,11 +10,15 @@ pub const RULE_DEFAULT_DENY: u32 = 0;
 
 /// A rule map value. `rule_id` indexes the compiled policy's rule table (1-based), so a deny
 /// event can cite the file and line of the rule that decided.
+///
+/// Stored by every rule map; read by every judging program (LSM and cgroup alike).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Verdict {
+    /// [`ACTION_ALLOW`], [`ACTION_DENY`], or 0 for no verdict.
     pub action: u32,
+    /// The compiled policy's rule id (1-based), or [`RULE_DEFAULT_DENY`].
     pub rule_id: u32,
 }
 

@@ -42,9 +42,14 @@ pub mod controls {
 }
 
 /// Value of `SANDBOXES`, keyed by cgroup v2 id (`u64`, the cgroup directory's inode number).
+///
+/// Read by every program first (is the task sandboxed, under which slot); also the value of
+/// the network programs' cgroup storage `NET_SANDBOX` (`BPF_MAP_TYPE_CGROUP_STORAGE`,
+/// 4.19+).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SandboxEntry {
+    /// The policy slot whose rules the sandbox's tasks are judged by.
     pub slot: Slot,
     /// A set of [`controls`] bits.
     pub controls: u32,

@@ -1,17 +1,20 @@
 //! DNS redirection: every port-53 destination (TCP `connect`, UDP `connect` and `sendmsg`)
 //! of a task in a sandbox with a network policy is rewritten to the sandbox's DNS gateway
-//! on loopback (`DNS_GATE[slot]`), the filtering resolver NemoClaw serves on the host: it
+//! on loopback (`DNS_GATE[slot]`), the filtering resolver `NemoClaw` serves on the host: it
 //! answers only the names the policy needs, so names cannot carry data out. The socket's
 //! original destination is kept by socket cookie (`DNS_ORIGINAL`), and the `recvmsg` and
 //! `getpeername` programs put it back where the gateway's address would show (a stub
 //! resolver drops a reply whose source is not the server it asked).
+#![warn(clippy::missing_docs_in_private_items)]
 
 use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, programs::SockAddrContext};
 use nemoclaw_common::net::{DNS_PORT, DnsOriginal, PROTO_TCP, PROTO_UDP};
 
 use crate::maps::{DNS_GATE, DNS_ORIGINAL};
 
+/// `AF_INET` (`include/linux/socket.h`), as `bpf_sock_addr.user_family` holds it.
 const AF_INET: u32 = 2;
+/// `AF_INET6`.
 const AF_INET6: u32 = 10;
 /// `127.0.0.1` as `user_ip4` holds it (network order).
 const LOOPBACK4: u32 = u32::from_ne_bytes([127, 0, 0, 1]);

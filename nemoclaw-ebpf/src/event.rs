@@ -1,4 +1,5 @@
 //! Deny events and counters.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid};
 use nemoclaw_common::event::{DenyEvent, counter};
@@ -6,6 +7,7 @@ use nemoclaw_common::event::{DenyEvent, counter};
 use crate::maps::{COUNTERS, EVENTS};
 
 #[inline(always)]
+/// Adds one to the `COUNTERS` entry `index` (a `nemoclaw_common::event::counter`) on this CPU.
 pub fn count(index: u32) {
     if let Some(ptr) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.

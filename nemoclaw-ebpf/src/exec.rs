@@ -1,6 +1,7 @@
 //! Exec control: `bprm_check_security` judges the file being executed by its (device,
 //! inode), never by argv or name. For `#!` scripts the hook runs again for the interpreter,
 //! so both must be allowed.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use core::ffi::c_void;
 
@@ -25,8 +26,12 @@ use crate::{
     sandbox, scratch,
 };
 
+/// `EPERM`: an LSM program refuses with its negation.
 const EPERM: i32 = 1;
 
+/// LSM `bprm_check_security(struct linux_binprm *)` (BPF LSM, 5.7+): judges the exec of
+/// `bprm->file` by its (device, inode) and the slot's `dir/**` rules; each `#!` interpreter
+/// comes through again.
 pub fn bprm_check_security(ctx: &LsmContext) -> i32 {
     let bprm: *const c_void = ctx.arg(0);
     let retval: i32 = ctx.arg(1);
@@ -110,7 +115,7 @@ fn judge(file: *const c_void, key: &ExecKey) -> (Verdict, bool) {
 /// allows (by identity or `dir/**` rule, as exec) and, by path, for files in the library
 /// directories; an explicit deny wins over the library directories. Anonymous
 /// executable memory is judged only under `process.anonymous_exec: deny` (then it is
-/// refused, as is any writable and executable mapping), so JITs (V8, PyPy) keep working by
+/// refused, as is any writable and executable mapping), so JITs (V8, `PyPy`) keep working by
 /// default. This closes running a denied binary through an allowed loader
 /// (`ld.so /usr/bin/curl`) or `dlopen` of a copy.
 ///

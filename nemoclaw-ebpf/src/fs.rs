@@ -14,6 +14,7 @@
 //! (device, inode) deny map is merged on top. Anything that cannot be judged (path too
 //! long or too deep, unreadable kernel memory, a missing scratch buffer, a scratch buffer another
 //! task took over mid-run: see `crate::scratch`) is denied.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use core::ffi::c_void;
 
@@ -54,13 +55,16 @@ pub(crate) const EACCES: i32 = 13;
 const EXDEV: i32 = 18;
 /// `S_IFMT`, `S_IFDIR` (`include/uapi/linux/stat.h`).
 const S_IFMT: u16 = 0o170_000;
+/// `S_IFDIR`.
 const S_IFDIR: u16 = 0o040_000;
 
 /// `FMODE_READ`, `FMODE_WRITE` (`include/linux/fs.h`).
 const FMODE_READ: u32 = 1;
+/// `FMODE_WRITE`.
 const FMODE_WRITE: u32 = 2;
 /// `O_TRUNC`, `O_APPEND` (x86-64 and the generic values).
 const O_TRUNC: u32 = 0o1000;
+/// `O_APPEND`.
 const O_APPEND: u32 = 0o2000;
 /// `RENAME_EXCHANGE`: both ends are moved.
 const RENAME_EXCHANGE: u32 = 2;
@@ -98,6 +102,7 @@ pub struct FsScratch {
     path: [u8; FS_PATH_MAX],
     /// The walk builds a path backwards so that it ends at `FS_PATH_MAX`.
     build: [u8; FS_PATH_MAX],
+    /// The suffix trie's key: slot and the path reversed.
     suffix: Key<FsLpmKey>,
     /// Never written: the source of the zero padding of the longer exact keys.
     zeros: [u8; FS_EXACT_MAX],
@@ -111,7 +116,9 @@ pub struct FsScratch {
 pub(crate) struct Judged {
     /// Length of the path in `FsScratch::path` (without NUL); 0 if none could be read.
     pub(crate) len: usize,
+    /// The object's device (kernel `dev_t`), 0 if unknown.
     pub(crate) dev: u64,
+    /// The object's inode number, 0 if unknown.
     pub(crate) ino: u64,
     /// The rule id to deny with, or [`ALLOWED`].
     pub(crate) deny: u32,
@@ -206,12 +213,14 @@ fn flags_of(slot: u32) -> u32 {
 }
 
 #[inline(always)]
+/// Reads a kernel word (a pointer or a `u64` field) at `addr` with `bpf_probe_read_kernel`.
 pub(crate) fn read_ptr(addr: u64) -> Result<u64, i32> {
     // SAFETY: bpf_probe_read_kernel faults safely on a bad address.
     unsafe { bpf_probe_read_kernel(addr as *const u64) }
 }
 
 #[inline(always)]
+/// Reads a kernel `u32` at `addr` with `bpf_probe_read_kernel`.
 fn read_u32(addr: u64) -> Result<u32, i32> {
     // SAFETY: as above.
     unsafe { bpf_probe_read_kernel(addr as *const u32) }
@@ -232,6 +241,7 @@ pub(crate) fn dentry_dev_ino(dentry: u64) -> (u64, u64) {
 }
 
 #[inline(always)]
+/// [`dentry_dev_ino`], `None` for a negative dentry or a failed read.
 fn dentry_dev_ino_inner(dentry: u64) -> Option<(u64, u64)> {
     let inode = read_ptr(dentry + offset(&kernel::DENTRY_D_INODE_OFF) as u64).ok()?;
     if inode == 0 {
@@ -262,9 +272,13 @@ fn is_directory(dentry: u64) -> bool {
 /// The walk's state between `bpf_loop` steps, on the calling program's stack.
 #[repr(C)]
 struct Walk {
+    /// The `struct vfsmount` of the current position.
     mnt: u64,
+    /// The current dentry.
     dentry: u64,
+    /// The task's root: its mount ...
     root_mnt: u64,
+    /// ... and dentry (the walk stops there).
     root_dentry: u64,
     /// [`WALKING`], [`WALK_DONE`] or [`WALK_FAILED`].
     state: u64,
@@ -273,8 +287,11 @@ struct Walk {
     outside: u64,
 }
 
+/// [`Walk::state`]: the walk goes on.
 const WALKING: u64 = 0;
+/// [`Walk::state`]: the path is complete.
 const WALK_DONE: u64 = 1;
+/// [`Walk::state`]: a read failed or the path did not fit.
 const WALK_FAILED: u64 = 2;
 
 /// One step of the walk, called by `bpf_loop` (5.17+): the verifier checks this body once,
@@ -362,6 +379,7 @@ pub(crate) fn walk_path_checked(s: *mut FsScratch, mnt: u64, dentry: u64) -> (us
 }
 
 #[inline(always)]
+/// [`walk_path_checked`] with `?`: `None` when any read fails.
 fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64, outside: &mut u64) -> Option<usize> {
     // SAFETY: helper without arguments; the task pointer is only read through probes.
     let task = unsafe { generated::bpf_get_current_task() };
@@ -432,6 +450,7 @@ pub(crate) fn path_parts(path: *const c_void) -> (u64, u64) {
 }
 
 #[inline(always)]
+/// Merges two path verdicts, each access kind by [`merge`].
 fn merge_value(a: FsValue, b: FsValue) -> FsValue {
     FsValue {
         read: merge(a.read, b.read),
@@ -717,7 +736,9 @@ pub(crate) fn judge_dentry(
 /// The hashes of the path in `s.path` and of its last component, built by `bpf_loop`.
 #[repr(C)]
 struct Hashing {
+    /// FNV-1a of the whole path.
     path: u64,
+    /// FNV-1a of its last component.
     name: u64,
 }
 
@@ -890,6 +911,10 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
 /// one whose rename would change which rules match the objects beneath it
 /// (`subtree_rule`). It runs after [`path_rename`] allowed the rename (a denial there ends
 /// the hook).
+#[expect(
+    clippy::nonminimal_bool,
+    reason = "reads as the rule: no directory at either end (the new one only in an exchange)"
+)]
 pub fn path_rename_subtrees(ctx: &LsmContext) -> i32 {
     let (cgroup_id, slot, s, early) = begin(ctx.arg(5));
     if s.is_null() {

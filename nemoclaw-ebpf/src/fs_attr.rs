@@ -19,7 +19,7 @@
 //! system whose only mounts are kernel-internal (`MNT_NS_INTERNAL`: pipes, sockets,
 //! `memfd`, overlayfs's private mounts of its layers), which no task can name by path. More
 //! mounts than the search visits or judges, or unreadable kernel memory, deny too.
-
+#![warn(clippy::missing_docs_in_private_items)]
 // Every helper here must be inlined into its program (the verifier types the context and
 // pointers only within one function), as in `fs.rs`.
 #![allow(clippy::inline_always)]
@@ -58,12 +58,19 @@ struct Search {
     node: u64,
     /// `&sb->s_mounts`.
     head: u64,
+    /// The task's mount namespace.
     task_ns: u64,
+    /// The object's dentry.
     dentry: u64,
+    /// The object's device (kernel `dev_t`).
     dev: u64,
+    /// The object's inode number.
     ino: u64,
+    /// The task's cgroup id.
     cgroup_id: u64,
+    /// The event id of the hook.
     hook_id: u32,
+    /// The sandbox's policy slot.
     slot: u32,
     /// Mounts judged so far.
     candidates: u32,
@@ -75,9 +82,13 @@ struct Search {
     state: u32,
 }
 
+/// [`Search::state`]: more mounts to visit.
 const SEARCHING: u32 = 0;
+/// [`Search::state`]: every mount visited.
 const SEARCH_DONE: u32 = 1;
+/// [`Search::state`]: a read failed.
 const SEARCH_FAILED: u32 = 2;
+/// [`Search::state`]: more mounts than the search judges.
 const SEARCH_TOO_MANY: u32 = 3;
 
 /// The link after the one at `at` (`at` = `head` for the first), 0 at the end of the list.
@@ -203,6 +214,7 @@ fn previous_verdict(ctx: &LsmContext, at: usize) -> i32 {
     }
 }
 
+/// Defines `fn $name(ctx) -> i32`, which reads context argument `$n` as the previous LSMs' verdict.
 macro_rules! verdict_at {
     ($name:ident, $n:literal) => {
         /// Context argument
@@ -349,7 +361,9 @@ pub fn inode_remove_acl(ctx: &LsmContext) -> i32 {
 /// system through `vfs_fileattr_set`, with no setattr or xattr hook on 6.1 and 6.12, and
 /// need only a descriptor, which may be opened read-only.
 const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+/// `FS_IOC32_SETFLAGS`: the same for 32-bit callers.
 const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
+/// `FS_IOC_FSSETXATTR`: the `fsxattr` flags.
 const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
 
 /// `file_ioctl(file, cmd, arg)` and `file_ioctl_compat` (same arguments): a command that

@@ -2,6 +2,7 @@
 //! offsets from the running kernel's BTF and writes them into these read-only globals
 //! before load; the verifier sees frozen `.rodata` as constants (see DESIGN.md, "Struct
 //! offsets at load time").
+#![warn(clippy::missing_docs_in_private_items)]
 
 use core::ffi::c_void;
 
@@ -64,6 +65,7 @@ offsets! {
 }
 
 #[inline(always)]
+/// The value userspace wrote into an offset global before load (`.rodata`), as a `usize`.
 pub(crate) fn offset(global: &'static u64) -> usize {
     // SAFETY: a plain read of a static; volatile so the compiler does not fold the 0.
     unsafe { core::ptr::read_volatile(global) as usize }
@@ -232,7 +234,7 @@ pub fn task_cgroup_id(task: *const c_void) -> Result<u64, i32> {
 #[inline(always)]
 pub fn vma_has_anon_pages(vma: *const c_void) -> bool {
     // SAFETY: probe read of a kernel pointer.
-    unsafe { read_at::<u64>(vma, &VM_AREA_STRUCT_ANON_VMA_OFF) }.map_or(true, |p| p != 0)
+    (unsafe { read_at::<u64>(vma, &VM_AREA_STRUCT_ANON_VMA_OFF) }) != Ok(0)
 }
 
 /// `vma->vm_file` (null for anonymous memory).
@@ -270,13 +272,18 @@ pub fn btf_file_mode_flags(file: *const c_void) -> (u32, u32) {
 /// How a file is opened and what it is: `file->f_mode`, and its inode's `i_mode`, `i_rdev`
 /// and file system magic.
 pub struct OpenKind {
+    /// `file->f_mode`.
     pub f_mode: u32,
+    /// The inode's `i_mode`.
     pub i_mode: u16,
+    /// The inode's `i_rdev` (device files).
     pub rdev: u32,
+    /// The file system's magic (`sb->s_magic`).
     pub magic: u64,
 }
 
 #[inline(always)]
+/// Reads [`OpenKind`] of `file` (a `struct file *`).
 pub fn file_open_kind(file: *const c_void) -> Result<OpenKind, i32> {
     // SAFETY: probe reads of kernel pointers.
     unsafe {
@@ -419,6 +426,7 @@ pub fn current_exe_dev_ino() -> (u64, u64) {
 }
 
 #[inline(always)]
+/// The (device, inode) of `task`'s executable (`mm->exe_file`), or the read's error.
 fn current_exe_inner(task: *const c_void) -> Result<(u64, u64), i32> {
     // SAFETY: probe reads of kernel pointers.
     unsafe {
@@ -472,7 +480,7 @@ pub fn cgroup_ids(cgroup: u64, level: u32) -> (u64, u64) {
 /// is in `execve` (`in_execve`) and `file` is its new `mm->exe_file`. During `execve` the
 /// task runs no code of its own, so a mapping of that file is the kernel's ELF loader
 /// mapping the binary that `bprm_check_security` has just judged (it runs for the file
-/// `exe_file` is set to, after every `#!` or binfmt_misc round). Other threads of the
+/// `exe_file` is set to, after every `#!` or `binfmt_misc` round). Other threads of the
 /// process have their own `in_execve`. Direct loads from the BTF-typed current task: a
 /// kernel thread's null `mm` reads as 0.
 #[inline(always)]

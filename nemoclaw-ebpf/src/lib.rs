@@ -2,3 +2,4 @@
 //! This library target only exists so that userspace can name the crate as a build
 //! dependency and be rebuilt when it changes.
 #![no_std]
+#![warn(missing_docs)]

@@ -7,6 +7,7 @@
 //! skipping groups the slot has no entries in (`NET_SLOT_FLAGS`); the verdicts are merged
 //! (an explicit deny beats any allow, then the lower rule id); nothing matching means
 //! deny. IPv4-mapped IPv6 is judged as IPv4.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use aya_ebpf::{
     maps::{LpmTrie, lpm_trie::Key},
@@ -31,11 +32,15 @@ use crate::{
 
 /// `sock_addr` programs return 1 to allow and 0 to reject (the task sees `EPERM`).
 const ALLOW: i32 = 1;
+/// `sock_addr` programs: reject.
 const REJECT: i32 = 0;
+/// `EPERM`, as deny events record it.
 const EPERM: u32 = 1;
 /// An LSM program's refusal with `EPERM`.
 const LSM_EPERM: i32 = -1;
+/// `AF_INET`.
 const AF_INET: u16 = 2;
+/// `AF_INET6`.
 const AF_INET6: u16 = 10;
 
 /// Whether the `sock_addr` programs are attached to each sandbox's own cgroup, whose local
@@ -52,11 +57,13 @@ struct TrieKey<K>(Key<K>);
 
 /// Where the group fields sit in a `Key<Net4Key>` and a `Key<Net6Key>` (the same place).
 const BIN_OFF: usize = 4 + core::mem::offset_of!(Net4Key, bin);
+/// See [`BIN_OFF`].
 const PROTO_OFF: usize = 4 + core::mem::offset_of!(Net4Key, proto);
+/// See [`BIN_OFF`].
 const PORT_OFF: usize = 4 + core::mem::offset_of!(Net4Key, port);
 const _: () = assert!(
-    BIN_OFF % 2 == 0
-        && PORT_OFF % 2 == 0
+    BIN_OFF.is_multiple_of(2)
+        && PORT_OFF.is_multiple_of(2)
         && core::mem::offset_of!(Key<Net4Key>, data) == 4
         && core::mem::offset_of!(Key<Net6Key>, data) == 4
         && core::mem::offset_of!(Net6Key, bin) == core::mem::offset_of!(Net4Key, bin)
@@ -168,7 +175,7 @@ fn slot_flags(hook: u32, v6: bool) -> Result<(u32, u32, u64), i32> {
     let mut entry = SandboxEntry::default();
     // SAFETY: a plain read of a static; volatile so the compiler does not fold the default
     // (the verifier sees the frozen value and drops the dead branch).
-    if unsafe { core::ptr::read_volatile(&NET_SANDBOX_IN_STORAGE) } != 0 {
+    if unsafe { core::ptr::read_volatile(&raw const NET_SANDBOX_IN_STORAGE) } != 0 {
         // SAFETY: `bpf_get_local_storage` never fails for a program that uses the map.
         entry = unsafe { *NET_SANDBOX.get_ptr_mut() };
     }
@@ -237,6 +244,7 @@ fn decide(
     REJECT
 }
 
+/// The destination's protocol and port (host order) of a `sock_addr` context.
 fn target(ctx: &SockAddrContext) -> (u8, u16) {
     // SAFETY: the context pointer is valid for the program's run.
     let sa = unsafe { &*ctx.sock_addr };
@@ -276,6 +284,8 @@ fn judge<K: NetKey, const N: usize, const V6: bool>(
 }
 
 #[inline(always)]
+/// Cgroup `connect4` (4.17+) and `sendmsg4` (4.18+): judges an IPv4 destination
+/// (`user_ip4`, `user_port`).
 pub fn judge4(ctx: &SockAddrContext, hook: u32) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let ip = unsafe { (*ctx.sock_addr).user_ip4 };
@@ -283,6 +293,8 @@ pub fn judge4(ctx: &SockAddrContext, hook: u32) -> i32 {
 }
 
 #[inline(always)]
+/// Cgroup `connect6` (4.17+) and `sendmsg6` (4.18+): judges an IPv6 destination; an
+/// IPv4-mapped one as IPv4.
 pub fn judge6(ctx: &SockAddrContext, hook: u32) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let words = unsafe { (*ctx.sock_addr).user_ip6 };
@@ -463,15 +475,23 @@ pub fn socket_listen(ctx: &LsmContext) -> i32 {
 // per-binary mask must say the same.
 const _: () = assert!(PER_BINARY_GROUPS == 0xf0 | 0xf000);
 
+/// `AF_UNIX`.
 const AF_UNIX: i32 = 1;
+/// `AF_NETLINK`.
 const AF_NETLINK: i32 = 16;
+/// `SOCK_STREAM`.
 const SOCK_STREAM: i32 = 1;
+/// `SOCK_DGRAM`.
 const SOCK_DGRAM: i32 = 2;
 /// `SOCK_NONBLOCK` and `SOCK_CLOEXEC` ride in the type's high bits.
 const SOCK_TYPE_MASK: i32 = 0xf;
+/// `IPPROTO_TCP`.
 const IPPROTO_TCP: i32 = 6;
+/// `IPPROTO_UDP`.
 const IPPROTO_UDP: i32 = 17;
+/// `IPPROTO_MPTCP`.
 const IPPROTO_MPTCP: i32 = 262;
+/// `NETLINK_ROUTE`.
 const NETLINK_ROUTE: i32 = 0;
 
 /// Whether the network rules can judge this kind of socket: TCP and UDP over IPv4/IPv6
@@ -522,6 +542,8 @@ pub fn sock_create(ctx: &SockContext) -> i32 {
     REJECT
 }
 
+/// LSM `socket_create(family, type, protocol, kern)` (BPF LSM, 5.7+): socket kinds the
+/// network rules cannot judge are denied.
 pub fn socket_create(ctx: &LsmContext) -> i32 {
     let family: i32 = ctx.arg(0);
     let kind: i32 = ctx.arg(1);
@@ -564,12 +586,19 @@ pub fn socket_create(ctx: &LsmContext) -> i32 {
 /// `IPV6_2292RTHDR` and `IPV6_2292PKTOPTIONS`), the IPv6 next hop (`IPV6_NEXTHOP`), and IPv4
 /// options (`IP_OPTIONS`, as ancillary data `IP_RETOPTS`), which carry source routes.
 const SOL_IP: i32 = 0;
+/// `SOL_IPV6`.
 const SOL_IPV6: i32 = 41;
+/// `IP_OPTIONS`.
 const IP_OPTIONS: i32 = 4;
+/// `IP_RETOPTS`.
 const IP_RETOPTS: i32 = 7;
+/// `IPV6_2292RTHDR`.
 const IPV6_2292RTHDR: i32 = 5;
+/// `IPV6_2292PKTOPTIONS`.
 const IPV6_2292PKTOPTIONS: i32 = 6;
+/// `IPV6_NEXTHOP`.
 const IPV6_NEXTHOP: i32 = 9;
+/// `IPV6_RTHDR`.
 const IPV6_RTHDR: i32 = 57;
 
 /// Whether `(level, name)` overrides a packet's destination (as a socket option or as
@@ -604,7 +633,7 @@ fn deny_override(hook: u32, cgroup_id: u64, sandbox: SandboxEntry, level: i32, n
         RULE_DEFAULT_DENY,
         EPERM,
         |ev| {
-            ev.arg = ((level as u32 as u64) << 32) | u64::from(name as u32);
+            ev.arg = (u64::from(level as u32) << 32) | u64::from(name as u32);
         },
     );
     -(EPERM as i32)
@@ -641,17 +670,17 @@ const SOCKOPT_VISIBLE: i32 = 4096;
 pub fn setsockopt(ctx: &SockoptContext) -> i32 {
     // SAFETY: the context pointer is valid for the program's run.
     let opt = unsafe { &mut *ctx.sockopt };
-    if overrides_destination(opt.level, opt.optname) {
-        if let Some((cgroup_id, sandbox)) = net_sandbox() {
-            deny_override(
-                nemoclaw_common::event::hook::SETSOCKOPT,
-                cgroup_id,
-                sandbox,
-                opt.level,
-                opt.optname,
-            );
-            return REJECT;
-        }
+    if overrides_destination(opt.level, opt.optname)
+        && let Some((cgroup_id, sandbox)) = net_sandbox()
+    {
+        deny_override(
+            nemoclaw_common::event::hook::SETSOCKOPT,
+            cgroup_id,
+            sandbox,
+            opt.level,
+            opt.optname,
+        );
+        return REJECT;
     }
     if opt.optlen > SOCKOPT_VISIBLE {
         opt.optlen = 0;

@@ -7,6 +7,7 @@
 //! Every hook first looks the current task's cgroup up in `SANDBOXES` and checks the
 //! `PRIVILEGE` bit, so tasks outside a sandbox pay one hash lookup (`capable` is hot).
 //! Hooks need BPF LSM; `userns_create` needs Linux 6.1 or later.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use core::ffi::c_void;
 
@@ -25,16 +26,19 @@ use nemoclaw_common::{
 
 use crate::{event, kernel, maps::PRIVILEGE_RULE, sandbox};
 
+/// `EPERM`: an LSM program refuses with its negation.
 const EPERM: i32 = 1;
 
 /// `CAP_OPT_NOAUDIT` (`include/linux/security.h`): the kernel is probing, not acting on a
-/// request of the task; denied like any other use, but not logged (as SELinux does).
+/// request of the task; denied like any other use, but not logged (as `SELinux` does).
 const CAP_OPT_NOAUDIT: u32 = 1 << 1;
 /// `PTRACE_MODE_NOAUDIT` (`include/linux/ptrace.h`), same meaning for ptrace checks.
 const PTRACE_MODE_NOAUDIT: u32 = 0x04;
 /// `S_ISUID`, `S_ISGID`, `S_IXGRP`.
 const S_ISUID: u16 = 0o4000;
+/// `S_ISGID`.
 const S_ISGID: u16 = 0o2000;
+/// `S_IXGRP`.
 const S_IXGRP: u16 = 0o0010;
 
 /// The current task's cgroup id and sandbox, if it is sandboxed with `PRIVILEGE`.
@@ -92,6 +96,8 @@ pub fn task_fix_setgid(ctx: &LsmContext) -> i32 {
 }
 
 #[inline(always)]
+/// `task_fix_setuid`/`task_fix_setgid`: denies any change of the ids `ids` reads from the
+/// old and new credentials.
 fn fix_ids(ctx: &LsmContext, hook: u32, ids: fn(*const c_void) -> Result<[u32; 4], i32>) -> i32 {
     let Some((cgroup_id, sandbox)) = restricted() else {
         return 0;
@@ -203,14 +209,14 @@ pub fn sb_umount(ctx: &LsmContext) -> i32 {
 }
 
 /// `bpf(int cmd, union bpf_attr *, unsigned int size, ...)`: no `bpf()` command at all, so
-/// the sandbox can neither load programs nor open NemoClaw's pinned maps.
+/// the sandbox can neither load programs nor open `NemoClaw`'s pinned maps.
 pub fn bpf(ctx: &LsmContext) -> i32 {
     let Some((cgroup_id, sandbox)) = restricted() else {
         return 0;
     };
     let cmd: i32 = ctx.arg(0);
     deny(hook::BPF, cgroup_id, sandbox, false, |ev| {
-        ev.arg = cmd as u64
+        ev.arg = cmd as u64;
     })
 }
 
@@ -356,24 +362,34 @@ pub fn file_send_sigiotask(ctx: &LsmContext) -> i32 {
 
 /// `F_SETOWN`, `F_SETOWN_EX` (`include/uapi/asm-generic/fcntl.h`) and `F_OWNER_*`.
 const F_SETOWN: u32 = 8;
+/// `F_SETOWN_EX`.
 const F_SETOWN_EX: u32 = 15;
+/// `F_OWNER_TID`.
 const F_OWNER_TID: i32 = 0;
+/// `F_OWNER_PID`.
 const F_OWNER_PID: i32 = 1;
 /// `FIOSETOWN` and `SIOCSPGRP` (`include/uapi/linux/sockios.h`): `F_SETOWN` by `ioctl`.
 const FIOSETOWN: u32 = 0x8901;
+/// `SIOCSPGRP`.
 const SIOCSPGRP: u32 = 0x8902;
 
 /// `struct f_owner_ex`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct OwnerEx {
+    /// `F_OWNER_TID`, `F_OWNER_PID` or `F_OWNER_PGRP`.
     kind: i32,
+    /// The thread, process or process group id.
     pid: i32,
 }
 
 /// Whether a `SIGIO` owner `pid` of `kind` names the calling task itself (or nobody: 0).
 /// Any other owner, including a process group, would let I/O from outside the sandbox (a
 /// peer's packet, in whatever task the kernel runs then) signal a task outside it.
+#[expect(
+    clippy::similar_names,
+    reason = "`tid` and `tgid` are the kernel's names"
+)]
 #[inline(always)]
 fn owner_is_self(kind: i32, pid: i32) -> bool {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -456,14 +472,17 @@ pub fn key_permission(ctx: &LsmContext) -> i32 {
 
 /// `FMODE_WRITE` (`include/linux/fs.h`).
 const FMODE_WRITE: u32 = 0x2;
+/// `S_IFMT` (`include/uapi/linux/stat.h`).
 const S_IFMT: u16 = 0o170_000;
+/// `S_IFBLK`.
 const S_IFBLK: u16 = 0o060_000;
+/// `S_IFCHR`.
 const S_IFCHR: u16 = 0o020_000;
 
 /// Character devices a sandboxed task may open: `/dev/null`, `zero`, `full`, `random`,
 /// `urandom` (major 1), `/dev/tty`, `console`, `ptmx` (major 5) and pseudo-terminals
 /// (majors 136-143). Others reach hardware or the host's consoles: raw disks through SCSI
-/// generic or NVMe character devices, `/dev/mem`, input injection (`uinput`), USB devices,
+/// generic or `NVMe` character devices, `/dev/mem`, input injection (`uinput`), USB devices,
 /// watchdogs.
 #[inline(always)]
 fn char_device_allowed(rdev: u32) -> bool {
@@ -536,6 +555,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
 
 /// `TIOCSTI` and `TIOCLINUX` (`include/uapi/asm-generic/ioctls.h`).
 const TIOCSTI: u32 = 0x5412;
+/// `TIOCLINUX`.
 const TIOCLINUX: u32 = 0x541c;
 
 /// `file_ioctl(struct file *, unsigned int cmd, unsigned long arg)`: no input injection into
@@ -557,6 +577,7 @@ pub fn file_ioctl_compat(ctx: &LsmContext) -> i32 {
 }
 
 #[inline(always)]
+/// `file_ioctl` and `file_ioctl_compat`: judges one `ioctl` command.
 fn judge_ioctl(hook: u32, cmd: u32, arg: u64) -> i32 {
     match cmd {
         TIOCSTI | TIOCLINUX => deny_always(hook, u64::from(cmd)),

@@ -1,4 +1,5 @@
 //! Which sandbox (if any) the current task belongs to.
+#![warn(clippy::missing_docs_in_private_items)]
 
 use aya_ebpf::helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id};
 use nemoclaw_common::sandbox::{SANDBOX_CGROUP_LEVEL, SandboxEntry};

@@ -14,6 +14,7 @@
 //! Every user of the buffers claims them first, so any overwrite between a claim and its
 //! check changes the owner. The owner is the task's `pid_tgid`: one task never runs two of
 //! these programs at once (the hooks that use the buffers run in process context only).
+#![warn(clippy::missing_docs_in_private_items)]
 
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use nemoclaw_common::event::counter;

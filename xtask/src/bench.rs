@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: what enforcement costs, as ratios measured in one run.
 //!
-//! Each configuration is one `nemoclaw bench` process (a hidden subcommand) that moves
+//! Each configuration is one `nemoclaw-bench op` process (the harness binary, not part of
+//! the user-facing `nemoclaw`) that moves
 //! itself into a fresh sandbox cgroup and times one operation: with no BPF (`none`), with a
 //! no-op program on the same hook (`floor`), and with the real programs and a generated
 //! policy (`real`, at several rule counts). The network benches run natively (this host
@@ -28,7 +29,7 @@ use crate::vm;
 /// fastest round is the estimate.
 const ROUNDS: u64 = 40;
 
-/// The prefix of `nemoclaw bench`'s result lines.
+/// The prefix of `nemoclaw-bench`'s result lines.
 const LINE_PREFIX: &str = "NEMOCLAW_BENCH ";
 
 #[derive(Args)]
@@ -36,7 +37,7 @@ pub struct BenchArgs {
     /// Kernels for the LSM benches, one VM boot each (repeatable; default: 6.12).
     #[arg(long = "kernel", value_enum)]
     kernels: Vec<KernelVersion>,
-    /// Do not build nemoclaw (release) first.
+    /// Do not build nemoclaw and nemoclaw-bench (release) first.
     #[arg(long)]
     no_build: bool,
     /// Skip the native (network, compile) benches.
@@ -82,7 +83,7 @@ impl BenchArgs {
     }
 }
 
-/// One `nemoclaw bench` invocation.
+/// One `nemoclaw-bench op` invocation.
 #[derive(Clone)]
 struct Config {
     workload: &'static str,
@@ -112,7 +113,7 @@ impl Config {
     fn args(&self, divide: u64) -> Vec<String> {
         let divide = divide.max(1);
         vec![
-            "bench".into(),
+            "op".into(),
             "--workload".into(),
             self.workload.into(),
             "--mode".into(),
@@ -266,7 +267,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
         }
         if with_reload {
             eprintln!("xtask bench: native policy reload latency");
-            let out = util::capture(Command::new(&bin).args(["bench-reload", "--reloads", "200"]))?;
+            let out = util::capture(Command::new(&bin).args(["reload", "--reloads", "200"]))?;
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 parse_line(line, &mut results);
             }
@@ -675,7 +676,9 @@ fn parse_line(line: &str, results: &mut Results) {
 
 /// Runs every LSM configuration in one VM boot; returns their results.
 fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results> {
-    let bin_str = bin.to_str().context("the nemoclaw path is not UTF-8")?;
+    let bin_str = bin
+        .to_str()
+        .context("the nemoclaw-bench path is not UTF-8")?;
     let mut script = String::new();
     for config in vm_workloads()
         .iter()
@@ -720,11 +723,13 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
     Ok(results)
 }
 
+/// The harness; `nemoclaw-bench reload` runs the `nemoclaw` next to it.
 fn release_bin() -> PathBuf {
-    util::target_dir().join("release").join("nemoclaw")
+    util::target_dir().join("release").join("nemoclaw-bench")
 }
 
-/// `cargo build --release -p nemoclaw-userspace`: the bench measures optimised code.
+/// `cargo build --release -p nemoclaw-userspace` (both `nemoclaw` and `nemoclaw-bench`): the
+/// bench measures optimised code.
 fn build_release() -> Result<PathBuf> {
     util::run(util::cargo().args(["build", "--release", "--package", "nemoclaw-userspace"]))
         .context("building nemoclaw (release; use --no-build to skip)")?;

@@ -87,18 +87,14 @@ pub struct Guest {
     pub interactive: bool,
 }
 
-/// Boots the VM, runs the command, passes each line of its console output (without `\r`)
-/// to `on_line`, and returns the command's exit code.
-pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
-    let tree = setup::ensure_kernel(guest.kernel)?;
-    let initrd = initramfs::ensure(&tree)?;
-    let nonce = nonce();
-    let script = GuestScript::write(guest, &nonce)?;
-    let script_path = script.0.to_str().context("script path is not UTF-8")?;
-    if script_path.contains(char::is_whitespace) {
-        bail!("the workspace path must not contain whitespace: {script_path}");
-    }
-    let show_boot = std::env::var_os(BOOT_LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+/// The guest kernel's command line: console, verbosity (`show_boot`: the whole boot log),
+/// the script and nonce for the initramfs, and `guest.kernel_args`.
+fn kernel_command_line(
+    guest: &Guest,
+    show_boot: bool,
+    script_path: &str,
+    nonce: &str,
+) -> Result<String> {
     let verbosity = if show_boot {
         "loglevel=7 printk.time=1"
     } else {
@@ -117,6 +113,22 @@ pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
         append.push(' ');
         append.push_str(arg);
     }
+    Ok(append)
+}
+
+/// Boots the VM, runs the command, passes each line of its console output (without `\r`)
+/// to `on_line`, and returns the command's exit code.
+pub fn run(guest: &Guest, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+    let tree = setup::ensure_kernel(guest.kernel)?;
+    let initrd = initramfs::ensure(&tree)?;
+    let nonce = nonce();
+    let script = GuestScript::write(guest, &nonce)?;
+    let script_path = script.0.to_str().context("script path is not UTF-8")?;
+    if script_path.contains(char::is_whitespace) {
+        bail!("the workspace path must not contain whitespace: {script_path}");
+    }
+    let show_boot = std::env::var_os(BOOT_LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    let append = kernel_command_line(guest, show_boot, script_path, &nonce)?;
 
     let mut qemu = qemu_command(&tree, &initrd, &append, guest.interactive);
     let started = Instant::now();

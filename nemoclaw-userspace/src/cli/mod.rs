@@ -1,8 +1,6 @@
 //! The `nemoclaw` command line.
 
 pub mod audit;
-pub mod bench;
-pub mod bench_reload;
 pub mod daemon;
 pub mod doctor;
 pub mod policy;
@@ -41,12 +39,6 @@ pub enum Command {
         #[command(subcommand)]
         cmd: policy::PolicyCommand,
     },
-    /// Measure one benchmark configuration (driven by `cargo xtask bench`; root).
-    #[command(hide = true)]
-    Bench(bench::BenchArgs),
-    /// Time policy-file rewrites until enforced (driven by `cargo xtask bench`; root).
-    #[command(hide = true)]
-    BenchReload(bench_reload::ReloadBenchArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -59,7 +51,5 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Logs(args) => daemon::logs(&args),
         Command::Policy { cmd } => policy::run(cmd),
         Command::Audit { cmd } => audit::run(cmd),
-        Command::Bench(args) => bench::run(&args),
-        Command::BenchReload(args) => bench_reload::run(&args),
     }
 }

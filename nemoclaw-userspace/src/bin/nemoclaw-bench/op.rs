@@ -1,4 +1,4 @@
-//! `nemoclaw bench` (hidden; `cargo xtask bench` drives it): the cost of one enforced
+//! `nemoclaw-bench op` (`cargo xtask bench` drives it): the cost of one enforced
 //! operation in one configuration, measured in-process.
 //!
 //! One run = one workload (file open, exec, TCP connect, UDP sendto, or policy compile) in
@@ -37,7 +37,7 @@ use aya::{
 use nemoclaw_common::sandbox::{SandboxEntry, Slot};
 use serde_json::json;
 
-use crate::{
+use nemoclaw::{
     kernel::{
         Enforcer,
         loader::{NetAttach, open_object},
@@ -164,7 +164,7 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         }));
     }
     if !nix::unistd::geteuid().is_root() {
-        bail!("`nemoclaw bench` must run as root: it loads eBPF programs and creates cgroups");
+        bail!("`nemoclaw-bench op` must run as root: it loads eBPF programs and creates cgroups");
     }
     if args.rounds == 0 || args.count < args.rounds {
         bail!("--count must be at least --rounds (and --rounds at least 1)");
@@ -174,7 +174,7 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let mut op = Operation::prepare(args.workload, &work.path)?;
 
     let cgroup = SandboxCgroup::create(
-        crate::sandbox::cgroup::STANDALONE_ROOT,
+        nemoclaw::sandbox::cgroup::STANDALONE_ROOT,
         &format!("bench-{}", std::process::id()),
     )?;
     // Keep the programs (and their links) alive until the end.

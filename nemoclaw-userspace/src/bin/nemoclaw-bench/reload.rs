@@ -1,4 +1,4 @@
-//! `nemoclaw bench-reload` (hidden; driven by `cargo xtask bench`; root): how long from
+//! `nemoclaw-bench reload` (driven by `cargo xtask bench`; root): how long from
 //! writing a policy file until the kernel enforces the new rule.
 //!
 //! Two figures per rewrite: when the daemon switched the sandbox to the new slot (its
@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::audit::lifecycle::monotonic_ns;
+use nemoclaw::audit::lifecycle::monotonic_ns;
 
 #[derive(Debug, clap::Args)]
 pub struct ReloadBenchArgs {
@@ -30,6 +30,24 @@ pub struct ReloadBenchArgs {
     /// Pause before each rewrite (milliseconds).
     #[arg(long, default_value_t = 20)]
     pub pause_ms: u64,
+    /// The `nemoclaw` binary that runs the daemon and the sandbox (default: the one next to
+    /// this binary).
+    #[arg(long)]
+    pub nemoclaw: Option<PathBuf>,
+}
+
+/// `--nemoclaw`, or the `nemoclaw` next to this executable (cargo builds both binaries into
+/// the same directory).
+fn nemoclaw_exe(args: &ReloadBenchArgs) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.nemoclaw {
+        return Ok(path.clone());
+    }
+    let own = std::env::current_exe().context("locating this executable")?;
+    let path = own.with_file_name("nemoclaw");
+    if !path.is_file() {
+        bail!("{} not found: build it or pass --nemoclaw", path.display());
+    }
+    Ok(path)
 }
 
 /// The sandboxed loop: prints `<0|1> <monotonic ns>` whenever sending starts or stops
@@ -65,7 +83,7 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Ok(mount) = crate::sandbox::cgroup::cgroup2_mount() {
+        if let Ok(mount) = nemoclaw::sandbox::cgroup::cgroup2_mount() {
             for entry in std::fs::read_dir(mount.join(&self.cgroup_root))
                 .into_iter()
                 .flatten()
@@ -80,7 +98,7 @@ impl Drop for Daemon {
         );
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.pin_dir);
-        if let Ok(mount) = crate::sandbox::cgroup::cgroup2_mount() {
+        if let Ok(mount) = nemoclaw::sandbox::cgroup::cgroup2_mount() {
             let root = mount.join(&self.cgroup_root);
             for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
                 let _ = std::fs::remove_dir(entry.path());
@@ -103,7 +121,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
-    let exe = std::env::current_exe()?;
+    let exe = nemoclaw_exe(args)?;
     let id = std::process::id();
     let dir = std::env::temp_dir().join(format!("nemoclaw-bench-reload-{id}"));
     std::fs::create_dir_all(&dir)?;
