@@ -197,12 +197,12 @@ impl FakeHost {
     #[must_use]
     pub fn file(mut self, path: &str, dev: u64, ino: u64, executable: bool) -> Self {
         self.add_parents(Path::new(path));
-        let info = FileInfo {
+        let file = FileInfo {
             dev,
             ino,
             executable_file: executable,
         };
-        self.entries.insert(path.into(), FakeEntry::File(info));
+        self.entries.insert(path.into(), FakeEntry::File(file));
         self
     }
 

@@ -341,7 +341,6 @@ const ESSENTIAL_READS: &[(&str, &str)] = &[
 
 /// Lints that need the compiled result (resolved names, the rule table).
 #[must_use]
-#[expect(clippy::too_many_lines, reason = "a flat list of independent checks")]
 pub fn lint_compiled(policy: &Policy, rules: &RuleSet) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
     let warn_at_rule = |warnings: &mut Vec<Diagnostic>, id: u32, message: String| {

@@ -169,3 +169,5 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Policy, PolicyError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_stage_tests;

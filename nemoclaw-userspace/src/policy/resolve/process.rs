@@ -54,10 +54,10 @@ impl Resolving<'_, '_> {
         };
         let mut seen = BTreeSet::new();
         for candidate in candidates {
-            let Some((real, info)) = self.env.identify(&candidate) else {
+            let Some((real, file)) = self.env.identify(&candidate) else {
                 continue;
             };
-            let (dev, ino) = (info.dev, info.ino);
+            let (dev, ino) = (file.dev, file.ino);
             if !seen.insert((dev, ino)) {
                 continue;
             }
