@@ -20,19 +20,45 @@ use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY, RULE_DEFAULT_DENY, Verdic
 use nemoclaw_common::sandbox::controls;
 
 use super::compile::{mask_bytes, merge};
-use super::compiled::{CompiledPolicy, FS_READ, FS_WRITE, FsEntry, ListenEntry, RuleRef};
+use super::compiled::{
+    CompiledPolicy, FS_READ, FS_WRITE, FsEntry, ListenEntry, NetBinary, RuleRef,
+};
 use super::pattern::{Shape, glob_matches};
 use super::types::PrivilegeEscalation;
 
-/// The compiled rules in semantic form, in rule-id order.
+/// A policy's rules in semantic form, in rule-id order, with every fact read from the host
+/// (`$HOME` expanded, programs and directories resolved, host names' addresses): the
+/// output of `resolve`, the input of `lower`, `explain` and the lints.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleSet {
+    /// `nemoclaw_common::sandbox::controls` bits: which sections are present.
     pub controls: u32,
+    /// Where each rule came from; `table[i].id == i + 1`.
+    pub table: Vec<RuleRef>,
     pub fs: Vec<FsRuleSpec>,
     pub exec: Vec<ExecRuleSpec>,
     pub net: Vec<NetRuleSpec>,
     pub listen: Vec<ListenRuleSpec>,
     pub privilege: Option<(u32, PrivilegeEscalation)>,
+    /// `process.libraries` (or the defaults) as resolved `/dir/` keys; empty without a
+    /// `process` section.
+    pub library_dirs: Vec<String>,
+    /// `process.anonymous_exec: deny`'s rule id; 0 where allowed.
+    pub anonymous_exec_rule: u32,
+    /// The executables network rules' `binaries` name, sorted by (dev, ino), each with its
+    /// binary id (1-based, in order of first mention).
+    pub net_binaries: Vec<NetBinary>,
+    /// The shell `sh` resolves to in the sandbox PATH (with a `process` section), for the
+    /// lints.
+    pub shell: Option<ResolvedExe>,
+}
+
+/// An executable found on the host: its canonical path and kernel (dev, ino).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedExe {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// A filesystem rule: its expanded glob and which access bits it allows and denies.

@@ -3,12 +3,10 @@
 //! number of rules (maps keyed by pattern), so 100k-rule policies lint quickly.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt as _;
 
 use nemoclaw_common::rule::{ACTION_DENY, RULE_DEFAULT_DENY};
 
-use super::compile::CompileEnv;
-use super::compiled::{CompiledPolicy, FS_READ};
+use super::compiled::FS_READ;
 use super::explain::{Query, RuleSet, explain};
 use super::parse::ports_to_string;
 use super::pattern::Shape;
@@ -343,16 +341,10 @@ const ESSENTIAL_READS: &[(&str, &str)] = &[
 
 /// Lints that need the compiled result (resolved names, the rule table).
 #[must_use]
-#[expect(clippy::too_many_lines, reason = "a flat list of independent checks")]
-pub fn lint_compiled(
-    policy: &Policy,
-    env: &CompileEnv,
-    rules: &RuleSet,
-    out: &CompiledPolicy,
-) -> Vec<Diagnostic> {
+pub fn lint_compiled(policy: &Policy, rules: &RuleSet) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
     let warn_at_rule = |warnings: &mut Vec<Diagnostic>, id: u32, message: String| {
-        if let Some(rule) = out.rules.iter().find(|r| r.id == id) {
+        if let Some(rule) = rules.table.iter().find(|r| r.id == id) {
             warnings.push(Diagnostic {
                 file: policy.file.clone(),
                 line: rule.line,
@@ -388,8 +380,8 @@ pub fn lint_compiled(
                     message: format!("nothing allows reading {path} ({what}); add it to read_only"),
                 });
             } else {
-                let text = out
-                    .rules
+                let text = rules
+                    .table
                     .iter()
                     .find(|r| r.id == decision.verdict.rule_id)
                     .map_or("", |r| r.text.as_str());
@@ -419,45 +411,32 @@ pub fn lint_compiled(
             });
         }
     }
-    if let Some(process) = &policy.process {
-        let shell = env
-            .path
-            .iter()
-            .map(|dir| dir.join("sh"))
-            .find(|p| p.exists());
-        if let Some(real) = shell.and_then(|p| std::fs::canonicalize(p).ok())
-            && let Ok(metadata) = std::fs::metadata(&real)
-        {
+    if let Some(process) = &policy.process
+        && let Some(shell) = &rules.shell
+    {
+        let decision = explain(
+            rules,
+            &Query::Exec {
+                path: shell.path.clone(),
+                dev: shell.dev,
+                ino: shell.ino,
+            },
+        );
+        if !decision.allowed() {
+            let how = if decision.verdict.action == ACTION_DENY
+                && decision.verdict.rule_id != RULE_DEFAULT_DENY
             {
-                let dev = nemoclaw_common::exec::kernel_dev(
-                    libc::major(metadata.dev()),
-                    libc::minor(metadata.dev()),
-                );
-                let decision = explain(
-                    rules,
-                    &Query::Exec {
-                        path: real.clone(),
-                        dev,
-                        ino: metadata.ino(),
-                    },
-                );
-                if !decision.allowed() {
-                    let how = if decision.verdict.action == ACTION_DENY
-                        && decision.verdict.rule_id != RULE_DEFAULT_DENY
-                    {
-                        "is denied"
-                    } else {
-                        "is not allowed"
-                    };
-                    warnings.push(Diagnostic {
-                        file: policy.file.clone(),
-                        line: process.mark.line,
-                        column: process.mark.column,
-                        field: "process".to_owned(),
-                        message: format!("the shell (sh -> {}) {how}: programs that spawn a shell (npm scripts, git hooks, system()) fail", real.display()),
-                    });
-                }
-            }
+                "is denied"
+            } else {
+                "is not allowed"
+            };
+            warnings.push(Diagnostic {
+                file: policy.file.clone(),
+                line: process.mark.line,
+                column: process.mark.column,
+                field: "process".to_owned(),
+                message: format!("the shell (sh -> {}) {how}: programs that spawn a shell (npm scripts, git hooks, system()) fail", shell.path.display()),
+            });
         }
     }
     warnings

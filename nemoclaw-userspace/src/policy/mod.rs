@@ -2,7 +2,9 @@
 //!
 //! `load` reads a YAML file into a typed [`Policy`] (every error located by file, line,
 //! column and field); `compile` turns it into a [`CompiledPolicy`] of sorted map entries
-//! plus warnings; `explain` answers "what would happen to this exec/open/connect, and
+//! plus warnings, in two stages: [`resolve`] reads the host (files, PATH, DNS, through the
+//! traits of [`host`]) into a [`RuleSet`], and [`lower`] turns that into map entries
+//! without reading anything; `explain` answers "what would happen to this exec/open/connect, and
 //! which rule decides", and `evaluate` does the same by looking entries up the way the
 //! kernel side does (the two are property-tested to agree). The language is documented in
 //! `docs/policy.md`.
@@ -12,9 +14,12 @@ mod compile;
 pub mod compiled;
 pub mod explain;
 pub mod guard;
+pub mod host;
 mod lint;
+pub mod lower;
 mod parse;
 pub mod pattern;
+pub mod resolve;
 pub mod schema;
 mod subtree;
 mod types;
@@ -23,9 +28,12 @@ mod yaml;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use compile::{
-    CompileEnv, CompileError, Compiled, OfflineResolver, Resolver, SystemResolver, compile,
+pub use compile::{CompileError, Compiled, compile};
+pub use host::{
+    CompileEnv, FileInfo, Files, OfflineResolver, Resolver, SystemFiles, SystemResolver,
 };
+pub use lower::lower;
+pub use resolve::resolve;
 pub use compiled::CompiledPolicy;
 pub use explain::{Decision, Query, RuleSet, evaluate, explain};
 pub use lint::lint;
@@ -161,3 +169,5 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Policy, PolicyError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_stage_tests;

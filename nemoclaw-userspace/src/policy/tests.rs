@@ -41,6 +41,7 @@ pub(crate) fn test_env(path: Vec<PathBuf>) -> CompileEnv {
         home: "/home/agent".into(),
         path,
         resolver: Box::new(FixedResolver(table)),
+        files: Box::new(SystemFiles),
     }
 }
 
