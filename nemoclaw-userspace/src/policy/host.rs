@@ -154,7 +154,9 @@ impl CompileEnv {
 
     /// Whether `path` is an executable regular file (symlinks followed).
     pub(super) fn is_executable_file(&self, path: &Path) -> bool {
-        self.files.stat(path).is_some_and(|info| info.executable_file)
+        self.files
+            .stat(path)
+            .is_some_and(|info| info.executable_file)
     }
 
     /// The canonical path of `path` and the (dev, ino) of the file there.
@@ -272,16 +274,11 @@ impl FakeHost {
                     if links > 40 {
                         return None;
                     }
-                    pending.extend(
-                        target
-                            .components()
-                            .rev()
-                            .filter_map(|c| match c {
-                                std::path::Component::Normal(n) => Some(n.to_owned()),
-                                std::path::Component::ParentDir => Some("..".into()),
-                                _ => None,
-                            }),
-                    );
+                    pending.extend(target.components().rev().filter_map(|c| match c {
+                        std::path::Component::Normal(n) => Some(n.to_owned()),
+                        std::path::Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    }));
                     out = PathBuf::from("/");
                 }
                 FakeEntry::File(_) | FakeEntry::Dir => out = next,

@@ -29,15 +29,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use compile::{CompileError, Compiled, compile};
+pub use compiled::CompiledPolicy;
+pub use explain::{Decision, Query, RuleSet, evaluate, explain};
 pub use host::{
     CompileEnv, FileInfo, Files, OfflineResolver, Resolver, SystemFiles, SystemResolver,
 };
-pub use lower::lower;
-pub use resolve::resolve;
-pub use compiled::CompiledPolicy;
-pub use explain::{Decision, Query, RuleSet, evaluate, explain};
 pub use lint::lint;
+pub use lower::lower;
 pub use parse::{parse_exec_target, parse_host, parse_host_port, parse_ports};
+pub use resolve::resolve;
 pub use types::{
     Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, ListenRule, Located, Mark,
     NetDeny, NetRule, NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,

@@ -38,7 +38,10 @@ fn host() -> FakeHost {
         .link("/bin", "/usr/bin")
         .link("/lib", "/usr/lib")
         .name("api.example.com", &[ip("10.0.0.1"), ip("10.0.0.2")])
-        .name("v6.example.com", &[ip("2001:db8::1"), ip("::ffff:192.0.2.7")])
+        .name(
+            "v6.example.com",
+            &[ip("2001:db8::1"), ip("::ffff:192.0.2.7")],
+        )
 }
 
 fn env() -> CompileEnv {
@@ -84,7 +87,10 @@ fn an_exec_rule_lowers_to_the_inode_the_host_reports() {
             verdict: allow(1),
         }]
     );
-    assert_eq!(out.exec_paths, vec![(PathBuf::from("/usr/bin/curl"), allow(1))]);
+    assert_eq!(
+        out.exec_paths,
+        vec![(PathBuf::from("/usr/bin/curl"), allow(1))]
+    );
     assert_eq!(out.controls, controls::EXEC);
 
     // A deny by name covers every hit in PATH; a path through a symlink is the same file.
@@ -173,11 +179,17 @@ fn a_host_name_with_two_addresses_gives_two_entries() {
 
     // IPv4-mapped IPv6 answers are judged as IPv4.
     let out = lower(
-        &resolve(&policy("network:\n  allow: [\"v6.example.com:443\"]\n"), &env())
-            .expect("resolves"),
+        &resolve(
+            &policy("network:\n  allow: [\"v6.example.com:443\"]\n"),
+            &env(),
+        )
+        .expect("resolves"),
     );
     assert_eq!(out.net4.len(), 1);
-    assert_eq!((out.net4[0].addr, out.net4[0].prefix_len), ([192, 0, 2, 7], 32));
+    assert_eq!(
+        (out.net4[0].addr, out.net4[0].prefix_len),
+        ([192, 0, 2, 7], 32)
+    );
     assert_eq!(out.net6.len(), 1);
 }
 
@@ -244,7 +256,9 @@ fn missing_programs_and_names_give_the_same_diagnostics() {
     assert_eq!(fake, on(&CompileEnv::offline(HOME.into())));
     assert_eq!(
         fake,
-        vec!["policies/x.yaml:2:11: process.allow[0]: /opt/nemoclaw-absent is not an executable file: nothing to allow"]
+        vec![
+            "policies/x.yaml:2:11: process.allow[0]: /opt/nemoclaw-absent is not an executable file: nothing to allow"
+        ]
     );
 
     let error = compile(
@@ -285,7 +299,9 @@ fn the_shell_lint_reads_the_resolved_shell() {
     };
     assert_eq!(
         shell_warnings("process:\n  allow: [curl]\n"),
-        vec!["the shell (sh -> /usr/bin/dash) is not allowed: programs that spawn a shell (npm scripts, git hooks, system()) fail"]
+        vec![
+            "the shell (sh -> /usr/bin/dash) is not allowed: programs that spawn a shell (npm scripts, git hooks, system()) fail"
+        ]
     );
     assert!(shell_warnings("process:\n  allow: [sh]\n").is_empty());
     // No sh in PATH: nothing to probe.
@@ -396,7 +412,11 @@ fn lowering_is_pure_and_deterministic() {
             ino: 42,
         },
     ] {
-        assert_eq!(evaluate(&out, &query), explain(&rules, &query).verdict, "{query:?}");
+        assert_eq!(
+            evaluate(&out, &query),
+            explain(&rules, &query).verdict,
+            "{query:?}"
+        );
     }
 }
 

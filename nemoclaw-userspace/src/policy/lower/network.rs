@@ -36,7 +36,14 @@ pub(super) fn lower(rules: &RuleSet, out: &mut CompiledPolicy) {
             for port in first..=last {
                 for &bin in &bins {
                     let group = (bin, rule.proto, port);
-                    add_net(&mut net4, &mut net6, group, rule.addr, rule.prefix_len, this);
+                    add_net(
+                        &mut net4,
+                        &mut net6,
+                        group,
+                        rule.addr,
+                        rule.prefix_len,
+                        this,
+                    );
                 }
             }
         }

@@ -7,8 +7,8 @@
 
 mod filesystem;
 mod network;
-mod process;
 mod privilege;
+mod process;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +20,7 @@ use super::compiled::{NetBinary, RuleRef};
 use super::explain::RuleSet;
 use super::host::CompileEnv;
 use super::types::{
-    AnonymousExec, ExecTarget, ListenRule, Located, NetDeny, NetRule, Policy,
-    PrivilegeEscalation,
+    AnonymousExec, ExecTarget, ListenRule, Located, NetDeny, NetRule, Policy, PrivilegeEscalation,
 };
 use super::{Diagnostic, Diagnostics, Mark};
 
