@@ -14,6 +14,7 @@ mod compile;
 pub mod compiled;
 pub mod explain;
 pub mod guard;
+pub mod inference;
 pub mod host;
 mod lint;
 pub mod lower;

@@ -1,0 +1,96 @@
+//! The compiled `inference:` section: what the privacy router (`router/`) needs to route one
+//! sandbox's model calls. Plain data, deterministic (sorted maps), sent by the daemon over
+//! the control socket; no kernel involved (the router is a userspace proxy).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use nemoclaw_detect::Category;
+use serde::{Deserialize, Serialize};
+
+/// Where a sandbox reaches the router when its policy does not say (`inference.router`).
+pub const DEFAULT_ROUTER_ADDR: &str = "127.0.0.1:8089";
+
+/// What the router does with a request in which a category was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Forward to the cloud backend as it is.
+    Allow,
+    /// Send the whole request to the local backend instead.
+    Local,
+    /// Refuse the request; the caller learns the category and where, never the value.
+    Block,
+}
+
+impl Action {
+    /// The name policies use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Local => "local",
+            Action::Block => "block",
+        }
+    }
+
+    /// How strongly the action keeps data home: a request with several categories takes the
+    /// strongest of their actions (block > local > allow).
+    #[must_use]
+    pub fn strength(self) -> u8 {
+        match self {
+            Action::Allow => 0,
+            Action::Local => 1,
+            Action::Block => 2,
+        }
+    }
+}
+
+/// An action and the policy rule that set it (`file:line`, cited in errors and audit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuledAction {
+    pub action: Action,
+    /// `file:line` of the entry, or of `inference.default` for categories not listed.
+    pub rule: String,
+}
+
+/// A backend the router's host configuration defines, and the model to ask it for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendChoice {
+    /// A backend name in the router's configuration (`router.yaml`: URL, API flavour, key).
+    pub backend: String,
+    /// The model to request; absent: the caller's `model` is passed through.
+    pub model: Option<String>,
+}
+
+/// The compiled `inference:` section of one policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferenceRules {
+    /// Where the sandbox reaches the router (the compiler allows it in `network`).
+    pub router: SocketAddr,
+    /// Serves requests in which nothing above `allow` was found.
+    pub cloud: BackendChoice,
+    /// Serves requests with a `local` category; absent: such requests are refused.
+    pub local: Option<BackendChoice>,
+    /// Per category; a category not listed takes `default`.
+    pub categories: BTreeMap<Category, RuledAction>,
+    /// For categories the policy does not list (`inference.default`; absent: `block`).
+    pub default: RuledAction,
+    /// Custom categories from keyword lists (`inference.detect.keywords.NAME`): matched as
+    /// whole words, case-insensitively.
+    pub keywords: BTreeMap<String, Vec<String>>,
+    /// Custom categories from patterns (`inference.detect.patterns.NAME`), in the syntax of
+    /// the `regex` crate.
+    pub patterns: BTreeMap<String, String>,
+    /// Proprietary source trees (`inference.detect.code`): absolute path patterns whose
+    /// files' fingerprints the router keeps; a prompt quoting them is category `code`.
+    pub code: Vec<String>,
+}
+
+impl InferenceRules {
+    /// The action and rule for a category.
+    #[must_use]
+    pub fn action_for(&self, category: &Category) -> &RuledAction {
+        self.categories.get(category).unwrap_or(&self.default)
+    }
+}
