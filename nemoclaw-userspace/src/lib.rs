@@ -6,4 +6,5 @@ pub mod daemon;
 pub mod dnsgate;
 pub mod kernel;
 pub mod policy;
+pub mod router;
 pub mod sandbox;

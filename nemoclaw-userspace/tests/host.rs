@@ -5,4 +5,5 @@ mod daemon;
 mod fail_closed;
 mod lsm_inactive;
 mod network;
+mod router;
 mod support;

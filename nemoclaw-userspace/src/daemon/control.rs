@@ -173,6 +173,28 @@ fn operate(daemon: &Shared, request: Request, requester: &str) -> (Response, Opt
             server::apply(daemon, &name, Some(&policy), requester).unwrap_or_else(|e| refused(&e))
         }
         Request::Reload => server::reload_all(daemon, requester),
+        Request::Inference {
+            cgroup_id,
+            known_sha256,
+        } => {
+            let d = lock(daemon);
+            match d.sandboxes.values().find(|s| s.state.cgroup_id == cgroup_id) {
+                None => Response::NotASandbox,
+                Some(s) => Response::Inference {
+                    sandbox: s.state.name.clone(),
+                    policy_sha256: s.state.policy_sha256.clone(),
+                    rules: if known_sha256.as_deref() == Some(s.state.policy_sha256.as_str()) {
+                        None
+                    } else {
+                        s.state.inference.clone()
+                    },
+                },
+            }
+        }
+        Request::RecordInference { record } => match lock(daemon).record_inference(&record) {
+            Ok(()) => Response::Recorded,
+            Err(e) => error(e),
+        },
         Request::List => {
             let d = lock(daemon);
             Response::Sandboxes {

@@ -61,6 +61,15 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<serde_json::Value>,
     },
+    /// The privacy router asks whose connection this is: the sandbox with this cgroup id,
+    /// and its compiled `inference:` rules (omitted when `known_sha256` is still current).
+    Inference {
+        cgroup_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        known_sha256: Option<String>,
+    },
+    /// The privacy router's record of one request, for the daemon's hash-chained trail.
+    RecordInference { record: serde_json::Value },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +118,19 @@ pub enum Response {
     Event {
         record: serde_json::Value,
     },
+    /// For `Inference`: the sandbox and its policy's hash; `rules` absent when the caller's
+    /// copy is current or the policy has no `inference:` section (then `known_sha256`
+    /// differs from `policy_sha256`, or was not given).
+    Inference {
+        sandbox: String,
+        policy_sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules: Option<crate::policy::inference::InferenceRules>,
+    },
+    /// For `Inference`: no sandbox has that cgroup.
+    NotASandbox,
+    /// For `RecordInference`: written to the trail.
+    Recorded,
     Error {
         message: String,
     },

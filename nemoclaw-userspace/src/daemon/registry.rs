@@ -42,6 +42,10 @@ pub struct SandboxState {
     pub dns_names: Vec<String>,
     #[serde(default)]
     pub dns_ports: (u16, u16),
+    /// Its policy's compiled `inference:` section: what the privacy router routes by
+    /// (kept across restarts, so the router keeps working through one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<crate::policy::inference::InferenceRules>,
 }
 
 /// What survives a daemon restart (the kernel keeps the rest in pinned maps).
@@ -273,6 +277,7 @@ mod tests {
                 events_lost_at_start: 7,
                 dns_names: vec!["api.example.com".to_owned()],
                 dns_ports: (40001, 40002),
+                inference: None,
             }],
         };
         state.write(&path).unwrap();

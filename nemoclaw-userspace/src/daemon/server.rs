@@ -121,6 +121,8 @@ struct Compiled {
     /// What its DNS gateway answers, and where it asks.
     names: AllowedNames,
     nameservers: Vec<SocketAddr>,
+    /// Its compiled `inference:` section, for the privacy router.
+    inference: Option<crate::policy::inference::InferenceRules>,
 }
 
 pub(super) struct Sandbox {
@@ -312,6 +314,20 @@ impl Daemon {
         }
     }
 
+    /// Appends the privacy router's record of one request to the trail. Only router
+    /// records (`control: inference`) are taken: a control-socket client cannot write
+    /// records that pass for the kernel's.
+    pub(super) fn record_inference(&self, record: &serde_json::Value) -> Result<(), String> {
+        if record.get("control").and_then(serde_json::Value::as_str) != Some("inference") {
+            return Err("only `control: inference` records are accepted".to_owned());
+        }
+        self.sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_record(record)
+            .map_err(|e| format!("writing the audit log: {e}"))
+    }
+
     fn persist(&self) {
         let state = StateFile {
             object_sha256: self.object_sha256.clone(),
@@ -439,6 +455,7 @@ impl Daemon {
             dns,
             names,
             nameservers,
+            inference,
         } = compiled;
         self.check_attached(compiled.controls)?;
         let (bits, notice) =
@@ -486,6 +503,7 @@ impl Daemon {
             events_lost_at_start: self.enforcer.events_lost().unwrap_or(0),
             dns_ports: gate.as_ref().map_or((0, 0), |g| (g.port4, g.port6)),
             dns_names,
+            inference,
         };
         let sandbox = Sandbox {
             state,
@@ -605,6 +623,7 @@ impl Daemon {
             dns,
             names,
             nameservers,
+            inference,
             ..
         } = compiled;
         self.check_attached(compiled.controls)
@@ -672,6 +691,7 @@ impl Daemon {
             s.state.policy.clone_from(&path);
             s.state.policy_sha256.clone_from(&sha);
             s.state.rules = compiled.rules;
+            s.state.inference = inference;
         }
         self.persist();
         self.dns_changed.notify_one();
@@ -905,6 +925,7 @@ fn compile(
         dns,
         names,
         nameservers,
+        inference: None,
     })
 }
 

@@ -1,0 +1,302 @@
+//! One request, stage by stage: identify the sandbox (the kernel's socket cgroup, then the
+//! daemon's rules) → read the body (bounded in size and time) → parse the API shape into
+//! the text view → detect → decide → rewrite (the model; masking slots in here) → forward
+//! (credentials injected) → stream the reply back → audit. Any failure before the forward
+//! means nothing is sent anywhere.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::audit::{AuditOut, InferenceRecord};
+use super::config::{Api, Backend, RouterConfig};
+use super::decide::Decision;
+use super::directory::{Directory, Lookup, Rules};
+use super::error::RouterError;
+use super::identify::{PeerSocket, peer_socket};
+use super::reply::{Cut, ReplyBody};
+use super::request::{InferenceRequest, Route};
+use super::upstream::{Upstream, reply_headers};
+use crate::policy::inference::{Action, BackendChoice};
+
+/// The reply body type every answer has.
+pub type Reply = Response<UnsyncBoxBody<Bytes, Cut>>;
+
+/// Bodies above this are scanned on the blocking pool, not on an async worker.
+const SCAN_INLINE_LIMIT: usize = 256 << 10;
+
+/// The router's shared state.
+pub struct Router {
+    pub config: RouterConfig,
+    pub directory: Arc<Directory>,
+    pub upstream: Upstream,
+    pub audit: AuditOut,
+}
+
+/// How the caller's client speaks (error bodies follow it).
+fn api_of(path: &str) -> Api {
+    if path.trim_end_matches('/') == "/v1/messages" {
+        Api::Anthropic
+    } else {
+        Api::Openai
+    }
+}
+
+fn full(status: StatusCode, body: Vec<u8>) -> Reply {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl Router {
+    /// Serves one request from the connection `local` ← `peer`.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Reply {
+        let started = Instant::now();
+        let mut record = InferenceRecord {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            ..InferenceRecord::default()
+        };
+        let api = api_of(request.uri().path());
+        match self.serve(request, local, peer, started, &mut record).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                record.decision = "denied";
+                record.status = e.status().as_u16();
+                record.error = Some(e.code());
+                if record.reason.is_empty() {
+                    record.reason = e.to_string();
+                }
+                let elapsed = started.elapsed().as_secs_f64() * 1e3;
+                record.first_byte_ms = elapsed;
+                record.latency_ms = elapsed;
+                let audit = self.audit.clone();
+                let _ = tokio::task::spawn_blocking(move || audit.write(record)).await;
+                full(e.status(), e.body(api))
+            }
+        }
+    }
+
+    async fn serve(
+        &self,
+        request: Request<Incoming>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        started: Instant,
+        record: &mut InferenceRecord,
+    ) -> Result<Reply, RouterError> {
+        let route = Route::of(request.method(), request.uri().path()).ok_or_else(|| {
+            RouterError::NotFound {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+            }
+        })?;
+        let socket = peer_socket(local, peer).map_err(|e| {
+            RouterError::Unidentified(format!(
+                "cannot tell which sandbox this connection comes from: {e}; refused"
+            ))
+        })?;
+        record.cgroup = Some(socket.cgroup_id);
+        record.uid = Some(socket.uid);
+        let rules = self.rules_for(socket).await?;
+        record.sandbox = Some(rules.sandbox.clone());
+        record.policy_sha256 = Some(rules.policy_sha256.clone());
+        if route == Route::Models {
+            record.decision = "allowed";
+            record.status = 200;
+            record.reason = "model list answered by the router".into();
+            return Ok(full(StatusCode::OK, models(&rules)));
+        }
+        check_content_type(&request)?;
+        let (head, body) = request.into_parts();
+        let body = self.read_body(body).await?;
+        let parsed = InferenceRequest::parse(route, &body)?;
+        record.stream = parsed.stream;
+        let decision = scan(&rules, &parsed).await?;
+        record.action = Some(decision.action);
+        record.found.clone_from(&decision.found);
+        record.reason = decision.reason();
+        let choice = match decision.action {
+            Action::Block => return Err(RouterError::Blocked(decision.reason())),
+            Action::Local => rules.inference.local.as_ref().ok_or_else(|| {
+                RouterError::NotRoutable(format!(
+                    "{} must stay on a local model, and this sandbox's policy names no `inference.local` backend; refused",
+                    decision.reason()
+                ))
+            })?,
+            Action::Allow => &rules.inference.cloud,
+        };
+        let backend = self.backend(choice, decision.action, route)?;
+        record.backend = Some(backend.name.clone());
+        let (body, model) = rewrite(parsed, choice)?;
+        record.model = Some(model);
+        let upstream = self.upstream.send(backend, route, body, &head.headers).await?;
+        record.first_byte_ms = started.elapsed().as_secs_f64() * 1e3;
+        record.status = upstream.status().as_u16();
+        record.decision = "allowed";
+        let (parts, incoming) = upstream.into_parts();
+        let audit = self.audit.clone();
+        let mut done = std::mem::take(record);
+        let streaming = done.stream;
+        let finish = Box::new(move |ending, tokens| {
+            done.ending = Some(ending);
+            done.tokens = tokens;
+            done.latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            // The record is written off the stream's path (a daemon round trip).
+            tokio::task::spawn_blocking(move || audit.write(done));
+        });
+        let reply = ReplyBody::new(incoming, streaming, self.upstream.timeout, finish);
+        let mut response = Response::new(UnsyncBoxBody::new(reply));
+        *response.status_mut() = parts.status;
+        *response.headers_mut() = reply_headers(&parts.headers);
+        Ok(response)
+    }
+
+    async fn rules_for(&self, socket: PeerSocket) -> Result<Arc<Rules>, RouterError> {
+        let directory = Arc::clone(&self.directory);
+        let lookup = tokio::task::spawn_blocking(move || directory.lookup(socket.cgroup_id))
+            .await
+            .map_err(|e| RouterError::Internal(e.to_string()))??;
+        match lookup {
+            Lookup::Rules(rules) => Ok(rules),
+            Lookup::NoInference { sandbox } => Err(RouterError::Unidentified(format!(
+                "sandbox `{sandbox}` has no `inference:` section in its policy, so it may not use the router; refused"
+            ))),
+            Lookup::Unknown => Err(RouterError::Unidentified(format!(
+                "the connection comes from cgroup {} (uid {}), which is no NemoClaw sandbox, and the router has no --default-policy; refused",
+                socket.cgroup_id, socket.uid
+            ))),
+        }
+    }
+
+    /// The whole body, within the size limit and the body timeout.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, RouterError> {
+        let limit = self.config.max_body_bytes;
+        let collect = Limited::new(body, limit).collect();
+        match tokio::time::timeout(self.config.body_timeout, collect).await {
+            Err(_) => Err(RouterError::SlowBody {
+                secs: self.config.body_timeout.as_secs(),
+            }),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(RouterError::TooLarge { limit })
+            }
+            Ok(Err(e)) => Err(RouterError::BadRequest(format!(
+                "the request body could not be read: {e}"
+            ))),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+
+    /// The backend a policy's choice names, checked against what the action needs.
+    fn backend(
+        &self,
+        choice: &BackendChoice,
+        action: Action,
+        route: Route,
+    ) -> Result<&Backend, RouterError> {
+        let backend = self.config.backends.get(&choice.backend).ok_or_else(|| {
+            RouterError::NotRoutable(format!(
+                "the policy names backend `{}`, which this router's configuration does not define",
+                choice.backend
+            ))
+        })?;
+        if action == Action::Local && !backend.local {
+            return Err(RouterError::NotRoutable(format!(
+                "the policy's local backend `{}` is not marked `local: true` in the router's configuration; refused rather than sent off the machine",
+                backend.name
+            )));
+        }
+        if backend.api != route.api() {
+            return Err(RouterError::NotRoutable(format!(
+                "{} is an {} API request, and backend `{}` speaks the {} API",
+                route.name(),
+                route.api().name(),
+                backend.name,
+                backend.api.name()
+            )));
+        }
+        Ok(backend)
+    }
+}
+
+fn check_content_type(request: &Request<Incoming>) -> Result<(), RouterError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(RouterError::MediaType(if content_type.is_empty() {
+            "(none)".into()
+        } else {
+            content_type
+        }))
+    }
+}
+
+/// Scans every text field and decides, off the async workers when the body is large.
+async fn scan(rules: &Arc<Rules>, request: &InferenceRequest) -> Result<Decision, RouterError> {
+    let size: usize = request.texts.iter().map(|t| t.text.len()).sum();
+    if size <= SCAN_INLINE_LIMIT {
+        let findings = rules.scanner.scan(&request.texts)?;
+        return Ok(Decision::of(&rules.inference, &findings));
+    }
+    let rules = Arc::clone(rules);
+    let texts = request.texts.clone();
+    tokio::task::spawn_blocking(move || {
+        let findings = rules.scanner.scan(&texts)?;
+        Ok(Decision::of(&rules.inference, &findings))
+    })
+    .await
+    .map_err(|e| RouterError::Internal(format!("scan: {e}")))?
+}
+
+/// The body to send: the request with the chosen model (the masking stage will rewrite the
+/// text fields here too). Returns the bytes and the model asked for.
+fn rewrite(request: InferenceRequest, choice: &BackendChoice) -> Result<(Vec<u8>, String), RouterError> {
+    let mut body = request.body;
+    let model = choice.model.clone().unwrap_or(request.model);
+    if let Value::Object(map) = &mut body {
+        map.insert("model".into(), Value::String(model.clone()));
+    }
+    let bytes = serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))?;
+    Ok((bytes, model))
+}
+
+/// `GET /v1/models`: the models this sandbox's policy routes to, in OpenAI's list shape.
+fn models(rules: &Rules) -> Vec<u8> {
+    let mut ids: Vec<(String, &str)> = Vec::new();
+    for choice in std::iter::once(&rules.inference.cloud).chain(rules.inference.local.as_ref()) {
+        if let Some(model) = &choice.model {
+            ids.push((model.clone(), &choice.backend));
+        }
+    }
+    let data: Vec<Value> = ids
+        .into_iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    json!({"object": "list", "data": data}).to_string().into_bytes()
+}

@@ -1,0 +1,70 @@
+"""A sandboxed agent's model calls, made with the official SDKs as agents make them.
+
+Usage: client.py BASE_URL PLAN_JSON. PLAN_JSON is a list of calls, each
+{"sdk": "openai"|"anthropic", "method": "chat"|"responses"|"embeddings"|"models"|"messages",
+ "kwargs": {...}}; `kwargs["stream"]` chooses streaming. Prints one JSON line per call:
+{"ok": true, "text": ...} or {"ok": false, "status": N, "error": MESSAGE, "type": CLASS}.
+The API key is the sandbox's own, which the router must strip: it never reaches a backend.
+"""
+
+import json
+import sys
+
+import anthropic
+import openai
+
+SANDBOX_KEY = "sk-sandbox-key-must-not-leave"
+
+
+def openai_call(client, method, kwargs):
+    stream = kwargs.get("stream", False)
+    if method == "models":
+        return " ".join(m.id for m in client.models.list())
+    if method == "embeddings":
+        r = client.embeddings.create(**kwargs)
+        return f"{len(r.data)} embeddings of {len(r.data[0].embedding)}"
+    if method == "chat":
+        r = client.chat.completions.create(**kwargs)
+        if not stream:
+            return r.choices[0].message.content
+        return "".join(c.choices[0].delta.content or "" for c in r if c.choices)
+    if method == "responses":
+        r = client.responses.create(**kwargs)
+        if not stream:
+            return r.output_text
+        text = ""
+        for event in r:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+        return text
+    raise ValueError(method)
+
+
+def anthropic_call(client, method, kwargs):
+    assert method == "messages"
+    if kwargs.pop("stream", False):
+        with client.messages.stream(**kwargs) as s:
+            return "".join(s.text_stream)
+    r = client.messages.create(**kwargs)
+    return "".join(b.text for b in r.content if b.type == "text")
+
+
+def main():
+    base, plan = sys.argv[1], json.loads(sys.argv[2])
+    oa = openai.OpenAI(base_url=base + "/v1", api_key=SANDBOX_KEY, max_retries=0, timeout=60)
+    an = anthropic.Anthropic(base_url=base, api_key=SANDBOX_KEY, max_retries=0, timeout=60)
+    for call in plan:
+        try:
+            if call["sdk"] == "openai":
+                text = openai_call(oa, call["method"], dict(call["kwargs"]))
+            else:
+                text = anthropic_call(an, call["method"], dict(call["kwargs"]))
+            out = {"ok": True, "text": text}
+        except (openai.APIStatusError, anthropic.APIStatusError) as e:
+            out = {"ok": False, "status": e.status_code, "error": str(e), "type": type(e).__name__}
+        except (openai.APIError, anthropic.APIError) as e:
+            out = {"ok": False, "status": None, "error": str(e), "type": type(e).__name__}
+        print(json.dumps(out), flush=True)
+
+
+main()
