@@ -273,20 +273,21 @@ fn flavour_of(path: &str, headers: &HeaderMap) -> Flavour {
     }
 }
 
-/// `OpenAI`: a non-empty `authorization: Bearer` key. Anthropic: `x-api-key`, then
+/// `OpenAI`: a non-empty `authorization: Bearer` key. Anthropic: `x-api-key` or
+/// `authorization: Bearer` (the `anthropic` SDK 2.x sends its key that way), then
 /// `anthropic-version`. Any value is accepted (the record keeps it for the tests).
 fn check_auth(flavour: Flavour, headers: &HeaderMap, n: u64) -> Option<Response<ResponseBody>> {
     let present = |name: &str| headers.get(name).is_some_and(|v| !v.is_empty());
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .is_some_and(|key| !key.trim().is_empty());
     match flavour {
         Flavour::OpenAi => {
-            let bearer = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .is_some_and(|key| !key.trim().is_empty());
             (!bearer).then(|| {
                 error(
                     flavour,
@@ -297,7 +298,7 @@ fn check_auth(flavour: Flavour, headers: &HeaderMap, n: u64) -> Option<Response<
                 )
             })
         }
-        Flavour::Anthropic if !present("x-api-key") => Some(error(
+        Flavour::Anthropic if !present("x-api-key") && !bearer => Some(error(
             flavour,
             StatusCode::UNAUTHORIZED,
             "authentication_error",
