@@ -112,3 +112,34 @@ pub fn split_bytes(bytes: &Bytes, n: usize) -> Vec<Bytes> {
         .map(|start| bytes.slice(start..(start + size).min(bytes.len())))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_split_on_characters() {
+        assert_eq!(pieces("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(pieces("ééééé", 2), ["éé", "éé", "é"]);
+        assert!(pieces("", 3).is_empty());
+    }
+
+    #[test]
+    fn split_bytes_covers_the_whole_body() {
+        let bytes = Bytes::from_static(b"0123456789");
+        let parts = split_bytes(&bytes, 3);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.concat(), b"0123456789");
+        assert_eq!(split_bytes(&Bytes::from_static(b"ab"), 3).concat(), b"ab");
+    }
+
+    #[test]
+    fn sse_framing() {
+        let data = serde_json::json!({"type": "ping"});
+        assert_eq!(
+            sse_event("ping", &data),
+            "event: ping\ndata: {\"type\":\"ping\"}\n\n"
+        );
+        assert_eq!(sse_data(&data), "data: {\"type\":\"ping\"}\n\n");
+    }
+}

@@ -92,3 +92,85 @@ pub fn line_for(entry: &Entry<'_>) -> Value {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+
+    use super::*;
+
+    fn headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.append("x-api-key", HeaderValue::from_static("sk-1"));
+        headers.append("accept", HeaderValue::from_static("a"));
+        headers.append("accept", HeaderValue::from_static("b"));
+        headers.append("x-bin", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        headers
+    }
+
+    #[test]
+    fn repeated_headers_are_joined_and_bytes_replaced() {
+        let headers = headers();
+        let line = line_for(&Entry {
+            method: "GET",
+            path: "/v1/models",
+            query: None,
+            headers: &headers,
+            body: Some(b""),
+        });
+        assert_eq!(line["headers"]["accept"], "a, b");
+        assert_eq!(line["headers"]["x-api-key"], "sk-1");
+        assert_eq!(line["headers"]["x-bin"], "caf\u{fffd}");
+        assert_eq!(line["query"], Value::Null);
+        assert_eq!(line["body_b64"], "");
+        assert_eq!(line["body_len"], 0);
+        assert!(line.get("error").is_none());
+    }
+
+    #[test]
+    fn an_over_cap_body_is_recorded_without_bytes() {
+        let headers = headers();
+        let line = line_for(&Entry {
+            method: "POST",
+            path: "/v1/messages",
+            query: Some("x=1"),
+            headers: &headers,
+            body: None,
+        });
+        assert_eq!(line["body_b64"], "");
+        assert_eq!(line["body_len"], Value::Null);
+        assert_eq!(line["error"], "body over the size cap");
+        assert_eq!(line["query"], "x=1");
+    }
+
+    #[test]
+    fn lines_are_appended_one_per_request() {
+        let path = std::env::temp_dir().join(format!(
+            "nemoclaw-standin-record-{}.jsonl",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let recorder = Recorder::open(&path).unwrap();
+        let headers = headers();
+        for body in [&b"\x00\xff"[..], b"{}"] {
+            recorder
+                .record(&Entry {
+                    method: "POST",
+                    path: "/p",
+                    query: None,
+                    headers: &headers,
+                    body: Some(body),
+                })
+                .unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["body_b64"], "AP8=");
+        assert_eq!(lines[1]["body_b64"], "e30=");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
