@@ -134,7 +134,7 @@ def run(addr, record):
         body = err.response.json()
         check("anthropic 401", err.response.status_code == 401 and body["type"] == "error"
               and body["error"]["type"] == "authentication_error", body)
-    # The SDK's own parse of a 401 (a key it sends is refused by a proxy-less bad header).
+    # The SDK parses a 401 into its error class (an empty anthropic-version is refused).
     try:
         anthropic.Anthropic(base_url=f"http://{addr}", api_key="k", max_retries=0,
                             default_headers={"anthropic-version": ""}).messages.create(
