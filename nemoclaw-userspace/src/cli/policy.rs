@@ -314,6 +314,10 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
         }
     }
     print_network(out);
+    if let Some(rules) = &compiled.inference {
+        let text = serde_json::to_string(rules).context("serialising the inference rules")?;
+        println!("inference (for the router): {text}");
+    }
     Ok(0)
 }
 

@@ -537,28 +537,28 @@ pub fn explain_category(
              inference.detect"
         ));
     }
-    let ruled = rules.action_for(&category);
+    let decided = rules.action_for(&category);
     let listed = rules.categories.contains_key(&category);
     let rule = if listed {
-        format!("rule {}", ruled.rule)
+        format!("rule {}", decided.rule)
     } else {
-        format!("not listed: inference.default, rule {}", ruled.rule)
+        format!("not listed: inference.default, rule {}", decided.rule)
     };
     let served = |choice: &super::inference::BackendChoice| match &choice.model {
         Some(model) => format!("served by {}/{model}", choice.backend),
         None => format!("served by {} (the caller's model)", choice.backend),
     };
-    let outcome = match (ruled.action, &rules.local) {
+    let outcome = match (decided.action, &rules.local) {
         (Action::Allow, _) => served(&rules.cloud),
         (Action::Local, Some(local)) => served(local),
         (Action::Local, None) => "refused: no local backend".to_owned(),
         (Action::Block, _) => "the request is refused".to_owned(),
     };
     Ok((
-        ruled.action,
+        decided.action,
         format!(
             "category {category}: {} ({rule}), {outcome}",
-            ruled.action.name()
+            decided.action.name()
         ),
     ))
 }

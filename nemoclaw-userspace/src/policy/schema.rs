@@ -49,8 +49,9 @@ struct Inference {
     local: Option<InferenceBackend>,
     /// The action for categories not listed; default `block`.
     default: Option<InferenceAction>,
-    /// Category name -> action. Built-in: email, phone, payment_card, iban, us_ssn,
-    /// ip_address, date_of_birth, secret, code; or a custom name defined under `detect`.
+    /// Category name -> action: a built-in category (`email`, `phone`, `payment_card`,
+    /// `iban`, `us_ssn`, `ip_address`, `date_of_birth`, `secret`, `code`) or a custom name
+    /// defined under `detect`.
     categories: Option<std::collections::BTreeMap<String, InferenceAction>>,
     /// Custom categories and the proprietary source trees.
     detect: Option<InferenceDetect>,
