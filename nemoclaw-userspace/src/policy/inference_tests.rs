@@ -474,6 +474,15 @@ fn provider_endpoints_are_refused_unless_direct() {
         "{:?}",
         compiled.warnings
     );
+    // A `direct` entry without its allow entry does nothing, and says so.
+    let compiled = must_compile(&with_inference("  direct: [\"api.openai.com:443\"]\n"));
+    assert!(
+        compiled.warnings.iter().any(|w| w.line == 5
+            && w.field == "inference.direct[0]"
+            && w.message.contains("so this has no effect")),
+        "{:?}",
+        compiled.warnings
+    );
     // Another port is not the same endpoint.
     let text = "network:\n  allow:\n  - \"api.openai.com:8443\"\ninference:\n  cloud: {backend: \
                 openai}\n  direct: [\"api.openai.com:443\"]\n";

@@ -468,16 +468,36 @@ impl Lints<'_> {
                 );
             }
         }
+        let allowed: Vec<&NetRule> = self
+            .policy
+            .network
+            .iter()
+            .flat_map(|n| &n.allow)
+            .map(|rule| &rule.value)
+            .collect();
         for entry in &section.direct {
-            self.warn(
-                entry.mark,
-                &entry.field,
+            let (host, ports) = &entry.value;
+            let trimmed = |h: &Host| match h {
+                Host::Name(name) => Host::Name(name.trim_end_matches('.').to_owned()),
+                other => other.clone(),
+            };
+            let listed = allowed
+                .iter()
+                .any(|rule| trimmed(&rule.host) == trimmed(host) && rule.ports == *ports);
+            let message = if listed {
                 format!(
                     "the sandbox may reach {} directly, bypassing the privacy router: nothing \
                      sent there is scanned or routed",
                     entry.text
-                ),
-            );
+                )
+            } else {
+                format!(
+                    "network.allow does not list {}, so this has no effect: `direct` only lets \
+                     an allow entry for a provider endpoint stand",
+                    entry.text
+                )
+            };
+            self.warn(entry.mark, &entry.field, message);
         }
     }
 }
