@@ -56,6 +56,10 @@ pub enum PolicyCommand {
         /// rules with `binaries`.
         #[arg(long, requires = "connect", value_name = "PROGRAM")]
         binary: Option<PathBuf>,
+        /// What the privacy router does with a request containing this category of data
+        /// (`inference`): the action, its rule and the backend. Exit 1 when blocked.
+        #[arg(long, group = "operation", value_name = "NAME")]
+        category: Option<String>,
         #[command(flatten)]
         env: EnvArgs,
     },
@@ -114,10 +118,16 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             listen,
             udp,
             binary,
+            category,
             env,
         } => {
             let env = env.env()?;
             let compiled = load_and_compile(&file, &env)?;
+            if let Some(name) = category {
+                let (code, text) = category_answer(&compiled, &file, &name)?;
+                println!("{text}");
+                return Ok(code);
+            }
             let queries = if let Some(path) = exec {
                 vec![exec_query(&path, &env)?]
             } else if let Some(path) = open {
@@ -141,8 +151,8 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
                 vec![listen_query(&target, udp)?]
             } else {
                 bail!(
-                    "say what to explain: --exec PATH, --open PATH [--write], --connect HOST:PORT \
-                     or --listen ADDR:PORT"
+                    "say what to explain: --exec PATH, --open PATH [--write], --connect HOST:PORT, \
+                     --listen ADDR:PORT or --category NAME"
                 );
             };
             let mut code = 0;
@@ -169,6 +179,18 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             socket,
         } => super::daemon::apply(&socket.socket, &sandbox, &file),
     }
+}
+
+/// `explain --category NAME`: the exit code (1 when blocked) and the answer.
+fn category_answer(compiled: &Compiled, file: &Path, name: &str) -> anyhow::Result<(i32, String)> {
+    let Some(rules) = &compiled.inference else {
+        bail!(
+            "{}: no inference section, so model calls are not routed by category",
+            file.display()
+        );
+    };
+    let (action, text) = policy::explain_category(rules, name).map_err(anyhow::Error::msg)?;
+    Ok((i32::from(action == policy::inference::Action::Block), text))
 }
 
 fn check(file: &Path, env: &CompileEnv) -> i32 {
@@ -292,6 +314,10 @@ fn compile(file: &Path, json: bool, env: &CompileEnv) -> anyhow::Result<i32> {
         }
     }
     print_network(out);
+    if let Some(rules) = &compiled.inference {
+        let text = serde_json::to_string(rules).context("serialising the inference rules")?;
+        println!("inference (for the router): {text}");
+    }
     Ok(0)
 }
 
@@ -443,5 +469,66 @@ fn describe_query(query: &Query) -> String {
                 IpAddr::V6(v6) => format!("{name} [{v6}]:{port}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: PolicyCommand,
+    }
+
+    #[test]
+    fn explain_category_flag_parses_and_answers() {
+        use clap::Parser as _;
+
+        let parsed = Cli::try_parse_from(["nemoclaw", "explain", "p.yaml", "--category", "email"])
+            .expect("parses");
+        assert!(matches!(
+            parsed.cmd,
+            PolicyCommand::Explain { category: Some(ref name), .. } if name == "email"
+        ));
+        // One operation at a time.
+        assert!(
+            Cli::try_parse_from([
+                "nemoclaw",
+                "explain",
+                "p.yaml",
+                "--category",
+                "email",
+                "--open",
+                "/etc/passwd",
+            ])
+            .is_err()
+        );
+
+        let file = Path::new("policies/x.yaml");
+        let text = "network:\n  allow: []\ninference:\n  cloud: {backend: openai, model: m}\n  \
+                    categories:\n    email: allow\n";
+        let parsed = policy::parse_str(file, text).expect("parses");
+        let compiled =
+            policy::compile(&parsed, &CompileEnv::offline("/home/u".into())).expect("compiles");
+        let (code, answer) = category_answer(&compiled, file, "email").expect("answers");
+        assert_eq!(code, 0);
+        assert_eq!(
+            answer,
+            "category email: allow (rule policies/x.yaml:6), served by openai/m"
+        );
+        let (code, answer) = category_answer(&compiled, file, "secret").expect("answers");
+        assert_eq!(code, 1);
+        assert!(
+            answer.starts_with("category secret: block (not listed"),
+            "{answer}"
+        );
+        assert!(category_answer(&compiled, file, "nope").is_err());
+
+        let parsed = policy::parse_str(file, "network: {}\n").expect("parses");
+        let compiled =
+            policy::compile(&parsed, &CompileEnv::offline("/home/u".into())).expect("compiles");
+        assert!(category_answer(&compiled, file, "email").is_err());
     }
 }

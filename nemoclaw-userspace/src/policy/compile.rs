@@ -8,6 +8,7 @@ use nemoclaw_common::net::MAX_NET_RULES;
 use super::compiled::CompiledPolicy;
 use super::explain::RuleSet;
 use super::host::CompileEnv;
+use super::inference::InferenceRules;
 use super::types::Policy;
 use super::{Diagnostic, Diagnostics, Mark};
 
@@ -34,6 +35,10 @@ pub struct Compiled {
     pub policy: CompiledPolicy,
     pub rules: RuleSet,
     pub warnings: Vec<Diagnostic>,
+    /// The `inference` section compiled for the privacy router (the daemon sends it over
+    /// the control socket); `None` without one. Its router allow rule is already in
+    /// `policy`'s network entries.
+    pub inference: Option<InferenceRules>,
 }
 
 /// Compiles a validated policy: `lower(resolve(policy, env))`, plus diagnostics.
@@ -57,6 +62,7 @@ pub fn compile(policy: &Policy, env: &CompileEnv) -> Result<Compiled, CompileErr
     all.dedup();
     Ok(Compiled {
         policy: out,
+        inference: rules.inference.clone(),
         rules,
         warnings: all,
     })

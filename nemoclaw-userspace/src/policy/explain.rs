@@ -23,6 +23,7 @@ use super::compile::{mask_bytes, merge};
 use super::compiled::{
     CompiledPolicy, FS_READ, FS_WRITE, FsEntry, ListenEntry, NetBinary, RuleRef,
 };
+use super::inference::InferenceRules;
 use super::pattern::{Shape, glob_matches};
 use super::types::PrivilegeEscalation;
 
@@ -51,6 +52,8 @@ pub struct RuleSet {
     /// The shell `sh` resolves to in the sandbox PATH (with a `process` section), for the
     /// lints.
     pub shell: Option<ResolvedExe>,
+    /// The compiled `inference` section (its router rule is in `net`); `None` without one.
+    pub inference: Option<InferenceRules>,
 }
 
 /// An executable found on the host: its canonical path and kernel (dev, ino).
@@ -507,4 +510,55 @@ fn mask_ip(addr: IpAddr, prefix_len: u8) -> IpAddr {
 #[must_use]
 pub const fn proto_of(udp: bool) -> u8 {
     if udp { PROTO_UDP } else { PROTO_TCP }
+}
+
+/// `explain --category NAME`: what the privacy router does with a request in which the
+/// category was found, the rule that says so, and the backend that serves it. `Err` when
+/// the name is neither a built-in category nor one the policy defines.
+pub fn explain_category(
+    rules: &InferenceRules,
+    name: &str,
+) -> Result<(super::inference::Action, String), String> {
+    use super::inference::Action;
+    use nemoclaw_detect::Category;
+
+    let category = Category::try_from(name.to_owned())?;
+    if let Category::Custom(custom) = &category
+        && !rules.keywords.contains_key(custom)
+        && !rules.patterns.contains_key(custom)
+    {
+        let builtins = Category::BUILTIN
+            .iter()
+            .map(Category::name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "`{custom}` is not a built-in category ({builtins}) nor one this policy defines in \
+             inference.detect"
+        ));
+    }
+    let decided = rules.action_for(&category);
+    let listed = rules.categories.contains_key(&category);
+    let rule = if listed {
+        format!("rule {}", decided.rule)
+    } else {
+        format!("not listed: inference.default, rule {}", decided.rule)
+    };
+    let served = |choice: &super::inference::BackendChoice| match &choice.model {
+        Some(model) => format!("served by {}/{model}", choice.backend),
+        None => format!("served by {} (the caller's model)", choice.backend),
+    };
+    let outcome = match (decided.action, &rules.local) {
+        (Action::Allow, _) => served(&rules.cloud),
+        (Action::Local, Some(local)) => served(local),
+        (Action::Local, None) => "refused: no local backend".to_owned(),
+        (Action::Block, _) => "the request is refused".to_owned(),
+    };
+    Ok((
+        decided.action,
+        format!(
+            "category {category}: {} ({rule}), {outcome}",
+            decided.action.name()
+        ),
+    ))
 }

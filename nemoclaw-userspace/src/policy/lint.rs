@@ -27,6 +27,7 @@ pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
     out.filesystem();
     out.network();
     out.process();
+    out.inference();
     out.out
 }
 
@@ -440,4 +441,63 @@ pub fn lint_compiled(policy: &Policy, rules: &RuleSet) -> Vec<Diagnostic> {
         }
     }
     warnings
+}
+
+impl Lints<'_> {
+    /// `inference`: categories that go to the cloud unlisted under `default: allow`, and
+    /// `direct` endpoints (the sandbox can bypass the router to them).
+    fn inference(&mut self) {
+        let Some(section) = &self.policy.inference else {
+            return;
+        };
+        if let Some(default) = &section.default
+            && default.value == super::inference::Action::Allow
+        {
+            for category in nemoclaw_detect::Category::BUILTIN {
+                if section.categories.iter().any(|c| c.value.0 == category) {
+                    continue;
+                }
+                self.warn(
+                    default.mark,
+                    &default.field,
+                    format!(
+                        "category {category} is not listed, so it takes `default: allow`: \
+                         requests containing it go to the cloud backend as they are; list it \
+                         (`{category}: allow` to keep this and silence the warning)"
+                    ),
+                );
+            }
+        }
+        let allowed: Vec<&NetRule> = self
+            .policy
+            .network
+            .iter()
+            .flat_map(|n| &n.allow)
+            .map(|rule| &rule.value)
+            .collect();
+        for entry in &section.direct {
+            let (host, ports) = &entry.value;
+            let trimmed = |h: &Host| match h {
+                Host::Name(name) => Host::Name(name.trim_end_matches('.').to_owned()),
+                other => other.clone(),
+            };
+            let listed = allowed
+                .iter()
+                .any(|rule| trimmed(&rule.host) == trimmed(host) && rule.ports == *ports);
+            let message = if listed {
+                format!(
+                    "the sandbox may reach {} directly, bypassing the privacy router: nothing \
+                     sent there is scanned or routed",
+                    entry.text
+                )
+            } else {
+                format!(
+                    "network.allow does not list {}, so this has no effect: `direct` only lets \
+                     an allow entry for a provider endpoint stand",
+                    entry.text
+                )
+            };
+            self.warn(entry.mark, &entry.field, message);
+        }
+    }
 }

@@ -14,8 +14,8 @@ mod compile;
 pub mod compiled;
 pub mod explain;
 pub mod guard;
-pub mod inference;
 pub mod host;
+pub mod inference;
 mod lint;
 pub mod lower;
 mod parse;
@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use compile::{CompileError, Compiled, compile};
 pub use compiled::CompiledPolicy;
-pub use explain::{Decision, Query, RuleSet, evaluate, explain};
+pub use explain::{Decision, Query, RuleSet, evaluate, explain, explain_category};
 pub use host::{
     CompileEnv, FileInfo, Files, OfflineResolver, Resolver, SystemFiles, SystemResolver,
 };
@@ -40,8 +40,9 @@ pub use lower::lower;
 pub use parse::{parse_exec_target, parse_host, parse_host_port, parse_ports};
 pub use resolve::resolve;
 pub use types::{
-    Access, AnonymousExec, ExecTarget, FilesystemSection, FsRule, Host, ListenRule, Located, Mark,
-    NetDeny, NetRule, NetworkSection, Policy, Ports, PrivilegeEscalation, ProcessSection, Protocol,
+    Access, AnonymousExec, Backend, ExecTarget, FilesystemSection, FsRule, Host, InferenceSection,
+    ListenRule, Located, Mark, NetDeny, NetRule, NetworkSection, Policy, Ports,
+    PrivilegeEscalation, ProcessSection, Protocol,
 };
 
 /// Largest policy file accepted; a 100k-rule policy is about 3 MiB.
@@ -168,6 +169,8 @@ pub fn parse_str(file: &Path, source: &str) -> Result<Policy, PolicyError> {
     })
 }
 
+#[cfg(test)]
+mod inference_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! From the located YAML tree to a typed [`Policy`], collecting every error with its line,
 //! column and field path. Unknown keys and duplicate keys are errors.
 
+pub(super) mod inference;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
@@ -23,6 +25,7 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
         "filesystem",
         "process",
         "privilege_escalation",
+        "inference",
     ];
     let mut cx = Cx {
         file,
@@ -37,7 +40,10 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
         filesystem: None,
         process: None,
         privilege_escalation: None,
+        inference: None,
     };
+    let mut network_written = false;
+    let mut inference_written = None;
     let Some(entries) = cx.map(root, "", KEYS) else {
         return Err(cx.errors);
     };
@@ -58,7 +64,14 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
             "description" => {
                 policy.description = cx.scalar(value, "description").map(str::to_owned);
             }
-            "network" => policy.network = cx.network(value, key_mark),
+            "network" => {
+                network_written = true;
+                policy.network = cx.network(value, key_mark);
+            }
+            "inference" => {
+                inference_written = Some(key_mark);
+                policy.inference = cx.inference(value, key_mark);
+            }
             "filesystem" => policy.filesystem = cx.filesystem(value, key_mark),
             "process" => policy.process = cx.process(value, key_mark),
             "privilege_escalation" => {
@@ -85,6 +98,15 @@ pub fn policy_from_node(file: &Path, root: &Node) -> Result<Policy, Vec<Diagnost
             }
             _ => {}
         }
+    }
+    if let (Some(mark), false) = (inference_written, network_written) {
+        cx.error(
+            mark,
+            "inference",
+            "needs a `network` section: without one the sandbox may reach model endpoints \
+             directly, around the router"
+                .to_owned(),
+        );
     }
     if cx.errors.is_empty() {
         Ok(policy)

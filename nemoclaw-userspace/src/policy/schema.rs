@@ -30,6 +30,67 @@ struct PolicyFile {
     process: Option<Process>,
     /// `deny` blocks setuid/setgid gains, capabilities and other privilege changes.
     privilege_escalation: Option<PrivilegeEscalation>,
+    /// How the privacy router routes model calls by what they contain. Needs a `network`
+    /// section; the router's address is allowed in it, and model-provider endpoints may not
+    /// be (unless listed in `direct`).
+    inference: Option<Inference>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Inference {
+    /// `IP:PORT` where the sandbox reaches the router (loopback or a host address);
+    /// default `127.0.0.1:8089`.
+    router: Option<String>,
+    /// The backend that serves requests (a name in the router's configuration).
+    cloud: InferenceBackend,
+    /// The backend that serves requests with a `local` category; required if any action is
+    /// `local`.
+    local: Option<InferenceBackend>,
+    /// The action for categories not listed; default `block`.
+    default: Option<InferenceAction>,
+    /// Category name -> action: a built-in category (`email`, `phone`, `payment_card`,
+    /// `iban`, `us_ssn`, `ip_address`, `date_of_birth`, `secret`, `code`) or a custom name
+    /// defined under `detect`.
+    categories: Option<std::collections::BTreeMap<String, InferenceAction>>,
+    /// Custom categories and the proprietary source trees.
+    detect: Option<InferenceDetect>,
+    /// `HOST:PORT` model-provider endpoints that `network.allow` may still list (the
+    /// sandbox then reaches them without the router).
+    direct: Option<Vec<String>>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct InferenceBackend {
+    /// A backend name in the router's configuration.
+    #[schemars(length(min = 1))]
+    backend: String,
+    /// The model to ask it for; absent: the caller's.
+    #[schemars(length(min = 1))]
+    model: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+enum InferenceAction {
+    /// Forward to the cloud backend as it is.
+    Allow,
+    /// Send the whole request to the local backend.
+    Local,
+    /// Refuse the request.
+    Block,
+}
+
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct InferenceDetect {
+    /// Custom category name -> words or phrases (matched whole, case-insensitively).
+    keywords: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Custom category name -> a pattern in the syntax of the Rust `regex` crate.
+    patterns: Option<std::collections::BTreeMap<String, String>>,
+    /// Proprietary source trees: `/dir/**` or a file, absolute or under `$HOME`/`~`.
+    code: Option<Vec<String>>,
 }
 
 #[derive(JsonSchema)]

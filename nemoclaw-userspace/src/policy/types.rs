@@ -1,9 +1,12 @@
 //! The typed policy: what `load` returns once a file has parsed and validated. Every rule
 //! keeps where it was written so errors, lints and deny events can cite `file:line`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use nemoclaw_detect::Category;
+
+use super::inference::Action;
 use super::pattern::PathPattern;
 pub use super::yaml::Mark;
 
@@ -35,6 +38,41 @@ pub struct Policy {
     pub process: Option<ProcessSection>,
     /// Absent is the same as `allow`.
     pub privilege_escalation: Option<Located<PrivilegeEscalation>>,
+    /// Absent: model calls are not routed (the `network` rules alone apply). Present: the
+    /// compiler allows the router in `network` and refuses direct model-provider endpoints.
+    pub inference: Option<InferenceSection>,
+}
+
+/// `inference`: how the privacy router routes this sandbox's model calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferenceSection {
+    /// The `inference` key.
+    pub mark: Mark,
+    /// `router`: where the sandbox reaches the router; absent: `DEFAULT_ROUTER_ADDR`.
+    pub router: Option<Located<SocketAddr>>,
+    /// `cloud`, required.
+    pub cloud: Located<Backend>,
+    /// `local`: required when any action is `local`.
+    pub local: Option<Located<Backend>>,
+    /// `default`: the action for categories not listed; absent: `block`.
+    pub default: Option<Located<Action>>,
+    /// `categories`, in source order; every name is a built-in or a defined custom one.
+    pub categories: Vec<Located<(Category, Action)>>,
+    /// `detect.keywords`: custom category name -> keywords (non-empty).
+    pub keywords: Vec<Located<(String, Vec<String>)>>,
+    /// `detect.patterns`: custom category name -> a `regex` pattern (syntax checked).
+    pub patterns: Vec<Located<(String, String)>>,
+    /// `detect.code`: proprietary source trees (absolute, or under `$HOME`).
+    pub code: Vec<Located<PathPattern>>,
+    /// `direct`: `HOST:PORT` provider endpoints `network.allow` may still list.
+    pub direct: Vec<Located<(Host, Ports)>>,
+}
+
+/// `inference.cloud` / `inference.local`: a backend of the router's host configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub backend: String,
+    pub model: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

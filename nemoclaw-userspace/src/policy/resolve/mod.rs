@@ -6,6 +6,7 @@
 //! (`net.rs`), `privilege.rs` (`privilege.rs`).
 
 mod filesystem;
+pub mod inference;
 mod network;
 mod privilege;
 mod process;
@@ -20,7 +21,8 @@ use super::compiled::{NetBinary, RuleRef};
 use super::explain::RuleSet;
 use super::host::CompileEnv;
 use super::types::{
-    AnonymousExec, ExecTarget, ListenRule, Located, NetDeny, NetRule, Policy, PrivilegeEscalation,
+    AnonymousExec, ExecTarget, InferenceSection, ListenRule, Located, NetDeny, NetRule, Policy,
+    PrivilegeEscalation,
 };
 use super::{Diagnostic, Diagnostics, Mark};
 
@@ -92,6 +94,8 @@ enum Item<'p> {
     Exec(&'p Located<ExecTarget>, u32),
     Privilege(&'p Located<PrivilegeEscalation>),
     AnonymousExec(&'p Located<AnonymousExec>),
+    /// The network allow for the router, citing `inference.router`.
+    Router(&'p InferenceSection),
 }
 
 impl Item<'_> {
@@ -103,6 +107,7 @@ impl Item<'_> {
             Self::Exec(rule, _) => rule.mark,
             Self::Privilege(rule) => rule.mark,
             Self::AnonymousExec(rule) => rule.mark,
+            Self::Router(section) => inference::router_rule_ref(section).0,
         }
     }
 }
@@ -129,6 +134,9 @@ fn items_of(policy: &Policy) -> Vec<Item<'_>> {
     }
     if let Some(privilege) = &policy.privilege_escalation {
         items.push(Item::Privilege(privilege));
+    }
+    if let Some(section) = &policy.inference {
+        items.push(Item::Router(section));
     }
     // Source order; marks are unique per node, so the sort is total.
     items.sort_by_key(Item::mark);
@@ -177,12 +185,16 @@ impl Resolving<'_, '_> {
         for (index, item) in items_of(policy).iter().enumerate() {
             let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
             let (located_mark, field, text) = match item {
-                Item::Net(r, _) => (r.mark, &r.field, &r.text),
-                Item::Listen(r) => (r.mark, &r.field, &r.text),
-                Item::Fs(r, _) => (r.mark, &r.field, &r.text),
-                Item::Exec(r, _) => (r.mark, &r.field, &r.text),
-                Item::Privilege(r) => (r.mark, &r.field, &r.text),
-                Item::AnonymousExec(r) => (r.mark, &r.field, &r.text),
+                Item::Net(r, _) => (r.mark, r.field.as_str(), r.text.clone()),
+                Item::Listen(r) => (r.mark, r.field.as_str(), r.text.clone()),
+                Item::Fs(r, _) => (r.mark, r.field.as_str(), r.text.clone()),
+                Item::Exec(r, _) => (r.mark, r.field.as_str(), r.text.clone()),
+                Item::Privilege(r) => (r.mark, r.field.as_str(), r.text.clone()),
+                Item::AnonymousExec(r) => (r.mark, r.field.as_str(), r.text.clone()),
+                Item::Router(section) => {
+                    let (mark, text) = inference::router_rule_ref(section);
+                    (mark, "inference.router", text)
+                }
             };
             let section = field.split('[').next().unwrap_or(field).to_owned();
             self.rules.table.push(RuleRef {
@@ -191,7 +203,7 @@ impl Resolving<'_, '_> {
                 line: located_mark.line,
                 column: located_mark.column,
                 section,
-                text: text.clone(),
+                text,
             });
             match item {
                 Item::Fs(rule, list) => self.fs_rule(rule, *list, id),
@@ -200,7 +212,12 @@ impl Resolving<'_, '_> {
                 Item::Listen(rule) => self.listen_rule(rule, id),
                 Item::Privilege(rule) => self.privilege_rule(rule, id),
                 Item::AnonymousExec(rule) => self.anonymous_exec_rule(rule, id),
+                Item::Router(section) => self.router_rule(section, id),
             }
+        }
+
+        if let Some(section) = &policy.inference {
+            self.inference(section);
         }
 
         if let Some(process) = &policy.process {

@@ -235,7 +235,7 @@ fn port_ranges(ports: &Ports) -> Vec<(u16, u16)> {
 
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, prefix >= 96) becomes IPv4: the kernel judges such
 /// connections as IPv4.
-fn unmap(addr: IpAddr, prefix_len: u8) -> (IpAddr, u8) {
+pub(super) fn unmap(addr: IpAddr, prefix_len: u8) -> (IpAddr, u8) {
     if let IpAddr::V6(v6) = addr
         && prefix_len >= 96
         && let Some(v4) = v6.to_ipv4_mapped()
