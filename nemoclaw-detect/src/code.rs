@@ -1,0 +1,1 @@
+//! Proprietary code fingerprints (placeholder).
