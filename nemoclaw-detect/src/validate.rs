@@ -31,6 +31,21 @@ fn digits(s: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// Is the value glued to a preceding group of a longer grouped number (`ES73 6622 3892 ...`
+/// seen from `3892`): a space or dash, then a short run of letters and digits with a digit.
+fn glued_group_before(text: &[u8], start: usize) -> bool {
+    if !matches!(before(text, start), Some(b' ' | b'-')) {
+        return false;
+    }
+    let end = start - 1;
+    let run = text[..end]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    run > 0 && run <= 6 && text[end - run..end].iter().any(u8::is_ascii_digit)
+}
+
 /// Luhn checksum over digits.
 pub(crate) fn luhn(ds: &[u8]) -> bool {
     let mut sum = 0u32;
@@ -83,6 +98,7 @@ pub(crate) fn payment_card(text: &[u8], r: Range<usize>) -> Option<Range<usize>>
     if matches!(before(text, r.start), Some(b'-' | b'.' | b'/' | b'+'))
         || matches!(after(text, r.end), Some(b'-' | b'.' | b'/'))
             && text.get(r.end + 1).is_some_and(u8::is_ascii_digit)
+        || glued_group_before(text, r.start)
     {
         return None;
     }
@@ -281,23 +297,26 @@ pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     {
         return None;
     }
-    // Version-number context just before.
+    // Version-number context just before: `version 1.2.3.4`, `==1.2.3.4`, `@1.2.3.4`.
     let lo = r.start.saturating_sub(24);
     let ctx = String::from_utf8_lossy(&text[lo..r.start]).to_ascii_lowercase();
-    let ctx = ctx.trim_end();
-    let versionish = [
-        "version", "ver", "v", "release", "build", "==", ">=", "<=", "~=", "^", "~", "@", "rev",
-        "firmware", "kernel", "sdk", "python", "node", "go",
+    let ctx = ctx.trim_end_matches(|c: char| c.is_whitespace() || c == ':' || c == '=' || c == '"');
+    let last_word: String = ctx
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let version_words = [
+        "version", "ver", "v", "release", "build", "rev", "revision", "firmware", "kernel", "sdk",
+        "python", "node", "go", "java",
     ];
-    if versionish.iter().any(|w| {
-        ctx.ends_with(w)
-            && (w.len() > 2 || !w.as_bytes()[0].is_ascii_alphabetic() || {
-                let cut = ctx.len() - w.len();
-                cut == 0 || !ctx.as_bytes()[cut - 1].is_ascii_alphanumeric()
-            })
-    }) || ctx.ends_with("version:")
-        || ctx.ends_with("version =")
-        || ctx.ends_with("v")
+    let raw = String::from_utf8_lossy(&text[lo..r.start]);
+    let symbols = ["==", ">=", "<=", "~=", "^", "~", "@", "!="];
+    if version_words.contains(&last_word.as_str())
+        || symbols.iter().any(|s| raw.trim_end().ends_with(s))
     {
         return None;
     }
@@ -362,8 +381,9 @@ fn phone_shape(s: &[u8]) -> (usize, Vec<u8>) {
 /// Common phone boundary rule: not glued to a longer token of digits, dots, dashes or
 /// letters.
 fn phone_bounds(text: &[u8], r: &Range<usize>) -> bool {
-    !before(text, r.start)
-        .is_some_and(|b| is_word_byte(b) || matches!(b, b'-' | b'.' | b'/' | b'+'))
+    !glued_group_before(text, r.start)
+        && !before(text, r.start)
+            .is_some_and(|b| is_word_byte(b) || matches!(b, b'-' | b'.' | b'/' | b'+'))
         && !after(text, r.end).is_some_and(|b| {
             is_word_byte(b)
                 || (matches!(b, b'-' | b'.' | b'/' | b':')
