@@ -35,13 +35,13 @@ use std::collections::HashMap;
 use crate::{Category, Finding};
 
 /// Tokens per k-gram.
-pub const K: usize = 6;
+pub const K: usize = 8;
 /// Winnowing window, in k-grams.
-pub const W: usize = 4;
+pub const W: usize = 5;
 /// Fewest distinct fingerprints in a chain for a quote.
-pub const MIN_HITS: usize = 4;
+pub const MIN_HITS: usize = 5;
 /// Fewest prompt tokens a chain spans for a quote.
-pub const MIN_TOKENS: usize = 20;
+pub const MIN_TOKENS: usize = 24;
 /// Largest gap, in tokens, between two hits of one chain.
 pub const GAP: usize = 24;
 /// A fingerprint held by more files than this (or than one twentieth of the files) is

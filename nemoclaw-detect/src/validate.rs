@@ -34,16 +34,32 @@ fn digits(s: &[u8]) -> Vec<u8> {
 /// Is the value glued to a preceding group of a longer grouped number (`ES73 6622 3892 ...`
 /// seen from `3892`): a space or dash, then a short run of letters and digits with a digit.
 fn glued_group_before(text: &[u8], start: usize) -> bool {
-    if !matches!(before(text, start), Some(b' ' | b'-')) {
-        return false;
+    let mut end = start;
+    // The group just before, and (when it is a group of capitals, as in an IBAN) the one
+    // before it.
+    for _ in 0..2 {
+        if !matches!(before(text, end), Some(b' ' | b'-')) {
+            return false;
+        }
+        end -= 1;
+        let run = text[..end]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        let group = &text[end - run..end];
+        if run == 0 || run > 6 {
+            return false;
+        }
+        if group.iter().any(u8::is_ascii_digit) {
+            return true;
+        }
+        if !group.iter().all(u8::is_ascii_uppercase) || run != 4 {
+            return false;
+        }
+        end -= run;
     }
-    let end = start - 1;
-    let run = text[..end]
-        .iter()
-        .rev()
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .count();
-    run > 0 && run <= 6 && text[end - run..end].iter().any(u8::is_ascii_digit)
+    false
 }
 
 /// Luhn checksum over digits.
