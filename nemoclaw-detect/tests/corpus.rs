@@ -11,9 +11,9 @@ use generator::{Rng, negative, positive};
 use nemoclaw_detect::{Category, Detector};
 
 /// Positives generated per category.
-const POSITIVES_PER_CATEGORY: usize = 60;
+const POSITIVES_PER_CATEGORY: usize = 100;
 /// Look-alike negatives.
-const NEGATIVES: usize = 600;
+const NEGATIVES: usize = 1500;
 /// Floors per category (what the detectors honestly reach on this corpus).
 const MIN_PRECISION: f64 = 0.95;
 const MIN_RECALL: f64 = 0.95;

@@ -508,7 +508,7 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
         }
         Category::Phone => {
             let nanp = |rng: &Rng| (rng.range(201, 989), rng.range(200, 999), rng.digits(4));
-            let v = match rng.below(11) {
+            let v = match rng.below(12) {
                 0 => format!("+44 20 {} {}", rng.digits(4), rng.digits(4)),
                 1 => format!(
                     "+33 6 {} {} {} {}",
@@ -543,6 +543,11 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
                     rng.digits(2),
                     rng.digits(2),
                     rng.digits(2)
+                ),
+                10 => format!(
+                    "0{} {}",
+                    rng.pick(&["171", "151", "30", "89"]),
+                    rng.digits(7)
                 ),
                 _ => format!("+{}{}", rng.pick(&["41", "31", "46", "39"]), rng.digits(9)),
             };
