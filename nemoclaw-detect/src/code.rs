@@ -391,8 +391,12 @@ fn parse_header(input: &[u8]) -> Result<Header, ParseError> {
             .lines()
             .skip(2)
             .take(7)
-            .map(|l| format!("\t\t{}  \n\n", l.trim()))
-            .collect();
+            .fold(String::new(), |mut q, l| {
+                q.push_str("\t\t");
+                q.push_str(l.trim());
+                q.push_str("  \n\n");
+                q
+            });
         let text = format!("Can you explain this?\n```\n{quote}```\nThanks");
         let found = index.scan(&text);
         assert_eq!(found.len(), 1, "{found:?}");

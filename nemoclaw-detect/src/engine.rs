@@ -118,6 +118,7 @@ struct Spec {
     check: Check,
 }
 
+#[allow(clippy::too_many_lines, reason = "a table")]
 /// The built-in patterns, most specific first (the order breaks ties between patterns
 /// matching at the same position). `B` is an ASCII word boundary, which keeps the lazy DFA
 /// on non-ASCII text.
@@ -415,7 +416,7 @@ fn rank(category: &Category, kind: &str) -> u8 {
 }
 
 /// The meta regex builder with this crate's limits.
-fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, meta::BuildError> {
+fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, Box<meta::BuildError>> {
     Regex::builder()
         .configure(
             Regex::config()
@@ -425,6 +426,7 @@ fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, meta::BuildError> 
         )
         .syntax(syntax::Config::new())
         .build_many(patterns)
+        .map_err(Box::new)
 }
 
 /// Is the char ending at `at` (or starting at `at`, with `forward`) a word character.
@@ -485,67 +487,14 @@ impl Detector {
             });
         }
         let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
-        let too_large = |e: meta::BuildError| DetectorError::TooLarge {
+        let too_large = |e: Box<meta::BuildError>| DetectorError::TooLarge {
             category: "all categories".to_owned(),
             reason: e.to_string(),
         };
         let regex = build(&refs, MatchKind::LeftmostFirst).map_err(too_large)?;
         let which = build(&refs, MatchKind::All).map_err(too_large)?;
 
-        let mut words: Vec<String> = Vec::new();
-        let mut roles = Vec::new();
-        for w in BIRTH_WORDS {
-            words.push((*w).to_owned());
-            roles.push(AcRole::Birth);
-        }
-        for (name, keywords) in &config.keywords {
-            let category = category_of(name)?;
-            for k in keywords {
-                let k = k.trim();
-                if k.is_empty() {
-                    return Err(DetectorError::EmptyKeyword {
-                        category: name.clone(),
-                    });
-                }
-                if k.len() > MAX_KEYWORD_LEN {
-                    return Err(DetectorError::TooLarge {
-                        category: name.clone(),
-                        reason: format!("a keyword is over {MAX_KEYWORD_LEN} bytes"),
-                    });
-                }
-                // ASCII case folding is the automaton's; for other scripts, the usual cases.
-                let mut variants = vec![k.to_owned(), k.to_lowercase(), k.to_uppercase()];
-                let mut chars = k.chars();
-                if let Some(first) = chars.next() {
-                    variants.push(
-                        first
-                            .to_uppercase()
-                            .chain(chars.as_str().to_lowercase().chars())
-                            .collect(),
-                    );
-                }
-                variants.sort();
-                variants.dedup();
-                for v in variants {
-                    words.push(v);
-                    roles.push(AcRole::Keyword(category.clone()));
-                }
-            }
-            if words.len() > MAX_KEYWORDS {
-                return Err(DetectorError::TooLarge {
-                    category: name.clone(),
-                    reason: format!("over {MAX_KEYWORDS} keywords in all"),
-                });
-            }
-        }
-        let words = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(AcMatchKind::Standard)
-            .build(&words)
-            .map_err(|e| DetectorError::TooLarge {
-                category: "keywords".to_owned(),
-                reason: e.to_string(),
-            })?;
+        let (words, roles) = keyword_automaton(config)?;
         Ok(Detector {
             regex,
             which,
@@ -556,6 +505,10 @@ impl Detector {
     }
 
     /// The built-in detectors only, no custom categories.
+    ///
+    /// # Panics
+    ///
+    /// Never: the built-in patterns are constants that the tests compile.
     #[must_use]
     pub fn builtin() -> Detector {
         // The built-in patterns are constants covered by the tests.
@@ -688,6 +641,65 @@ impl Detector {
         });
         true
     }
+}
+
+/// The Aho-Corasick automaton over the birth context words and the custom keywords.
+fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole>), DetectorError> {
+    let mut words: Vec<String> = Vec::new();
+    let mut roles = Vec::new();
+    for w in BIRTH_WORDS {
+        words.push((*w).to_owned());
+        roles.push(AcRole::Birth);
+    }
+    for (name, keywords) in &config.keywords {
+        let category = category_of(name)?;
+        for k in keywords {
+            let k = k.trim();
+            if k.is_empty() {
+                return Err(DetectorError::EmptyKeyword {
+                    category: name.clone(),
+                });
+            }
+            if k.len() > MAX_KEYWORD_LEN {
+                return Err(DetectorError::TooLarge {
+                    category: name.clone(),
+                    reason: format!("a keyword is over {MAX_KEYWORD_LEN} bytes"),
+                });
+            }
+            // ASCII case folding is the automaton's; for other scripts, the usual cases.
+            let mut variants = vec![k.to_owned(), k.to_lowercase(), k.to_uppercase()];
+            let mut chars = k.chars();
+            if let Some(first) = chars.next() {
+                variants.push(
+                    first
+                        .to_uppercase()
+                        .chain(chars.as_str().to_lowercase().chars())
+                        .collect(),
+                );
+            }
+            variants.sort();
+            variants.dedup();
+            for v in variants {
+                words.push(v);
+                roles.push(AcRole::Keyword(category.clone()));
+            }
+        }
+        if words.len() > MAX_KEYWORDS {
+            return Err(DetectorError::TooLarge {
+                category: name.clone(),
+                reason: format!("over {MAX_KEYWORDS} keywords in all"),
+            });
+        }
+    }
+    let words = AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(AcMatchKind::Standard)
+        .build(&words)
+        .map_err(|e| DetectorError::TooLarge {
+            category: "keywords".to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok((words, roles))
 }
 
 /// A policy category name as a [`Category`].

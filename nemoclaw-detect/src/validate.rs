@@ -75,7 +75,7 @@ pub(crate) fn luhn(ds: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Does the digit string start with a known issuer prefix, with a length that issuer uses.
@@ -412,8 +412,9 @@ fn phone_bounds(text: &[u8], r: &Range<usize>) -> bool {
 pub(crate) fn phone_e164(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     let (n, seps) = phone_shape(&s[1..]);
-    let opens = seps.iter().filter(|&&b| b == b'(').count();
-    let closes = seps.iter().filter(|&&b| b == b')').count();
+    let (opens, closes) = seps.iter().fold((0, 0), |(o, c), &b| {
+        (o + usize::from(b == b'('), c + usize::from(b == b')'))
+    });
     let doubled = s.windows(2).any(|w| {
         !w[0].is_ascii_digit()
             && !w[1].is_ascii_digit()
@@ -463,7 +464,7 @@ fn days_in_month(y: u32, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         _ => 0,
     }
@@ -507,9 +508,11 @@ pub(crate) fn date(text: &[u8], r: Range<usize>) -> bool {
         .split(|c: char| !c.is_ascii_alphabetic() && c != '.')
         .find_map(month_number);
     match (month, nums.as_slice()) {
-        (Some(m), [d, y]) => valid_birth_date(*y, m, *d),
-        (None, [a, b, c]) if *a >= 1900 => valid_birth_date(*a, *b, *c),
-        (None, [a, b, c]) => valid_birth_date(*c, *b, *a) || valid_birth_date(*c, *a, *b),
+        (Some(month), [day, year]) => valid_birth_date(*year, month, *day),
+        (None, [year, month, day]) if *year >= 1900 => valid_birth_date(*year, *month, *day),
+        (None, [first, second, year]) => {
+            valid_birth_date(*year, *second, *first) || valid_birth_date(*year, *first, *second)
+        }
         _ => false,
     }
 }
@@ -710,6 +713,7 @@ pub(crate) fn connection_string(text: &[u8], r: Range<usize>) -> Option<Range<us
 }
 
 /// A private-key block: the whole block.
+#[allow(clippy::unnecessary_wraps, reason = "the validator signature")]
 pub(crate) fn private_key(_text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     Some(r)
 }

@@ -6,6 +6,13 @@
 //! over a shared vocabulary of identifiers), so indexed and unrelated files share
 //! language keywords, idioms and many identifiers, as files of one organisation do.
 
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::many_single_char_names,
+    clippy::too_many_lines,
+    reason = "test data generators"
+)]
+
 use std::cell::Cell;
 
 use nemoclaw_detect::code::CodeIndex;

@@ -1,6 +1,13 @@
 //! Precision and recall of the built-in detectors on a generated, labelled corpus.
 //! Run with `cargo test -p nemoclaw-detect --test corpus -- --nocapture` to see the table.
 
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::many_single_char_names,
+    clippy::too_many_lines,
+    reason = "test data generators"
+)]
+
 #[path = "corpus/mod.rs"]
 mod generator;
 

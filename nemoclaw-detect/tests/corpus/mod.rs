@@ -730,9 +730,10 @@ pub fn negative(rng: &Rng) -> String {
             rng.range(1, 179),
             rng.digits(4)
         ),
-        21 => format!(
-            "password: ${{DB_PASSWORD}} and token = get_token() and api_key = os.environ['API_KEY']"
-        ),
+        21 => {
+            "password: ${DB_PASSWORD} and token = get_token() and api_key = os.environ['API_KEY']"
+                .to_owned()
+        }
         22 => format!(
             "the {} token expired; passwords must be at least 12 characters",
             w(rng)
