@@ -9,6 +9,12 @@
 
 use std::fmt;
 
+pub mod code;
+mod engine;
+mod validate;
+
+pub use engine::{Detector, DetectorConfig, DetectorError};
+
 use serde::{Deserialize, Serialize};
 
 /// What the policy decides on: a built-in category or one the policy defines
@@ -115,11 +121,13 @@ impl TryFrom<String> for Category {
 /// One sensitive value found in a text: where, and what it is; never the value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
+    /// What the value is, for the policy.
     pub category: Category,
     /// The detector inside the category, e.g. `aws_access_key_id`, `private_key`, `luhn`.
     pub kind: String,
-    /// Byte range of the value in the scanned text (`start..end`, on char boundaries).
+    /// Start of the value in the scanned text, in bytes (on a char boundary).
     pub start: usize,
+    /// End (exclusive) of the value in the scanned text, in bytes (on a char boundary).
     pub end: usize,
 }
 
