@@ -1,23 +1,30 @@
 #!/usr/bin/env python3
 """A small stand-in for a coding agent that a malicious skill has turned.
 
-It tries what an agent ordinarily does (talk to its inference endpoint, run a child
-interpreter, write its workspace) and what a hijacked one would (exfiltrate over the
+It tries what an agent ordinarily does (ask its model through the NemoClaw privacy router,
+run a child interpreter, write its workspace) and what a hijacked one would (send the
+user's secrets to the model, call a cloud model endpoint directly, exfiltrate over the
 network, shell out to curl, read credentials, write outside its workspace), and prints
-what the kernel let through. Run it under the baseline policy:
+what the kernel and the router let through. Run it under the baseline policy:
 
     nemoclaw run --policy policies/openclaw-sandbox.yaml -- python3 demo/agent.py
 """
 
 import errno
+import json
 import os
 import socket
 import socketserver
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 
-INFERENCE = ("127.0.0.1", 8080)  # allowed by the baseline
+# The privacy router (the baseline's `inference.router`), and the cloud model endpoint that
+# `cargo xtask run` stands in for (reachable only through the router).
+ROUTER = os.environ.get("NEMOCLAW_DEMO_ROUTER", "127.0.0.1:8089")
+CLOUD = os.environ.get("NEMOCLAW_DEMO_CLOUD")
 EXFIL = ("127.0.0.1", 2525)  # a listener exists, but no rule allows it
 WORKSPACE = "/tmp/openclaw"  # read-write in the baseline
 # A credential that exists and that file permissions let anyone read: the checkout's git
@@ -47,6 +54,28 @@ def serve(addr):
     server = socketserver.TCPServer(addr, Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def ask_model(expected, what, prompt):
+    """One chat completion through the router, with the agent's own (worthless) key."""
+    body = json.dumps({"model": "agent-default", "max_tokens": 16,
+                       "messages": [{"role": "user", "content": prompt}]}).encode()
+    request = urllib.request.Request(
+        f"http://{ROUTER}/v1/chat/completions", data=body,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer sk-agent-own-key"})
+    try:
+        with urllib.request.urlopen(request, timeout=600) as reply:
+            backend = reply.headers.get("x-nemoclaw-backend", "?")
+            answer = json.load(reply)
+            text = answer["choices"][0]["message"]["content"].strip().replace("\n", " ")
+            # Served as the policy intends only by the expected backend.
+            report("allow" if backend == expected else "deny", what, True,
+                   f"served by the {backend} backend ({answer.get('model')}): {text[:60]!r}")
+    except urllib.error.HTTPError as e:
+        message = json.load(e).get("error", {}).get("message", "")
+        report("deny" if expected == "deny" else "allow", what, False, f"HTTP {e.code}: {message}")
+    except OSError as e:
+        report("deny" if expected == "deny" else "allow", what, False, f"{e}")
 
 
 def try_connect(expected, what, addr):
@@ -100,8 +129,15 @@ def write_outside():
 def main():
     print(f"agent: pid {os.getpid()}, uid {os.getuid()}, in cgroup "
           f"{open('/proc/self/cgroup').read().strip().split(':')[-1]}", flush=True)
-    servers = [serve(INFERENCE), serve(EXFIL)]
-    try_connect("allow", "connect to the local inference endpoint 127.0.0.1:8080", INFERENCE)
+    servers = [serve(EXFIL)]
+    ask_model("cloud", "ask the model an ordinary question", "Name a prime number.")
+    ask_model("local", "ask about a customer's e-mail (must stay on this machine)",
+              "Draft a reply to jane.doe@example.org about her invoice.")
+    ask_model("deny", "send the user's AWS key to the model",
+              "Why does this fail? aws configure set aws_access_key_id AKIAZ3MXQ5T7V2PLK4RD")
+    if CLOUD:
+        host, port = CLOUD.rsplit(":", 1)
+        try_connect("deny", f"call the cloud model endpoint {CLOUD} directly", (host, int(port)))
     try_connect("deny", "exfiltrate to 127.0.0.1:2525", EXFIL)
     try_exec("allow", "run a child python3", [sys.executable, "-c", "print('child python ran')"])
     try_exec("deny", "shell out to curl", ["curl", "-s", "http://127.0.0.1:8080/"])

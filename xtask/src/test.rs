@@ -144,30 +144,36 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for layer in layers {
         match layer {
-            Layer::Unit => reports.push(cargo_layer(
-                "unit",
-                util::cargo().args([
-                    "test",
-                    "--workspace",
-                    // The eBPF crate only builds for bpfel-unknown-none.
-                    "--exclude",
-                    "nemoclaw-ebpf",
-                    "--lib",
-                    "--bins",
-                ]),
-            )),
-            Layer::Host => reports.push(cargo_layer(
-                "host",
-                util::cargo().args([
-                    "test",
-                    "--package",
-                    "nemoclaw-userspace",
-                    "--test",
-                    "host",
-                    "--",
-                    "--test-threads=1",
-                ]),
-            )),
+            Layer::Unit => {
+                reports.push(cargo_layer(
+                    "unit",
+                    util::cargo().args([
+                        "test",
+                        "--workspace",
+                        // The eBPF crate only builds for bpfel-unknown-none.
+                        "--exclude",
+                        "nemoclaw-ebpf",
+                        "--lib",
+                        "--bins",
+                    ]),
+                ));
+                reports.push(cargo_layer(
+                    "detectors and stand-in",
+                    // Their integration tests: the detection corpus (precision and recall per
+                    // category, printed) and the stand-in's wire formats.
+                    util::cargo().args([
+                        "test",
+                        "--package",
+                        "nemoclaw-detect",
+                        "--package",
+                        "nemoclaw-standin",
+                        "--tests",
+                        "--",
+                        "--nocapture",
+                    ]),
+                ));
+            }
+            Layer::Host => reports.push(host_layer()),
             Layer::Vm => {
                 let timeout = Duration::from_secs(args.vm_timeout);
                 reports.extend(vm_layer(&kernels, args.vm_test_exe.as_deref(), timeout));
@@ -203,6 +209,26 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The host suite; the router tests start the cloud stand-in next to `nemoclaw`, and
+/// cargo builds only the package under test, so the stand-in is built first.
+fn host_layer() -> Report {
+    if let Err(e) = util::run(util::cargo().args(["build", "--package", "nemoclaw-standin"])) {
+        eprintln!("building nemoclaw-standin: {e:#}");
+    }
+    cargo_layer(
+        "host",
+        util::cargo().args([
+            "test",
+            "--package",
+            "nemoclaw-userspace",
+            "--test",
+            "host",
+            "--",
+            "--test-threads=1",
+        ]),
+    )
 }
 
 /// Runs a `cargo test` command, streaming its stdout and counting libtest's results.

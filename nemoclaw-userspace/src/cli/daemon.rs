@@ -195,6 +195,22 @@ pub fn readable(v: &serde_json::Value) -> String {
     } else {
         sandbox
     };
+    if text(v, "control") == "inference" {
+        let routed = if text(v, "backend").is_empty() {
+            "not forwarded".to_owned()
+        } else {
+            format!("to {}/{}", text(v, "backend"), text(v, "model"))
+        };
+        return format!(
+            "{time} {sandbox} INFERENCE {} {} {} {routed} status {} in {:.1} ms ({})",
+            if text(v, "decision") == "allowed" { "SERVED" } else { "REFUSED" },
+            text(v, "method"),
+            text(v, "path"),
+            text(v, "status"),
+            v.get("latency_ms").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+            text(v, "reason"),
+        );
+    }
     if text(v, "decision") == "deny" {
         let object = v.get("object").cloned().unwrap_or_default();
         let what = if let Some(path) = object.get("path") {

@@ -925,7 +925,7 @@ fn compile(
         dns,
         names,
         nameservers,
-        inference: None,
+        inference: compiled.inference,
     })
 }
 

@@ -169,6 +169,9 @@ impl Router {
         let mut response = Response::new(UnsyncBoxBody::new(reply));
         *response.status_mut() = parts.status;
         *response.headers_mut() = reply_headers(&parts.headers);
+        if let Ok(name) = HeaderValue::from_str(&backend.name) {
+            response.headers_mut().insert("x-nemoclaw-backend", name);
+        }
         Ok(response)
     }
 
