@@ -53,7 +53,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1200)]
     vm_timeout: u64,
     /// Run only these workloads (repeatable): `open` and `exec` (VM), `tcp` and `udp`
-    /// (native), `compile`, `reload` (native, through a daemon); default: all. `--only fs` and `--only process` are aliases
+    /// (native), `compile`, `reload` (native, through a daemon), `router` (native: the privacy
+    /// router's added latency); default: all. `--only fs` and `--only process` are aliases
     /// of `open` and `exec`.
     #[arg(long = "only", value_parser = parse_only)]
     only: Vec<&'static str>,
@@ -68,9 +69,10 @@ fn parse_only(text: &str) -> Result<&'static str, String> {
         "udp" => "udp",
         "compile" => "compile",
         "reload" | "daemon" => "reload",
+        "router" | "inference" => "router",
         other => {
             return Err(format!(
-                "unknown workload {other:?} (open, exec, tcp, udp, compile, reload)"
+                "unknown workload {other:?} (open, exec, tcp, udp, compile, reload, router)"
             ));
         }
     })
@@ -224,7 +226,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
         .collect::<Vec<_>>();
     let with_compile = args.selects("compile");
     let with_reload = args.selects("reload");
-    let run_native = !args.no_native && (!native.is_empty() || with_compile || with_reload);
+    let with_router = args.selects("router");
+    let run_native =
+        !args.no_native && (!native.is_empty() || with_compile || with_reload || with_router);
     let run_vm_benches = !args.no_vm && vm_workloads().iter().any(|w| args.selects(w.name));
     if run_vm_benches {
         setup::ensure(&kernels)?;
@@ -272,6 +276,14 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
                 parse_line(line, &mut results);
             }
             all_ok &= reload_row(&mut report, &results);
+        }
+        if with_router {
+            eprintln!("xtask bench: native privacy router latency (32 KiB prompt)");
+            let out = util::capture(Command::new(&bin).args(["router", "--requests", "300"]))?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                parse_line(line, &mut results);
+            }
+            all_ok &= router_row(&mut report, &results);
         }
         saved.push(("native".to_string(), results));
     }
@@ -624,6 +636,34 @@ fn reload_row(out: &mut String, results: &Results) -> bool {
     true
 }
 
+fn router_row(out: &mut String, results: &Results) -> bool {
+    let _ = writeln!(
+        out,
+        "\n### privacy router: added latency, 32 KiB prompt (native; direct and routed interleaved)"
+    );
+    let Some(value) = results.get(&("router".to_string(), "real".to_string(), 0)) else {
+        let _ = writeln!(out, "not available: no result (see the output above)");
+        return false;
+    };
+    let us = |path: &str, key: &str| value[path][key].as_f64().unwrap_or(0.0);
+    let added_ms = value["added_us"].as_f64().unwrap_or(0.0) / 1e3;
+    let _ = writeln!(
+        out,
+        "{} requests each: direct to the cloud stand-in median {:.0} us (p90 {:.0}), through the router median {:.0} us (p90 {:.0}): added {added_ms:.3} ms",
+        value["requests"],
+        us("direct_us", "median"),
+        us("direct_us", "p90"),
+        us("router_us", "median"),
+        us("router_us", "p90"),
+    );
+    let verdict = if added_ms < 0.44 { "met" } else { "NOT met" };
+    let _ = writeln!(
+        out,
+        "  target: below the fastest published gateway overhead (Bifrost about 0.44 ms; Portkey about 2.4 ms, LiteLLM about 4 ms): {verdict}"
+    );
+    true
+}
+
 /// An error on one line, cut to a readable length (a verifier log runs to pages; the
 /// whole text is in the results file).
 fn short(err: &str) -> String {
@@ -731,7 +771,14 @@ fn release_bin() -> PathBuf {
 /// `cargo build --release -p nemoclaw-userspace` (both `nemoclaw` and `nemoclaw-bench`): the
 /// bench measures optimised code.
 fn build_release() -> Result<PathBuf> {
-    util::run(util::cargo().args(["build", "--release", "--package", "nemoclaw-userspace"]))
-        .context("building nemoclaw (release; use --no-build to skip)")?;
+    util::run(util::cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "nemoclaw-userspace",
+        "--package",
+        "nemoclaw-standin",
+    ]))
+    .context("building nemoclaw (release; use --no-build to skip)")?;
     Ok(release_bin())
 }

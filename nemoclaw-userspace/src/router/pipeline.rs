@@ -105,12 +105,6 @@ impl Router {
         started: Instant,
         record: &mut InferenceRecord,
     ) -> Result<Reply, RouterError> {
-        let route = Route::of(request.method(), request.uri().path()).ok_or_else(|| {
-            RouterError::NotFound {
-                method: request.method().to_string(),
-                path: request.uri().path().to_owned(),
-            }
-        })?;
         let socket = peer_socket(local, peer).map_err(|e| {
             RouterError::Unidentified(format!(
                 "cannot tell which sandbox this connection comes from: {e}; refused"
@@ -121,10 +115,23 @@ impl Router {
         let rules = self.rules_for(socket).await?;
         record.sandbox = Some(rules.sandbox.clone());
         record.policy_sha256 = Some(rules.policy_sha256.clone());
+        // Who asked comes first, so even a request for something not served is audited
+        // under its sandbox.
+        let route = Route::of(request.method(), request.uri().path()).ok_or_else(|| {
+            RouterError::NotFound {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+            }
+        })?;
         if route == Route::Models {
             record.decision = "allowed";
             record.status = 200;
             record.reason = "model list answered by the router".into();
+            let elapsed = started.elapsed().as_secs_f64() * 1e3;
+            record.first_byte_ms = elapsed;
+            record.latency_ms = elapsed;
+            let (audit, done) = (self.audit.clone(), std::mem::take(record));
+            let _ = tokio::task::spawn_blocking(move || audit.write(done)).await;
             return Ok(full(StatusCode::OK, models(&rules)));
         }
         check_content_type(&request)?;

@@ -1,6 +1,7 @@
 """A sandboxed agent's model calls, made with the official SDKs as agents make them.
 
-Usage: client.py BASE_URL PLAN_JSON. PLAN_JSON is a list of calls, each
+Usage: client.py BASE_URL PLAN_FILE. PLAN_FILE holds a JSON list of calls (a file, so that
+no prompt appears in the sandbox's command line, which the audit trail records), each
 {"sdk": "openai"|"anthropic", "method": "chat"|"responses"|"embeddings"|"models"|"messages",
  "kwargs": {...}}; `kwargs["stream"]` chooses streaming. Prints one JSON line per call:
 {"ok": true, "text": ...} or {"ok": false, "status": N, "error": MESSAGE, "type": CLASS}.
@@ -50,7 +51,9 @@ def anthropic_call(client, method, kwargs):
 
 
 def main():
-    base, plan = sys.argv[1], json.loads(sys.argv[2])
+    base = sys.argv[1]
+    with open(sys.argv[2]) as f:
+        plan = json.load(f)
     oa = openai.OpenAI(base_url=base + "/v1", api_key=SANDBOX_KEY, max_retries=0, timeout=60)
     an = anthropic.Anthropic(base_url=base, api_key=SANDBOX_KEY, max_retries=0, timeout=60)
     for call in plan:

@@ -10,14 +10,10 @@ use std::time::{Duration, Instant};
 
 use super::{Scratch, nemoclaw};
 
-/// The Python with the `openai` and `anthropic` SDKs and llama-cpp-python
-/// (`cargo xtask setup`: `$HOME/.cache/nemoclaw/router-py`).
+/// The Python with the `openai` and `anthropic` SDKs and llama-cpp-python (`cargo xtask
+/// setup` makes it, readable by `nobody`, who runs the sandboxed clients).
 pub fn router_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("NEMOCLAW_ROUTER_PY") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/nemoclaw/router-py/bin/python")
+    PathBuf::from("/var/cache/nemoclaw/router-py/bin/python")
 }
 
 /// The SDK client script the sandboxed agent runs.

@@ -4,11 +4,14 @@
 //! - `nemoclaw-bench op`: the cost of one enforced operation in one configuration.
 //! - `nemoclaw-bench reload`: policy-file rewrites timed until enforced (it runs the
 //!   `nemoclaw` binary next to it as daemon and sandbox).
+//! - `nemoclaw-bench router`: the privacy router's added latency against a direct call
+//!   (the `nemoclaw` and `nemoclaw-standin` binaries next to it).
 //!
-//! Both print one `NEMOCLAW_BENCH {json}` line.
+//! Each prints one `NEMOCLAW_BENCH {json}` line.
 
 mod op;
 mod reload;
+mod router;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +29,8 @@ enum Command {
     Op(op::BenchArgs),
     /// Time policy-file rewrites until enforced.
     Reload(reload::ReloadBenchArgs),
+    /// The privacy router's added latency for one prompt size.
+    Router(router::RouterBenchArgs),
 }
 
 fn main() {
@@ -33,6 +38,7 @@ fn main() {
     let result = match cli.command {
         Command::Op(args) => op::run(&args),
         Command::Reload(args) => reload::run(&args),
+        Command::Router(args) => router::run(&args),
     };
     let code = match result {
         Ok(code) => code,
