@@ -90,6 +90,9 @@ impl std::error::Error for DetectorError {}
 
 /// Size limit of one compiled automaton (bytes of NFA).
 const NFA_SIZE_LIMIT: usize = 32 << 20;
+/// Lazy DFA cache per thread and automaton, in bytes: large enough that the states of
+/// all patterns stay built instead of being cleared and rebuilt on dense text.
+const HYBRID_CACHE: usize = 16 << 20;
 /// Longest keyword, in bytes.
 const MAX_KEYWORD_LEN: usize = 256;
 /// Most keywords over all categories.
@@ -356,15 +359,6 @@ const BIRTH_WORDS: &[&str] = &[
     "date de naissance",
 ];
 
-/// What an Aho-Corasick pattern stands for.
-#[derive(Clone)]
-enum AcRole {
-    /// A birth context word.
-    Birth,
-    /// A custom keyword of this category.
-    Keyword(Category),
-}
-
 /// The detectors of one policy: built once, shared (it is `Send + Sync`; clone an `Arc`).
 pub struct Detector {
     /// All patterns, leftmost-first: the one pass over the text.
@@ -374,17 +368,21 @@ pub struct Detector {
     which: Regex,
     /// Per pattern id.
     specs: Vec<Spec>,
-    /// Context words and keywords.
-    words: AhoCorasick,
-    /// Per Aho-Corasick pattern id.
-    roles: Vec<AcRole>,
+    /// Birth context words, looked up just before a date candidate.
+    birth: AhoCorasick,
+    /// The longest birth context word, in bytes.
+    birth_max_len: usize,
+    /// The policy's keywords, all categories in one automaton.
+    keywords: Option<AhoCorasick>,
+    /// Per keyword pattern id.
+    keyword_categories: Vec<Category>,
 }
 
 impl fmt::Debug for Detector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Detector")
             .field("patterns", &self.specs.len())
-            .field("words", &self.roles.len())
+            .field("keywords", &self.keyword_categories.len())
             .finish_non_exhaustive()
     }
 }
@@ -422,6 +420,7 @@ fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, Box<meta::BuildErr
             Regex::config()
                 .match_kind(kind)
                 .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                .hybrid_cache_capacity(HYBRID_CACHE)
                 .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit),
         )
         .syntax(syntax::Config::new())
@@ -494,13 +493,24 @@ impl Detector {
         let regex = build(&refs, MatchKind::LeftmostFirst).map_err(too_large)?;
         let which = build(&refs, MatchKind::All).map_err(too_large)?;
 
-        let (words, roles) = keyword_automaton(config)?;
+        let (keywords, keyword_categories) = keyword_automaton(config)?;
+        let birth = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(AcMatchKind::LeftmostLongest)
+            .build(BIRTH_WORDS)
+            .map_err(|e| DetectorError::TooLarge {
+                category: "date_of_birth".to_owned(),
+                reason: e.to_string(),
+            })?;
+        let birth_max_len = BIRTH_WORDS.iter().map(|w| w.len()).max().unwrap_or(0);
         Ok(Detector {
             regex,
             which,
             specs,
-            words,
-            roles,
+            birth,
+            birth_max_len,
+            keywords,
+            keyword_categories,
         })
     }
 
@@ -524,63 +534,44 @@ impl Detector {
     /// between findings of the same rank the longer one, then the earlier one.
     #[must_use]
     pub fn scan(&self, text: &str) -> Vec<Finding> {
-        let bytes = text.as_bytes();
         let mut candidates = Vec::new();
 
-        // Context words and keywords: one Aho-Corasick pass.
-        let mut birth_ends = Vec::new();
-        for m in self.words.find_overlapping_iter(text) {
-            let (s, e) = (m.start(), m.end());
-            if !text.is_char_boundary(s) || !text.is_char_boundary(e) {
-                continue;
-            }
-            match &self.roles[m.pattern().as_usize()] {
-                AcRole::Birth => {
-                    let left_ok = s == 0 || {
-                        let c = text[..s].chars().next_back();
-                        !c.is_some_and(char::is_alphanumeric)
-                    };
-                    if left_ok {
-                        birth_ends.push(e);
-                    }
+        // Keyword lists: one Aho-Corasick pass (when the policy has any).
+        if let Some(keywords) = &self.keywords {
+            for m in keywords.find_iter(text) {
+                let (s, e) = (m.start(), m.end());
+                if !text.is_char_boundary(s)
+                    || !text.is_char_boundary(e)
+                    || word_char_at(text, s, false)
+                    || word_char_at(text, e, true)
+                {
+                    continue;
                 }
-                AcRole::Keyword(category) => {
-                    if !word_char_at(text, s, false) && !word_char_at(text, e, true) {
-                        candidates.push(Candidate {
-                            rank: rank(category, "keyword"),
-                            finding: Finding {
-                                category: category.clone(),
-                                kind: "keyword".to_owned(),
-                                start: s,
-                                end: e,
-                            },
-                        });
-                    }
-                }
+                let category = &self.keyword_categories[m.pattern().as_usize()];
+                candidates.push(Candidate {
+                    rank: rank(category, "keyword"),
+                    finding: Finding {
+                        category: category.clone(),
+                        kind: "keyword".to_owned(),
+                        start: s,
+                        end: e,
+                    },
+                });
             }
         }
-        birth_ends.sort_unstable();
-        let birth_before = |start: usize| {
-            let i = birth_ends.partition_point(|&e| e <= start);
-            i > 0 && start - birth_ends[i - 1] <= BIRTH_CONTEXT_WINDOW
-        };
 
-        // Patterns: one pass of the multi-pattern automaton, resuming after each match's
-        // start so that overlapping candidates are all seen.
+        // Patterns: one pass of the multi-pattern automaton. After a match the search
+        // resumes just after its start, so that overlapping candidates are all seen, except
+        // after an opaque credential (a key block, a token), inside which nothing else is
+        // reported.
         let mut pos = 0;
         let mut set = PatternSet::new(self.which.pattern_len());
         while pos < text.len() {
             let Some(m) = self.regex.search(&Input::new(text).span(pos..text.len())) else {
                 break;
             };
-            let ok = self.consider(
-                bytes,
-                m.pattern(),
-                m.range(),
-                &birth_before,
-                &mut candidates,
-            );
-            if !ok {
+            let found = self.consider(text, m.pattern(), m.range(), &mut candidates);
+            if found.is_none() {
                 // Other patterns matching at the same start, in priority order.
                 set.clear();
                 let at = Input::new(text)
@@ -595,13 +586,19 @@ impl Detector {
                         .span(m.start()..text.len())
                         .anchored(Anchored::Pattern(pid));
                     if let Some(m2) = self.regex.search(&at)
-                        && self.consider(bytes, pid, m2.range(), &birth_before, &mut candidates)
+                        && self
+                            .consider(text, pid, m2.range(), &mut candidates)
+                            .is_some()
                     {
                         break;
                     }
                 }
             }
-            pos = m.start() + 1;
+            pos = match found {
+                Some((r, true)) => r.end.max(m.start() + 1),
+                Some((r, false)) => r.start.max(m.start() + 1),
+                None => m.start() + 1,
+            };
             while pos < text.len() && !text.is_char_boundary(pos) {
                 pos += 1;
             }
@@ -609,27 +606,27 @@ impl Detector {
         resolve(candidates)
     }
 
-    /// Validate one candidate; push it when it holds. Returns whether it did.
+    /// Validate one candidate; push it when it holds. Returns the reported range and
+    /// whether the finding is opaque (nothing inside it is looked at).
     fn consider(
         &self,
-        text: &[u8],
+        text: &str,
         pid: PatternID,
         r: Range<usize>,
-        birth_before: &dyn Fn(usize) -> bool,
         out: &mut Vec<Candidate>,
-    ) -> bool {
+    ) -> Option<(Range<usize>, bool)> {
         if r.is_empty() {
-            return false;
+            return None;
         }
+        let bytes = text.as_bytes();
         let spec = &self.specs[pid.as_usize()];
-        let found = match spec.check {
-            Check::Validate(f) => f(text, r),
-            Check::BirthDate => {
-                (validate::date(text, r.clone()) && birth_before(r.start)).then_some(r)
-            }
-            Check::Accept => Some(r),
+        let r = match spec.check {
+            Check::Validate(f) => f(bytes, r)?,
+            Check::BirthDate => (validate::date(bytes, r.clone())
+                && self.birth_before(text, r.start))
+            .then_some(r)?,
+            Check::Accept => r,
         };
-        let Some(r) = found else { return false };
         out.push(Candidate {
             rank: rank(&spec.category, spec.kind),
             finding: Finding {
@@ -639,18 +636,36 @@ impl Detector {
                 end: r.end,
             },
         });
-        true
+        let opaque = spec.category == Category::Secret && spec.kind != "generic_secret";
+        Some((r, opaque))
+    }
+
+    /// Does a birth context word (`born`, `date of birth`, `DOB` ...) end at most
+    /// [`BIRTH_CONTEXT_WINDOW`] bytes before `start`, with a word boundary before it.
+    fn birth_before(&self, text: &str, start: usize) -> bool {
+        let mut lo = start.saturating_sub(BIRTH_CONTEXT_WINDOW + self.birth_max_len);
+        while !text.is_char_boundary(lo) {
+            lo += 1;
+        }
+        self.birth.find_iter(&text[lo..start]).any(|m| {
+            let (s, e) = (lo + m.start(), lo + m.end());
+            start - e <= BIRTH_CONTEXT_WINDOW
+                && !text[..s]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric)
+        })
     }
 }
 
-/// The Aho-Corasick automaton over the birth context words and the custom keywords.
-fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole>), DetectorError> {
+/// The Aho-Corasick automaton over the custom keywords (none without keywords), and the
+/// category of each of its patterns.
+#[allow(clippy::type_complexity, reason = "private")]
+fn keyword_automaton(
+    config: &DetectorConfig,
+) -> Result<(Option<AhoCorasick>, Vec<Category>), DetectorError> {
     let mut words: Vec<String> = Vec::new();
     let mut roles = Vec::new();
-    for w in BIRTH_WORDS {
-        words.push((*w).to_owned());
-        roles.push(AcRole::Birth);
-    }
     for (name, keywords) in &config.keywords {
         let category = category_of(name)?;
         for k in keywords {
@@ -681,7 +696,7 @@ fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole
             variants.dedup();
             for v in variants {
                 words.push(v);
-                roles.push(AcRole::Keyword(category.clone()));
+                roles.push(category.clone());
             }
         }
         if words.len() > MAX_KEYWORDS {
@@ -691,15 +706,18 @@ fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole
             });
         }
     }
+    if words.is_empty() {
+        return Ok((None, roles));
+    }
     let words = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
-        .match_kind(AcMatchKind::Standard)
+        .match_kind(AcMatchKind::LeftmostLongest)
         .build(&words)
         .map_err(|e| DetectorError::TooLarge {
             category: "keywords".to_owned(),
             reason: e.to_string(),
         })?;
-    Ok((words, roles))
+    Ok((Some(words), roles))
 }
 
 /// A policy category name as a [`Category`].
