@@ -299,7 +299,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::phone_national),
         ),
         (
-            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)",
+            r"[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}",
             Email,
             "email",
             Validate(v::email),
@@ -829,6 +829,58 @@ mod tests {
                 "{text:?}: expected {cat} {value:?}, got {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn specific_kinds_win_and_alternatives_are_tried() {
+        let d = Detector::builtin();
+        // A provider token after a key word: the provider kind, not generic_secret.
+        let found = kinds(&d, "token: ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, "github_token");
+        // `01.02.1985` first matches the national phone pattern, which fails; the date
+        // pattern at the same position is then tried.
+        let found = kinds(&d, "DOB: 01.02.1985");
+        assert_eq!(
+            found,
+            vec![(
+                "date_of_birth".into(),
+                "date_of_birth".into(),
+                "01.02.1985".into()
+            )]
+        );
+        // A connection string contains an e-mail look-alike: only the secret is reported.
+        let found = kinds(&d, "url = mysql://root:Xk9vQ2pL7z@db.example.com:3306/app");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, "connection_string");
+    }
+
+    #[test]
+    fn non_ascii_text_keeps_char_boundaries() {
+        let d = Detector::builtin();
+        let text = "Größe 😀 – contact: jürgen.weiß@example.de oder łukasz@example.pl, tél +33 6 12 34 56 78 ✓";
+        for f in d.scan(text) {
+            assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+        }
+        let found = kinds(&d, text);
+        assert!(
+            found
+                .iter()
+                .any(|(c, _, v)| c == "phone" && v == "+33 6 12 34 56 78"),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(c, _, v)| c == "email" && v == "jürgen.weiß@example.de"),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(c, _, v)| c == "email" && v == "łukasz@example.pl"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -377,14 +377,20 @@ pub(crate) fn email(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     {
         return None;
     }
-    let tld = String::from_utf8_lossy(labels[labels.len() - 1]).to_ascii_lowercase();
+    let tld = String::from_utf8_lossy(labels[labels.len() - 1]).to_lowercase();
     let image = [
         "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff",
     ];
-    (tld.len() >= 2
-        && tld.bytes().all(|b| b.is_ascii_alphabetic())
-        && !image.contains(&tld.as_str()))
-    .then_some(r)
+    // The pattern cannot see a word character right after the TLD (`a@b.com_x`).
+    let glued = std::str::from_utf8(&text[r.end..])
+        .ok()
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    (tld.chars().count() >= 2
+        && tld.chars().all(char::is_alphabetic)
+        && !image.contains(&tld.as_str())
+        && !glued)
+        .then_some(r)
 }
 
 /// The separators of a phone candidate (non-digits), with the digit count.
