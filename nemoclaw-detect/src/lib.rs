@@ -35,7 +35,7 @@
 //!   glued to a longer grouped number.
 //! - **`payment_card`** (`luhn`): 13-19 digits, plain or in the issuers' 4-4-4-4(-3) /
 //!   4-6-5 groups with one separator kind, Luhn-valid, with a known issuer prefix and
-//!   length (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro). A random
+//!   length (Visa, Mastercard, Amex, Discover, JCB, Diners, Union Pay, Maestro). A random
 //!   16-digit number starting with 4 passes one time in ten: such ids are reported.
 //! - **`iban`** (`iban`): a country code from the ISO 13616 registry, the country's exact
 //!   length, mod-97 == 1, compact or in groups of four, upper case. Not: lower-case IBANs,
