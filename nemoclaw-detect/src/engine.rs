@@ -299,7 +299,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::phone_national),
         ),
         (
-            r"[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}",
+            r"(?:^|[^\p{L}\p{N}._%+-])[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}",
             Email,
             "email",
             Validate(v::email),
@@ -311,7 +311,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::ipv4),
         ),
         (
-            r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6}",
+            r"(?:^|[^0-9A-Za-z_:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})",
             IpAddress,
             "ipv6",
             Validate(v::ipv6),
@@ -385,6 +385,17 @@ impl fmt::Debug for Detector {
             .field("keywords", &self.keyword_categories.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Where the search resumes after a validated match.
+#[derive(Clone, Copy)]
+enum Resume {
+    /// After the match: nothing inside a built-in finding is more specific than it.
+    After,
+    /// At the reported value (a generic secret's value may be a provider token).
+    Inside,
+    /// Just after the match's start: a policy pattern may cover a more specific finding.
+    Next,
 }
 
 /// A candidate finding before overlap resolution.
@@ -560,10 +571,8 @@ impl Detector {
             }
         }
 
-        // Patterns: one pass of the multi-pattern automaton. After a match the search
-        // resumes just after its start, so that overlapping candidates are all seen, except
-        // after an opaque credential (a key block, a token), inside which nothing else is
-        // reported.
+        // Patterns: one pass of the multi-pattern automaton. After a failed candidate the
+        // search resumes just after its start; after a finding, see `Resume`.
         let mut pos = 0;
         let mut set = PatternSet::new(self.which.pattern_len());
         while pos < text.len() {
@@ -595,9 +604,9 @@ impl Detector {
                 }
             }
             pos = match found {
-                Some((r, true)) => r.end.max(m.start() + 1),
-                Some((r, false)) => r.start.max(m.start() + 1),
-                None => m.start() + 1,
+                Some((_, Resume::After)) => m.end(),
+                Some((r, Resume::Inside)) => r.start.max(m.start() + 1),
+                Some((_, Resume::Next)) | None => m.start() + 1,
             };
             while pos < text.len() && !text.is_char_boundary(pos) {
                 pos += 1;
@@ -606,15 +615,15 @@ impl Detector {
         resolve(candidates)
     }
 
-    /// Validate one candidate; push it when it holds. Returns the reported range and
-    /// whether the finding is opaque (nothing inside it is looked at).
+    /// Validate one candidate; push it when it holds. Returns the reported range and where
+    /// the search resumes.
     fn consider(
         &self,
         text: &str,
         pid: PatternID,
         r: Range<usize>,
         out: &mut Vec<Candidate>,
-    ) -> Option<(Range<usize>, bool)> {
+    ) -> Option<(Range<usize>, Resume)> {
         if r.is_empty() {
             return None;
         }
@@ -636,8 +645,12 @@ impl Detector {
                 end: r.end,
             },
         });
-        let opaque = spec.category == Category::Secret && spec.kind != "generic_secret";
-        Some((r, opaque))
+        let resume = match (&spec.category, spec.check) {
+            (_, Check::Accept) => Resume::Next,
+            (Category::Secret, _) if spec.kind == "generic_secret" => Resume::Inside,
+            _ => Resume::After,
+        };
+        Some((r, resume))
     }
 
     /// Does a birth context word (`born`, `date of birth`, `DOB` ...) end at most

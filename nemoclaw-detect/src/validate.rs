@@ -62,6 +62,19 @@ fn glued_group_before(text: &[u8], start: usize) -> bool {
     false
 }
 
+/// Patterns written `(?:^|[^X])X...` match their left boundary character too (a word
+/// boundary the lazy DFA can run on any text): the range without it. `member` tells the
+/// value's own characters (at the start of the text, the value starts there).
+fn after_boundary(text: &[u8], r: Range<usize>, member: fn(char) -> bool) -> Option<Range<usize>> {
+    // The candidate is valid UTF-8 (the pattern only matches whole characters).
+    let first = std::str::from_utf8(&text[r.clone()]).ok()?.chars().next()?;
+    if r.start == 0 && member(first) {
+        Some(r)
+    } else {
+        Some(r.start + first.len_utf8()..r.end)
+    }
+}
+
 /// Luhn checksum over digits.
 pub(crate) fn luhn(ds: &[u8]) -> bool {
     let mut sum = 0u32;
@@ -342,6 +355,7 @@ pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 /// An IPv6 address: parses as one, with at least four hex digits or the loopback `::1`,
 /// not inside an identifier path.
 pub(crate) fn ipv6(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let r = after_boundary(text, r, |c| c.is_ascii_hexdigit() || c == ':')?;
     let s = std::str::from_utf8(&text[r.clone()]).ok()?;
     if before(text, r.start).is_some_and(|b| is_word_byte(b) || b == b':')
         || after(text, r.end).is_some_and(|b| is_word_byte(b) || b == b':' || b == b'(')
@@ -357,10 +371,10 @@ pub(crate) fn ipv6(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 /// An e-mail address: sane local part, domain labels, an alphabetic TLD that is not an
 /// image file extension (`icon@2x.png`).
 pub(crate) fn email(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let r = after_boundary(text, r, |c| c.is_alphanumeric() || "._%+-".contains(c))?;
     let s = &text[r.clone()];
     let at = s.iter().position(|&b| b == b'@')?;
     let (local, domain) = (&s[..at], &s[at + 1..]);
-    // Trim a sentence-final dot that the pattern cannot tell apart.
     if local.is_empty()
         || local[0] == b'.'
         || local[local.len() - 1] == b'.'
@@ -382,10 +396,7 @@ pub(crate) fn email(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
         "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff",
     ];
     // The pattern cannot see a word character right after the TLD (`a@b.com_x`).
-    let glued = std::str::from_utf8(&text[r.end..])
-        .ok()
-        .and_then(|rest| rest.chars().next())
-        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let glued = after(text, r.end).is_some_and(is_word_byte);
     (tld.chars().count() >= 2
         && tld.chars().all(char::is_alphabetic)
         && !image.contains(&tld.as_str())
