@@ -239,13 +239,13 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::jwt),
         ),
         (
-            r#"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+|ftps?|sftp|smtps?|ldaps?|https?|clickhouse|cockroachdb|snowflake|neo4j(?:\+s)?|nats|kafka)://[^\s:/@"'<>]+:[^\s@"'<>]+@[A-Za-z0-9._-]+(?::[0-9]+)?"#,
+            r#"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+|ftps?|sftp|smtps?|ldaps?|https?|clickhouse|cockroachdb|snowflake|neo4j(?:\+s)?|nats|kafka)://[^\s:/@"'<>]*:[^\s@"'<>/]+@[A-Za-z0-9._-]+(?::[0-9]+)?"#,
             Secret,
             "connection_string",
             Validate(v::connection_string),
         ),
         (
-            r#"(?i:(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|credentials?|private[_-]?key|client[_-]?secret|bearer)[A-Za-z0-9_-]{0,16})["']?(?:\s*(?::=|=>|[:=])\s*|\s+(?i:is|was)\s+|\s+)["'`]?[^\s"'`,;]{8,256}"#,
+            r#"(?i:(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|credentials?|private[_-]?key|client[_-]?secret|bearer|basic)[A-Za-z0-9_-]{0,16})["']?(?:\s*(?::=|=>|[:=])\s*|\s+(?i:is|was)\s+|\s+)["'`]?[^\s"'`,;]{8,256}"#,
             Secret,
             "generic_secret",
             Validate(v::generic_secret),
@@ -357,6 +357,10 @@ const BIRTH_WORDS: &[&str] = &[
     "née le",
     "fecha de nacimiento",
     "date de naissance",
+    "geburtsdatum",
+    "geb.",
+    "data di nascita",
+    "nascido",
 ];
 
 /// The detectors of one policy: built once, shared (it is `Send + Sync`; clone an `Arc`).

@@ -46,7 +46,7 @@
 //!   123-45-6789) are excluded. Not: other national identifiers.
 //! - **`ip_address`**: `ipv4`: dotted quads with octets ≤ 255 and no leading zeros, not
 //!   inside a longer dotted number and not after a version word (`version`, `v`, `build`,
-//!   `==`, `@` ...): a four-part version number written without such a word is reported as
+//!   `==` ...): a four-part version number written without such a word is reported as
 //!   an address. `ipv6`: anything `std::net::Ipv6Addr` parses, with at least four hex
 //!   digits (or `::1`), not inside an identifier path (`std::io`). Not: IPv4 with CIDR
 //!   suffix (the address part is reported), IPv4-mapped IPv6 with a dotted tail.

@@ -309,7 +309,7 @@ pub(crate) fn us_ssn(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 }
 
 /// A dotted-quad IPv4 address: octets ≤ 255 without leading zeros, not part of a longer
-/// dotted number, not after a version word (`v`, `version`, `==`, `@` ...).
+/// dotted number, not after a version word (`v`, `version`, `==` ...).
 pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     for part in s.split(|&b| b == b'.') {
@@ -343,7 +343,7 @@ pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
         "python", "node", "go", "java",
     ];
     let raw = String::from_utf8_lossy(&text[lo..r.start]);
-    let symbols = ["==", ">=", "<=", "~=", "^", "~", "@", "!="];
+    let symbols = ["==", ">=", "<=", "~=", "^", "~", "!="];
     if version_words.contains(&last_word.as_str())
         || symbols.iter().any(|s| raw.trim_end().ends_with(s))
     {
@@ -396,7 +396,12 @@ pub(crate) fn email(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
         "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff",
     ];
     // The pattern cannot see a word character right after the TLD (`a@b.com_x`).
-    let glued = after(text, r.end).is_some_and(is_word_byte);
+    // Glued to a following word, or an SSH remote (`git@github.com:org/repo.git`).
+    let glued = after(text, r.end).is_some_and(is_word_byte)
+        || (after(text, r.end) == Some(b':')
+            && text
+                .get(r.end + 1)
+                .is_some_and(|&b| is_word_byte(b) || b == b'/'));
     (tld.chars().count() >= 2
         && tld.chars().all(char::is_alphabetic)
         && !image.contains(&tld.as_str())
@@ -626,16 +631,6 @@ pub(crate) fn aws_key_id(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
         .then_some(r)
 }
 
-/// The value after a key word: `key = value`, `"key": "value"`, `key is value`. The
-/// candidate ends with the value; the value is the trailing run of non-separator bytes.
-fn trailing_value(s: &[u8]) -> usize {
-    s.iter()
-        .rposition(|&b| {
-            b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'=' | b':' | b'`' | b'>')
-        })
-        .map_or(0, |i| i + 1)
-}
-
 /// An AWS secret access key after its key word: 40 base64 characters, mixed classes.
 pub(crate) fn aws_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let v0 = r.end - 40;
@@ -651,8 +646,33 @@ pub(crate) fn aws_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 /// entropy of at least 3 bits per byte (2.5 for passwords), not a placeholder or reference.
 pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
-    let v0 = trailing_value(s);
-    let mut v = &s[v0..];
+    // The key word (with its prefix-free suffix, `password_hash`, `apiKey`), then the
+    // separators (`=`, `:`, `:=`, `=>`, quotes, spaces, `is`, `was`), then the value.
+    let key_end = s
+        .iter()
+        .position(|&b| !token_byte(b, b"_-"))
+        .unwrap_or(s.len());
+    let mut i = key_end;
+    loop {
+        let before_skip = i;
+        while i < s.len()
+            && (s[i].is_ascii_whitespace()
+                || matches!(s[i], b'"' | b'\'' | b'`' | b':' | b'=' | b'>'))
+        {
+            i += 1;
+        }
+        for word in [&b"is"[..], b"was"] {
+            let end = i + word.len();
+            if end < s.len() && s[i..end].eq_ignore_ascii_case(word) && s[end].is_ascii_whitespace()
+            {
+                i = end;
+            }
+        }
+        if i == before_skip {
+            break;
+        }
+    }
+    let mut v = &s[i..];
     // Trailing punctuation of prose or code.
     while let Some((&last, rest)) = v.split_last() {
         if matches!(last, b'.' | b',' | b';' | b')' | b']' | b'}') {
@@ -661,15 +681,58 @@ pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize
             break;
         }
     }
-    let key = String::from_utf8_lossy(&s[..v0]).to_ascii_lowercase();
+    let key = String::from_utf8_lossy(&s[..key_end]).to_ascii_lowercase();
     let password = key.contains("pass") || key.contains("pwd");
+    // A key about the secret rather than holding it (`password_reset_url`, `token_length`).
+    let about = [
+        "url", "uri", "link", "path", "file", "length", "len", "min", "max", "policy", "field",
+        "name", "type", "ttl", "expiry", "expires", "timeout", "count", "size", "id",
+    ];
+    if key
+        .split(['_', '-'])
+        .skip(1)
+        .any(|part| about.contains(&part))
+        || v.starts_with(b"/")
+        || v.starts_with(b"./")
+        || v.starts_with(b"../")
+        || v.windows(3).any(|w| w == b"://")
+    {
+        return None;
+    }
     let (min_len, min_entropy, min_classes) = if password { (8, 2.5, 3) } else { (16, 3.0, 2) };
-    let start = r.start + v0;
+    // Letters only: an identifier (`accessTokenValue`), not a random token, which has
+    // digits or symbols.
+    let letters_only = v.iter().all(|&b| b.is_ascii_alphabetic() || b == b'_');
+    let start = r.start + i;
     (v.len() >= min_len
         && classes(v) >= min_classes
         && entropy(v) >= min_entropy
-        && !placeholder(v))
+        && !(letters_only && !password)
+        && !placeholder(v)
+        && !code_expression(v))
     .then_some(start..start + v.len())
+}
+
+/// Is the value a code expression rather than a literal: an identifier path followed by
+/// an index or a call, or a dotted path (`self.tokens[i]`, `config.api_key`,
+/// `request.form['password']`).
+fn code_expression(v: &[u8]) -> bool {
+    if !v
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+    {
+        return false;
+    }
+    let head = v.iter().take_while(|&&b| token_byte(b, b"_.")).count();
+    let rest = &v[head..];
+    let path = &v[..head];
+    let dotted = path.contains(&b'.')
+        && path.split(|&b| b == b'.').all(|seg| {
+            seg.first()
+                .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+        });
+    (rest.first().is_some_and(|&b| matches!(b, b'[' | b'(')) && head > 0)
+        || (rest.is_empty() && dotted)
 }
 
 /// Decode base64url (no padding), `None` on a bad character.
