@@ -707,7 +707,7 @@ pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize
     (v.len() >= min_len
         && classes(v) >= min_classes
         && entropy(v) >= min_entropy
-        && !(letters_only && !password)
+        && (password || !letters_only)
         && !placeholder(v)
         && !code_expression(v))
     .then_some(start..start + v.len())
