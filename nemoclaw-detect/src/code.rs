@@ -410,6 +410,39 @@ fn parse_header(input: &[u8]) -> Result<Header, ParseError> {
     }
 
     #[test]
+    fn scan_never_panics_on_random_input() {
+        let mut index = CodeIndex::new();
+        index.insert("a.rs", SOURCE);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "let", " ", "magic", "(", ")", "?;", "\n", "/*", "*/", "//", "#", "é", "😀",
+            "read_u32", "0x1f",
+        ];
+        for _ in 0..500 {
+            let n = (next() % 300) as usize;
+            let text: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            for m in index.scan(&text) {
+                assert!(
+                    text.is_char_boundary(m.finding.start) && text.is_char_boundary(m.finding.end)
+                );
+            }
+            let bytes: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let _ = index.scan(&String::from_utf8_lossy(&bytes));
+            index.insert("random", &String::from_utf8_lossy(&bytes));
+        }
+        index.remove("random");
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
     fn code_index_is_send_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<CodeIndex>();

@@ -9,14 +9,19 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind};
 use regex_automata::meta::{self, Regex};
-use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
+use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
+use serde::{Deserialize, Serialize};
 
 use crate::validate;
 use crate::{Category, Finding};
 
 /// The policy's own categories: keyword lists and patterns, by category name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// A name may also be a built-in category's (`secret`, `email` ...): its keywords and
+/// patterns then report that category, kind `keyword` or `pattern`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     /// custom category name -> keywords (whole-word, case-insensitive)
     pub keywords: BTreeMap<String, Vec<String>>,
@@ -429,7 +434,7 @@ fn rank(category: &Category, kind: &str) -> u8 {
 }
 
 /// The meta regex builder with this crate's limits.
-fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, Box<meta::BuildError>> {
+fn build(patterns: &[Hir], kind: MatchKind) -> Result<Regex, Box<meta::BuildError>> {
     Regex::builder()
         .configure(
             Regex::config()
@@ -438,9 +443,49 @@ fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, Box<meta::BuildErr
                 .hybrid_cache_capacity(HYBRID_CACHE)
                 .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit),
         )
-        .syntax(syntax::Config::new())
-        .build_many(patterns)
+        .build_many_from_hir(patterns)
         .map_err(Box::new)
+}
+
+/// Parse a pattern (the `regex` crate's syntax and defaults).
+fn parse(pattern: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())
+}
+
+/// The same expression with ASCII word boundaries instead of Unicode ones: the lazy DFA
+/// cannot run Unicode word boundaries on non-ASCII text and the whole automaton would fall
+/// back to a much slower engine (a thousand times slower on such text). A letter of another
+/// script next to an ASCII word then counts as a boundary.
+fn ascii_boundaries(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Class(class) => Hir::class(class),
+        HirKind::Look(look) => Hir::look(match look {
+            Look::WordUnicode => Look::WordAscii,
+            Look::WordUnicodeNegate => Look::WordAsciiNegate,
+            Look::WordStartUnicode => Look::WordStartAscii,
+            Look::WordEndUnicode => Look::WordEndAscii,
+            Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
+            Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+            other => other,
+        }),
+        HirKind::Repetition(rep) => Hir::repetition(Repetition {
+            sub: Box::new(ascii_boundaries(*rep.sub)),
+            ..rep
+        }),
+        HirKind::Capture(cap) => Hir::capture(Capture {
+            sub: Box::new(ascii_boundaries(*cap.sub)),
+            ..cap
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_boundaries).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.into_iter().map(ascii_boundaries).collect())
+        }
+    }
 }
 
 /// Is the char ending at `at` (or starting at `at`, with `forward`) a word character.
@@ -456,10 +501,13 @@ fn word_char_at(text: &str, at: usize, forward: bool) -> bool {
 impl Detector {
     /// The built-in detectors plus the policy's keyword lists and patterns.
     pub fn new(config: &DetectorConfig) -> Result<Detector, DetectorError> {
-        let mut pats: Vec<String> = Vec::new();
+        let mut pats: Vec<Hir> = Vec::new();
         let mut specs = Vec::new();
         for (p, category, kind, check) in builtin_patterns() {
-            pats.push(p.to_owned());
+            pats.push(parse(p).map_err(|reason| DetectorError::BadPattern {
+                category: category.name().to_owned(),
+                reason,
+            })?);
             specs.push(Spec {
                 category,
                 kind,
@@ -468,19 +516,17 @@ impl Detector {
         }
         for (name, pattern) in &config.patterns {
             let category = category_of(name)?;
-            let hir = regex_syntax::ParserBuilder::new()
-                .build()
-                .parse(pattern)
-                .map_err(|e| DetectorError::BadPattern {
-                    category: name.clone(),
-                    reason: e.to_string(),
-                })?;
+            let hir = parse(pattern).map_err(|reason| DetectorError::BadPattern {
+                category: name.clone(),
+                reason,
+            })?;
             if hir.properties().minimum_len().is_none_or(|n| n == 0) {
                 return Err(DetectorError::EmptyMatch {
                     category: name.clone(),
                 });
             }
-            build(&[pattern.as_str()], MatchKind::LeftmostFirst).map_err(|e| {
+            let hir = ascii_boundaries(hir);
+            build(std::slice::from_ref(&hir), MatchKind::LeftmostFirst).map_err(|e| {
                 if e.size_limit().is_some() {
                     DetectorError::TooLarge {
                         category: name.clone(),
@@ -493,20 +539,19 @@ impl Detector {
                     }
                 }
             })?;
-            pats.push(pattern.clone());
+            pats.push(hir);
             specs.push(Spec {
                 category,
                 kind: "pattern",
                 check: Check::Accept,
             });
         }
-        let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
         let too_large = |e: Box<meta::BuildError>| DetectorError::TooLarge {
             category: "all categories".to_owned(),
             reason: e.to_string(),
         };
-        let regex = build(&refs, MatchKind::LeftmostFirst).map_err(too_large)?;
-        let which = build(&refs, MatchKind::All).map_err(too_large)?;
+        let regex = build(&pats, MatchKind::LeftmostFirst).map_err(too_large)?;
+        let which = build(&pats, MatchKind::All).map_err(too_large)?;
 
         let (keywords, keyword_categories) = keyword_automaton(config)?;
         let birth = AhoCorasickBuilder::new()
@@ -628,7 +673,8 @@ impl Detector {
         r: Range<usize>,
         out: &mut Vec<Candidate>,
     ) -> Option<(Range<usize>, Resume)> {
-        if r.is_empty() {
+        // A policy pattern with an ASCII `\B` could stop inside a character.
+        if r.is_empty() || !text.is_char_boundary(r.start) || !text.is_char_boundary(r.end) {
             return None;
         }
         let bytes = text.as_bytes();
@@ -945,6 +991,15 @@ mod tests {
             .insert("tickets".into(), r"INC-[0-9]{6}".into());
         let d = Detector::new(&config).expect("compiles");
         let text = "falcon and BLUE HERON, not falconry; INC-123456 émeraude";
+        // Word boundaries in policy patterns are ASCII ones (see `ascii_boundaries`).
+        let mut c = DetectorConfig::default();
+        c.patterns.insert("codes".into(), r"\bFalcon-\d+\b".into());
+        let d2 = Detector::new(&c).expect("compiles");
+        let found = kinds(&d2, "Größe: Falcon-12 und xFalcon-3, 東京Falcon-4");
+        assert_eq!(
+            found.iter().map(|f| f.2.as_str()).collect::<Vec<_>>(),
+            vec!["Falcon-12", "Falcon-4"]
+        );
         let found = kinds(&d, text);
         assert_eq!(
             found,

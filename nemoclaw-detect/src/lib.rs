@@ -77,9 +77,10 @@
 //! - **custom categories**: keywords are whole-word and case-insensitive (ASCII case
 //!   folding, plus the lower, upper and capitalised forms for other scripts); at one
 //!   position the longest keyword wins. Patterns use the `regex` crate syntax and report
-//!   their whole match; a pattern matching the empty string is rejected. A custom
-//!   pattern using `\b` gets Unicode word boundaries, which are slower on non-ASCII text
-//!   than `(?-u:\b)`.
+//!   their whole match; a pattern matching the empty string is rejected. Word boundaries
+//!   (`\b`, `\B`, `\<`, `\>`) in policy patterns are ASCII ones, so that the automaton
+//!   stays a lazy DFA on any text: a letter of another script next to an ASCII word counts
+//!   as a boundary (`東京Falcon-4` matches `\bFalcon-\d+`).
 //!
 //! Not detected at all: personal names, postal addresses, national identifiers other than
 //! the US SSN, passport and driving-licence numbers, medical data, free-text secrets.
