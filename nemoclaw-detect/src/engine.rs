@@ -139,7 +139,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)",
             Secret,
             "private_key",
-            Validate(v::private_key),
+            Validate(v::whole),
         ),
         (
             r"sk-ant-(?:api|admin|sid)[0-9]{2}-[A-Za-z0-9_-]{32,}",
@@ -181,7 +181,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             r"https://hooks\.slack\.com/services/[A-Za-z0-9_/-]{20,}",
             Secret,
             "slack_webhook",
-            Validate(v::private_key),
+            Validate(v::whole),
         ),
         (
             r"[rs]k_(?:live|test)_[A-Za-z0-9]{20,}",

@@ -763,6 +763,11 @@ fn base64url(s: &[u8]) -> Option<Vec<u8>> {
 /// A JWT: three base64url parts, the header decodes to a JSON object with `"alg"`.
 pub(crate) fn jwt(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
+    if before(text, r.start).is_some_and(|b| token_byte(b, b"_-"))
+        || after(text, r.end).is_some_and(|b| token_byte(b, b"_-."))
+    {
+        return None;
+    }
     let header = s.split(|&b| b == b'.').next()?;
     let decoded = base64url(header)?;
     let h = String::from_utf8_lossy(&decoded);
@@ -792,9 +797,9 @@ pub(crate) fn connection_string(text: &[u8], r: Range<usize>) -> Option<Range<us
     .then_some(r)
 }
 
-/// A private-key block: the whole block.
+/// The whole candidate (private-key blocks, webhook URLs: the pattern is the check).
 #[allow(clippy::unnecessary_wraps, reason = "the validator signature")]
-pub(crate) fn private_key(_text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+pub(crate) fn whole(_text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     Some(r)
 }
 
