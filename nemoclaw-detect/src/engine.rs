@@ -954,7 +954,7 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(&text[f[0].start..f[0].end], &text[2..text.len() - 2]);
         let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
-        let f = d.scan(&format!("Authorization: {jwt}"));
+        let f = d.scan(&format!("Authorization: {jwt}."));
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, "jwt");
     }

@@ -764,7 +764,7 @@ fn base64url(s: &[u8]) -> Option<Vec<u8>> {
 pub(crate) fn jwt(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     if before(text, r.start).is_some_and(|b| token_byte(b, b"_-"))
-        || after(text, r.end).is_some_and(|b| token_byte(b, b"_-."))
+        || after(text, r.end).is_some_and(|b| token_byte(b, b"_-"))
     {
         return None;
     }
