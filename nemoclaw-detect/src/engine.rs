@@ -139,7 +139,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)",
             Secret,
             "private_key",
-            Validate(v::whole),
+            Validate(v::private_key),
         ),
         (
             r"sk-ant-(?:api|admin|sid)[0-9]{2}-[A-Za-z0-9_-]{32,}",
@@ -949,7 +949,9 @@ mod tests {
     #[test]
     fn private_key_block_and_jwt() {
         let d = Detector::builtin();
-        let text = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc/+=\n-----END RSA PRIVATE KEY-----\ny";
+        let text = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nabc/+=\n-----END RSA PRIVATE KEY-----\ny";
+        // A bare header (in a regex, a doc) is not a key.
+        assert!(d.scan("r\"-----BEGIN PRIVATE KEY-----\"").is_empty());
         let f = d.scan(text);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(&text[f[0].start..f[0].end], &text[2..text.len() - 2]);

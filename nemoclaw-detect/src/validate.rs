@@ -146,7 +146,58 @@ pub(crate) fn payment_card(text: &[u8], r: Range<usize>) -> Option<Range<usize>>
         }
     }
     let ds = digits(s);
-    (luhn(&ds) && card_issuer_ok(&ds) && ds.iter().any(|&d| d != ds[0])).then_some(r)
+    // Written without separators, a card has 15 or 16 digits; a 13- or 19-digit run is
+    // far more often a constant. A run in a list of numbers whose neighbour is not a card
+    // is data too (`(4951948911778577463, 1273147485209053803)`).
+    if seps.is_empty()
+        && (!(15..=16).contains(&ds.len())
+            || neighbour_number(text, r.start, false).is_some_and(|n| !plain_card(n))
+            || neighbour_number(text, r.end, true).is_some_and(|n| !plain_card(n)))
+    {
+        return None;
+    }
+    plain_card(&ds_to_ascii(&ds)).then_some(r)
+}
+
+/// Digits back to ASCII.
+fn ds_to_ascii(ds: &[u8]) -> Vec<u8> {
+    ds.iter().map(|d| d + b'0').collect()
+}
+
+/// A run of ASCII digits that is a valid card number (Luhn, issuer, not one repeated digit).
+fn plain_card(run: &[u8]) -> bool {
+    let ds = digits(run);
+    ds.len() == run.len() && luhn(&ds) && card_issuer_ok(&ds) && ds.iter().any(|&d| d != ds[0])
+}
+
+/// The neighbouring list element, when it is a number of ten or more digits: the digits
+/// after skipping spaces and one `,` / `;` / bracket (before `at` with `forward == false`,
+/// after it otherwise).
+fn neighbour_number(text: &[u8], at: usize, forward: bool) -> Option<&[u8]> {
+    let sep =
+        |b: u8| b.is_ascii_whitespace() || matches!(b, b',' | b';' | b'(' | b')' | b'[' | b']');
+    if forward {
+        let start = at + text[at..].iter().take(8).take_while(|&&b| sep(b)).count();
+        let len = text[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (start > at && len >= 10).then(|| &text[start..start + len])
+    } else {
+        let end = at
+            - text[..at]
+                .iter()
+                .rev()
+                .take(8)
+                .take_while(|&&b| sep(b))
+                .count();
+        let len = text[..end]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (end < at && len >= 10).then(|| &text[end - len..end])
+    }
 }
 
 /// IBAN lengths per country (ISO 13616 registry).
@@ -365,7 +416,9 @@ pub(crate) fn ipv6(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     s.parse::<std::net::Ipv6Addr>().ok()?;
     let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
     let groups = s.split(':').filter(|g| !g.is_empty()).count();
-    (s == "::1" || (hex >= 4 && (groups >= 3 || s.contains("::")))).then_some(r)
+    // Code such as `dfa::DFA` or `DFA::DEAD` parses too: an address has a digit.
+    let digit = s.bytes().any(|b| b.is_ascii_digit());
+    (s == "::1" || (digit && hex >= 4 && (groups >= 3 || s.contains("::")))).then_some(r)
 }
 
 /// An e-mail address: sane local part, domain labels, an alphabetic TLD that is not an
@@ -475,7 +528,10 @@ pub(crate) fn phone_nanp(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 pub(crate) fn phone_national(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     let (n, seps) = phone_shape(s);
-    if !(10..=12).contains(&n) || !phone_bounds(text, &r) {
+    // Followed by one more group: a hex dump or an array (`04 00 00 00 00 00`).
+    let more = matches!(after(text, r.end), Some(b' ' | b'\t'))
+        && text.get(r.end + 1).is_some_and(u8::is_ascii_hexdigit);
+    if !(10..=12).contains(&n) || !phone_bounds(text, &r) || more {
         return None;
     }
     seps.windows(2).all(|w| w[0] == w[1]).then_some(r)
@@ -702,7 +758,9 @@ pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize
     let (min_len, min_entropy, min_classes) = if password { (8, 2.5, 3) } else { (16, 3.0, 2) };
     // Letters only: an identifier (`accessTokenValue`), not a random token, which has
     // digits or symbols.
-    let letters_only = v.iter().all(|&b| b.is_ascii_alphabetic() || b == b'_');
+    let letters_only = v
+        .iter()
+        .all(|&b| b.is_ascii_alphabetic() || b == b'_' || b == b'-');
     let start = r.start + i;
     (v.len() >= min_len
         && classes(v) >= min_classes
@@ -713,10 +771,20 @@ pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize
     .then_some(start..start + v.len())
 }
 
-/// Is the value a code expression rather than a literal: an identifier path followed by
-/// an index or a call, or a dotted path (`self.tokens[i]`, `config.api_key`,
-/// `request.form['password']`).
+/// Is the value code rather than a literal: an identifier path followed by an index or a
+/// call, or a dotted path (`self.tokens[i]`, `config.api_key`, `request.form['password']`),
+/// a type (`proc_macro::TokenStream`, `Mutex<Option<Token>>`), another key (`Host:`), an
+/// escaped string (`a\r\nb`), or a `snake_case` / `SCREAMING_CASE` identifier
+/// (`bpf_attr__bindgen_ty_20`, `IMAGE_REL_AMD64_TOKEN`).
 fn code_expression(v: &[u8]) -> bool {
+    if v.windows(2)
+        .any(|w| w == b"::" || (w[0] == b'\\' && matches!(w[1], b'r' | b'n' | b't' | b'x' | b'0')))
+        || v.contains(&b'<')
+        || v.ends_with(b":")
+        || matches!(v.first(), Some(b'&' | b'*' | b'[' | b'{' | b'}' | b'('))
+    {
+        return true;
+    }
     if !v
         .first()
         .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
@@ -733,6 +801,37 @@ fn code_expression(v: &[u8]) -> bool {
         });
     (rest.first().is_some_and(|&b| matches!(b, b'[' | b'(')) && head > 0)
         || (rest.is_empty() && dotted)
+        || identifier(v)
+        || camel_case(v)
+}
+
+/// A `CamelCase` name (`Chacha20Poly1305`, `X509RequestInheritOptions`): letters and
+/// digits only, every run of lower-case letters at least two long. Random tokens have
+/// single lower-case letters between the others.
+fn camel_case(v: &[u8]) -> bool {
+    if !v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
+        return false;
+    }
+    let mut runs = v
+        .split(|b| !b.is_ascii_lowercase())
+        .filter(|run| !run.is_empty())
+        .peekable();
+    runs.peek().is_some() && runs.all(|run| run.len() >= 2)
+}
+
+/// A `snake_case`, `SCREAMING_CASE` or `Snake_Case` identifier with at least one `_`: each
+/// segment all lower case, all upper case or capitalised (digits anywhere). A random token
+/// with `_` mixes cases inside its segments.
+fn identifier(v: &[u8]) -> bool {
+    v.contains(&b'_')
+        && v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+        && v.split(|&b| b == b'_').all(|seg| {
+            let lower = seg.iter().all(|b| !b.is_ascii_uppercase());
+            let upper = seg.iter().all(|b| !b.is_ascii_lowercase());
+            let capitalised = seg.first().is_some_and(u8::is_ascii_uppercase)
+                && seg[1..].iter().all(|b| !b.is_ascii_uppercase());
+            lower || upper || capitalised
+        })
 }
 
 /// Decode base64url (no padding), `None` on a bad character.
@@ -797,7 +896,23 @@ pub(crate) fn connection_string(text: &[u8], r: Range<usize>) -> Option<Range<us
     .then_some(r)
 }
 
-/// The whole candidate (private-key blocks, webhook URLs: the pattern is the check).
+/// A private-key block with a body: at least 32 base64 characters besides the BEGIN and
+/// END lines (a bare header in a regex or a placeholder block is not a key).
+pub(crate) fn private_key(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let s = &text[r.clone()];
+    let body: usize = s
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.starts_with(b"-----"))
+        .map(|line| {
+            line.iter()
+                .filter(|&&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+                .count()
+        })
+        .sum();
+    (body >= 32).then_some(r)
+}
+
+/// The whole candidate (webhook URLs: the pattern is the check).
 #[allow(clippy::unnecessary_wraps, reason = "the validator signature")]
 pub(crate) fn whole(_text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     Some(r)
