@@ -177,7 +177,7 @@ fn neighbour_number(text: &[u8], at: usize, forward: bool) -> Option<&[u8]> {
     let sep =
         |b: u8| b.is_ascii_whitespace() || matches!(b, b',' | b';' | b'(' | b')' | b'[' | b']');
     if forward {
-        let start = at + text[at..].iter().take(8).take_while(|&&b| sep(b)).count();
+        let start = at + text[at..].iter().take(32).take_while(|&&b| sep(b)).count();
         let len = text[start..]
             .iter()
             .take_while(|b| b.is_ascii_digit())
@@ -188,7 +188,7 @@ fn neighbour_number(text: &[u8], at: usize, forward: bool) -> Option<&[u8]> {
             - text[..at]
                 .iter()
                 .rev()
-                .take(8)
+                .take(32)
                 .take_while(|&&b| sep(b))
                 .count();
         let len = text[..end]
@@ -416,9 +416,16 @@ pub(crate) fn ipv6(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     s.parse::<std::net::Ipv6Addr>().ok()?;
     let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
     let groups = s.split(':').filter(|g| !g.is_empty()).count();
-    // Code such as `dfa::DFA` or `DFA::DEAD` parses too: an address has a digit.
+    // Code such as `dfa::DFA`, `DFA::DEAD` or `c::B50` parses too: an address has a
+    // digit, and its first group is not a one-letter module name.
     let digit = s.bytes().any(|b| b.is_ascii_digit());
-    (s == "::1" || (digit && hex >= 4 && (groups >= 3 || s.contains("::")))).then_some(r)
+    let first_group = s.split(':').next().map_or(0, str::len);
+    (s == "::1"
+        || (digit
+            && hex >= 4
+            && (groups >= 3 || s.contains("::"))
+            && (first_group == 0 || first_group >= 2)))
+        .then_some(r)
 }
 
 /// An e-mail address: sane local part, domain labels, an alphabetic TLD that is not an
