@@ -19,6 +19,12 @@
 //! candidate only. Overlaps are then resolved (see [`Detector::scan`]). A
 //! [`Detector`] is built once per policy and shared (`Send + Sync`).
 //!
+//! The meta regex uses its literal prefilter where the patterns allow one; since several
+//! detectors start with a digit or letter class, the lazy DFA is what skips most text.
+//! Speed (release build, one core of a loaded 2-core machine, per 32 KiB): prose 55 µs,
+//! code 55 µs, the corpus mix with 186 findings 0.35 ms, dense look-alike numbers and
+//! hashes 0.3 ms; 145 MB of real source files at about 190 MB/s.
+//!
 //! # What each detector finds, and what it cannot
 //!
 //! - **`email`** (`email`): `local@domain.tld` (letters of any script allowed) with an
@@ -31,12 +37,16 @@
 //!   (area and exchange codes 2-9) and trunk-`0` national forms with 10-12 digits and one
 //!   separator kind (`020 7946 0958`, `06 12 34 56 78`, `030 12345678`, `0171 1234567`).
 //!   Not: numbers written without any separator and without `+` (a plain digit run is
-//!   indistinguishable from an id), vanity numbers (`1-800-FLOWERS`), extensions, numbers
-//!   glued to a longer grouped number.
+//!   indistinguishable from an id), numbers without their area code (`555-0123`), the
+//!   `00` international prefix (`0044 20 ...`), vanity numbers (`1-800-FLOWERS`),
+//!   extensions, numbers glued to a longer grouped number or followed by one more group
+//!   (hex dumps, arrays).
 //! - **`payment_card`** (`luhn`): 13-19 digits, plain or in the issuers' 4-4-4-4(-3) /
 //!   4-6-5 groups with one separator kind, Luhn-valid, with a known issuer prefix and
-//!   length (Visa, Mastercard, Amex, Discover, JCB, Diners, Union Pay, Maestro). A random
-//!   16-digit number starting with 4 passes one time in ten: such ids are reported.
+//!   length (Visa, Mastercard, Amex, Discover, JCB, Diners, Union Pay, Maestro). Without
+//!   separators only 15 or 16 digits, and not inside a list of numbers that are not cards
+//!   (numeric tables). A random 16-digit number starting with 4 passes one time in ten:
+//!   such ids are reported.
 //! - **`iban`** (`iban`): a country code from the ISO 13616 registry, the country's exact
 //!   length, mod-97 == 1, compact or in groups of four, upper case. Not: lower-case IBANs,
 //!   national account numbers (BBAN without the country prefix).
@@ -72,7 +82,9 @@
 //!   (2.5 for passwords); references, identifiers and placeholders (`os.environ[...]`,
 //!   `get_token()`, `<your-token>`, `YOUR_API_KEY`) are excluded. Not: a high-entropy
 //!   string without key word or known prefix (an AWS secret key alone, a random password in
-//!   prose), short or dictionary-word passwords.
+//!   prose), passwords under 8 bytes or made of words (`Summer2024Vacation` reads as a
+//!   `CamelCase` name), values that look like code (`self.tokens[i]`, `Mutex<Token>`,
+//!   `snake_case_names`).
 //! - **`code`**: quotes of protected source files, see [`code`].
 //! - **custom categories**: keywords are whole-word and case-insensitive (ASCII case
 //!   folding, plus the lower, upper and capitalised forms for other scripts); at one
