@@ -42,7 +42,8 @@
 //! were found 56%, 91% and 98% of the time (real 5-line windows are often braces and short
 //! lines, under `MIN_TOKENS`), and 2.5%, 4.5% and 7.8% of 5-, 10- and 20-line windows of
 //! the other crates were reported, mostly code the crates share (serde derive internals,
-//! `AsyncRead`/`RngCore` method bodies, libc-style bindings).
+//! `AsyncRead`/`RngCore` method bodies, libc-style bindings). Indexing those 2,000 files
+//! took 0.44 s; scanning a 32 KiB prompt against them 0.37 ms (release build).
 
 use std::collections::HashMap;
 

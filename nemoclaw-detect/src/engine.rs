@@ -120,6 +120,7 @@ enum Check {
 }
 
 /// One pattern of the automaton.
+#[derive(Clone)]
 struct Spec {
     category: Category,
     kind: &'static str,
@@ -368,7 +369,10 @@ const BIRTH_WORDS: &[&str] = &[
     "nascido",
 ];
 
-/// The detectors of one policy: built once, shared (it is `Send + Sync`; clone an `Arc`).
+/// The detectors of one policy: built once, shared (it is `Send + Sync`; share it through
+/// an `Arc`, or clone it: the automata are reference-counted, each clone has its own
+/// search caches).
+#[derive(Clone)]
 pub struct Detector {
     /// All patterns, leftmost-first: the one pass over the text.
     regex: Regex,
