@@ -137,7 +137,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
     use validate as v;
     vec![
         (
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)",
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?:[A-Za-z0-9+/=\s]|(?:Proc-Type|DEK-Info|Comment|Version|Hash):[^\n]*)*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s]*)",
             Secret,
             "private_key",
             Validate(v::private_key),
@@ -963,6 +963,25 @@ mod tests {
         let f = d.scan(&format!("Authorization: {jwt}."));
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, "jwt");
+    }
+
+    #[test]
+    fn many_key_headers_scan_in_linear_time() {
+        // The key body excludes `-`: each header's search stops at the next header instead
+        // of running to the end of the text looking for an END line.
+        let d = Detector::builtin();
+        let text = "-----BEGIN RSA PRIVATE KEY-----\n".repeat(20_000);
+        let start = std::time::Instant::now();
+        assert!(d.scan(&text).is_empty());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        let pgp = "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\nlQOYBF0nL2wBCAC7u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n=ABCD\n-----END PGP PRIVATE KEY BLOCK-----";
+        let f = d.scan(pgp);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].start, f[0].end), (0, pgp.len()));
     }
 
     #[test]
