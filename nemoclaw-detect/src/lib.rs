@@ -23,7 +23,16 @@
 //! detectors start with a digit or letter class, the lazy DFA is what skips most text.
 //! Speed (release build, one core of a loaded 2-core machine, per 32 KiB): prose 55 µs,
 //! code 55 µs, the corpus mix with 186 findings 0.35 ms, dense look-alike numbers and
-//! hashes 0.3 ms; 145 MB of real source files at about 190 MB/s.
+//! hashes 0.3 ms; 145 MB of real source files at about 190 MB/s. Building a detector takes
+//! about 22 ms (35 ms with 5,000 keywords).
+//!
+//! Precision and recall are measured on a generated, labelled corpus (`tests/corpus.rs`:
+//! values in prose, code, JSON, logs and chat, and look-alikes that must not fire). As a
+//! development-time check the built-in detectors also ran over the 145 MB of Rust, C,
+//! TOML, Markdown and JSON sources of a cargo registry: what they still report there is
+//! almost only real-format values (authors' e-mail addresses, test IP addresses and
+//! connection-string test vectors, example phone numbers), plus a few Luhn-valid 16-digit
+//! test constants.
 //!
 //! # What each detector finds, and what it cannot
 //!
