@@ -6,7 +6,8 @@
 //!
 //! 1. **Normalise** a source into tokens: identifiers, numbers, single punctuation
 //!    characters. Whitespace (indentation, tabs, blank lines, trailing spaces) and comments
-//!    (`// ...`, `# ...`, `/* ... */`) are dropped, so a re-indented or re-wrapped quote
+//!    (`// ...`, `/* ... */`, and `# ...` when `#` is followed by a space, another `#` or the
+//!    end of the line: `#[derive]`, `#include` stay code) are dropped, so a re-indented or re-wrapped quote
 //!    gives the same tokens. Identifiers are kept as written: mapping them to a placeholder
 //!    would survive renames but makes unrelated code with the same shape collide (every
 //!    `for x in y:` loop, every getter), so a renamed identifier breaks only the k-grams
@@ -20,7 +21,7 @@
 //!    file's fingerprints, so a refresh is another `insert` with the new contents.
 //! 5. **Scan**: every k-gram of the prompt is looked up (not only its winnowed ones);
 //!    fingerprints held by many indexed files (boilerplate, licence headers: more than
-//!    [`COMMON_FILES`] files or one twentieth of them) are ignored. Hits of one file are
+//!    [`COMMON_FILES`] files or one in [`COMMON_FRACTION`] of them) are ignored. Hits of one file are
 //!    chained in order (the position in the file grows with the position in the prompt,
 //!    gaps of at most [`GAP`] tokens); a chain is a quote when it holds at least
 //!    [`MIN_HITS`] distinct fingerprints and spans at least [`MIN_TOKENS`] tokens of the
@@ -28,7 +29,21 @@
 //!
 //! What it cannot see: quotes shorter than about `MIN_TOKENS` tokens (a line or two),
 //! code rewritten token by token (every identifier renamed, translated to another
-//! language), and paraphrases.
+//! language), and paraphrases. What it reports beyond quotes: code that the protected
+//! files share with the outside world (the same trait method signatures, the same
+//! generated bindings, code copied between projects) is found in both, and a prompt
+//! holding such code is reported as quoting the protected file.
+//!
+//! Measured (`tests/code_quotes.rs`, generated Rust/Python/C, 36 files indexed): quotes of
+//! 5, 10 and 20 re-indented lines are found 97%, 100% and 100% of the time, none of 1,103
+//! unrelated windows and files is reported. On real code (a development-time check, not a
+//! test: 2,000 files of 94 crates from a cargo registry indexed, windows of files of 93
+//! other crates as the unrelated text), quotes of 5, 10 and 20 lines of the indexed files
+//! were found 56%, 91% and 98% of the time (real 5-line windows are often braces and short
+//! lines, under `MIN_TOKENS`), and 2.5%, 4.5% and 7.8% of 5-, 10- and 20-line windows of
+//! the other crates were reported, mostly code the crates share (serde derive internals,
+//! `AsyncRead`/`RngCore` method bodies, libc-style bindings). Indexing those 2,000 files
+//! took 0.44 s; scanning a 32 KiB prompt against them 0.37 ms (release build).
 
 use std::collections::HashMap;
 
@@ -44,9 +59,11 @@ pub const MIN_HITS: usize = 5;
 pub const MIN_TOKENS: usize = 24;
 /// Largest gap, in tokens, between two hits of one chain.
 pub const GAP: usize = 24;
-/// A fingerprint held by more files than this (or than one twentieth of the files) is
-/// boilerplate and ignored.
+/// A fingerprint held by more files than this (or than [`COMMON_FRACTION`]) is boilerplate
+/// and ignored.
 pub const COMMON_FILES: usize = 4;
+/// One in this many indexed files: see [`COMMON_FILES`].
+pub const COMMON_FRACTION: usize = 200;
 
 /// One token of normalised source: its hash, whether it carries content (identifier or
 /// number), and its byte range in the source.
@@ -86,7 +103,12 @@ fn tokenize(source: &str) -> Vec<Token> {
         }
         let next = bytes.get(i + 1).copied();
         // Comments.
-        if c == '#' || (c == '/' && next == Some(b'/')) {
+        // `#` starts a comment when followed by a space, another `#` or the end of the line
+        // (Python, shell, YAML); `#[...]`, `#![...]` (Rust attributes), `#include` (C) are code.
+        let hash_comment = c == '#'
+            && (next.is_none_or(|b| b.is_ascii_whitespace() || b == b'#')
+                || (next == Some(b'!') && bytes.get(i + 2) != Some(&b'[')));
+        if hash_comment || (c == '/' && next == Some(b'/')) {
             while chars.peek().is_some_and(|&(_, c)| c != '\n') {
                 chars.next();
             }
@@ -262,7 +284,7 @@ impl CodeIndex {
         }
         let tokens = tokenize(text);
         let hashes = kgrams(&tokens);
-        let common = COMMON_FILES.max(self.ids.len() / 20);
+        let common = COMMON_FILES.max(self.ids.len() / COMMON_FRACTION);
         // (file, text position, file position)
         let mut hits: Vec<(u32, u32, u32)> = Vec::new();
         let mut files_of = Vec::new();
@@ -407,6 +429,39 @@ fn parse_header(input: &[u8]) -> Result<Header, ParseError> {
         assert!(index.scan(&text).is_empty());
         index.remove("src/header.rs");
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn scan_never_panics_on_random_input() {
+        let mut index = CodeIndex::new();
+        index.insert("a.rs", SOURCE);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "let", " ", "magic", "(", ")", "?;", "\n", "/*", "*/", "//", "#", "é", "😀",
+            "read_u32", "0x1f",
+        ];
+        for _ in 0..500 {
+            let n = (next() % 300) as usize;
+            let text: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            for m in index.scan(&text) {
+                assert!(
+                    text.is_char_boundary(m.finding.start) && text.is_char_boundary(m.finding.end)
+                );
+            }
+            let bytes: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let _ = index.scan(&String::from_utf8_lossy(&bytes));
+            index.insert("random", &String::from_utf8_lossy(&bytes));
+        }
+        index.remove("random");
+        assert_eq!(index.len(), 1);
     }
 
     #[test]

@@ -9,14 +9,19 @@ use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind};
 use regex_automata::meta::{self, Regex};
-use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
+use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
+use serde::{Deserialize, Serialize};
 
 use crate::validate;
 use crate::{Category, Finding};
 
 /// The policy's own categories: keyword lists and patterns, by category name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// A name may also be a built-in category's (`secret`, `email` ...): its keywords and
+/// patterns then report that category, kind `keyword` or `pattern`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     /// custom category name -> keywords (whole-word, case-insensitive)
     pub keywords: BTreeMap<String, Vec<String>>,
@@ -90,6 +95,9 @@ impl std::error::Error for DetectorError {}
 
 /// Size limit of one compiled automaton (bytes of NFA).
 const NFA_SIZE_LIMIT: usize = 32 << 20;
+/// Lazy DFA cache per thread and automaton, in bytes: large enough that the states of
+/// all patterns stay built instead of being cleared and rebuilt on dense text.
+const HYBRID_CACHE: usize = 16 << 20;
 /// Longest keyword, in bytes.
 const MAX_KEYWORD_LEN: usize = 256;
 /// Most keywords over all categories.
@@ -112,6 +120,7 @@ enum Check {
 }
 
 /// One pattern of the automaton.
+#[derive(Clone)]
 struct Spec {
     category: Category,
     kind: &'static str,
@@ -128,7 +137,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
     use validate as v;
     vec![
         (
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*)",
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:(?:[A-Za-z0-9+/=\s]|(?:Proc-Type|DEK-Info|Comment|Version|Hash):[^\n]*)*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s]*)",
             Secret,
             "private_key",
             Validate(v::private_key),
@@ -173,7 +182,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             r"https://hooks\.slack\.com/services/[A-Za-z0-9_/-]{20,}",
             Secret,
             "slack_webhook",
-            Validate(v::private_key),
+            Validate(v::whole),
         ),
         (
             r"[rs]k_(?:live|test)_[A-Za-z0-9]{20,}",
@@ -236,13 +245,13 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::jwt),
         ),
         (
-            r#"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+|ftps?|sftp|smtps?|ldaps?|https?|clickhouse|cockroachdb|snowflake|neo4j(?:\+s)?|nats|kafka)://[^\s:/@"'<>]+:[^\s@"'<>]+@[A-Za-z0-9._-]+(?::[0-9]+)?"#,
+            r#"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|jdbc:[a-z]+|ftps?|sftp|smtps?|ldaps?|https?|clickhouse|cockroachdb|snowflake|neo4j(?:\+s)?|nats|kafka)://[^\s:/@"'<>]*:[^\s@"'<>/]+@[A-Za-z0-9._-]+(?::[0-9]+)?"#,
             Secret,
             "connection_string",
             Validate(v::connection_string),
         ),
         (
-            r#"(?i:(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|credentials?|private[_-]?key|client[_-]?secret|bearer)[A-Za-z0-9_-]{0,16})["']?(?:\s*(?::=|=>|[:=])\s*|\s+(?i:is|was)\s+|\s+)["'`]?[^\s"'`,;]{8,256}"#,
+            r#"(?i:(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?token|credentials?|private[_-]?key|client[_-]?secret|bearer|basic)[A-Za-z0-9_-]{0,16})["']?(?:\s*(?::=|=>|[:=])\s*|\s+(?i:is|was)\s+|\s+)["'`]?[^\s"'`,;]{8,256}"#,
             Secret,
             "generic_secret",
             Validate(v::generic_secret),
@@ -296,7 +305,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::phone_national),
         ),
         (
-            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)",
+            r"(?:^|[^\p{L}\p{N}._%+-])[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,24}",
             Email,
             "email",
             Validate(v::email),
@@ -308,7 +317,7 @@ fn builtin_patterns() -> Vec<(&'static str, Category, &'static str, Check)> {
             Validate(v::ipv4),
         ),
         (
-            r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6}",
+            r"(?:^|[^0-9A-Za-z_:.])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})",
             IpAddress,
             "ipv6",
             Validate(v::ipv6),
@@ -354,18 +363,16 @@ const BIRTH_WORDS: &[&str] = &[
     "née le",
     "fecha de nacimiento",
     "date de naissance",
+    "geburtsdatum",
+    "geb.",
+    "data di nascita",
+    "nascido",
 ];
 
-/// What an Aho-Corasick pattern stands for.
+/// The detectors of one policy: built once, shared (it is `Send + Sync`; share it through
+/// an `Arc`, or clone it: the automata are reference-counted, each clone has its own
+/// search caches).
 #[derive(Clone)]
-enum AcRole {
-    /// A birth context word.
-    Birth,
-    /// A custom keyword of this category.
-    Keyword(Category),
-}
-
-/// The detectors of one policy: built once, shared (it is `Send + Sync`; clone an `Arc`).
 pub struct Detector {
     /// All patterns, leftmost-first: the one pass over the text.
     regex: Regex,
@@ -374,19 +381,34 @@ pub struct Detector {
     which: Regex,
     /// Per pattern id.
     specs: Vec<Spec>,
-    /// Context words and keywords.
-    words: AhoCorasick,
-    /// Per Aho-Corasick pattern id.
-    roles: Vec<AcRole>,
+    /// Birth context words, looked up just before a date candidate.
+    birth: AhoCorasick,
+    /// The longest birth context word, in bytes.
+    birth_max_len: usize,
+    /// The policy's keywords, all categories in one automaton.
+    keywords: Option<AhoCorasick>,
+    /// Per keyword pattern id.
+    keyword_categories: Vec<Category>,
 }
 
 impl fmt::Debug for Detector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Detector")
             .field("patterns", &self.specs.len())
-            .field("words", &self.roles.len())
+            .field("keywords", &self.keyword_categories.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Where the search resumes after a validated match.
+#[derive(Clone, Copy)]
+enum Resume {
+    /// After the match: nothing inside a built-in finding is more specific than it.
+    After,
+    /// At the reported value (a generic secret's value may be a provider token).
+    Inside,
+    /// Just after the match's start: a policy pattern may cover a more specific finding.
+    Next,
 }
 
 /// A candidate finding before overlap resolution.
@@ -416,17 +438,58 @@ fn rank(category: &Category, kind: &str) -> u8 {
 }
 
 /// The meta regex builder with this crate's limits.
-fn build(patterns: &[&str], kind: MatchKind) -> Result<Regex, Box<meta::BuildError>> {
+fn build(patterns: &[Hir], kind: MatchKind) -> Result<Regex, Box<meta::BuildError>> {
     Regex::builder()
         .configure(
             Regex::config()
                 .match_kind(kind)
                 .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                .hybrid_cache_capacity(HYBRID_CACHE)
                 .which_captures(regex_automata::nfa::thompson::WhichCaptures::Implicit),
         )
-        .syntax(syntax::Config::new())
-        .build_many(patterns)
+        .build_many_from_hir(patterns)
         .map_err(Box::new)
+}
+
+/// Parse a pattern (the `regex` crate's syntax and defaults).
+fn parse(pattern: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())
+}
+
+/// The same expression with ASCII word boundaries instead of Unicode ones: the lazy DFA
+/// cannot run Unicode word boundaries on non-ASCII text and the whole automaton would fall
+/// back to a much slower engine (a thousand times slower on such text). A letter of another
+/// script next to an ASCII word then counts as a boundary.
+fn ascii_boundaries(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Class(class) => Hir::class(class),
+        HirKind::Look(look) => Hir::look(match look {
+            Look::WordUnicode => Look::WordAscii,
+            Look::WordUnicodeNegate => Look::WordAsciiNegate,
+            Look::WordStartUnicode => Look::WordStartAscii,
+            Look::WordEndUnicode => Look::WordEndAscii,
+            Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
+            Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+            other => other,
+        }),
+        HirKind::Repetition(rep) => Hir::repetition(Repetition {
+            sub: Box::new(ascii_boundaries(*rep.sub)),
+            ..rep
+        }),
+        HirKind::Capture(cap) => Hir::capture(Capture {
+            sub: Box::new(ascii_boundaries(*cap.sub)),
+            ..cap
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_boundaries).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.into_iter().map(ascii_boundaries).collect())
+        }
+    }
 }
 
 /// Is the char ending at `at` (or starting at `at`, with `forward`) a word character.
@@ -442,10 +505,13 @@ fn word_char_at(text: &str, at: usize, forward: bool) -> bool {
 impl Detector {
     /// The built-in detectors plus the policy's keyword lists and patterns.
     pub fn new(config: &DetectorConfig) -> Result<Detector, DetectorError> {
-        let mut pats: Vec<String> = Vec::new();
+        let mut pats: Vec<Hir> = Vec::new();
         let mut specs = Vec::new();
         for (p, category, kind, check) in builtin_patterns() {
-            pats.push(p.to_owned());
+            pats.push(parse(p).map_err(|reason| DetectorError::BadPattern {
+                category: category.name().to_owned(),
+                reason,
+            })?);
             specs.push(Spec {
                 category,
                 kind,
@@ -454,19 +520,17 @@ impl Detector {
         }
         for (name, pattern) in &config.patterns {
             let category = category_of(name)?;
-            let hir = regex_syntax::ParserBuilder::new()
-                .build()
-                .parse(pattern)
-                .map_err(|e| DetectorError::BadPattern {
-                    category: name.clone(),
-                    reason: e.to_string(),
-                })?;
+            let hir = parse(pattern).map_err(|reason| DetectorError::BadPattern {
+                category: name.clone(),
+                reason,
+            })?;
             if hir.properties().minimum_len().is_none_or(|n| n == 0) {
                 return Err(DetectorError::EmptyMatch {
                     category: name.clone(),
                 });
             }
-            build(&[pattern.as_str()], MatchKind::LeftmostFirst).map_err(|e| {
+            let hir = ascii_boundaries(hir);
+            build(std::slice::from_ref(&hir), MatchKind::LeftmostFirst).map_err(|e| {
                 if e.size_limit().is_some() {
                     DetectorError::TooLarge {
                         category: name.clone(),
@@ -479,28 +543,38 @@ impl Detector {
                     }
                 }
             })?;
-            pats.push(pattern.clone());
+            pats.push(hir);
             specs.push(Spec {
                 category,
                 kind: "pattern",
                 check: Check::Accept,
             });
         }
-        let refs: Vec<&str> = pats.iter().map(String::as_str).collect();
         let too_large = |e: Box<meta::BuildError>| DetectorError::TooLarge {
             category: "all categories".to_owned(),
             reason: e.to_string(),
         };
-        let regex = build(&refs, MatchKind::LeftmostFirst).map_err(too_large)?;
-        let which = build(&refs, MatchKind::All).map_err(too_large)?;
+        let regex = build(&pats, MatchKind::LeftmostFirst).map_err(too_large)?;
+        let which = build(&pats, MatchKind::All).map_err(too_large)?;
 
-        let (words, roles) = keyword_automaton(config)?;
+        let (keywords, keyword_categories) = keyword_automaton(config)?;
+        let birth = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(AcMatchKind::LeftmostLongest)
+            .build(BIRTH_WORDS)
+            .map_err(|e| DetectorError::TooLarge {
+                category: "date_of_birth".to_owned(),
+                reason: e.to_string(),
+            })?;
+        let birth_max_len = BIRTH_WORDS.iter().map(|w| w.len()).max().unwrap_or(0);
         Ok(Detector {
             regex,
             which,
             specs,
-            words,
-            roles,
+            birth,
+            birth_max_len,
+            keywords,
+            keyword_categories,
         })
     }
 
@@ -524,63 +598,42 @@ impl Detector {
     /// between findings of the same rank the longer one, then the earlier one.
     #[must_use]
     pub fn scan(&self, text: &str) -> Vec<Finding> {
-        let bytes = text.as_bytes();
         let mut candidates = Vec::new();
 
-        // Context words and keywords: one Aho-Corasick pass.
-        let mut birth_ends = Vec::new();
-        for m in self.words.find_overlapping_iter(text) {
-            let (s, e) = (m.start(), m.end());
-            if !text.is_char_boundary(s) || !text.is_char_boundary(e) {
-                continue;
-            }
-            match &self.roles[m.pattern().as_usize()] {
-                AcRole::Birth => {
-                    let left_ok = s == 0 || {
-                        let c = text[..s].chars().next_back();
-                        !c.is_some_and(char::is_alphanumeric)
-                    };
-                    if left_ok {
-                        birth_ends.push(e);
-                    }
+        // Keyword lists: one Aho-Corasick pass (when the policy has any).
+        if let Some(keywords) = &self.keywords {
+            for m in keywords.find_iter(text) {
+                let (s, e) = (m.start(), m.end());
+                if !text.is_char_boundary(s)
+                    || !text.is_char_boundary(e)
+                    || word_char_at(text, s, false)
+                    || word_char_at(text, e, true)
+                {
+                    continue;
                 }
-                AcRole::Keyword(category) => {
-                    if !word_char_at(text, s, false) && !word_char_at(text, e, true) {
-                        candidates.push(Candidate {
-                            rank: rank(category, "keyword"),
-                            finding: Finding {
-                                category: category.clone(),
-                                kind: "keyword".to_owned(),
-                                start: s,
-                                end: e,
-                            },
-                        });
-                    }
-                }
+                let category = &self.keyword_categories[m.pattern().as_usize()];
+                candidates.push(Candidate {
+                    rank: rank(category, "keyword"),
+                    finding: Finding {
+                        category: category.clone(),
+                        kind: "keyword".to_owned(),
+                        start: s,
+                        end: e,
+                    },
+                });
             }
         }
-        birth_ends.sort_unstable();
-        let birth_before = |start: usize| {
-            let i = birth_ends.partition_point(|&e| e <= start);
-            i > 0 && start - birth_ends[i - 1] <= BIRTH_CONTEXT_WINDOW
-        };
 
-        // Patterns: one pass of the multi-pattern automaton, resuming after each match's
-        // start so that overlapping candidates are all seen.
+        // Patterns: one pass of the multi-pattern automaton. After a failed candidate the
+        // search resumes just after its start; after a finding, see `Resume`.
         let mut pos = 0;
         let mut set = PatternSet::new(self.which.pattern_len());
         while pos < text.len() {
             let Some(m) = self.regex.search(&Input::new(text).span(pos..text.len())) else {
                 break;
             };
-            let ok = self.consider(
-                bytes,
-                m.pattern(),
-                m.range(),
-                &birth_before,
-                &mut candidates,
-            );
-            if !ok {
+            let found = self.consider(text, m.pattern(), m.range(), &mut candidates);
+            if found.is_none() {
                 // Other patterns matching at the same start, in priority order.
                 set.clear();
                 let at = Input::new(text)
@@ -595,13 +648,19 @@ impl Detector {
                         .span(m.start()..text.len())
                         .anchored(Anchored::Pattern(pid));
                     if let Some(m2) = self.regex.search(&at)
-                        && self.consider(bytes, pid, m2.range(), &birth_before, &mut candidates)
+                        && self
+                            .consider(text, pid, m2.range(), &mut candidates)
+                            .is_some()
                     {
                         break;
                     }
                 }
             }
-            pos = m.start() + 1;
+            pos = match found {
+                Some((_, Resume::After)) => m.end(),
+                Some((r, Resume::Inside)) => r.start.max(m.start() + 1),
+                Some((_, Resume::Next)) | None => m.start() + 1,
+            };
             while pos < text.len() && !text.is_char_boundary(pos) {
                 pos += 1;
             }
@@ -609,27 +668,28 @@ impl Detector {
         resolve(candidates)
     }
 
-    /// Validate one candidate; push it when it holds. Returns whether it did.
+    /// Validate one candidate; push it when it holds. Returns the reported range and where
+    /// the search resumes.
     fn consider(
         &self,
-        text: &[u8],
+        text: &str,
         pid: PatternID,
         r: Range<usize>,
-        birth_before: &dyn Fn(usize) -> bool,
         out: &mut Vec<Candidate>,
-    ) -> bool {
-        if r.is_empty() {
-            return false;
+    ) -> Option<(Range<usize>, Resume)> {
+        // A policy pattern with an ASCII `\B` could stop inside a character.
+        if r.is_empty() || !text.is_char_boundary(r.start) || !text.is_char_boundary(r.end) {
+            return None;
         }
+        let bytes = text.as_bytes();
         let spec = &self.specs[pid.as_usize()];
-        let found = match spec.check {
-            Check::Validate(f) => f(text, r),
-            Check::BirthDate => {
-                (validate::date(text, r.clone()) && birth_before(r.start)).then_some(r)
-            }
-            Check::Accept => Some(r),
+        let r = match spec.check {
+            Check::Validate(f) => f(bytes, r)?,
+            Check::BirthDate => (validate::date(bytes, r.clone())
+                && self.birth_before(text, r.start))
+            .then_some(r)?,
+            Check::Accept => r,
         };
-        let Some(r) = found else { return false };
         out.push(Candidate {
             rank: rank(&spec.category, spec.kind),
             finding: Finding {
@@ -639,18 +699,40 @@ impl Detector {
                 end: r.end,
             },
         });
-        true
+        let resume = match (&spec.category, spec.check) {
+            (_, Check::Accept) => Resume::Next,
+            (Category::Secret, _) if spec.kind == "generic_secret" => Resume::Inside,
+            _ => Resume::After,
+        };
+        Some((r, resume))
+    }
+
+    /// Does a birth context word (`born`, `date of birth`, `DOB` ...) end at most
+    /// [`BIRTH_CONTEXT_WINDOW`] bytes before `start`, with a word boundary before it.
+    fn birth_before(&self, text: &str, start: usize) -> bool {
+        let mut lo = start.saturating_sub(BIRTH_CONTEXT_WINDOW + self.birth_max_len);
+        while !text.is_char_boundary(lo) {
+            lo += 1;
+        }
+        self.birth.find_iter(&text[lo..start]).any(|m| {
+            let (s, e) = (lo + m.start(), lo + m.end());
+            start - e <= BIRTH_CONTEXT_WINDOW
+                && !text[..s]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric)
+        })
     }
 }
 
-/// The Aho-Corasick automaton over the birth context words and the custom keywords.
-fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole>), DetectorError> {
+/// The Aho-Corasick automaton over the custom keywords (none without keywords), and the
+/// category of each of its patterns.
+#[allow(clippy::type_complexity, reason = "private")]
+fn keyword_automaton(
+    config: &DetectorConfig,
+) -> Result<(Option<AhoCorasick>, Vec<Category>), DetectorError> {
     let mut words: Vec<String> = Vec::new();
     let mut roles = Vec::new();
-    for w in BIRTH_WORDS {
-        words.push((*w).to_owned());
-        roles.push(AcRole::Birth);
-    }
     for (name, keywords) in &config.keywords {
         let category = category_of(name)?;
         for k in keywords {
@@ -681,7 +763,7 @@ fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole
             variants.dedup();
             for v in variants {
                 words.push(v);
-                roles.push(AcRole::Keyword(category.clone()));
+                roles.push(category.clone());
             }
         }
         if words.len() > MAX_KEYWORDS {
@@ -691,15 +773,18 @@ fn keyword_automaton(config: &DetectorConfig) -> Result<(AhoCorasick, Vec<AcRole
             });
         }
     }
+    if words.is_empty() {
+        return Ok((None, roles));
+    }
     let words = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
-        .match_kind(AcMatchKind::Standard)
+        .match_kind(AcMatchKind::LeftmostLongest)
         .build(&words)
         .map_err(|e| DetectorError::TooLarge {
             category: "keywords".to_owned(),
             reason: e.to_string(),
         })?;
-    Ok((words, roles))
+    Ok((Some(words), roles))
 }
 
 /// A policy category name as a [`Category`].
@@ -814,16 +899,89 @@ mod tests {
     }
 
     #[test]
+    fn specific_kinds_win_and_alternatives_are_tried() {
+        let d = Detector::builtin();
+        // A provider token after a key word: the provider kind, not generic_secret.
+        let found = kinds(&d, "token: ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, "github_token");
+        // `01.02.1985` first matches the national phone pattern, which fails; the date
+        // pattern at the same position is then tried.
+        let found = kinds(&d, "DOB: 01.02.1985");
+        assert_eq!(
+            found,
+            vec![(
+                "date_of_birth".into(),
+                "date_of_birth".into(),
+                "01.02.1985".into()
+            )]
+        );
+        // A connection string contains an e-mail look-alike: only the secret is reported.
+        let found = kinds(&d, "url = mysql://root:Xk9vQ2pL7z@db.example.com:3306/app");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, "connection_string");
+    }
+
+    #[test]
+    fn non_ascii_text_keeps_char_boundaries() {
+        let d = Detector::builtin();
+        let text = "Größe 😀 – contact: jürgen.weiß@example.de oder łukasz@example.pl, tél +33 6 12 34 56 78 ✓";
+        for f in d.scan(text) {
+            assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+        }
+        let found = kinds(&d, text);
+        assert!(
+            found
+                .iter()
+                .any(|(c, _, v)| c == "phone" && v == "+33 6 12 34 56 78"),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(c, _, v)| c == "email" && v == "jürgen.weiß@example.de"),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(c, _, v)| c == "email" && v == "łukasz@example.pl"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn private_key_block_and_jwt() {
         let d = Detector::builtin();
-        let text = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc/+=\n-----END RSA PRIVATE KEY-----\ny";
+        let text = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nabc/+=\n-----END RSA PRIVATE KEY-----\ny";
+        // A bare header (in a regex, a doc) is not a key.
+        assert!(d.scan("r\"-----BEGIN PRIVATE KEY-----\"").is_empty());
         let f = d.scan(text);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(&text[f[0].start..f[0].end], &text[2..text.len() - 2]);
         let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
-        let f = d.scan(&format!("Authorization: {jwt}"));
+        let f = d.scan(&format!("Authorization: {jwt}."));
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, "jwt");
+    }
+
+    #[test]
+    fn many_key_headers_scan_in_linear_time() {
+        // The key body excludes `-`: each header's search stops at the next header instead
+        // of running to the end of the text looking for an END line.
+        let d = Detector::builtin();
+        let text = "-----BEGIN RSA PRIVATE KEY-----\n".repeat(20_000);
+        let start = std::time::Instant::now();
+        assert!(d.scan(&text).is_empty());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        let pgp = "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\nlQOYBF0nL2wBCAC7u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n=ABCD\n-----END PGP PRIVATE KEY BLOCK-----";
+        let f = d.scan(pgp);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].start, f[0].end), (0, pgp.len()));
     }
 
     #[test]
@@ -858,6 +1016,15 @@ mod tests {
             .insert("tickets".into(), r"INC-[0-9]{6}".into());
         let d = Detector::new(&config).expect("compiles");
         let text = "falcon and BLUE HERON, not falconry; INC-123456 émeraude";
+        // Word boundaries in policy patterns are ASCII ones (see `ascii_boundaries`).
+        let mut c = DetectorConfig::default();
+        c.patterns.insert("codes".into(), r"\bFalcon-\d+\b".into());
+        let d2 = Detector::new(&c).expect("compiles");
+        let found = kinds(&d2, "Größe: Falcon-12 und xFalcon-3, 東京Falcon-4");
+        assert_eq!(
+            found.iter().map(|f| f.2.as_str()).collect::<Vec<_>>(),
+            vec!["Falcon-12", "Falcon-4"]
+        );
         let found = kinds(&d, text);
         assert_eq!(
             found,

@@ -62,6 +62,19 @@ fn glued_group_before(text: &[u8], start: usize) -> bool {
     false
 }
 
+/// Patterns written `(?:^|[^X])X...` match their left boundary character too (a word
+/// boundary the lazy DFA can run on any text): the range without it. `member` tells the
+/// value's own characters (at the start of the text, the value starts there).
+fn after_boundary(text: &[u8], r: Range<usize>, member: fn(char) -> bool) -> Option<Range<usize>> {
+    // The candidate is valid UTF-8 (the pattern only matches whole characters).
+    let first = std::str::from_utf8(&text[r.clone()]).ok()?.chars().next()?;
+    if r.start == 0 && member(first) {
+        Some(r)
+    } else {
+        Some(r.start + first.len_utf8()..r.end)
+    }
+}
+
 /// Luhn checksum over digits.
 pub(crate) fn luhn(ds: &[u8]) -> bool {
     let mut sum = 0u32;
@@ -133,7 +146,58 @@ pub(crate) fn payment_card(text: &[u8], r: Range<usize>) -> Option<Range<usize>>
         }
     }
     let ds = digits(s);
-    (luhn(&ds) && card_issuer_ok(&ds) && ds.iter().any(|&d| d != ds[0])).then_some(r)
+    // Written without separators, a card has 15 or 16 digits; a 13- or 19-digit run is
+    // far more often a constant. A run in a list of numbers whose neighbour is not a card
+    // is data too (`(4951948911778577463, 1273147485209053803)`).
+    if seps.is_empty()
+        && (!(15..=16).contains(&ds.len())
+            || neighbour_number(text, r.start, false).is_some_and(|n| !plain_card(n))
+            || neighbour_number(text, r.end, true).is_some_and(|n| !plain_card(n)))
+    {
+        return None;
+    }
+    plain_card(&ds_to_ascii(&ds)).then_some(r)
+}
+
+/// Digits back to ASCII.
+fn ds_to_ascii(ds: &[u8]) -> Vec<u8> {
+    ds.iter().map(|d| d + b'0').collect()
+}
+
+/// A run of ASCII digits that is a valid card number (Luhn, issuer, not one repeated digit).
+fn plain_card(run: &[u8]) -> bool {
+    let ds = digits(run);
+    ds.len() == run.len() && luhn(&ds) && card_issuer_ok(&ds) && ds.iter().any(|&d| d != ds[0])
+}
+
+/// The neighbouring list element, when it is a number of ten or more digits: the digits
+/// after skipping spaces and one `,` / `;` / bracket (before `at` with `forward == false`,
+/// after it otherwise).
+fn neighbour_number(text: &[u8], at: usize, forward: bool) -> Option<&[u8]> {
+    let sep =
+        |b: u8| b.is_ascii_whitespace() || matches!(b, b',' | b';' | b'(' | b')' | b'[' | b']');
+    if forward {
+        let start = at + text[at..].iter().take(32).take_while(|&&b| sep(b)).count();
+        let len = text[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (start > at && len >= 10).then(|| &text[start..start + len])
+    } else {
+        let end = at
+            - text[..at]
+                .iter()
+                .rev()
+                .take(32)
+                .take_while(|&&b| sep(b))
+                .count();
+        let len = text[..end]
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (end < at && len >= 10).then(|| &text[end - len..end])
+    }
 }
 
 /// IBAN lengths per country (ISO 13616 registry).
@@ -296,7 +360,7 @@ pub(crate) fn us_ssn(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 }
 
 /// A dotted-quad IPv4 address: octets ≤ 255 without leading zeros, not part of a longer
-/// dotted number, not after a version word (`v`, `version`, `==`, `@` ...).
+/// dotted number, not after a version word (`v`, `version`, `==` ...).
 pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     for part in s.split(|&b| b == b'.') {
@@ -330,7 +394,7 @@ pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
         "python", "node", "go", "java",
     ];
     let raw = String::from_utf8_lossy(&text[lo..r.start]);
-    let symbols = ["==", ">=", "<=", "~=", "^", "~", "@", "!="];
+    let symbols = ["==", ">=", "<=", "~=", "^", "~", "!="];
     if version_words.contains(&last_word.as_str())
         || symbols.iter().any(|s| raw.trim_end().ends_with(s))
     {
@@ -342,6 +406,7 @@ pub(crate) fn ipv4(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 /// An IPv6 address: parses as one, with at least four hex digits or the loopback `::1`,
 /// not inside an identifier path.
 pub(crate) fn ipv6(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let r = after_boundary(text, r, |c| c.is_ascii_hexdigit() || c == ':')?;
     let s = std::str::from_utf8(&text[r.clone()]).ok()?;
     if before(text, r.start).is_some_and(|b| is_word_byte(b) || b == b':')
         || after(text, r.end).is_some_and(|b| is_word_byte(b) || b == b':' || b == b'(')
@@ -351,16 +416,25 @@ pub(crate) fn ipv6(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     s.parse::<std::net::Ipv6Addr>().ok()?;
     let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
     let groups = s.split(':').filter(|g| !g.is_empty()).count();
-    (s == "::1" || (hex >= 4 && (groups >= 3 || s.contains("::")))).then_some(r)
+    // Code such as `dfa::DFA`, `DFA::DEAD` or `c::B50` parses too: an address has a
+    // digit, and its first group is not a one-letter module name.
+    let digit = s.bytes().any(|b| b.is_ascii_digit());
+    let first_group = s.split(':').next().map_or(0, str::len);
+    (s == "::1"
+        || (digit
+            && hex >= 4
+            && (groups >= 3 || s.contains("::"))
+            && (first_group == 0 || first_group >= 2)))
+        .then_some(r)
 }
 
 /// An e-mail address: sane local part, domain labels, an alphabetic TLD that is not an
 /// image file extension (`icon@2x.png`).
 pub(crate) fn email(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let r = after_boundary(text, r, |c| c.is_alphanumeric() || "._%+-".contains(c))?;
     let s = &text[r.clone()];
     let at = s.iter().position(|&b| b == b'@')?;
     let (local, domain) = (&s[..at], &s[at + 1..]);
-    // Trim a sentence-final dot that the pattern cannot tell apart.
     if local.is_empty()
         || local[0] == b'.'
         || local[local.len() - 1] == b'.'
@@ -377,14 +451,22 @@ pub(crate) fn email(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     {
         return None;
     }
-    let tld = String::from_utf8_lossy(labels[labels.len() - 1]).to_ascii_lowercase();
+    let tld = String::from_utf8_lossy(labels[labels.len() - 1]).to_lowercase();
     let image = [
         "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff",
     ];
-    (tld.len() >= 2
-        && tld.bytes().all(|b| b.is_ascii_alphabetic())
-        && !image.contains(&tld.as_str()))
-    .then_some(r)
+    // The pattern cannot see a word character right after the TLD (`a@b.com_x`).
+    // Glued to a following word, or an SSH remote (`git@github.com:org/repo.git`).
+    let glued = after(text, r.end).is_some_and(is_word_byte)
+        || (after(text, r.end) == Some(b':')
+            && text
+                .get(r.end + 1)
+                .is_some_and(|&b| is_word_byte(b) || b == b'/'));
+    (tld.chars().count() >= 2
+        && tld.chars().all(char::is_alphabetic)
+        && !image.contains(&tld.as_str())
+        && !glued)
+        .then_some(r)
 }
 
 /// The separators of a phone candidate (non-digits), with the digit count.
@@ -453,7 +535,10 @@ pub(crate) fn phone_nanp(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 pub(crate) fn phone_national(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     let (n, seps) = phone_shape(s);
-    if !(10..=12).contains(&n) || !phone_bounds(text, &r) {
+    // Followed by one more group: a hex dump or an array (`04 00 00 00 00 00`).
+    let more = matches!(after(text, r.end), Some(b' ' | b'\t'))
+        && text.get(r.end + 1).is_some_and(u8::is_ascii_hexdigit);
+    if !(10..=12).contains(&n) || !phone_bounds(text, &r) || more {
         return None;
     }
     seps.windows(2).all(|w| w[0] == w[1]).then_some(r)
@@ -609,16 +694,6 @@ pub(crate) fn aws_key_id(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
         .then_some(r)
 }
 
-/// The value after a key word: `key = value`, `"key": "value"`, `key is value`. The
-/// candidate ends with the value; the value is the trailing run of non-separator bytes.
-fn trailing_value(s: &[u8]) -> usize {
-    s.iter()
-        .rposition(|&b| {
-            b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'=' | b':' | b'`' | b'>')
-        })
-        .map_or(0, |i| i + 1)
-}
-
 /// An AWS secret access key after its key word: 40 base64 characters, mixed classes.
 pub(crate) fn aws_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let v0 = r.end - 40;
@@ -634,8 +709,33 @@ pub(crate) fn aws_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
 /// entropy of at least 3 bits per byte (2.5 for passwords), not a placeholder or reference.
 pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
-    let v0 = trailing_value(s);
-    let mut v = &s[v0..];
+    // The key word (with its prefix-free suffix, `password_hash`, `apiKey`), then the
+    // separators (`=`, `:`, `:=`, `=>`, quotes, spaces, `is`, `was`), then the value.
+    let key_end = s
+        .iter()
+        .position(|&b| !token_byte(b, b"_-"))
+        .unwrap_or(s.len());
+    let mut i = key_end;
+    loop {
+        let before_skip = i;
+        while i < s.len()
+            && (s[i].is_ascii_whitespace()
+                || matches!(s[i], b'"' | b'\'' | b'`' | b':' | b'=' | b'>'))
+        {
+            i += 1;
+        }
+        for word in [&b"is"[..], b"was"] {
+            let end = i + word.len();
+            if end < s.len() && s[i..end].eq_ignore_ascii_case(word) && s[end].is_ascii_whitespace()
+            {
+                i = end;
+            }
+        }
+        if i == before_skip {
+            break;
+        }
+    }
+    let mut v = &s[i..];
     // Trailing punctuation of prose or code.
     while let Some((&last, rest)) = v.split_last() {
         if matches!(last, b'.' | b',' | b';' | b')' | b']' | b'}') {
@@ -644,15 +744,101 @@ pub(crate) fn generic_secret(text: &[u8], r: Range<usize>) -> Option<Range<usize
             break;
         }
     }
-    let key = String::from_utf8_lossy(&s[..v0]).to_ascii_lowercase();
+    let key = String::from_utf8_lossy(&s[..key_end]).to_ascii_lowercase();
     let password = key.contains("pass") || key.contains("pwd");
+    // A key about the secret rather than holding it (`password_reset_url`, `token_length`).
+    let about = [
+        "url", "uri", "link", "path", "file", "length", "len", "min", "max", "policy", "field",
+        "name", "type", "ttl", "expiry", "expires", "timeout", "count", "size", "id",
+    ];
+    if key
+        .split(['_', '-'])
+        .skip(1)
+        .any(|part| about.contains(&part))
+        || v.starts_with(b"/")
+        || v.starts_with(b"./")
+        || v.starts_with(b"../")
+        || v.windows(3).any(|w| w == b"://")
+    {
+        return None;
+    }
     let (min_len, min_entropy, min_classes) = if password { (8, 2.5, 3) } else { (16, 3.0, 2) };
-    let start = r.start + v0;
+    // Letters only: an identifier (`accessTokenValue`), not a random token, which has
+    // digits or symbols.
+    let letters_only = v
+        .iter()
+        .all(|&b| b.is_ascii_alphabetic() || b == b'_' || b == b'-');
+    let start = r.start + i;
     (v.len() >= min_len
         && classes(v) >= min_classes
         && entropy(v) >= min_entropy
-        && !placeholder(v))
+        && (password || !letters_only)
+        && !placeholder(v)
+        && !code_expression(v))
     .then_some(start..start + v.len())
+}
+
+/// Is the value code rather than a literal: an identifier path followed by an index or a
+/// call, or a dotted path (`self.tokens[i]`, `config.api_key`, `request.form['password']`),
+/// a type (`proc_macro::TokenStream`, `Mutex<Option<Token>>`), another key (`Host:`), an
+/// escaped string (`a\r\nb`), or a `snake_case` / `SCREAMING_CASE` identifier
+/// (`bpf_attr__bindgen_ty_20`, `IMAGE_REL_AMD64_TOKEN`).
+fn code_expression(v: &[u8]) -> bool {
+    if v.windows(2)
+        .any(|w| w == b"::" || (w[0] == b'\\' && matches!(w[1], b'r' | b'n' | b't' | b'x' | b'0')))
+        || v.contains(&b'<')
+        || v.ends_with(b":")
+        || matches!(v.first(), Some(b'&' | b'*' | b'[' | b'{' | b'}' | b'('))
+    {
+        return true;
+    }
+    if !v
+        .first()
+        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+    {
+        return false;
+    }
+    let head = v.iter().take_while(|&&b| token_byte(b, b"_.")).count();
+    let rest = &v[head..];
+    let path = &v[..head];
+    let dotted = path.contains(&b'.')
+        && path.split(|&b| b == b'.').all(|seg| {
+            seg.first()
+                .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_')
+        });
+    (rest.first().is_some_and(|&b| matches!(b, b'[' | b'(')) && head > 0)
+        || (rest.is_empty() && dotted)
+        || identifier(v)
+        || camel_case(v)
+}
+
+/// A `CamelCase` name (`Chacha20Poly1305`, `X509RequestInheritOptions`): letters and
+/// digits only, every run of lower-case letters at least two long. Random tokens have
+/// single lower-case letters between the others.
+fn camel_case(v: &[u8]) -> bool {
+    if !v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
+        return false;
+    }
+    let mut runs = v
+        .split(|b| !b.is_ascii_lowercase())
+        .filter(|run| !run.is_empty())
+        .peekable();
+    runs.peek().is_some() && runs.all(|run| run.len() >= 2)
+}
+
+/// A `snake_case`, `SCREAMING_CASE` or `Snake_Case` identifier with at least one `_`: each
+/// segment all lower case, all upper case or capitalised (digits anywhere). A random token
+/// with `_` mixes cases inside its segments.
+fn identifier(v: &[u8]) -> bool {
+    v.contains(&b'_')
+        && v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+        && v.split(|&b| b == b'_').all(|seg| {
+            let lower = seg.iter().all(|b| !b.is_ascii_uppercase());
+            let upper = seg.iter().all(|b| !b.is_ascii_lowercase());
+            let capitalised = seg.first().is_some_and(u8::is_ascii_uppercase)
+                && seg[1..].iter().all(|b| !b.is_ascii_uppercase());
+            lower || upper || capitalised
+        })
 }
 
 /// Decode base64url (no padding), `None` on a bad character.
@@ -683,6 +869,11 @@ fn base64url(s: &[u8]) -> Option<Vec<u8>> {
 /// A JWT: three base64url parts, the header decodes to a JSON object with `"alg"`.
 pub(crate) fn jwt(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
+    if before(text, r.start).is_some_and(|b| token_byte(b, b"_-"))
+        || after(text, r.end).is_some_and(|b| token_byte(b, b"_-"))
+    {
+        return None;
+    }
     let header = s.split(|&b| b == b'.').next()?;
     let decoded = base64url(header)?;
     let h = String::from_utf8_lossy(&decoded);
@@ -712,9 +903,25 @@ pub(crate) fn connection_string(text: &[u8], r: Range<usize>) -> Option<Range<us
     .then_some(r)
 }
 
-/// A private-key block: the whole block.
+/// A private-key block with a body: at least 32 base64 characters besides the BEGIN and
+/// END lines (a bare header in a regex or a placeholder block is not a key).
+pub(crate) fn private_key(text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+    let s = &text[r.clone()];
+    let body: usize = s
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.starts_with(b"-----"))
+        .map(|line| {
+            line.iter()
+                .filter(|&&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+                .count()
+        })
+        .sum();
+    (body >= 32).then_some(r)
+}
+
+/// The whole candidate (webhook URLs: the pattern is the check).
 #[allow(clippy::unnecessary_wraps, reason = "the validator signature")]
-pub(crate) fn private_key(_text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
+pub(crate) fn whole(_text: &[u8], r: Range<usize>) -> Option<Range<usize>> {
     Some(r)
 }
 

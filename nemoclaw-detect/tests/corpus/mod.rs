@@ -327,7 +327,7 @@ fn b64url(bytes: &[u8]) -> String {
 /// context (key word, variable name).
 fn secret(rng: &Rng) -> Sample {
     let s = Category::Secret;
-    match rng.below(22) {
+    match rng.below(25) {
         0 => embed(
             rng,
             s,
@@ -478,6 +478,26 @@ fn secret(rng: &Rng) -> Sample {
             let v = rng.chars(HEX, 40);
             embed_with_context(rng, s, "SECRET_TOKEN=", &v)
         }
+        22 => {
+            let user = rng.pick(FIRST);
+            let pass = rng.chars(ALNUM, 12);
+            let v = b64url(format!("{user}:{pass}").as_bytes())
+                .replace('-', "+")
+                .replace('_', "/");
+            embed_with_context(rng, s, "Authorization: Basic ", &format!("{v}=="))
+        }
+        23 => {
+            let v = format!(
+                "redis://:{}@cache-{}.internal:6379",
+                rng.chars(ALNUM, 20),
+                rng.digits(2)
+            );
+            embed(rng, s, &v, "REDIS_URL")
+        }
+        24 => {
+            let v = format!("{}==", rng.chars(B64, 30));
+            embed_with_context(rng, s, "\"refresh_token\": \"", &v)
+        }
         _ => embed(rng, s, &format!("ASIA{}", rng.chars(UPPER_NUM, 16)), "key"),
     }
 }
@@ -486,7 +506,7 @@ fn secret(rng: &Rng) -> Sample {
 pub fn positive(rng: &Rng, category: &Category) -> Sample {
     match category {
         Category::Email => {
-            let v = match rng.below(4) {
+            let v = match rng.below(5) {
                 0 => format!(
                     "{}.{}@{}",
                     rng.pick(FIRST),
@@ -502,13 +522,18 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
                 ),
                 2 => format!("{}{}@{}", rng.pick(FIRST), rng.digits(2), rng.pick(DOMAINS))
                     .to_uppercase(),
-                _ => format!("{}@{}", rng.pick(LAST), rng.pick(DOMAINS)),
+                3 => format!("{}@{}", rng.pick(LAST), rng.pick(DOMAINS)),
+                _ => format!(
+                    "{}@{}",
+                    rng.pick(&["jürgen.weiß", "łukasz", "zoë.brontë", "josé"]),
+                    rng.pick(DOMAINS)
+                ),
             };
             embed(rng, Category::Email, &v, "email")
         }
         Category::Phone => {
             let nanp = |rng: &Rng| (rng.range(201, 989), rng.range(200, 999), rng.digits(4));
-            let v = match rng.below(12) {
+            let v = match rng.below(15) {
                 0 => format!("+44 20 {} {}", rng.digits(4), rng.digits(4)),
                 1 => format!(
                     "+33 6 {} {} {} {}",
@@ -549,6 +574,15 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
                     rng.pick(&["171", "151", "30", "89"]),
                     rng.digits(7)
                 ),
+                11 => {
+                    let (a, e, s) = nanp(rng);
+                    format!("+1 ({a}) {e}-{s}")
+                }
+                12 => format!("+44 (0)20 {} {}", rng.digits(4), rng.digits(4)),
+                13 => {
+                    let (a, e, s) = nanp(rng);
+                    format!("+1{a}{e}{s}")
+                }
                 _ => format!("+{}{}", rng.pick(&["41", "31", "46", "39"]), rng.digits(9)),
             };
             embed(rng, Category::Phone, &v, "phone")
@@ -571,7 +605,7 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
         }
         Category::IpAddress => {
             let g = |rng: &Rng| format!("{}{}", rng.chars("123456789abcdef", 1), rng.chars(HEX, 3));
-            let v = match rng.below(5) {
+            let v = match rng.below(6) {
                 0 => format!("192.168.{}.{}", rng.range(0, 255), rng.range(1, 254)),
                 1 => format!(
                     "10.{}.{}.{}",
@@ -587,7 +621,21 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
                     rng.range(1, 254)
                 ),
                 3 => format!("2001:db8:{}::{}", g(rng), g(rng)),
-                _ => format!("fe80::{}:{}:{}:{}", g(rng), g(rng), g(rng), g(rng)),
+                4 => format!("fe80::{}:{}:{}:{}", g(rng), g(rng), g(rng), g(rng)),
+                _ => {
+                    // In a URL, a route, an ssh target: the address part.
+                    let ip = format!(
+                        "172.{}.{}.{}",
+                        rng.range(16, 31),
+                        rng.range(0, 255),
+                        rng.range(1, 254)
+                    );
+                    let head = rng.pick(&["curl http://", "route ", "allow from ", "ssh deploy@"]);
+                    let tail = rng.pick(&[":8080/health", "/24 via eth0", " only", " -p 22"]);
+                    let text = format!("{head}{ip}{tail}");
+                    let expected = vec![(Category::IpAddress, head.len(), head.len() + ip.len())];
+                    return Sample { text, expected };
+                }
             };
             let label = rng.pick(&["host", "server", "client ip", "peer"]);
             embed(rng, Category::IpAddress, &v, label)
@@ -609,9 +657,11 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
                 "December",
             ];
             let month = months[(m - 1) as usize];
-            let v = match rng.below(5) {
+            let v = match rng.below(7) {
                 0 => format!("{y}-{m:02}-{d:02}"),
                 1 => format!("{d:02}/{m:02}/{y}"),
+                5 => format!("{d:02}.{m:02}.{y}"),
+                6 => format!("{m}/{d}/{y}"),
                 2 => format!("{m:02}/{d:02}/{y}"),
                 3 => format!("{d} {month} {y}"),
                 _ => format!("{month} {d}, {y}"),
@@ -624,6 +674,8 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
                 "birthday: ",
                 "Patient (born ",
                 "date_of_birth=",
+                "Geburtsdatum: ",
+                "D.O.B. ",
             ]);
             embed_with_context(rng, Category::DateOfBirth, ctx, &v)
         }
@@ -638,7 +690,7 @@ pub fn positive(rng: &Rng, category: &Category) -> Sample {
 /// A look-alike that must not fire.
 pub fn negative(rng: &Rng) -> String {
     let w = |rng: &Rng| rng.pick(WORDS);
-    match rng.below(30) {
+    match rng.below(51) {
         0 => format!(
             "request id {}-{}-4{}-a{}-{}",
             rng.chars(HEX, 8),
@@ -764,6 +816,115 @@ pub fn negative(rng: &Rng) -> String {
             rng.chars(HEX, 2),
             rng.chars(HEX, 2)
         ),
+        29 => format!(
+            "tracking 1Z{}{} via UPS",
+            rng.chars(UPPER_NUM, 6),
+            rng.digits(10)
+        ),
+        30 => format!(
+            "Invoice INV-{}-{} due",
+            rng.range(2019, 2025),
+            rng.digits(6)
+        ),
+        31 => format!("call extension {} or room {}", rng.digits(4), rng.digits(3)),
+        32 => format!(
+            "reference {}{} in the ledger",
+            rng.range(7, 9),
+            rng.digits(15)
+        ),
+        33 => format!(
+            "at {}:{}:{} on {:02}/{:02}/{} the backup finished",
+            rng.range(10, 23),
+            rng.range(10, 59),
+            rng.range(10, 59),
+            rng.range(1, 28),
+            rng.range(1, 12),
+            rng.range(2000, 2025)
+        ),
+        34 => format!(
+            "between {} and {} the {} grew",
+            rng.range(1950, 1990),
+            rng.range(1991, 2020),
+            w(rng)
+        ),
+        35 => {
+            let header = b64url(b"{\"typ\":\"text\",\"v\":1}");
+            format!(
+                "cursor {header}.eyJ{}.{}",
+                rng.chars(B64URL, 20),
+                rng.chars(B64URL, 10)
+            )
+        }
+        36 => format!(
+            "DATABASE_URL=postgres://localhost:5432/{} and postgres://app@db/{}",
+            w(rng),
+            w(rng)
+        ),
+        37 => format!(
+            "see https://example.com/{}/{}?page={}",
+            w(rng),
+            w(rng),
+            rng.range(1, 99)
+        ),
+        38 => format!(
+            "token: null, secret: true, password_reset_link: /reset/{}",
+            rng.digits(4)
+        ),
+        39 => format!(
+            "const timeout = {}; let retries = {}; pi = 3.14159; e = 2.71828",
+            rng.range(1000, 60000),
+            rng.range(1, 9)
+        ),
+        40 => format!(
+            "bad ip {}.168.1.1 and 1.2.3 and Version: 2.0.0.{}",
+            rng.range(256, 999),
+            rng.range(1, 9)
+        ),
+        41 => format!(
+            "aws_secret_access_key = <redacted>; api_key=YOUR_API_KEY_HERE; token={}",
+            w(rng)
+        ),
+        42 => format!("sha1 {} md5 {}", rng.chars(HEX, 40), rng.chars(HEX, 32)),
+        43 => format!("blob {}", rng.chars(B64, 88)),
+        44 => format!(
+            "pip install requests=={}.{}.{}.{}",
+            rng.range(1, 3),
+            rng.range(0, 31),
+            rng.range(0, 9),
+            rng.range(0, 9)
+        ),
+        45 => format!(
+            "{} rows in {} ms, p99 {} ms, {} bytes",
+            rng.digits(7),
+            rng.range(1, 999),
+            rng.range(1, 999),
+            rng.digits(10)
+        ),
+        46 => format!(
+            "The {} {} at 3 Main Street, room 1204, floor 12",
+            w(rng),
+            w(rng)
+        ),
+        47 => format!("account number 4{} on file", rng.digits(15)),
+        48 => rng
+            .pick(&[
+                "token = self.tokens[idx]",
+                "api_key = config.api_key_value",
+                "secret = getSecretFromVault(name)",
+                "password = request.form['password']",
+                "accessToken = accessTokenValue;",
+                "const token = await fetchAuthToken(userId);",
+                "if password == confirm_password_input:",
+            ])
+            .to_owned(),
+        49 => rng
+            .pick(&[
+                "http://localhost:3000/api/users/@me",
+                "https://example.com:8443/path/to/page",
+                "git clone git@github.com:org/repo.git",
+                "ssh deploy@build-server -p 22",
+            ])
+            .to_owned(),
         _ => format!(
             "meeting on {} March {} about the {}",
             rng.range(1, 28),
