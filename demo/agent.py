@@ -58,7 +58,7 @@ def serve(addr):
 
 def ask_model(expected, what, prompt):
     """One chat completion through the router, with the agent's own (worthless) key."""
-    body = json.dumps({"model": "agent-default", "max_tokens": 16,
+    body = json.dumps({"model": "agent-default", "max_tokens": 12,
                        "messages": [{"role": "user", "content": prompt}]}).encode()
     request = urllib.request.Request(
         f"http://{ROUTER}/v1/chat/completions", data=body,

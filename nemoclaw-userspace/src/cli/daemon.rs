@@ -203,11 +203,17 @@ pub fn readable(v: &serde_json::Value) -> String {
         };
         return format!(
             "{time} {sandbox} INFERENCE {} {} {} {routed} status {} in {:.1} ms ({})",
-            if text(v, "decision") == "allowed" { "SERVED" } else { "REFUSED" },
+            if text(v, "decision") == "allowed" {
+                "SERVED"
+            } else {
+                "REFUSED"
+            },
             text(v, "method"),
             text(v, "path"),
             text(v, "status"),
-            v.get("latency_ms").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+            v.get("latency_ms")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0),
             text(v, "reason"),
         );
     }

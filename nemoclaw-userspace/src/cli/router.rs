@@ -62,7 +62,8 @@ pub fn router(args: &RouterArgs) -> anyhow::Result<i32> {
         .audit_log
         .as_deref()
         .map(|path| {
-            AuditOut::file(path).with_context(|| format!("opening the audit log {}", path.display()))
+            AuditOut::file(path)
+                .with_context(|| format!("opening the audit log {}", path.display()))
         })
         .transpose()?;
     drop_privileges(args.user.as_deref())?;
@@ -91,7 +92,12 @@ async fn serve(
         "nemoclaw router: listening on {} ({} backends: {})",
         listener.local_addr()?,
         config.backends.len(),
-        config.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+        config
+            .backends
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let router = Arc::new(Router {
         config,

@@ -178,7 +178,11 @@ fn operate(daemon: &Shared, request: Request, requester: &str) -> (Response, Opt
             known_sha256,
         } => {
             let d = lock(daemon);
-            match d.sandboxes.values().find(|s| s.state.cgroup_id == cgroup_id) {
+            match d
+                .sandboxes
+                .values()
+                .find(|s| s.state.cgroup_id == cgroup_id)
+            {
                 None => Response::NotASandbox,
                 Some(s) => Response::Inference {
                     sandbox: s.state.name.clone(),

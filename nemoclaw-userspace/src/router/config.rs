@@ -216,7 +216,11 @@ impl RouterConfig {
                     return Err(at("give `key_env` or `key_file`, not both".into()));
                 }
                 (Some(var), None) => Some(Secret(env(var).filter(|v| !v.is_empty()).ok_or_else(
-                    || at(format!("key_env: the environment variable `{var}` is not set")),
+                    || {
+                        at(format!(
+                            "key_env: the environment variable `{var}` is not set"
+                        ))
+                    },
                 )?)),
                 (None, Some(file)) => Some(Secret(read_key_file(file).map_err(at)?)),
                 (None, None) => None,
@@ -295,7 +299,10 @@ mod tests {
         let c = RouterConfig::parse(&text, Path::new("r.yaml"), &env).unwrap();
         assert_eq!(c.backends["local"].url, "http://127.0.0.1:8080/v1");
         assert!(c.backends["local"].local);
-        assert_eq!(c.backends["openai"].key.as_ref().unwrap().expose(), "sk-env");
+        assert_eq!(
+            c.backends["openai"].key.as_ref().unwrap().expose(),
+            "sk-env"
+        );
         assert_eq!(
             c.backends["anthropic"].key.as_ref().unwrap().expose(),
             "sk-file-key"

@@ -48,11 +48,11 @@ impl Decision {
         let mut by_category: BTreeMap<&Category, Found> = BTreeMap::new();
         for (field, finding) in findings {
             let found = by_category.entry(&finding.category).or_insert_with(|| {
-                let ruled = rules.action_for(&finding.category);
+                let set_by = rules.action_for(&finding.category);
                 Found {
                     category: finding.category.name().to_owned(),
-                    action: ruled.action,
-                    rule: ruled.rule.clone(),
+                    action: set_by.action,
+                    rule: set_by.rule.clone(),
                     count: 0,
                     places: Vec::new(),
                 }
@@ -77,7 +77,7 @@ impl Decision {
     }
 
     /// The categories that decided (those whose action is the decision's), for messages:
-    /// "category `secret` (aws_access_key_id) at /messages/0/content bytes 9..29, rule
+    /// "category `secret` (`aws_access_key_id`) at `/messages/0/content` bytes 9..29, rule
     /// policy.yaml:14".
     #[must_use]
     pub fn reason(&self) -> String {
@@ -174,10 +174,17 @@ mod tests {
         );
         let d = Decision::of(
             &rules(),
-            &[at(Category::Email, "email", 0), at(Category::Secret, "jwt", 3)],
+            &[
+                at(Category::Email, "email", 0),
+                at(Category::Secret, "jwt", 3),
+            ],
         );
         assert_eq!(d.action, Action::Block);
-        assert!(d.reason().starts_with("category `secret` (jwt)"), "{}", d.reason());
+        assert!(
+            d.reason().starts_with("category `secret` (jwt)"),
+            "{}",
+            d.reason()
+        );
     }
 
     #[test]
@@ -189,7 +196,9 @@ mod tests {
 
     #[test]
     fn places_are_capped_but_counted() {
-        let many: Vec<_> = (0..100).map(|i| at(Category::Email, "email", i * 20)).collect();
+        let many: Vec<_> = (0..100)
+            .map(|i| at(Category::Email, "email", i * 20))
+            .collect();
         let d = Decision::of(&rules(), &many);
         assert_eq!(d.found[0].count, 100);
         assert_eq!(d.found[0].places.len(), MAX_PLACES);

@@ -137,9 +137,7 @@ impl Directory {
     }
 
     fn default_or_unknown(&self) -> Lookup {
-        self.default
-            .clone()
-            .map_or(Lookup::Unknown, Lookup::Rules)
+        self.default.clone().map_or(Lookup::Unknown, Lookup::Rules)
     }
 
     fn forget(&self, cgroup_id: u64) {

@@ -127,7 +127,12 @@ mod tests {
         let o: serde_json::Value = serde_json::from_slice(&e.body(Api::Openai)).unwrap();
         assert_eq!(o["error"]["code"], "blocked_by_policy");
         assert_eq!(o["error"]["type"], "permission_error");
-        assert!(o["error"]["message"].as_str().unwrap().contains("category `secret`"));
+        assert!(
+            o["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("category `secret`")
+        );
         let a: serde_json::Value = serde_json::from_slice(&e.body(Api::Anthropic)).unwrap();
         assert_eq!(a["type"], "error");
         assert_eq!(a["error"]["type"], "permission_error");

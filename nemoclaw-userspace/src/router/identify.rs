@@ -14,6 +14,8 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const INET_DIAG_CGROUP_ID: u16 = 21;
 const NLMSG_ERROR: u16 = 2;
 const INET_DIAG_NOCOOKIE: u32 = !0;
+/// `struct inet_diag_msg`: 4 bytes, the sock id, then expires, rqueue, wqueue, uid, inode.
+const MSG_LEN: usize = 4 + size_of::<SockId>() + 20;
 
 /// `struct inet_diag_sockid`: ports and addresses in network byte order.
 #[repr(C)]
@@ -98,8 +100,8 @@ pub fn peer_socket(local: SocketAddr, peer: SocketAddr) -> io::Result<PeerSocket
         flags: libc::NLM_F_REQUEST as u16,
         seq: 1,
         pid: 0,
-        family: family as u8,
-        protocol: libc::IPPROTO_TCP as u8,
+        family: u8::try_from(family).unwrap_or(0),
+        protocol: u8::try_from(libc::IPPROTO_TCP).unwrap_or(0),
         ext: 0,
         pad: 0,
         states: !0,
@@ -154,10 +156,10 @@ fn parse_reply(reply: &[u8]) -> io::Result<PeerSocket> {
         return Err(io::Error::from_raw_os_error(-errno));
     }
     if kind != SOCK_DIAG_BY_FAMILY {
-        return Err(io::Error::other(format!("unexpected sock_diag reply type {kind}")));
+        return Err(io::Error::other(format!(
+            "unexpected sock_diag reply type {kind}"
+        )));
     }
-    // inet_diag_msg: 4 bytes, sockid (48), expires, rqueue, wqueue, uid, inode.
-    const MSG_LEN: usize = 4 + size_of::<SockId>() + 20;
     let uid = u32_at(message, 4 + size_of::<SockId>() + 12).ok_or_else(short)?;
     let mut at = MSG_LEN;
     while at + 4 <= message.len() {
@@ -187,7 +189,9 @@ mod tests {
     fn own_cgroup_id() -> u64 {
         let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let path = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-        std::fs::metadata(format!("/sys/fs/cgroup{path}")).unwrap().ino()
+        std::fs::metadata(format!("/sys/fs/cgroup{path}"))
+            .unwrap()
+            .ino()
     }
 
     #[test]
@@ -209,8 +213,11 @@ mod tests {
     #[test]
     fn a_connection_that_does_not_exist_is_not_found() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = peer_socket(listener.local_addr().unwrap(), "127.0.0.1:9".parse().unwrap())
-            .unwrap_err();
+        let err = peer_socket(
+            listener.local_addr().unwrap(),
+            "127.0.0.1:9".parse().unwrap(),
+        )
+        .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
     }
 }

@@ -106,8 +106,14 @@ impl Router {
         record: &mut InferenceRecord,
     ) -> Result<Reply, RouterError> {
         let socket = peer_socket(local, peer).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::ENOENT) {
+                " (the kernel's socket diagnostics know no such socket; a kernel without the \
+                 tcp_diag module answers so too)"
+            } else {
+                ""
+            };
             RouterError::Unidentified(format!(
-                "cannot tell which sandbox this connection comes from: {e}; refused"
+                "cannot tell which sandbox this connection comes from: {e}{hint}; refused"
             ))
         })?;
         record.cgroup = Some(socket.cgroup_id);
@@ -157,7 +163,10 @@ impl Router {
         record.backend = Some(backend.name.clone());
         let (body, model) = rewrite(parsed, choice)?;
         record.model = Some(model);
-        let upstream = self.upstream.send(backend, route, body, &head.headers).await?;
+        let upstream = self
+            .upstream
+            .send(backend, route, body, &head.headers)
+            .await?;
         record.first_byte_ms = started.elapsed().as_secs_f64() * 1e3;
         record.status = upstream.status().as_u16();
         record.decision = "allowed";
@@ -286,7 +295,10 @@ async fn scan(rules: &Arc<Rules>, request: &InferenceRequest) -> Result<Decision
 
 /// The body to send: the request with the chosen model (the masking stage will rewrite the
 /// text fields here too). Returns the bytes and the model asked for.
-fn rewrite(request: InferenceRequest, choice: &BackendChoice) -> Result<(Vec<u8>, String), RouterError> {
+fn rewrite(
+    request: InferenceRequest,
+    choice: &BackendChoice,
+) -> Result<(Vec<u8>, String), RouterError> {
     let mut body = request.body;
     let model = choice.model.clone().unwrap_or(request.model);
     if let Value::Object(map) = &mut body {
@@ -308,5 +320,7 @@ fn models(rules: &Rules) -> Vec<u8> {
         .into_iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
         .collect();
-    json!({"object": "list", "data": data}).to_string().into_bytes()
+    json!({"object": "list", "data": data})
+        .to_string()
+        .into_bytes()
 }

@@ -44,6 +44,7 @@ pub struct ReplyBody {
 pub struct Cut(String);
 
 impl ReplyBody {
+    #[must_use]
     pub fn new(inner: Incoming, streaming: bool, idle: Duration, finish: Finish) -> ReplyBody {
         ReplyBody {
             inner,
@@ -82,7 +83,9 @@ impl Body for ReplyBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.end(Ending::UpstreamCut);
-                Poll::Ready(Some(Err(Cut(format!("the backend's reply broke off: {e}")))))
+                Poll::Ready(Some(Err(Cut(format!(
+                    "the backend's reply broke off: {e}"
+                )))))
             }
             Poll::Ready(None) => {
                 this.end(Ending::Complete);

@@ -200,7 +200,11 @@ fn classify(e: &serde_json::Error) -> &'static str {
 
 /// Appends every string under `value` to `out`, and refuses inline binary content (images,
 /// audio, files given as data rather than as a URL): it cannot be scanned.
-fn collect(value: &Value, pointer: &mut String, out: &mut Vec<TextField>) -> Result<(), RouterError> {
+fn collect(
+    value: &Value,
+    pointer: &mut String,
+    out: &mut Vec<TextField>,
+) -> Result<(), RouterError> {
     match value {
         Value::String(s) => out.push(TextField {
             pointer: pointer.clone(),
@@ -256,8 +260,7 @@ fn carries_inline_data(map: &serde_json::Map<String, Value>) -> bool {
         }
     }
     map.iter().any(|(k, v)| {
-        matches!(k.as_str(), "data" | "file_data" | "input_audio")
-            || (k != "type" && inline(v))
+        matches!(k.as_str(), "data" | "file_data" | "input_audio") || (k != "type" && inline(v))
     })
 }
 
@@ -277,8 +280,14 @@ mod tests {
     #[test]
     fn routes_are_exactly_the_served_apis() {
         use hyper::Method;
-        assert_eq!(Route::of(&Method::POST, "/v1/chat/completions"), Some(Route::ChatCompletions));
-        assert_eq!(Route::of(&Method::POST, "/v1/messages/"), Some(Route::Messages));
+        assert_eq!(
+            Route::of(&Method::POST, "/v1/chat/completions"),
+            Some(Route::ChatCompletions)
+        );
+        assert_eq!(
+            Route::of(&Method::POST, "/v1/messages/"),
+            Some(Route::Messages)
+        );
         assert_eq!(Route::of(&Method::GET, "/v1/models"), Some(Route::Models));
         assert_eq!(Route::of(&Method::GET, "/v1/chat/completions"), None);
         assert_eq!(Route::of(&Method::POST, "/v1/completions"), None);
@@ -299,7 +308,12 @@ mod tests {
         )
         .unwrap();
         assert!(r.stream);
-        let find = |t: &str| r.texts.iter().find(|f| f.text == t).map(|f| f.pointer.clone());
+        let find = |t: &str| {
+            r.texts
+                .iter()
+                .find(|f| f.text == t)
+                .map(|f| f.pointer.clone())
+        };
         assert_eq!(find("part one").unwrap(), "/messages/0/content/0/text");
         assert_eq!(
             find("{\"q\":\"tool arg\"}").unwrap(),
@@ -317,13 +331,23 @@ mod tests {
         assert!(bad(Route::ChatCompletions, "{").contains("ends early"));
         assert!(bad(Route::ChatCompletions, "[]").contains("JSON object"));
         assert!(bad(Route::ChatCompletions, r#"{"messages":[{}]}"#).contains("`model` is missing"));
-        assert!(bad(Route::ChatCompletions, r#"{"model":"m","messages":[]}"#).contains("non-empty"));
+        assert!(
+            bad(Route::ChatCompletions, r#"{"model":"m","messages":[]}"#).contains("non-empty")
+        );
         assert!(bad(Route::Messages, r#"{"model":"m"}"#).contains("`messages` is missing"));
         assert!(bad(Route::Responses, r#"{"model":"m","input":3}"#).contains("`input`"));
-        assert!(bad(Route::Embeddings, r#"{"model":"m","input":[[1,2,3]]}"#).contains("token arrays"));
-        assert!(bad(Route::ChatCompletions, r#"{"model":"m","stream":"yes","messages":[{}]}"#)
-            .contains("`stream`"));
-        let e = InferenceRequest::parse(Route::ChatCompletions, b"{\"model\":\"\xff\"}").unwrap_err();
+        assert!(
+            bad(Route::Embeddings, r#"{"model":"m","input":[[1,2,3]]}"#).contains("token arrays")
+        );
+        assert!(
+            bad(
+                Route::ChatCompletions,
+                r#"{"model":"m","stream":"yes","messages":[{}]}"#
+            )
+            .contains("`stream`")
+        );
+        let e =
+            InferenceRequest::parse(Route::ChatCompletions, b"{\"model\":\"\xff\"}").unwrap_err();
         assert!(e.to_string().contains("not UTF-8"), "{e}");
     }
 
@@ -339,6 +363,10 @@ mod tests {
         let linked = r#"{"model":"m","messages":[{"role":"user","content":[
             {"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}"#;
         let r = parse(Route::ChatCompletions, linked).unwrap();
-        assert!(r.texts.iter().any(|t| t.text == "https://example.com/a.png"));
+        assert!(
+            r.texts
+                .iter()
+                .any(|t| t.text == "https://example.com/a.png")
+        );
     }
 }

@@ -209,7 +209,12 @@ mod tests {
         let pattern = format!("{}/**", core.display());
         let scanner = Scanner::new(&rules(vec![pattern])).unwrap();
         assert_eq!(scanner.code_files(), 1);
-        let quote: String = SOURCE.lines().take(10).map(|l| format!("  {l}\n")).collect();
+        let quote: String = SOURCE.lines().take(10).fold(String::new(), |mut q, l| {
+            q.push_str("  ");
+            q.push_str(l);
+            q.push('\n');
+            q
+        });
         let texts = |t: &str| {
             vec![TextField {
                 pointer: "/input".into(),
@@ -221,7 +226,9 @@ mod tests {
         scanner.refresh_code();
         let found = scanner.scan(&texts(&quote)).unwrap();
         assert!(
-            found.iter().any(|(_, f)| f.category == nemoclaw_detect::Category::Code),
+            found
+                .iter()
+                .any(|(_, f)| f.category == nemoclaw_detect::Category::Code),
             "{found:?}"
         );
         let found = scanner.scan(&texts("a note about Globex")).unwrap();
@@ -234,7 +241,10 @@ mod tests {
 
     #[test]
     fn walk_roots_stop_at_the_first_wildcard() {
-        assert_eq!(walk_root("/workspace/core/**"), PathBuf::from("/workspace/core"));
+        assert_eq!(
+            walk_root("/workspace/core/**"),
+            PathBuf::from("/workspace/core")
+        );
         assert_eq!(walk_root("**/*.rs"), PathBuf::from("/"));
     }
 }

@@ -52,7 +52,7 @@ impl Upstream {
             .enable_http1()
             .build();
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_mins(1))
             .build(https);
         Ok(Upstream { client, timeout })
     }
@@ -91,7 +91,10 @@ impl Upstream {
         if let Some(key) = &backend.key {
             let (name, value) = match backend.api {
                 Api::Openai => (header::AUTHORIZATION, format!("Bearer {}", key.expose())),
-                Api::Anthropic => (HeaderName::from_static("x-api-key"), key.expose().to_owned()),
+                Api::Anthropic => (
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_owned(),
+                ),
             };
             let mut value = HeaderValue::from_str(&value)
                 .map_err(|_| failed("its key is not a valid header value".into()))?;
@@ -110,6 +113,7 @@ impl Upstream {
 }
 
 /// The reply headers to pass to the caller.
+#[must_use]
 pub fn reply_headers(upstream: &HeaderMap) -> HeaderMap {
     upstream
         .iter()

@@ -66,10 +66,11 @@ impl UsageMeter {
 
     /// The reply ended: a non-streamed reply is read now.
     pub fn finish(&mut self) {
-        if !self.streaming && !self.overflow {
-            if let Ok(value) = serde_json::from_slice::<Value>(&self.pending) {
-                self.take(&value);
-            }
+        if !self.streaming
+            && !self.overflow
+            && let Ok(value) = serde_json::from_slice::<Value>(&self.pending)
+        {
+            self.take(&value);
         }
         self.pending = Vec::new();
     }
@@ -117,7 +118,13 @@ mod tests {
             m.feed(chunk);
         }
         m.finish();
-        assert_eq!(m.tokens, Tokens { prompt: Some(12), completion: Some(5) });
+        assert_eq!(
+            m.tokens,
+            Tokens {
+                prompt: Some(12),
+                completion: Some(5)
+            }
+        );
     }
 
     #[test]
@@ -130,7 +137,14 @@ mod tests {
             m.feed(&stream.as_bytes()[..split]);
             m.feed(&stream.as_bytes()[split..]);
             m.finish();
-            assert_eq!(m.tokens, Tokens { prompt: Some(25), completion: Some(15) }, "split {split}");
+            assert_eq!(
+                m.tokens,
+                Tokens {
+                    prompt: Some(25),
+                    completion: Some(15)
+                },
+                "split {split}"
+            );
         }
     }
 
@@ -138,6 +152,12 @@ mod tests {
     fn responses_api_completed_event() {
         let mut m = UsageMeter::new(true);
         m.feed(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}}\n\n");
-        assert_eq!(m.tokens, Tokens { prompt: Some(3), completion: Some(4) });
+        assert_eq!(
+            m.tokens,
+            Tokens {
+                prompt: Some(3),
+                completion: Some(4)
+            }
+        );
     }
 }

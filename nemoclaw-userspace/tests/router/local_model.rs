@@ -45,7 +45,14 @@ fn start_llama(port: u16) -> LlamaServer {
         .arg(port.to_string())
         .arg("--model")
         .arg(smollm2())
-        .args(["--model_alias", "smollm2", "--n_ctx", "2048", "--n_threads", "2"])
+        .args([
+            "--model_alias",
+            "smollm2",
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -102,13 +109,20 @@ fn a_real_local_model_serves_what_must_stay_local() {
     let results = s.agent(
         "llama",
         &policy,
-        &json!([ask(false), ask(true), chat(json!(format!("{long} {EMAIL}")), false)]),
+        &json!([
+            ask(false),
+            ask(true),
+            chat(json!(format!("{long} {EMAIL}")), false)
+        ]),
     );
     assert_eq!(results[0]["ok"], true, "{results:?}");
     assert_eq!(results[1]["ok"], true, "{results:?}");
     for r in &results[..2] {
         let text = r["text"].as_str().unwrap();
-        assert!(!text.is_empty() && !text.contains("stand-in"), "the local model answered: {r}");
+        assert!(
+            !text.is_empty() && !text.contains("stand-in"),
+            "the local model answered: {r}"
+        );
     }
     // More than the local model's context: its own error, never the cloud.
     assert_eq!(results[2]["ok"], false, "{results:?}");
@@ -117,6 +131,13 @@ fn a_real_local_model_serves_what_must_stay_local() {
     assert!(!contains(&s.cloud.received(), EMAIL));
     let records: Vec<Value> = s.inference_records();
     assert_eq!(records.len(), 3, "{records:#?}");
-    assert!(records.iter().all(|r| r["backend"] == "llama" && r["model"] == "smollm2"));
-    assert!(records[1]["tokens"]["completion"].as_u64().is_some() || records[0]["tokens"]["completion"].as_u64().is_some());
+    assert!(
+        records
+            .iter()
+            .all(|r| r["backend"] == "llama" && r["model"] == "smollm2")
+    );
+    assert!(
+        records[1]["tokens"]["completion"].as_u64().is_some()
+            || records[0]["tokens"]["completion"].as_u64().is_some()
+    );
 }

@@ -12,9 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::daemon::TestDaemon;
-use crate::support::router::{
-    Standin, TestRouter, client_script, free_port, router_python,
-};
+use crate::support::router::{Standin, TestRouter, client_script, free_port, router_python};
 use crate::support::{PYTHON, Scratch, connect_probe, root_or_skip};
 
 /// A GitHub token (category `secret`) and an e-mail address (category `email`).
@@ -166,12 +164,28 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
     let openai_plan = json!([
         call("openai", "models", json!({})),
         chat(json!("Say hello."), false),
-        call("openai", "chat", json!({"model": "gpt-test", "stream": true,
+        call(
+            "openai",
+            "chat",
+            json!({"model": "gpt-test", "stream": true,
             "stream_options": {"include_usage": true},
-            "messages": [{"role": "user", "content": "Say hello."}]})),
-        call("openai", "responses", json!({"model": "gpt-test", "input": "Say hello."})),
-        call("openai", "responses", json!({"model": "gpt-test", "input": "Say hello.", "stream": true})),
-        call("openai", "embeddings", json!({"model": "emb-test", "input": ["one", "two"]})),
+            "messages": [{"role": "user", "content": "Say hello."}]})
+        ),
+        call(
+            "openai",
+            "responses",
+            json!({"model": "gpt-test", "input": "Say hello."})
+        ),
+        call(
+            "openai",
+            "responses",
+            json!({"model": "gpt-test", "input": "Say hello.", "stream": true})
+        ),
+        call(
+            "openai",
+            "embeddings",
+            json!({"model": "emb-test", "input": ["one", "two"]})
+        ),
     ]);
     let results = s.agent(
         "agent",
@@ -181,15 +195,35 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["ok"], true, "call {i}: {r}");
     }
-    assert!(results[1]["text"].as_str().unwrap().contains("cloud stand-in"), "{results:?}");
-    assert!(results[2]["text"].as_str().unwrap().contains("cloud stand-in"), "{results:?}");
+    assert!(
+        results[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("cloud stand-in"),
+        "{results:?}"
+    );
+    assert!(
+        results[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("cloud stand-in"),
+        "{results:?}"
+    );
     assert_eq!(results[5]["text"], "2 embeddings of 16", "{results:?}");
 
     let anthropic_plan = json!([
-        call("anthropic", "messages", json!({"model": "claude-test", "max_tokens": 64,
-            "messages": [{"role": "user", "content": "Say hello."}]})),
-        call("anthropic", "messages", json!({"model": "claude-test", "max_tokens": 64, "stream": true,
-            "messages": [{"role": "user", "content": "Say hello."}]})),
+        call(
+            "anthropic",
+            "messages",
+            json!({"model": "claude-test", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Say hello."}]})
+        ),
+        call(
+            "anthropic",
+            "messages",
+            json!({"model": "claude-test", "max_tokens": 64, "stream": true,
+            "messages": [{"role": "user", "content": "Say hello."}]})
+        ),
     ]);
     let results = s.agent(
         "claude",
@@ -198,7 +232,10 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
     );
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["ok"], true, "call {i}: {r}");
-        assert!(r["text"].as_str().unwrap().contains("cloud stand-in"), "{r}");
+        assert!(
+            r["text"].as_str().unwrap().contains("cloud stand-in"),
+            "{r}"
+        );
     }
 
     // The cloud saw the host's keys, never the sandbox's; `models` never left the router.
@@ -214,7 +251,10 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
             assert!(h.get("x-api-key").is_none(), "{r}");
         }
     }
-    assert!(!contains(&s.cloud.received(), "sk-sandbox-key-must-not-leave"));
+    assert!(!contains(
+        &s.cloud.received(),
+        "sk-sandbox-key-must-not-leave"
+    ));
     assert!(s.local.requests().is_empty());
 
     // One audit record per call, naming the sandbox the kernel identified.
@@ -231,7 +271,10 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
         .find(|r| r["path"] == "/v1/chat/completions" && r["stream"] == true)
         .expect("streamed chat record");
     assert_eq!(streamed_chat["ending"], "complete", "{streamed_chat}");
-    assert!(streamed_chat["tokens"]["completion"].as_u64().is_some(), "{streamed_chat}");
+    assert!(
+        streamed_chat["tokens"]["completion"].as_u64().is_some(),
+        "{streamed_chat}"
+    );
     assert_eq!(streamed_chat["backend"], "cloud");
 }
 
@@ -239,28 +282,89 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
 fn shapes(value: &str) -> Vec<(&'static str, Value)> {
     let tool_args = json!({"query": value}).to_string();
     vec![
-        ("chat string", chat(json!(format!("Write to {value} please")), false)),
-        ("chat string streamed", chat(json!(format!("Write to {value} please")), true)),
-        ("chat parts", chat(json!([{"type": "text", "text": format!("note: {value}")}]), false)),
-        ("chat system", call("openai", "chat", json!({"model": "gpt-test", "messages": [
+        (
+            "chat string",
+            chat(json!(format!("Write to {value} please")), false),
+        ),
+        (
+            "chat string streamed",
+            chat(json!(format!("Write to {value} please")), true),
+        ),
+        (
+            "chat parts",
+            chat(
+                json!([{"type": "text", "text": format!("note: {value}")}]),
+                false,
+            ),
+        ),
+        (
+            "chat system",
+            call(
+                "openai",
+                "chat",
+                json!({"model": "gpt-test", "messages": [
             {"role": "system", "content": format!("Contact: {value}")},
-            {"role": "user", "content": "hi"}]}))),
-        ("chat tool call arguments", call("openai", "chat", json!({"model": "gpt-test", "messages": [
+            {"role": "user", "content": "hi"}]}),
+            ),
+        ),
+        (
+            "chat tool call arguments",
+            call(
+                "openai",
+                "chat",
+                json!({"model": "gpt-test", "messages": [
             {"role": "user", "content": "look it up"},
             {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
                 "function": {"name": "lookup", "arguments": tool_args}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "done"}]}))),
-        ("chat tool result streamed", call("openai", "chat", json!({"model": "gpt-test", "stream": true, "messages": [
+            {"role": "tool", "tool_call_id": "c1", "content": "done"}]}),
+            ),
+        ),
+        (
+            "chat tool result streamed",
+            call(
+                "openai",
+                "chat",
+                json!({"model": "gpt-test", "stream": true, "messages": [
             {"role": "user", "content": "look it up"},
             {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
                 "function": {"name": "lookup", "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": format!("found {value}")}]}))),
-        ("responses string", call("openai", "responses", json!({"model": "gpt-test", "input": format!("mail {value}")}))),
-        ("responses items streamed", call("openai", "responses", json!({"model": "gpt-test", "stream": true,
-            "input": [{"role": "user", "content": [{"type": "input_text", "text": format!("mail {value}")}]}]}))),
-        ("responses instructions", call("openai", "responses", json!({"model": "gpt-test",
-            "instructions": format!("sign as {value}"), "input": "hi"}))),
-        ("embeddings", call("openai", "embeddings", json!({"model": "emb", "input": ["a", format!("b {value}")]}))),
+            {"role": "tool", "tool_call_id": "c1", "content": format!("found {value}")}]}),
+            ),
+        ),
+        (
+            "responses string",
+            call(
+                "openai",
+                "responses",
+                json!({"model": "gpt-test", "input": format!("mail {value}")}),
+            ),
+        ),
+        (
+            "responses items streamed",
+            call(
+                "openai",
+                "responses",
+                json!({"model": "gpt-test", "stream": true,
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": format!("mail {value}")}]}]}),
+            ),
+        ),
+        (
+            "responses instructions",
+            call(
+                "openai",
+                "responses",
+                json!({"model": "gpt-test",
+            "instructions": format!("sign as {value}"), "input": "hi"}),
+            ),
+        ),
+        (
+            "embeddings",
+            call(
+                "openai",
+                "embeddings",
+                json!({"model": "emb", "input": ["a", format!("b {value}")]}),
+            ),
+        ),
     ]
 }
 
@@ -273,22 +377,58 @@ fn anthropic_shapes(value: &str) -> Vec<(&'static str, Value)> {
         call("anthropic", "messages", kwargs)
     };
     vec![
-        ("messages string", m(json!({"messages": [{"role": "user", "content": format!("to {value}")}]}), false)),
-        ("messages streamed", m(json!({"messages": [{"role": "user", "content": format!("to {value}")}]}), true)),
-        ("messages system", m(json!({"system": format!("owner {value}"),
-            "messages": [{"role": "user", "content": "hi"}]}), false)),
-        ("messages blocks", m(json!({"messages": [{"role": "user", "content": [
-            {"type": "text", "text": format!("to {value}")}]}]}), true)),
-        ("messages tool_use input", m(json!({"messages": [
+        (
+            "messages string",
+            m(
+                json!({"messages": [{"role": "user", "content": format!("to {value}")}]}),
+                false,
+            ),
+        ),
+        (
+            "messages streamed",
+            m(
+                json!({"messages": [{"role": "user", "content": format!("to {value}")}]}),
+                true,
+            ),
+        ),
+        (
+            "messages system",
+            m(
+                json!({"system": format!("owner {value}"),
+            "messages": [{"role": "user", "content": "hi"}]}),
+                false,
+            ),
+        ),
+        (
+            "messages blocks",
+            m(
+                json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": format!("to {value}")}]}]}),
+                true,
+            ),
+        ),
+        (
+            "messages tool_use input",
+            m(
+                json!({"messages": [
             {"role": "user", "content": "look"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup",
                 "input": {"who": value}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]}), false)),
-        ("messages tool_result", m(json!({"messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]}),
+                false,
+            ),
+        ),
+        (
+            "messages tool_result",
+            m(
+                json!({"messages": [
             {"role": "user", "content": "look"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                "content": [{"type": "text", "text": format!("got {value}")}]}]}]}), true)),
+                "content": [{"type": "text", "text": format!("got {value}")}]}]}]}),
+                true,
+            ),
+        ),
     ]
 }
 
@@ -308,7 +448,10 @@ fn local_and_block_categories_never_reach_the_cloud_in_any_shape() {
     for ((what, _), r) in email.iter().zip(&results) {
         assert_eq!(r["ok"], true, "{what}: {r}");
         let text = r["text"].as_str().unwrap();
-        assert!(text.contains("stand-in") || text.contains("embeddings"), "{what}: {r}");
+        assert!(
+            text.contains("stand-in") || text.contains("embeddings"),
+            "{what}: {r}"
+        );
     }
     assert_eq!(s.local.requests().len(), email.len(), "all served locally");
     let secret = shapes(SECRET);
@@ -319,7 +462,10 @@ fn local_and_block_categories_never_reach_the_cloud_in_any_shape() {
         assert_eq!(r["status"], 403, "{what}: {r}");
         let message = r["error"].as_str().unwrap();
         assert!(message.contains("category `secret`"), "{what}: {message}");
-        assert!(!message.contains(SECRET), "{what}: the value is never echoed");
+        assert!(
+            !message.contains(SECRET),
+            "{what}: the value is never echoed"
+        );
     }
 
     // Anthropic requests: blocked the same way; a local category cannot be served by the
@@ -335,22 +481,37 @@ fn local_and_block_categories_never_reach_the_cloud_in_any_shape() {
     }
 
     let cloud = s.cloud.received();
-    assert!(!contains(&cloud, EMAIL), "an e-mail address reached the cloud");
+    assert!(
+        !contains(&cloud, EMAIL),
+        "an e-mail address reached the cloud"
+    );
     assert!(!contains(&cloud, SECRET), "a secret reached the cloud");
     assert!(s.cloud.requests().is_empty(), "{:?}", s.cloud.requests());
-    assert!(!contains(&s.local.received(), SECRET), "blocked means nowhere");
+    assert!(
+        !contains(&s.local.received(), SECRET),
+        "blocked means nowhere"
+    );
 
     let records = s.inference_records();
-    let blocked: Vec<&Value> = records.iter().filter(|r| r["error"] == "blocked_by_policy").collect();
+    let blocked: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["error"] == "blocked_by_policy")
+        .collect();
     assert_eq!(blocked.len(), secret.len() + 6, "{records:#?}");
     for r in &blocked {
         assert_eq!(r["found"][0]["category"], "secret", "{r}");
-        assert!(r["found"][0]["rule"].as_str().unwrap().contains(".yaml:"), "{r}");
+        assert!(
+            r["found"][0]["rule"].as_str().unwrap().contains(".yaml:"),
+            "{r}"
+        );
     }
     let local: Vec<&Value> = records.iter().filter(|r| r["backend"] == "local").collect();
     assert_eq!(local.len(), email.len(), "{records:#?}");
     let log = std::fs::read_to_string(&s.daemon.audit).unwrap();
-    assert!(!log.contains(SECRET) && !log.contains(EMAIL), "no value in the audit trail");
+    assert!(
+        !log.contains(SECRET) && !log.contains(EMAIL),
+        "no value in the audit trail"
+    );
 }
 
 /// Sends raw bytes to `addr`, returns (status, body) of the answer (or status 0 when the
@@ -405,38 +566,123 @@ fn bad_input_gets_a_clear_error_and_nothing_leaves() {
     let router = TestRouter::start(
         &scratch,
         listen,
-        &router_config(&cloud, &local, "max_body_bytes: 4096\nheader_timeout_secs: 1\n"),
-        &["--no-daemon", "--default-policy", &policy, "--audit-log", &audit_arg],
+        &router_config(
+            &cloud,
+            &local,
+            "max_body_bytes: 4096\nheader_timeout_secs: 1\n",
+        ),
+        &[
+            "--no-daemon",
+            "--default-policy",
+            &policy,
+            "--audit-log",
+            &audit_arg,
+        ],
     );
     let a = router.addr;
     let chat_ok = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("malformed JSON", post("/v1/chat/completions", "application/json", b"{\"model\":"), 400, "not valid JSON"),
-        ("wrong content type", post("/v1/chat/completions", "text/plain", chat_ok), 415, "application/json"),
-        ("invalid UTF-8", post("/v1/chat/completions", "application/json", b"{\"model\":\"\xff\xfe\"}"), 400, "not UTF-8"),
-        ("oversized body", post("/v1/chat/completions", "application/json", &vec![b' '; 5000]), 413, "limit of 4096"),
-        ("unknown path", post("/v1/completions", "application/json", chat_ok), 404, "not served"),
-        ("wrong method", b"GET /v1/chat/completions HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(), 404, "not served"),
-        ("unknown shape", post("/v1/chat/completions", "application/json", br#"{"model":"m","prompt":"x"}"#), 400, "`messages` is missing"),
-        ("token arrays", post("/v1/embeddings", "application/json", br#"{"model":"m","input":[[1,2]]}"#), 400, "token arrays"),
-        ("secret", post("/v1/chat/completions", "application/json",
-            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"key {SECRET}"}}]}}"#).as_bytes()), 403, "category `secret`"),
+        (
+            "malformed JSON",
+            post("/v1/chat/completions", "application/json", b"{\"model\":"),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "wrong content type",
+            post("/v1/chat/completions", "text/plain", chat_ok),
+            415,
+            "application/json",
+        ),
+        (
+            "invalid UTF-8",
+            post(
+                "/v1/chat/completions",
+                "application/json",
+                b"{\"model\":\"\xff\xfe\"}",
+            ),
+            400,
+            "not UTF-8",
+        ),
+        (
+            "oversized body",
+            post(
+                "/v1/chat/completions",
+                "application/json",
+                &vec![b' '; 5000],
+            ),
+            413,
+            "limit of 4096",
+        ),
+        (
+            "unknown path",
+            post("/v1/completions", "application/json", chat_ok),
+            404,
+            "not served",
+        ),
+        (
+            "wrong method",
+            b"GET /v1/chat/completions HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(),
+            404,
+            "not served",
+        ),
+        (
+            "unknown shape",
+            post(
+                "/v1/chat/completions",
+                "application/json",
+                br#"{"model":"m","prompt":"x"}"#,
+            ),
+            400,
+            "`messages` is missing",
+        ),
+        (
+            "token arrays",
+            post(
+                "/v1/embeddings",
+                "application/json",
+                br#"{"model":"m","input":[[1,2]]}"#,
+            ),
+            400,
+            "token arrays",
+        ),
+        (
+            "secret",
+            post(
+                "/v1/chat/completions",
+                "application/json",
+                format!(
+                    r#"{{"model":"m","messages":[{{"role":"user","content":"key {SECRET}"}}]}}"#
+                )
+                .as_bytes(),
+            ),
+            403,
+            "category `secret`",
+        ),
     ];
     for (what, request, status, says) in &cases {
         let (got, body) = http(a, request);
         assert_eq!(got, *status, "{what}: {body}");
         assert!(body.contains(says), "{what}: {body}");
         let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        assert!(error["error"]["message"].is_string(), "{what}: OpenAI error shape: {body}");
+        assert!(
+            error["error"]["message"].is_string(),
+            "{what}: OpenAI error shape: {body}"
+        );
     }
     // A client that never finishes its request head is cut off.
     let mut slow = TcpStream::connect(a).unwrap();
-    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\n").unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut rest = Vec::new();
     let started = std::time::Instant::now();
     let _ = slow.read_to_end(&mut rest);
-    assert!(started.elapsed() < Duration::from_secs(8), "slow client held on");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "slow client held on"
+    );
     // A body that stops half-way is not forwarded.
     let mut cut = TcpStream::connect(a).unwrap();
     cut.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"model\":\"m\",").unwrap();
@@ -449,7 +695,10 @@ fn bad_input_gets_a_clear_error_and_nothing_leaves() {
     let text = std::fs::read_to_string(&audit).unwrap();
     nemoclaw::audit::chain::verify(&text, None).expect("chain holds");
     assert!(!text.contains(SECRET));
-    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(records.len() >= cases.len(), "{records:#?}");
     for r in &records {
         assert_eq!(r["decision"], "denied", "{r}");
@@ -464,7 +713,10 @@ fn clients_outside_every_sandbox_are_refused_without_a_default_policy() {
     }
     let s = Setup::start("router-unknown", "", &[]);
     let chat = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-    let (status, body) = http(s.router.addr, &post("/v1/chat/completions", "application/json", chat));
+    let (status, body) = http(
+        s.router.addr,
+        &post("/v1/chat/completions", "application/json", chat),
+    );
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("no NemoClaw sandbox"), "{body}");
     assert!(s.cloud.requests().is_empty());
@@ -489,32 +741,56 @@ fn upstream_failures_are_reported_never_retried_elsewhere() {
         &scratch,
         listen,
         &router_config(&cloud, &local, ""),
-        &["--no-daemon", "--default-policy", &policy, "--audit-log", &audit_arg],
+        &[
+            "--no-daemon",
+            "--default-policy",
+            &policy,
+            "--audit-log",
+            &audit_arg,
+        ],
     );
     let ask = |model: &str, stream: bool| {
         let body = format!(
             r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
         );
-        http(router.addr, &post("/v1/chat/completions", "application/json", body.as_bytes()))
+        http(
+            router.addr,
+            &post("/v1/chat/completions", "application/json", body.as_bytes()),
+        )
     };
     let (status, body) = ask("fault-hang", false);
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("did not answer within 3 s"), "{body}");
     let (status, body) = ask("fault-500", false);
-    assert_eq!(status, 500, "the backend's own error passes through: {body}");
+    assert_eq!(
+        status, 500,
+        "the backend's own error passes through: {body}"
+    );
     let (status, body) = ask("fault-cut", true);
     assert_eq!(status, 200, "{body}");
-    assert!(!body.contains("[DONE]"), "a cut stream never looks complete: {body}");
+    assert!(
+        !body.contains("[DONE]"),
+        "a cut stream never looks complete: {body}"
+    );
     // An unreachable backend: the local one after its server is gone.
     drop(local);
     let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"to {EMAIL}"}}]}}"#);
-    let (status, text) = http(router.addr, &post("/v1/chat/completions", "application/json", body.as_bytes()));
+    let (status, text) = http(
+        router.addr,
+        &post("/v1/chat/completions", "application/json", body.as_bytes()),
+    );
     assert_eq!(status, 502, "{text}");
     assert!(text.contains("the local backend failed"), "{text}");
-    assert!(!contains(&cloud.received(), EMAIL), "no fall-through to the cloud");
+    assert!(
+        !contains(&cloud.received(), EMAIL),
+        "no fall-through to the cloud"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let text = std::fs::read_to_string(&audit).unwrap();
-    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(
         records.iter().any(|r| r["ending"] == "upstream_cut"),
         "{records:#?}"
@@ -531,18 +807,29 @@ fn the_kernel_lets_the_sandbox_reach_the_router_and_no_model_endpoint() {
     let policy = inference_policy(s.router.addr, "cloud", CATEGORIES);
     let file = s.scratch.path("k.yaml");
     std::fs::write(&file, &policy).unwrap();
-    for (port, expect) in [(s.router.addr.port(), "OK"), (s.cloud.addr.port(), "ERR EPERM")] {
+    for (port, expect) in [
+        (s.router.addr.port(), "OK"),
+        (s.cloud.addr.port(), "ERR EPERM"),
+    ] {
         let out = s
             .daemon
             .run_background(
                 &format!("k{port}"),
                 &file,
                 "nobody",
-                &[PYTHON, "-c", &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", port)],
+                &[
+                    PYTHON,
+                    "-c",
+                    &connect_probe("AF_INET", "SOCK_STREAM", "127.0.0.1", port),
+                ],
             )
             .wait_with_output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expect, "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expect,
+            "{out:?}"
+        );
     }
     let denials: Vec<Value> = s
         .daemon
@@ -570,7 +857,11 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
     std::fs::write(&file, &allow_all).unwrap();
     // A long-lived agent: one call, wait for the policy change, another call.
     let plan = s.scratch.path("live-plan.json");
-    std::fs::write(&plan, json!([chat(json!(format!("to {EMAIL}")), false)]).to_string()).unwrap();
+    std::fs::write(
+        &plan,
+        json!([chat(json!(format!("to {EMAIL}")), false)]).to_string(),
+    )
+    .unwrap();
     let script = format!(
         "import subprocess,sys,time\n\
          run=lambda: subprocess.run([sys.argv[1],sys.argv[2],sys.argv[3],sys.argv[4]],capture_output=True,text=True).stdout\n\
@@ -597,7 +888,11 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
     s.daemon.apply(
         "live",
         &file,
-        &inference_policy(s.router.addr, "cloud", "    secret: block\n    email: block\n"),
+        &inference_policy(
+            s.router.addr,
+            "cloud",
+            "    secret: block\n    email: block\n",
+        ),
     );
     let out = child.wait_with_output().unwrap();
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
@@ -605,8 +900,16 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2, "{out:?}");
-    assert_eq!(lines[0]["ok"], true, "before the reload: allowed ({})", lines[0]);
-    assert_eq!(lines[1]["status"], 403, "after the reload: blocked ({})", lines[1]);
+    assert_eq!(
+        lines[0]["ok"], true,
+        "before the reload: allowed ({})",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1]["status"], 403,
+        "after the reload: blocked ({})",
+        lines[1]
+    );
     assert_eq!(s.cloud.requests().len(), 1);
 }
 

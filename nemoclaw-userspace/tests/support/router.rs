@@ -162,11 +162,7 @@ impl TestRouter {
             .spawn()
             .expect("spawn nemoclaw router");
         let addr = wait_listening(&mut child, "nemoclaw router");
-        TestRouter {
-            child,
-            addr,
-            audit,
-        }
+        TestRouter { child, addr, audit }
     }
 
     pub fn base_url(&self) -> String {

@@ -21,7 +21,10 @@ pub const START_MARKER: &str = "@@nemoclaw-vm-start@@";
 pub const EXIT_MARKER_PREFIX: &str = "@@nemoclaw-vm-exit:";
 
 /// The modules we ask for; their `depends=` closure is loaded first. Built-in ones are skipped.
-const WANTED_MODULES: [&str; 3] = ["virtio_pci", "9pnet_virtio", "9p"];
+/// `tcp_diag` (with `inet_diag`): the privacy router asks socket diagnostics which cgroup a
+/// client socket belongs to; a Debian system loads it on demand through `modprobe`, which
+/// this initramfs does not have.
+const WANTED_MODULES: [&str; 4] = ["virtio_pci", "9pnet_virtio", "9p", "tcp_diag"];
 
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: [&str; 15] = [

@@ -30,7 +30,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> anyhow::Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("nemoclaw-bench-router-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("nemoclaw-bench-router-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         Ok(Scratch(dir))
     }
@@ -126,10 +127,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+/// The value at `percent` (0-100) of the sorted samples (nearest rank).
+fn percentile(mut v: Vec<f64>, percent: usize) -> f64 {
     v.sort_by(f64::total_cmp);
-    let at = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[at]
+    v[(v.len() - 1) * percent / 100]
 }
 
 pub fn run(args: &RouterBenchArgs) -> anyhow::Result<i32> {
@@ -138,7 +139,12 @@ pub fn run(args: &RouterBenchArgs) -> anyhow::Result<i32> {
     let record = dir.path().join("cloud.jsonl");
     let (_cloud, cloud) = start(
         &here.with_file_name("nemoclaw-standin"),
-        &["--listen", "127.0.0.1:0", "--record", record.to_str().context("path")?],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--record",
+            record.to_str().context("path")?,
+        ],
     )?;
     let listen = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -182,13 +188,9 @@ pub fn run(args: &RouterBenchArgs) -> anyhow::Result<i32> {
     )?;
     // Ordinary prose: nothing the detectors flag, so every byte is scanned and forwarded.
     let sentence = "The build failed because the linker could not find the symbol; rerun it with verbose output and compare the search paths. ";
-    let prompt: String = sentence
-        .chars()
-        .cycle()
-        .take(args.prompt_bytes)
-        .collect();
-    let body = json!({"model": "bench", "messages": [{"role": "user", "content": prompt}]})
-        .to_string();
+    let prompt: String = sentence.chars().cycle().take(args.prompt_bytes).collect();
+    let body =
+        json!({"model": "bench", "messages": [{"role": "user", "content": prompt}]}).to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nAuthorization: Bearer sk-bench\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -200,19 +202,19 @@ pub fn run(args: &RouterBenchArgs) -> anyhow::Result<i32> {
         direct.round_trip(&request)?;
         routed.round_trip(&request)?;
     }
-    let (mut d, mut r) = (Vec::new(), Vec::new());
+    let (mut straight, mut through) = (Vec::new(), Vec::new());
     for _ in 0..args.requests {
-        d.push(direct.round_trip(&request)?.as_secs_f64() * 1e6);
-        r.push(routed.round_trip(&request)?.as_secs_f64() * 1e6);
+        straight.push(direct.round_trip(&request)?.as_secs_f64() * 1e6);
+        through.push(routed.round_trip(&request)?.as_secs_f64() * 1e6);
     }
     let result = json!({
         "workload": "router",
         "mode": "real",
         "prompt_bytes": args.prompt_bytes,
         "requests": args.requests,
-        "direct_us": {"median": median(d.clone()), "p90": percentile(d.clone(), 0.9)},
-        "router_us": {"median": median(r.clone()), "p90": percentile(r.clone(), 0.9)},
-        "added_us": median(r) - median(d),
+        "direct_us": {"median": median(straight.clone()), "p90": percentile(straight.clone(), 90)},
+        "router_us": {"median": median(through.clone()), "p90": percentile(through.clone(), 90)},
+        "added_us": median(through) - median(straight),
     });
     println!("NEMOCLAW_BENCH {result}");
     Ok(0)
