@@ -545,6 +545,47 @@ fn post(path: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
+/// A router without a daemon: clients outside every sandbox (the test itself) under a
+/// default policy, audited to the router's own file.
+struct Standalone {
+    scratch: Scratch,
+    cloud: Standin,
+    local: Standin,
+    router: TestRouter,
+    audit: std::path::PathBuf,
+}
+
+impl Standalone {
+    fn start(tag: &str, extra_config: &str) -> Standalone {
+        let scratch = Scratch::new(tag);
+        let cloud = Standin::start(&scratch, "cloud");
+        let local = Standin::start(&scratch, "local");
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let policy = default_policy(&scratch, listen);
+        let audit = scratch.path("router-audit.jsonl");
+        let audit_arg = audit.to_str().expect("utf-8").to_owned();
+        let router = TestRouter::start(
+            &scratch,
+            listen,
+            &router_config(&cloud, &local, extra_config),
+            &[
+                "--no-daemon",
+                "--default-policy",
+                &policy,
+                "--audit-log",
+                &audit_arg,
+            ],
+        );
+        Standalone {
+            scratch,
+            cloud,
+            local,
+            router,
+            audit,
+        }
+    }
+}
+
 /// A host-tool default policy (clients outside every sandbox).
 fn default_policy(scratch: &Scratch, router: SocketAddr) -> String {
     let file = scratch.path("default.yaml");
@@ -557,28 +598,15 @@ fn bad_input_gets_a_clear_error_and_nothing_leaves() {
     if !root_or_skip("router_bad_input") {
         return;
     }
-    let scratch = Scratch::new("router-bad");
-    let cloud = Standin::start(&scratch, "cloud");
-    let local = Standin::start(&scratch, "local");
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let policy = default_policy(&scratch, listen);
-    let audit = scratch.path("router-audit.jsonl");
-    let audit_arg = audit.to_str().unwrap().to_owned();
-    let router = TestRouter::start(
-        &scratch,
-        listen,
-        &router_config(
-            &cloud,
-            &local,
-            "max_body_bytes: 4096\nheader_timeout_secs: 1\n",
-        ),
-        &[
-            "--no-daemon",
-            "--default-policy",
-            &policy,
-            "--audit-log",
-            &audit_arg,
-        ],
+    let Standalone {
+        scratch: _scratch,
+        cloud,
+        local,
+        router,
+        audit,
+    } = Standalone::start(
+        "router-bad",
+        "max_body_bytes: 4096\nheader_timeout_secs: 1\n",
     );
     let a = router.addr;
     let chat_ok = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
@@ -731,25 +759,13 @@ fn upstream_failures_are_reported_never_retried_elsewhere() {
     if !root_or_skip("router_upstream") {
         return;
     }
-    let scratch = Scratch::new("router-up");
-    let cloud = Standin::start(&scratch, "cloud");
-    let local = Standin::start(&scratch, "local");
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let policy = default_policy(&scratch, listen);
-    let audit = scratch.path("router-audit.jsonl");
-    let audit_arg = audit.to_str().unwrap().to_owned();
-    let router = TestRouter::start(
-        &scratch,
-        listen,
-        &router_config(&cloud, &local, ""),
-        &[
-            "--no-daemon",
-            "--default-policy",
-            &policy,
-            "--audit-log",
-            &audit_arg,
-        ],
-    );
+    let Standalone {
+        scratch: _scratch,
+        cloud,
+        local,
+        router,
+        audit,
+    } = Standalone::start("router-up", "");
     let ask = |model: &str, stream: bool| {
         let body = format!(
             r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
@@ -856,20 +872,23 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
     let file = s.scratch.path("live.yaml");
     let allow_all = inference_policy(s.router.addr, "cloud", "    secret: block\n");
     std::fs::write(&file, &allow_all).unwrap();
-    // A long-lived agent: one call, wait for the policy change, another call.
+    // A long-lived agent: one call, then (once the test has applied the new policy)
+    // another. Two files order the steps: `first-done` from the agent, `applied` from us.
     let plan = s.scratch.path("live-plan.json");
     std::fs::write(
         &plan,
         json!([chat(json!(format!("to {EMAIL}")), false)]).to_string(),
     )
     .unwrap();
-    let script = format!(
-        "import subprocess,sys,time\n\
-         run=lambda: subprocess.run([sys.argv[1],sys.argv[2],sys.argv[3],sys.argv[4]],capture_output=True,text=True).stdout\n\
+    let steps = s.scratch.path("steps");
+    std::fs::create_dir_all(&steps).unwrap();
+    std::fs::set_permissions(&steps, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let script = "import os,subprocess,sys,time\n\
+         run=lambda: subprocess.run(sys.argv[1:5],capture_output=True,text=True).stdout\n\
          print(run(),end='',flush=True)\n\
-         time.sleep(2)\n\
-         print(run(),end='',flush=True)\n"
-    );
+         open(os.path.join(sys.argv[5],'first-done'),'w').close()\n\
+         while not os.path.exists(os.path.join(sys.argv[5],'applied')): time.sleep(0.05)\n\
+         print(run(),end='',flush=True)\n";
     let python = router_python();
     let child = s.daemon.run_background(
         "live",
@@ -878,14 +897,22 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
         &[
             python.to_str().unwrap(),
             "-c",
-            &script,
+            script,
             python.to_str().unwrap(),
             client_script().to_str().unwrap(),
             &s.router.base_url(),
             plan.to_str().unwrap(),
+            steps.to_str().unwrap(),
         ],
     );
-    std::thread::sleep(Duration::from_millis(1200));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !steps.join("first-done").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent's first call did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     s.daemon.apply(
         "live",
         &file,
@@ -895,6 +922,7 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
             "    secret: block\n    email: block\n",
         ),
     );
+    std::fs::write(steps.join("applied"), "").unwrap();
     let out = child.wait_with_output().unwrap();
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
