@@ -42,6 +42,13 @@ pub struct DaemonArgs {
     /// Do not re-apply policies when their files change.
     #[arg(long)]
     pub no_watch: bool,
+    /// Run the privacy router with this configuration as the daemon's child (restarted when
+    /// it exits, stopped with the daemon).
+    #[arg(long)]
+    pub router: Option<PathBuf>,
+    /// The user the router runs as.
+    #[arg(long, default_value = "nobody", requires = "router")]
+    pub router_user: String,
 }
 
 fn cgroup_root(s: &str) -> Result<String, String> {
@@ -63,6 +70,8 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         dns_grace,
         cgroup_root,
         no_watch,
+        router,
+        router_user,
     } = args;
     server::run(Config {
         socket,
@@ -73,6 +82,10 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         dns_grace: Duration::from_secs(dns_grace),
         cgroup_root,
         watch: !no_watch,
+        router: router.map(|config| crate::daemon::router::RouterSpec {
+            config,
+            user: router_user,
+        }),
     })?;
     Ok(0)
 }

@@ -117,6 +117,18 @@ async fn serve(
     Ok(0)
 }
 
+/// The signal this process gets when its parent dies (0: none).
+fn parent_death_signal() -> libc::c_ulong {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one int through the pointer, which is valid.
+    let ok = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &raw mut signal) } == 0;
+    if ok {
+        libc::c_ulong::try_from(signal).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 /// As root: become `user` (with the control group), or refuse to run. As anyone else:
 /// stay.
 fn drop_privileges(user: Option<&str>) -> anyhow::Result<()> {
@@ -141,11 +153,27 @@ fn drop_privileges(user: Option<&str>) -> anyhow::Result<()> {
     if let Some(control) = Group::from_name(CONTROL_GROUP)? {
         groups.push(control.gid);
     }
+    // The kernel clears the parent-death signal when credentials change; the daemon sets
+    // it so that its router stops with it, so it is armed again after the drop.
+    let death_signal = parent_death_signal();
+    let parent = nix::unistd::getppid();
     setgroups(&groups).context("setgroups")?;
     setgid(account.gid).context("setgid")?;
     setuid(account.uid).context("setuid")?;
     if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() {
         bail!("could not drop root");
+    }
+    if death_signal != 0 {
+        // SAFETY: prctl(2) with plain integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) } != 0 {
+            bail!(
+                "re-arming the parent-death signal: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if nix::unistd::getppid() != parent {
+            bail!("the process that started the router is gone");
+        }
     }
     Ok(())
 }

@@ -14,5 +14,6 @@ pub mod follow;
 pub mod protocol;
 pub mod refresh;
 pub mod registry;
+pub mod router;
 pub mod server;
 mod tasks;

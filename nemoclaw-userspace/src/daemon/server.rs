@@ -67,6 +67,8 @@ pub struct Config {
     pub cgroup_root: String,
     /// Re-apply a sandbox's policy when its file is rewritten.
     pub watch: bool,
+    /// The privacy router to run as a child, if any.
+    pub router: Option<super::router::RouterSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1020,6 +1022,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 async fn serve(config: Config) -> Result<(), DaemonError> {
     let socket = config.socket.clone();
     let watch_files = config.watch;
+    let router = config.router.clone();
     let signals = tasks::Signals::register().map_err(io_err(&socket))?;
     let runtime = tokio::runtime::Handle::current();
     let (daemon, reader) = tokio::task::block_in_place(|| Daemon::start(config, &runtime))?;
@@ -1064,6 +1067,9 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             sandbox_controls::names(d.enforcer.attached()).join(", "),
             d.sandboxes.len()
         );
+    }
+    if let Some(spec) = router {
+        tokio::spawn(super::router::supervise(spec, socket.clone()));
     }
     loop {
         match listener.accept().await {

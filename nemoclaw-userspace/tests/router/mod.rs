@@ -78,46 +78,71 @@ impl Setup {
     /// Runs the SDK client in sandbox `name` as `nobody` under `policy`; one JSON result per
     /// call.
     fn agent(&self, name: &str, policy: &str, plan: &Value) -> Vec<Value> {
-        let file = self.scratch.path(&format!("{name}.yaml"));
-        std::fs::write(&file, policy).expect("write policy");
-        let plan_file = self.scratch.path(&format!("{name}-plan.json"));
-        std::fs::write(&plan_file, plan.to_string()).expect("write plan");
-        let python = router_python();
-        let child = self.daemon.run_background(
+        run_agent(
+            &self.daemon,
+            &self.scratch,
+            &self.router.base_url(),
             name,
-            &file,
-            "nobody",
-            &[
-                python.to_str().expect("utf-8"),
-                client_script().to_str().expect("utf-8"),
-                &self.router.base_url(),
-                plan_file.to_str().expect("utf-8"),
-            ],
-        );
-        let out = child.wait_with_output().expect("client");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let results: Vec<Value> = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        let expected = plan.as_array().map_or(0, Vec::len);
-        assert_eq!(
-            results.len(),
-            expected,
-            "client output: {stdout}\nstderr: {}\nrouter audit: {:?}",
-            String::from_utf8_lossy(&out.stderr),
-            self.inference_records()
-        );
-        results
+            policy,
+            plan,
+        )
     }
 
     fn inference_records(&self) -> Vec<Value> {
-        self.daemon
-            .audit()
-            .into_iter()
-            .filter(|r| r["control"] == "inference")
-            .collect()
+        inference_records(&self.daemon)
     }
+}
+
+/// Runs the SDK client in sandbox `name` (created through `daemon`) as `nobody` under
+/// `policy`, against the router at `base_url`; one JSON result per call.
+fn run_agent(
+    daemon: &TestDaemon,
+    scratch: &Scratch,
+    base_url: &str,
+    name: &str,
+    policy: &str,
+    plan: &Value,
+) -> Vec<Value> {
+    let file = scratch.path(&format!("{name}.yaml"));
+    std::fs::write(&file, policy).expect("write policy");
+    let plan_file = scratch.path(&format!("{name}-plan.json"));
+    std::fs::write(&plan_file, plan.to_string()).expect("write plan");
+    let python = router_python();
+    let child = daemon.run_background(
+        name,
+        &file,
+        "nobody",
+        &[
+            python.to_str().expect("utf-8"),
+            client_script().to_str().expect("utf-8"),
+            base_url,
+            plan_file.to_str().expect("utf-8"),
+        ],
+    );
+    let out = child.wait_with_output().expect("client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let expected = plan.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        results.len(),
+        expected,
+        "client output: {stdout}\nstderr: {}\nrouter audit: {:?}",
+        String::from_utf8_lossy(&out.stderr),
+        inference_records(daemon)
+    );
+    results
+}
+
+/// The router's records in the daemon's audit trail.
+fn inference_records(daemon: &TestDaemon) -> Vec<Value> {
+    daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["control"] == "inference")
+        .collect()
 }
 
 fn sdks_ready(test: &str) -> bool {
@@ -957,4 +982,97 @@ fn the_router_refuses_to_run_as_root() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not run as root"), "{err}");
+}
+
+/// Waits until something accepts on `addr` (true) or `open` is false and nothing does
+/// (true), for up to a minute.
+fn wait_listening(addr: SocketAddr, open: bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    while std::time::Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() == open {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn the_daemon_runs_the_router_restarts_it_and_stops_it() {
+    if !sdks_ready("router_daemon_child") {
+        return;
+    }
+    let scratch = Scratch::new("router-child");
+    let cloud = Standin::start(&scratch, "cloud");
+    let local = Standin::start(&scratch, "local");
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    // Keys in root's files: the router reads them before it drops to `nobody`.
+    let key = scratch.path("cloud.key");
+    std::fs::write(&key, "sk-cloud-host-key\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = scratch.path("router.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: {listen}\nbackends:\n  cloud: {{api: openai, url: 'http://{c}/v1', key_file: {k}}}\n  \
+             local: {{api: openai, url: 'http://{l}/v1', local: true, key_file: {k}}}\n",
+            c = cloud.addr,
+            l = local.addr,
+            k = key.display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap().to_owned();
+    let mut daemon = TestDaemon::start_with(&scratch, "router-child", &["--router", &config_arg]);
+    assert!(
+        wait_listening(listen, true),
+        "the daemon did not start the router: {}",
+        daemon.log()
+    );
+    let policy = inference_policy(listen, "cloud", CATEGORIES);
+    let base = format!("http://{listen}");
+    let plan = json!([chat(json!("Say hello."), false)]);
+    let first = run_agent(&daemon, &scratch, &base, "child-a", &policy, &plan);
+    assert_eq!(first[0]["ok"], true, "{first:?}");
+
+    // The router dies: the daemon starts it again.
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &format!("router --config {config_arg}")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no router process to kill");
+    assert!(wait_listening(listen, false), "the router did not die");
+    assert!(
+        wait_listening(listen, true),
+        "not restarted: {}",
+        daemon.log()
+    );
+    let second = run_agent(&daemon, &scratch, &base, "child-b", &policy, &plan);
+    assert_eq!(second[0]["ok"], true, "{second:?}");
+    assert!(
+        daemon.log().contains("restarting the router"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(cloud.requests().len(), 2);
+    // It runs unprivileged.
+    let status = std::process::Command::new("pgrep")
+        .args([
+            "-u",
+            "nobody",
+            "-f",
+            &format!("router --config {config_arg}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the router does not run as nobody");
+
+    // The daemon stops: so does the router.
+    assert!(daemon.terminate());
+    assert!(
+        wait_listening(listen, false),
+        "the router outlived the daemon"
+    );
+    drop(local);
 }

@@ -18,6 +18,8 @@ pub struct TestDaemon {
     pub state: PathBuf,
     pub audit: PathBuf,
     pub cgroup_root: String,
+    /// More `nemoclaw daemon` flags (e.g. `--router CONFIG`).
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -27,6 +29,11 @@ const STARTUP: Duration = Duration::from_mins(2);
 impl TestDaemon {
     /// Starts a daemon whose files live in `scratch/daemon-<tag>/`.
     pub fn start(scratch: &Scratch, tag: &str) -> Self {
+        Self::start_with(scratch, tag, &[])
+    }
+
+    /// [`Self::start`] with more `nemoclaw daemon` flags.
+    pub fn start_with(scratch: &Scratch, tag: &str, extra_args: &[&str]) -> Self {
         let dir = scratch.path(&format!("daemon-{tag}"));
         std::fs::create_dir_all(&dir).expect("create daemon dir");
         let id = format!("{tag}-{}", std::process::id());
@@ -37,6 +44,7 @@ impl TestDaemon {
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/nemoclaw-test-{id}")),
             cgroup_root: format!("nemoclaw-test-{id}"),
             dir,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             child: None,
         };
         d.spawn();
@@ -60,6 +68,7 @@ impl TestDaemon {
             .arg("--audit-log")
             .arg(&self.audit)
             .args(["--cgroup-root", &self.cgroup_root])
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
