@@ -20,7 +20,7 @@ pub struct RouterSpec {
 const RESTART_FIRST: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(30);
 /// A run this long resets the delay (the router was healthy).
-const HEALTHY_RUN: Duration = Duration::from_secs(60);
+const HEALTHY_RUN: Duration = Duration::from_mins(1);
 
 /// Runs the router until the daemon exits, restarting it when it stops.
 pub async fn supervise(spec: RouterSpec, socket: PathBuf) {
