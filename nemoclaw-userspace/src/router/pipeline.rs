@@ -21,6 +21,20 @@ use super::decide::Decision;
 use super::directory::{Directory, Lookup, Rules};
 use super::error::RouterError;
 use super::identify::{PeerSocket, peer_socket};
+
+/// The client socket behind a connection `local` ← `peer`, asked of the kernel once per
+/// connection (a socket keeps its cgroup for life); the error says why it is unknown.
+pub fn identify(local: SocketAddr, peer: SocketAddr) -> Result<PeerSocket, String> {
+    peer_socket(local, peer).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::ENOENT) {
+            " (the kernel's socket diagnostics know no such socket; a kernel without the \
+             tcp_diag module answers so too)"
+        } else {
+            ""
+        };
+        format!("cannot tell which sandbox this connection comes from: {e}{hint}; refused")
+    })
+}
 use super::reply::{Cut, ReplyBody};
 use super::request::{InferenceRequest, Route};
 use super::upstream::{Upstream, reply_headers};
@@ -64,12 +78,12 @@ fn full(status: StatusCode, body: Vec<u8>) -> Reply {
 }
 
 impl Router {
-    /// Serves one request from the connection `local` ← `peer`.
+    /// Serves one request from a connection whose client socket is `peer` (as the kernel
+    /// identified it when the connection was accepted, or why it could not).
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-        local: SocketAddr,
-        peer: SocketAddr,
+        peer: &Result<PeerSocket, String>,
     ) -> Reply {
         let started = Instant::now();
         let mut record = InferenceRecord {
@@ -78,7 +92,7 @@ impl Router {
             ..InferenceRecord::default()
         };
         let api = api_of(request.uri().path());
-        match self.serve(request, local, peer, started, &mut record).await {
+        match self.serve(request, peer, started, &mut record).await {
             Ok(reply) => reply,
             Err(e) => {
                 record.decision = "denied";
@@ -87,11 +101,7 @@ impl Router {
                 if record.reason.is_empty() {
                     record.reason = e.to_string();
                 }
-                let elapsed = started.elapsed().as_secs_f64() * 1e3;
-                record.first_byte_ms = elapsed;
-                record.latency_ms = elapsed;
-                let audit = self.audit.clone();
-                let _ = tokio::task::spawn_blocking(move || audit.write(record)).await;
+                self.audit_answered(record, started).await;
                 full(e.status(), e.body(api))
             }
         }
@@ -100,22 +110,13 @@ impl Router {
     async fn serve(
         &self,
         request: Request<Incoming>,
-        local: SocketAddr,
-        peer: SocketAddr,
+        peer: &Result<PeerSocket, String>,
         started: Instant,
         record: &mut InferenceRecord,
     ) -> Result<Reply, RouterError> {
-        let socket = peer_socket(local, peer).map_err(|e| {
-            let hint = if e.raw_os_error() == Some(libc::ENOENT) {
-                " (the kernel's socket diagnostics know no such socket; a kernel without the \
-                 tcp_diag module answers so too)"
-            } else {
-                ""
-            };
-            RouterError::Unidentified(format!(
-                "cannot tell which sandbox this connection comes from: {e}{hint}; refused"
-            ))
-        })?;
+        let socket = *peer
+            .as_ref()
+            .map_err(|e| RouterError::Unidentified(e.clone()))?;
         record.cgroup = Some(socket.cgroup_id);
         record.uid = Some(socket.uid);
         let rules = self.rules_for(socket).await?;
@@ -133,11 +134,7 @@ impl Router {
             record.decision = "allowed";
             record.status = 200;
             record.reason = "model list answered by the router".into();
-            let elapsed = started.elapsed().as_secs_f64() * 1e3;
-            record.first_byte_ms = elapsed;
-            record.latency_ms = elapsed;
-            let (audit, done) = (self.audit.clone(), std::mem::take(record));
-            let _ = tokio::task::spawn_blocking(move || audit.write(done)).await;
+            self.audit_answered(std::mem::take(record), started).await;
             return Ok(full(StatusCode::OK, models(&rules)));
         }
         check_content_type(&request)?;
@@ -189,6 +186,16 @@ impl Router {
             response.headers_mut().insert("x-nemoclaw-backend", name);
         }
         Ok(response)
+    }
+
+    /// Writes the record of a request the router answered itself (a refusal, the model
+    /// list): the whole answer was its first byte.
+    async fn audit_answered(&self, mut record: InferenceRecord, started: Instant) {
+        let elapsed = started.elapsed().as_secs_f64() * 1e3;
+        record.first_byte_ms = elapsed;
+        record.latency_ms = elapsed;
+        let audit = self.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.write(record)).await;
     }
 
     async fn rules_for(&self, socket: PeerSocket) -> Result<Arc<Rules>, RouterError> {

@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::pipeline::Router;
+use super::pipeline::{Router, identify};
 
 /// How often the proprietary trees are checked for changed files.
 const CODE_REFRESH: Duration = Duration::from_secs(5);
@@ -47,11 +47,11 @@ pub async fn serve(
         let router = Arc::clone(&router);
         let header_timeout = router.config.header_timeout;
         tokio::spawn(async move {
+            // Which sandbox: once per connection, from the kernel.
+            let client = Arc::new(identify(local, peer));
             let service = service_fn(move |request| {
-                let router = Arc::clone(&router);
-                async move {
-                    Ok::<_, std::convert::Infallible>(router.handle(request, local, peer).await)
-                }
+                let (router, client) = (Arc::clone(&router), Arc::clone(&client));
+                async move { Ok::<_, std::convert::Infallible>(router.handle(request, &client).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
