@@ -938,9 +938,10 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A new file: rewriting the watched one would race the daemon's own reload of it.
     s.daemon.apply(
         "live",
-        &file,
+        &s.scratch.path("live-blocking.yaml"),
         &inference_policy(
             s.router.addr,
             "cloud",
