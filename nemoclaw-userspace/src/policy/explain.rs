@@ -550,6 +550,19 @@ pub fn explain_category(
     };
     let outcome = match (decided.action, &rules.local) {
         (Action::Allow, _) => served(&rules.cloud),
+        (Action::Mask, _) => format!(
+            "{}, each value replaced by a placeholder ({}); {} in replies",
+            served(&rules.cloud),
+            if decided.restores(&category) {
+                "restored in the reply"
+            } else {
+                "not restored"
+            },
+            match decided.on_reply() {
+                super::inference::OnReply::Mask => "values the request did not carry are masked",
+                super::inference::OnReply::Pass => "values the request did not carry pass",
+            }
+        ),
         (Action::Local, Some(local)) => served(local),
         (Action::Local, None) => "refused: no local backend".to_owned(),
         (Action::Block, _) => "the request is refused".to_owned(),

@@ -17,6 +17,9 @@ pub const DEFAULT_ROUTER_ADDR: &str = "127.0.0.1:8089";
 pub enum Action {
     /// Forward to the cloud backend as it is.
     Allow,
+    /// Forward to the cloud backend with each value of the category replaced by a
+    /// placeholder of the session, restored in the reply (unless `restore` is off).
+    Mask,
     /// Send the whole request to the local backend instead.
     Local,
     /// Refuse the request; the caller learns the category and where, never the value.
@@ -29,21 +32,34 @@ impl Action {
     pub fn name(self) -> &'static str {
         match self {
             Action::Allow => "allow",
+            Action::Mask => "mask",
             Action::Local => "local",
             Action::Block => "block",
         }
     }
 
     /// How strongly the action keeps data home: a request with several categories takes the
-    /// strongest of their actions (block > local > allow).
+    /// strongest of their actions (block > local > mask > allow).
     #[must_use]
     pub fn strength(self) -> u8 {
         match self {
             Action::Allow => 0,
-            Action::Local => 1,
-            Action::Block => 2,
+            Action::Mask => 1,
+            Action::Local => 2,
+            Action::Block => 3,
         }
     }
+}
+
+/// What the router does with a value of a category that a reply carries and the request
+/// did not (a model echoing a secret from its training data, an injected tool result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnReply {
+    /// The caller gets it as the backend sent it.
+    Pass,
+    /// The caller gets a placeholder instead (never restored).
+    Mask,
 }
 
 /// An action and the policy rule that set it (`file:line`, cited in errors and audit).
@@ -52,6 +68,45 @@ pub struct RuledAction {
     pub action: Action,
     /// `file:line` of the entry, or of `inference.default` for categories not listed.
     pub rule: String,
+    /// `restore:` as written (only with `mask`); absent: see [`RuledAction::restores`].
+    #[serde(default)]
+    pub restore: Option<bool>,
+    /// `injected:` as written; absent: see [`RuledAction::on_reply`].
+    #[serde(default)]
+    pub injected: Option<OnReply>,
+}
+
+impl RuledAction {
+    /// A rule with the defaults for `restore` and `injected`.
+    #[must_use]
+    pub fn new(action: Action, rule: String) -> RuledAction {
+        RuledAction {
+            action,
+            rule,
+            restore: None,
+            injected: None,
+        }
+    }
+
+    /// Whether masked values of `category` are put back in replies: as written, else yes
+    /// for every category but `secret` (a secret is masked one way: the agent has it
+    /// already, and a reply carrying it back is a way to leak it into logs and files).
+    #[must_use]
+    pub fn restores(&self, category: &Category) -> bool {
+        self.action == Action::Mask && self.restore.unwrap_or(*category != Category::Secret)
+    }
+
+    /// What a reply's value of this category that the request did not carry gets: as
+    /// written, else masked for every category the policy keeps from the cloud (`mask`,
+    /// `local`, `block`) and passed for `allow`.
+    #[must_use]
+    pub fn on_reply(&self) -> OnReply {
+        self.injected.unwrap_or(if self.action == Action::Allow {
+            OnReply::Pass
+        } else {
+            OnReply::Mask
+        })
+    }
 }
 
 /// A backend the router's host configuration defines, and the model to ask it for.

@@ -67,10 +67,7 @@ fn with_inference(rest: &str) -> String {
 }
 
 fn ruled(action: Action, line: usize) -> RuledAction {
-    RuledAction {
-        action,
-        rule: format!("policies/x.yaml:{line}"),
-    }
+    RuledAction::new(action, format!("policies/x.yaml:{line}"))
 }
 
 #[test]

@@ -112,10 +112,7 @@ mod tests {
     use crate::policy::inference::{BackendChoice, RuledAction};
 
     fn rules() -> InferenceRules {
-        let ruled = |action, line: u32| RuledAction {
-            action,
-            rule: format!("p.yaml:{line}"),
-        };
+        let ruled = |action, line: u32| RuledAction::new(action, format!("p.yaml:{line}"));
         InferenceRules {
             router: "127.0.0.1:8089".parse().unwrap(),
             cloud: BackendChoice {

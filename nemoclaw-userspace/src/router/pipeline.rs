@@ -154,7 +154,7 @@ impl Router {
                     decision.reason()
                 ))
             })?,
-            Action::Allow => &rules.inference.cloud,
+            Action::Allow | Action::Mask => &rules.inference.cloud,
         };
         let backend = self.backend(choice, decision.action, route)?;
         record.backend = Some(backend.name.clone());

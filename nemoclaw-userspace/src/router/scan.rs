@@ -188,10 +188,7 @@ mod tests {
             },
             local: None,
             categories: BTreeMap::new(),
-            default: RuledAction {
-                action: Action::Block,
-                rule: "p:1".into(),
-            },
+            default: RuledAction::new(Action::Block, "p:1".into()),
             keywords: [("customers".to_owned(), vec!["Globex".to_owned()])].into(),
             patterns: BTreeMap::new(),
             code,

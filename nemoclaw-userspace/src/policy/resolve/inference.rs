@@ -174,22 +174,13 @@ impl Resolving<'_, '_> {
                 let (category, action) = &entry.value;
                 (
                     category.clone(),
-                    RuledAction {
-                        action: *action,
-                        rule: cite(entry.mark),
-                    },
+                    RuledAction::new(*action, cite(entry.mark)),
                 )
             })
             .collect();
         let default = section.default.as_ref().map_or_else(
-            || RuledAction {
-                action: Action::Block,
-                rule: cite(section.mark),
-            },
-            |d| RuledAction {
-                action: d.value,
-                rule: cite(d.mark),
-            },
+            || RuledAction::new(Action::Block, cite(section.mark)),
+            |d| RuledAction::new(d.value, cite(d.mark)),
         );
         let mut keywords: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for entry in &section.keywords {
