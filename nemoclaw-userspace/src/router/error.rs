@@ -35,6 +35,8 @@ pub enum RouterError {
     Upstream { backend: String, message: String },
     #[error("the {backend} backend did not answer within {secs} s")]
     UpstreamTimeout { backend: String, secs: u64 },
+    #[error("masking failed, nothing was sent: {0}")]
+    Masking(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -53,7 +55,9 @@ impl RouterError {
             RouterError::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
             RouterError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             RouterError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            RouterError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RouterError::Masking(_) | RouterError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -73,6 +77,7 @@ impl RouterError {
             RouterError::Directory(_) => "policy_unavailable",
             RouterError::Upstream { .. } => "upstream_error",
             RouterError::UpstreamTimeout { .. } => "upstream_timeout",
+            RouterError::Masking(_) => "masking_failed",
             RouterError::Internal(_) => "internal_error",
         }
     }

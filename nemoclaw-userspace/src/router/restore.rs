@@ -1,0 +1,521 @@
+//! The reply side of masking, on one stream of text (a message's content, one tool call's
+//! arguments): first the **guard** takes out values of the policy's categories that the
+//! request did not carry (a model echoing a secret from its training data, an injected tool
+//! result), then the **restorer** puts the caller's values back in place of the session's
+//! placeholders. Both work on text as it streams, in pieces split anywhere:
+//!
+//! - the restorer holds back only a proper prefix of a placeholder the session issued (at
+//!   most one, from the last `<`), never more;
+//! - the guard holds back the last word, and the words before it that could belong to the
+//!   same value (digit groups of a card or a phone number, the words of a multi-word
+//!   keyword), up to [`MAX_HOLD`] bytes; a value the detectors still see growing at the end
+//!   is held until it ends. Detection runs over the held text with up to [`CONTEXT`] bytes
+//!   of what was already sent before it, for context words (`password:`, `born`).
+//!
+//! `finish` releases what is held at the end of the stream. Plain data in, plain data out:
+//! unit-tested without a network, with every split of every placeholder.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use nemoclaw_detect::Detector;
+
+use super::mask::{MAX_PLACEHOLDER, Session, json_escaped};
+use crate::policy::inference::{InferenceRules, OnReply};
+
+/// The guard never holds more than this; a longer value that has not ended yet is
+/// released (and what is still held of it is masked when it ends).
+pub const MAX_HOLD: usize = 1024;
+/// Bytes of already-sent text the guard's detection sees before the held text.
+pub const CONTEXT: usize = 256;
+
+/// How text in a stream is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextKind {
+    /// Prose: a value goes back as it is.
+    Plain,
+    /// JSON text (tool-call arguments): a value goes back JSON-escaped.
+    Json,
+}
+
+/// What one reply's rewriting shares across its streams: the session, the detectors and
+/// the rules for injected values, the values the request carried, and the counts for the
+/// audit record.
+pub struct ReplyContext {
+    session: Arc<Mutex<Session>>,
+    guard: Option<Guarding>,
+    pub counts: Counts,
+}
+
+/// The injected-value guard's part of a reply context.
+struct Guarding {
+    detector: Arc<Detector>,
+    rules: Arc<InferenceRules>,
+    /// Values the request carried (the caller's own, whatever their category).
+    exempt: HashSet<String>,
+    /// The most words a keyword of the policy has (the guard holds that many at least).
+    words: usize,
+}
+
+/// What the reply's rewriting did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Placeholders put back.
+    pub restored: usize,
+    /// Values the reply carried that the request did not, masked, by category.
+    pub injected: BTreeMap<String, usize>,
+    /// Such values the guard saw only when part of them had already been sent (longer than
+    /// [`MAX_HOLD`]): the rest was masked.
+    pub late: usize,
+}
+
+impl ReplyContext {
+    /// A context restoring `session`'s placeholders; with `guard`, also masking values of
+    /// categories whose `injected` is `mask` that are not in `exempt`.
+    #[must_use]
+    pub fn new(
+        session: Arc<Mutex<Session>>,
+        guard: Option<(Arc<Detector>, Arc<InferenceRules>, HashSet<String>)>,
+    ) -> ReplyContext {
+        let guard = guard.map(|(detector, rules, exempt)| {
+            let words = rules
+                .keywords
+                .values()
+                .flatten()
+                .map(|k| k.split_whitespace().count())
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            Guarding {
+                detector,
+                rules,
+                exempt,
+                words,
+            }
+        });
+        ReplyContext {
+            session,
+            guard,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Rewrites a whole string at once (a non-streamed reply, a `done` event's full text).
+    pub fn whole(&mut self, text: &str, kind: TextKind) -> String {
+        let mut channel = Channel::new(kind);
+        let mut out = channel.push(self, text);
+        out.push_str(&channel.finish(self));
+        out
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One stream of text in a reply.
+pub struct Channel {
+    kind: TextKind,
+    /// Upstream text the guard holds.
+    guarded: String,
+    /// What was released before it (the tail, for detection context).
+    context: String,
+    /// Text the restorer holds (a proper prefix of a placeholder).
+    held: String,
+}
+
+impl Channel {
+    #[must_use]
+    pub fn new(kind: TextKind) -> Channel {
+        Channel {
+            kind,
+            guarded: String::new(),
+            context: String::new(),
+            held: String::new(),
+        }
+    }
+
+    /// Takes the next piece of the backend's text; returns what the caller may have now.
+    pub fn push(&mut self, cx: &mut ReplyContext, piece: &str) -> String {
+        let released = if cx.guard.is_some() {
+            self.guarded.push_str(piece);
+            self.guard(cx, false)
+        } else {
+            piece.to_owned()
+        };
+        self.restore(cx, &released, false)
+    }
+
+    /// The end of the stream: everything still held, rewritten.
+    pub fn finish(&mut self, cx: &mut ReplyContext) -> String {
+        let released = if cx.guard.is_some() {
+            self.guard(cx, true)
+        } else {
+            String::new()
+        };
+        self.restore(cx, &released, true)
+    }
+
+    /// Whether the channel holds nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.guarded.is_empty() && self.held.is_empty()
+    }
+
+    /// Releases what the guard no longer needs to hold, with injected values masked.
+    fn guard(&mut self, cx: &mut ReplyContext, end: bool) -> String {
+        let Some(guarding) = &cx.guard else {
+            return std::mem::take(&mut self.guarded);
+        };
+        let mut hold = if end {
+            self.guarded.len()
+        } else {
+            hold_from(&self.guarded, guarding.words)
+        };
+        let offset = self.context.len();
+        let window = format!("{}{}", self.context, self.guarded);
+        let mut findings = guarding.detector.scan(&window);
+        findings.sort_by_key(|f| f.start);
+        // Findings still growing at the end hold the text back from where they start.
+        if !end {
+            for f in &findings {
+                if f.end > offset + hold || f.end == window.len() {
+                    hold = hold.min(f.start.saturating_sub(offset));
+                }
+            }
+            if self.guarded.len() - hold > MAX_HOLD {
+                hold = floor_boundary(&self.guarded, self.guarded.len() - MAX_HOLD);
+            }
+        }
+        let mut out = String::new();
+        let mut at = 0; // in `guarded`
+        let mut masked_any = Vec::new();
+        for f in &findings {
+            if f.end <= offset || f.end > offset + hold {
+                continue;
+            }
+            let start = f.start.max(offset) - offset;
+            if start < at {
+                continue;
+            }
+            let rule = guarding.rules.action_for(&f.category);
+            if rule.on_reply() != OnReply::Mask {
+                continue;
+            }
+            let Some(value) = window.get(f.start..f.end) else {
+                continue;
+            };
+            let mut session = cx.session.lock().unwrap_or_else(PoisonError::into_inner);
+            if guarding.exempt.contains(value) || session.knows_value(value) {
+                continue;
+            }
+            // The placeholder of an injected value is never restored.
+            let Ok(placeholder) = session.placeholder(&f.category, value, false) else {
+                // The vault is full: the value still never reaches the caller.
+                out.push_str(&self.guarded[at..start]);
+                out.push_str("<MASKED>");
+                at = f.end - offset;
+                continue;
+            };
+            drop(session);
+            if f.start < offset {
+                cx.counts.late += 1;
+            }
+            out.push_str(&self.guarded[at..start]);
+            out.push_str(&placeholder);
+            at = f.end - offset;
+            masked_any.push(f.category.name().to_owned());
+        }
+        for name in masked_any {
+            *cx.counts.injected.entry(name).or_default() += 1;
+        }
+        out.push_str(&self.guarded[at..hold]);
+        self.guarded.drain(..hold);
+        self.context.push_str(&out);
+        if self.context.len() > CONTEXT {
+            let cut = floor_boundary(&self.context, self.context.len() - CONTEXT);
+            self.context.drain(..cut);
+        }
+        out
+    }
+
+    /// Puts the caller's values back, holding a proper prefix of a placeholder.
+    fn restore(&mut self, cx: &mut ReplyContext, text: &str, end: bool) -> String {
+        if self.held.is_empty() && !text.contains('<') {
+            return text.to_owned();
+        }
+        let mut buffer = std::mem::take(&mut self.held);
+        buffer.push_str(text);
+        let session = cx.session();
+        let mut out = String::with_capacity(buffer.len());
+        let mut rest = buffer.as_str();
+        let mut restored = 0;
+        while let Some(open) = rest.find('<') {
+            out.push_str(&rest[..open]);
+            let candidate = &rest[open..];
+            let close = candidate.bytes().take(MAX_PLACEHOLDER).position(|b| b == b'>');
+            let next_open = candidate[1..].find('<').map(|i| i + 1);
+            match close {
+                Some(close) if next_open.is_none_or(|n| n > close) => {
+                    let placeholder = &candidate[..=close];
+                    match session.lookup(placeholder) {
+                        Some(entry) if entry.restore => {
+                            match self.kind {
+                                TextKind::Plain => out.push_str(&entry.value),
+                                TextKind::Json => out.push_str(&json_escaped(&entry.value)),
+                            }
+                            restored += 1;
+                        }
+                        _ => out.push_str(placeholder),
+                    }
+                    rest = &candidate[close + 1..];
+                }
+                _ => {
+                    // No `>` ahead: a placeholder still arriving, or just a `<`.
+                    let tail_end = next_open.unwrap_or(candidate.len());
+                    if next_open.is_none() && !end && session.is_proper_prefix(candidate) {
+                        self.held = candidate.to_owned();
+                        rest = "";
+                        break;
+                    }
+                    out.push_str(&candidate[..tail_end]);
+                    rest = &candidate[tail_end..];
+                }
+            }
+        }
+        out.push_str(rest);
+        drop(session);
+        cx.counts.restored += restored;
+        out
+    }
+}
+
+/// Where the guard's held text starts: the last word, and before it the words that could
+/// be part of the same value: digit groups (cards, phones, IBANs, SSNs written with
+/// spaces) and, for multi-word keywords, `words - 1` more.
+fn hold_from(text: &str, words: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut start = bytes.len();
+    // The last word (possibly empty, when the text ends in a space).
+    while start > 0 && !bytes[start - 1].is_ascii_whitespace() {
+        start -= 1;
+    }
+    let mut extra_words = words.saturating_sub(1);
+    loop {
+        // The word before the separator run.
+        let mut sep = start;
+        while sep > 0 && bytes[sep - 1].is_ascii_whitespace() {
+            sep -= 1;
+        }
+        if sep == 0 || sep == start {
+            break;
+        }
+        let mut word = sep;
+        while word > 0 && !bytes[word - 1].is_ascii_whitespace() {
+            word -= 1;
+        }
+        let digits = bytes[word..sep].iter().any(u8::is_ascii_digit);
+        let single_separator = start - sep == 1;
+        if digits && single_separator {
+            start = word;
+        } else if extra_words > 0 {
+            extra_words -= 1;
+            start = word;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
+/// The largest char boundary at or below `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while at > 0 && !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::inference::{Action, BackendChoice, RuledAction};
+    use nemoclaw_detect::{Category, DetectorConfig};
+
+    const NONCE: &str = "5eed5eed";
+
+    fn session() -> Arc<Mutex<Session>> {
+        let mut s = Session::with_nonce(NONCE.into());
+        s.placeholder(&Category::Email, "ann.lee@example.org", true).unwrap();
+        s.placeholder(&Category::Secret, "sk-one-way", false).unwrap();
+        s.placeholder(&Category::Custom("quoted".into()), "say \"hi\"", true)
+            .unwrap();
+        Arc::new(Mutex::new(s))
+    }
+
+    fn rules() -> Arc<InferenceRules> {
+        Arc::new(InferenceRules {
+            router: "127.0.0.1:8089".parse().unwrap(),
+            cloud: BackendChoice {
+                backend: "c".into(),
+                model: None,
+            },
+            local: None,
+            categories: [
+                (Category::Email, RuledAction::new(Action::Mask, "p:2".into())),
+                (Category::PaymentCard, RuledAction::new(Action::Mask, "p:3".into())),
+                (Category::IpAddress, RuledAction::new(Action::Allow, "p:4".into())),
+            ]
+            .into(),
+            default: RuledAction::new(Action::Block, "p:1".into()),
+            keywords: BTreeMap::new(),
+            patterns: BTreeMap::new(),
+            code: Vec::new(),
+        })
+    }
+
+    fn guarded(exempt: &[&str]) -> ReplyContext {
+        let detector = Arc::new(Detector::new(&DetectorConfig::default()).unwrap());
+        ReplyContext::new(
+            session(),
+            Some((
+                detector,
+                rules(),
+                exempt.iter().map(|s| (*s).to_owned()).collect(),
+            )),
+        )
+    }
+
+    /// Feeds `text` in the given pieces, checks nothing is ever released that is a proper
+    /// placeholder prefix, and returns the whole output.
+    fn stream(cx: &mut ReplyContext, pieces: &[&str], kind: TextKind) -> String {
+        let mut channel = Channel::new(kind);
+        let mut out = String::new();
+        for piece in pieces {
+            out.push_str(&channel.push(cx, piece));
+        }
+        out.push_str(&channel.finish(cx));
+        out
+    }
+
+    #[test]
+    fn placeholders_split_at_every_byte_are_restored_exactly() {
+        let reply = "Write to <EMAIL_1_5eed5eed> today; key <SECRET_1_5eed5eed>.";
+        let expected = "Write to ann.lee@example.org today; key <SECRET_1_5eed5eed>.";
+        for cut in 0..=reply.len() {
+            for second in cut..=reply.len() {
+                let mut cx = ReplyContext::new(session(), None);
+                let out = stream(
+                    &mut cx,
+                    &[&reply[..cut], &reply[cut..second], &reply[second..]],
+                    TextKind::Plain,
+                );
+                assert_eq!(out, expected, "cuts at {cut} and {second}");
+                assert_eq!(cx.counts.restored, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn one_character_at_a_time_holds_only_a_placeholder_prefix() {
+        let reply = "a <b> <EMAIL_1_5eed5eed>< <EMAIL_1_5eed5ee <EMAIL_1_5eed5eed>";
+        let mut cx = ReplyContext::new(session(), None);
+        let mut channel = Channel::new(TextKind::Plain);
+        let mut out = String::new();
+        for c in reply.chars() {
+            out.push_str(&channel.push(&mut cx, &c.to_string()));
+            assert!(
+                channel.held.is_empty() || cx.session().is_proper_prefix(&channel.held),
+                "held {:?}",
+                channel.held
+            );
+            assert!(channel.held.len() < "<EMAIL_1_5eed5eed>".len());
+        }
+        out.push_str(&channel.finish(&mut cx));
+        assert_eq!(
+            out,
+            "a <b> ann.lee@example.org< <EMAIL_1_5eed5ee ann.lee@example.org"
+        );
+    }
+
+    #[test]
+    fn forged_placeholders_are_never_restored() {
+        let forged = [
+            "<EMAIL_1_5eed5eef>",
+            "<email_1_5eed5eed>",
+            "<EMAIL_1_5EED5EED>",
+            "<EMAIL-1-5eed5eed>",
+            "<EMAIL1_5eed5eed>",
+            "<EMAIL_2_5eed5eed>",
+            "<EMAIL__1_5eed5eed>",
+            "< EMAIL_1_5eed5eed>",
+            "<EMAIL_1_5eed5eed >",
+            "<<EMAIL_1_5eed5eed",
+        ];
+        for f in forged {
+            let mut cx = ReplyContext::new(session(), None);
+            assert_eq!(cx.whole(f, TextKind::Plain), f);
+            assert_eq!(cx.counts.restored, 0, "{f}");
+        }
+        let other = Arc::new(Mutex::new(Session::with_nonce("00000000".into())));
+        let mut cx = ReplyContext::new(other, None);
+        assert_eq!(
+            cx.whole("<EMAIL_1_5eed5eed>", TextKind::Plain),
+            "<EMAIL_1_5eed5eed>",
+            "another session's placeholder is text"
+        );
+    }
+
+    #[test]
+    fn json_text_gets_escaped_values() {
+        let mut cx = ReplyContext::new(session(), None);
+        let args = r#"{"q":"<QUOTED_1_5eed5eed>","to":"<EMAIL_1_5eed5eed>"}"#;
+        let out = cx.whole(args, TextKind::Json);
+        assert_eq!(out, r#"{"q":"say \"hi\"","to":"ann.lee@example.org"}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed["q"], "say \"hi\"");
+    }
+
+    #[test]
+    fn injected_values_are_masked_wherever_the_stream_splits_them() {
+        let reply = "Contact bob.smith@example.net or card 4111 1111 1111 1111 (ann.lee@example.org at 10.0.0.1).";
+        for cut in 0..reply.len() {
+            let mut cx = guarded(&["ann.lee@example.org"]);
+            let out = stream(&mut cx, &[&reply[..cut], &reply[cut..]], TextKind::Plain);
+            assert!(!out.contains("bob.smith"), "cut {cut}: {out}");
+            assert!(!out.contains("4111 1111 1111 1111"), "cut {cut}: {out}");
+            assert!(out.contains("ann.lee@example.org"), "the caller's own value: {out}");
+            assert!(out.contains("10.0.0.1"), "allowed category passes: {out}");
+            assert_eq!(cx.counts.injected.get("email"), Some(&1));
+            assert_eq!(cx.counts.injected.get("payment_card"), Some(&1));
+        }
+        // One character per piece.
+        let mut cx = guarded(&[]);
+        let chars: Vec<String> = reply.chars().map(String::from).collect();
+        let pieces: Vec<&str> = chars.iter().map(String::as_str).collect();
+        let out = stream(&mut cx, &pieces, TextKind::Plain);
+        assert!(!out.contains("bob.smith") && !out.contains("4111 1111"), "{out}");
+        assert!(out.starts_with("Contact <EMAIL_2_5eed5eed> or card <PAYMENT_CARD_1_5eed5eed>"), "{out}");
+    }
+
+    #[test]
+    fn the_guard_holds_only_the_last_words() {
+        let mut cx = guarded(&[]);
+        let mut channel = Channel::new(TextKind::Plain);
+        let out = channel.push(&mut cx, "The quick brown fox jumps over the lazy dog and then some");
+        assert_eq!(out, "The quick brown fox jumps over the lazy dog and then ");
+        let out = channel.push(&mut cx, "thing else 12 34 56");
+        assert_eq!(out, "something else ");
+        assert_eq!(channel.finish(&mut cx), "12 34 56");
+    }
+
+    #[test]
+    fn hold_from_keeps_digit_groups_and_keyword_words() {
+        assert_eq!(hold_from("pay 4111 1111 11", 1), 4);
+        assert_eq!(hold_from("call +1 555 234", 1), 5);
+        assert_eq!(hold_from("hello world", 1), 6);
+        assert_eq!(hold_from("hello world ", 1), 12);
+        assert_eq!(hold_from("about Project Falc", 2), 6);
+        assert_eq!(hold_from("x  4111", 1), 3, "two spaces part values");
+    }
+}
