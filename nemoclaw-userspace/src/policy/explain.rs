@@ -548,22 +548,27 @@ pub fn explain_category(
         Some(model) => format!("served by {}/{model}", choice.backend),
         None => format!("served by {} (the caller's model)", choice.backend),
     };
+    let injected = match decided.on_reply() {
+        super::inference::OnReply::Mask => "values the request did not carry are masked",
+        super::inference::OnReply::Pass => "values the request did not carry pass",
+    };
+    // `injected` is said for `mask` always, for the others only when written.
+    let written = |served: String| match decided.injected {
+        Some(_) => format!("{served}; {injected} in replies"),
+        None => served,
+    };
     let outcome = match (decided.action, &rules.local) {
-        (Action::Allow, _) => served(&rules.cloud),
+        (Action::Allow, _) => written(served(&rules.cloud)),
         (Action::Mask, _) => format!(
-            "{}, each value replaced by a placeholder ({}); {} in replies",
+            "{}, each value replaced by a placeholder ({}); {injected} in replies",
             served(&rules.cloud),
             if decided.restores(&category) {
                 "restored in the reply"
             } else {
                 "not restored"
             },
-            match decided.on_reply() {
-                super::inference::OnReply::Mask => "values the request did not carry are masked",
-                super::inference::OnReply::Pass => "values the request did not carry pass",
-            }
         ),
-        (Action::Local, Some(local)) => served(local),
+        (Action::Local, Some(local)) => written(served(local)),
         (Action::Local, None) => "refused: no local backend".to_owned(),
         (Action::Block, _) => "the request is refused".to_owned(),
     };

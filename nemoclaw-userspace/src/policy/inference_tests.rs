@@ -8,7 +8,7 @@ use nemoclaw_common::net::PROTO_TCP;
 use nemoclaw_common::rule::{ACTION_ALLOW, ACTION_DENY};
 use nemoclaw_detect::Category;
 
-use super::inference::{Action, BackendChoice, InferenceRules, RuledAction};
+use super::inference::{Action, BackendChoice, InferenceRules, OnReply, RuledAction};
 use super::tests::test_env;
 use super::*;
 
@@ -256,27 +256,175 @@ fn cloud_is_required_and_keys_are_checked() {
 }
 
 #[test]
-fn actions_are_allow_local_block_and_mask_is_refused() {
-    let lines = errors(&with_inference("  categories:\n    email: mask\n"));
-    assert_eq!(
-        lines,
-        vec![format!(
-            "policies/x.yaml:6:12: inference.categories.email: {}",
-            parse::inference::MASK_NOT_AVAILABLE
-        )]
-    );
-    assert!(lines[0].contains("`mask` is not available yet"));
-    let lines = errors(&with_inference("  default: mask\n"));
-    assert!(
-        lines[0].starts_with("policies/x.yaml:5:12: inference.default: `mask` is not available"),
-        "{lines:?}"
-    );
+fn actions_are_allow_mask_local_block() {
     let lines = errors(&with_inference("  categories:\n    email: deny\n"));
     assert_eq!(
         lines,
         vec![
-            "policies/x.yaml:6:12: inference.categories.email: expected allow, local or block, \
-             got \"deny\""
+            "policies/x.yaml:6:12: inference.categories.email: expected allow, mask, local or \
+             block, got \"deny\""
+        ]
+    );
+    let lines = errors(&with_inference("  default: [mask]\n"));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:5:12: inference.default: expected allow, mask, local or block, or \
+             a mapping {action: ACTION, restore: BOOL, injected: mask|pass}, got a list"
+        ]
+    );
+    let lines = errors(&with_inference("  categories:\n    email:\n"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(": inference.categories.email: expected allow, mask, local or block, or")
+            && lines[0].ends_with("got null"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn mask_compiles_in_both_forms() {
+    // `mask` needs no local backend; the scalar form leaves `restore` and `injected` unset.
+    let compiled = must_compile(&with_inference(
+        "  default: mask\n  categories:\n    email: mask\n    phone: {action: mask}\n    \
+         iban: {action: mask, restore: false, injected: pass}\n    secret: {action: mask, \
+         restore: true}\n    ip_address: {action: allow, injected: mask}\n    us_ssn: \
+         {action: block, injected: pass}\n",
+    ));
+    let rules = compiled.inference.expect("inference");
+    let with = |action, line, restore, injected| RuledAction {
+        restore,
+        injected,
+        ..ruled(action, line)
+    };
+    assert_eq!(rules.default, ruled(Action::Mask, 5));
+    assert_eq!(
+        rules.categories,
+        BTreeMap::from([
+            (Category::Email, ruled(Action::Mask, 7)),
+            (Category::Phone, ruled(Action::Mask, 8)),
+            (
+                Category::Iban,
+                with(Action::Mask, 9, Some(false), Some(OnReply::Pass))
+            ),
+            (Category::Secret, with(Action::Mask, 10, Some(true), None)),
+            (
+                Category::IpAddress,
+                with(Action::Allow, 11, None, Some(OnReply::Mask))
+            ),
+            (
+                Category::UsSsn,
+                with(Action::Block, 12, None, Some(OnReply::Pass))
+            ),
+        ])
+    );
+    // `restore: true` on `secret` is taken as written, silently.
+    assert!(rules.categories[&Category::Secret].restores(&Category::Secret));
+    assert!(!rules.categories[&Category::Iban].restores(&Category::Iban));
+    assert!(
+        !compiled
+            .warnings
+            .iter()
+            .any(|w| w.field.starts_with("inference")),
+        "{:?}",
+        compiled.warnings
+    );
+
+    // `default` takes the mapping form too.
+    let compiled = must_compile(&with_inference(
+        "  default: {action: mask, restore: false, injected: pass}\n",
+    ));
+    assert_eq!(
+        compiled.inference.expect("inference").default,
+        RuledAction {
+            restore: Some(false),
+            injected: Some(OnReply::Pass),
+            ..ruled(Action::Mask, 5)
+        }
+    );
+}
+
+#[test]
+fn action_mapping_errors_are_located() {
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {action: local, restore: false}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:28: inference.categories.email.restore: `restore` applies to \
+             `mask` only (the action here is `local`)"
+        ]
+    );
+    let lines = errors(&with_inference(
+        "  default:\n    action: allow\n    restore: true\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:7:5: inference.default.restore: `restore` applies to `mask` only \
+             (the action here is `allow`)"
+        ]
+    );
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {action: mask, restores: false}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:27: inference.categories.email.restores: unknown field \
+             `restores`, expected one of `action`, `restore`, `injected`"
+        ]
+    );
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {restore: false}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:12: inference.categories.email: missing field `action`: allow, \
+             mask, local or block"
+        ]
+    );
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {action: mask, injected: restore}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:37: inference.categories.email.injected: expected mask or pass, \
+             got \"restore\""
+        ]
+    );
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {action: mask, restore: \"no\"}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:36: inference.categories.email.restore: expected true or false, \
+             got \"no\""
+        ]
+    );
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {action: hide}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:21: inference.categories.email.action: expected allow, mask, \
+             local or block, got \"hide\""
+        ]
+    );
+    // `local` in the mapping form still needs a local backend.
+    let lines = errors(&with_inference(
+        "  categories:\n    email: {action: local}\n",
+    ));
+    assert_eq!(
+        lines,
+        vec![
+            "policies/x.yaml:6:5: inference.categories.email: `local` needs `inference.local`, \
+             the local backend that serves such requests"
         ]
     );
 }
@@ -558,4 +706,61 @@ fn explain_category_names_action_rule_and_backend() {
     );
     assert!(answer("unknown").is_err());
     assert!(answer("Bad Name").is_err());
+}
+
+#[test]
+fn explain_category_says_what_mask_does() {
+    let compiled = must_compile(&with_inference(
+        "  default: mask\n  categories:\n    email: mask\n    secret: mask\n    iban: \
+         {action: mask, restore: false, injected: pass}\n    ip_address: {action: allow, \
+         injected: mask}\n",
+    ));
+    let rules = compiled.inference.expect("inference");
+    let answer = |name: &str| explain_category(&rules, name);
+    assert_eq!(
+        answer("email"),
+        Ok((
+            Action::Mask,
+            "category email: mask (rule policies/x.yaml:7), served by openai (the caller's \
+             model), each value replaced by a placeholder (restored in the reply); values the \
+             request did not carry are masked in replies"
+                .into()
+        ))
+    );
+    assert_eq!(
+        answer("secret").map(|(_, text)| text),
+        Ok(
+            "category secret: mask (rule policies/x.yaml:8), served by openai (the caller's \
+            model), each value replaced by a placeholder (not restored); values the request \
+            did not carry are masked in replies"
+                .into()
+        )
+    );
+    assert_eq!(
+        answer("iban").map(|(_, text)| text),
+        Ok(
+            "category iban: mask (rule policies/x.yaml:9), served by openai (the caller's \
+            model), each value replaced by a placeholder (not restored); values the request \
+            did not carry pass in replies"
+                .into()
+        )
+    );
+    assert_eq!(
+        answer("phone").map(|(_, text)| text),
+        Ok(
+            "category phone: mask (not listed: inference.default, rule policies/x.yaml:5), \
+            served by openai (the caller's model), each value replaced by a placeholder \
+            (restored in the reply); values the request did not carry are masked in replies"
+                .into()
+        )
+    );
+    // `injected` is named for another action only where it is written.
+    assert_eq!(
+        answer("ip_address").map(|(_, text)| text),
+        Ok(
+            "category ip_address: allow (rule policies/x.yaml:10), served by openai (the \
+            caller's model); values the request did not carry are masked in replies"
+                .into()
+        )
+    );
 }

@@ -48,11 +48,11 @@ struct Inference {
     /// `local`.
     local: Option<InferenceBackend>,
     /// The action for categories not listed; default `block`.
-    default: Option<InferenceAction>,
+    default: Option<InferenceRule>,
     /// Category name -> action: a built-in category (`email`, `phone`, `payment_card`,
     /// `iban`, `us_ssn`, `ip_address`, `date_of_birth`, `secret`, `code`) or a custom name
     /// defined under `detect`.
-    categories: Option<std::collections::BTreeMap<String, InferenceAction>>,
+    categories: Option<std::collections::BTreeMap<String, InferenceRule>>,
     /// Custom categories and the proprietary source trees.
     detect: Option<InferenceDetect>,
     /// `HOST:PORT` model-provider endpoints that `network.allow` may still list (the
@@ -71,15 +71,54 @@ struct InferenceBackend {
     model: Option<String>,
 }
 
+/// An action, or `{action, restore, injected}`.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+enum InferenceRule {
+    Short(InferenceAction),
+    Long(InferenceRuleLong),
+}
+
+/// `{action, restore, injected}`: `restore` only with `action: mask`.
+#[derive(JsonSchema)]
+#[schemars(
+    deny_unknown_fields,
+    extend(
+        "if" = {"properties": {"action": {"not": {"const": "mask"}}}},
+        "then" = {"not": {"required": ["restore"]}}
+    )
+)]
+struct InferenceRuleLong {
+    action: InferenceAction,
+    /// `mask` only: whether masked values are put back in replies; default `true`, `false`
+    /// for `secret`.
+    restore: Option<bool>,
+    /// What a reply's value of the category that the request did not carry gets; default
+    /// `pass` for `allow`, `mask` for the other actions.
+    injected: Option<InferenceOnReply>,
+}
+
 #[derive(JsonSchema)]
 #[schemars(rename_all = "lowercase")]
 enum InferenceAction {
     /// Forward to the cloud backend as it is.
     Allow,
+    /// Forward to the cloud backend with each value replaced by a placeholder, restored in
+    /// the reply.
+    Mask,
     /// Send the whole request to the local backend.
     Local,
     /// Refuse the request.
     Block,
+}
+
+#[derive(JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+enum InferenceOnReply {
+    /// Masked (never restored).
+    Mask,
+    /// As the backend sent it.
+    Pass,
 }
 
 #[derive(JsonSchema)]

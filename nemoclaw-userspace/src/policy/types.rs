@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use nemoclaw_detect::Category;
 
-use super::inference::Action;
+use super::inference::{Action, OnReply};
 use super::pattern::PathPattern;
 pub use super::yaml::Mark;
 
@@ -56,8 +56,10 @@ pub struct InferenceSection {
     pub local: Option<Located<Backend>>,
     /// `default`: the action for categories not listed; absent: `block`.
     pub default: Option<Located<Action>>,
+    /// `restore` and `injected` of `default` when written as a mapping.
+    pub default_options: ReplyOptions,
     /// `categories`, in source order; every name is a built-in or a defined custom one.
-    pub categories: Vec<Located<(Category, Action)>>,
+    pub categories: Vec<Located<(Category, Action, ReplyOptions)>>,
     /// `detect.keywords`: custom category name -> keywords (non-empty).
     pub keywords: Vec<Located<(String, Vec<String>)>>,
     /// `detect.patterns`: custom category name -> a `regex` pattern (syntax checked).
@@ -66,6 +68,17 @@ pub struct InferenceSection {
     pub code: Vec<Located<PathPattern>>,
     /// `direct`: `HOST:PORT` provider endpoints `network.allow` may still list.
     pub direct: Vec<Located<(Host, Ports)>>,
+}
+
+/// `restore` and `injected` of an `inference` action written as a mapping
+/// (`{action: mask, restore: false, injected: pass}`); `None` where absent (the defaults are
+/// `RuledAction::restores` and `RuledAction::on_reply`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplyOptions {
+    /// `restore`: only with `action: mask`.
+    pub restore: Option<bool>,
+    /// `injected`: with any action.
+    pub injected: Option<OnReply>,
 }
 
 /// `inference.cloud` / `inference.local`: a backend of the router's host configuration.

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use nemoclaw_detect::Category;
 
 use super::{Cx, parse_host_port, render};
-use crate::policy::inference::Action;
+use crate::policy::inference::{Action, OnReply};
 use crate::policy::pattern::{Base, PathPattern, Shape};
-use crate::policy::types::{Backend, Host, InferenceSection, Located, Ports};
+use crate::policy::types::{Backend, Host, InferenceSection, Located, Ports, ReplyOptions};
 use crate::policy::yaml::{Mark, Node, NodeKind};
 
 const KEYS: &[&str] = &[
@@ -24,9 +24,8 @@ const KEYS: &[&str] = &[
     "direct",
 ];
 
-/// What `inference.mask` and friends are refused with.
-pub const MASK_NOT_AVAILABLE: &str = "`mask` is not available yet: reversible masking lands \
-     with the masking issue; use `local` (send the request to the local backend) or `block`";
+/// The keys of an action written as a mapping (`{action: mask, restore: false}`).
+const ACTION_KEYS: &[&str] = &["action", "restore", "injected"];
 
 /// `inference.detect`, as parsed.
 #[derive(Default)]
@@ -45,6 +44,7 @@ impl Cx<'_> {
         let mut cloud_written = false;
         let mut local = None;
         let mut default = None;
+        let mut default_options = ReplyOptions::default();
         let mut categories_node = None;
         let mut detect = Detect::default();
         let mut direct = Vec::new();
@@ -58,11 +58,14 @@ impl Cx<'_> {
                 }
                 "local" => local = self.backend(value, field),
                 "default" => {
-                    default = self.action(value, &field).map(|action| Located {
-                        value: action,
-                        mark: value.mark,
-                        text: format!("default: {}", render(value)),
-                        field,
+                    default = self.action_entry(value, &field).map(|(action, options)| {
+                        default_options = options;
+                        Located {
+                            value: action,
+                            mark: value.mark,
+                            text: format!("default: {}", render(value)),
+                            field,
+                        }
                     });
                 }
                 "categories" => categories_node = Some(value),
@@ -118,6 +121,7 @@ impl Cx<'_> {
             cloud,
             local,
             default,
+            default_options,
             categories,
             keywords: detect.keywords,
             patterns: detect.patterns,
@@ -200,21 +204,130 @@ impl Cx<'_> {
         })
     }
 
-    /// `allow`, `local` or `block` (`mask` refused with its own message).
+    /// `allow`, `mask`, `local` or `block`.
     fn action(&mut self, node: &Node, field: &str) -> Option<Action> {
         match self.scalar(node, field)? {
             "allow" => Some(Action::Allow),
+            "mask" => Some(Action::Mask),
             "local" => Some(Action::Local),
             "block" => Some(Action::Block),
-            "mask" => {
-                self.error(node.mark, field, MASK_NOT_AVAILABLE.to_owned());
+            _ => {
+                self.error(
+                    node.mark,
+                    field,
+                    format!(
+                        "expected allow, mask, local or block, got {}",
+                        node.describe()
+                    ),
+                );
                 None
+            }
+        }
+    }
+
+    /// An action (`inference.default`, `inference.categories.NAME`): a scalar, or the
+    /// mapping `{action: ACTION, restore: BOOL, injected: mask|pass}` (`action` required,
+    /// `restore` only with `mask`).
+    fn action_entry(&mut self, node: &Node, field: &str) -> Option<(Action, ReplyOptions)> {
+        match &node.kind {
+            NodeKind::Map(_) => {}
+            NodeKind::Scalar { .. } if !node.is_null() => {
+                return self
+                    .action(node, field)
+                    .map(|action| (action, ReplyOptions::default()));
             }
             _ => {
                 self.error(
                     node.mark,
                     field,
-                    format!("expected allow, local or block, got {}", node.describe()),
+                    format!(
+                        "expected allow, mask, local or block, or a mapping {{action: ACTION, \
+                         restore: BOOL, injected: mask|pass}}, got {}",
+                        node.describe()
+                    ),
+                );
+                return None;
+            }
+        }
+        let entries = self.map(node, field, ACTION_KEYS)?;
+        let mut action = None;
+        let mut restore = None;
+        let mut injected = None;
+        let mut ok = true;
+        for (key, key_mark, value) in entries {
+            let child = format!("{field}.{key}");
+            let parsed = match key.as_str() {
+                "action" => self.action(value, &child).map(|a| action = Some(a)),
+                "restore" => self
+                    .boolean(value, &child)
+                    .map(|r| restore = Some((r, key_mark))),
+                _ => self.on_reply(value, &child).map(|i| injected = Some(i)),
+            };
+            ok &= parsed.is_some();
+        }
+        let Some(action) = action else {
+            if ok {
+                self.error(
+                    node.mark,
+                    field,
+                    "missing field `action`: allow, mask, local or block".to_owned(),
+                );
+            }
+            return None;
+        };
+        if let Some((_, mark)) = restore
+            && action != Action::Mask
+        {
+            self.error(
+                mark,
+                &format!("{field}.restore"),
+                format!(
+                    "`restore` applies to `mask` only (the action here is `{}`)",
+                    action.name()
+                ),
+            );
+            return None;
+        }
+        ok.then_some((
+            action,
+            ReplyOptions {
+                restore: restore.map(|(r, _)| r),
+                injected,
+            },
+        ))
+    }
+
+    /// `true` or `false`, unquoted.
+    fn boolean(&mut self, node: &Node, field: &str) -> Option<bool> {
+        if let NodeKind::Scalar {
+            text,
+            quoted: false,
+        } = &node.kind
+        {
+            match text.as_str() {
+                "true" | "True" | "TRUE" => return Some(true),
+                "false" | "False" | "FALSE" => return Some(false),
+                _ => {}
+            }
+        }
+        self.error(
+            node.mark,
+            field,
+            format!("expected true or false, got {}", node.describe()),
+        );
+        None
+    }
+
+    /// `injected`: `mask` or `pass`.
+    fn on_reply(&mut self, node: &Node, field: &str) -> Option<OnReply> {
+        match self.scalar(node, field)? {
+            "mask" => Some(OnReply::Mask),
+            "pass" => Some(OnReply::Pass),
+            _ => {
+                self.error(
+                    node.mark,
+                    field,
+                    format!("expected mask or pass, got {}", node.describe()),
                 );
                 None
             }
@@ -262,12 +375,12 @@ impl Cx<'_> {
         out
     }
 
-    /// `categories: {NAME: ACTION}`.
+    /// `categories: {NAME: ACTION}` (or `NAME: {action: ACTION, ...}`).
     fn categories(
         &mut self,
         node: &Node,
         defined: &BTreeSet<&str>,
-    ) -> Vec<Located<(Category, Action)>> {
+    ) -> Vec<Located<(Category, Action, ReplyOptions)>> {
         let mut out = Vec::new();
         for (name, key_mark, value) in self.named_entries(node, "inference.categories") {
             let field = format!("inference.categories.{name}");
@@ -294,10 +407,10 @@ impl Cx<'_> {
                     None
                 }
             };
-            let action = self.action(value, &field);
-            if let (Some(category), Some(action)) = (category, action) {
+            let action = self.action_entry(value, &field);
+            if let (Some(category), Some((action, options))) = (category, action) {
                 out.push(Located {
-                    value: (category, action),
+                    value: (category, action, options),
                     mark: key_mark,
                     text: format!("{name}: {}", render(value)),
                     field,

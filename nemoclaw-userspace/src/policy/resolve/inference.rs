@@ -14,7 +14,7 @@ use crate::policy::explain::NetRuleSpec;
 use crate::policy::inference::{
     Action, BackendChoice, DEFAULT_ROUTER_ADDR, InferenceRules, RuledAction,
 };
-use crate::policy::types::{Backend, Host, InferenceSection, Mark, Ports};
+use crate::policy::types::{Backend, Host, InferenceSection, Mark, Ports, ReplyOptions};
 
 /// Known model-provider endpoints, as host names (`*` is one DNS label), and who runs
 /// them. With an `inference` section, `network.allow` may not reach them directly.
@@ -102,6 +102,15 @@ fn same_host(a: &Host, b: &Host) -> bool {
     }
 }
 
+/// An action with its `restore` and `injected` as written.
+fn ruled(action: Action, options: ReplyOptions, rule: String) -> RuledAction {
+    RuledAction {
+        restore: options.restore,
+        injected: options.injected,
+        ..RuledAction::new(action, rule)
+    }
+}
+
 fn choice(backend: &Backend) -> BackendChoice {
     BackendChoice {
         backend: backend.backend.clone(),
@@ -171,16 +180,13 @@ impl Resolving<'_, '_> {
             .categories
             .iter()
             .map(|entry| {
-                let (category, action) = &entry.value;
-                (
-                    category.clone(),
-                    RuledAction::new(*action, cite(entry.mark)),
-                )
+                let (category, action, options) = &entry.value;
+                (category.clone(), ruled(*action, *options, cite(entry.mark)))
             })
             .collect();
         let default = section.default.as_ref().map_or_else(
             || RuledAction::new(Action::Block, cite(section.mark)),
-            |d| RuledAction::new(d.value, cite(d.mark)),
+            |d| ruled(d.value, section.default_options, cite(d.mark)),
         );
         let mut keywords: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for entry in &section.keywords {
