@@ -60,9 +60,10 @@
 //!   length, mod-97 == 1, compact or in groups of four, upper case. Not: lower-case IBANs,
 //!   national account numbers (BBAN without the country prefix).
 //! - **`us_ssn`** (`us_ssn`): `AAA-GG-SSSS` or `AAA GG SSSS`, and nine plain digits only
-//!   after `SSN` / `social security number`; areas 000, 666 and 900-999, group 00, serial
-//!   0000 and the known advertising numbers (078-05-1120, 219-09-9999, 457-55-5462,
-//!   123-45-6789) are excluded. Not: other national identifiers.
+//!   after `SSN` / `social security number`; areas 000 and 666, group 00, serial 0000 and
+//!   the known advertising numbers (078-05-1120, 219-09-9999, 457-55-5462, 123-45-6789)
+//!   are excluded. Areas 900-999 are reported: never SSNs, they are the IRS's taxpayer
+//!   numbers (ITIN, ATIN) in the same shape. Not: other national identifiers.
 //! - **`ip_address`**: `ipv4`: dotted quads with octets ≤ 255 and no leading zeros, not
 //!   inside a longer dotted number and not after a version word (`version`, `v`, `build`,
 //!   `==` ...): a four-part version number written without such a word is reported as

@@ -3,6 +3,7 @@
 //! to the daemon's hash-chained trail, or to the router's own chained file when it runs
 //! without a daemon.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -45,9 +46,12 @@ pub struct InferenceRecord {
     pub backend: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Values masked before the call and restored in the reply (masking lands later).
+    /// Distinct values masked before the call, placeholders restored in the reply, and
+    /// values the reply carried that the request did not, masked, by category.
     pub masked: usize,
     pub restored: usize,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub injected: BTreeMap<String, usize>,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,

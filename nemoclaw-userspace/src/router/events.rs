@@ -43,14 +43,19 @@ const METADATA_KEYS: [&str; 17] = [
     "data",
 ];
 
+/// Chat delta fields that are not text streams: identifiers, and reasoning, which passes
+/// unmodified like Anthropic's thinking.
+const UNGUARDED_DELTA_FIELDS: [&str; 4] = ["role", "reasoning_content", "reasoning", "type"];
+
 /// Block and item types that pass unmodified.
 const UNMODIFIED_TYPES: [&str; 3] = ["thinking", "redacted_thinking", "reasoning"];
 
 /// One text stream of a streamed reply.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
-    /// OpenAI chat: a choice's `content` or `refusal`.
-    Chat { choice: u64, field: &'static str },
+    /// OpenAI chat: a choice's `content`, `refusal`, or any other text field of its deltas
+    /// (an extension field is text the caller's client may show too).
+    Chat { choice: u64, field: String },
     /// OpenAI chat: a choice's tool call's `arguments`.
     ChatTool { choice: u64, tool: u64 },
     /// Anthropic: a content block (`text_delta` or `input_json_delta`).
@@ -249,7 +254,7 @@ impl ReplyRewriter {
                 let mut chunk = self.template.clone();
                 chunk.insert(
                     "choices".into(),
-                    json!([{"index": choice, "delta": {*field: text}, "finish_reason": null}]),
+                    json!([{"index": choice, "delta": {field.as_str(): text}, "finish_reason": null}]),
                 );
                 (None, Value::Object(chunk))
             }
@@ -323,14 +328,24 @@ impl ReplyRewriter {
             let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
                 continue;
             };
-            for field in ["content", "refusal"] {
-                if let Some(Value::String(text)) = delta.get(field) {
-                    let text = text.clone();
-                    let out = self.push(Key::Chat { choice: index, field }, &text);
-                    if out != text {
-                        delta.insert(field.into(), Value::String(out));
-                        changed = true;
-                    }
+            let fields: Vec<String> = delta
+                .iter()
+                .filter(|(k, v)| v.is_string() && !UNGUARDED_DELTA_FIELDS.contains(&k.as_str()))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for field in fields {
+                let Some(Value::String(text)) = delta.get(&field) else {
+                    continue;
+                };
+                let text = text.clone();
+                let key = Key::Chat {
+                    choice: index,
+                    field: field.clone(),
+                };
+                let out = self.push(key, &text);
+                if out != text {
+                    delta.insert(field, Value::String(out));
+                    changed = true;
                 }
             }
             if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
@@ -370,9 +385,9 @@ impl ReplyRewriter {
             changed = true;
             match key {
                 Key::Chat { field, .. } => {
-                    let before = delta.get(field).and_then(Value::as_str).unwrap_or("");
+                    let before = delta.get(&field).and_then(Value::as_str).unwrap_or("");
                     let joined = format!("{before}{rest}");
-                    delta.insert(field.into(), Value::String(joined));
+                    delta.insert(field, Value::String(joined));
                 }
                 Key::ChatTool { tool, .. } => {
                     let calls = delta

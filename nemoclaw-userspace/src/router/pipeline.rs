@@ -4,8 +4,9 @@
 //! (credentials injected) → stream the reply back → audit. Any failure before the forward
 //! means nothing is sent anywhere.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use super::audit::{AuditOut, InferenceRecord};
 use super::config::{Api, Backend, RouterConfig};
 use super::decide::Decision;
+use nemoclaw_detect::Finding;
 use super::directory::{Directory, Lookup, Rules};
 use super::error::RouterError;
 use super::identify::{PeerSocket, peer_socket};
@@ -35,8 +37,11 @@ pub fn identify(local: SocketAddr, peer: SocketAddr) -> Result<PeerSocket, Strin
         format!("cannot tell which sandbox this connection comes from: {e}{hint}; refused")
     })
 }
+use super::events::ReplyRewriter;
+use super::mask::{Session, Sessions, mask_request};
 use super::reply::{Cut, ReplyBody};
 use super::request::{InferenceRequest, Route};
+use super::restore::{Counts, ReplyContext};
 use super::upstream::{Upstream, reply_headers};
 use crate::policy::inference::{Action, BackendChoice};
 
@@ -52,6 +57,8 @@ pub struct Router {
     pub directory: Arc<Directory>,
     pub upstream: Upstream,
     pub audit: AuditOut,
+    /// Masking sessions, one per sandbox.
+    pub sessions: Sessions,
 }
 
 /// How the caller's client speaks (error bodies follow it).
@@ -142,7 +149,7 @@ impl Router {
         let body = self.read_body(body).await?;
         let parsed = InferenceRequest::parse(route, &body)?;
         record.stream = parsed.stream;
-        let decision = scan(&rules, &parsed).await?;
+        let (findings, decision) = scan(&rules, &parsed).await?;
         record.action = Some(decision.action);
         record.found.clone_from(&decision.found);
         record.reason = decision.reason();
@@ -158,7 +165,21 @@ impl Router {
         };
         let backend = self.backend(choice, decision.action, route)?;
         record.backend = Some(backend.name.clone());
-        let (body, model) = rewrite(parsed, choice)?;
+        let session = self.sessions.get(socket.cgroup_id)?;
+        let exempt: HashSet<String> = findings
+            .iter()
+            .filter_map(|(pointer, f)| {
+                parsed
+                    .texts
+                    .iter()
+                    .find(|t| t.pointer == *pointer)
+                    .and_then(|t| t.text.get(f.start..f.end))
+                    .map(str::to_owned)
+            })
+            .collect();
+        let masking = decision.action == Action::Mask;
+        let (body, model, masked) = rewrite(parsed, choice, masking.then_some((&findings, &rules, &session)))?;
+        record.masked = masked;
         record.model = Some(model);
         let upstream = self
             .upstream
@@ -171,17 +192,37 @@ impl Router {
         let audit = self.audit.clone();
         let mut done = std::mem::take(record);
         let streaming = done.stream;
-        let finish = Box::new(move |ending, tokens| {
+        let finish = Box::new(move |ending, tokens, counts: Option<Counts>| {
             done.ending = Some(ending);
             done.tokens = tokens;
+            if let Some(counts) = counts {
+                done.restored = counts.restored;
+                done.injected = counts.injected;
+            }
             done.latency_ms = started.elapsed().as_secs_f64() * 1e3;
             // The record is written off the stream's path (a daemon round trip).
             tokio::task::spawn_blocking(move || audit.write(done));
         });
-        let reply = ReplyBody::new(incoming, streaming, self.upstream.timeout, finish);
+        // Replies are rewritten when the session has placeholders to restore or the policy
+        // masks values a reply carries that the request did not.
+        let restoring = !session.lock().map(|s| s.is_empty()).unwrap_or(false);
+        let guarding = rules.inference.guards_replies();
+        let rewriter = ((restoring || guarding) && route != Route::Embeddings).then(|| {
+            let sse = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let cx = ReplyContext::new(session, guarding.then(|| (Arc::clone(&rules), exempt)));
+            ReplyRewriter::new(cx, route, sse)
+        });
+        let mut headers = reply_headers(&parts.headers);
+        if rewriter.is_some() {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        let reply = ReplyBody::new(incoming, streaming, self.upstream.timeout, rewriter, finish);
         let mut response = Response::new(UnsyncBoxBody::new(reply));
         *response.status_mut() = parts.status;
-        *response.headers_mut() = reply_headers(&parts.headers);
+        *response.headers_mut() = headers;
         if let Ok(name) = HeaderValue::from_str(&backend.name) {
             response.headers_mut().insert("x-nemoclaw-backend", name);
         }
@@ -283,36 +324,48 @@ fn check_content_type(request: &Request<Incoming>) -> Result<(), RouterError> {
     }
 }
 
+/// What the scan found (with each finding's field) and the decision.
+type Scanned = (Vec<(String, Finding)>, Decision);
+
 /// Scans every text field and decides, off the async workers when the body is large.
-async fn scan(rules: &Arc<Rules>, request: &InferenceRequest) -> Result<Decision, RouterError> {
+async fn scan(rules: &Arc<Rules>, request: &InferenceRequest) -> Result<Scanned, RouterError> {
     let size: usize = request.texts.iter().map(|t| t.text.len()).sum();
     if size <= SCAN_INLINE_LIMIT {
         let findings = rules.scanner.scan(&request.texts)?;
-        return Ok(Decision::of(&rules.inference, &findings));
+        let decision = Decision::of(&rules.inference, &findings);
+        return Ok((findings, decision));
     }
     let rules = Arc::clone(rules);
     let texts = request.texts.clone();
     tokio::task::spawn_blocking(move || {
         let findings = rules.scanner.scan(&texts)?;
-        Ok(Decision::of(&rules.inference, &findings))
+        let decision = Decision::of(&rules.inference, &findings);
+        Ok((findings, decision))
     })
     .await
     .map_err(|e| RouterError::Internal(format!("scan: {e}")))?
 }
 
-/// The body to send: the request with the chosen model (the masking stage will rewrite the
-/// text fields here too). Returns the bytes and the model asked for.
+/// The body to send: the request with the chosen model and, when the decision is `mask`,
+/// every value of a `mask` category replaced by its placeholder in the session. Returns
+/// the bytes, the model asked for and the number of values masked.
 fn rewrite(
     request: InferenceRequest,
     choice: &BackendChoice,
-) -> Result<(Vec<u8>, String), RouterError> {
+    masking: Option<(&[(String, Finding)], &Rules, &Mutex<Session>)>,
+) -> Result<(Vec<u8>, String, usize), RouterError> {
     let mut body = request.body;
     let model = choice.model.clone().unwrap_or(request.model);
     if let Value::Object(map) = &mut body {
         map.insert("model".into(), Value::String(model.clone()));
     }
+    if let Some((findings, rules, session)) = masking {
+        let (bytes, masked) =
+            mask_request(&mut body, &request.texts, findings, &rules.inference, session)?;
+        return Ok((bytes, model, masked.values()));
+    }
     let bytes = serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))?;
-    Ok((bytes, model))
+    Ok((bytes, model, 0))
 }
 
 /// `GET /v1/models`: the models this sandbox's policy routes to, in OpenAI's list shape.

@@ -18,10 +18,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use nemoclaw_detect::Detector;
+use nemoclaw_detect::Category;
 
+use super::directory::Rules;
+use super::scan::Scanner;
 use super::mask::{MAX_PLACEHOLDER, Session, json_escaped};
-use crate::policy::inference::{InferenceRules, OnReply};
+use crate::policy::inference::OnReply;
 
 /// The guard never holds more than this; a longer value that has not ended yet is
 /// released (and what is still held of it is masked when it ends).
@@ -49,8 +51,8 @@ pub struct ReplyContext {
 
 /// The injected-value guard's part of a reply context.
 struct Guarding {
-    detector: Arc<Detector>,
-    rules: Arc<InferenceRules>,
+    /// The sandbox's rules: its detectors and each category's `injected`.
+    rules: Arc<Rules>,
     /// Values the request carried (the caller's own, whatever their category).
     exempt: HashSet<String>,
     /// The most words a keyword of the policy has (the guard holds that many at least).
@@ -75,10 +77,11 @@ impl ReplyContext {
     #[must_use]
     pub fn new(
         session: Arc<Mutex<Session>>,
-        guard: Option<(Arc<Detector>, Arc<InferenceRules>, HashSet<String>)>,
+        guard: Option<(Arc<Rules>, HashSet<String>)>,
     ) -> ReplyContext {
-        let guard = guard.map(|(detector, rules, exempt)| {
+        let guard = guard.map(|(rules, exempt)| {
             let words = rules
+                .inference
                 .keywords
                 .values()
                 .flatten()
@@ -87,7 +90,6 @@ impl ReplyContext {
                 .unwrap_or(1)
                 .max(1);
             Guarding {
-                detector,
                 rules,
                 exempt,
                 words,
@@ -174,8 +176,8 @@ impl Channel {
         };
         let offset = self.context.len();
         let window = format!("{}{}", self.context, self.guarded);
-        let mut findings = guarding.detector.scan(&window);
-        findings.sort_by_key(|f| f.start);
+        let mut findings = detect(&guarding.rules.scanner, &window);
+        findings.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
         // Findings still growing at the end hold the text back from where they start.
         if !end {
             for f in &findings {
@@ -189,7 +191,6 @@ impl Channel {
         }
         let mut out = String::new();
         let mut at = 0; // in `guarded`
-        let mut masked_any = Vec::new();
         for f in &findings {
             if f.end <= offset || f.end > offset + hold {
                 continue;
@@ -198,25 +199,18 @@ impl Channel {
             if start < at {
                 continue;
             }
-            let rule = guarding.rules.action_for(&f.category);
-            if rule.on_reply() != OnReply::Mask {
+            if guarding.rules.inference.action_for(&f.category).on_reply() != OnReply::Mask {
                 continue;
             }
-            let Some(value) = window.get(f.start..f.end) else {
-                continue;
-            };
             let mut session = cx.session.lock().unwrap_or_else(PoisonError::into_inner);
-            if guarding.exempt.contains(value) || session.knows_value(value) {
+            if guarding.exempt.contains(&f.value) || session.knows_value(&f.value) {
                 continue;
             }
-            // The placeholder of an injected value is never restored.
-            let Ok(placeholder) = session.placeholder(&f.category, value, false) else {
-                // The vault is full: the value still never reaches the caller.
-                out.push_str(&self.guarded[at..start]);
-                out.push_str("<MASKED>");
-                at = f.end - offset;
-                continue;
-            };
+            // The placeholder of an injected value is never restored; when the vault is
+            // full the value is still kept from the caller.
+            let placeholder = session
+                .placeholder(&f.category, &f.value, false)
+                .unwrap_or_else(|_| "<MASKED>".to_owned());
             drop(session);
             if f.start < offset {
                 cx.counts.late += 1;
@@ -224,10 +218,7 @@ impl Channel {
             out.push_str(&self.guarded[at..start]);
             out.push_str(&placeholder);
             at = f.end - offset;
-            masked_any.push(f.category.name().to_owned());
-        }
-        for name in masked_any {
-            *cx.counts.injected.entry(name).or_default() += 1;
+            *cx.counts.injected.entry(f.category.name().to_owned()).or_default() += 1;
         }
         out.push_str(&self.guarded[at..hold]);
         self.guarded.drain(..hold);
@@ -290,6 +281,79 @@ impl Channel {
     }
 }
 
+/// A value the guard found: where in the text (bytes), and the value itself (decoded when
+/// the text carried it percent-encoded).
+struct Found {
+    category: Category,
+    start: usize,
+    end: usize,
+    value: String,
+}
+
+/// The detectors' findings in `text`, and in its percent-decoded reading when it has
+/// `%XX` escapes of ASCII bytes (`ann%40example.org` is an e-mail address to a model that
+/// writes URLs), mapped back to the escaped text.
+fn detect(scanner: &Scanner, text: &str) -> Vec<Found> {
+    let mut found: Vec<Found> = scanner
+        .detect(text)
+        .into_iter()
+        .map(|f| Found {
+            value: text[f.start..f.end].to_owned(),
+            category: f.category,
+            start: f.start,
+            end: f.end,
+        })
+        .collect();
+    if let Some((decoded, origin)) = percent_decoded(text) {
+        for f in scanner.detect(&decoded) {
+            let (start, end) = (origin[f.start], origin[f.end]);
+            if !found.iter().any(|g| g.start <= start && end <= g.end) {
+                found.push(Found {
+                    value: decoded[f.start..f.end].to_owned(),
+                    category: f.category,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// `text` with its `%XX` escapes of ASCII bytes decoded, and for each byte of the result
+/// (and its end) the offset in `text` it came from; `None` without such escapes.
+fn percent_decoded(text: &str) -> Option<(String, Vec<usize>)> {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let escape_at = |i: usize| -> Option<u8> {
+        if bytes.get(i) != Some(&b'%') {
+            return None;
+        }
+        let byte = hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?;
+        u8::try_from(byte).ok().filter(u8::is_ascii)
+    };
+    if !(0..bytes.len()).any(|i| escape_at(i).is_some()) {
+        return None;
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut origin = Vec::with_capacity(bytes.len() + 1);
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(byte) = escape_at(i) {
+            decoded.push(byte);
+            origin.push(i);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            origin.push(i);
+            i += 1;
+        }
+    }
+    origin.push(bytes.len());
+    // Only ASCII bytes were decoded, between whole characters: still UTF-8.
+    String::from_utf8(decoded).ok().map(|d| (d, origin))
+}
+
 /// Where the guard's held text starts: the last word, and before it the words that could
 /// be part of the same value: digit groups (cards, phones, IBANs, SSNs written with
 /// spaces) and, for multi-word keywords, `words - 1` more.
@@ -339,8 +403,8 @@ fn floor_boundary(text: &str, mut at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::inference::{Action, BackendChoice, RuledAction};
-    use nemoclaw_detect::{Category, DetectorConfig};
+    use crate::policy::inference::{Action, BackendChoice, InferenceRules, RuledAction};
+
 
     const NONCE: &str = "5eed5eed";
 
@@ -353,8 +417,8 @@ mod tests {
         Arc::new(Mutex::new(s))
     }
 
-    fn rules() -> Arc<InferenceRules> {
-        Arc::new(InferenceRules {
+    fn rules() -> Arc<Rules> {
+        let inference = InferenceRules {
             router: "127.0.0.1:8089".parse().unwrap(),
             cloud: BackendChoice {
                 backend: "c".into(),
@@ -371,15 +435,19 @@ mod tests {
             keywords: BTreeMap::new(),
             patterns: BTreeMap::new(),
             code: Vec::new(),
+        };
+        Arc::new(Rules {
+            sandbox: "s".into(),
+            policy_sha256: "0".into(),
+            scanner: Scanner::new(&inference).unwrap(),
+            inference,
         })
     }
 
     fn guarded(exempt: &[&str]) -> ReplyContext {
-        let detector = Arc::new(Detector::new(&DetectorConfig::default()).unwrap());
         ReplyContext::new(
             session(),
             Some((
-                detector,
                 rules(),
                 exempt.iter().map(|s| (*s).to_owned()).collect(),
             )),
@@ -496,6 +564,21 @@ mod tests {
         let out = stream(&mut cx, &pieces, TextKind::Plain);
         assert!(!out.contains("bob.smith") && !out.contains("4111 1111"), "{out}");
         assert!(out.starts_with("Contact <EMAIL_2_5eed5eed> or card <PAYMENT_CARD_1_5eed5eed>"), "{out}");
+    }
+
+    #[test]
+    fn percent_encoded_injected_values_are_masked_too() {
+        let reply = "see afznaotg%40example.com and 100%25 sure";
+        for cut in 0..reply.len() {
+            let mut cx = guarded(&[]);
+            let out = stream(&mut cx, &[&reply[..cut], &reply[cut..]], TextKind::Plain);
+            assert_eq!(out, "see <EMAIL_2_5eed5eed> and 100%25 sure", "cut {cut}");
+        }
+        assert_eq!(
+            percent_decoded("a%40b%zz%e2").unwrap(),
+            ("a@b%zz%e2".to_owned(), vec![0, 1, 4, 5, 6, 7, 8, 9, 10, 11])
+        );
+        assert!(percent_decoded("100% sure").is_none());
     }
 
     #[test]

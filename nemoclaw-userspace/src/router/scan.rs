@@ -84,6 +84,13 @@ impl Scanner {
         Ok(out)
     }
 
+    /// The detectors' findings in one text (no code quotes): what the reply guard looks
+    /// for.
+    #[must_use]
+    pub fn detect(&self, text: &str) -> Vec<Finding> {
+        self.detector.scan(text)
+    }
+
     /// Re-fingerprints files that changed, appeared or went since the last look.
     pub fn refresh_code(&self) {
         if let Some(lock) = &self.code

@@ -4,7 +4,7 @@ Usage: client.py BASE_URL PLAN_FILE. PLAN_FILE holds a JSON list of calls (a fil
 no prompt appears in the sandbox's command line, which the audit trail records), each
 {"sdk": "openai"|"anthropic", "method": "chat"|"responses"|"embeddings"|"models"|"messages",
  "kwargs": {...}}; `kwargs["stream"]` chooses streaming. Prints one JSON line per call:
-{"ok": true, "text": ...} or {"ok": false, "status": N, "error": MESSAGE, "type": CLASS}.
+{"ok": true, "text": ...} (a tool call's reply: "tool:" and its JSON arguments) or {"ok": false, "status": N, "error": MESSAGE, "type": CLASS}.
 The API key is the sandbox's own, which the router must strip: it never reaches a backend.
 """
 
@@ -15,6 +15,8 @@ import anthropic
 import openai
 
 SANDBOX_KEY = "sk-sandbox-key-must-not-leave"
+# A reply that is a tool call comes back as this prefix and the call's JSON arguments.
+TOOL = "tool:"
 
 
 def openai_call(client, method, kwargs):
@@ -27,17 +29,29 @@ def openai_call(client, method, kwargs):
     if method == "chat":
         r = client.chat.completions.create(**kwargs)
         if not stream:
-            return r.choices[0].message.content
-        return "".join(c.choices[0].delta.content or "" for c in r if c.choices)
+            m = r.choices[0].message
+            return m.content if not m.tool_calls else TOOL + m.tool_calls[0].function.arguments
+        text, args = "", None
+        for c in r:
+            if not c.choices:
+                continue
+            d = c.choices[0].delta
+            text += d.content or ""
+            for call in d.tool_calls or []:
+                args = (args or "") + (call.function.arguments or "")
+        return text if args is None else TOOL + args
     if method == "responses":
         r = client.responses.create(**kwargs)
         if not stream:
-            return r.output_text
-        text = ""
+            calls = [o.arguments for o in r.output if o.type == "function_call"]
+            return TOOL + calls[0] if calls else r.output_text
+        text, args = "", None
         for event in r:
             if event.type == "response.output_text.delta":
                 text += event.delta
-        return text
+            elif event.type == "response.function_call_arguments.delta":
+                args = (args or "") + event.delta
+        return text if args is None else TOOL + args
     raise ValueError(method)
 
 
@@ -45,9 +59,13 @@ def anthropic_call(client, method, kwargs):
     assert method == "messages"
     if kwargs.pop("stream", False):
         with client.messages.stream(**kwargs) as s:
-            return "".join(s.text_stream)
-    r = client.messages.create(**kwargs)
-    return "".join(b.text for b in r.content if b.type == "text")
+            text = "".join(s.text_stream)
+            r = s.get_final_message()
+    else:
+        r = client.messages.create(**kwargs)
+        text = "".join(b.text for b in r.content if b.type == "text")
+    tools = [b.input for b in r.content if b.type == "tool_use"]
+    return TOOL + json.dumps(tools[0]) if tools else text
 
 
 def main():
