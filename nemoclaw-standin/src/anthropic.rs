@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::body::{pieces, sse_event};
-use crate::openai::reply_text;
-use crate::router::{Call, DELTA_CHARS, Output, output_tokens};
+use crate::body::{byte_pieces, pieces, sse_event};
+use crate::reply::{ARGUMENT_BYTES, Reply, TOOL_NAME, messages_said};
+use crate::router::{Call, Output};
 
 /// The models `GET /v1/models` lists with Anthropic headers.
 const MODELS: [(&str, &str); 2] = [
@@ -33,10 +33,15 @@ pub(crate) fn count_tokens(call: &Call) -> Output {
 }
 
 pub(crate) fn messages(call: &Call) -> Output {
-    let text = reply_text("anthropic messages", &call.model);
+    let reply = Reply::new(call, "anthropic messages", messages_said);
     let id = call.id("msg_");
+    let tool_id = call.id("toolu_");
     let input_tokens = call.input_tokens();
-    let output_tokens = output_tokens(&text);
+    let output_tokens = reply.output_tokens();
+    let stop_reason = match reply {
+        Reply::Text { .. } => "end_turn",
+        Reply::Tool { .. } => "tool_use",
+    };
     let usage = |output_tokens: u64| {
         json!({
             "input_tokens": input_tokens,
@@ -59,12 +64,35 @@ pub(crate) fn messages(call: &Call) -> Output {
         })
     };
     if !call.stream {
+        let block = match &reply {
+            Reply::Text { text, .. } => json!({"type": "text", "text": text}),
+            Reply::Tool { input, .. } => {
+                json!({"type": "tool_use", "id": tool_id, "name": TOOL_NAME, "input": input})
+            }
+        };
         return Output::Json(message(
-            json!([{"type": "text", "text": text}]),
-            json!("end_turn"),
+            json!([block]),
+            json!(stop_reason),
             usage(output_tokens),
         ));
     }
+    // The block as it starts, and its deltas.
+    let (start, deltas): (Value, Vec<Value>) = match &reply {
+        Reply::Text { text, delta_chars } => (
+            json!({"type": "text", "text": ""}),
+            pieces(text, *delta_chars)
+                .into_iter()
+                .map(|piece| json!({"type": "text_delta", "text": piece}))
+                .collect(),
+        ),
+        Reply::Tool { arguments, .. } => (
+            json!({"type": "tool_use", "id": tool_id, "name": TOOL_NAME, "input": {}}),
+            byte_pieces(arguments, ARGUMENT_BYTES)
+                .into_iter()
+                .map(|piece| json!({"type": "input_json_delta", "partial_json": piece}))
+                .collect(),
+        ),
+    };
     let mut events = vec![
         sse_event(
             "message_start",
@@ -72,14 +100,14 @@ pub(crate) fn messages(call: &Call) -> Output {
         ),
         sse_event(
             "content_block_start",
-            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            &json!({"type": "content_block_start", "index": 0, "content_block": start}),
         ),
         sse_event("ping", &json!({"type": "ping"})),
     ];
-    for piece in pieces(&text, DELTA_CHARS) {
+    for delta in deltas {
         events.push(sse_event(
             "content_block_delta",
-            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+            &json!({"type": "content_block_delta", "index": 0, "delta": delta}),
         ));
     }
     events.push(sse_event(
@@ -90,7 +118,7 @@ pub(crate) fn messages(call: &Call) -> Output {
         "message_delta",
         &json!({
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "delta": {"stop_reason": stop_reason, "stop_sequence": null},
             "usage": {"output_tokens": output_tokens},
         }),
     ));

@@ -103,6 +103,24 @@ pub fn pieces(text: &str, size: usize) -> Vec<String> {
         .collect()
 }
 
+/// Splits `text` into pieces of at most `size` bytes on character boundaries; a character
+/// longer than `size` is a piece of its own.
+#[must_use]
+pub fn byte_pieces(text: &str, size: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if i > start && i + c.len_utf8() - start > size {
+            pieces.push(&text[start..i]);
+            start = i;
+        }
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
 /// Splits `bytes` into `n` parts of about equal length (for slow or cut whole bodies).
 #[must_use]
 pub fn split_bytes(bytes: &Bytes, n: usize) -> Vec<Bytes> {
@@ -122,6 +140,23 @@ mod tests {
         assert_eq!(pieces("abcdefghij", 4), ["abcd", "efgh", "ij"]);
         assert_eq!(pieces("ééééé", 2), ["éé", "éé", "é"]);
         assert!(pieces("", 3).is_empty());
+    }
+
+    #[test]
+    fn byte_pieces_split_on_character_boundaries() {
+        assert_eq!(byte_pieces("abcdefg", 3), ["abc", "def", "g"]);
+        assert_eq!(byte_pieces("aéb", 3), ["aé", "b"]);
+        assert_eq!(byte_pieces("aaé", 3), ["aa", "é"]);
+        assert_eq!(byte_pieces("a😀b", 3), ["a", "😀", "b"]);
+        assert_eq!(byte_pieces("😀😀", 3), ["😀", "😀"]);
+        assert!(byte_pieces("", 3).is_empty());
+        let text = "{\"text\":\"é😀 x\"}";
+        assert_eq!(byte_pieces(text, 3).concat(), text);
+        assert!(
+            byte_pieces(text, 3)
+                .iter()
+                .all(|p| p.len() <= 3 || p.chars().count() == 1)
+        );
     }
 
     #[test]

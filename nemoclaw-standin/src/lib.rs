@@ -1,19 +1,26 @@
 //! A recording cloud stand-in for `NemoClaw`'s tests and demo.
 //!
 //! It answers the `OpenAI` (and OpenAI-compatible) and Anthropic inference endpoints in
-//! their real wire formats, streaming included, with a fixed reply text that never echoes
-//! the request, and it appends every request it receives, byte for byte, to a record file
-//! ([`record::Recorder`]), so a test can assert what did and did not reach "the cloud".
+//! their real wire formats, streaming included, and it appends every request it receives,
+//! byte for byte, to a record file ([`record::Recorder`]), so a test can assert what did and
+//! did not reach "the cloud".
 //!
 //! Endpoints: `GET /v1/models`, `POST /v1/chat/completions`, `POST /v1/responses`,
 //! `POST /v1/embeddings` (`OpenAI`); `POST /v1/messages`, `POST /v1/messages/count_tokens`
-//! and `GET /v1/models` with Anthropic headers (Anthropic). The request's `model` chooses a
-//! [`Fault`].
+//! and `GET /v1/models` with Anthropic headers (Anthropic).
+//!
+//! The request's `model` chooses the reply. Most models get a fixed text that never echoes
+//! the request. Three [`Behaviour`]s, for the privacy router's masking tests, do use it:
+//! `echo` replies `You said: ` and the text of the request's last message (and its system
+//! text), `echo-tool` replies with an `echo` tool call carrying that text, and `inject` echoes
+//! it and adds values that were never in the request ([`INJECTED_EMAIL`],
+//! [`INJECTED_CARD`]). Other model names choose a [`Fault`].
 
 mod anthropic;
 pub mod body;
 mod openai;
 pub mod record;
+mod reply;
 mod router;
 
 use std::net::SocketAddr;
@@ -61,6 +68,50 @@ impl Fault {
             "fault-cut" => Some(Self::Cut),
             "fault-slow" => Some(Self::Slow),
             _ => None,
+        }
+    }
+}
+
+/// The e-mail address the `inject` model adds to its reply.
+pub const INJECTED_EMAIL: &str = "leaked.person@example.net";
+
+/// The card number the `inject` model adds to its reply.
+pub const INJECTED_CARD: &str = "4111 1111 1111 1111";
+
+/// How the reply is built, chosen by the request's `model` field.
+///
+/// "The request's text" `T` is, per API: the last message's content (a string, or its
+/// parts' `text` and its `tool_result` blocks' content, joined with `\n`) for chat
+/// completions and messages; for responses, `input` if a string, else the last input item's
+/// `content` (likewise) or a `function_call_output`'s `output`. When the request has system
+/// text (`OpenAI` `system` / `developer` messages, Anthropic `system`, responses
+/// `instructions`), ` | system: ` and that text are appended to `T`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Any other model: a fixed text naming the endpoint and the model, never the request,
+    /// streamed a few characters per event.
+    #[default]
+    Fixed,
+    /// `echo`: the text `You said: T`, streamed one character per event.
+    Echo,
+    /// `echo-tool`: one tool (function) call named `echo` with the arguments
+    /// `{"text": T}`, its arguments JSON streamed in pieces of at most 3 bytes (whole
+    /// characters).
+    EchoTool,
+    /// `inject`: the text `You said: T. Also contact <INJECTED_EMAIL> or card
+    /// <INJECTED_CARD>.`, values never in the request; streamed one character per event.
+    Inject,
+}
+
+impl Behaviour {
+    /// The behaviour a model name asks for.
+    #[must_use]
+    pub fn from_model(model: &str) -> Self {
+        match model {
+            "echo" => Self::Echo,
+            "echo-tool" => Self::EchoTool,
+            "inject" => Self::Inject,
+            _ => Self::Fixed,
         }
     }
 }

@@ -12,7 +12,8 @@ use nemoclaw_standin::{DEFAULT_SLOW_INTERVAL, Recorder, State, serve};
 use tokio::net::TcpListener;
 
 /// A recording stand-in for the `OpenAI` and Anthropic APIs: real wire formats, fixed
-/// replies, every request appended to the record file as one JSON line.
+/// replies (the `echo`, `echo-tool` and `inject` models echo the request instead), every
+/// request appended to the record file as one JSON line.
 #[derive(Debug, Parser)]
 #[command(name = "nemoclaw-standin", version)]
 struct Args {

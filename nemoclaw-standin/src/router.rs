@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::body::{self, Pacing, ResponseBody};
 use crate::record::Entry;
-use crate::{Fault, MAX_BODY, State, anthropic, openai};
+use crate::{Behaviour, Fault, MAX_BODY, State, anthropic, openai};
 
 /// Which provider's conventions (errors, headers) a request gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,8 @@ pub(crate) struct Call {
     pub model: String,
     /// The `stream` field.
     pub stream: bool,
+    /// The reply the model asks for.
+    pub behaviour: Behaviour,
     /// The request's sequence number, for ids.
     pub n: u64,
     /// Seconds since the epoch.
@@ -80,9 +82,6 @@ pub(crate) enum Output {
 pub(crate) fn output_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4).max(1)
 }
-
-/// The characters per streamed text delta.
-pub(crate) const DELTA_CHARS: usize = 8;
 
 pub(crate) async fn handle(
     state: Arc<State>,
@@ -217,10 +216,12 @@ async fn answer(
         }
         _ => {}
     }
+    let behaviour = Behaviour::from_model(&model);
     let call = Call {
         json,
         model,
         stream,
+        behaviour,
         n,
         now,
         body_len: body.len(),

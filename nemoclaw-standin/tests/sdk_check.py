@@ -3,7 +3,7 @@
 
 Run: python sdk_check.py PATH/TO/nemoclaw-standin   (in a venv with both SDKs installed).
 Not part of `cargo test`; it starts the binary, drives each endpoint (whole and streamed),
-the auth errors and the faults, then checks the record file.
+the echoing models, the auth errors and the faults, then checks the record file.
 """
 
 import base64
@@ -118,6 +118,43 @@ def run(addr, record):
     check("anthropic count_tokens", ct.input_tokens > 0)
     am = an.models.list()
     check("anthropic models.list", am.data[0].id == "claude-sonnet-4-5")
+
+    # The models that use the request: echo (one character per event), echo-tool, inject.
+    said = "Café 😀 <EMAIL_1_3f9a0c2e> \"q\""
+    sys_msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": said}]
+    want = f"{said} | system: Be brief."
+    c = oa.chat.completions.create(model="echo", messages=sys_msgs)
+    check("chat echo", c.choices[0].message.content == f"You said: {want}", c)
+    with oa.chat.completions.stream(model="echo", messages=sys_msgs) as s:
+        final = s.get_final_completion()
+    check("chat echo stream helper", final.choices[0].message.content == f"You said: {want}", final)
+    with oa.chat.completions.stream(model="echo-tool", messages=sys_msgs) as s:
+        final = s.get_final_completion()
+    tc = final.choices[0].message.tool_calls[0]
+    check("chat echo-tool stream helper", final.choices[0].finish_reason == "tool_calls"
+          and tc.function.name == "echo" and json.loads(tc.function.arguments) == {"text": want}, final)
+    c = oa.chat.completions.create(model="inject", messages=sys_msgs)
+    check("chat inject", "leaked.person@example.net" in c.choices[0].message.content
+          and "4111 1111 1111 1111" in c.choices[0].message.content, c)
+    with oa.responses.stream(model="echo", input=said, instructions="Be brief.") as s:
+        fr = s.get_final_response()
+    check("responses echo stream helper", fr.output_text == f"You said: {want}", fr)
+    with oa.responses.stream(model="echo-tool", input=said, instructions="Be brief.") as s:
+        fr = s.get_final_response()
+    check("responses echo-tool stream helper", fr.output[0].type == "function_call"
+          and fr.output[0].name == "echo" and json.loads(fr.output[0].arguments) == {"text": want}, fr)
+    with an.messages.stream(model="echo", max_tokens=100, system="Be brief.",
+                            messages=[{"role": "user", "content": said}]) as s:
+        streamed = "".join(s.text_stream)
+    check("anthropic echo stream helper", streamed == f"You said: {want}", streamed)
+    with an.messages.stream(model="echo-tool", max_tokens=100, system="Be brief.",
+                            messages=[{"role": "user", "content": said}]) as s:
+        fm = s.get_final_message()
+    check("anthropic echo-tool stream helper", fm.stop_reason == "tool_use" and fm.content[0].type == "tool_use"
+          and fm.content[0].input == {"text": want}, fm)
+    m = an.messages.create(model="inject", max_tokens=100, messages=[{"role": "user", "content": said}])
+    check("anthropic inject", m.content[0].text == f"You said: {said}. Also contact leaked.person@example.net"
+          " or card 4111 1111 1111 1111.", m)
 
     # Auth errors, parsed by the SDKs into their error classes.
     try:
