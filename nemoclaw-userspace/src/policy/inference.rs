@@ -143,6 +143,17 @@ pub struct InferenceRules {
 }
 
 impl InferenceRules {
+    /// Whether any category masks the values a reply carries that the request did not
+    /// (so replies go through the guard).
+    #[must_use]
+    pub fn guards_replies(&self) -> bool {
+        Category::BUILTIN
+            .iter()
+            .cloned()
+            .chain(self.keywords.keys().chain(self.patterns.keys()).map(|n| Category::Custom(n.clone())))
+            .any(|c| self.action_for(&c).on_reply() == OnReply::Mask)
+    }
+
     /// The action and rule for a category.
     #[must_use]
     pub fn action_for(&self, category: &Category) -> &RuledAction {

@@ -135,13 +135,6 @@ impl Session {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-
-    /// Whether `value` is one the session masked (so a reply carrying it carries the
-    /// caller's own value).
-    #[must_use]
-    pub fn knows_value(&self, value: &str) -> bool {
-        self.entries.values().any(|e| e.value == value)
-    }
 }
 
 /// The placeholder label of a category: its name in upper case, `-` as `_`.

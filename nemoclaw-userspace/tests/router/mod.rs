@@ -3,6 +3,7 @@
 //! what it finds, and audits; a recording stand-in plays the cloud and proves what never
 //! reached it.
 
+mod leak_benchmark;
 mod local_model;
 mod openclaw;
 
