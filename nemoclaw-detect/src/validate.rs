@@ -956,7 +956,10 @@ mod tests {
     fn ssns() {
         assert!(check(us_ssn, "536-22-1234"));
         assert!(!check(us_ssn, "666-22-1234"));
-        assert!(check(us_ssn, "936-22-1234"), "taxpayer numbers in the SSN shape");
+        assert!(
+            check(us_ssn, "936-22-1234"),
+            "taxpayer numbers in the SSN shape"
+        );
         assert!(!check(us_ssn, "536-00-1234"));
         assert!(!check(us_ssn, "536-22-0000"));
         assert!(!check(us_ssn, "078-05-1120"));

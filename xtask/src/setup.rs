@@ -271,13 +271,20 @@ fn python_env(env: &PythonEnv) -> Result<Outcome> {
     let dir = PathBuf::from(env.dir);
     let python = dir.join("bin/python");
     let stamp = dir.join(".nemoclaw-setup");
-    let build: Vec<String> = env.build_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let build: Vec<String> = env
+        .build_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let wanted = format!("{} {}\n", env.packages.join(" "), build.join(" "));
     let wanted = wanted.replace(" \n", "\n");
     if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(Outcome::Ok);
     }
-    require_root(&format!("creating the Python environment for {} under /var/cache", env.what))?;
+    require_root(&format!(
+        "creating the Python environment for {} under /var/cache",
+        env.what
+    ))?;
     if !python.exists() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         // Debian's interpreter: one from a home directory (pyenv) is not executable by the

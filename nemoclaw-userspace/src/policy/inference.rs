@@ -150,7 +150,12 @@ impl InferenceRules {
         Category::BUILTIN
             .iter()
             .cloned()
-            .chain(self.keywords.keys().chain(self.patterns.keys()).map(|n| Category::Custom(n.clone())))
+            .chain(
+                self.keywords
+                    .keys()
+                    .chain(self.patterns.keys())
+                    .map(|n| Category::Custom(n.clone())),
+            )
             .any(|c| self.action_for(&c).on_reply() == OnReply::Mask)
     }
 

@@ -55,9 +55,7 @@ impl RouterError {
             RouterError::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
             RouterError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             RouterError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            RouterError::Masking(_) | RouterError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            RouterError::Masking(_) | RouterError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -196,7 +196,9 @@ impl ReplyRewriter {
             Route::ChatCompletions => self.chat(&mut value),
             Route::Messages => self.messages(&mut value, &mut before),
             Route::Responses => self.responses(&mut value, &mut before),
-            Route::Embeddings | Route::Models => rewrite_tree(&mut self.cx, &mut value, TextKind::Plain),
+            Route::Embeddings | Route::Models => {
+                rewrite_tree(&mut self.cx, &mut value, TextKind::Plain)
+            }
         };
         out.extend_from_slice(&before);
         if changed {
@@ -224,7 +226,10 @@ impl ReplyRewriter {
     /// Pushes `text` through the channel `key`; returns the text to send instead.
     fn push(&mut self, key: Key, text: &str) -> String {
         let kind = key.kind();
-        let channel = self.channels.entry(key).or_insert_with(|| Channel::new(kind));
+        let channel = self
+            .channels
+            .entry(key)
+            .or_insert_with(|| Channel::new(kind));
         channel.push(&mut self.cx, text)
     }
 
@@ -322,9 +327,7 @@ impl ReplyRewriter {
         let mut changed = false;
         for choice in choices {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let finished = choice
-                .get("finish_reason")
-                .is_some_and(|f| !f.is_null());
+            let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
             let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -353,7 +356,13 @@ impl ReplyRewriter {
                     let tool = call.get("index").and_then(Value::as_u64).unwrap_or(0);
                     if let Some(Value::String(args)) = call.pointer("/function/arguments") {
                         let args = args.clone();
-                        let out = self.push(Key::ChatTool { choice: index, tool }, &args);
+                        let out = self.push(
+                            Key::ChatTool {
+                                choice: index,
+                                tool,
+                            },
+                            &args,
+                        );
                         if out != args {
                             call["function"]["arguments"] = Value::String(out);
                             changed = true;
@@ -405,7 +414,11 @@ impl ReplyRewriter {
 
     /// An Anthropic event; extra events to send before it go to `before`.
     fn messages(&mut self, event: &mut Value, before: &mut Vec<u8>) -> bool {
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind.as_str() {
             "content_block_start" => {
@@ -466,14 +479,24 @@ impl ReplyRewriter {
 
     /// A Responses event; extra events to send before it go to `before`.
     fn responses(&mut self, event: &mut Value, before: &mut Vec<u8>) -> bool {
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let item = event
             .get("item_id")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let output = event.get("output_index").and_then(Value::as_u64).unwrap_or(0);
-        let content = event.get("content_index").and_then(Value::as_u64).unwrap_or(0);
+        let output = event
+            .get("output_index")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let content = event
+            .get("content_index")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let part = |refusal| Key::Part {
             item: item.clone(),
             output,

@@ -79,7 +79,11 @@ fn chat_text(stream: &str) -> (String, String) {
             if let Some(c) = choice["delta"]["content"].as_str() {
                 content.push_str(c);
             }
-            for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+            for call in choice["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 if let Some(a) = call["function"]["arguments"].as_str() {
                     args.push_str(a);
                 }
@@ -128,7 +132,9 @@ fn a_stream_without_a_finish_flushes_before_done() {
 #[test]
 fn anthropic_streams_restore_text_and_tool_input_and_leave_thinking_alone() {
     let event = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
-    let mut input = event(json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "c"}}));
+    let mut input = event(
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "c"}}),
+    );
     input.push_str(&event(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})));
     input.push_str(&event(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": format!("the user wrote {EMAIL}")}})));
     input.push_str(&event(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig"}})));
@@ -139,7 +145,11 @@ fn anthropic_streams_restore_text_and_tool_input_and_leave_thinking_alone() {
     }
     input.push_str(&event(json!({"type": "content_block_stop", "index": 1})));
     input.push_str(&event(json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "send", "input": {}}})));
-    for piece in [r#"{"to": "<EMAIL_1_5ee"#, r#"d5eed>", "q": "<QUOTED_1_5eed5eed"#, r#">"}"#] {
+    for piece in [
+        r#"{"to": "<EMAIL_1_5ee"#,
+        r#"d5eed>", "q": "<QUOTED_1_5eed5eed"#,
+        r#">"}"#,
+    ] {
         input.push_str(&event(json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": piece}})));
     }
     input.push_str(&event(json!({"type": "content_block_stop", "index": 2})));
@@ -154,7 +164,9 @@ fn anthropic_streams_restore_text_and_tool_input_and_leave_thinking_alone() {
                 ("content_block_delta", Some(0)) => {
                     thinking.push_str(e["delta"]["thinking"].as_str().unwrap_or(""));
                 }
-                ("content_block_delta", Some(1)) => text.push_str(e["delta"]["text"].as_str().unwrap()),
+                ("content_block_delta", Some(1)) => {
+                    text.push_str(e["delta"]["text"].as_str().unwrap())
+                }
                 ("content_block_delta", Some(2)) => {
                     json_text.push_str(e["delta"]["partial_json"].as_str().unwrap());
                 }
@@ -162,15 +174,25 @@ fn anthropic_streams_restore_text_and_tool_input_and_leave_thinking_alone() {
                 _ => {}
             }
         }
-        assert_eq!(thinking, format!("the user wrote {EMAIL}"), "thinking passes unmodified");
+        assert_eq!(
+            thinking,
+            format!("the user wrote {EMAIL}"),
+            "thinking passes unmodified"
+        );
         assert_eq!(text, format!("Hi {VALUE}"));
-        assert_eq!(stops_after_text[1], (1, format!("Hi {VALUE}")), "all text before its stop");
+        assert_eq!(
+            stops_after_text[1],
+            (1, format!("Hi {VALUE}")),
+            "all text before its stop"
+        );
         let input_value: Value = serde_json::from_str(&json_text).unwrap();
         assert_eq!(input_value, json!({"to": VALUE, "q": "say \"hi\""}));
         // Every event still names its type in the `event:` line.
         for e in out.split("\n\n").filter(|e| !e.is_empty()) {
             let name = e.lines().next().unwrap().strip_prefix("event: ").unwrap();
-            let data: Value = serde_json::from_str(e.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
+            let data: Value =
+                serde_json::from_str(e.lines().nth(1).unwrap().strip_prefix("data: ").unwrap())
+                    .unwrap();
             assert_eq!(data["type"], name);
         }
     }
@@ -179,7 +201,8 @@ fn anthropic_streams_restore_text_and_tool_input_and_leave_thinking_alone() {
 #[test]
 fn responses_streams_restore_deltas_done_events_and_the_summary_once() {
     let event = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
-    let mut input = event(json!({"type": "response.created", "response": {"id": "resp_1", "output": []}}));
+    let mut input =
+        event(json!({"type": "response.created", "response": {"id": "resp_1", "output": []}}));
     for piece in ["Dear <EMA", "IL_1_5eed5eed>, ", "bye"] {
         input.push_str(&event(json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": piece})));
     }
@@ -213,12 +236,24 @@ fn responses_streams_restore_deltas_done_events_and_the_summary_once() {
         .map(|e| e["delta"].as_str().unwrap())
         .collect();
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap()["to"], VALUE);
-    let done = all.iter().find(|e| e["type"] == "response.output_text.done").unwrap();
+    let done = all
+        .iter()
+        .find(|e| e["type"] == "response.output_text.done")
+        .unwrap();
     assert_eq!(done["text"], format!("Dear {VALUE}, bye"));
-    let completed = all.iter().find(|e| e["type"] == "response.completed").unwrap();
+    let completed = all
+        .iter()
+        .find(|e| e["type"] == "response.completed")
+        .unwrap();
     let output = &completed["response"]["output"];
-    assert_eq!(output[0]["summary"][0]["text"], EMAIL, "reasoning passes unmodified");
-    assert_eq!(output[1]["content"][0]["text"], format!("Dear {VALUE}, bye"));
+    assert_eq!(
+        output[0]["summary"][0]["text"], EMAIL,
+        "reasoning passes unmodified"
+    );
+    assert_eq!(
+        output[1]["content"][0]["text"],
+        format!("Dear {VALUE}, bye")
+    );
     assert_eq!(
         serde_json::from_str::<Value>(output[2]["arguments"].as_str().unwrap()).unwrap()["to"],
         VALUE
@@ -232,12 +267,23 @@ fn whole_replies_are_restored_in_every_text_and_not_in_identifiers() {
         "content": format!("to {EMAIL}"),
         "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": r#"{"q":"<QUOTED_1_5eed5eed>"}"#}}]}}]});
     let mut r = rewriter(Route::ChatCompletions, false);
-    assert!(r.feed(body.to_string().as_bytes()).unwrap().is_empty(), "held to the end");
+    assert!(
+        r.feed(body.to_string().as_bytes()).unwrap().is_empty(),
+        "held to the end"
+    );
     let out: Value = serde_json::from_slice(&r.finish().unwrap()).unwrap();
     assert_eq!(out["id"], EMAIL);
-    assert_eq!(out["choices"][0]["message"]["content"], format!("to {VALUE}"));
-    let args = out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(args).unwrap()["q"], "say \"hi\"");
+    assert_eq!(
+        out["choices"][0]["message"]["content"],
+        format!("to {VALUE}")
+    );
+    let args = out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(args).unwrap()["q"],
+        "say \"hi\""
+    );
     // Anthropic: tool_use input is an object; thinking blocks pass.
     let body = json!({"type": "message", "content": [
         {"type": "thinking", "thinking": EMAIL, "signature": "s"},
@@ -251,8 +297,12 @@ fn whole_replies_are_restored_in_every_text_and_not_in_identifiers() {
     assert_eq!(out["content"][2]["input"]["to"], VALUE);
     // An error page that is not JSON.
     let mut r = rewriter(Route::ChatCompletions, false);
-    r.feed(format!("bad input near {EMAIL}").as_bytes()).unwrap();
-    assert_eq!(r.finish().unwrap(), format!("bad input near {VALUE}").into_bytes());
+    r.feed(format!("bad input near {EMAIL}").as_bytes())
+        .unwrap();
+    assert_eq!(
+        r.finish().unwrap(),
+        format!("bad input near {VALUE}").into_bytes()
+    );
 }
 
 #[test]

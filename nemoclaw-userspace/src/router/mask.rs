@@ -237,8 +237,7 @@ pub fn mask_request(
     rules: &InferenceRules,
     session: &Mutex<Session>,
 ) -> Result<(Vec<u8>, Masked), RouterError> {
-    let fields: HashMap<&str, &TextField> =
-        texts.iter().map(|t| (t.pointer.as_str(), t)).collect();
+    let fields: HashMap<&str, &TextField> = texts.iter().map(|t| (t.pointer.as_str(), t)).collect();
     let mut masked = Masked::default();
     let mut patterns: Vec<String> = Vec::new();
     let mut replacements: Vec<String> = Vec::new();
@@ -251,7 +250,9 @@ pub fn mask_request(
                 continue;
             }
             let field = fields.get(pointer.as_str()).ok_or_else(|| {
-                RouterError::Masking(format!("a finding names field {pointer}, which the request view lacks"))
+                RouterError::Masking(format!(
+                    "a finding names field {pointer}, which the request view lacks"
+                ))
             })?;
             let value = value_of(field, finding).ok_or_else(|| {
                 RouterError::Masking(format!(
@@ -262,8 +263,11 @@ pub fn mask_request(
             if value.is_empty() || !seen.insert(value.clone()) {
                 continue;
             }
-            let placeholder =
-                session.placeholder(&finding.category, &value, ruled.restores(&finding.category))?;
+            let placeholder = session.placeholder(
+                &finding.category,
+                &value,
+                ruled.restores(&finding.category),
+            )?;
             *masked
                 .by_category
                 .entry(finding.category.name().to_owned())
@@ -345,9 +349,15 @@ mod tests {
             },
             local: None,
             categories: [
-                (Category::Email, RuledAction::new(Action::Mask, "p:2".into())),
+                (
+                    Category::Email,
+                    RuledAction::new(Action::Mask, "p:2".into()),
+                ),
                 (Category::Secret, secret),
-                (Category::IpAddress, RuledAction::new(Action::Allow, "p:4".into())),
+                (
+                    Category::IpAddress,
+                    RuledAction::new(Action::Allow, "p:4".into()),
+                ),
             ]
             .into(),
             default: RuledAction::new(Action::Block, "p:1".into()),
@@ -363,12 +373,17 @@ mod tests {
         rules: &InferenceRules,
     ) -> Result<(String, Masked), RouterError> {
         let parsed = InferenceRequest::parse(Route::ChatCompletions, body.as_bytes()).unwrap();
-        let detector = nemoclaw_detect::Detector::new(&nemoclaw_detect::DetectorConfig::default())
-            .unwrap();
+        let detector =
+            nemoclaw_detect::Detector::new(&nemoclaw_detect::DetectorConfig::default()).unwrap();
         let findings: Vec<(String, Finding)> = parsed
             .texts
             .iter()
-            .flat_map(|t| detector.scan(&t.text).into_iter().map(|f| (t.pointer.clone(), f)))
+            .flat_map(|t| {
+                detector
+                    .scan(&t.text)
+                    .into_iter()
+                    .map(|f| (t.pointer.clone(), f))
+            })
             .collect();
         let mut value = parsed.body;
         let (bytes, masked) = mask_request(&mut value, &parsed.texts, &findings, rules, session)?;
@@ -383,9 +398,18 @@ mod tests {
             {"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"send","arguments":"{\"to\":\"ann.lee@example.org\"}"}}]},
             {"role":"user","content":[{"type":"text","text":"again: ann.lee@example.org"}]}]}"#;
         let (sent, masked) = run(body, &session, &rules(None)).unwrap();
-        assert!(!sent.contains("example.org") && !sent.contains("example.net"), "{sent}");
-        assert!(sent.contains("<EMAIL_1_0badc0de> or <EMAIL_2_0badc0de>"), "{sent}");
-        assert!(sent.contains(r#"{\"to\":\"<EMAIL_1_0badc0de>\"}"#), "{sent}");
+        assert!(
+            !sent.contains("example.org") && !sent.contains("example.net"),
+            "{sent}"
+        );
+        assert!(
+            sent.contains("<EMAIL_1_0badc0de> or <EMAIL_2_0badc0de>"),
+            "{sent}"
+        );
+        assert!(
+            sent.contains(r#"{\"to\":\"<EMAIL_1_0badc0de>\"}"#),
+            "{sent}"
+        );
         assert!(sent.contains("again: <EMAIL_1_0badc0de>"), "{sent}");
         assert!(sent.contains("10.1.2.3"), "allowed categories pass: {sent}");
         assert_eq!(masked.by_category.get("email"), Some(&2));
@@ -393,7 +417,10 @@ mod tests {
         let (again, _) = run(body, &session, &rules(None)).unwrap();
         assert_eq!(again, sent);
         let s = session.lock().unwrap();
-        assert_eq!(s.lookup("<EMAIL_1_0badc0de>").unwrap().value, "ann.lee@example.org");
+        assert_eq!(
+            s.lookup("<EMAIL_1_0badc0de>").unwrap().value,
+            "ann.lee@example.org"
+        );
         assert!(s.lookup("<EMAIL_1_0BADC0DE>").is_none());
         assert!(s.lookup("<EMAIL_3_0badc0de>").is_none());
         assert!(s.is_proper_prefix("<EMAIL_1_0ba"));
@@ -419,10 +446,13 @@ mod tests {
     fn values_needing_json_escapes_are_masked_in_both_forms() {
         let session = Mutex::new(Session::with_nonce("00000002".into()));
         let mut rules = rules(None);
-        rules.patterns.insert("quoted".into(), r#"ID"[0-9]{6}"#.into());
         rules
-            .categories
-            .insert(Category::Custom("quoted".into()), RuledAction::new(Action::Mask, "p:9".into()));
+            .patterns
+            .insert("quoted".into(), r#"ID"[0-9]{6}"#.into());
+        rules.categories.insert(
+            Category::Custom("quoted".into()),
+            RuledAction::new(Action::Mask, "p:9".into()),
+        );
         let body = r#"{"model":"m","messages":[{"role":"user","content":"see ID\"123456"},
             {"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"q\":\"ID\\\"123456\"}"}}]}]}"#;
         let parsed = InferenceRequest::parse(Route::ChatCompletions, body.as_bytes()).unwrap();
@@ -434,7 +464,12 @@ mod tests {
         let findings: Vec<(String, Finding)> = parsed
             .texts
             .iter()
-            .flat_map(|t| detector.scan(&t.text).into_iter().map(|f| (t.pointer.clone(), f)))
+            .flat_map(|t| {
+                detector
+                    .scan(&t.text)
+                    .into_iter()
+                    .map(|f| (t.pointer.clone(), f))
+            })
             .collect();
         let mut value = parsed.body;
         let (bytes, masked) =
@@ -450,8 +485,16 @@ mod tests {
         let a = sessions.get(1).unwrap();
         let b = sessions.get(2).unwrap();
         assert!(Arc::ptr_eq(&a, &sessions.get(1).unwrap()));
-        let pa = a.lock().unwrap().placeholder(&Category::Email, "a@b.example", true).unwrap();
-        let pb = b.lock().unwrap().placeholder(&Category::Email, "a@b.example", true).unwrap();
+        let pa = a
+            .lock()
+            .unwrap()
+            .placeholder(&Category::Email, "a@b.example", true)
+            .unwrap();
+        let pb = b
+            .lock()
+            .unwrap()
+            .placeholder(&Category::Email, "a@b.example", true)
+            .unwrap();
         assert_ne!(pa, pb, "the nonce differs");
         assert!(b.lock().unwrap().lookup(&pa).is_none());
     }

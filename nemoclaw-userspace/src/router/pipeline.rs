@@ -19,10 +19,10 @@ use serde_json::{Value, json};
 use super::audit::{AuditOut, InferenceRecord};
 use super::config::{Api, Backend, RouterConfig};
 use super::decide::Decision;
-use nemoclaw_detect::Finding;
 use super::directory::{Directory, Lookup, Rules};
 use super::error::RouterError;
 use super::identify::{PeerSocket, peer_socket};
+use nemoclaw_detect::Finding;
 
 /// The client socket behind a connection `local` ← `peer`, asked of the kernel once per
 /// connection (a socket keeps its cgroup for life); the error says why it is unknown.
@@ -178,7 +178,11 @@ impl Router {
             })
             .collect();
         let masking = decision.action == Action::Mask;
-        let (body, model, masked) = rewrite(parsed, choice, masking.then_some((&findings, &rules, &session)))?;
+        let (body, model, masked) = rewrite(
+            parsed,
+            choice,
+            masking.then_some((&findings, &rules, &session)),
+        )?;
         record.masked = masked;
         record.model = Some(model);
         let upstream = self
@@ -360,8 +364,13 @@ fn rewrite(
         map.insert("model".into(), Value::String(model.clone()));
     }
     if let Some((findings, rules, session)) = masking {
-        let (bytes, masked) =
-            mask_request(&mut body, &request.texts, findings, &rules.inference, session)?;
+        let (bytes, masked) = mask_request(
+            &mut body,
+            &request.texts,
+            findings,
+            &rules.inference,
+            session,
+        )?;
         return Ok((bytes, model, masked.values()));
     }
     let bytes = serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))?;

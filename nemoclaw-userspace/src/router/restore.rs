@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use nemoclaw_detect::Category;
 
 use super::directory::Rules;
-use super::scan::Scanner;
 use super::mask::{MAX_PLACEHOLDER, Session, json_escaped};
+use super::scan::Scanner;
 use crate::policy::inference::OnReply;
 
 /// The guard never holds more than this; a longer value that has not ended yet is
@@ -218,7 +218,10 @@ impl Channel {
             out.push_str(&self.guarded[at..start]);
             out.push_str(&placeholder);
             at = f.end - offset;
-            *cx.counts.injected.entry(f.category.name().to_owned()).or_default() += 1;
+            *cx.counts
+                .injected
+                .entry(f.category.name().to_owned())
+                .or_default() += 1;
         }
         out.push_str(&self.guarded[at..hold]);
         self.guarded.drain(..hold);
@@ -244,7 +247,10 @@ impl Channel {
         while let Some(open) = rest.find('<') {
             out.push_str(&rest[..open]);
             let candidate = &rest[open..];
-            let close = candidate.bytes().take(MAX_PLACEHOLDER).position(|b| b == b'>');
+            let close = candidate
+                .bytes()
+                .take(MAX_PLACEHOLDER)
+                .position(|b| b == b'>');
             let next_open = candidate[1..].find('<').map(|i| i + 1);
             match close {
                 Some(close) if next_open.is_none_or(|n| n > close) => {
@@ -405,13 +411,14 @@ mod tests {
     use super::*;
     use crate::policy::inference::{Action, BackendChoice, InferenceRules, RuledAction};
 
-
     const NONCE: &str = "5eed5eed";
 
     fn session() -> Arc<Mutex<Session>> {
         let mut s = Session::with_nonce(NONCE.into());
-        s.placeholder(&Category::Email, "ann.lee@example.org", true).unwrap();
-        s.placeholder(&Category::Secret, "sk-one-way", false).unwrap();
+        s.placeholder(&Category::Email, "ann.lee@example.org", true)
+            .unwrap();
+        s.placeholder(&Category::Secret, "sk-one-way", false)
+            .unwrap();
         s.placeholder(&Category::Custom("quoted".into()), "say \"hi\"", true)
             .unwrap();
         Arc::new(Mutex::new(s))
@@ -426,9 +433,18 @@ mod tests {
             },
             local: None,
             categories: [
-                (Category::Email, RuledAction::new(Action::Mask, "p:2".into())),
-                (Category::PaymentCard, RuledAction::new(Action::Mask, "p:3".into())),
-                (Category::IpAddress, RuledAction::new(Action::Allow, "p:4".into())),
+                (
+                    Category::Email,
+                    RuledAction::new(Action::Mask, "p:2".into()),
+                ),
+                (
+                    Category::PaymentCard,
+                    RuledAction::new(Action::Mask, "p:3".into()),
+                ),
+                (
+                    Category::IpAddress,
+                    RuledAction::new(Action::Allow, "p:4".into()),
+                ),
             ]
             .into(),
             default: RuledAction::new(Action::Block, "p:1".into()),
@@ -447,10 +463,7 @@ mod tests {
     fn guarded(exempt: &[&str]) -> ReplyContext {
         ReplyContext::new(
             session(),
-            Some((
-                rules(),
-                exempt.iter().map(|s| (*s).to_owned()).collect(),
-            )),
+            Some((rules(), exempt.iter().map(|s| (*s).to_owned()).collect())),
         )
     }
 
@@ -552,7 +565,10 @@ mod tests {
             let out = stream(&mut cx, &[&reply[..cut], &reply[cut..]], TextKind::Plain);
             assert!(!out.contains("bob.smith"), "cut {cut}: {out}");
             assert!(!out.contains("4111 1111 1111 1111"), "cut {cut}: {out}");
-            assert!(out.contains("ann.lee@example.org"), "the caller's own value: {out}");
+            assert!(
+                out.contains("ann.lee@example.org"),
+                "the caller's own value: {out}"
+            );
             assert!(out.contains("10.0.0.1"), "allowed category passes: {out}");
             assert_eq!(cx.counts.injected.get("email"), Some(&1));
             assert_eq!(cx.counts.injected.get("payment_card"), Some(&1));
@@ -562,8 +578,14 @@ mod tests {
         let chars: Vec<String> = reply.chars().map(String::from).collect();
         let pieces: Vec<&str> = chars.iter().map(String::as_str).collect();
         let out = stream(&mut cx, &pieces, TextKind::Plain);
-        assert!(!out.contains("bob.smith") && !out.contains("4111 1111"), "{out}");
-        assert!(out.starts_with("Contact <EMAIL_2_5eed5eed> or card <PAYMENT_CARD_1_5eed5eed>"), "{out}");
+        assert!(
+            !out.contains("bob.smith") && !out.contains("4111 1111"),
+            "{out}"
+        );
+        assert!(
+            out.starts_with("Contact <EMAIL_2_5eed5eed> or card <PAYMENT_CARD_1_5eed5eed>"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -585,7 +607,10 @@ mod tests {
     fn the_guard_holds_only_the_last_words() {
         let mut cx = guarded(&[]);
         let mut channel = Channel::new(TextKind::Plain);
-        let out = channel.push(&mut cx, "The quick brown fox jumps over the lazy dog and then some");
+        let out = channel.push(
+            &mut cx,
+            "The quick brown fox jumps over the lazy dog and then some",
+        );
         assert_eq!(out, "The quick brown fox jumps over the lazy dog and then ");
         let out = channel.push(&mut cx, "thing else 12 34 56");
         assert_eq!(out, "something else ");

@@ -5,6 +5,7 @@
 
 mod leak_benchmark;
 mod local_model;
+mod masking;
 mod openclaw;
 
 use std::io::{Read, Write};
