@@ -56,9 +56,9 @@ def serve(addr):
     return server
 
 
-def ask_model(expected, what, prompt):
+def ask_model(expected, what, prompt, model="agent-default"):
     """One chat completion through the router, with the agent's own (worthless) key."""
-    body = json.dumps({"model": "agent-default", "max_tokens": 12,
+    body = json.dumps({"model": model, "max_tokens": 12,
                        "messages": [{"role": "user", "content": prompt}]}).encode()
     request = urllib.request.Request(
         f"http://{ROUTER}/v1/chat/completions", data=body,
@@ -70,7 +70,7 @@ def ask_model(expected, what, prompt):
             text = answer["choices"][0]["message"]["content"].strip().replace("\n", " ")
             # Served as the policy intends only by the expected backend.
             report("allow" if backend == expected else "deny", what, True,
-                   f"served by the {backend} backend ({answer.get('model')}): {text[:60]!r}")
+                   f"served by the {backend} backend ({answer.get('model')}): {text[:160]!r}")
     except urllib.error.HTTPError as e:
         message = json.load(e).get("error", {}).get("message", "")
         report("deny" if expected == "deny" else "allow", what, False, f"HTTP {e.code}: {message}")
@@ -131,10 +131,15 @@ def main():
           f"{open('/proc/self/cgroup').read().strip().split(':')[-1]}", flush=True)
     servers = [serve(EXFIL)]
     ask_model("cloud", "ask the model an ordinary question", "Name a prime number.")
-    ask_model("local", "ask about a customer's e-mail (must stay on this machine)",
-              "Draft a reply to jane.doe@example.org about her invoice.")
-    ask_model("deny", "send the user's AWS key to the model",
-              "Why does this fail? aws configure set aws_access_key_id AKIAZ3MXQ5T7V2PLK4RD")
+    # The cloud stand-in's `echo` model repeats what it received: the reply shows what the
+    # cloud saw (placeholders), and the router puts the e-mail address back for the agent;
+    # the key stays masked (secrets are one way).
+    ask_model("cloud", "mail a customer about a rotated key (masked for the cloud, restored)",
+              "Tell jane.doe@example.org that key AKIAZ3MXQ5T7V2PLK4RD was rotated.", model="echo")
+    ask_model("local", "ask about a customer's birthday (must stay on this machine)",
+              "Our customer was born on 12 March 1984. Write her a birthday note.")
+    ask_model("deny", "send a customer's card number to the model",
+              "Refund the card 4111 1111 1111 1111, please.")
     if CLOUD:
         host, port = CLOUD.rsplit(":", 1)
         try_connect("deny", f"call the cloud model endpoint {CLOUD} directly", (host, int(port)))

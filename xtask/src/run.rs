@@ -164,11 +164,13 @@ echo "xtask run: what the cloud stand-in received (it records every byte):"
 "$PY" -c 'import base64,json,sys
 for line in open(sys.argv[1]):
     r = json.loads(line); body = base64.b64decode(r["body_b64"]).decode(errors="replace")
-    print("  %s %s, %s: %s" % (r["method"], r["path"], r["headers"].get("authorization"), body[:100]))
-    for value in ("jane.doe@example.org", "AKIAZ3MXQ5T7V2PLK4RD", "sk-agent-own-key"):
+    try: prompt = json.loads(body)["messages"][-1]["content"]
+    except (ValueError, KeyError, IndexError, TypeError): prompt = body[:100]
+    print("  %s %s, %s: %r" % (r["method"], r["path"], r["headers"].get("authorization"), prompt))
+    for value in ("jane.doe@example.org", "AKIAZ3MXQ5T7V2PLK4RD", "4111 1111 1111 1111", "12 March 1984", "sk-agent-own-key"):
         if value in line or value in body:
             print("  LEAKED " + value); sys.exit(1)
-print("  (no e-mail address, no AWS key, not the agent key)")' "$D/cloud.jsonl" || code=1
+print("  (no e-mail address, no AWS key, no card, no birthday, not the agent key: placeholders instead)")' "$D/cloud.jsonl" || code=1
 kill -TERM $ROUTER $LLAMA $STANDIN 2>/dev/null; wait $ROUTER $LLAMA $STANDIN 2>/dev/null
 echo "xtask run: the daemon's audit log (nemoclaw logs):"
 "$N" logs --file "$D/audit.jsonl"
