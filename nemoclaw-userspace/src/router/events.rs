@@ -247,13 +247,13 @@ impl ReplyRewriter {
         for key in keys {
             let rest = self.flush(&key);
             if !rest.is_empty() {
-                out.extend_from_slice(&self.delta_event(&key, rest));
+                out.extend_from_slice(&self.delta_event(&key, &rest));
             }
         }
     }
 
     /// An event carrying `text` for the channel `key`, in the API's delta shape.
-    fn delta_event(&self, key: &Key, text: String) -> Vec<u8> {
+    fn delta_event(&self, key: &Key, text: &str) -> Vec<u8> {
         let (name, value) = match key {
             Key::Chat { choice, field } => {
                 let mut chunk = self.template.clone();
@@ -467,7 +467,7 @@ impl ReplyRewriter {
                     let key = Key::Block { index, json };
                     let rest = self.flush(&key);
                     if !rest.is_empty() {
-                        before.extend_from_slice(&self.delta_event(&key, rest));
+                        before.extend_from_slice(&self.delta_event(&key, &rest));
                     }
                 }
                 false
@@ -533,7 +533,7 @@ impl ReplyRewriter {
         if let Some((key, _)) = &whole_field {
             let rest = self.flush(key);
             if !rest.is_empty() {
-                before.extend_from_slice(&self.delta_event(key, rest));
+                before.extend_from_slice(&self.delta_event(key, &rest));
             }
         }
         let counted = self.cx.counts.clone();

@@ -165,7 +165,7 @@ fn anthropic_streams_restore_text_and_tool_input_and_leave_thinking_alone() {
                     thinking.push_str(e["delta"]["thinking"].as_str().unwrap_or(""));
                 }
                 ("content_block_delta", Some(1)) => {
-                    text.push_str(e["delta"]["text"].as_str().unwrap())
+                    text.push_str(e["delta"]["text"].as_str().unwrap());
                 }
                 ("content_block_delta", Some(2)) => {
                     json_text.push_str(e["delta"]["partial_json"].as_str().unwrap());

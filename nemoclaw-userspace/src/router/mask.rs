@@ -12,6 +12,7 @@
 //! the request fails and nothing is sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ use crate::policy::inference::{Action, InferenceRules};
 /// forget old ones.
 const MAX_ENTRIES: usize = 1 << 20;
 /// A session nobody used for this long is forgotten (its placeholders no longer restore).
-const SESSION_IDLE: Duration = Duration::from_secs(24 * 3600);
+const SESSION_IDLE: Duration = Duration::from_hours(24);
 /// The longest placeholder: `<`, a label of at most 64 bytes, two numbers, the nonce, `>`.
 pub const MAX_PLACEHOLDER: usize = 96;
 
@@ -61,9 +62,11 @@ impl Session {
                 std::io::Error::last_os_error()
             )));
         }
-        Ok(Session::with_nonce(
-            bytes.iter().map(|b| format!("{b:02x}")).collect(),
-        ))
+        let nonce = bytes.iter().fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        Ok(Session::with_nonce(nonce))
     }
 
     /// A session with a given nonce (tests).
@@ -219,10 +222,11 @@ pub fn json_escaped(value: &str) -> String {
 /// The value a finding covers in a field, unescaped when the field is JSON text.
 fn value_of(field: &TextField, finding: &Finding) -> Option<String> {
     let raw = field.text.get(finding.start..finding.end)?;
-    if is_json_text(&field.pointer) && raw.contains('\\') {
-        if let Ok(unescaped) = serde_json::from_str::<String>(&format!("\"{raw}\"")) {
-            return Some(unescaped);
-        }
+    if is_json_text(&field.pointer)
+        && raw.contains('\\')
+        && let Ok(unescaped) = serde_json::from_str::<String>(&format!("\"{raw}\""))
+    {
+        return Some(unescaped);
     }
     Some(raw.to_owned())
 }
@@ -245,8 +249,8 @@ pub fn mask_request(
     {
         let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
         for (pointer, finding) in findings {
-            let ruled = rules.action_for(&finding.category);
-            if ruled.action != Action::Mask {
+            let rule = rules.action_for(&finding.category);
+            if rule.action != Action::Mask {
                 continue;
             }
             let field = fields.get(pointer.as_str()).ok_or_else(|| {
@@ -263,11 +267,8 @@ pub fn mask_request(
             if value.is_empty() || !seen.insert(value.clone()) {
                 continue;
             }
-            let placeholder = session.placeholder(
-                &finding.category,
-                &value,
-                ruled.restores(&finding.category),
-            )?;
+            let placeholder =
+                session.placeholder(&finding.category, &value, rule.restores(&finding.category))?;
             *masked
                 .by_category
                 .entry(finding.category.name().to_owned())

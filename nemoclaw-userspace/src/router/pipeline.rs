@@ -4,7 +4,7 @@
 //! (credentials injected) → stream the reply back → audit. Any failure before the forward
 //! means nothing is sent anywhere.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -40,7 +40,7 @@ pub fn identify(local: SocketAddr, peer: SocketAddr) -> Result<PeerSocket, Strin
 use super::events::ReplyRewriter;
 use super::mask::{Session, Sessions, mask_request};
 use super::reply::{Cut, ReplyBody};
-use super::request::{InferenceRequest, Route};
+use super::request::{InferenceRequest, Route, TextField};
 use super::restore::{Counts, ReplyContext};
 use super::upstream::{Upstream, reply_headers};
 use crate::policy::inference::{Action, BackendChoice};
@@ -166,17 +166,7 @@ impl Router {
         let backend = self.backend(choice, decision.action, route)?;
         record.backend = Some(backend.name.clone());
         let session = self.sessions.get(socket.cgroup_id)?;
-        let exempt: HashSet<String> = findings
-            .iter()
-            .filter_map(|(pointer, f)| {
-                parsed
-                    .texts
-                    .iter()
-                    .find(|t| t.pointer == *pointer)
-                    .and_then(|t| t.text.get(f.start..f.end))
-                    .map(str::to_owned)
-            })
-            .collect();
+        let exempt = found_values(&parsed.texts, &findings);
         let masking = decision.action == Action::Mask;
         let (body, model, masked) = rewrite(
             parsed,
@@ -207,18 +197,11 @@ impl Router {
             // The record is written off the stream's path (a daemon round trip).
             tokio::task::spawn_blocking(move || audit.write(done));
         });
-        // Replies are rewritten when the session has placeholders to restore or the policy
-        // masks values a reply carries that the request did not.
-        let restoring = !session.lock().map(|s| s.is_empty()).unwrap_or(false);
-        let guarding = rules.inference.guards_replies();
-        let rewriter = ((restoring || guarding) && route != Route::Embeddings).then(|| {
-            let sse = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-            let cx = ReplyContext::new(session, guarding.then(|| (Arc::clone(&rules), exempt)));
-            ReplyRewriter::new(cx, route, sse)
-        });
+        let sse = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let rewriter = reply_rewriter(route, sse, &rules, session, exempt);
         let mut headers = reply_headers(&parts.headers);
         if rewriter.is_some() {
             headers.remove(header::CONTENT_LENGTH);
@@ -328,6 +311,39 @@ fn check_content_type(request: &Request<Incoming>) -> Result<(), RouterError> {
     }
 }
 
+/// Every value the scan found in the request, whatever its category: the caller's own,
+/// which the reply guard leaves alone.
+fn found_values(texts: &[TextField], findings: &[(String, Finding)]) -> HashSet<String> {
+    let by_pointer: HashMap<&str, &str> = texts
+        .iter()
+        .map(|t| (t.pointer.as_str(), t.text.as_str()))
+        .collect();
+    findings
+        .iter()
+        .filter_map(|(pointer, f)| by_pointer.get(pointer.as_str())?.get(f.start..f.end))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rewriter of a reply, when it needs one: the session has placeholders to restore, or
+/// the policy masks values a reply carries that the request did not (`exempt`: the values
+/// the request did carry). Embeddings carry no text back.
+fn reply_rewriter(
+    route: Route,
+    sse: bool,
+    rules: &Arc<Rules>,
+    session: Arc<Mutex<Session>>,
+    exempt: HashSet<String>,
+) -> Option<ReplyRewriter> {
+    let restoring = !session.lock().is_ok_and(|s| s.is_empty());
+    let guarding = rules.inference.guards_replies();
+    if !(restoring || guarding) || route == Route::Embeddings {
+        return None;
+    }
+    let cx = ReplyContext::new(session, guarding.then(|| (Arc::clone(rules), exempt)));
+    Some(ReplyRewriter::new(cx, route, sse))
+}
+
 /// What the scan found (with each finding's field) and the decision.
 type Scanned = (Vec<(String, Finding)>, Decision);
 
@@ -350,13 +366,16 @@ async fn scan(rules: &Arc<Rules>, request: &InferenceRequest) -> Result<Scanned,
     .map_err(|e| RouterError::Internal(format!("scan: {e}")))?
 }
 
+/// What masking a request needs: the findings, the sandbox's rules, its session.
+type Masking<'a> = (&'a [(String, Finding)], &'a Rules, &'a Mutex<Session>);
+
 /// The body to send: the request with the chosen model and, when the decision is `mask`,
 /// every value of a `mask` category replaced by its placeholder in the session. Returns
 /// the bytes, the model asked for and the number of values masked.
 fn rewrite(
     request: InferenceRequest,
     choice: &BackendChoice,
-    masking: Option<(&[(String, Finding)], &Rules, &Mutex<Session>)>,
+    masking: Option<Masking<'_>>,
 ) -> Result<(Vec<u8>, String, usize), RouterError> {
     let mut body = request.body;
     let model = choice.model.clone().unwrap_or(request.model);

@@ -271,7 +271,7 @@ impl Channel {
                     // No `>` ahead: a placeholder still arriving, or just a `<`.
                     let tail_end = next_open.unwrap_or(candidate.len());
                     if next_open.is_none() && !end && session.is_proper_prefix(candidate) {
-                        self.held = candidate.to_owned();
+                        candidate.clone_into(&mut self.held);
                         rest = "";
                         break;
                     }

@@ -1,5 +1,5 @@
-//! The public third-party `pii-leak-benchmark` (PyPI 0.6.0, `cargo xtask setup` installs
-//! it) against the router, its own capture server standing in as the cloud upstream:
+//! The public third-party `pii-leak-benchmark` (`PyPI` 0.6.0, `cargo xtask setup`
+//! installs it) against the router, its own capture server standing in as the cloud upstream:
 //!
 //! - v1 (`ci`): a streamed chat request carrying an e-mail address, an SSN, a card number
 //!   and three provider keys; the capture echoes what it received one character per SSE
