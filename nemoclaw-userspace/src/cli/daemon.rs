@@ -214,6 +214,20 @@ pub fn readable(v: &serde_json::Value) -> String {
         } else {
             format!("to {}/{}", text(v, "backend"), text(v, "model"))
         };
+        let count = |key: &str| v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let injected: u64 = v
+            .get("injected")
+            .and_then(serde_json::Value::as_object)
+            .map_or(0, |m| m.values().filter_map(serde_json::Value::as_u64).sum());
+        let routed = if count("masked") + count("restored") + injected > 0 {
+            format!(
+                "{routed} ({} masked, {} restored, {injected} masked in the reply)",
+                count("masked"),
+                count("restored")
+            )
+        } else {
+            routed
+        };
         return format!(
             "{time} {sandbox} INFERENCE {} {} {} {routed} status {} in {:.1} ms ({})",
             if text(v, "decision") == "allowed" {
