@@ -8,6 +8,9 @@ network, shell out to curl, read credentials, write outside its workspace), and 
 what the kernel and the router let through. Run it under the baseline policy:
 
     nemoclaw run --policy policies/openclaw-sandbox.yaml -- python3 demo/agent.py
+
+With `--masking` (under demo/masking.yaml) it asks one question holding a customer's
+e-mail address and an AWS key, which the router masks for the cloud model and restores.
 """
 
 import errno
@@ -126,20 +129,29 @@ def write_outside():
     return f"wrote {OUTSIDE}"
 
 
+def masking():
+    """Under a policy that masks e-mail addresses and secrets (demo/masking.yaml)."""
+    # The cloud stand-in's `echo` model repeats what it received: the reply shows what the
+    # cloud saw (placeholders), and the router puts the e-mail address back for the agent;
+    # the key stays masked (secrets are one way).
+    ask_model("cloud", "mail a customer about a rotated key (masked for the cloud)",
+              "Tell jane.doe@example.org that key AKIAZ3MXQ5T7V2PLK4RD was rotated.", model="echo")
+    good = sum(results)
+    print(f"agent: {good}/{len(results)} outcomes as the policy intends", flush=True)
+    return 0 if all(results) else 1
+
+
 def main():
+    if sys.argv[1:] == ["--masking"]:
+        return masking()
     print(f"agent: pid {os.getpid()}, uid {os.getuid()}, in cgroup "
           f"{open('/proc/self/cgroup').read().strip().split(':')[-1]}", flush=True)
     servers = [serve(EXFIL)]
     ask_model("cloud", "ask the model an ordinary question", "Name a prime number.")
-    # The cloud stand-in's `echo` model repeats what it received: the reply shows what the
-    # cloud saw (placeholders), and the router puts the e-mail address back for the agent;
-    # the key stays masked (secrets are one way).
-    ask_model("cloud", "mail a customer about a rotated key (masked for the cloud, restored)",
-              "Tell jane.doe@example.org that key AKIAZ3MXQ5T7V2PLK4RD was rotated.", model="echo")
-    ask_model("local", "ask about a customer's birthday (must stay on this machine)",
-              "Our customer was born on 12 March 1984. Write her a birthday note.")
-    ask_model("deny", "send a customer's card number to the model",
-              "Refund the card 4111 1111 1111 1111, please.")
+    ask_model("local", "ask about a customer's e-mail (must stay on this machine)",
+              "Draft a reply to jane.doe@example.org about her invoice.")
+    ask_model("deny", "send the user's AWS key to the model",
+              "Why does this fail? aws configure set aws_access_key_id AKIAZ3MXQ5T7V2PLK4RD")
     if CLOUD:
         host, port = CLOUD.rsplit(":", 1)
         try_connect("deny", f"call the cloud model endpoint {CLOUD} directly", (host, int(port)))

@@ -1,6 +1,7 @@
 //! `cargo xtask run`: the demo. Starts a `nemoclaw daemon` (private socket, state and audit
-//! log), runs the demo agent under `nemoclaw run` with the baseline policy through it, prints
-//! the daemon's audit log readably (`nemoclaw logs`) and stops the daemon: natively when this
+//! log), runs the demo agent under `nemoclaw run` with the baseline policy through it, then
+//! its masking question under `demo/masking.yaml`, shows what the cloud stand-in received,
+//! prints the daemon's audit log readably (`nemoclaw logs`) and stops the daemon: natively when this
 //! host can load BPF LSM programs, otherwise in the VM.
 
 use std::os::unix::process::ExitStatusExt as _;
@@ -121,7 +122,8 @@ fn quote(word: &str) -> String {
 /// The demo as a shell script: daemon up (its own files under a fresh temporary directory,
 /// its own sandbox parent cgroup); the privacy router's parts up (the recording cloud
 /// stand-in, the local model server, `nemoclaw router` as `nobody`); the agent through
-/// them; what the cloud received; the log; everything down and unpinned.
+/// them under the baseline, then its masking question under `demo/masking.yaml`; what the
+/// cloud received; the log; everything down and unpinned.
 fn demo_script(policy: &str, agent: &[String], python: &Path) -> String {
     let agent: Vec<String> = agent.iter().map(|a| quote(a)).collect();
     format!(
@@ -160,6 +162,8 @@ fi
 echo "xtask run: privacy router on 127.0.0.1:8089 (as nobody), local model SmolLM2-135M (llama-cpp-python) on 127.0.0.1:8091, cloud stand-in on $CLOUD"
 NEMOCLAW_DEMO_CLOUD="$CLOUD" NEMOCLAW_DEMO_ROUTER=127.0.0.1:8089 "$N" run --socket "$D/nemoclaw.sock" --name demo-agent --policy {policy} -- {agent}
 code=$?
+echo "xtask run: the same agent in a sandbox whose policy masks e-mail addresses and secrets (demo/masking.yaml):"
+NEMOCLAW_DEMO_ROUTER=127.0.0.1:8089 "$N" run --socket "$D/nemoclaw.sock" --name demo-masking --policy demo/masking.yaml -- python3 demo/agent.py --masking || code=1
 echo "xtask run: what the cloud stand-in received (it records every byte):"
 "$PY" -c 'import base64,json,sys
 for line in open(sys.argv[1]):
@@ -167,10 +171,10 @@ for line in open(sys.argv[1]):
     try: prompt = json.loads(body)["messages"][-1]["content"]
     except (ValueError, KeyError, IndexError, TypeError): prompt = body[:100]
     print("  %s %s, %s: %r" % (r["method"], r["path"], r["headers"].get("authorization"), prompt))
-    for value in ("jane.doe@example.org", "AKIAZ3MXQ5T7V2PLK4RD", "4111 1111 1111 1111", "12 March 1984", "sk-agent-own-key"):
+    for value in ("jane.doe@example.org", "AKIAZ3MXQ5T7V2PLK4RD", "sk-agent-own-key"):
         if value in line or value in body:
             print("  LEAKED " + value); sys.exit(1)
-print("  (no e-mail address, no AWS key, no card, no birthday, not the agent key: placeholders instead)")' "$D/cloud.jsonl" || code=1
+print("  (no e-mail address, no AWS key, not the agent key: placeholders where the policy masks)")' "$D/cloud.jsonl" || code=1
 kill -TERM $ROUTER $LLAMA $STANDIN 2>/dev/null; wait $ROUTER $LLAMA $STANDIN 2>/dev/null
 echo "xtask run: the daemon's audit log (nemoclaw logs):"
 "$N" logs --file "$D/audit.jsonl"
