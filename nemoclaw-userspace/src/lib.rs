@@ -1,4 +1,4 @@
-//! NemoClaw userspace: policy compiler, kernel loader, sandbox launcher, audit log.
+//! `NemoClaw` userspace: policy compiler, kernel loader, sandbox launcher, audit log.
 
 pub mod audit;
 pub mod cli;

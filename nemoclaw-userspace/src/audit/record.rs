@@ -277,116 +277,116 @@ fn bpf_command(cmd: u64) -> Option<&'static str> {
     })
 }
 
+/// The fields of an [`AuditObject::Privilege`] other than its operation.
+#[derive(Default)]
+struct Privilege {
+    name: Option<String>,
+    number: Option<u64>,
+    from: Option<u32>,
+    to: Option<u32>,
+    pid: Option<u32>,
+    target_cgroup: Option<u64>,
+}
+
+impl Privilege {
+    /// The hook's number and nothing else.
+    fn numbered(number: u64) -> Self {
+        Self {
+            number: Some(number),
+            ..Self::default()
+        }
+    }
+
+    /// The hook's number, the target task and its cgroup.
+    fn on_task(event: &DenyEvent) -> Self {
+        Self {
+            number: Some(event.arg),
+            pid: Some(event.target_tgid),
+            target_cgroup: Some(event.target_cgroup),
+            ..Self::default()
+        }
+    }
+
+    /// Effective uid or gid before (the high half of `arg`) and after (the low half).
+    fn change(arg: u64) -> Self {
+        Self {
+            from: Some((arg >> 32) as u32),
+            to: Some(arg as u32),
+            ..Self::default()
+        }
+    }
+
+    fn named(self, name: Option<String>) -> Self {
+        Self { name, ..self }
+    }
+
+    fn object(self, operation: &'static str) -> AuditObject {
+        AuditObject::Privilege {
+            operation,
+            name: self.name,
+            number: self.number,
+            from: self.from,
+            to: self.to,
+            pid: self.pid,
+            target_cgroup: self.target_cgroup,
+        }
+    }
+}
+
 /// The object of a privilege event that has no file (all but `bprm_creds_from_file`).
 fn privilege_object(event: &DenyEvent, path: String) -> Option<AuditObject> {
     let arg = event.arg;
-    let mut name = None;
-    let mut number = None;
-    let (mut from, mut to, mut pid, mut target_cgroup) = (None, None, None, None);
-    let operation = match event.hook {
-        hook::TASK_FIX_SETUID | hook::TASK_FIX_SETGID => {
-            from = Some((arg >> 32) as u32);
-            to = Some(arg as u32);
-            if event.hook == hook::TASK_FIX_SETUID {
-                "setuid"
-            } else {
-                "setgid"
-            }
-        }
+    let (operation, fields) = match event.hook {
+        hook::TASK_FIX_SETUID => ("setuid", Privilege::change(arg)),
+        hook::TASK_FIX_SETGID => ("setgid", Privilege::change(arg)),
         hook::CAPABLE => {
             let cap = usize::try_from(arg).ok().and_then(|i| CAPABILITIES.get(i));
-            name = Some(cap.map_or_else(|| format!("capability {arg}"), |c| (*c).to_owned()));
-            number = Some(arg);
-            "capability"
+            let name = cap.map_or_else(|| format!("capability {arg}"), |c| (*c).to_owned());
+            ("capability", Privilege::numbered(arg).named(Some(name)))
         }
-        hook::USERNS_CREATE => "user namespace",
+        hook::USERNS_CREATE => ("user namespace", Privilege::default()),
         hook::SB_MOUNT => {
-            name = Some(path).filter(|p| !p.is_empty());
-            number = Some(arg);
-            "mount"
+            let mount_point = Some(path).filter(|p| !p.is_empty());
+            ("mount", Privilege::numbered(arg).named(mount_point))
         }
-        hook::MOVE_MOUNT => "move mount",
-        hook::SB_UMOUNT => {
-            number = Some(arg);
-            "unmount"
-        }
+        hook::MOVE_MOUNT => ("move mount", Privilege::default()),
+        hook::SB_UMOUNT => ("unmount", Privilege::numbered(arg)),
         hook::BPF => {
-            name = bpf_command(arg).map(str::to_owned);
-            number = Some(arg);
-            "bpf"
+            let command = bpf_command(arg).map(str::to_owned);
+            ("bpf", Privilege::numbered(arg).named(command))
         }
-        hook::PERF_EVENT_OPEN => "perf_event_open",
-        hook::SYSLOG => {
-            number = Some(arg);
-            "kernel log"
-        }
-        hook::MMAP_ADDR => {
-            number = Some(arg);
-            "low memory mapping"
-        }
+        hook::PERF_EVENT_OPEN => ("perf_event_open", Privilege::default()),
+        hook::SYSLOG => ("kernel log", Privilege::numbered(arg)),
+        hook::MMAP_ADDR => ("low memory mapping", Privilege::numbered(arg)),
         hook::FILE_IOCTL | hook::FILE_IOCTL_COMPAT | hook::FILE_FCNTL
             if arg != 0x5412 && arg != 0x541c =>
         {
-            name = Some(sigio_owner_command(arg).to_owned());
-            number = Some(arg);
-            pid = Some(event.target_tgid);
-            "sigio owner"
+            let fields = Privilege {
+                pid: Some(event.target_tgid),
+                ..Privilege::numbered(arg)
+            };
+            let command = sigio_owner_command(arg).to_owned();
+            ("sigio owner", fields.named(Some(command)))
         }
-        h if let Some(operation) = task_operation(h) => {
-            number = Some(arg);
-            pid = Some(event.target_tgid);
-            target_cgroup = Some(event.target_cgroup);
-            operation
-        }
-        hook::TASK_ALLOC => {
-            number = Some(arg);
-            "clone into cgroup"
-        }
-        hook::KEY_ALLOC | hook::KEY_PERMISSION => {
-            number = Some(arg);
-            if event.hook == hook::KEY_ALLOC {
-                "key create"
-            } else {
-                "key use"
-            }
-        }
+        h if let Some(operation) = task_operation(h) => (operation, Privilege::on_task(event)),
+        hook::TASK_ALLOC => ("clone into cgroup", Privilege::numbered(arg)),
+        hook::KEY_ALLOC => ("key create", Privilege::numbered(arg)),
+        hook::KEY_PERMISSION => ("key use", Privilege::numbered(arg)),
         hook::FILE_IOCTL | hook::FILE_IOCTL_COMPAT => {
-            name = Some(
-                if arg == 0x5412 {
-                    "TIOCSTI"
-                } else {
-                    "TIOCLINUX"
-                }
-                .to_owned(),
-            );
-            number = Some(arg);
-            "terminal input injection"
-        }
-        hook::KERNEL_MODULE_REQUEST => {
-            name = Some(path);
-            "module request"
-        }
-        hook::PTRACE_ACCESS_CHECK | hook::TASK_KILL => {
-            number = Some(arg);
-            pid = Some(event.target_tgid);
-            target_cgroup = Some(event.target_cgroup);
-            if event.hook == hook::TASK_KILL {
-                "signal"
+            let command = if arg == 0x5412 {
+                "TIOCSTI"
             } else {
-                "ptrace"
-            }
+                "TIOCLINUX"
+            };
+            let fields = Privilege::numbered(arg).named(Some(command.to_owned()));
+            ("terminal input injection", fields)
         }
+        hook::KERNEL_MODULE_REQUEST => ("module request", Privilege::default().named(Some(path))),
+        hook::PTRACE_ACCESS_CHECK => ("ptrace", Privilege::on_task(event)),
+        hook::TASK_KILL => ("signal", Privilege::on_task(event)),
         _ => return None,
     };
-    Some(AuditObject::Privilege {
-        operation,
-        name,
-        number,
-        from,
-        to,
-        pid,
-        target_cgroup,
-    })
+    Some(fields.object(operation))
 }
 
 /// The filesystem control's metadata hooks (`nemoclaw-ebpf` `fs_attr.rs`).

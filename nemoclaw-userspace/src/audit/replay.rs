@@ -51,6 +51,7 @@ pub fn after(log: &Path, sandbox: &str, last: &Value) -> io::Result<Vec<Value>> 
 pub struct Seen(HashMap<String, usize>);
 
 impl Seen {
+    #[must_use]
     pub fn new(replayed: &[Value]) -> Self {
         let mut seen = HashMap::new();
         for r in replayed {
@@ -92,7 +93,7 @@ mod tests {
             json!({"decision": "deny", "sandbox": "a", "time": "5", "prev": "w"}),
             json!({"event": "sandbox_stop", "sandbox": "a", "time": "6", "prev": "v"}),
         ];
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let text: String = lines.iter().map(|l| l.to_string() + "\n").collect();
         std::fs::write(&log, text).unwrap();
         let last = json!({"decision": "deny", "sandbox": "a", "time": "2"});
         let missed = after(&log, "a", &last).unwrap();

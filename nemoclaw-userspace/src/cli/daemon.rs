@@ -208,126 +208,148 @@ pub fn readable(v: &serde_json::Value) -> String {
     } else {
         sandbox
     };
-    if text(v, "control") == "inference" {
-        let routed = if text(v, "backend").is_empty() {
-            "not forwarded".to_owned()
-        } else {
-            format!("to {}/{}", text(v, "backend"), text(v, "model"))
-        };
-        let count = |key: &str| v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let injected: u64 = v
-            .get("injected")
-            .and_then(serde_json::Value::as_object)
-            .map_or(0, |m| m.values().filter_map(serde_json::Value::as_u64).sum());
-        let routed = if count("masked") + count("restored") + injected > 0 {
-            format!(
-                "{routed} ({} masked, {} restored, {injected} masked in the reply)",
-                count("masked"),
-                count("restored")
-            )
-        } else {
-            routed
-        };
-        return format!(
-            "{time} {sandbox} INFERENCE {} {} {} {routed} status {} in {:.1} ms ({})",
-            if text(v, "decision") == "allowed" {
-                "SERVED"
-            } else {
-                "REFUSED"
-            },
-            text(v, "method"),
-            text(v, "path"),
-            text(v, "status"),
-            v.get("latency_ms")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0),
-            text(v, "reason"),
-        );
-    }
-    if text(v, "decision") == "deny" {
-        let object = v.get("object").cloned().unwrap_or_default();
-        let what = if let Some(path) = object.get("path") {
-            path.as_str().unwrap_or_default().to_owned()
-        } else if let Some(address) = object.get("address") {
-            format!(
-                "{}:{} {}",
-                address.as_str().unwrap_or_default(),
-                object.get("port").unwrap_or(&serde_json::Value::Null),
-                object
-                    .get("protocol")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or_default()
-            )
-        } else if let Some(op) = object.get("operation") {
-            let name = object
-                .get("name")
-                .and_then(|n| n.as_str())
-                .unwrap_or_default();
-            format!("{} {name}", op.as_str().unwrap_or_default())
-        } else {
-            object.to_string()
-        };
-        let rule = v.get("rule").cloned().unwrap_or_default();
-        let cited = match rule.get("source").and_then(|s| s.as_str()) {
-            Some(source) => format!(
-                "{} {:?} at {source}",
-                text(&rule, "section"),
-                text(&rule, "text")
-            ),
-            None => "default deny".to_owned(),
-        };
-        let exe = text(v, "exe");
+    let what = if text(v, "control") == "inference" {
+        readable_inference(v)
+    } else if text(v, "decision") == "deny" {
+        readable_deny(v)
+    } else {
+        readable_event(v)
+    };
+    format!("{time} {sandbox} {what}")
+}
+
+/// A privacy router record: served or refused, where to, masking counts, status, latency.
+fn readable_inference(v: &serde_json::Value) -> String {
+    let routed = if text(v, "backend").is_empty() {
+        "not forwarded".to_owned()
+    } else {
+        format!("to {}/{}", text(v, "backend"), text(v, "model"))
+    };
+    let count = |key: &str| v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let injected: u64 = v
+        .get("injected")
+        .and_then(serde_json::Value::as_object)
+        .map_or(0, |m| {
+            m.values().filter_map(serde_json::Value::as_u64).sum()
+        });
+    let routed = if count("masked") + count("restored") + injected > 0 {
         format!(
-            "{time} {sandbox} DENY {}/{} {what} ({}) by {cited}; pid {} {}",
-            text(v, "control"),
-            text(v, "hook"),
-            text(v, "errno"),
-            text(v, "pid"),
-            if exe.is_empty() { text(v, "comm") } else { exe },
+            "{routed} ({} masked, {} restored, {injected} masked in the reply)",
+            count("masked"),
+            count("restored")
         )
     } else {
-        let event = text(v, "event");
-        let detail = match event.as_str() {
-            "sandbox_start" => format!(
-                "policy {} user {} command {}",
-                v.get("policy").map(|p| text(p, "file")).unwrap_or_default(),
-                text(v, "user"),
-                v.get("command")
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ),
-            "sandbox_stop" => format!(
-                "exit {} events lost {}",
-                text(v, "exit_code"),
-                text(v, "events_lost")
-            ),
-            "policy_reload" => format!(
-                "{} by {}: +{} -{}",
-                text(v, "file"),
-                text(v, "requested_by"),
-                v.get("added").map(ToString::to_string).unwrap_or_default(),
-                v.get("removed")
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ),
-            "policy_rejected" => format!(
-                "{} by {}: {}",
-                text(v, "file"),
-                text(v, "requested_by"),
-                text(v, "error")
-            ),
-            _ => {
-                let mut rest = v.clone();
-                if let Some(map) = rest.as_object_mut() {
-                    for k in ["time", "sandbox", "event", "prev"] {
-                        map.remove(k);
-                    }
-                }
-                rest.to_string()
-            }
-        };
-        format!("{time} {sandbox} {event} {detail}")
+        routed
+    };
+    format!(
+        "INFERENCE {} {} {} {routed} status {} in {:.1} ms ({})",
+        if text(v, "decision") == "allowed" {
+            "SERVED"
+        } else {
+            "REFUSED"
+        },
+        text(v, "method"),
+        text(v, "path"),
+        text(v, "status"),
+        v.get("latency_ms")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        text(v, "reason"),
+    )
+}
+
+/// A kernel denial: control and hook, its object, errno, the rule that decided, the task.
+fn readable_deny(v: &serde_json::Value) -> String {
+    let what = deny_object(&v.get("object").cloned().unwrap_or_default());
+    let rule = v.get("rule").cloned().unwrap_or_default();
+    let cited = match rule.get("source").and_then(|s| s.as_str()) {
+        Some(source) => format!(
+            "{} {:?} at {source}",
+            text(&rule, "section"),
+            text(&rule, "text")
+        ),
+        None => "default deny".to_owned(),
+    };
+    let exe = text(v, "exe");
+    format!(
+        "DENY {}/{} {what} ({}) by {cited}; pid {} {}",
+        text(v, "control"),
+        text(v, "hook"),
+        text(v, "errno"),
+        text(v, "pid"),
+        if exe.is_empty() { text(v, "comm") } else { exe },
+    )
+}
+
+/// A denial's object: a path, an address with port and protocol, or an operation and its
+/// name.
+fn deny_object(object: &serde_json::Value) -> String {
+    if let Some(path) = object.get("path") {
+        path.as_str().unwrap_or_default().to_owned()
+    } else if let Some(address) = object.get("address") {
+        format!(
+            "{}:{} {}",
+            address.as_str().unwrap_or_default(),
+            object.get("port").unwrap_or(&serde_json::Value::Null),
+            object
+                .get("protocol")
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+        )
+    } else if let Some(op) = object.get("operation") {
+        let name = object
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default();
+        format!("{} {name}", op.as_str().unwrap_or_default())
+    } else {
+        object.to_string()
     }
+}
+
+/// A lifecycle event and its details (the record's remaining fields for other events).
+fn readable_event(v: &serde_json::Value) -> String {
+    let event = text(v, "event");
+    let detail = match event.as_str() {
+        "sandbox_start" => format!(
+            "policy {} user {} command {}",
+            v.get("policy").map(|p| text(p, "file")).unwrap_or_default(),
+            text(v, "user"),
+            v.get("command")
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+        "sandbox_stop" => format!(
+            "exit {} events lost {}",
+            text(v, "exit_code"),
+            text(v, "events_lost")
+        ),
+        "policy_reload" => format!(
+            "{} by {}: +{} -{}",
+            text(v, "file"),
+            text(v, "requested_by"),
+            v.get("added").map(ToString::to_string).unwrap_or_default(),
+            v.get("removed")
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+        "policy_rejected" => format!(
+            "{} by {}: {}",
+            text(v, "file"),
+            text(v, "requested_by"),
+            text(v, "error")
+        ),
+        _ => {
+            let mut rest = v.clone();
+            if let Some(map) = rest.as_object_mut() {
+                for k in ["time", "sandbox", "event", "prev"] {
+                    map.remove(k);
+                }
+            }
+            rest.to_string()
+        }
+    };
+    format!("{event} {detail}")
 }
 
 pub fn logs(args: &LogsArgs) -> anyhow::Result<i32> {

@@ -24,7 +24,7 @@ struct Report {
 }
 
 impl Report {
-    fn ok(&self, what: &str, detail: &str) {
+    fn ok(what: &str, detail: &str) {
         println!("  ok    {what}: {detail}");
     }
     fn bad(&mut self, what: &str, detail: &str, fix: &str) {
@@ -33,6 +33,7 @@ impl Report {
     }
 }
 
+#[must_use]
 pub fn doctor(args: &DoctorArgs) -> i32 {
     if args.quiet_lsm_check {
         return match probe::lsm_loadable() {
@@ -53,9 +54,9 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         |u| u.release().to_string_lossy().into_owned(),
     );
     println!("NemoClaw doctor");
-    r.ok("kernel", &release);
+    Report::ok("kernel", &release);
     if Path::new(VMLINUX_BTF).exists() {
-        r.ok("BTF", VMLINUX_BTF);
+        Report::ok("BTF", VMLINUX_BTF);
     } else {
         r.bad(
             "BTF",
@@ -64,12 +65,12 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         );
     }
     match cgroup2_mount() {
-        Ok(p) => r.ok("cgroup v2", &p.display().to_string()),
+        Ok(p) => Report::ok("cgroup v2", &p.display().to_string()),
         Err(e) => r.bad("cgroup v2", &e.to_string(), "mount it: `mount -t cgroup2 none /sys/fs/cgroup` (or boot with systemd.unified_cgroup_hierarchy=1)"),
     }
     let root = nix::unistd::geteuid().is_root();
     if root {
-        r.ok("privileges", "running as root");
+        Report::ok("privileges", "running as root");
     } else {
         r.bad(
             "privileges",
@@ -79,7 +80,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     }
     match LsmList::read() {
         Ok(list) => match list.inactive_reason() {
-            None => r.ok("BPF LSM active", &list.joined()),
+            None => Report::ok("BPF LSM active", &list.joined()),
             Some((why, fix)) => r.bad(
                 "BPF LSM active",
                 &why,
@@ -99,7 +100,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         ),
     }
     match probe::lsm_loadable() {
-        Ok(()) => r.ok("BPF LSM loadable", "a trial program loaded and attached (process, filesystem and privilege controls available)"),
+        Ok(()) => Report::ok("BPF LSM loadable", "a trial program loaded and attached (process, filesystem and privilege controls available)"),
         Err(e) => r.bad(
             "BPF LSM loadable",
             &format!("a trial program failed: {e}"),

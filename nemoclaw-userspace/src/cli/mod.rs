@@ -9,7 +9,7 @@ pub mod run;
 
 use clap::{Parser, Subcommand};
 
-/// NemoClaw: a kernel-enforced sandbox for AI coding agents.
+/// `NemoClaw`: a kernel-enforced sandbox for AI coding agents.
 #[derive(Debug, Parser)]
 #[command(name = "nemoclaw", version, about)]
 pub struct Cli {
@@ -30,7 +30,7 @@ pub enum Command {
     Ps(daemon::PsArgs),
     /// Print the audit log readably.
     Logs(daemon::LogsArgs),
-    /// Check what this kernel offers NemoClaw and what to fix.
+    /// Check what this kernel offers `NemoClaw` and what to fix.
     Doctor(doctor::DoctorArgs),
     /// Work with audit logs.
     Audit {

@@ -2,13 +2,16 @@
 
 use std::{
     ffi::OsString,
+    net::SocketAddr,
     os::unix::process::ExitStatusExt,
     path::PathBuf,
+    process::ExitStatus,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use anyhow::{Context as _, bail};
+use aya::maps::{MapData, RingBuf};
 use nemoclaw_common::sandbox::{SandboxEntry, Slot, controls};
 
 use crate::{
@@ -24,11 +27,11 @@ use crate::{
         refresh::{self, RefreshSpec, Refresher, Shared, TtlResolver},
     },
     dnsgate::{
-        gateway::{GateSpec, Gateway},
+        gateway::{Gate, GateSpec, Gateway},
         names::AllowedNames,
     },
     kernel::{Enforcer, KernelError},
-    policy::{self, CompileEnv},
+    policy::{self, CompileEnv, CompiledPolicy, Policy},
     sandbox::{SandboxCgroup, launch, selftest, user::SandboxUser},
 };
 
@@ -37,7 +40,7 @@ pub struct RunArgs {
     /// The policy file (YAML).
     #[arg(long)]
     pub policy: PathBuf,
-    /// Run as this user (default: $SUDO_USER, else nobody).
+    /// Run as this user (default: `$SUDO_USER`, else nobody).
     #[arg(long)]
     pub user: Option<String>,
     /// Append audit records (JSON lines) to this file.
@@ -89,69 +92,32 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let user = SandboxUser::resolve(args.user.as_deref())?;
-    let policy = policy::load(&args.policy)?;
-    let policy_ref = PolicyRef::of(&args.policy)
-        .with_context(|| format!("reading {}", args.policy.display()))?;
-    let servers = match std::fs::read_to_string(&args.resolv_conf) {
-        Ok(text) => dns::nameservers(&text),
-        Err(e) if refresh::has_host_names(&policy) => {
-            bail!(
-                "reading {} for the host-name rules: {e}",
-                args.resolv_conf.display()
-            )
-        }
-        Err(_) => Vec::new(),
-    };
-    let names = AllowedNames::from_policy(&policy);
-    let resolver = Arc::new(TtlResolver::new(
-        servers.clone(),
-        Duration::from_secs(args.dns_grace),
-    ));
-    let mut env = CompileEnv::new(user.home.clone());
-    env.resolver = Box::new(Shared(Arc::clone(&resolver)));
-    let compiled = policy::compile(&policy, &env)?;
-    for warning in &compiled.warnings {
-        eprintln!("nemoclaw: warning: {warning}");
-    }
-    let compiled = compiled.policy;
-    if !nix::unistd::geteuid().is_root() {
-        bail!("`nemoclaw run` must run as root: it loads eBPF programs and creates cgroups");
-    }
-    // Everything that can fail on this kernel fails here, before anything runs.
-    let mut enforcer = Enforcer::load(compiled.controls)?;
-    let self_test = prove(&mut enforcer, compiled.controls)?;
-    let (sandbox_controls, notice) =
-        crate::sandbox::controls::for_sandbox(compiled.controls, &enforcer, &user)?;
-    if let Some(notice) = notice {
-        eprintln!("nemoclaw: notice: {notice}");
-    }
-    let cgroup = SandboxCgroup::create(
-        crate::sandbox::cgroup::STANDALONE_ROOT,
-        &format!("run-{}", std::process::id()),
-    )?;
-    if compiled.controls & controls::NET != 0 {
-        enforcer.attach_cgroup(cgroup.dir())?;
-    }
-    enforcer.install(RUN_SLOT, &compiled)?;
-    let mut events = enforcer.take_events()?;
-    // The self-test's denials are not the sandbox's: its summary goes in the start record.
-    crate::audit::reader::discard_pending(&mut events);
-    let sink: SharedSink = Arc::new(Mutex::new(
-        AuditSink::open(
-            args.audit_log.as_deref(),
-            args.audit_stderr || args.audit_log.is_none(),
-        )
-        .with_context(|| format!("opening audit log {:?}", args.audit_log))?,
-    ));
+    run_standalone(args)
+}
+
+/// Loads a private copy of the programs, runs the command in a sandbox of its own and
+/// audits it until it exits.
+fn run_standalone(args: &RunArgs) -> anyhow::Result<i32> {
+    let Prepared {
+        user,
+        policy,
+        policy_ref,
+        servers,
+        env,
+        resolver,
+        compiled,
+    } = prepare(args)?;
+    let Armed {
+        mut enforcer,
+        self_test,
+        controls: sandbox_controls,
+        cgroup,
+        events,
+    } = arm(&compiled, &user)?;
+    let sink: SharedSink = Arc::new(Mutex::new(open_audit_sink(args)?));
     let name = format!("run-{}", std::process::id());
     // The audit reader and the DNS gateway run on one small runtime beside the sandbox.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("nemoclaw-run")
-        .enable_all()
-        .build()
-        .context("starting the audit reader's runtime")?;
+    let runtime = side_runtime()?;
     let reader = AuditReader::spawn(
         runtime.handle(),
         events,
@@ -166,26 +132,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let dns_gate = if compiled.controls & controls::NET == 0 {
         None
     } else {
-        let gate = Gateway::on(runtime.handle().clone())
-            .open(GateSpec {
-                sandbox: name.clone(),
-                names,
-                upstreams: servers,
-                sink: Arc::clone(&sink),
-                ports: (0, 0),
-            })
-            .context("starting the sandbox's DNS gateway")?;
-        enforcer.set_dns_gate(RUN_SLOT, gate.port4, gate.port6)?;
-        Some(gate)
+        let spec = GateSpec {
+            sandbox: name.clone(),
+            names: AllowedNames::from_policy(&policy),
+            upstreams: servers,
+            sink: Arc::clone(&sink),
+            ports: (0, 0),
+        };
+        Some(open_dns_gate(&mut enforcer, runtime.handle(), spec)?)
     };
+    let id = cgroup.id();
     enforcer.register(
-        cgroup.id(),
+        id,
         SandboxEntry {
             slot: RUN_SLOT,
             controls: sandbox_controls,
         },
     )?;
-    let id = cgroup.id();
     log(
         &sink,
         &Lifecycle::SandboxStart {
@@ -195,11 +158,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             policy: policy_ref,
             user: user.name.clone(),
             uid: user.uid.as_raw(),
-            command: args
-                .command
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect(),
+            command: command_line(args),
             enforcing: crate::sandbox::controls::names(sandbox_controls),
             self_test: Some(self_test.record()),
             requested_by: requester(),
@@ -213,44 +172,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     );
 
     let sandbox_path = env.path.clone();
-    // With host-name rules the refresher holds the enforcer while the sandbox runs.
-    let keeper = if compiled.controls & controls::NET != 0 && refresh::has_host_names(&policy) {
-        let spec = RefreshSpec {
-            policy,
-            env,
-            resolver,
-            current: compiled.clone(),
-            slot: RUN_SLOT,
-        };
-        Err(Refresher::spawn(enforcer, spec))
-    } else {
-        Ok(enforcer)
-    };
+    let keeper = keep_enforcer(enforcer, &compiled, policy, env, resolver);
     let status = launch::spawn(&args.command, &cgroup.procs_file(), &user, &sandbox_path)
-        .with_context(|| format!("starting {:?}", args.command[0]))
+        .with_context(|| format!("starting \"{}\"", args.command[0].display()))
         .and_then(|mut child| child.wait().context("waiting for the sandboxed command"));
     // Kill stragglers before lifting the policy: nothing runs unconfined.
     cgroup.kill_all();
     drop(cgroup);
-    let mut events_lost = 0;
-    match keeper.or_else(Refresher::stop) {
-        Ok(mut enforcer) => {
-            events_lost = enforcer.events_lost().unwrap_or_else(|e| {
-                eprintln!("nemoclaw: {e}");
-                0
-            });
-            if let Err(e) = enforcer.unregister(id) {
-                eprintln!("nemoclaw: {e}");
-            }
-        }
-        Err(e) => eprintln!("nemoclaw: {e}"),
-    }
+    let events_lost = release_enforcer(keeper, id);
     drop(dns_gate);
     runtime.block_on(reader.finish());
-    let code = status
-        .as_ref()
-        .ok()
-        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    let code = status.as_ref().ok().copied().map(exit_code);
     log(
         &sink,
         &Lifecycle::SandboxStop {
@@ -263,6 +195,197 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     );
     status?;
     Ok(code.unwrap_or(1))
+}
+
+/// The policy compiled for the sandbox user, and what the DNS refresher compiles it again
+/// with.
+struct Prepared {
+    user: SandboxUser,
+    policy: Policy,
+    policy_ref: PolicyRef,
+    /// The host's nameservers: for host-name rules and behind the DNS gateway.
+    servers: Vec<SocketAddr>,
+    env: CompileEnv,
+    resolver: Arc<TtlResolver>,
+    compiled: CompiledPolicy,
+}
+
+/// Resolves the user, loads and compiles the policy (printing its warnings).
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    let user = SandboxUser::resolve(args.user.as_deref())?;
+    let policy = policy::load(&args.policy)?;
+    let policy_ref = PolicyRef::of(&args.policy)
+        .with_context(|| format!("reading {}", args.policy.display()))?;
+    let servers = read_nameservers(args, &policy)?;
+    let resolver = Arc::new(TtlResolver::new(
+        servers.clone(),
+        Duration::from_secs(args.dns_grace),
+    ));
+    let mut env = CompileEnv::new(user.home.clone());
+    env.resolver = Box::new(Shared(Arc::clone(&resolver)));
+    let compiled = policy::compile(&policy, &env)?;
+    for warning in &compiled.warnings {
+        eprintln!("nemoclaw: warning: {warning}");
+    }
+    Ok(Prepared {
+        user,
+        policy,
+        policy_ref,
+        servers,
+        env,
+        resolver,
+        compiled: compiled.policy,
+    })
+}
+
+/// The nameservers of `--resolv-conf`; none when it cannot be read and the policy has no
+/// host-name rules (which need them).
+fn read_nameservers(args: &RunArgs, policy: &Policy) -> anyhow::Result<Vec<SocketAddr>> {
+    match std::fs::read_to_string(&args.resolv_conf) {
+        Ok(text) => Ok(dns::nameservers(&text)),
+        Err(e) if refresh::has_host_names(policy) => {
+            bail!(
+                "reading {} for the host-name rules: {e}",
+                args.resolv_conf.display()
+            )
+        }
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// The programs loaded and proven on this kernel, and the policy installed for the
+/// sandbox's new cgroup.
+struct Armed {
+    enforcer: Enforcer,
+    self_test: selftest::Report,
+    /// The controls to register for the sandbox.
+    controls: u32,
+    cgroup: SandboxCgroup,
+    /// The deny-event ring buffer, emptied of the self-test's events.
+    events: RingBuf<MapData>,
+}
+
+/// Everything that can fail on this kernel fails here, before anything runs.
+fn arm(compiled: &CompiledPolicy, user: &SandboxUser) -> anyhow::Result<Armed> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("`nemoclaw run` must run as root: it loads eBPF programs and creates cgroups");
+    }
+    let mut enforcer = Enforcer::load(compiled.controls)?;
+    let self_test = prove(&mut enforcer, compiled.controls)?;
+    let (controls, notice) =
+        crate::sandbox::controls::for_sandbox(compiled.controls, &enforcer, user)?;
+    if let Some(notice) = notice {
+        eprintln!("nemoclaw: notice: {notice}");
+    }
+    let cgroup = SandboxCgroup::create(
+        crate::sandbox::cgroup::STANDALONE_ROOT,
+        &format!("run-{}", std::process::id()),
+    )?;
+    if compiled.controls & controls::NET != 0 {
+        enforcer.attach_cgroup(cgroup.dir())?;
+    }
+    enforcer.install(RUN_SLOT, compiled)?;
+    let mut events = enforcer.take_events()?;
+    // The self-test's denials are not the sandbox's: its summary goes in the start record.
+    crate::audit::reader::discard_pending(&mut events);
+    Ok(Armed {
+        enforcer,
+        self_test,
+        controls,
+        cgroup,
+        events,
+    })
+}
+
+/// The audit sink `--audit-log` and `--audit-stderr` ask for (stderr without a log file).
+fn open_audit_sink(args: &RunArgs) -> anyhow::Result<AuditSink> {
+    AuditSink::open(
+        args.audit_log.as_deref(),
+        args.audit_stderr || args.audit_log.is_none(),
+    )
+    .with_context(|| format!("opening audit log {:?}", args.audit_log))
+}
+
+/// The one-thread runtime the audit reader and the DNS gateway run on.
+fn side_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("nemoclaw-run")
+        .enable_all()
+        .build()
+        .context("starting the audit reader's runtime")
+}
+
+/// Opens the sandbox's DNS gateway on `runtime` and points the sandbox's DNS at it.
+fn open_dns_gate(
+    enforcer: &mut Enforcer,
+    runtime: &tokio::runtime::Handle,
+    spec: GateSpec,
+) -> anyhow::Result<Gate> {
+    let gate = Gateway::on(runtime.clone())
+        .open(spec)
+        .context("starting the sandbox's DNS gateway")?;
+    enforcer.set_dns_gate(RUN_SLOT, gate.port4, gate.port6)?;
+    Ok(gate)
+}
+
+/// With host-name rules a refresher holds the enforcer while the sandbox runs (`Err`);
+/// otherwise it stays here (`Ok`).
+fn keep_enforcer(
+    enforcer: Enforcer,
+    compiled: &CompiledPolicy,
+    policy: Policy,
+    env: CompileEnv,
+    resolver: Arc<TtlResolver>,
+) -> Result<Enforcer, Refresher> {
+    if compiled.controls & controls::NET != 0 && refresh::has_host_names(&policy) {
+        let spec = RefreshSpec {
+            policy,
+            env,
+            resolver,
+            current: compiled.clone(),
+            slot: RUN_SLOT,
+        };
+        Err(Refresher::spawn(enforcer, spec))
+    } else {
+        Ok(enforcer)
+    }
+}
+
+/// Takes the enforcer back (stopping the refresher, if any), removes the sandbox `id`'s
+/// entry, and returns how many deny events were lost.
+fn release_enforcer(keeper: Result<Enforcer, Refresher>, id: u64) -> u64 {
+    match keeper.or_else(Refresher::stop) {
+        Ok(mut enforcer) => {
+            let events_lost = enforcer.events_lost().unwrap_or_else(|e| {
+                eprintln!("nemoclaw: {e}");
+                0
+            });
+            if let Err(e) = enforcer.unregister(id) {
+                eprintln!("nemoclaw: {e}");
+            }
+            events_lost
+        }
+        Err(e) => {
+            eprintln!("nemoclaw: {e}");
+            0
+        }
+    }
+}
+
+/// The command and its arguments, for the audit log.
+fn command_line(args: &RunArgs) -> Vec<String> {
+    args.command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The command's exit code, or 128 + the signal that ended it.
+fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 /// Runs the self-test on the controls `policy_controls` needs (and socket kinds, where
@@ -317,11 +440,7 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
         .unwrap_or_else(|| format!("run-{}", std::process::id()));
     let policy =
         std::path::absolute(&args.policy).with_context(|| format!("{}", args.policy.display()))?;
-    let sink = AuditSink::open(
-        args.audit_log.as_deref(),
-        args.audit_stderr || args.audit_log.is_none(),
-    )
-    .with_context(|| format!("opening audit log {:?}", args.audit_log))?;
+    let sink = open_audit_sink(args)?;
     // Subscribe first, so the sandbox's first records are not missed.
     let (follower, finish) = follow::subscribe(&args.socket, &name)?;
     let copier = std::thread::spawn(move || copy_events(follower, sink));
@@ -329,11 +448,7 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
         name: Some(name.clone()),
         policy,
         user: user.name.clone(),
-        command: args
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        command: command_line(args),
         ephemeral: true,
         resolv_conf: Some(std::path::absolute(&args.resolv_conf)?),
         dns_grace: Some(args.dns_grace),
@@ -358,12 +473,9 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
         &user,
         &path,
     )
-    .with_context(|| format!("starting {:?}", args.command[0]))
+    .with_context(|| format!("starting \"{}\"", args.command[0].display()))
     .and_then(|mut child| child.wait().context("waiting for the sandboxed command"));
-    let code = status
-        .as_ref()
-        .ok()
-        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    let code = status.as_ref().ok().copied().map(exit_code);
     let destroy = Request::Destroy {
         name: name.clone(),
         exit_code: code,

@@ -186,35 +186,8 @@ impl Daemon {
     ) -> Result<(Shared, AuditReader), DaemonError> {
         let (mut enforcer, state, mut unavailable) = boot::open_enforcement(&config)?;
         let adopted = state.is_some();
-        // Adopted enforcement that lacks the LSM controls: say why again (the first start's
-        // reason is not kept across restarts), so refusals still name the fix.
-        let lsm_missing = LSM_CONTROLS & !enforcer.attached();
-        if adopted && lsm_missing != 0 {
-            let (lack, (why, fix)) = match LsmList::read() {
-                Ok(list) => list.inactive_reason(),
-                Err(e) => Some((e.to_string(), "mount securityfs".to_owned())),
-            }
-            .map_or_else(
-                || {
-                    (
-                        Lack::Other,
-                        (
-                            "they were not attached when this enforcement was first loaded"
-                                .to_owned(),
-                            "stop the sandboxes, remove the pins and start the daemon again; \
-                             `nemoclaw doctor` shows this kernel's state"
-                                .to_owned(),
-                        ),
-                    )
-                },
-                |reason| (Lack::BpfLsm, reason),
-            );
-            unavailable.push(boot::Unavailable {
-                controls: lsm_missing,
-                lack,
-                why,
-                fix,
-            });
+        if adopted {
+            unavailable.extend(adopted_without_lsm(&enforcer));
         }
         // Loaded or adopted, nothing counts as enforced before its self-test denies a probe.
         let self_test = boot::prove(&mut enforcer, &config.cgroup_root);
@@ -241,32 +214,13 @@ impl Daemon {
             selftest::AUDIT_NAME,
             self_test.rules.clone(),
         );
-        let mut sandboxes = BTreeMap::new();
-        for s in state.map(|s| s.sandboxes).unwrap_or_default() {
-            match SandboxCgroup::open(&s.cgroup) {
-                Ok(cgroup) if cgroup.id() == s.cgroup_id => {
-                    lock_book(&book).set(s.slot, &s.name, s.rules.clone());
-                    let mut s = s;
-                    let gate = (s.controls & controls::NET != 0)
-                        .then(|| reopen_gate(&gateway, &mut enforcer, &sink, &mut s));
-                    sandboxes.insert(
-                        s.name.clone(),
-                        Sandbox {
-                            state: s,
-                            dns: None,
-                            cgroup,
-                            gate: gate.flatten(),
-                            holders: 0,
-                        },
-                    );
-                }
-                _ => {
-                    // Gone while no daemon ran: nothing to enforce, clear its policy.
-                    let _ = enforcer.unregister(s.cgroup_id);
-                    let _ = enforcer.clear_slot(s.slot);
-                }
-            }
-        }
+        let sandboxes = restore_sandboxes(
+            state.map(|s| s.sandboxes).unwrap_or_default(),
+            &mut enforcer,
+            &gateway,
+            &sink,
+            &book,
+        );
         let events = enforcer.take_events()?;
         let reader = AuditReader::spawn(
             runtime,
@@ -415,6 +369,32 @@ impl Daemon {
         Ok(gate)
     }
 
+    /// Registers the sandbox in cgroup `cgroup_id` with `slot` and `controls`; on error the
+    /// slot is released.
+    fn register_slot(&mut self, cgroup_id: u64, slot: Slot, controls: u32) -> Result<(), OpError> {
+        if let Err(e) = self
+            .enforcer
+            .register(cgroup_id, SandboxEntry { slot, controls })
+        {
+            self.release(slot);
+            return Err(OpError::Kernel(e));
+        }
+        Ok(())
+    }
+
+    /// `name`, or a free one picked for the sandbox; refused when malformed or taken.
+    fn new_sandbox_name(&self, name: Option<String>) -> Result<String, OpError> {
+        let name = match name {
+            Some(n) => n,
+            None => generate_name(&|n| self.sandboxes.contains_key(n)),
+        };
+        check_name(&name).map_err(OpError::BadRequest)?;
+        if self.sandboxes.contains_key(&name) {
+            return Err(OpError::SandboxExists(name));
+        }
+        Ok(name)
+    }
+
     fn release(&mut self, slot: Slot) {
         if let Err(e) = self.enforcer.clear_slot(slot) {
             eprintln!("nemoclaw daemon: {e}");
@@ -442,14 +422,7 @@ impl Daemon {
         } = spec;
         let resolv_conf = resolv_conf.unwrap_or_else(|| self.config.resolv_conf.clone());
         let dns_grace = dns_grace.unwrap_or(self.config.dns_grace.as_secs());
-        let name = match name {
-            Some(n) => n,
-            None => generate_name(&|n| self.sandboxes.contains_key(n)),
-        };
-        check_name(&name).map_err(OpError::BadRequest)?;
-        if self.sandboxes.contains_key(&name) {
-            return Err(OpError::SandboxExists(name));
-        }
+        let name = self.new_sandbox_name(name)?;
         let Compiled {
             policy: compiled,
             sha256: sha,
@@ -478,16 +451,7 @@ impl Daemon {
             }
         };
         lock_book(&self.book).set(slot, &name, compiled.rules.clone());
-        if let Err(e) = self.enforcer.register(
-            cgroup.id(),
-            SandboxEntry {
-                slot,
-                controls: bits,
-            },
-        ) {
-            self.release(slot);
-            return Err(OpError::Kernel(e));
-        }
+        self.register_slot(cgroup.id(), slot, bits)?;
         let state = SandboxState {
             name: name.clone(),
             cgroup: cgroup.path().to_owned(),
@@ -660,16 +624,8 @@ impl Daemon {
         lock_book(&self.book).set(slot, name, compiled.rules.clone());
         // The switch: one map update. Before it every access is judged by the old slot,
         // after it by the new one, both complete.
-        if let Err(e) = self.enforcer.register(
-            old.cgroup_id,
-            SandboxEntry {
-                slot,
-                controls: bits,
-            },
-        ) {
-            self.release(slot);
-            return Err(rejected(self, OpError::Kernel(e)));
-        }
+        self.register_slot(old.cgroup_id, slot, bits)
+            .map_err(|e| rejected(self, e))?;
         let enforced_monotonic_ns = crate::audit::lifecycle::monotonic_ns();
         self.release(old.slot);
         if let Some(w) = &self.watcher {
@@ -929,6 +885,77 @@ fn compile(
         nameservers,
         inference: compiled.inference,
     })
+}
+
+/// Adopted enforcement that lacks the LSM controls: why, again (the first start's reason is
+/// not kept across restarts), so refusals still name the fix. `None` when they are attached.
+fn adopted_without_lsm(enforcer: &Enforcer) -> Option<boot::Unavailable> {
+    let lsm_missing = LSM_CONTROLS & !enforcer.attached();
+    if lsm_missing == 0 {
+        return None;
+    }
+    let (lack, (why, fix)) = match LsmList::read() {
+        Ok(list) => list.inactive_reason(),
+        Err(e) => Some((e.to_string(), "mount securityfs".to_owned())),
+    }
+    .map_or_else(
+        || {
+            (
+                Lack::Other,
+                (
+                    "they were not attached when this enforcement was first loaded".to_owned(),
+                    "stop the sandboxes, remove the pins and start the daemon again; \
+                     `nemoclaw doctor` shows this kernel's state"
+                        .to_owned(),
+                ),
+            )
+        },
+        |reason| (Lack::BpfLsm, reason),
+    );
+    Some(boot::Unavailable {
+        controls: lsm_missing,
+        lack,
+        why,
+        fix,
+    })
+}
+
+/// The saved sandboxes whose cgroups are still there, their rules cited again and their
+/// DNS gateways reopened; the policies of those gone while no daemon ran are cleared.
+fn restore_sandboxes(
+    saved: Vec<SandboxState>,
+    enforcer: &mut Enforcer,
+    gateway: &Gateway,
+    sink: &SharedSink,
+    book: &Mutex<RuleBook>,
+) -> BTreeMap<String, Sandbox> {
+    let mut sandboxes = BTreeMap::new();
+    for s in saved {
+        match SandboxCgroup::open(&s.cgroup) {
+            Ok(cgroup) if cgroup.id() == s.cgroup_id => {
+                lock_book(book).set(s.slot, &s.name, s.rules.clone());
+                let mut s = s;
+                let gate = (s.controls & controls::NET != 0)
+                    .then(|| reopen_gate(gateway, enforcer, sink, &mut s));
+                sandboxes.insert(
+                    s.name.clone(),
+                    Sandbox {
+                        state: s,
+                        dns: None,
+                        cgroup,
+                        gate: gate.flatten(),
+                        holders: 0,
+                    },
+                );
+            }
+            _ => {
+                // Gone while no daemon ran: nothing to enforce, clear its policy.
+                let _ = enforcer.unregister(s.cgroup_id);
+                let _ = enforcer.clear_slot(s.slot);
+            }
+        }
+    }
+    sandboxes
 }
 
 /// An adopted sandbox's DNS gateway, on its old ports where they are free, with the names

@@ -63,7 +63,7 @@ struct Type {
     name: u32,
     kind: u32,
     /// Referenced type for typedef, pointers and modifiers; a function's prototype.
-    type_ref: u32,
+    referenced: u32,
     /// A struct's or union's members; a function prototype's parameters (name and type).
     members: Vec<Member>,
 }
@@ -124,7 +124,7 @@ impl Btf {
         let mut types = vec![Type {
             name: 0,
             kind: 0,
-            type_ref: 0,
+            referenced: 0,
             members: Vec::new(),
         }];
         let mut pos = 0;
@@ -179,7 +179,7 @@ impl Btf {
             types.push(Type {
                 name,
                 kind,
-                type_ref: size_or_type,
+                referenced: size_or_type,
                 members,
             });
         }
@@ -217,7 +217,7 @@ impl Btf {
                         KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
                     ) =>
                 {
-                    id = t.type_ref;
+                    id = t.referenced;
                 }
                 _ => break,
             }
@@ -280,14 +280,14 @@ impl Btf {
             .funcs_by_name
             .get(func)
             .and_then(|&id| self.types.get(id as usize))
-            .and_then(|f| self.types.get(self.resolve(f.type_ref) as usize))
+            .and_then(|f| self.types.get(self.resolve(f.referenced) as usize))
             .filter(|p| p.kind == KIND_FUNC_PROTO)
             .ok_or_else(|| BtfError::NoFunc(func.to_owned()))?;
         let points_to_strukt = |type_id: u32| {
             self.types
                 .get(self.resolve(type_id) as usize)
                 .filter(|t| t.kind == KIND_PTR)
-                .and_then(|ptr| self.types.get(self.resolve(ptr.type_ref) as usize))
+                .and_then(|ptr| self.types.get(self.resolve(ptr.referenced) as usize))
                 .is_some_and(|t| t.kind == KIND_STRUCT && self.string(t.name) == strukt)
         };
         let at = proto
@@ -359,9 +359,9 @@ mod tests {
         };
         let mut t = Vec::new();
         let mut push = |words: &[u32]| {
-            words
-                .iter()
-                .for_each(|w| t.extend_from_slice(&w.to_le_bytes()))
+            for w in words {
+                t.extend_from_slice(&w.to_le_bytes());
+            }
         };
         // 1: int
         push(&[off("int"), KIND_INT << 24, 4, 0x20]);

@@ -147,7 +147,7 @@ pub fn controls_phrase(bits: u32) -> String {
 
 fn unavailable(
     control: u32,
-    what: String,
+    what: &str,
     err: &(dyn std::error::Error + 'static),
     advice: &'static str,
 ) -> KernelError {
@@ -330,7 +330,7 @@ fn load_net_program(ebpf: &mut Ebpf, prog: &'static str) -> Result<(), KernelErr
     loaded.map_err(|e| {
         unavailable(
             controls::NET,
-            format!("loading cgroup {prog}"),
+            &format!("loading cgroup {prog}"),
             &e,
             CGROUP_ADVICE,
         )
@@ -346,7 +346,7 @@ fn attach_net_program(
     let attach_err = |e: &(dyn std::error::Error + 'static)| {
         unavailable(
             controls::NET,
-            format!("attaching {prog} to cgroup"),
+            &format!("attaching {prog} to cgroup"),
             e,
             CGROUP_ADVICE,
         )
@@ -429,7 +429,7 @@ impl Enforcer {
             let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
                 unavailable(
                     lsm_wanted & lsm_wanted.wrapping_neg(),
-                    "reading BTF for LSM".into(),
+                    "reading BTF for LSM",
                     &e,
                     LSM_ADVICE,
                 )
@@ -448,16 +448,16 @@ impl Enforcer {
                     .program_mut(prog)
                     .ok_or(KernelError::Missing("LSM program"))?
                     .try_into()
-                    .map_err(|e| unavailable(bit, format!("program {prog}"), &e, LSM_ADVICE))?;
+                    .map_err(|e| unavailable(bit, &format!("program {prog}"), &e, LSM_ADVICE))?;
                 p.load(hook, &aya_btf).map_err(|e| {
-                    unavailable(bit, format!("loading LSM hook {hook}"), &e, LSM_ADVICE)
+                    unavailable(bit, &format!("loading LSM hook {hook}"), &e, LSM_ADVICE)
                 })?;
                 let id = p.attach().map_err(|e| {
-                    unavailable(bit, format!("attaching LSM hook {hook}"), &e, LSM_ADVICE)
+                    unavailable(bit, &format!("attaching LSM hook {hook}"), &e, LSM_ADVICE)
                 })?;
                 let link = p
                     .take_link(id)
-                    .map_err(|e| unavailable(bit, format!("LSM hook {hook}"), &e, LSM_ADVICE))?;
+                    .map_err(|e| unavailable(bit, &format!("LSM hook {hook}"), &e, LSM_ADVICE))?;
                 links.push((prog, Attachment::Aya(link.into())));
             }
         }
@@ -868,7 +868,7 @@ mod tests {
             Lack::of(&std::io::Error::other("no OS error anywhere")),
             Lack::Other
         );
-        let refused = unavailable(controls::FS, "loading".into(), &os(libc::EPERM), "fix");
+        let refused = unavailable(controls::FS, "loading", &os(libc::EPERM), "fix");
         match refused {
             KernelError::ControlUnavailable { lack, why, .. } => {
                 assert_eq!(lack, Lack::Permission);

@@ -54,12 +54,23 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     }
 }
 
+/// `fd` as a `__u32` field of `union bpf_attr`. An open descriptor is never negative, so
+/// this fails only if that invariant is broken.
+fn attr_fd(fd: BorrowedFd) -> io::Result<u32> {
+    u32::try_from(fd.as_raw_fd()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "negative file descriptor for bpf_attr",
+        )
+    })
+}
+
 /// Attaches the loaded program `prog` to the cgroup `cgroup` as `attach_type`, returning
 /// the link (dropping it detaches, unless it is pinned).
 pub fn link_create(prog: BorrowedFd, cgroup: BorrowedFd, attach_type: u32) -> io::Result<OwnedFd> {
     let mut attr = LinkCreate {
-        prog_fd: prog.as_raw_fd() as u32,
-        target_fd: cgroup.as_raw_fd() as u32,
+        prog_fd: attr_fd(prog)?,
+        target_fd: attr_fd(cgroup)?,
         attach_type,
         flags: 0,
     };
@@ -74,7 +85,7 @@ pub fn pin(link: BorrowedFd, path: &Path) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in pin path"))?;
     let mut attr = ObjPin {
         pathname: name.as_ptr() as u64,
-        bpf_fd: link.as_raw_fd() as u32,
+        bpf_fd: attr_fd(link)?,
         file_flags: 0,
         path_fd: 0,
         padding: 0,

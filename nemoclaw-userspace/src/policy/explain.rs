@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nemoclaw_common::net::{
     BIN_ANY, PORT_ANY, PROTO_ANY, PROTO_TCP, PROTO_UDP, is_loopback4, is_loopback6,
@@ -221,75 +221,7 @@ impl Decision {
 /// Judges `query` by reading the rules (the language's definition).
 #[must_use]
 pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
-    let mut matched: Vec<(u32, u32)> = Vec::new();
-    let control = match query {
-        Query::Exec { path, dev, ino } => {
-            for rule in &rules.exec {
-                let hit = match &rule.target {
-                    ExecMatch::Inode { dev: d, ino: i, .. } => d == dev && i == ino,
-                    ExecMatch::Dir(dir) => {
-                        path.to_str().is_some_and(|p| p.starts_with(dir.as_str()))
-                    }
-                };
-                if hit {
-                    matched.push((rule.id, rule.action));
-                }
-            }
-            controls::EXEC
-        }
-        Query::Open { path, write } => {
-            let bit = if *write { FS_WRITE } else { FS_READ };
-            for rule in &rules.fs {
-                if !glob_matches(&rule.pattern, path) {
-                    continue;
-                }
-                if rule.deny & bit != 0 {
-                    matched.push((rule.id, ACTION_DENY));
-                } else if rule.allow & bit != 0 {
-                    matched.push((rule.id, ACTION_ALLOW));
-                }
-            }
-            controls::FS
-        }
-        Query::Connect {
-            addr,
-            port,
-            proto,
-            exe,
-        } => {
-            let addr = unmap_query(*addr);
-            for rule in &rules.net {
-                let same_family = addr.is_ipv4() == rule.addr.is_ipv4();
-                let in_net = same_family && mask_ip(addr, rule.prefix_len) == rule.addr;
-                let proto_ok = rule.proto == PROTO_ANY || rule.proto == *proto;
-                let port_ok = rule.ports.iter().any(|&(first, last)| {
-                    (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port)
-                });
-                let binary_ok = rule
-                    .binaries
-                    .as_ref()
-                    .is_none_or(|list| exe.is_some_and(|e| list.contains(&e)));
-                if in_net && proto_ok && port_ok && binary_ok {
-                    matched.push((rule.id, rule.action));
-                }
-            }
-            controls::NET
-        }
-        Query::Listen { addr, port, proto } => {
-            if !listen_open_by_default(*addr, *port, *proto) {
-                for rule in &rules.listen {
-                    let proto_ok = rule.proto == PROTO_ANY || rule.proto == *proto;
-                    let port_ok = rule.ports.iter().any(|&(first, last)| {
-                        (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(port)
-                    });
-                    if proto_ok && port_ok {
-                        matched.push((rule.id, ACTION_ALLOW));
-                    }
-                }
-            }
-            controls::NET
-        }
-    };
+    let (control, mut matched) = matching_rules(rules, query);
     matched.sort_unstable();
     matched.dedup();
     let restricted = rules.controls & control != 0;
@@ -303,25 +235,7 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
             rule_id: RULE_DEFAULT_DENY,
         }
     } else if restricted {
-        let decided = matched
-            .iter()
-            .fold(Verdict::default(), |acc, &(id, action)| {
-                merge(
-                    acc,
-                    Verdict {
-                        action,
-                        rule_id: id,
-                    },
-                )
-            });
-        if decided.action == 0 {
-            Verdict {
-                action: ACTION_DENY,
-                rule_id: RULE_DEFAULT_DENY,
-            }
-        } else {
-            decided
-        }
+        decide(&matched)
     } else {
         Verdict {
             action: ACTION_ALLOW,
@@ -332,6 +246,133 @@ pub fn explain(rules: &RuleSet, query: &Query) -> Decision {
         verdict,
         restricted,
         matched,
+    }
+}
+
+/// The control that judges `query`, and the rules that match it as (id, action), in rule
+/// order.
+fn matching_rules(rules: &RuleSet, query: &Query) -> (u32, Vec<(u32, u32)>) {
+    match query {
+        Query::Exec { path, dev, ino } => (controls::EXEC, exec_matches(rules, path, *dev, *ino)),
+        Query::Open { path, write } => (controls::FS, open_matches(rules, path, *write)),
+        Query::Connect {
+            addr,
+            port,
+            proto,
+            exe,
+        } => (
+            controls::NET,
+            connect_matches(rules, *addr, *port, *proto, *exe),
+        ),
+        Query::Listen { addr, port, proto } => {
+            let matched = if listen_open_by_default(*addr, *port, *proto) {
+                Vec::new()
+            } else {
+                listen_matches(rules, *port, *proto)
+            };
+            (controls::NET, matched)
+        }
+    }
+}
+
+/// The process rules matching the executable at `path` with kernel (`dev`, `ino`).
+fn exec_matches(rules: &RuleSet, path: &Path, dev: u64, ino: u64) -> Vec<(u32, u32)> {
+    rules
+        .exec
+        .iter()
+        .filter(|rule| match &rule.target {
+            ExecMatch::Inode { dev: d, ino: i, .. } => *d == dev && *i == ino,
+            ExecMatch::Dir(dir) => path.to_str().is_some_and(|p| p.starts_with(dir.as_str())),
+        })
+        .map(|rule| (rule.id, rule.action))
+        .collect()
+}
+
+/// The filesystem rules that allow or deny opening `path` for reading or for writing.
+fn open_matches(rules: &RuleSet, path: &str, write: bool) -> Vec<(u32, u32)> {
+    let bit = if write { FS_WRITE } else { FS_READ };
+    rules
+        .fs
+        .iter()
+        .filter(|rule| glob_matches(&rule.pattern, path))
+        .filter_map(|rule| {
+            if rule.deny & bit != 0 {
+                Some((rule.id, ACTION_DENY))
+            } else if rule.allow & bit != 0 {
+                Some((rule.id, ACTION_ALLOW))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The network rules matching a connection to `addr:port` over `proto` by `exe`.
+fn connect_matches(
+    rules: &RuleSet,
+    addr: IpAddr,
+    port: u16,
+    proto: u8,
+    exe: Option<(u64, u64)>,
+) -> Vec<(u32, u32)> {
+    let addr = unmap_query(addr);
+    rules
+        .net
+        .iter()
+        .filter(|rule| {
+            let same_family = addr.is_ipv4() == rule.addr.is_ipv4();
+            let in_net = same_family && mask_ip(addr, rule.prefix_len) == rule.addr;
+            let proto_ok = rule.proto == PROTO_ANY || rule.proto == proto;
+            let binary_ok = rule
+                .binaries
+                .as_ref()
+                .is_none_or(|list| exe.is_some_and(|e| list.contains(&e)));
+            in_net && proto_ok && port_in(&rule.ports, port) && binary_ok
+        })
+        .map(|rule| (rule.id, rule.action))
+        .collect()
+}
+
+/// The `network.listen` entries opening `port` for `proto` (on a non-loopback address).
+fn listen_matches(rules: &RuleSet, port: u16, proto: u8) -> Vec<(u32, u32)> {
+    rules
+        .listen
+        .iter()
+        .filter(|rule| {
+            (rule.proto == PROTO_ANY || rule.proto == proto) && port_in(&rule.ports, port)
+        })
+        .map(|rule| (rule.id, ACTION_ALLOW))
+        .collect()
+}
+
+/// Whether `port` is in one of `ranges` (`(PORT_ANY, PORT_ANY)`: every port).
+fn port_in(ranges: &[(u16, u16)], port: u16) -> bool {
+    ranges.iter().any(|&(first, last)| {
+        (first, last) == (PORT_ANY, PORT_ANY) || (first..=last).contains(&port)
+    })
+}
+
+/// The verdict of the `matched` rules of a restricted control: an explicit deny beats any
+/// allow; deny by default when none matched.
+fn decide(matched: &[(u32, u32)]) -> Verdict {
+    let decided = matched
+        .iter()
+        .fold(Verdict::default(), |acc, &(id, action)| {
+            merge(
+                acc,
+                Verdict {
+                    action,
+                    rule_id: id,
+                },
+            )
+        });
+    if decided.action == 0 {
+        Verdict {
+            action: ACTION_DENY,
+            rule_id: RULE_DEFAULT_DENY,
+        }
+    } else {
+        decided
     }
 }
 

@@ -32,7 +32,7 @@ pub fn spawn(
     user: &SandboxUser,
     path: &[PathBuf],
 ) -> io::Result<Child> {
-    let (program, args) = argv
+    let (program, arguments) = argv
         .split_first()
         .ok_or_else(|| io::Error::other("empty command"))?;
     let procs = CString::new(procs.as_os_str().as_bytes())?;
@@ -40,7 +40,7 @@ pub fn spawn(
     let gid = user.gid.as_raw();
     let groups: Vec<libc::gid_t> = user.groups.iter().map(|g| g.as_raw()).collect();
     let mut cmd = Command::new(program);
-    cmd.args(args)
+    cmd.args(arguments)
         .env("HOME", &user.home)
         .env("USER", &user.name)
         .env("LOGNAME", &user.name)

@@ -60,8 +60,9 @@ impl Dnsmasq {
     /// Re-reads the hosts file (dnsmasq reloads `--addn-hosts` on SIGHUP).
     fn change(&self, scratch: &Scratch, hosts: &str) {
         std::fs::write(scratch.path("hosts"), hosts).expect("write hosts");
+        let pid = i32::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: plain syscall on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+        unsafe { libc::kill(pid, libc::SIGHUP) };
     }
 }
 

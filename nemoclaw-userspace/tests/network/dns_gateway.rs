@@ -5,6 +5,7 @@
 //! process, so the test sees every byte that would leave the machine.
 
 use std::{
+    fmt::Write as _,
     io::{Read as _, Write as _},
     net::{TcpListener, UdpSocket},
     process::{Command, Output, Stdio},
@@ -230,7 +231,7 @@ fn dns_gateway_answers_only_policy_names_and_nothing_else_leaves() {
     )
     .expect("write policy");
     let cookie: String = COOKIE.iter().fold(String::new(), |mut s, b| {
-        s.push_str(&format!("{b:02x}"));
+        write!(s, "{b:02x}").expect("write to a String");
         s
     });
     let with_getaddrinfo = glibc_uses_port_53();

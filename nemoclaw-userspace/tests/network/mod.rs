@@ -8,7 +8,10 @@ mod inbound;
 mod sockets;
 mod unix;
 
-use std::net::{TcpListener, UdpSocket};
+use std::{
+    fmt::Write as _,
+    net::{TcpListener, UdpSocket},
+};
 
 use crate::support::{PYTHON, Scratch, connect_probe, root_or_skip, run_sandboxed};
 
@@ -20,9 +23,10 @@ fn tcp_listener(addr: &str) -> (TcpListener, u16) {
 
 fn policy(allow: &[String], deny: &[String]) -> String {
     let list = |v: &[String]| {
-        v.iter()
-            .map(|e| format!("    - \"{e}\"\n"))
-            .collect::<String>()
+        v.iter().fold(String::new(), |mut s, e| {
+            writeln!(s, "    - \"{e}\"").expect("write to a String");
+            s
+        })
     };
     let deny = if deny.is_empty() {
         "  deny: \"*\"\n".to_owned()

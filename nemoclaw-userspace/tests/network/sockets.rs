@@ -85,8 +85,8 @@ fn unjudgeable_socket_kinds_denied_even_for_root() {
     );
 }
 
-/// As an ordinary user the kernel would refuse raw sockets for lack of CAP_NET_RAW, but
-/// NemoClaw decides first: the denial is in the audit log.
+/// As an ordinary user the kernel would refuse raw sockets for lack of `CAP_NET_RAW`, but
+/// `NemoClaw` decides first: the denial is in the audit log.
 #[test]
 fn raw_socket_denial_is_audited_for_unprivileged_users() {
     if !lsm_or_skip("socket_kinds_nobody") {

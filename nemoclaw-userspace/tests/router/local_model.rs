@@ -58,7 +58,7 @@ fn start_llama(port: u16) -> LlamaServer {
         .spawn()
         .expect("spawn llama_cpp.server");
     let server = LlamaServer(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "llama_cpp.server did not start");
         std::thread::sleep(Duration::from_millis(200));

@@ -164,17 +164,19 @@ fn sdks_ready(test: &str) -> bool {
     true
 }
 
+/// One step of an agent's plan: `method` of the `sdk` client called with `kwargs`.
 fn call(sdk: &str, method: &str, kwargs: Value) -> Value {
-    json!({"sdk": sdk, "method": method, "kwargs": kwargs})
+    let mut step = json!({"sdk": sdk, "method": method});
+    step["kwargs"] = kwargs;
+    step
 }
 
+/// An `OpenAI` chat call whose one user message holds `content`.
 fn chat(content: Value, stream: bool) -> Value {
-    call(
-        "openai",
-        "chat",
-        json!({"model": "gpt-test", "stream": stream,
-               "messages": [{"role": "user", "content": content}]}),
-    )
+    let mut kwargs = json!({"model": "gpt-test", "stream": stream,
+                            "messages": [{"role": "user"}]});
+    kwargs["messages"][0]["content"] = content;
+    call("openai", "chat", kwargs)
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -183,13 +185,10 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-#[test]
-fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
-    if !sdks_ready("router_sdks") {
-        return;
-    }
-    let s = Setup::start("router-sdks", "", &[]);
-    let openai_plan = json!([
+/// Every `OpenAI` SDK call the router serves: models, chat (plain, streamed, streamed with
+/// usage), responses (plain, streamed) and embeddings.
+fn openai_sdk_plan() -> Value {
+    json!([
         call("openai", "models", json!({})),
         chat(json!("Say hello."), false),
         call(
@@ -214,11 +213,37 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
             "embeddings",
             json!({"model": "emb-test", "input": ["one", "two"]})
         ),
-    ]);
+    ])
+}
+
+/// Anthropic SDK messages, plain and streamed.
+fn anthropic_sdk_plan() -> Value {
+    json!([
+        call(
+            "anthropic",
+            "messages",
+            json!({"model": "claude-test", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Say hello."}]})
+        ),
+        call(
+            "anthropic",
+            "messages",
+            json!({"model": "claude-test", "max_tokens": 64, "stream": true,
+            "messages": [{"role": "user", "content": "Say hello."}]})
+        ),
+    ])
+}
+
+#[test]
+fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
+    if !sdks_ready("router_sdks") {
+        return;
+    }
+    let s = Setup::start("router-sdks", "", &[]);
     let results = s.agent(
         "agent",
         &inference_policy(s.router.addr, "cloud", CATEGORIES),
-        &openai_plan,
+        &openai_sdk_plan(),
     );
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["ok"], true, "call {i}: {r}");
@@ -239,24 +264,10 @@ fn official_sdks_reach_the_cloud_through_the_router_with_the_hosts_key() {
     );
     assert_eq!(results[5]["text"], "2 embeddings of 16", "{results:?}");
 
-    let anthropic_plan = json!([
-        call(
-            "anthropic",
-            "messages",
-            json!({"model": "claude-test", "max_tokens": 64,
-            "messages": [{"role": "user", "content": "Say hello."}]})
-        ),
-        call(
-            "anthropic",
-            "messages",
-            json!({"model": "claude-test", "max_tokens": 64, "stream": true,
-            "messages": [{"role": "user", "content": "Say hello."}]})
-        ),
-    ]);
     let results = s.agent(
         "claude",
         &inference_policy(s.router.addr, "anthropic", CATEGORIES),
-        &anthropic_plan,
+        &anthropic_sdk_plan(),
     );
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["ok"], true, "call {i}: {r}");
@@ -399,7 +410,7 @@ fn shapes(value: &str) -> Vec<(&'static str, Value)> {
 fn anthropic_shapes(value: &str) -> Vec<(&'static str, Value)> {
     let m = |extra: Value, stream: bool| {
         let mut kwargs = json!({"model": "claude-test", "max_tokens": 64, "stream": stream});
-        for (k, v) in extra.as_object().unwrap() {
+        for (k, v) in extra.as_object().expect("extra kwargs are an object") {
             kwargs[k] = v.clone();
         }
         call("anthropic", "messages", kwargs)
@@ -548,7 +559,7 @@ fn http(addr: SocketAddr, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+        .expect("set read timeout");
     let _ = stream.write_all(request);
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -616,28 +627,16 @@ impl Standalone {
 /// A host-tool default policy (clients outside every sandbox).
 fn default_policy(scratch: &Scratch, router: SocketAddr) -> String {
     let file = scratch.path("default.yaml");
-    std::fs::write(&file, inference_policy(router, "cloud", CATEGORIES)).unwrap();
-    file.to_str().unwrap().to_owned()
+    std::fs::write(&file, inference_policy(router, "cloud", CATEGORIES))
+        .expect("write default policy");
+    file.to_str().expect("utf-8").to_owned()
 }
 
-#[test]
-fn bad_input_gets_a_clear_error_and_nothing_leaves() {
-    if !root_or_skip("router_bad_input") {
-        return;
-    }
-    let Standalone {
-        scratch: _scratch,
-        cloud,
-        local,
-        router,
-        audit,
-    } = Standalone::start(
-        "router-bad",
-        "max_body_bytes: 4096\nheader_timeout_secs: 1\n",
-    );
-    let a = router.addr;
+/// Requests the router must refuse, each with its status and a phrase of its error:
+/// (what, raw request, status, says).
+fn bad_requests() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
     let chat_ok = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+    vec![
         (
             "malformed JSON",
             post("/v1/chat/completions", "application/json", b"{\"model\":"),
@@ -715,7 +714,26 @@ fn bad_input_gets_a_clear_error_and_nothing_leaves() {
             403,
             "category `secret`",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_nothing_leaves() {
+    if !root_or_skip("router_bad_input") {
+        return;
+    }
+    let Standalone {
+        scratch: _scratch,
+        cloud,
+        local,
+        router,
+        audit,
+    } = Standalone::start(
+        "router-bad",
+        "max_body_bytes: 4096\nheader_timeout_secs: 1\n",
+    );
+    let a = router.addr;
+    let cases = bad_requests();
     for (what, request, status, says) in &cases {
         let (got, body) = http(a, request);
         assert_eq!(got, *status, "{what}: {body}");
@@ -932,7 +950,7 @@ fn a_policy_reload_changes_routing_on_the_next_request() {
             steps.to_str().unwrap(),
         ],
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + Duration::from_mins(2);
     while !steps.join("first-done").exists() {
         assert!(
             std::time::Instant::now() < deadline,

@@ -1,4 +1,4 @@
-//! The real agent: OpenClaw (`cargo xtask setup` installs Node 24 and OpenClaw under
+//! The real agent: `OpenClaw` (`cargo xtask setup` installs Node 24 and `OpenClaw` under
 //! `/var/cache/nemoclaw`) runs agent turns inside a sandbox (network-only policy, as
 //! `nobody`) with its model provider pointed at the router: an ordinary turn reaches the
 //! cloud stand-in, a turn holding a customer's e-mail address is served by the local
@@ -20,9 +20,9 @@ const CUSTOMER: &str = "jane.doe@example.org";
 /// One `openclaw agent exec` turn in sandbox `name`; its JSON result.
 fn turn(s: &Setup, name: &str, policy: &Path, config: &Path, message: &str) -> Value {
     let dir = s.scratch.path(name);
-    std::fs::create_dir_all(dir.join("work")).unwrap();
+    std::fs::create_dir_all(dir.join("work")).expect("create the work directory");
     let task = dir.join("task.md");
-    std::fs::write(&task, message).unwrap();
+    std::fs::write(&task, message).expect("write the task file");
     // Writable by the sandbox user (OpenClaw keeps its temporary state under HOME).
     let _ = std::process::Command::new("chown")
         .args(["-R", "nobody"])
@@ -39,7 +39,7 @@ fn turn(s: &Setup, name: &str, policy: &Path, config: &Path, message: &str) -> V
         .daemon
         .run_background(name, policy, "nobody", &["/bin/sh", "-c", &script])
         .wait_with_output()
-        .unwrap();
+        .expect("wait for the openclaw turn");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = stdout.find('{').map_or("", |at| &stdout[at..]);
     serde_json::from_str(json).unwrap_or_else(|e| {
