@@ -118,7 +118,7 @@ pub fn ensure(kernels: &[KernelVersion]) -> Result<()> {
 }
 
 #[derive(PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     Installed,
 }
@@ -240,11 +240,11 @@ const LLAMA_CMAKE_ARGS: &str = "-DGGML_NATIVE=OFF";
 
 /// A Python venv that setup owns: where, exactly which packages, and the environment pip
 /// builds them with.
-struct PythonEnv {
-    dir: &'static str,
-    packages: &'static [&'static str],
-    build_env: &'static [(&'static str, &'static str)],
-    what: &'static str,
+pub(crate) struct PythonEnv {
+    pub(crate) dir: &'static str,
+    pub(crate) packages: &'static [&'static str],
+    pub(crate) build_env: &'static [(&'static str, &'static str)],
+    pub(crate) what: &'static str,
 }
 
 /// The router's test clients and local model, llama.cpp built with [`LLAMA_CMAKE_ARGS`].
@@ -267,7 +267,7 @@ const LEAK_BENCH_PY: PythonEnv = PythonEnv {
 
 /// A venv with the packages of `env` at exactly those versions; a stamp file records what
 /// was installed, so a second run does nothing.
-fn python_env(env: &PythonEnv) -> Result<Outcome> {
+pub(crate) fn python_env(env: &PythonEnv) -> Result<Outcome> {
     let dir = PathBuf::from(env.dir);
     let python = dir.join("bin/python");
     let stamp = dir.join(".nemoclaw-setup");

@@ -4,8 +4,9 @@
 //! - `nemoclaw-bench op`: the cost of one enforced operation in one configuration.
 //! - `nemoclaw-bench reload`: policy-file rewrites timed until enforced (it runs the
 //!   `nemoclaw` binary next to it as daemon and sandbox).
-//! - `nemoclaw-bench router`: the privacy router's added latency against a direct call
-//!   (the `nemoclaw` and `nemoclaw-standin` binaries next to it).
+//! - `nemoclaw-bench router`: the privacy router's added latency against a direct call,
+//!   time to first token, throughput and detector speed, side by side with the `LiteLLM`
+//!   proxy (the `nemoclaw` and `nemoclaw-standin` binaries next to it, `LiteLLM`'s venv).
 //!
 //! Each prints one `NEMOCLAW_BENCH {json}` line.
 
@@ -29,7 +30,8 @@ enum Command {
     Op(op::BenchArgs),
     /// Time policy-file rewrites until enforced.
     Reload(reload::ReloadBenchArgs),
-    /// The privacy router's added latency for one prompt size.
+    /// The privacy router's cost (latency, time to first token, throughput, detection)
+    /// next to a direct call and to the `LiteLLM` proxy.
     Router(router::RouterBenchArgs),
 }
 
