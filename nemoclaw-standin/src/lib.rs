@@ -141,7 +141,11 @@ impl State {
 pub async fn serve(listener: TcpListener, state: Arc<State>) -> anyhow::Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            // No Nagle delay: streamed events go out as they are written, as a provider's do.
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                (stream, peer)
+            }
             Err(err) => {
                 eprintln!("nemoclaw-standin: accept: {err}");
                 tokio::time::sleep(Duration::from_millis(50)).await;

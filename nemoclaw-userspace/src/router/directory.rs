@@ -54,6 +54,12 @@ impl Directory {
         }
     }
 
+    /// Whether a lookup asks the daemon (blocking); without one it answers at once.
+    #[must_use]
+    pub fn asks_daemon(&self) -> bool {
+        self.daemon.is_some()
+    }
+
     /// The rules for a connection from `cgroup_id`. Blocking (a control-socket round trip):
     /// call it off the async workers.
     pub fn lookup(&self, cgroup_id: u64) -> Result<Lookup, RouterError> {

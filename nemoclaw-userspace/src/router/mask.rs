@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use nemoclaw_detect::{Category, Finding};
 use serde_json::Value;
 
@@ -286,7 +286,9 @@ pub fn mask_request(
         let bytes = serde_json::to_vec(body).map_err(|e| RouterError::Internal(e.to_string()))?;
         return Ok((bytes, masked));
     }
+    // A contiguous NFA: built per request, it must be cheap to build (a DFA is not).
     let automaton = AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(&patterns)
         .map_err(|e| RouterError::Masking(format!("the value automaton: {e}")))?;

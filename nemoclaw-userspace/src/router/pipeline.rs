@@ -227,10 +227,16 @@ impl Router {
     }
 
     async fn rules_for(&self, socket: PeerSocket) -> Result<Arc<Rules>, RouterError> {
-        let directory = Arc::clone(&self.directory);
-        let lookup = tokio::task::spawn_blocking(move || directory.lookup(socket.cgroup_id))
-            .await
-            .map_err(|e| RouterError::Internal(e.to_string()))??;
+        // Without a daemon the answer is at hand; with one it is a socket round trip, made
+        // off the async workers.
+        let lookup = if self.directory.asks_daemon() {
+            let directory = Arc::clone(&self.directory);
+            tokio::task::spawn_blocking(move || directory.lookup(socket.cgroup_id))
+                .await
+                .map_err(|e| RouterError::Internal(e.to_string()))??
+        } else {
+            self.directory.lookup(socket.cgroup_id)?
+        };
         match lookup {
             Lookup::Rules(rules) => Ok(rules),
             Lookup::NoInference { sandbox } => Err(RouterError::Unidentified(format!(

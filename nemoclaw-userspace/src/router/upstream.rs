@@ -45,12 +45,16 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(timeout: Duration) -> Result<Upstream, RouterError> {
+        // No Nagle delay: a request or a streamed reply's small writes go out at once.
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| RouterError::Internal(format!("the host's TLS trust store: {e}")))?
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_mins(1))
             .build(https);
