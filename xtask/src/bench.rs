@@ -212,6 +212,54 @@ fn vm_workloads() -> Vec<Workload> {
 /// Results by (workload, mode, rules).
 type Results = BTreeMap<(String, String, usize), Value>;
 
+/// The native workloads `args` selects (`native`: the per-operation ones; compile, reload
+/// and router by name), their report section appended to `report`; whether every row is
+/// there, and the results.
+fn native_benches(
+    args: &BenchArgs,
+    bin: &Path,
+    native: &[Workload],
+    report: &mut String,
+) -> Result<(bool, Results)> {
+    let with_compile = args.selects("compile");
+    let mut all_ok = true;
+    let mut results = Results::new();
+    let compile = Config::new("compile", "none", 100_000, 1, 0);
+    for config in native
+        .iter()
+        .flat_map(|w| w.configs.iter())
+        .chain(with_compile.then_some(&compile))
+    {
+        eprintln!("xtask bench: native {} {}", config.workload, config.label());
+        let mut cmd = Command::new(bin);
+        cmd.args(config.args(args.divide)).stderr(Stdio::inherit());
+        let out = util::capture(&mut cmd)?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            parse_line(line, &mut results);
+        }
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let _ = writeln!(report, "\n## native (this host, kernel {})", kernel.trim());
+    for workload in native {
+        all_ok &= table(report, workload, &results, &NET_TARGETS);
+    }
+    if with_compile {
+        all_ok &= compile_row(report, &results);
+    }
+    if args.selects("reload") {
+        eprintln!("xtask bench: native policy reload latency");
+        let out = util::capture(Command::new(bin).args(["reload", "--reloads", "200"]))?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            parse_line(line, &mut results);
+        }
+        all_ok &= reload_row(report, &results);
+    }
+    if args.selects("router") {
+        all_ok &= run_router(bin, report, &mut results)?;
+    }
+    Ok((all_ok, results))
+}
+
 pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     let kernels = if args.kernels.is_empty() {
         vec![KernelVersion::V6_12]
@@ -225,11 +273,11 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
         .into_iter()
         .filter(|w| args.selects(w.name))
         .collect::<Vec<_>>();
-    let with_compile = args.selects("compile");
-    let with_reload = args.selects("reload");
-    let with_router = args.selects("router");
-    let run_native =
-        !args.no_native && (!native.is_empty() || with_compile || with_reload || with_router);
+    let run_native = !args.no_native
+        && (!native.is_empty()
+            || ["compile", "reload", "router"]
+                .iter()
+                .any(|w| args.selects(w)));
     let run_vm_benches = !args.no_vm && vm_workloads().iter().any(|w| args.selects(w.name));
     if run_vm_benches {
         setup::ensure(&kernels)?;
@@ -244,43 +292,8 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     let mut saved = Vec::new();
 
     if run_native {
-        let mut results = Results::new();
-        let compile = Config::new("compile", "none", 100_000, 1, 0);
-        for config in native
-            .iter()
-            .flat_map(|w| w.configs.iter())
-            .chain(with_compile.then_some(&compile))
-        {
-            eprintln!("xtask bench: native {} {}", config.workload, config.label());
-            let mut cmd = Command::new(&bin);
-            cmd.args(config.args(args.divide)).stderr(Stdio::inherit());
-            let out = util::capture(&mut cmd)?;
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                parse_line(line, &mut results);
-            }
-        }
-        let kernel = results
-            .values()
-            .find_map(|v| v["kernel"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let _ = writeln!(report, "\n## native (this host, kernel {kernel})");
-        for workload in &native {
-            all_ok &= table(&mut report, workload, &results, &NET_TARGETS);
-        }
-        if with_compile {
-            all_ok &= compile_row(&mut report, &results);
-        }
-        if with_reload {
-            eprintln!("xtask bench: native policy reload latency");
-            let out = util::capture(Command::new(&bin).args(["reload", "--reloads", "200"]))?;
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                parse_line(line, &mut results);
-            }
-            all_ok &= reload_row(&mut report, &results);
-        }
-        if with_router {
-            all_ok &= run_router(&bin, &mut report, &mut results)?;
-        }
+        let (ok, results) = native_benches(args, &bin, &native, &mut report)?;
+        all_ok &= ok;
         saved.push(("native".to_string(), results));
     }
 

@@ -75,7 +75,7 @@ pub fn main(args: &RunArgs) -> Result<ExitCode> {
         demo_script(
             &args.policy,
             &agent,
-            &setup::router_python_dir()?.join("bin/python"),
+            &setup::router_python_dir().join("bin/python"),
         ),
     ];
 

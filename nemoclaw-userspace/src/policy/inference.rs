@@ -165,3 +165,34 @@ impl InferenceRules {
         self.categories.get(category).unwrap_or(&self.default)
     }
 }
+
+#[cfg(test)]
+impl InferenceRules {
+    /// Rules for unit tests: the cloud backend `cloud`, no local one, `default` for the
+    /// categories not listed, each rule cited as `p.yaml:LINE` (the default at line 1, the
+    /// categories from line 2 in order).
+    ///
+    /// # Panics
+    ///
+    /// Never: the default router address is a constant that parses.
+    #[must_use]
+    pub fn for_tests(default: Action, categories: &[(Category, Action)]) -> InferenceRules {
+        InferenceRules {
+            router: DEFAULT_ROUTER_ADDR.parse().expect("address"),
+            cloud: BackendChoice {
+                backend: "cloud".into(),
+                model: None,
+            },
+            local: None,
+            categories: categories
+                .iter()
+                .zip(2..)
+                .map(|((c, a), line)| (c.clone(), RuledAction::new(*a, format!("p.yaml:{line}"))))
+                .collect(),
+            default: RuledAction::new(default, "p.yaml:1".into()),
+            keywords: BTreeMap::new(),
+            patterns: BTreeMap::new(),
+            code: Vec::new(),
+        }
+    }
+}

@@ -109,29 +109,16 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::inference::{BackendChoice, RuledAction};
 
     fn rules() -> InferenceRules {
-        let ruled = |action, line: u32| RuledAction::new(action, format!("p.yaml:{line}"));
-        InferenceRules {
-            router: "127.0.0.1:8089".parse().unwrap(),
-            cloud: BackendChoice {
-                backend: "cloud".into(),
-                model: None,
-            },
-            local: None,
-            categories: [
-                (Category::Secret, ruled(Action::Block, 5)),
-                (Category::Email, ruled(Action::Local, 6)),
-                (Category::IpAddress, ruled(Action::Allow, 7)),
-            ]
-            .into_iter()
-            .collect(),
-            default: ruled(Action::Block, 4),
-            keywords: BTreeMap::new(),
-            patterns: BTreeMap::new(),
-            code: Vec::new(),
-        }
+        InferenceRules::for_tests(
+            Action::Block,
+            &[
+                (Category::Secret, Action::Block),
+                (Category::Email, Action::Local),
+                (Category::IpAddress, Action::Allow),
+            ],
+        )
     }
 
     fn at(category: Category, kind: &str, start: usize) -> (String, Finding) {
@@ -167,7 +154,7 @@ mod tests {
         assert_eq!(d.found.len(), 2);
         assert_eq!(
             d.reason(),
-            "category `email` (email) at /messages/0/content bytes 0..10 and 1 more (rule p.yaml:6)"
+            "category `email` (email) at /messages/0/content bytes 0..10 and 1 more (rule p.yaml:3)"
         );
         let d = Decision::of(
             &rules(),
@@ -188,7 +175,7 @@ mod tests {
     fn unlisted_categories_take_the_default() {
         let d = Decision::of(&rules(), &[at(Category::Phone, "e164", 0)]);
         assert_eq!(d.action, Action::Block);
-        assert_eq!(d.found[0].rule, "p.yaml:4");
+        assert_eq!(d.found[0].rule, "p.yaml:1");
     }
 
     #[test]

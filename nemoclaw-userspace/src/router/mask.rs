@@ -338,56 +338,33 @@ fn replace_strings(value: &mut Value, automaton: &AhoCorasick, replacements: &[S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::inference::{BackendChoice, RuledAction};
+    use crate::policy::inference::RuledAction;
     use crate::router::request::{InferenceRequest, Route};
+    use crate::router::scan::Scanner;
 
     fn rules(secret_restore: Option<bool>) -> InferenceRules {
-        let mut secret = RuledAction::new(Action::Mask, "p:3".into());
-        secret.restore = secret_restore;
-        InferenceRules {
-            router: "127.0.0.1:8089".parse().unwrap(),
-            cloud: BackendChoice {
-                backend: "c".into(),
-                model: None,
-            },
-            local: None,
-            categories: [
-                (
-                    Category::Email,
-                    RuledAction::new(Action::Mask, "p:2".into()),
-                ),
-                (Category::Secret, secret),
-                (
-                    Category::IpAddress,
-                    RuledAction::new(Action::Allow, "p:4".into()),
-                ),
-            ]
-            .into(),
-            default: RuledAction::new(Action::Block, "p:1".into()),
-            keywords: BTreeMap::new(),
-            patterns: BTreeMap::new(),
-            code: Vec::new(),
+        let mut rules = InferenceRules::for_tests(
+            Action::Block,
+            &[
+                (Category::Email, Action::Mask),
+                (Category::Secret, Action::Mask),
+                (Category::IpAddress, Action::Allow),
+            ],
+        );
+        if let Some(secret) = rules.categories.get_mut(&Category::Secret) {
+            secret.restore = secret_restore;
         }
+        rules
     }
 
+    /// Masks `body` (a chat request) under `rules` with the detectors `rules` defines.
     fn run(
         body: &str,
         session: &Mutex<Session>,
         rules: &InferenceRules,
     ) -> Result<(String, Masked), RouterError> {
         let parsed = InferenceRequest::parse(Route::ChatCompletions, body.as_bytes()).unwrap();
-        let detector =
-            nemoclaw_detect::Detector::new(&nemoclaw_detect::DetectorConfig::default()).unwrap();
-        let findings: Vec<(String, Finding)> = parsed
-            .texts
-            .iter()
-            .flat_map(|t| {
-                detector
-                    .scan(&t.text)
-                    .into_iter()
-                    .map(|f| (t.pointer.clone(), f))
-            })
-            .collect();
+        let findings = Scanner::new(rules).unwrap().scan(&parsed.texts).unwrap();
         let mut value = parsed.body;
         let (bytes, masked) = mask_request(&mut value, &parsed.texts, &findings, rules, session)?;
         Ok((String::from_utf8(bytes).unwrap(), masked))
@@ -458,26 +435,7 @@ mod tests {
         );
         let body = r#"{"model":"m","messages":[{"role":"user","content":"see ID\"123456"},
             {"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"q\":\"ID\\\"123456\"}"}}]}]}"#;
-        let parsed = InferenceRequest::parse(Route::ChatCompletions, body.as_bytes()).unwrap();
-        let detector = nemoclaw_detect::Detector::new(&nemoclaw_detect::DetectorConfig {
-            keywords: BTreeMap::new(),
-            patterns: rules.patterns.clone(),
-        })
-        .unwrap();
-        let findings: Vec<(String, Finding)> = parsed
-            .texts
-            .iter()
-            .flat_map(|t| {
-                detector
-                    .scan(&t.text)
-                    .into_iter()
-                    .map(|f| (t.pointer.clone(), f))
-            })
-            .collect();
-        let mut value = parsed.body;
-        let (bytes, masked) =
-            mask_request(&mut value, &parsed.texts, &findings, &rules, &session).unwrap();
-        let sent = String::from_utf8(bytes).unwrap();
+        let (sent, masked) = run(body, &session, &rules).unwrap();
         assert!(!sent.contains("123456"), "{sent}");
         assert_eq!(masked.values(), 1, "one value, two spellings");
     }

@@ -409,7 +409,7 @@ fn floor_boundary(text: &str, mut at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::inference::{Action, BackendChoice, InferenceRules, RuledAction};
+    use crate::policy::inference::{Action, InferenceRules};
 
     const NONCE: &str = "5eed5eed";
 
@@ -425,33 +425,14 @@ mod tests {
     }
 
     fn rules() -> Arc<Rules> {
-        let inference = InferenceRules {
-            router: "127.0.0.1:8089".parse().unwrap(),
-            cloud: BackendChoice {
-                backend: "c".into(),
-                model: None,
-            },
-            local: None,
-            categories: [
-                (
-                    Category::Email,
-                    RuledAction::new(Action::Mask, "p:2".into()),
-                ),
-                (
-                    Category::PaymentCard,
-                    RuledAction::new(Action::Mask, "p:3".into()),
-                ),
-                (
-                    Category::IpAddress,
-                    RuledAction::new(Action::Allow, "p:4".into()),
-                ),
-            ]
-            .into(),
-            default: RuledAction::new(Action::Block, "p:1".into()),
-            keywords: BTreeMap::new(),
-            patterns: BTreeMap::new(),
-            code: Vec::new(),
-        };
+        let inference = InferenceRules::for_tests(
+            Action::Block,
+            &[
+                (Category::Email, Action::Mask),
+                (Category::PaymentCard, Action::Mask),
+                (Category::IpAddress, Action::Allow),
+            ],
+        );
         Arc::new(Rules {
             sandbox: "s".into(),
             policy_sha256: "0".into(),

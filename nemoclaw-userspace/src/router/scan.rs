@@ -184,22 +184,13 @@ fn walk(dir: &Path, each: &mut dyn FnMut(&Path, Stamp)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::inference::{Action, BackendChoice, RuledAction};
+    use crate::policy::inference::Action;
 
     fn rules(code: Vec<String>) -> InferenceRules {
-        InferenceRules {
-            router: "127.0.0.1:8089".parse().unwrap(),
-            cloud: BackendChoice {
-                backend: "c".into(),
-                model: None,
-            },
-            local: None,
-            categories: BTreeMap::new(),
-            default: RuledAction::new(Action::Block, "p:1".into()),
-            keywords: [("customers".to_owned(), vec!["Globex".to_owned()])].into(),
-            patterns: BTreeMap::new(),
-            code,
-        }
+        let mut rules = InferenceRules::for_tests(Action::Block, &[]);
+        rules.keywords = [("customers".to_owned(), vec!["Globex".to_owned()])].into();
+        rules.code = code;
+        rules
     }
 
     const SOURCE: &str = "fn reconcile_ledger(entries: &[Entry], limit: usize) -> Result<Totals, Error> {\n    let mut totals = Totals::default();\n    for entry in entries.iter().take(limit) {\n        if entry.amount < 0 {\n            totals.debits += entry.amount.abs();\n        } else {\n            totals.credits += entry.amount;\n        }\n        totals.count += 1;\n    }\n    if totals.count == 0 {\n        return Err(Error::Empty);\n    }\n    Ok(totals)\n}\n";

@@ -120,18 +120,13 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted.get(i).copied().unwrap_or(0)
 }
 
-pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
-    let exe = nemoclaw_exe(args)?;
-    let id = std::process::id();
-    let dir = std::env::temp_dir().join(format!("nemoclaw-bench-reload-{id}"));
-    std::fs::create_dir_all(&dir)?;
-    let d = dir.as_path();
-    let socket = d.join("nemoclaw.sock");
+/// Starts a private daemon with its files under `d` and waits for its socket.
+fn start_daemon(exe: &Path, d: &Path, socket: &Path, id: u32) -> anyhow::Result<Daemon> {
     let daemon = Daemon {
-        child: Command::new(&exe)
+        child: Command::new(exe)
             .arg("daemon")
             .arg("--socket")
-            .arg(&socket)
+            .arg(socket)
             .arg("--pin-dir")
             .arg(format!("/sys/fs/bpf/nemoclaw-bench-{id}"))
             .arg("--state")
@@ -146,12 +141,49 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
         cgroup_root: format!("nemoclaw-bench-{id}"),
     };
     let deadline = Instant::now() + Duration::from_mins(1);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
         if Instant::now() > deadline {
             bail!("the daemon did not start");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(daemon)
+}
+
+/// The daemon's own time for each write (from the write to its switch of the sandbox to
+/// the new slot), from its `policy_reload` records (one per write, in order), sorted.
+fn switch_times(audit: &Path, started: &[u64]) -> anyhow::Result<Vec<u64>> {
+    let enforced: Vec<u64> = std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["event"] == "policy_reload")
+        .filter_map(|r| r["enforced_monotonic_ns"].as_u64())
+        .collect();
+    if enforced.len() != started.len() {
+        bail!(
+            "{} writes but {} policy_reload records",
+            started.len(),
+            enforced.len()
+        );
+    }
+    let mut switched: Vec<u64> = enforced
+        .iter()
+        .zip(started)
+        .map(|(e, s)| e.saturating_sub(*s))
+        .collect();
+    switched.sort_unstable();
+    Ok(switched)
+}
+
+pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
+    let exe = nemoclaw_exe(args)?;
+    let id = std::process::id();
+    let dir = std::env::temp_dir().join(format!("nemoclaw-bench-reload-{id}"));
+    std::fs::create_dir_all(&dir)?;
+    let d = dir.as_path();
+    let socket = d.join("nemoclaw.sock");
+    let daemon = start_daemon(&exe, d, &socket, id)?;
     let receiver = UdpSocket::bind(("127.0.0.1", 0))?;
     let port = receiver.local_addr()?.port();
     let policy_file = d.join("policy.yaml");
@@ -199,29 +231,9 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
     let _ = sandbox.kill();
     let _ = sandbox.wait();
     drop(daemon);
-    // The daemon's own time: from the write to its switch of the sandbox to the new slot,
-    // as its `policy_reload` records say (one per write, in order).
-    let enforced: Vec<u64> = std::fs::read_to_string(d.join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|r| r["event"] == "policy_reload")
-        .filter_map(|r| r["enforced_monotonic_ns"].as_u64())
-        .collect();
+    let switched = switch_times(&d.join("audit.jsonl"), &started);
     let _ = std::fs::remove_dir_all(&dir);
-    if enforced.len() != started.len() {
-        bail!(
-            "{} writes but {} policy_reload records",
-            started.len(),
-            enforced.len()
-        );
-    }
-    let mut switched: Vec<u64> = enforced
-        .iter()
-        .zip(&started)
-        .map(|(e, s)| e.saturating_sub(*s))
-        .collect();
-    switched.sort_unstable();
+    let switched = switched?;
     let mut latencies = observed;
     latencies.sort_unstable();
     let result = serde_json::json!({
