@@ -737,12 +737,10 @@ pub fn negative(rng: &Rng) -> String {
             let v = match rng.below(5) {
                 0 => format!("000-{:02}-{:04}", rng.range(1, 99), rng.range(1, 9999)),
                 1 => format!("666-{:02}-{:04}", rng.range(1, 99), rng.range(1, 9999)),
-                2 => format!(
-                    "9{:02}-{:02}-{:04}",
-                    rng.range(0, 99),
-                    rng.range(1, 99),
-                    rng.range(1, 9999)
-                ),
+                // The advertising and example numbers (areas 900-999 are reported: taxpayer
+                // numbers in the SSN shape).
+                2 => ["078-05-1120", "219-09-9999", "457-55-5462", "123-45-6789"][rng.below(4)]
+                    .to_owned(),
                 3 => format!("{:03}-00-{:04}", rng.range(1, 665), rng.range(1, 9999)),
                 _ => format!("{:03}-{:02}-0000", rng.range(1, 665), rng.range(1, 99)),
             };
