@@ -204,9 +204,8 @@ impl Masked {
 
 /// Whether the string at `pointer` is JSON text (tool-call arguments), where a value
 /// appears JSON-escaped.
-#[must_use]
-pub fn is_json_text(pointer: &str) -> bool {
-    pointer.ends_with("/arguments") || pointer.ends_with("/partial_json")
+fn is_json_text(pointer: &str) -> bool {
+    pointer.ends_with("/arguments")
 }
 
 /// A value as it appears inside a JSON string literal (without the quotes).

@@ -66,9 +66,6 @@ pub struct Counts {
     pub restored: usize,
     /// Values the reply carried that the request did not, masked, by category.
     pub injected: BTreeMap<String, usize>,
-    /// Such values the guard saw only when part of them had already been sent (longer than
-    /// [`MAX_HOLD`]): the rest was masked.
-    pub late: usize,
 }
 
 impl ReplyContext {
@@ -139,32 +136,19 @@ impl Channel {
 
     /// Takes the next piece of the backend's text; returns what the caller may have now.
     pub fn push(&mut self, cx: &mut ReplyContext, piece: &str) -> String {
-        let released = if cx.guard.is_some() {
-            self.guarded.push_str(piece);
-            self.guard(cx, false)
-        } else {
-            piece.to_owned()
-        };
+        self.guarded.push_str(piece);
+        let released = self.guard(cx, false);
         self.restore(cx, &released, false)
     }
 
     /// The end of the stream: everything still held, rewritten.
     pub fn finish(&mut self, cx: &mut ReplyContext) -> String {
-        let released = if cx.guard.is_some() {
-            self.guard(cx, true)
-        } else {
-            String::new()
-        };
+        let released = self.guard(cx, true);
         self.restore(cx, &released, true)
     }
 
-    /// Whether the channel holds nothing.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.guarded.is_empty() && self.held.is_empty()
-    }
-
-    /// Releases what the guard no longer needs to hold, with injected values masked.
+    /// Releases what the guard no longer needs to hold, with injected values masked (all of
+    /// it when the reply is not guarded).
     fn guard(&mut self, cx: &mut ReplyContext, end: bool) -> String {
         let Some(guarding) = &cx.guard else {
             return std::mem::take(&mut self.guarded);
@@ -212,9 +196,6 @@ impl Channel {
                 .placeholder(&f.category, &f.value, false)
                 .unwrap_or_else(|_| "<MASKED>".to_owned());
             drop(session);
-            if f.start < offset {
-                cx.counts.late += 1;
-            }
             out.push_str(&self.guarded[at..start]);
             out.push_str(&placeholder);
             at = f.end - offset;
