@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod dnsgate;
 pub mod kernel;

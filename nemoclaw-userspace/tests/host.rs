@@ -6,4 +6,5 @@ mod fail_closed;
 mod lsm_inactive;
 mod network;
 mod router;
+mod service;
 mod support;

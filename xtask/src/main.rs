@@ -4,8 +4,10 @@
 
 mod bench;
 mod bench_python;
+mod fleet;
 mod fuzz;
 mod hooks;
+mod package;
 mod run;
 mod setup;
 mod test;
@@ -41,6 +43,13 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Fuzz a target in fuzz/ (default `policy`) for a bounded time; fails on a crash.
     Fuzz(fuzz::FuzzArgs),
+    /// Roll `NemoClaw` out with the Ansible collection (ansible/) to Debian VMs with systemd
+    /// and check enforcement on each host (install, waves, a rejected and a rolled-back
+    /// policy, idempotency).
+    Fleet(fleet::FleetArgs),
+    /// Build the Debian package: target/debian/nemoclaw_<version>_amd64.deb (the release
+    /// binary with its eBPF object, configuration, systemd units, maintainer scripts).
+    Package(package::PackageArgs),
     /// Regenerate docs/hooks.md: every LSM hook and cgroup attach type of the supported
     /// kernels with what the sandbox does with it; fails if one is unclassified.
     Hooks(hooks::HooksArgs),
@@ -56,6 +65,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(&args),
         Command::Fuzz(args) => fuzz::main(&args),
         Command::Hooks(args) => hooks::main(&args),
+        Command::Package(args) => package::main(&args),
+        Command::Fleet(args) => fleet::main(&args),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,11 @@ use crate::util;
 
 /// The bpf-linker version built against the nightly's LLVM.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The cargo-deb version `cargo xtask package` builds the Debian package with.
+const CARGO_DEB_VERSION: &str = "3.8.0";
+/// Debian packages `cargo xtask package` and its checks use: `dpkg-shlibdeps` (cargo-deb's
+/// automatic dependencies) and `systemd-analyze` (the units' checks).
+const PACKAGE_APT_PACKAGES: [&str; 2] = ["dpkg-dev", "systemd"];
 /// The LLVM major of the preinstalled nightly (`rustc +nightly -vV`), and bpf-linker's feature.
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 /// Debian packages the VM needs (`zstd`: 6.12's vmlinuz is zstd-compressed, and the fast
@@ -139,6 +144,11 @@ fn run_steps(kernels: &[KernelVersion], verbose: bool) -> Result<()> {
         apt_packages()?,
     );
     report(&format!("bpf-linker {BPF_LINKER_VERSION}"), bpf_linker()?);
+    report(&format!("cargo-deb {CARGO_DEB_VERSION}"), cargo_deb()?);
+    report(
+        &format!("packaging tools ({})", PACKAGE_APT_PACKAGES.join(" ")),
+        ensure_apt_packages(&PACKAGE_APT_PACKAGES)?,
+    );
     report(
         &format!(
             "router test clients and local model ({})",
@@ -205,8 +215,14 @@ fn apt_get_update() -> Result<()> {
 }
 
 fn apt_packages() -> Result<Outcome> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .into_iter()
+    ensure_apt_packages(&APT_PACKAGES)
+}
+
+/// Installs those of `packages` that are missing (one `apt-get install`).
+pub(crate) fn ensure_apt_packages(packages: &[&str]) -> Result<Outcome> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
         .filter(|p| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
@@ -398,13 +414,76 @@ pub fn bpf_linker_bin_dir() -> Result<PathBuf> {
     Ok(cache_dir()?.join("bpf-linker").join("bin"))
 }
 
-fn bpf_linker_ok(bin: &Path) -> bool {
+/// Whether `bin --version` runs and names `version`.
+fn reports_version(bin: &Path, version: &str) -> bool {
     util::capture(Command::new(bin).arg("--version")).is_ok_and(|out| {
         out.status.success()
             && String::from_utf8_lossy(&out.stdout)
                 .split_whitespace()
-                .any(|w| w == BPF_LINKER_VERSION)
+                .any(|w| w == version)
     })
+}
+
+fn bpf_linker_ok(bin: &Path) -> bool {
+    reports_version(bin, BPF_LINKER_VERSION)
+}
+
+/// Where cargo-deb is installed (beside the bpf-linker, outside the checkout).
+fn cargo_deb_root() -> Result<PathBuf> {
+    Ok(cache_dir()?.join("cargo-deb"))
+}
+
+/// The cargo-deb binary [`cargo_deb`] installs.
+pub fn cargo_deb_bin() -> Result<PathBuf> {
+    Ok(cargo_deb_root()?.join("bin").join("cargo-deb"))
+}
+
+/// cargo-deb at exactly [`CARGO_DEB_VERSION`], built from crates.io with its lock file.
+fn cargo_deb() -> Result<Outcome> {
+    let bin = cargo_deb_bin()?;
+    if reports_version(&bin, CARGO_DEB_VERSION) {
+        return Ok(Outcome::Ok);
+    }
+    util::run(
+        util::cargo()
+            .args([
+                "install",
+                "cargo-deb",
+                "--version",
+                CARGO_DEB_VERSION,
+                "--locked",
+            ])
+            .arg("--root")
+            .arg(cargo_deb_root()?),
+    )?;
+    if !reports_version(&bin, CARGO_DEB_VERSION) {
+        bail!(
+            "cargo-deb was installed but `{} --version` does not report {CARGO_DEB_VERSION}",
+            bin.display()
+        );
+    }
+    Ok(Outcome::Installed)
+}
+
+/// What `cargo xtask package` needs, and only that (no kernels, no Python): the eBPF
+/// toolchain the build script uses, cargo-deb and the packaging tools. Prints only the
+/// steps that installed something; returns cargo-deb's path.
+pub fn ensure_package_tools() -> Result<PathBuf> {
+    let steps = [
+        ("rust-src (nightly)".to_owned(), rust_src()?),
+        (format!("bpf-linker {BPF_LINKER_VERSION}"), bpf_linker()?),
+        (format!("cargo-deb {CARGO_DEB_VERSION}"), cargo_deb()?),
+        (
+            format!("packaging tools ({})", PACKAGE_APT_PACKAGES.join(" ")),
+            ensure_apt_packages(&PACKAGE_APT_PACKAGES)?,
+        ),
+    ];
+    for (step, outcome) in steps {
+        if outcome == Outcome::Installed {
+            println!("setup: {step}: installed");
+        }
+    }
+    cargo_deb_bin()
 }
 
 fn bpf_linker() -> Result<Outcome> {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
+use crate::fleet;
+use crate::package;
 use crate::setup::{self, KernelVersion};
 use crate::util;
 use crate::vm;
@@ -20,10 +22,14 @@ use crate::vm;
 enum Layer {
     /// `cargo test --lib --bins` over the workspace (no root).
     Unit,
+    /// The Debian package (`cargo xtask package`) and its units (no root, no systemd).
+    Package,
     /// Integration tests that run natively on this host (root).
     Host,
     /// Integration tests that need BPF LSM, run as root in the VM on each kernel.
     Vm,
+    /// The Ansible rollout to Debian VMs with systemd (`cargo xtask fleet`; root).
+    Fleet,
 }
 
 #[derive(Args)]
@@ -125,7 +131,13 @@ impl Report {
 
 pub fn main(args: &TestArgs) -> Result<ExitCode> {
     let layers = if args.layers.is_empty() {
-        vec![Layer::Unit, Layer::Host, Layer::Vm]
+        vec![
+            Layer::Unit,
+            Layer::Package,
+            Layer::Host,
+            Layer::Vm,
+            Layer::Fleet,
+        ]
     } else {
         args.layers.clone()
     };
@@ -173,7 +185,9 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
                     ]),
                 ));
             }
+            Layer::Package => reports.push(package_layer()),
             Layer::Host => reports.push(host_layer()),
+            Layer::Fleet => reports.push(fleet_layer()),
             Layer::Vm => {
                 let timeout = Duration::from_secs(args.vm_timeout);
                 reports.extend(vm_layer(&kernels, args.vm_test_exe.as_deref(), timeout));
@@ -229,6 +243,49 @@ fn host_layer() -> Report {
             "--test-threads=1",
         ]),
     )
+}
+
+/// Builds the package, then runs each of its checks (one test each).
+fn package_layer() -> Report {
+    println!("== test layer package: cargo xtask package, then its checks ==");
+    let started = Instant::now();
+    let mut counts = Counts::default();
+    let problem = match package::build() {
+        Err(err) => Some(format!("{err:#}")),
+        Ok(deb) => {
+            (counts.passed, counts.failed) = package::run_checks(&deb);
+            no_tests_problem(counts)
+        }
+    };
+    Report {
+        name: "package".to_string(),
+        counts,
+        problem,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The fleet test: each of its steps counts as a test.
+fn fleet_layer() -> Report {
+    println!("== test layer fleet: cargo xtask fleet ==");
+    let started = Instant::now();
+    let mut steps = fleet::Steps::default();
+    let result = fleet::run(&fleet::FleetArgs::default(), &mut steps);
+    println!("{}", steps.summary());
+    let mut counts = Counts::default();
+    for (_, _, ok) in &steps.done {
+        if *ok {
+            counts.passed += 1;
+        } else {
+            counts.failed += 1;
+        }
+    }
+    Report {
+        name: "fleet".to_string(),
+        counts,
+        problem: result.err().map(|err| format!("{err:#}")),
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Runs a `cargo test` command, streaming its stdout and counting libtest's results.

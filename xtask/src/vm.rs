@@ -5,7 +5,7 @@
 //! sees the host tree at the same path), named on the kernel command line. The guest's
 //! `/init` prints a marker with the command's exit code before powering off; we parse it.
 
-mod initramfs;
+pub(crate) mod initramfs;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Read as _, Write as _};
@@ -320,10 +320,15 @@ fn qemu_command(tree: &KernelTree, initrd: &Path, append: &str, interactive: boo
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // QEMU dies with us: a killed xtask must not leave a VM burning a core.
+    die_with_parent(&mut qemu);
+    qemu
+}
+
+/// Makes the child die with us: a killed xtask must not leave a VM burning a core.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches no shared state.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut qemu, || {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
                 Ok(())
             } else {
@@ -331,7 +336,6 @@ fn qemu_command(tree: &KernelTree, initrd: &Path, append: &str, interactive: boo
             }
         });
     }
-    qemu
 }
 
 fn kill(child: &mut Child) {

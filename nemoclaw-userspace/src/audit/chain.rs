@@ -3,6 +3,10 @@
 //!
 //! Limit: cutting records off the end leaves a valid shorter chain. The last hash (the
 //! head, printed by `verify`) must be kept elsewhere to detect that; `verify --head` checks it.
+//!
+//! A rotated log (`super::rotate`) is one chain over several files: every file after the
+//! first starts with a continuation record whose `prev` is the last hash of the file before.
+//! [`verify_part`] checks one such file, taking its start on trust.
 
 use std::{
     fs,
@@ -69,14 +73,93 @@ pub enum ChainError {
         found: String,
     },
     #[error(
+        "line {line}: a continuation record whose `prev` ({prev}) is not the \
+         `previous_head` it names ({previous_head})"
+    )]
+    Continuation {
+        line: usize,
+        prev: String,
+        previous_head: String,
+    },
+    #[error(
         "head mismatch: the log ends at {found} but {expected} was expected; records were cut off the end"
     )]
     Head { expected: String, found: String },
 }
 
-/// Checks every link of `text`; returns the number of records and the head hash.
+/// Where a file's chain starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// At [`GENESIS`]: the first file of the log.
+    Genesis,
+    /// At a continuation record (line `line`): after `previous_records` records of part
+    /// `part - 1` ending at `prev`, which this file alone cannot prove.
+    Continues {
+        line: usize,
+        prev: String,
+        previous_records: u64,
+        part: u64,
+    },
+}
+
+/// One file's chain, intact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub start: Start,
+    /// Records in the file (a continuation record included).
+    pub records: usize,
+    /// The hash of its last record (where it starts, if it has none).
+    pub head: String,
+}
+
+impl Part {
+    /// Its place in the chain: 0 for the file that starts at [`GENESIS`].
+    #[must_use]
+    pub fn number(&self) -> u64 {
+        match self.start {
+            Start::Genesis => 0,
+            Start::Continues { part, .. } => part,
+        }
+    }
+}
+
+/// Checks every link of `text`, a whole log from [`GENESIS`]; returns the number of
+/// records and the head hash.
 pub fn verify(text: &str, expected_head: Option<&str>) -> Result<(usize, String), ChainError> {
-    let mut prev = GENESIS.to_owned();
+    let (count, prev) = links(text, GENESIS.to_owned(), false)?.1;
+    check_head(expected_head, prev).map(|head| (count, head))
+}
+
+/// Checks every link of `text`, one file of a rotated log: it starts at [`GENESIS`] or at
+/// a continuation record (whose `prev` is taken on trust and reported in [`Start`]).
+pub fn verify_part(text: &str, expected_head: Option<&str>) -> Result<Part, ChainError> {
+    let (start, (records, prev)) = links(text, GENESIS.to_owned(), true)?;
+    let head = check_head(expected_head, prev)?;
+    Ok(Part {
+        start,
+        records,
+        head,
+    })
+}
+
+fn check_head(expected: Option<&str>, found: String) -> Result<String, ChainError> {
+    match expected {
+        Some(head) if head != found => Err(ChainError::Head {
+            expected: head.to_owned(),
+            found,
+        }),
+        _ => Ok(found),
+    }
+}
+
+/// The links of `text` from `prev`; with `continued`, a first record that is a
+/// continuation sets `prev` itself.
+fn links(
+    text: &str,
+    mut prev: String,
+    continued: bool,
+) -> Result<(Start, (usize, String)), ChainError> {
+    let mut start = Start::Genesis;
     let mut count = 0;
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
         let n = i + 1;
@@ -89,6 +172,25 @@ pub fn verify(text: &str, expected_head: Option<&str>) -> Result<(usize, String)
             .get("prev")
             .and_then(serde_json::Value::as_str)
             .ok_or(ChainError::MissingPrev { line: n })?;
+        let continuation = (continued && count == 0)
+            .then(|| super::rotate::Continuation::of(&value))
+            .flatten();
+        if let Some(c) = continuation {
+            if c.previous_head != found {
+                return Err(ChainError::Continuation {
+                    line: n,
+                    prev: found.to_owned(),
+                    previous_head: c.previous_head,
+                });
+            }
+            found.clone_into(&mut prev);
+            start = Start::Continues {
+                line: n,
+                prev: found.to_owned(),
+                previous_records: c.previous_records,
+                part: c.part,
+            };
+        }
         if found != prev {
             return Err(ChainError::Broken {
                 line: n,
@@ -99,15 +201,7 @@ pub fn verify(text: &str, expected_head: Option<&str>) -> Result<(usize, String)
         prev = line_hash(line);
         count += 1;
     }
-    if let Some(head) = expected_head
-        && head != prev
-    {
-        return Err(ChainError::Head {
-            expected: head.to_owned(),
-            found: prev,
-        });
-    }
-    Ok((count, prev))
+    Ok((start, (count, prev)))
 }
 
 #[cfg(test)]
@@ -174,6 +268,47 @@ mod tests {
         assert!(matches!(
             verify(&cut, Some(&head)),
             Err(ChainError::Head { .. })
+        ));
+    }
+
+    #[test]
+    fn a_part_starts_at_genesis_or_a_continuation() {
+        let lines = chain(&["a", "b"]);
+        let part = verify_part(&lines.join("\n"), None).unwrap();
+        assert_eq!(
+            (part.number(), part.records, part.start),
+            (0, 2, Start::Genesis)
+        );
+        let head = line_hash(&lines[1]);
+        let c = serde_json::to_value(crate::audit::rotate::Continuation::new(&head, 2, 1)).unwrap();
+        let mut first = c.clone();
+        first["prev"] = head.clone().into();
+        let next = format!(
+            "{{\"r\":\"c\",\"prev\":\"{}\"}}",
+            line_hash(&first.to_string())
+        );
+        let text = format!("{first}\n{next}");
+        let part = verify_part(&text, None).unwrap();
+        assert_eq!(part.number(), 1);
+        assert_eq!(part.head, line_hash(&next));
+        assert!(
+            matches!(part.start, Start::Continues { line: 1, ref prev, previous_records: 2, part: 1 } if *prev == head)
+        );
+        // A whole-log check does not take the continuation's start.
+        assert!(matches!(
+            verify(&text, None),
+            Err(ChainError::Broken { line: 1, .. })
+        ));
+        // Nor does a part check take a start that disagrees with the record's words.
+        first["previous_head"] = GENESIS.into();
+        assert!(matches!(
+            verify_part(&first.to_string(), None),
+            Err(ChainError::Continuation { line: 1, .. })
+        ));
+        // A first record that is no continuation must start at genesis.
+        assert!(matches!(
+            verify_part(&next, None),
+            Err(ChainError::Broken { line: 1, .. })
         ));
     }
 

@@ -19,11 +19,20 @@ fn unchained(mut record: Value) -> Value {
     record
 }
 
-/// `sandbox`'s records in `log` after the last one equal to `last` (as streamed), in order.
-/// Empty when `last` is not there (a rotated log): nothing can be said to be missing.
+/// `sandbox`'s records in `log` after the last one equal to `last` (as streamed), in order,
+/// read from the newest rotated file (`log.1`, if there is one) and then `log`, so a
+/// rotation while the follower was away loses nothing. Empty when `last` is in neither
+/// (rotated further away): nothing can be said to be missing.
 pub fn after(log: &Path, sandbox: &str, last: &Value) -> io::Result<Vec<Value>> {
     let mut found: Option<Vec<Value>> = None;
-    for line in BufReader::new(File::open(log)?).lines() {
+    let rotated = super::rotate::rotated_path(log, 1);
+    let previous = match File::open(&rotated) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let files = previous.into_iter().chain([File::open(log)?]);
+    for line in files.flat_map(|f| BufReader::new(f).lines()) {
         let line = line?;
         // Cheap filter before parsing: the sandbox's name is in each of its lines.
         if !line.contains(sandbox) {
@@ -113,6 +122,16 @@ mod tests {
             "each replayed record drops one live copy"
         );
         assert!(!seen.take(&json!({"time": "7"})));
+        // Rotated after the last record received: read on from the rotated file.
+        std::fs::rename(&log, super::super::rotate::rotated_path(&log, 1)).unwrap();
+        let newer = json!({"decision": "deny", "sandbox": "a", "time": "7", "prev": "u"});
+        std::fs::write(&log, format!("{newer}\n")).unwrap();
+        let missed = after(&log, "a", &last).unwrap();
+        assert_eq!(missed.len(), 3);
+        assert_eq!(
+            missed[2],
+            json!({"decision": "deny", "sandbox": "a", "time": "7"})
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,40 +8,52 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::daemon::{
-    protocol::{
-        Client, DEFAULT_AUDIT_LOG, DEFAULT_PIN_DIR, DEFAULT_SOCKET, DEFAULT_STATE, Request,
-        Response,
+use crate::{
+    config::{AuditSettings, DEFAULT_CONFIG, NemoclawConfig},
+    daemon::{
+        protocol::{Client, DEFAULT_AUDIT_LOG, DEFAULT_SOCKET, Request, Response},
+        server::{self, Config},
     },
-    server::{self, Config},
 };
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DaemonArgs {
-    /// The control socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
-    /// Where programs, links and maps are pinned (on a bpffs).
-    #[arg(long, default_value = DEFAULT_PIN_DIR)]
-    pub pin_dir: PathBuf,
-    /// The daemon's record of its sandboxes.
-    #[arg(long, default_value = DEFAULT_STATE)]
-    pub state: PathBuf,
-    /// The audit log (JSON lines, hash-chained).
-    #[arg(long, default_value = DEFAULT_AUDIT_LOG)]
-    pub audit_log: PathBuf,
-    /// Nameservers for host-name rules; sandboxes may send DNS to these only.
-    #[arg(long, default_value = "/etc/resolv.conf")]
-    pub resolv_conf: PathBuf,
-    /// Seconds an address that DNS stopped returning stays allowed.
-    #[arg(long, default_value_t = 30)]
-    pub dns_grace: u64,
-    /// The parent cgroup of the sandboxes (a name under the cgroup v2 mount, `nemoclaw*`).
-    #[arg(long, default_value = crate::sandbox::cgroup::DAEMON_ROOT, value_parser = cgroup_root)]
-    pub cgroup_root: String,
+    #[command(subcommand)]
+    pub action: Option<DaemonAction>,
+    /// The configuration file (default: /etc/nemoclaw/nemoclaw.yaml if it exists). Flags
+    /// given here override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The control socket [default: /run/nemoclaw/nemoclaw.sock].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Where programs, links and maps are pinned (on a bpffs) [default: /sys/fs/bpf/nemoclaw].
+    #[arg(long)]
+    pub pin_dir: Option<PathBuf>,
+    /// The daemon's record of its sandboxes [default: /run/nemoclaw/state.json].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// The audit log (JSON lines, hash-chained) [default: /var/log/nemoclaw/audit.jsonl].
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// Nameservers for host-name rules; sandboxes may send DNS to these only
+    /// [default: /etc/resolv.conf].
+    #[arg(long)]
+    pub resolv_conf: Option<PathBuf>,
+    /// Seconds an address that DNS stopped returning stays allowed [default: 30].
+    #[arg(long)]
+    pub dns_grace: Option<u64>,
+    /// The parent cgroup of the sandboxes (a name under the cgroup v2 mount, `nemoclaw*`)
+    /// [default: nemoclaw].
+    #[arg(long, value_parser = crate::config::cgroup_root)]
+    pub cgroup_root: Option<String>,
     /// Do not re-apply policies when their files change.
     #[arg(long)]
     pub no_watch: bool,
+    /// Serve /healthz and /metrics here (`off`: not at all) [default: 127.0.0.1:9464].
+    #[arg(long, value_parser = http_listen)]
+    pub http_listen: Option<HttpListen>,
     /// Run the privacy router with this configuration as the daemon's child (restarted when
     /// it exits, stopped with the daemon).
     #[arg(long)]
@@ -51,17 +63,32 @@ pub struct DaemonArgs {
     pub router_user: String,
 }
 
-fn cgroup_root(s: &str) -> Result<String, String> {
-    crate::daemon::registry::check_name(s)?;
-    if s.starts_with("nemoclaw") {
-        Ok(s.to_owned())
-    } else {
-        Err("the sandbox parent cgroup must be named nemoclaw*".to_owned())
-    }
+/// What `nemoclaw daemon` does besides running.
+#[derive(Debug, clap::Subcommand)]
+pub enum DaemonAction {
+    /// Ask the running daemon to reload: the configuration's sandboxes, then every policy
+    /// file (what SIGHUP and `systemctl reload nemoclaw` do). Exit 1 if any policy failed.
+    Reload(SocketArg),
 }
 
-pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
+/// `--http-listen`: an address, or off.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpListen(pub Option<std::net::SocketAddr>);
+
+fn http_listen(s: &str) -> Result<HttpListen, String> {
+    if s == "off" {
+        return Ok(HttpListen(None));
+    }
+    s.parse()
+        .map(|a| HttpListen(Some(a)))
+        .map_err(|_| format!("{s:?} is not an address:port or `off`"))
+}
+
+/// The daemon's settings: the configuration file's, with the flags given on top.
+pub fn daemon_config(args: DaemonArgs) -> anyhow::Result<Config> {
     let DaemonArgs {
+        action: _,
+        config,
         socket,
         pin_dir,
         state,
@@ -70,24 +97,85 @@ pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
         dns_grace,
         cgroup_root,
         no_watch,
+        http_listen,
         router,
         router_user,
     } = args;
-    server::run(Config {
-        socket,
-        pin_dir,
-        state_file: state,
-        audit_log,
-        resolv_conf,
-        dns_grace: Duration::from_secs(dns_grace),
-        cgroup_root,
-        watch: !no_watch,
+    let file = NemoclawConfig::load_or_default(config.as_deref())?;
+    let config_file = match config {
+        Some(path) => Some(std::path::absolute(&path)?),
+        None => Path::new(DEFAULT_CONFIG)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG)),
+    };
+    let NemoclawConfig {
+        daemon: d,
+        audit,
+        http,
+        router: router_settings,
+        sandboxes,
+    } = file;
+    Ok(Config {
+        socket: socket.unwrap_or(d.socket),
+        pin_dir: pin_dir.unwrap_or(d.pin_dir),
+        state_file: state.unwrap_or(d.state),
+        resolv_conf: resolv_conf.unwrap_or(d.resolv_conf),
+        dns_grace: Duration::from_secs(dns_grace.unwrap_or(d.dns_grace)),
+        cgroup_root: cgroup_root.unwrap_or(d.cgroup_root),
+        watch: d.watch_policies && !no_watch,
         router: router.map(|config| crate::daemon::router::RouterSpec {
             config,
             user: router_user,
         }),
-    })?;
+        socket_group: d.socket_group,
+        http_listen: http_listen.map_or(http.listen, |h| h.0),
+        router_listen: router_settings.listen,
+        sandboxes,
+        config_file,
+        audit: AuditSettings {
+            log: audit_log.unwrap_or(audit.log),
+            ..audit
+        },
+    })
+}
+
+pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
+    if let Some(DaemonAction::Reload(socket)) = &args.action {
+        return reload(&socket.socket);
+    }
+    server::run(daemon_config(args)?)?;
     Ok(0)
+}
+
+/// `nemoclaw daemon reload`: exit 0 when every changed policy is enforced, 1 when one was
+/// refused (and kept its old policy).
+fn reload(socket: &Path) -> anyhow::Result<i32> {
+    let mut client = Client::connect(socket)?;
+    let Response::Reloaded {
+        applied,
+        unchanged,
+        failed,
+    } = client.call(&Request::Reload)?
+    else {
+        anyhow::bail!("unexpected answer from the daemon");
+    };
+    println!(
+        "applied: {}; unchanged: {}",
+        if applied.is_empty() {
+            "-".to_owned()
+        } else {
+            applied.join(", ")
+        },
+        if unchanged.is_empty() {
+            "-".to_owned()
+        } else {
+            unchanged.join(", ")
+        }
+    );
+    for f in &failed {
+        eprintln!("nemoclaw: not reloaded, old policy kept: {f}");
+    }
+    Ok(i32::from(!failed.is_empty()))
 }
 
 /// The control socket, for client commands.
@@ -396,6 +484,108 @@ pub fn logs(args: &LogsArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+
+    fn daemon_args(args: &[&str]) -> DaemonArgs {
+        let cli = crate::cli::Cli::try_parse_from(["nemoclaw", "daemon"].iter().chain(args))
+            .unwrap_or_else(|e| panic!("{e}"));
+        match cli.command {
+            crate::cli::Command::Daemon(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_given_override_the_file_and_the_rest_comes_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nemoclaw.yaml");
+        std::fs::write(
+            &file,
+            "daemon:\n  state: /var/lib/nemoclaw/state.json\n  dns_grace: 45\n  \
+             socket_group: ops\naudit:\n  log: /srv/audit.jsonl\n  keep: 3\nhttp:\n  listen: \
+             127.0.0.1:9999\nrouter:\n  listen: 127.0.0.1:8089\nsandboxes:\n  - {name: agents, \
+             policy: /p.yaml}\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = daemon_config(daemon_args(&["--config", path])).unwrap();
+        assert_eq!(c.state_file, Path::new("/var/lib/nemoclaw/state.json"));
+        assert_eq!(c.dns_grace, Duration::from_secs(45));
+        assert_eq!(c.socket_group, "ops");
+        assert_eq!(c.audit.log, Path::new("/srv/audit.jsonl"));
+        assert_eq!(c.audit.keep, 3);
+        assert_eq!(c.http_listen, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(c.router_listen, Some("127.0.0.1:8089".parse().unwrap()));
+        assert_eq!(c.sandboxes.len(), 1);
+        assert_eq!(c.config_file.as_deref(), Some(file.as_path()));
+        assert_eq!(
+            c.socket,
+            Path::new(DEFAULT_SOCKET),
+            "a default where neither says"
+        );
+        assert!(c.watch);
+
+        let c = daemon_config(daemon_args(&[
+            "--config",
+            path,
+            "--state",
+            "/tmp/s.json",
+            "--dns-grace",
+            "5",
+            "--audit-log",
+            "/tmp/a.jsonl",
+            "--http-listen",
+            "off",
+            "--no-watch",
+            "--cgroup-root",
+            "nemoclaw-x",
+        ]))
+        .unwrap();
+        assert_eq!(c.state_file, Path::new("/tmp/s.json"));
+        assert_eq!(c.dns_grace, Duration::from_secs(5));
+        assert_eq!(c.audit.log, Path::new("/tmp/a.jsonl"));
+        assert_eq!(c.http_listen, None);
+        assert!(!c.watch);
+        assert_eq!(c.cgroup_root, "nemoclaw-x");
+        assert_eq!(c.socket_group, "ops", "not overridden: still the file's");
+
+        // An invalid file stops the daemon before it starts, with the place.
+        std::fs::write(&file, "http:\n  listen: nowhere\n").unwrap();
+        let e = daemon_config(daemon_args(&["--config", path])).unwrap_err();
+        assert!(e.to_string().contains(":2:11: http.listen:"), "{e}");
+    }
+
+    #[test]
+    fn daemon_reload_and_run_sandbox_parse() {
+        assert!(matches!(
+            daemon_args(&["reload", "--socket", "/s"]).action,
+            Some(DaemonAction::Reload(SocketArg { .. }))
+        ));
+        let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(args).map(|c| c.command);
+        assert!(matches!(
+            parse(&["nemoclaw", "run", "--sandbox", "agents", "--", "true"]),
+            Ok(crate::cli::Command::Run(r)) if r.sandbox.as_deref() == Some("agents") && r.policy.is_none()
+        ));
+        assert!(
+            parse(&["nemoclaw", "run", "--", "true"]).is_err(),
+            "a policy or a sandbox"
+        );
+        assert!(
+            parse(&[
+                "nemoclaw",
+                "run",
+                "--policy",
+                "p",
+                "--sandbox",
+                "a",
+                "--",
+                "true"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["nemoclaw", "config", "check", "/f"]).is_ok());
+        assert!(parse(&["nemoclaw", "daemon", "--http-listen", "nowhere"]).is_err());
+    }
 
     #[test]
     fn deny_records_read_as_one_line() {

@@ -1,6 +1,7 @@
 //! The `nemoclaw` command line.
 
 pub mod audit;
+pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod policy;
@@ -37,6 +38,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: audit::AuditCommand,
     },
+    /// Check the host configuration (`/etc/nemoclaw/nemoclaw.yaml`).
+    Config {
+        #[command(subcommand)]
+        cmd: config::ConfigCommand,
+    },
     /// Check, compile and query policies (no kernel needed).
     Policy {
         #[command(subcommand)]
@@ -54,6 +60,7 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Command::Ps(args) => daemon::ps(&args),
         Command::Logs(args) => daemon::logs(&args),
         Command::Policy { cmd } => policy::run(cmd),
+        Command::Config { cmd } => Ok(config::run(&cmd)),
         Command::Audit { cmd } => audit::run(cmd),
     }
 }

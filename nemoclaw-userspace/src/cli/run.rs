@@ -1,4 +1,5 @@
-//! `nemoclaw run --policy FILE [--user USER] -- CMD...`
+//! `nemoclaw run --policy FILE [--user USER] -- CMD...`, and
+//! `nemoclaw run --sandbox NAME -- CMD...` (in a persistent sandbox the daemon keeps).
 
 use std::{
     ffi::OsString,
@@ -38,8 +39,12 @@ use crate::{
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The policy file (YAML).
-    #[arg(long)]
-    pub policy: PathBuf,
+    #[arg(long, required_unless_present = "sandbox", conflicts_with = "sandbox")]
+    pub policy: Option<PathBuf>,
+    /// Run in this persistent sandbox of the daemon (`sandboxes:` in its configuration)
+    /// under the policy it enforces, as its user; no new sandbox is made.
+    #[arg(long, conflicts_with_all = ["name", "standalone"])]
+    pub sandbox: Option<String>,
     /// Run as this user (default: `$SUDO_USER`, else nobody).
     #[arg(long)]
     pub user: Option<String>,
@@ -84,6 +89,11 @@ fn log(sink: &SharedSink, record: &Lifecycle) {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    if let Some(name) = &args.sandbox {
+        let client = Client::connect(&args.socket)
+            .with_context(|| format!("--sandbox {name} runs in a sandbox of the daemon"))?;
+        return run_in_sandbox(args, client, name);
+    }
     if !args.standalone && args.socket.exists() {
         match Client::connect(&args.socket) {
             Ok(client) => return run_via_daemon(args, client),
@@ -213,9 +223,9 @@ struct Prepared {
 /// Resolves the user, loads and compiles the policy (printing its warnings).
 fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let user = SandboxUser::resolve(args.user.as_deref())?;
-    let policy = policy::load(&args.policy)?;
-    let policy_ref = PolicyRef::of(&args.policy)
-        .with_context(|| format!("reading {}", args.policy.display()))?;
+    let file = policy_file(args)?;
+    let policy = policy::load(file)?;
+    let policy_ref = PolicyRef::of(file).with_context(|| format!("reading {}", file.display()))?;
     let servers = read_nameservers(args, &policy)?;
     let resolver = Arc::new(TtlResolver::new(
         servers.clone(),
@@ -438,8 +448,8 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
         .name
         .clone()
         .unwrap_or_else(|| format!("run-{}", std::process::id()));
-    let policy =
-        std::path::absolute(&args.policy).with_context(|| format!("{}", args.policy.display()))?;
+    let file = policy_file(args)?;
+    let policy = std::path::absolute(file).with_context(|| format!("{}", file.display()))?;
     let sink = open_audit_sink(args)?;
     // Subscribe first, so the sandbox's first records are not missed.
     let (follower, finish) = follow::subscribe(&args.socket, &name)?;
@@ -508,4 +518,47 @@ fn copy_events(follower: Follower, mut sink: AuditSink) {
             eprintln!("nemoclaw: dns: {change}");
         }
     });
+}
+
+/// `--policy` (clap makes sure it is there without `--sandbox`).
+fn policy_file(args: &RunArgs) -> anyhow::Result<&std::path::Path> {
+    args.policy
+        .as_deref()
+        .context("give --policy FILE or --sandbox NAME")
+}
+
+/// Runs the command in the daemon's persistent sandbox `name`: its cgroup and user from
+/// the daemon, the child written into the cgroup before it executes. The sandbox stays;
+/// its records go to the daemon's audit log.
+fn run_in_sandbox(args: &RunArgs, mut client: Client, name: &str) -> anyhow::Result<i32> {
+    let Response::Sandboxes { sandboxes } = client.call(&Request::List)? else {
+        bail!("unexpected answer from the daemon");
+    };
+    let Some(sandbox) = sandboxes.into_iter().find(|s| s.name == name) else {
+        bail!("the daemon has no sandbox named {name} (see `nemoclaw ps`)");
+    };
+    if let Some(user) = &args.user
+        && *user != sandbox.user
+    {
+        bail!(
+            "sandbox {name} runs commands as {}, not {user} (its policy was compiled for that user)",
+            sandbox.user
+        );
+    }
+    let user = SandboxUser::resolve(Some(&sandbox.user))?;
+    let path = CompileEnv::new(user.home.clone()).path;
+    let status = launch::spawn(
+        &args.command,
+        &sandbox.cgroup.join("cgroup.procs"),
+        &user,
+        &path,
+    )
+    .with_context(|| {
+        format!(
+            "starting \"{}\" in sandbox {name}",
+            args.command[0].display()
+        )
+    })
+    .and_then(|mut child| child.wait().context("waiting for the sandboxed command"))?;
+    Ok(exit_code(status))
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use nemoclaw_common::sandbox::controls;
 
+use super::notify::dlog;
 use super::{
     registry::StateFile,
     server::{Config, DaemonError, io_err},
@@ -136,6 +137,20 @@ pub(super) fn open_enforcement(
         let enforcer = Enforcer::adopt(&config.pin_dir)?;
         return Ok((enforcer, Some(state), Vec::new()));
     }
+    // A state file without pins: enforcement is gone (a reboot, with the state under
+    // /var/lib), and so are the sandboxes it lists. Start clean; the state is rewritten.
+    if let Ok(Some(stale)) = StateFile::read(&config.state_file)
+        && !stale.sandboxes.is_empty()
+    {
+        dlog!(
+            Notice,
+            "{} lists {} sandboxes but {} holds no pinned enforcement (a reboot?): starting \
+             clean; configured sandboxes are created again",
+            config.state_file.display(),
+            stale.sandboxes.len(),
+            config.pin_dir.display()
+        );
+    }
     // Leftovers of an interrupted first start hold no maps, hence nothing adoptable.
     if config.pin_dir.exists() {
         std::fs::remove_dir_all(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
@@ -150,8 +165,9 @@ pub(super) fn open_enforcement(
             why,
             fix,
         }) if missing & controls::NET == 0 => {
-            eprintln!(
-                "nemoclaw daemon: notice: {} unavailable here ({why}); policies that need BPF \
+            dlog!(
+                Notice,
+                "{} unavailable here ({why}); policies that need BPF \
                  LSM will be refused. See `nemoclaw doctor`",
                 crate::kernel::loader::controls_phrase(LSM_CONTROLS),
             );

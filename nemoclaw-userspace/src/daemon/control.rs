@@ -16,7 +16,7 @@ use tokio::{
 
 use super::{
     error::OpError,
-    protocol::{CONTROL_GROUP, Request, Response},
+    protocol::{Request, Response},
     server::{self, CreateSpec, DaemonError, Shared, io_err, lock},
 };
 use crate::audit::replay;
@@ -35,7 +35,7 @@ impl Peer {
 
 /// Root or a member of the `nemoclaw` group, and not a task inside any sandbox (even root
 /// inside one is refused: a sandbox never governs itself).
-fn authorize(stream: &UnixStream) -> Result<Peer, String> {
+fn authorize(stream: &UnixStream, group: &str) -> Result<Peer, String> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     let cred = getsockopt(stream, PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
     let peer = Peer {
@@ -47,19 +47,19 @@ fn authorize(stream: &UnixStream) -> Result<Peer, String> {
     if cgroup.lines().any(|l| l.contains(":/nemoclaw")) {
         return Err("requests from inside a sandbox are refused".to_owned());
     }
-    if peer.uid == 0 || in_control_group(peer.pid) {
+    if peer.uid == 0 || in_control_group(peer.pid, group) {
         Ok(peer)
     } else {
         Err(format!(
-            "uid {} is neither root nor in the `{CONTROL_GROUP}` group",
+            "uid {} is neither root nor in the `{group}` group",
             peer.uid
         ))
     }
 }
 
 /// Whether the task's groups (from `/proc/<pid>/status`) include the control group.
-fn in_control_group(pid: i32) -> bool {
-    let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) else {
+fn in_control_group(pid: i32, group: &str) -> bool {
+    let Ok(Some(group)) = nix::unistd::Group::from_name(group) else {
         return false;
     };
     let gid = group.gid.as_raw().to_string();
@@ -89,7 +89,8 @@ fn refused(e: &OpError) -> Response {
 /// Serves one connection until it closes; ephemeral sandboxes it created go with it. Each
 /// operation runs on the blocking pool (it may compile, resolve names, write kernel maps).
 pub(super) async fn serve(daemon: Shared, stream: UnixStream) {
-    let peer = match authorize(&stream) {
+    let group = lock(&daemon).config.socket_group.clone();
+    let peer = match authorize(&stream, &group) {
         Ok(p) => p,
         Err(e) => {
             let mut stream = stream;
@@ -172,7 +173,7 @@ fn operate(daemon: &Shared, request: Request, requester: &str) -> (Response, Opt
         Request::Apply { name, policy } => {
             server::apply(daemon, &name, Some(&policy), requester).unwrap_or_else(|e| refused(&e))
         }
-        Request::Reload => server::reload_all(daemon, requester),
+        Request::Reload => super::persistent::reload(daemon, requester),
         Request::Inference {
             cgroup_id,
             known_sha256,
@@ -241,7 +242,7 @@ async fn stream_events<W: AsyncWrite + Unpin>(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .subscribe();
-        (rx, d.config.audit_log.clone())
+        (rx, d.config.audit.log.clone())
     };
     let replayed = match (sandbox, after) {
         (Some(name), Some(last)) => {
@@ -284,16 +285,16 @@ async fn stream_events<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Binds the control socket: mode 0660, group `nemoclaw` where it exists. Called once the
+/// Binds the control socket: mode 0660, group `group` (`nemoclaw`) where it exists. Called once the
 /// daemon is ready, so a connectable socket means a started daemon. A leftover socket file
 /// (the single-instance lock is ours, so no daemon answers there) is replaced.
-pub(super) fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+pub(super) fn bind(path: &Path, group: &str) -> Result<UnixListener, DaemonError> {
     if path.exists() {
         std::fs::remove_file(path).map_err(io_err(path))?;
     }
     let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err(path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_err(path))?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name(CONTROL_GROUP) {
+    if let Ok(Some(group)) = nix::unistd::Group::from_name(group) {
         nix::unistd::chown(path, None, Some(group.gid))
             .map_err(|e| io_err(path)(std::io::Error::from(e)))?;
     }

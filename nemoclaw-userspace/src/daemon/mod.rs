@@ -3,14 +3,23 @@
 //! (resolved here, never inside the sandbox) and their refresh.
 //!
 //! In parts: `server` (the [`server::Daemon`]'s state and operations, and [`server::run`],
-//! which starts the rest), `boot` (pins, adopt or load, self-test), `control` (the control socket), `tasks` (DNS refresh, policy-file watcher,
-//! signals), `registry` (slots, state file), `protocol` (the wire requests), `error` (why an operation was refused, typed).
+//! which starts the rest), `boot` (pins, adopt or load, self-test), `control` (the control
+//! socket), `tasks` (DNS refresh, policy-file watcher, signals), `persistent` (the
+//! configuration's sandboxes, and reloads), `http` (`/healthz` from `health`, `/metrics`
+//! from `metrics`), `notify` (systemd readiness and journald log lines), `registry` (slots,
+//! state file), `protocol` (the wire requests), `error` (why an operation was refused,
+//! typed).
 
 mod boot;
 mod control;
 pub mod dns;
 pub mod error;
 pub mod follow;
+pub mod health;
+mod http;
+pub mod metrics;
+pub mod notify;
+mod persistent;
 pub mod protocol;
 pub mod refresh;
 pub mod registry;

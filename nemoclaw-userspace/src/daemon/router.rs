@@ -5,7 +5,13 @@
 //! however it dies).
 
 use std::path::PathBuf;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 use std::time::Duration;
+
+use super::notify::dlog;
 
 /// What the daemon needs to start the router.
 #[derive(Clone, Debug)]
@@ -23,11 +29,12 @@ const RESTART_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_RUN: Duration = Duration::from_mins(1);
 
 /// Runs the router until the daemon exits, restarting it when it stops.
-pub async fn supervise(spec: RouterSpec, socket: PathBuf) {
+/// `up` says whether it runs now (for `/healthz` and `nemoclaw_router_up`).
+pub async fn supervise(spec: RouterSpec, socket: PathBuf, up: Arc<AtomicBool>) {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            eprintln!("nemoclaw daemon: cannot start the router: {e}");
+            dlog!(Warning, "cannot start the router: {e}");
             return;
         }
     };
@@ -56,26 +63,26 @@ pub async fn supervise(spec: RouterSpec, socket: PathBuf) {
         let started = tokio::time::Instant::now();
         match command.spawn() {
             Ok(mut child) => {
-                eprintln!(
-                    "nemoclaw daemon: router started (pid {}, config {}, user {})",
+                up.store(true, Ordering::Relaxed);
+                dlog!(
+                    Info,
+                    "router started (pid {}, config {}, user {})",
                     child.id().unwrap_or(0),
                     spec.config.display(),
                     spec.user
                 );
                 match child.wait().await {
-                    Ok(status) => eprintln!("nemoclaw daemon: router exited ({status})"),
-                    Err(e) => eprintln!("nemoclaw daemon: router: {e}"),
+                    Ok(status) => dlog!(Warning, "router exited ({status})"),
+                    Err(e) => dlog!(Warning, "router: {e}"),
                 }
+                up.store(false, Ordering::Relaxed);
             }
-            Err(e) => eprintln!("nemoclaw daemon: cannot start the router: {e}"),
+            Err(e) => dlog!(Warning, "cannot start the router: {e}"),
         }
         if started.elapsed() >= HEALTHY_RUN {
             delay = RESTART_FIRST;
         }
-        eprintln!(
-            "nemoclaw daemon: restarting the router in {} s",
-            delay.as_secs()
-        );
+        dlog!(Notice, "restarting the router in {} s", delay.as_secs());
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RESTART_MAX);
     }

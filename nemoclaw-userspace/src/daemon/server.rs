@@ -22,9 +22,12 @@ use nemoclaw_common::{
     sandbox::{SELF_TEST_SLOT, SandboxEntry, Slot, controls},
 };
 
+use super::notify::dlog;
 use super::{
     boot, control,
     error::OpError,
+    health::{KernelFacts, ReloadBook},
+    metrics::Metrics,
     protocol::{Response, SandboxInfo},
     refresh::{self, RefreshSpec, TtlResolver},
     registry::{RuleBook, SandboxState, Slots, StateFile, check_name, generate_name, rule_changes},
@@ -37,6 +40,7 @@ use crate::{
         lifecycle::{Lifecycle, PolicyRef, now},
         reader::{AuditReader, Citations, SharedSink},
     },
+    config::{AuditSettings, PersistentSandbox},
     dnsgate::{
         gateway::{Gate, GateSpec, Gateway},
         names::AllowedNames,
@@ -59,7 +63,6 @@ pub struct Config {
     pub socket: PathBuf,
     pub pin_dir: PathBuf,
     pub state_file: PathBuf,
-    pub audit_log: PathBuf,
     pub resolv_conf: PathBuf,
     /// How long an address DNS stopped returning stays allowed.
     pub dns_grace: Duration,
@@ -69,6 +72,19 @@ pub struct Config {
     pub watch: bool,
     /// The privacy router to run as a child, if any.
     pub router: Option<super::router::RouterSpec>,
+    /// The control socket's group (mode 0660), where it exists.
+    pub socket_group: String,
+    /// Where `/healthz` and `/metrics` are served, if anywhere.
+    pub http_listen: Option<SocketAddr>,
+    /// A router running as its own service, probed by `/healthz` (when not a child).
+    pub router_listen: Option<SocketAddr>,
+    /// The persistent sandboxes of the configuration (created at start, re-applied on
+    /// reload).
+    pub sandboxes: Vec<PersistentSandbox>,
+    /// The configuration file, read again on reload for its `sandboxes` (none: flags only).
+    pub config_file: Option<PathBuf>,
+    /// The audit trail: the chained log, its rotation and the OCSF output.
+    pub audit: AuditSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,11 +167,21 @@ pub struct Daemon {
     events_lost_seen: u64,
     watcher: Option<Arc<tasks::Watcher>>,
     /// Why controls are unavailable here (not attached, or their self-test failed).
-    unavailable: Vec<boot::Unavailable>,
+    pub(super) unavailable: Vec<boot::Unavailable>,
     /// Serves every sandbox's DNS gateway.
     gateway: Gateway,
     /// Told when a sandbox's host-name rules are replaced (the DNS refresh reschedules).
     dns_changed: Arc<tokio::sync::Notify>,
+    /// Each sandbox's policy generation and last reload (for `/healthz`).
+    pub(super) reloads: ReloadBook,
+    /// What `/metrics` exports.
+    pub(super) metrics: Arc<Metrics>,
+    /// This kernel's features, read at start (for `/healthz`).
+    pub(super) kernel: KernelFacts,
+    /// The persistent sandboxes the configuration names now.
+    pub(super) configured: Vec<PersistentSandbox>,
+    /// Whether the router the daemon runs as its child is running (`None`: no child).
+    pub(super) router_up: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -192,8 +218,9 @@ impl Daemon {
         // Loaded or adopted, nothing counts as enforced before its self-test denies a probe.
         let self_test = boot::prove(&mut enforcer, &config.cgroup_root);
         for (bit, why) in &self_test.failed {
-            eprintln!(
-                "nemoclaw daemon: the {} is unavailable: {why}",
+            dlog!(
+                Warning,
+                "the {} is unavailable: {why}",
                 crate::kernel::loader::controls_phrase(*bit)
             );
             unavailable.push(boot::Unavailable {
@@ -204,7 +231,8 @@ impl Daemon {
             });
         }
         let sink: SharedSink = Arc::new(Mutex::new(
-            AuditSink::open(Some(&config.audit_log), false).map_err(io_err(&config.audit_log))?,
+            AuditSink::open_with(Some(&config.audit.log), false, &config.audit.sink_options())
+                .map_err(io_err(&config.audit.log))?,
         ));
         let book = Arc::new(Mutex::new(RuleBook::default()));
         let gateway = Gateway::on(runtime.clone());
@@ -233,7 +261,21 @@ impl Daemon {
             error,
         })?;
         let events_lost_seen = enforcer.events_lost().unwrap_or(0);
+        let mut reloads = ReloadBook::default();
+        for name in sandboxes.keys() {
+            reloads.installed(name);
+        }
+        let configured = config.sandboxes.clone();
+        let router_up = config
+            .router
+            .as_ref()
+            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)));
         let daemon = Self {
+            reloads,
+            metrics: Arc::new(Metrics::new()),
+            kernel: KernelFacts::read(),
+            configured,
+            router_up,
             slots: Slots::with_used(sandboxes.values().map(|s: &Sandbox| s.state.slot)),
             config,
             enforcer,
@@ -266,7 +308,7 @@ impl Daemon {
             .unwrap_or_else(PoisonError::into_inner)
             .write_record(record)
         {
-            eprintln!("nemoclaw daemon: writing the audit log: {e}");
+            dlog!(Error, "writing the audit log: {e}");
         }
     }
 
@@ -290,10 +332,7 @@ impl Daemon {
             sandboxes: self.sandboxes.values().map(|s| s.state.clone()).collect(),
         };
         if let Err(e) = state.write(&self.config.state_file) {
-            eprintln!(
-                "nemoclaw daemon: writing {}: {e}",
-                self.config.state_file.display()
-            );
+            dlog!(Error, "writing {}: {e}", self.config.state_file.display());
         }
     }
 
@@ -397,7 +436,7 @@ impl Daemon {
 
     fn release(&mut self, slot: Slot) {
         if let Err(e) = self.enforcer.clear_slot(slot) {
-            eprintln!("nemoclaw daemon: {e}");
+            dlog!(Warning, "{e}");
         }
         self.slots.free(slot);
     }
@@ -483,6 +522,7 @@ impl Daemon {
             w.watch(&policy_path);
         }
         self.sandboxes.insert(name.clone(), sandbox);
+        self.reloads.installed(&name);
         self.persist();
         self.dns_changed.notify_one();
         self.log(&Lifecycle::SandboxStart {
@@ -520,9 +560,10 @@ impl Daemon {
         cgroup.kill_all();
         drop(cgroup);
         if let Err(e) = self.enforcer.unregister(state.cgroup_id) {
-            eprintln!("nemoclaw daemon: {e}");
+            dlog!(Warning, "{e}");
         }
         self.release(state.slot);
+        self.reloads.forget(name);
         self.persist();
         self.log(&Lifecycle::SandboxStop {
             time: now(),
@@ -673,6 +714,14 @@ impl Daemon {
         })
     }
 
+    /// Records a reload of `name` that took `took`: its result for `/healthz`, and the
+    /// reload metrics.
+    pub(super) fn reloaded(&mut self, name: &str, result: Result<(), String>, took: Duration) {
+        let ok = result.is_ok();
+        self.reloads.reloaded(name, result, now());
+        self.metrics.reload(ok, std::time::SystemTime::now(), took);
+    }
+
     /// Sandboxes whose policy file is `path`.
     pub(super) fn using_file(&self, path: &Path) -> Vec<String> {
         self.sandboxes
@@ -750,8 +799,27 @@ pub(super) fn create(
 }
 
 /// Replaces a sandbox's policy with `policy_path` (or re-reads its own file): compiled
-/// without the lock, switched to under it (refused if another apply switched first).
+/// without the lock, switched to under it (refused if another apply switched first). The
+/// outcome and its duration are counted (`/healthz`, `/metrics`).
 pub(super) fn apply(
+    daemon: &Shared,
+    name: &str,
+    policy_path: Option<&Path>,
+    requester: &str,
+) -> Result<Response, OpError> {
+    let started = std::time::Instant::now();
+    let result = apply_once(daemon, name, policy_path, requester);
+    if !matches!(result, Err(OpError::NoSuchSandbox(_))) {
+        lock(daemon).reloaded(
+            name,
+            result.as_ref().map(|_| ()).map_err(ToString::to_string),
+            started.elapsed(),
+        );
+    }
+    result
+}
+
+fn apply_once(
     daemon: &Shared,
     name: &str,
     policy_path: Option<&Path>,
@@ -794,6 +862,7 @@ pub(super) fn reload_all(daemon: &Shared, requester: &str) -> Response {
     let names: Vec<String> = lock(daemon).sandboxes.keys().cloned().collect();
     for name in names {
         if lock(daemon).unchanged(&name) {
+            lock(daemon).reloads.settled(&name, now());
             unchanged.push(name);
             continue;
         }
@@ -840,7 +909,7 @@ fn compile(
         c.socket.as_path(),
         c.state_file.as_path(),
         lock.as_path(),
-        c.audit_log.as_path(),
+        c.audit.log.as_path(),
         path,
     ];
     let dirs = [c.pin_dir.as_path()];
@@ -983,15 +1052,16 @@ fn reopen_gate(
             (Some(gate), ports)
         }
         Err(e) => {
-            eprintln!(
-                "nemoclaw daemon: sandbox {}: no DNS gateway ({e}); its DNS is denied",
+            dlog!(
+                Warning,
+                "sandbox {}: no DNS gateway ({e}); its DNS is denied",
                 state.name
             );
             (None, (0, 0))
         }
     };
     if let Err(e) = enforcer.set_dns_gate(state.slot, ports.0, ports.1) {
-        eprintln!("nemoclaw daemon: sandbox {}: {e}", state.name);
+        dlog!(Warning, "sandbox {}: {e}", state.name);
     }
     state.dns_ports = ports;
     gate
@@ -1027,7 +1097,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     for dir in [
         config.socket.parent(),
         config.state_file.parent(),
-        config.audit_log.parent(),
+        config.audit.log.parent(),
     ]
     .into_iter()
     .flatten()
@@ -1048,11 +1118,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 /// connections until a signal stops the process.
 async fn serve(config: Config) -> Result<(), DaemonError> {
     let socket = config.socket.clone();
+    let socket_group = config.socket_group.clone();
+    let http_listen = config.http_listen;
     let watch_files = config.watch;
     let router = config.router.clone();
     let signals = tasks::Signals::register().map_err(io_err(&socket))?;
     let runtime = tokio::runtime::Handle::current();
     let (daemon, reader) = tokio::task::block_in_place(|| Daemon::start(config, &runtime))?;
+    tokio::spawn(count_records(Arc::clone(&daemon)));
     tokio::spawn(tasks::handle_signals(
         Arc::clone(&daemon),
         reader,
@@ -1071,8 +1144,9 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
                 drop(d);
                 tokio::spawn(w.run(Arc::clone(&daemon)));
             }
-            Err(e) => eprintln!(
-                "nemoclaw daemon: inotify unavailable ({e}); policy files are not watched"
+            Err(e) => dlog!(
+                Warning,
+                "inotify unavailable ({e}); policy files are not watched"
             ),
         }
     }
@@ -1083,31 +1157,67 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         // Adopted sandboxes: a policy file changed while no daemon ran is applied now, and
         // host-name rules are resolved afresh (their refresh state did not survive).
         let d = Arc::clone(&daemon);
-        let _ = tokio::task::spawn_blocking(move || reapply_adopted(&d)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            reapply_adopted(&d);
+            // The configuration's persistent sandboxes, where not adopted.
+            super::persistent::ensure(&d, "configuration");
+        })
+        .await;
     }
-    let listener = control::bind(&socket)?;
+    let listener = control::bind(&socket, &socket_group)?;
+    // Enforcement does not wait on its observers: an address in use is logged, not fatal.
+    if let Some(listen) = http_listen {
+        match super::http::bind(listen).await {
+            Ok(http) => {
+                dlog!(Info, "serving /healthz and /metrics on http://{listen}");
+                tokio::spawn(super::http::serve(http, Arc::clone(&daemon)));
+            }
+            Err(e) => dlog!(Error, "{e}; no /healthz or /metrics"),
+        }
+    }
     {
         let d = lock(&daemon);
-        eprintln!(
-            "nemoclaw daemon: listening on {}; enforcing {} ({} sandboxes adopted)",
+        dlog!(
+            Info,
+            "listening on {}; enforcing {} ({} sandboxes adopted)",
             socket.display(),
             sandbox_controls::names(d.enforcer.attached()).join(", "),
             d.sandboxes.len()
         );
     }
     if let Some(spec) = router {
-        tokio::spawn(super::router::supervise(spec, socket.clone()));
+        let up = lock(&daemon).router_up.clone().unwrap_or_default();
+        tokio::spawn(super::router::supervise(spec, socket.clone(), up));
     }
+    super::notify::notify(super::notify::READY);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 tokio::spawn(control::serve(Arc::clone(&daemon), stream));
             }
             Err(e) => {
-                eprintln!("nemoclaw daemon: accept: {e}");
+                dlog!(Warning, "accept: {e}");
                 // Out of descriptors, say: do not spin.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Counts every audit record the daemon writes into its metrics. Runs forever.
+async fn count_records(daemon: Shared) {
+    let (mut records, metrics) = {
+        let d = lock(&daemon);
+        let records = d
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subscribe();
+        (records, Arc::clone(&d.metrics))
+    };
+    while let Some(line) = records.recv().await {
+        if let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) {
+            metrics.observe(&record);
         }
     }
 }
@@ -1129,7 +1239,7 @@ fn reapply_adopted(daemon: &Shared) {
             continue;
         }
         if let Err(e) = apply(daemon, &name, None, "daemon restart") {
-            eprintln!("nemoclaw daemon: {name}: {e}; its installed policy stays");
+            dlog!(Warning, "{name}: {e}; its installed policy stays");
         }
     }
 }

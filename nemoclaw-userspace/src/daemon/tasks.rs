@@ -20,6 +20,7 @@ use tokio::{
     time::Instant,
 };
 
+use super::notify::dlog;
 use super::{
     refresh::RefreshSpec,
     server::{self, Shared, lock},
@@ -157,8 +158,9 @@ impl Watcher {
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(wd, dir.to_owned());
             }
-            Err(e) => eprintln!(
-                "nemoclaw daemon: cannot watch {}: {e}; use `nemoclaw policy apply` or SIGHUP",
+            Err(e) => dlog!(
+                Warning,
+                "cannot watch {}: {e}; use `nemoclaw policy apply` or SIGHUP",
                 dir.display()
             ),
         }
@@ -205,13 +207,11 @@ fn reapply(daemon: &Shared, paths: &[PathBuf]) {
         let using = lock(daemon).using_file(path);
         for sandbox in using {
             if lock(daemon).unchanged(&sandbox) {
+                lock(daemon).reloads.settled(&sandbox, now());
                 continue;
             }
             if let Err(e) = server::apply(daemon, &sandbox, None, "policy file watch") {
-                eprintln!(
-                    "nemoclaw daemon: {sandbox}: reload from {}: {e}",
-                    path.display()
-                );
+                dlog!(Warning, "{sandbox}: reload from {}: {e}", path.display());
             }
         }
     }
@@ -248,9 +248,9 @@ pub(super) async fn handle_signals(
         tokio::select! {
             _ = signals.hangup.recv() => {
                 let d = Arc::clone(&daemon);
-                if let Ok(r) = spawn_blocking(move || server::reload_all(&d, "SIGHUP")).await {
-                    eprintln!(
-                        "nemoclaw daemon: SIGHUP: {}",
+                if let Ok(r) = spawn_blocking(move || super::persistent::reload(&d, "SIGHUP")).await {
+                    dlog!(
+                        Info, "SIGHUP: {}",
                         serde_json::to_string(&r).unwrap_or_default()
                     );
                 }
@@ -259,6 +259,7 @@ pub(super) async fn handle_signals(
             _ = signals.interrupt.recv() => break,
         }
     }
+    super::notify::notify(super::notify::STOPPING);
     let _ = std::fs::remove_file(&socket);
     reader.finish().await;
     let _ = spawn_blocking(move || lock(&daemon).stop_record()).await;

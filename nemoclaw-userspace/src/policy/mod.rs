@@ -24,7 +24,7 @@ pub mod resolve;
 pub mod schema;
 mod subtree;
 mod types;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -20,6 +20,8 @@ pub struct TestDaemon {
     pub cgroup_root: String,
     /// More `nemoclaw daemon` flags (e.g. `--router CONFIG`).
     extra_args: Vec<String>,
+    /// More environment for it (e.g. `NOTIFY_SOCKET`).
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -34,6 +36,16 @@ impl TestDaemon {
 
     /// [`Self::start`] with more `nemoclaw daemon` flags.
     pub fn start_with(scratch: &Scratch, tag: &str, extra_args: &[&str]) -> Self {
+        Self::start_with_env(scratch, tag, extra_args, &[])
+    }
+
+    /// [`Self::start_with`] with more environment variables.
+    pub fn start_with_env(
+        scratch: &Scratch,
+        tag: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = scratch.path(&format!("daemon-{tag}"));
         std::fs::create_dir_all(&dir).expect("create daemon dir");
         let id = format!("{tag}-{}", std::process::id());
@@ -45,6 +57,10 @@ impl TestDaemon {
             cgroup_root: format!("nemoclaw-test-{id}"),
             dir,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
         };
         d.spawn();
@@ -68,7 +84,9 @@ impl TestDaemon {
             .arg("--audit-log")
             .arg(&self.audit)
             .args(["--cgroup-root", &self.cgroup_root])
+            .args(self.isolation())
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -89,6 +107,16 @@ impl TestDaemon {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Without a `--config` of the test's own: not the host's configuration file (its
+    /// sandboxes), and no HTTP endpoint (parallel daemons would want one port).
+    fn isolation(&self) -> &'static [&'static str] {
+        if self.extra_args.iter().any(|a| a == "--config") {
+            &[]
+        } else {
+            &["--config", "/dev/null", "--http-listen", "off"]
         }
     }
 

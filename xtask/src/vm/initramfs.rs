@@ -26,7 +26,8 @@ pub const EXIT_MARKER_PREFIX: &str = "@@nemoclaw-vm-exit:";
 /// this initramfs does not have.
 const WANTED_MODULES: [&str; 4] = ["virtio_pci", "9pnet_virtio", "9p", "tcp_diag"];
 
-const BUSYBOX: &str = "/bin/busybox";
+/// The static busybox every initramfs is built around (package busybox-static).
+pub(crate) const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: [&str; 15] = [
     "sh", "mount", "insmod", "mkdir", "chroot", "poweroff", "cat", "echo", "ip", "setsid",
     "cttyhack", "sleep", "ls", "sync", "env",
@@ -175,9 +176,17 @@ fn index_modules(dir: &Path, index: &mut HashMap<String, PathBuf>) -> Result<()>
     Ok(())
 }
 
-/// The wanted modules and their dependencies (from each module's `depends=`), dependencies
-/// first, skipping those built into the kernel. The packages carry no modules.dep.
+/// [`WANTED_MODULES`] and their dependencies, in load order.
 fn module_load_order(tree: &KernelTree) -> Result<Vec<(String, PathBuf)>> {
+    modules_with_deps(tree, &WANTED_MODULES)
+}
+
+/// The `wanted` modules and their dependencies (from each module's `depends=`), dependencies
+/// first, skipping those built into the kernel. The packages carry no modules.dep.
+pub(crate) fn modules_with_deps(
+    tree: &KernelTree,
+    wanted: &[&str],
+) -> Result<Vec<(String, PathBuf)>> {
     let builtin_list = tree.modules_dir.join("modules.builtin");
     let builtin: HashSet<String> = std::fs::read_to_string(&builtin_list)
         .with_context(|| format!("reading {}", builtin_list.display()))?
@@ -189,7 +198,7 @@ fn module_load_order(tree: &KernelTree) -> Result<Vec<(String, PathBuf)>> {
 
     let mut order = Vec::new();
     let mut seen = HashSet::new();
-    for name in WANTED_MODULES {
+    for name in wanted {
         visit(&normalize(name), &builtin, &index, &mut seen, &mut order)?;
     }
     Ok(order)
@@ -231,7 +240,7 @@ fn depends(module: &[u8]) -> Vec<String> {
 }
 
 /// A module's bytes, decompressed (`insmod` in busybox cannot read `.ko.xz`).
-fn read_module(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_module(path: &Path) -> Result<Vec<u8>> {
     let name = path.to_string_lossy();
     let decompressor = if name.ends_with(".xz") {
         "xz"
@@ -249,25 +258,25 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
 
 /// A cpio archive in the "newc" format the kernel unpacks.
 #[derive(Default)]
-struct Newc {
+pub(crate) struct Newc {
     bytes: Vec<u8>,
     next_ino: u32,
 }
 
 impl Newc {
-    fn dir(&mut self, name: &str) {
+    pub(crate) fn dir(&mut self, name: &str) {
         self.entry(name, 0o040_755, &[], (0, 0));
     }
 
-    fn file(&mut self, name: &str, perm: u32, data: &[u8]) {
+    pub(crate) fn file(&mut self, name: &str, perm: u32, data: &[u8]) {
         self.entry(name, 0o100_000 | perm, data, (0, 0));
     }
 
-    fn symlink(&mut self, name: &str, target: &str) {
+    pub(crate) fn symlink(&mut self, name: &str, target: &str) {
         self.entry(name, 0o120_777, target.as_bytes(), (0, 0));
     }
 
-    fn char_device(&mut self, name: &str, perm: u32, major: u32, minor: u32) {
+    pub(crate) fn char_device(&mut self, name: &str, perm: u32, major: u32, minor: u32) {
         self.entry(name, 0o020_000 | perm, &[], (major, minor));
     }
 
@@ -307,7 +316,7 @@ impl Newc {
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, &[], (0, 0));
         self.bytes
     }
