@@ -139,12 +139,30 @@ pub fn daemon_config(args: DaemonArgs) -> anyhow::Result<Config> {
     })
 }
 
+/// The daemon's exit status when starting again cannot help (sysexits' `EX_CONFIG`): an
+/// invalid configuration file, or pins of another build to adopt. `nemoclaw.service` names
+/// it in `RestartPreventExitStatus=`, so systemd reports the failure instead of looping.
+pub const EXIT_NEEDS_OPERATOR: i32 = 78;
+
 pub fn daemon(args: DaemonArgs) -> anyhow::Result<i32> {
     if let Some(DaemonAction::Reload(socket)) = &args.action {
         return reload(&socket.socket);
     }
-    server::run(daemon_config(args)?)?;
-    Ok(0)
+    let config = match daemon_config(args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("nemoclaw: error: {err:#}");
+            return Ok(EXIT_NEEDS_OPERATOR);
+        }
+    };
+    match server::run(config) {
+        Ok(()) => Ok(0),
+        Err(err @ server::DaemonError::Adopt(_)) => {
+            eprintln!("nemoclaw: error: {err}");
+            Ok(EXIT_NEEDS_OPERATOR)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// `nemoclaw daemon reload`: exit 0 when every changed policy is enforced, 1 when one was
