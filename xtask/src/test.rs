@@ -189,9 +189,14 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
             Layer::Host => reports.push(host_layer()),
             Layer::Fleet => reports.push(fleet_layer()),
             Layer::Vm => {
-                let timeout = Duration::from_secs(args.vm_timeout);
-                reports.extend(vm_layer(&kernels, args.vm_test_exe.as_deref(), timeout));
-                reports.extend(lsm_inactive_layer(&kernels, timeout));
+                let groups = vec![
+                    vm_suites(&kernels, args.vm_test_exe.as_deref()),
+                    lsm_inactive_suites(&kernels),
+                ];
+                reports.extend(run_vm_suites(
+                    groups,
+                    Duration::from_secs(args.vm_timeout),
+                ));
             }
         }
     }
@@ -345,77 +350,138 @@ struct VmSuite {
     script: String,
 }
 
-/// Builds an integration test binary (`build`), then runs each suite of `suites` in a fresh
-/// VM, counting libtest's results.
-fn run_vm_suites(
+/// The VM suites of one build: each suite's command, or why none can run.
+struct VmSuites {
+    built: Result<Vec<VmSuite>, String>,
+    names: Vec<String>,
+}
+
+/// Builds an integration test binary (`build`) and lists the suites that run it (`suites`).
+fn build_vm_suites(
     what: &str,
     build: impl FnOnce() -> Result<PathBuf>,
     suites: impl Fn(&Path) -> Vec<VmSuite>,
-    timeout: Duration,
-) -> Vec<Report> {
+) -> VmSuites {
     println!("== test layer {what}: building ==");
+    let names = suites(Path::new("(not built)"))
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    VmSuites {
+        built: build()
+            .map(|exe| suites(&exe))
+            .map_err(|err| format!("build failed: {err:#}")),
+        names,
+    }
+}
+
+/// Runs every suite of `groups` in its own VM, as many at once as the host has cores (each
+/// VM emulates one CPU). A suite's console output is held back and printed in one piece when
+/// its VM finishes, so suites never interleave; the reports keep the order of `groups`.
+fn run_vm_suites(groups: Vec<VmSuites>, timeout: Duration) -> Vec<Report> {
     let started = Instant::now();
-    let exe = build();
-    let exe = match exe {
-        Ok(exe) => exe,
-        Err(err) => {
-            return suites(Path::new("(not built)"))
-                .into_iter()
-                .map(|suite| Report {
-                    name: suite.name,
+    let mut reports: Vec<Option<Report>> = Vec::new();
+    let mut queue = Vec::new();
+    for group in groups {
+        match group.built {
+            Ok(suites) => {
+                for suite in suites {
+                    queue.push((reports.len(), suite));
+                    reports.push(None);
+                }
+            }
+            Err(problem) => reports.extend(group.names.into_iter().map(|name| {
+                Some(Report {
+                    name,
                     counts: Counts::default(),
-                    problem: Some(format!("build failed: {err:#}")),
+                    problem: Some(problem.clone()),
                     elapsed: started.elapsed(),
                 })
-                .collect();
+            })),
         }
-    };
-    suites(&exe)
-        .into_iter()
-        .map(|suite| {
-            println!(
-                "== test layer {}: {} --test-threads=1{} ==",
-                suite.name,
-                exe.display(),
-                suite
-                    .kernel_args
-                    .iter()
-                    .fold(String::new(), |s, a| s + " (kernel: " + a + ")")
-            );
-            let started = Instant::now();
-            let guest = vm::Guest {
-                kernel: suite.kernel,
-                argv: vec!["sh".into(), "-c".into(), suite.script],
-                // Where cargo runs integration tests: the package directory.
-                cwd: util::workspace_root().join("nemoclaw-userspace"),
-                env: Vec::new(),
-                kernel_args: suite.kernel_args,
-                timeout,
-                interactive: false,
-            };
-            let mut counts = Counts::default();
-            let result = vm::run(&guest, &mut |line| {
-                println!("{line}");
-                counts.parse_line(line);
+    }
+    let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!(
+        "== test layer vm: {} suites, {} at a time (output of each when it finishes) ==",
+        queue.len(),
+        jobs.min(queue.len().max(1))
+    );
+    let queue = std::sync::Mutex::new(queue.into_iter());
+    let done = std::sync::Mutex::new(&mut reports);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue lock").next();
+                    let Some((slot, suite)) = next else { break };
+                    let report = run_vm_suite(suite, timeout);
+                    done.lock().expect("reports lock")[slot] = Some(report);
+                }
             });
-            let problem = match result {
-                Ok(0) => no_tests_problem(counts),
-                Ok(code) => Some(format!("test binary exited with {code}")),
-                Err(err) => Some(format!("{err:#}")),
-            };
-            Report {
-                name: suite.name,
-                counts,
-                problem,
-                elapsed: started.elapsed(),
-            }
-        })
-        .collect()
+        }
+    });
+    reports.into_iter().flatten().collect()
+}
+
+/// One suite in a fresh VM: its output printed when it is done, libtest's results counted.
+fn run_vm_suite(suite: VmSuite, timeout: Duration) -> Report {
+    let started = Instant::now();
+    let mut output = format!(
+        "== test layer {}: {} ==\n",
+        suite.name,
+        suite
+            .kernel_args
+            .iter()
+            .fold(String::from("--test-threads=1"), |s, a| s
+                + " (kernel: "
+                + a
+                + ")")
+    );
+    let guest = vm::Guest {
+        kernel: suite.kernel,
+        argv: vec!["sh".into(), "-c".into(), suite.script],
+        // Where cargo runs integration tests: the package directory.
+        cwd: util::workspace_root().join("nemoclaw-userspace"),
+        env: Vec::new(),
+        kernel_args: suite.kernel_args,
+        timeout,
+        interactive: false,
+    };
+    let mut counts = Counts::default();
+    let result = vm::run(&guest, &mut |line| {
+        output.push_str(line);
+        output.push('\n');
+        counts.parse_line(line);
+    });
+    let problem = match result {
+        Ok(0) => no_tests_problem(counts),
+        Ok(code) => Some(format!("test binary exited with {code}")),
+        Err(err) => Some(format!("{err:#}")),
+    };
+    let _ = writeln!(
+        output,
+        "== test layer {}: {} in {:.0} s ==",
+        suite.name,
+        if problem.is_none() && counts.failed == 0 {
+            "ok"
+        } else {
+            "FAILED"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    // One write, so two suites finishing together do not interleave.
+    print!("{output}");
+    Report {
+        name: suite.name,
+        counts,
+        problem,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// The `vm` suite (every control, with BPF LSM) on each kernel: through a daemon on
 /// [`THROUGH_DAEMON`], standalone on the others.
-fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Duration) -> Vec<Report> {
+fn vm_suites(kernels: &[KernelVersion], given_exe: Option<&Path>) -> VmSuites {
     let build = || match given_exe {
         Some(exe) => std::path::absolute(exe).context("resolving --vm-test-exe"),
         None => util::build_userspace().and_then(|()| build_test_exe("vm")),
@@ -442,7 +508,7 @@ fn vm_layer(kernels: &[KernelVersion], given_exe: Option<&Path>, timeout: Durati
             })
             .collect()
     };
-    run_vm_suites("vm", build, suites, timeout)
+    build_vm_suites("vm", build, suites)
 }
 
 /// Ubuntu's default LSM list (22.04, 24.04): BPF LSM compiled in, not active.
@@ -457,7 +523,7 @@ const LSM_INACTIVE_TESTS: &str = "lsm_inactive fail_closed network daemon::sigki
 /// The host suite (what runs without BPF LSM, and the refusals of what cannot) on each
 /// kernel booted with [`UBUNTU_LSM`], where LSM programs load and attach and never run.
 /// `NEMOCLAW_LSM_INACTIVE=1` makes its tests of that case mandatory (not skipped).
-fn lsm_inactive_layer(kernels: &[KernelVersion], timeout: Duration) -> Vec<Report> {
+fn lsm_inactive_suites(kernels: &[KernelVersion]) -> VmSuites {
     let build = || util::build_userspace().and_then(|()| build_test_exe("host"));
     let suites = |exe: &Path| {
         kernels
@@ -473,12 +539,7 @@ fn lsm_inactive_layer(kernels: &[KernelVersion], timeout: Duration) -> Vec<Repor
             })
             .collect()
     };
-    run_vm_suites(
-        &format!("vm lsm-inactive ({UBUNTU_LSM})"),
-        build,
-        suites,
-        timeout,
-    )
+    build_vm_suites(&format!("vm lsm-inactive ({UBUNTU_LSM})"), build, suites)
 }
 
 /// The kernel whose VM suite runs with a `nemoclaw daemon` on the default socket, so every
