@@ -193,10 +193,7 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
                     vm_suites(&kernels, args.vm_test_exe.as_deref()),
                     lsm_inactive_suites(&kernels),
                 ];
-                reports.extend(run_vm_suites(
-                    groups,
-                    Duration::from_secs(args.vm_timeout),
-                ));
+                reports.extend(run_vm_suites(groups, Duration::from_secs(args.vm_timeout)));
             }
         }
     }

@@ -152,9 +152,7 @@ pub(super) fn open_enforcement(
         );
     }
     // Leftovers of an interrupted first start hold no maps, hence nothing adoptable.
-    if config.pin_dir.exists() {
-        std::fs::remove_dir_all(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
-    }
+    crate::kernel::loader::clear_pins(&config.pin_dir).map_err(io_err(&config.pin_dir))?;
     let all = controls::EXEC | controls::NET | controls::FS | controls::PRIVILEGE;
     let mut unavailable = Vec::new();
     let mut enforcer = match Enforcer::load_for(all, NetAttach::AboveSandboxes) {

@@ -561,7 +561,7 @@ impl Enforcer {
     pub fn pin(&mut self, dir: &Path) -> Result<(), KernelError> {
         let result = self.pin_all(dir);
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = clear_pins(dir);
         }
         result
     }
@@ -836,6 +836,26 @@ const CGROUP_ADVICE: &str = "cgroup sock_addr programs need cgroup v2 and root (
      CAP_NET_ADMIN); run `nemoclaw doctor`";
 
 /// An error with its sources, e.g. "`bpf_prog_load` failed: Operation not permitted".
+/// Removes everything under the pin directory `dir` and keeps `dir` itself: it may be a
+/// mount point (`nemoclaw.service` bind-mounts it writable inside a read-only `/sys`), which
+/// cannot be removed there. A missing `dir` is nothing to clear.
+pub fn clear_pins(dir: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -855,6 +875,19 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("the BPF_PROG_LOAD syscall failed")]
     struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn clearing_pins_empties_the_directory_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pins = dir.path().join("nemoclaw");
+        std::fs::create_dir_all(pins.join("maps/inner")).unwrap();
+        std::fs::write(pins.join("maps/inner/SLOTS"), b"").unwrap();
+        std::fs::write(pins.join("stray"), b"").unwrap();
+        clear_pins(&pins).unwrap();
+        assert!(pins.is_dir(), "the pin directory itself is kept");
+        assert_eq!(std::fs::read_dir(&pins).unwrap().count(), 0);
+        clear_pins(&dir.path().join("missing")).unwrap();
+    }
 
     #[test]
     fn a_failure_is_classified_by_the_os_error_in_its_chain() {
