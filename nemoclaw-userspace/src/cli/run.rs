@@ -283,7 +283,7 @@ fn arm(compiled: &CompiledPolicy, user: &SandboxUser) -> anyhow::Result<Armed> {
     let mut enforcer = Enforcer::load(compiled.controls)?;
     let self_test = prove(&mut enforcer, compiled.controls)?;
     let (controls, notice) =
-        crate::sandbox::controls::for_sandbox(compiled.controls, &enforcer, user)?;
+        crate::sandbox::controls::for_sandbox(compiled.controls, enforcer.socket_kinds(), user)?;
     if let Some(notice) = notice {
         eprintln!("nemoclaw: notice: {notice}");
     }

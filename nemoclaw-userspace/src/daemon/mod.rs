@@ -8,14 +8,18 @@
 //! configuration's sandboxes, and reloads), `http` (`/healthz` from `health`, `/metrics`
 //! from `metrics`), `notify` (systemd readiness and journald log lines), `registry` (slots,
 //! state file), `protocol` (the wire requests), `error` (why an operation was refused,
-//! typed).
+//! typed), `host` (the kernel and cgroup operations the core performs, as traits: unit
+//! tests run the core over `fake_host`).
 
 mod boot;
 mod control;
 pub mod dns;
 pub mod error;
+#[cfg(test)]
+mod fake_host;
 pub mod follow;
 pub mod health;
+pub mod host;
 mod http;
 pub mod metrics;
 pub mod notify;

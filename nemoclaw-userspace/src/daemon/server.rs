@@ -27,6 +27,7 @@ use super::{
     boot, control,
     error::OpError,
     health::{KernelFacts, ReloadBook},
+    host::{Cgroup, Cgroups, Kernel, SystemCgroups},
     metrics::Metrics,
     protocol::{Response, SandboxInfo},
     refresh::{self, RefreshSpec, TtlResolver},
@@ -51,10 +52,7 @@ use crate::{
         lsm::LsmList,
     },
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
-    sandbox::{
-        SandboxCgroup, cgroup::CgroupError, controls as sandbox_controls, selftest,
-        user::SandboxUser,
-    },
+    sandbox::{cgroup::CgroupError, controls as sandbox_controls, selftest, user::SandboxUser},
 };
 
 /// Where the daemon keeps things.
@@ -148,7 +146,7 @@ pub(super) struct Sandbox {
     /// Host-name rules: what the DNS refresh works from (not kept across restarts; an
     /// adopting daemon re-applies such policies).
     pub(super) dns: Option<Arc<Mutex<RefreshSpec>>>,
-    cgroup: SandboxCgroup,
+    cgroup: Box<dyn Cgroup>,
     /// Its DNS gateway (policies with a network section).
     gate: Option<Gate>,
     /// Open connections that created it (an ephemeral sandbox goes when none is left).
@@ -158,7 +156,10 @@ pub(super) struct Sandbox {
 /// Everything the daemon owns.
 pub struct Daemon {
     pub(super) config: Config,
-    pub(super) enforcer: Enforcer,
+    /// The kernel side: the loaded or adopted [`Enforcer`] (a fake in unit tests).
+    pub(super) enforcer: Box<dyn Kernel>,
+    /// Where sandbox cgroups are made (the cgroup v2 hierarchy; a fake in unit tests).
+    cgroups: Box<dyn Cgroups>,
     pub(super) sandboxes: BTreeMap<String, Sandbox>,
     slots: Slots,
     book: Arc<Mutex<RuleBook>>,
@@ -185,6 +186,19 @@ pub struct Daemon {
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
+
+/// What a [`Daemon`] is assembled from: the host parts [`Daemon::start`] opens (or a unit
+/// test's fakes) and the sandboxes restored with them.
+pub(super) struct Parts {
+    pub(super) config: Config,
+    pub(super) enforcer: Box<dyn Kernel>,
+    pub(super) cgroups: Box<dyn Cgroups>,
+    pub(super) sandboxes: BTreeMap<String, Sandbox>,
+    pub(super) unavailable: Vec<boot::Unavailable>,
+    pub(super) sink: SharedSink,
+    pub(super) book: Arc<Mutex<RuleBook>>,
+    pub(super) gateway: Gateway,
+}
 
 pub(super) fn lock(d: &Shared) -> MutexGuard<'_, Daemon> {
     d.lock().unwrap_or_else(PoisonError::into_inner)
@@ -242,9 +256,11 @@ impl Daemon {
             selftest::AUDIT_NAME,
             self_test.rules.clone(),
         );
+        let cgroups = SystemCgroups;
         let sandboxes = restore_sandboxes(
             state.map(|s| s.sandboxes).unwrap_or_default(),
             &mut enforcer,
+            &cgroups,
             &gateway,
             &sink,
             &book,
@@ -260,35 +276,16 @@ impl Daemon {
             path: PathBuf::from("the deny-event ring buffer"),
             error,
         })?;
-        let events_lost_seen = enforcer.events_lost().unwrap_or(0);
-        let mut reloads = ReloadBook::default();
-        for name in sandboxes.keys() {
-            reloads.installed(name);
-        }
-        let configured = config.sandboxes.clone();
-        let router_up = config
-            .router
-            .as_ref()
-            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)));
-        let daemon = Self {
-            reloads,
-            metrics: Arc::new(Metrics::new()),
-            kernel: KernelFacts::read(),
-            configured,
-            router_up,
-            slots: Slots::with_used(sandboxes.values().map(|s: &Sandbox| s.state.slot)),
+        let daemon = Self::assemble(Parts {
             config,
-            enforcer,
+            enforcer: Box::new(enforcer),
+            cgroups: Box::new(cgroups),
             sandboxes,
-            book,
-            sink,
-            object_sha256: boot::object_sha256(),
-            events_lost_seen,
-            watcher: None,
             unavailable,
+            sink,
+            book,
             gateway,
-            dns_changed: Arc::new(tokio::sync::Notify::new()),
-        };
+        });
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
             time: now(),
@@ -299,6 +296,51 @@ impl Daemon {
             sandboxes: daemon.sandboxes.keys().cloned().collect(),
         });
         Ok((Arc::new(Mutex::new(daemon)), reader))
+    }
+
+    /// The daemon over `parts`: its slots those of the restored sandboxes, the kernel's
+    /// dropped-event count taken as seen.
+    pub(super) fn assemble(parts: Parts) -> Self {
+        let Parts {
+            config,
+            enforcer,
+            cgroups,
+            sandboxes,
+            unavailable,
+            sink,
+            book,
+            gateway,
+        } = parts;
+        let events_lost_seen = enforcer.events_lost().unwrap_or(0);
+        let mut reloads = ReloadBook::default();
+        for name in sandboxes.keys() {
+            reloads.installed(name);
+        }
+        let configured = config.sandboxes.clone();
+        let router_up = config
+            .router
+            .as_ref()
+            .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        Self {
+            reloads,
+            metrics: Arc::new(Metrics::new()),
+            kernel: KernelFacts::read(),
+            configured,
+            router_up,
+            slots: Slots::with_used(sandboxes.values().map(|s: &Sandbox| s.state.slot)),
+            config,
+            enforcer,
+            cgroups,
+            sandboxes,
+            book,
+            sink,
+            object_sha256: boot::object_sha256(),
+            events_lost_seen,
+            watcher: None,
+            unavailable,
+            gateway,
+            dns_changed: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     pub(super) fn log<T: serde::Serialize>(&self, record: &T) {
@@ -473,9 +515,9 @@ impl Daemon {
         } = compiled;
         self.check_attached(compiled.controls)?;
         let (bits, notice) =
-            sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, user)?;
+            sandbox_controls::for_sandbox(compiled.controls, self.enforcer.socket_kinds(), user)?;
         notices.extend(notice);
-        let cgroup = SandboxCgroup::create(&self.config.cgroup_root, &name)?;
+        let cgroup = self.cgroups.create(&self.config.cgroup_root, &name)?;
         let slot = self.install(&compiled)?;
         let dns_names = names.names();
         let gate = if compiled.controls & controls::NET == 0 {
@@ -635,8 +677,9 @@ impl Daemon {
         } = compiled;
         self.check_attached(compiled.controls)
             .map_err(|e| rejected(self, e))?;
-        let (bits, _) = sandbox_controls::for_sandbox(compiled.controls, &self.enforcer, user)
-            .map_err(|e| rejected(self, e.into()))?;
+        let (bits, _) =
+            sandbox_controls::for_sandbox(compiled.controls, self.enforcer.socket_kinds(), user)
+                .map_err(|e| rejected(self, e.into()))?;
         let slot = self.install(&compiled).map_err(|e| rejected(self, e))?;
         // The DNS gateway: the running one serves the new slot too (its names change at
         // the switch), or one is started for a policy that gained a network section.
@@ -993,14 +1036,15 @@ fn adopted_without_lsm(enforcer: &Enforcer) -> Option<boot::Unavailable> {
 /// DNS gateways reopened; the policies of those gone while no daemon ran are cleared.
 fn restore_sandboxes(
     saved: Vec<SandboxState>,
-    enforcer: &mut Enforcer,
+    enforcer: &mut dyn Kernel,
+    cgroups: &dyn Cgroups,
     gateway: &Gateway,
     sink: &SharedSink,
     book: &Mutex<RuleBook>,
 ) -> BTreeMap<String, Sandbox> {
     let mut sandboxes = BTreeMap::new();
     for s in saved {
-        match SandboxCgroup::open(&s.cgroup) {
+        match cgroups.open(&s.cgroup) {
             Ok(cgroup) if cgroup.id() == s.cgroup_id => {
                 lock_book(book).set(s.slot, &s.name, s.rules.clone());
                 let mut s = s;
@@ -1032,7 +1076,7 @@ fn restore_sandboxes(
 /// is logged: DNS fails, nothing unfiltered gets through.
 fn reopen_gate(
     gateway: &Gateway,
-    enforcer: &mut Enforcer,
+    enforcer: &mut dyn Kernel,
     sink: &SharedSink,
     state: &mut SandboxState,
 ) -> Option<Gate> {
@@ -1243,3 +1287,11 @@ fn reapply_adopted(daemon: &Shared) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod core_tests;
+
+#[cfg(test)]
+#[path = "core_reload_tests.rs"]
+mod core_reload_tests;

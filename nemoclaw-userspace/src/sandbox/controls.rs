@@ -4,7 +4,7 @@
 use nemoclaw_common::sandbox::controls;
 
 use super::user::SandboxUser;
-use crate::kernel::{Enforcer, loader::control_name};
+use crate::kernel::loader::control_name;
 
 /// The names of the controls in `bits`, for messages and the audit log.
 #[must_use]
@@ -33,19 +33,20 @@ pub enum ControlsError {
 }
 
 /// The controls to register for a policy with `policy_controls` run by `user` (whose
-/// programs the caller has checked are attached), and a notice for the user where socket
+/// programs the caller has checked are attached), given whether the enforcement restricts
+/// socket kinds (`Enforcer::socket_kinds`), and a notice for the user where socket
 /// kinds stay open. Refuses a network policy for a root sandbox
 /// user where socket kinds cannot be restricted: root could open raw and packet sockets,
 /// which no rule judges.
 pub fn for_sandbox(
     policy_controls: u32,
-    enforcer: &Enforcer,
+    socket_kinds: Result<(), &str>,
     user: &SandboxUser,
 ) -> Result<(u32, Option<String>), ControlsError> {
     if policy_controls & controls::NET == 0 {
         return Ok((policy_controls, None));
     }
-    match enforcer.socket_kinds() {
+    match socket_kinds {
         Ok(()) => Ok((policy_controls | controls::SOCKETS, None)),
         Err(why) if user.uid.is_root() => {
             Err(ControlsError::RootWithoutSocketKinds(why.to_owned()))
