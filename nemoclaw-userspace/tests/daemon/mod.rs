@@ -31,6 +31,10 @@ fn programs(name: &str) -> usize {
     nemoclaw::kernel::probe::loaded_programs_named(name)
 }
 
+/// `kill -9` of the daemon does not lift a sandbox's network policy: while no daemon runs the
+/// denied port stays denied and DNS gets no answer from anywhere; a restarted daemon adopts
+/// the pinned programs (no second copy), serves the sandbox's DNS gateway again and logs the
+/// denial made meanwhile.
 #[test]
 fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
     if !root_or_skip("daemon sigkill") {
@@ -309,6 +313,8 @@ fn rewriting_the_policy_file_and_sighup_reload_it() {
     assert!(probe.finish().status.success());
 }
 
+/// An unprivileged user outside every sandbox cannot drive the daemon: the control socket is
+/// mode 0660 and `nemoclaw ps` as `nobody` fails with `Permission denied`; root outside may.
 #[test]
 fn control_socket_refuses_unprivileged_callers() {
     use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,9 @@
 
 use crate::support::{PYTHON, Scratch, bpf_lsm_runs, root_or_skip, run_sandboxed};
 
+/// Where BPF LSM cannot run, a policy with a process control is refused, never run half
+/// enforced: `run` exits non-zero naming `nemoclaw doctor` and the fix, and the command never
+/// started. Skipped where BPF LSM loads (the VM suite enforces it there).
 #[test]
 fn process_policy_refused_where_bpf_lsm_cannot_load() {
     if !root_or_skip("refuse_without_lsm") {
@@ -40,6 +43,8 @@ fn process_policy_refused_where_bpf_lsm_cannot_load() {
     );
 }
 
+/// A malformed policy (an unknown key) is refused with its file and line, and the command
+/// never starts.
 #[test]
 fn malformed_policy_is_refused_with_location() {
     if !root_or_skip("malformed_policy") {

@@ -160,6 +160,10 @@ fn len_of(path: &str) -> u64 {
     std::fs::metadata(path).expect("stat").len()
 }
 
+/// Root in the sandbox rewrites the metadata of a denied file and of a read-only one (times,
+/// mode, owner, size, extended attributes, ACLs, `chattr` flags) by path, by descriptor and
+/// through `/proc/self/fd`: every change is denied, while the twins on a workspace file
+/// succeed.
 #[test]
 fn fs_metadata_writes_of_denied_and_read_only_files_are_denied() {
     if !lsm_or_skip("fs_metadata_writes") {
@@ -325,6 +329,10 @@ impl Drop for Mounts {
     }
 }
 
+/// A read-only file reached through a writable path (the read-only tree bind-mounted into the
+/// workspace, or a file system mounted under the read-only tree): its times and attributes
+/// still cannot change, judged by the path through its own mount; a workspace directory bound
+/// at another workspace path stays writable.
 #[test]
 fn fs_metadata_judged_on_every_mount_that_reaches_the_file() {
     if !lsm_or_skip("fs_metadata_mounts") {
@@ -426,6 +434,9 @@ fn baseline_without_network() -> String {
     out
 }
 
+/// Ordinary work under the baseline policy is not caught by the metadata rules: creating,
+/// touching, `chmod`, `shutil.copy2`, untarring with modes and times, truncating and rewriting
+/// files in the workspace all work, with no denial.
 #[test]
 fn fs_metadata_ordinary_work_in_the_workspace_still_works_under_the_baseline() {
     if !lsm_or_skip("fs_metadata_baseline_work") {

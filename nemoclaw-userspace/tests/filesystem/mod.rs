@@ -147,6 +147,8 @@ fn secret_rule(tree: &Tree) -> String {
     format!("{}/pub/secret/**", tree.base)
 }
 
+/// A denied file, a file no rule names (default deny) and a write to a read-only file are
+/// refused with `EACCES` and audited; reading the read-only tree and the workspace works.
 #[test]
 fn fs_denied_file_and_default_deny_with_allowed_twins() {
     if !lsm_or_skip("fs_denied_file") {
@@ -188,6 +190,9 @@ fn fs_denied_file_and_default_deny_with_allowed_twins() {
     assert_eq!(out.code, Some(0), "{out:#?}");
 }
 
+/// A symlink made in the workspace to a denied file: the kernel judges the link's target, so
+/// the read is denied and the record names the target; a link to an allowed file reads.
+/// Peer: Falco #2203 (rules that match the name used, not the file reached).
 #[test]
 fn fs_escape_symlink_in_workspace_to_denied_file() {
     if !lsm_or_skip("fs_escape_symlink") {
@@ -214,6 +219,10 @@ fn fs_escape_symlink_in_workspace_to_denied_file() {
     expect_no_audit(&out, &tree.path("ws/link"));
 }
 
+/// A hard link to a denied file, made in the workspace before the sandbox starts: the path
+/// rules see only the workspace name, and the file's (device, inode) under the deny rule
+/// still refuses the read and the write; a hard link to a workspace file reads.
+/// Peer: KubeArmor #988 (a hard link gives a protected inode an accessible path).
 #[test]
 fn fs_escape_hard_link_created_outside_beforehand() {
     if !lsm_or_skip("fs_escape_hard_link") {
@@ -239,6 +248,9 @@ fn fs_escape_hard_link_created_outside_beforehand() {
     );
 }
 
+/// A denied file opened through `/proc/self/root`: denied, the record naming the real path;
+/// the allowed twin through the same prefix reads.
+/// Peer: Falco #2203 (`/proc/self/root` among its symlink bypasses).
 #[test]
 fn fs_escape_proc_self_root() {
     if !lsm_or_skip("fs_escape_proc_self_root") {
@@ -259,6 +271,8 @@ fn fs_escape_proc_self_root() {
     );
 }
 
+/// A denied file opened relative to a descriptor of its allowed parent directory
+/// (`openat(dirfd, "secret/key")`): denied; the twin relative to the same descriptor reads.
 #[test]
 fn fs_escape_relative_openat_from_dirfd() {
     if !lsm_or_skip("fs_escape_openat_dirfd") {
@@ -280,6 +294,10 @@ fn fs_escape_relative_openat_from_dirfd() {
     );
 }
 
+/// A denied file named through `..` components from the workspace
+/// (`ws/../pub/secret/../secret/key`): judged by the resolved path and denied; the twin
+/// through `..` reads.
+/// Peer: Falco #2203 (`../` through a symlinked directory defeats its path normalisation).
 #[test]
 fn fs_escape_dotdot_traversal() {
     if !lsm_or_skip("fs_escape_dotdot") {
@@ -300,6 +318,8 @@ fn fs_escape_dotdot_traversal() {
     );
 }
 
+/// Renaming a denied file into the workspace, or a workspace file into the denied tree: both
+/// denied, the key stays where it was; a rename within the workspace works.
 #[test]
 fn fs_escape_rename_denied_file_into_workspace() {
     if !lsm_or_skip("fs_escape_rename") {
@@ -335,6 +355,8 @@ fn fs_escape_rename_denied_file_into_workspace() {
     assert!(!Path::new(&tree.path("ws/key")).exists());
 }
 
+/// An `O_PATH` descriptor of a denied file (which opens nothing) reopened for reading through
+/// `/proc/self/fd`: denied; the twin's reopen reads.
 #[test]
 fn fs_escape_o_path_reopen_via_proc_fd() {
     if !lsm_or_skip("fs_escape_o_path") {
@@ -358,6 +380,8 @@ fn fs_escape_o_path_reopen_via_proc_fd() {
     );
 }
 
+/// `openat2` with `RESOLVE_BENEATH` or `RESOLVE_IN_ROOT` from the denied file's parent: the
+/// resolve flags change nothing, the open is denied; the twins with the same flags read.
 #[test]
 fn fs_escape_openat2_resolve_flags() {
     if !lsm_or_skip("fs_escape_openat2") {
@@ -453,6 +477,9 @@ else:
     t('twin', lambda: uring_open(ring, B + '/pub/plain'))
 ";
 
+/// A denied file opened by an `io_uring` `IORING_OP_OPENAT` (no `openat` system call): denied
+/// all the same; the twin read through the ring works. Skipped only where `io_uring` itself
+/// is unavailable.
 #[test]
 fn fs_escape_io_uring_openat() {
     if !lsm_or_skip("fs_escape_io_uring") {
@@ -476,6 +503,9 @@ fn fs_escape_io_uring_openat() {
     );
 }
 
+/// A file under a suffix deny rule (`**/id_rsa`) at a 4000-byte path, beyond the exact-path
+/// and prefix keys: read and unlink are denied by its last bytes; other files in the same
+/// deep directory read and write.
 #[test]
 fn fs_escape_long_path_suffix_deny() {
     if !lsm_or_skip("fs_escape_long_path") {
@@ -528,6 +558,9 @@ fn fs_escape_long_path_suffix_deny() {
     assert!(Path::new(&key).exists());
 }
 
+/// Every way to change a read-only tree (write, append, `O_TRUNC`, `truncate`, create,
+/// `mkdir`, unlink, `chmod`, symlink, FIFO, hard link) is denied and audited by its hook;
+/// reading it works and the file is unchanged.
 #[test]
 fn fs_writes_into_read_only_tree_are_denied() {
     if !lsm_or_skip("fs_read_only_tree") {
@@ -573,6 +606,9 @@ fn fs_writes_into_read_only_tree_are_denied() {
     assert_eq!(mode & 0o777, 0o666);
 }
 
+/// The allowed twin of the filesystem escapes: create, append, rename, replace, link,
+/// symlink, `chmod`, truncate, FIFO, unlink and `rmdir` in the workspace all work, with no
+/// denial.
 #[test]
 fn fs_workspace_create_rename_delete_all_work() {
     if !lsm_or_skip("fs_workspace_ops") {

@@ -100,6 +100,9 @@ fn marker_script(marker: &std::path::Path) -> String {
     format!("open({:?}, 'w').write('ran')", marker.display().to_string())
 }
 
+/// Where BPF LSM is built in but not active, a standalone `run` of a policy with a
+/// filesystem, process or privilege control is refused with the boot parameter that fixes it;
+/// the command never starts and no start record is written.
 #[test]
 fn lsm_policies_are_refused_standalone_with_the_lsm_fix() {
     let Some(list) = inactive_or_skip("lsm_inactive standalone") else {
@@ -132,6 +135,9 @@ fn lsm_policies_are_refused_standalone_with_the_lsm_fix() {
     }
 }
 
+/// Where BPF LSM is built in but not active, the daemon claims only the network control
+/// (after its self-test) and refuses every sandbox whose policy needs the others, while a
+/// network-only sandbox runs enforced; a restarted daemon adopts its pins and still refuses.
 #[test]
 fn lsm_policies_are_refused_by_the_daemon_and_network_only_runs() {
     let Some(list) = inactive_or_skip("lsm_inactive daemon") else {
@@ -232,6 +238,9 @@ fn lsm_policies_are_refused_by_the_daemon_and_network_only_runs() {
     assert_eq!(started[0]["enforcing"], serde_json::json!(["network"]));
 }
 
+/// Where BPF LSM is built in but not active, `nemoclaw doctor` fails and says so, with the
+/// boot parameter and how to set it on each distribution, so nothing is started on a kernel
+/// that would not enforce.
 #[test]
 fn doctor_and_the_run_decision_see_bpf_lsm_inactive() {
     let Some(list) = inactive_or_skip("lsm_inactive doctor") else {

@@ -57,6 +57,7 @@ fn assert_denied_for(out: &crate::support::Outcome, copy: &std::path::Path, port
 /// `binaries: [python3]` allows python3 and nothing else: the allowed twin connects, a copy
 /// of the same program (another inode) is denied by default (rule 0) with an audit record
 /// naming the copy.
+/// Peer: OpenShell #1496 (binary identity read from `/proc/<pid>/exe` paths).
 #[test]
 fn per_binary_allow_admits_only_that_binary() {
     if !root_or_skip("per_binary_allow") {

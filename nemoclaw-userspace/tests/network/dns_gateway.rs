@@ -213,6 +213,12 @@ fn run_python(scratch: &Scratch, args: &[String]) -> Output {
         .expect("run nemoclaw")
 }
 
+/// DNS as an exfiltration channel: a query for a name outside the policy (data in a label,
+/// a subdomain of an allowed name, a TXT query) is refused by the sandbox's gateway and
+/// never reaches the host's nameserver; the policy's names are answered over UDP, TCP and
+/// IPv6, whichever nameserver address the sandbox asks.
+/// Peer: OpenShell #1169 (data in DNS labels reaches an attacker's nameserver despite a
+/// denying network policy).
 #[test]
 fn dns_gateway_answers_only_policy_names_and_nothing_else_leaves() {
     if !root_or_skip("dns_gateway") {

@@ -36,6 +36,8 @@ fn policy(allow: &[String], deny: &[String]) -> String {
     format!("network:\n  allow:\n{}{deny}", list(allow))
 }
 
+/// A TCP connection over IPv4 to a port no rule allows is refused with `EPERM` and an audit
+/// record (default deny, as `nobody`); the allowed port connects.
 #[test]
 fn tcp4_connect_allowed_port_succeeds_other_port_denied() {
     if !root_or_skip("tcp4_connect") {
@@ -80,6 +82,8 @@ fn tcp4_connect_allowed_port_succeeds_other_port_denied() {
     assert_eq!(d[0]["uid"], 65534, "ran as nobody");
 }
 
+/// A TCP connection over IPv6 to a port no rule allows is refused with `EPERM` and audited;
+/// the allowed port connects. Skipped where the machine has no IPv6 loopback.
 #[test]
 fn tcp6_connect_allowed_port_succeeds_other_port_denied() {
     if !root_or_skip("tcp6_connect") {
@@ -127,6 +131,7 @@ fn tcp6_connect_allowed_port_succeeds_other_port_denied() {
 }
 
 /// `::ffff:127.0.0.1` is IPv4 on the wire: it must be judged by the IPv4 rules, both ways.
+/// Peer: Tetragon #4618 (an IPv4 rule missed the same address written `::ffff:a.b.c.d`).
 #[test]
 fn ipv4_mapped_ipv6_is_judged_as_ipv4() {
     if !root_or_skip("ipv4_mapped") {

@@ -75,6 +75,9 @@ fn mount_binfmt_misc(dir: &std::path::Path) {
     assert!(mount(), "mount binfmt_misc at {}", dir.display());
 }
 
+/// Root in the sandbox registers a `binfmt_misc` handler (a program the host's kernel would
+/// run for matching files) through a `binfmt_misc` mounted at an unusual path: denied by the
+/// file system type, not the path; allowed, it registers.
 #[test]
 fn root_cannot_register_a_binfmt_handler_wherever_binfmt_misc_is_mounted() {
     if !lsm_or_skip("privilege_binfmt_misc") {
@@ -124,6 +127,8 @@ const KEYRING_PROBE: &str = "def add():\n    \
     report(use)\n\
     report(lambda: add() > 0)\n";
 
+/// Root in the sandbox uses the kernel keyrings it shares with the host (looks up the session
+/// keyring, adds a key): refused and audited by `key_permission`; allowed, both work.
 #[test]
 fn root_cannot_use_the_kernel_keyrings_it_shares_with_the_host() {
     if !lsm_or_skip("privilege_keyrings") {
@@ -182,6 +187,9 @@ const CLONE_INTO_ROOT_CGROUP: &str = "class Args(ctypes.Structure):\n    \
         return 'started'\n\
     report(clone_into_root)\n";
 
+/// Root in the sandbox starts a child directly in the root cgroup (`clone3` with
+/// `CLONE_INTO_CGROUP`), out of the sandbox's cgroup: denied at `task_alloc`; allowed, the
+/// child really starts there.
 #[test]
 fn root_cannot_start_a_child_in_another_cgroup() {
     if !lsm_or_skip("privilege_clone_into_cgroup") {

@@ -58,6 +58,9 @@ impl Drop for HostObjects {
     }
 }
 
+/// The host's System V shared memory, semaphores and message queues are out of the sandbox's
+/// reach (its own IPC namespace), and root inside cannot join the host's namespace again,
+/// neither through another task's namespace file nor an inherited descriptor.
 #[test]
 fn host_sysv_ipc_objects_are_out_of_reach() {
     if !lsm_or_skip("privilege_sysv_ipc") {

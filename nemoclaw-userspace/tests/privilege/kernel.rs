@@ -24,6 +24,8 @@ impl Drop for DmesgRestrict {
     }
 }
 
+/// Reading the kernel log (`klogctl`) with the host's `dmesg_restrict` off is denied and
+/// audited; asking only for its size works.
 #[test]
 fn kernel_log_cannot_be_read() {
     if !lsm_or_skip("privilege_syslog") {
@@ -56,6 +58,8 @@ fn kernel_log_cannot_be_read() {
     assert!(out.all_denials().is_empty(), "{out:?}");
 }
 
+/// Root in the sandbox maps memory at a low address (page 1, what a kernel NULL-dereference
+/// exploit needs): denied at `mmap_addr`; an ordinary address maps.
 #[test]
 fn root_cannot_map_the_null_page() {
     if !lsm_or_skip("privilege_mmap_addr") {

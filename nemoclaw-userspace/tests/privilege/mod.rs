@@ -86,6 +86,9 @@ fn kill_probe(pid: u32) -> String {
     probe(&format!("report(lambda: os.kill({pid}, 9))"))
 }
 
+/// A signal to a process outside the sandbox running as the same user (`nobody`, then root),
+/// which only the LSM hook can refuse: denied and audited, the process lives on; allowed,
+/// the signal lands.
 #[test]
 fn kill_of_process_outside_sandbox_is_denied() {
     if !lsm_or_skip("privilege_kill_outside") {
@@ -153,6 +156,8 @@ const PTRACE_ATTACH: &str = "def attach(pid):\n    \
     check(libc.ptrace(17, pid, None, None))\n    \
     return 'attached'\n";
 
+/// `PTRACE_ATTACH` to a process outside the sandbox: denied and audited, the process lives
+/// on; allowed, the attach succeeds.
 #[test]
 fn ptrace_of_process_outside_sandbox_is_denied() {
     if !lsm_or_skip("privilege_ptrace_outside") {
@@ -281,6 +286,8 @@ fn userns_probe(dir: &str) -> String {
     ))
 }
 
+/// Creating a user namespace (to become root in it and mount), as `nobody` and as root:
+/// denied at `userns_create`; allowed, the mount in the namespace works.
 #[test]
 fn user_namespace_is_denied() {
     if !lsm_or_skip("privilege_userns") {

@@ -75,6 +75,10 @@ fn result<'a>(stdout: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no result for {label}: {stdout}"))
 }
 
+/// Root in the sandbox acts on a root process outside it through every task hook (nice,
+/// I/O priority, CPU affinity, resource limits, `SIGIO` ownership by `fcntl` and `ioctl`):
+/// each is denied and audited naming the process; on its own task it works and, allowed,
+/// every operation works.
 #[test]
 fn acting_on_a_task_outside_the_sandbox_is_denied_by_every_hook() {
     if !lsm_or_skip("privilege_task_hooks") {

@@ -16,6 +16,7 @@ fn exec_probe(argv: &[&str]) -> String {
     )
 }
 
+/// The allowed twin of the process escapes: an allowed binary runs, with no denial.
 #[test]
 fn exec_allowed_binary_runs() {
     if !lsm_or_skip("exec_allowed") {
@@ -27,6 +28,8 @@ fn exec_allowed_binary_runs() {
     assert!(out.denials("process").is_empty(), "{out:?}");
 }
 
+/// Executing a denied binary fails with `EPERM`, and the audit record names the binary, the
+/// rule, the executable that tried and the user.
 #[test]
 fn exec_denied_binary_fails_with_eperm_and_cites_rule() {
     if !lsm_or_skip("exec_denied") {
@@ -337,6 +340,7 @@ fn escape_preempted_mmap_judged_on_another_tasks_path() {
 /// memfd exec: a copy of an allowed binary in a memfd is a new inode. Both the `/proc/self/fd`
 /// route and `execveat(fd, "", AT_EMPTY_PATH)` (Python's `os.execve(fd, ...)`) are refused,
 /// and so is mapping the memfd executable. The twin runs the allowed original.
+/// Peer: KubeArmor #988 (code executed from memory, not from a path).
 #[test]
 fn escape_memfd_exec_is_denied() {
     if !lsm_or_skip("escape_memfd") {

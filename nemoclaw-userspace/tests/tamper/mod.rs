@@ -35,6 +35,9 @@ fn lsm_policy(probe_dir: &Path, secret: &Path, secret_allowed: bool) -> String {
     )
 }
 
+/// `kill -9` of the daemon does not lift the LSM controls: a denied file stays denied while no
+/// daemon runs, and a restarted daemon adopts the pinned programs (no second copy) and
+/// reloads the sandbox's policy.
 #[test]
 fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
     if !lsm_or_skip("daemon_sigkill_lsm") {
@@ -257,6 +260,8 @@ fn denied_by<'a>(t: &'a Tampering, hook: &str) -> Vec<&'a serde_json::Value> {
     t.denials.iter().filter(|d| d["hook"] == hook).collect()
 }
 
+/// Root in a sandbox calls `bpf()` (here to enumerate the loaded programs, the first step to
+/// reading or detaching the sandbox's): denied and audited.
 #[test]
 fn tamper_bpf_syscall_is_denied() {
     let Some(t) = tampering() else { return };
@@ -264,6 +269,8 @@ fn tamper_bpf_syscall_is_denied() {
     assert!(!denied_by(t, "bpf").is_empty(), "{:?}", t.denials);
 }
 
+/// Root in a sandbox whose policy allows the whole file system lists, reads, adds to and
+/// unlinks the daemon's pins in bpffs: each is denied by the daemon's guard.
 #[test]
 fn tamper_bpffs_pins_cannot_be_read_or_changed() {
     let Some(t) = tampering() else { return };
@@ -282,6 +289,7 @@ fn tamper_bpffs_pins_cannot_be_read_or_changed() {
     }
 }
 
+/// Root in a sandbox sends `SIGKILL` to the daemon: denied and audited, the daemon lives.
 #[test]
 fn tamper_signal_to_daemon_is_denied() {
     let Some(t) = tampering() else { return };
@@ -290,6 +298,7 @@ fn tamper_signal_to_daemon_is_denied() {
     assert!(t.daemon_survived, "the daemon died");
 }
 
+/// Root in a sandbox attaches to the daemon with `ptrace`: denied and audited.
 #[test]
 fn tamper_ptrace_of_daemon_is_denied() {
     let Some(t) = tampering() else { return };
@@ -301,6 +310,8 @@ fn tamper_ptrace_of_daemon_is_denied() {
     );
 }
 
+/// Root in a sandbox moves itself into the root cgroup by writing `cgroup.procs`: denied,
+/// the sandbox stays in its cgroup.
 #[test]
 fn tamper_cgroup_procs_escape_is_denied() {
     let Some(t) = tampering() else { return };
@@ -316,6 +327,8 @@ fn tamper_cgroup_procs_escape_is_denied() {
     );
 }
 
+/// Root in a sandbox mounts a file system or unmounts `/sys/fs/bpf` (the daemon's pins):
+/// both denied and audited.
 #[test]
 fn tamper_mount_and_umount_are_denied() {
     let Some(t) = tampering() else { return };
@@ -334,6 +347,8 @@ fn tamper_mount_and_umount_are_denied() {
     );
 }
 
+/// Root in a sandbox whose policy allows the whole file system writes to or deletes the
+/// daemon's policy file and audit log: each is denied, both files stay intact.
 #[test]
 fn tamper_policy_and_audit_files_cannot_be_written_or_deleted() {
     let Some(t) = tampering() else { return };
