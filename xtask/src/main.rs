@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_python;
+mod escapes;
 mod fleet;
 mod fuzz;
 mod hooks;

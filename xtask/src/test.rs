@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
+use crate::escapes;
 use crate::fleet;
 use crate::package;
 use crate::setup::{self, KernelVersion};
@@ -59,7 +60,7 @@ struct Counts {
 impl Counts {
     /// Adds the numbers of a line like `test result: ok. 3 passed; 0 failed; 1 ignored; ...`.
     fn parse_line(&mut self, line: &str) {
-        let line = strip_ansi(line);
+        let line = util::strip_ansi(line);
         let Some(rest) = line.trim().strip_prefix("test result: ") else {
             return;
         };
@@ -79,34 +80,6 @@ impl Counts {
     }
 }
 
-/// Removes terminal escape sequences (libtest colours `ok` when it sees a terminal).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            // CSI: parameters, then one final byte in '@'..='~'.
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            // Character set selection such as `ESC ( B`: one more byte.
-            Some('(' | ')') => {
-                chars.next();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// What one layer (or one kernel of the vm layer) did.
 struct Report {
     name: String,
@@ -114,6 +87,9 @@ struct Report {
     /// Why the layer failed beyond failing tests (command error, no tests).
     problem: Option<String>,
     elapsed: Duration,
+    /// The suite's column in `docs/escapes.md` with its per-test results (host and vm
+    /// suites only).
+    column: Option<escapes::Column>,
 }
 
 impl Report {
@@ -154,11 +130,12 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
     setup::ensure(vm_kernels)?;
 
     let mut reports = Vec::new();
-    for layer in layers {
+    for &layer in &layers {
         match layer {
             Layer::Unit => {
                 reports.push(cargo_layer(
                     "unit",
+                    None,
                     util::cargo().args([
                         "test",
                         "--workspace",
@@ -171,6 +148,7 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
                 ));
                 reports.push(cargo_layer(
                     "detectors and stand-in",
+                    None,
                     // Their integration tests: the detection corpus (precision and recall per
                     // category, printed) and the stand-in's wire formats.
                     util::cargo().args([
@@ -220,11 +198,59 @@ pub fn main(args: &TestArgs) -> Result<ExitCode> {
         println!("{line}");
     }
     println!("{} passed, {} failed", total.passed, total.failed);
+    publish_escapes(args, &layers, &kernels, &reports);
     Ok(if reports.iter().all(Report::ok) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Writes `docs/escapes.md` from the host and vm suites when the run was the full matrix,
+/// and says so; after a partial run it says why it did not (half a table would replace the
+/// last full run's).
+fn publish_escapes(
+    args: &TestArgs,
+    layers: &[Layer],
+    kernels: &[KernelVersion],
+    reports: &[Report],
+) {
+    if let Some(why) = partial_run(layers, kernels, args.vm_test_exe.is_some()) {
+        println!("xtask test: docs/escapes.md not written: {why} (a partial run)");
+        return;
+    }
+    let mut columns: Vec<&escapes::Column> =
+        reports.iter().filter_map(|r| r.column.as_ref()).collect();
+    // The VM suites first, in the matrix's order; this machine last.
+    columns.sort_by_key(|c| c.label == escapes::HOST);
+    let kernels = KernelVersion::ALL
+        .iter()
+        .map(|&k| match setup::ensure_kernel(k) {
+            Ok(tree) => format!("{k} (`{}`)", tree.release),
+            Err(_) => k.to_string(),
+        })
+        .collect();
+    match escapes::publish(&columns, kernels) {
+        Ok(totals) => println!("xtask test: wrote docs/escapes.md: {totals}"),
+        Err(err) => eprintln!("xtask test: docs/escapes.md not written: {err:#}"),
+    }
+}
+
+/// Why a run's suites are not the whole matrix `docs/escapes.md` tabulates, if they are not.
+fn partial_run(
+    layers: &[Layer],
+    kernels: &[KernelVersion],
+    vm_test_exe: bool,
+) -> Option<&'static str> {
+    if !layers.contains(&Layer::Host) || !layers.contains(&Layer::Vm) {
+        Some("the run did not include both the host and the vm layer")
+    } else if !KernelVersion::ALL.iter().all(|k| kernels.contains(k)) {
+        Some("the vm layer did not run on every kernel")
+    } else if vm_test_exe {
+        Some("--vm-test-exe replaced the vm suite")
+    } else {
+        None
+    }
 }
 
 /// The host suite; the router tests start the cloud stand-in next to `nemoclaw`, and
@@ -235,6 +261,11 @@ fn host_layer() -> Report {
     }
     cargo_layer(
         "host",
+        Some(escapes::Column::new(
+            escapes::HOST,
+            "this machine's kernel natively: the host suite (`cargo test --test host`); its \
+             tests of BPF LSM skip themselves where it is not active",
+        )),
         util::cargo().args([
             "test",
             "--package",
@@ -243,6 +274,8 @@ fn host_layer() -> Report {
             "host",
             "--",
             "--test-threads=1",
+            // A passing test's `SKIPPED` line, for docs/escapes.md.
+            "--show-output",
         ]),
     )
 }
@@ -264,6 +297,7 @@ fn package_layer() -> Report {
         counts,
         problem,
         elapsed: started.elapsed(),
+        column: None,
     }
 }
 
@@ -287,17 +321,22 @@ fn fleet_layer() -> Report {
         counts,
         problem: result.err().map(|err| format!("{err:#}")),
         elapsed: started.elapsed(),
+        column: None,
     }
 }
 
-/// Runs a `cargo test` command, streaming its stdout and counting libtest's results.
-fn cargo_layer(name: &str, cmd: &mut Command) -> Report {
+/// Runs a `cargo test` command, streaming its stdout and counting libtest's results (and
+/// keeping each test's in `column`, if given).
+fn cargo_layer(name: &str, mut column: Option<escapes::Column>, cmd: &mut Command) -> Report {
     println!("== test layer {name}: {} ==", util::describe(cmd));
     let started = Instant::now();
     let mut counts = Counts::default();
     let result = stream_lines(cmd, &mut |line| {
         println!("{line}");
         counts.parse_line(line);
+        if let Some(column) = &mut column {
+            column.results.parse_line(line);
+        }
     });
     let problem = match result {
         Err(err) => Some(format!("{err:#}")),
@@ -308,6 +347,7 @@ fn cargo_layer(name: &str, cmd: &mut Command) -> Report {
         counts,
         problem,
         elapsed: started.elapsed(),
+        column,
     }
 }
 
@@ -339,18 +379,20 @@ fn stream_lines(cmd: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<()> 
 }
 
 /// One VM run of a test executable: the report's name, the kernel, its extra parameters,
-/// and the guest's shell command (given the executable).
+/// the guest's shell command (given the executable), and its column in docs/escapes.md.
 struct VmSuite {
     name: String,
     kernel: KernelVersion,
     kernel_args: Vec<String>,
     script: String,
+    column: escapes::Column,
 }
 
-/// The VM suites of one build: each suite's command, or why none can run.
+/// The VM suites of one build: each suite's command, or why none can run (and the names and
+/// columns of the suites that then did not run).
 struct VmSuites {
     built: Result<Vec<VmSuite>, String>,
-    names: Vec<String>,
+    planned: Vec<(String, escapes::Column)>,
 }
 
 /// Builds an integration test binary (`build`) and lists the suites that run it (`suites`).
@@ -360,15 +402,15 @@ fn build_vm_suites(
     suites: impl Fn(&Path) -> Vec<VmSuite>,
 ) -> VmSuites {
     println!("== test layer {what}: building ==");
-    let names = suites(Path::new("(not built)"))
+    let planned = suites(Path::new("(not built)"))
         .into_iter()
-        .map(|s| s.name)
+        .map(|s| (s.name, s.column))
         .collect();
     VmSuites {
         built: build()
             .map(|exe| suites(&exe))
             .map_err(|err| format!("build failed: {err:#}")),
-        names,
+        planned,
     }
 }
 
@@ -387,12 +429,13 @@ fn run_vm_suites(groups: Vec<VmSuites>, timeout: Duration) -> Vec<Report> {
                     reports.push(None);
                 }
             }
-            Err(problem) => reports.extend(group.names.into_iter().map(|name| {
+            Err(problem) => reports.extend(group.planned.into_iter().map(|(name, column)| {
                 Some(Report {
                     name,
                     counts: Counts::default(),
                     problem: Some(problem.clone()),
                     elapsed: started.elapsed(),
+                    column: Some(column),
                 })
             })),
         }
@@ -421,7 +464,7 @@ fn run_vm_suites(groups: Vec<VmSuites>, timeout: Duration) -> Vec<Report> {
 }
 
 /// One suite in a fresh VM: its output printed when it is done, libtest's results counted.
-fn run_vm_suite(suite: VmSuite, timeout: Duration) -> Report {
+fn run_vm_suite(mut suite: VmSuite, timeout: Duration) -> Report {
     let started = Instant::now();
     let mut output = format!(
         "== test layer {}: {} ==\n",
@@ -449,6 +492,7 @@ fn run_vm_suite(suite: VmSuite, timeout: Duration) -> Report {
         output.push_str(line);
         output.push('\n');
         counts.parse_line(line);
+        suite.column.results.parse_line(line);
     });
     let problem = match result {
         Ok(0) => no_tests_problem(counts),
@@ -473,6 +517,7 @@ fn run_vm_suite(suite: VmSuite, timeout: Duration) -> Report {
         counts,
         problem,
         elapsed: started.elapsed(),
+        column: Some(suite.column),
     }
 }
 
@@ -487,20 +532,42 @@ fn vm_suites(kernels: &[KernelVersion], given_exe: Option<&Path>) -> VmSuites {
         kernels
             .iter()
             .map(|&kernel| {
+                // `--show-output`: a passing test's `SKIPPED` line, for docs/escapes.md.
                 let suite = format!(
-                    "env NEMOCLAW_REQUIRE_LSM=1 '{}' --test-threads=1",
+                    "env NEMOCLAW_REQUIRE_LSM=1 '{}' --test-threads=1 --show-output",
                     exe.display()
                 );
-                let (name, script) = if kernel == THROUGH_DAEMON {
-                    (format!("vm {kernel} daemon"), daemon_script(&suite))
+                let (name, script, column) = if kernel == THROUGH_DAEMON {
+                    (
+                        format!("vm {kernel} daemon"),
+                        daemon_script(&suite),
+                        escapes::Column::new(
+                            format!("{kernel} bpf-lsm (daemon)"),
+                            format!(
+                                "Debian {kernel} in the VM, BPF LSM active: the vm suite, every \
+                                 sandbox through a `nemoclaw daemon`"
+                            ),
+                        ),
+                    )
                 } else {
-                    (format!("vm {kernel}"), suite)
+                    (
+                        format!("vm {kernel}"),
+                        suite,
+                        escapes::Column::new(
+                            format!("{kernel} bpf-lsm"),
+                            format!(
+                                "Debian {kernel} in the VM, BPF LSM active: the vm suite, \
+                                 standalone `nemoclaw run`"
+                            ),
+                        ),
+                    )
                 };
                 VmSuite {
                     name,
                     kernel,
                     kernel_args: Vec::new(),
                     script,
+                    column,
                 }
             })
             .collect()
@@ -530,8 +597,17 @@ fn lsm_inactive_suites(kernels: &[KernelVersion]) -> VmSuites {
                 kernel,
                 kernel_args: vec![UBUNTU_LSM.to_owned()],
                 script: format!(
-                    "env NEMOCLAW_LSM_INACTIVE=1 '{}' --test-threads=1 {LSM_INACTIVE_TESTS}",
+                    "env NEMOCLAW_LSM_INACTIVE=1 '{}' --test-threads=1 --show-output \
+                     {LSM_INACTIVE_TESTS}",
                     exe.display()
+                ),
+                column: escapes::Column::new(
+                    format!("{kernel} lsm-inactive"),
+                    format!(
+                        "Debian {kernel} in the VM booted with Ubuntu's LSM list (`{UBUNTU_LSM}`): \
+                         BPF LSM built in, not active, so network only and the rest refused; the \
+                         host suite's `{LSM_INACTIVE_TESTS}`"
+                    ),
                 ),
             })
             .collect()
@@ -612,7 +688,7 @@ fn build_test_exe(target: &str) -> Result<PathBuf> {
 mod tests {
     use std::time::Duration;
 
-    use super::{Counts, Report};
+    use super::{Counts, KernelVersion, Layer, Report, partial_run};
 
     #[test]
     fn a_broken_layer_counts_as_a_failure() {
@@ -625,6 +701,7 @@ mod tests {
             },
             problem: problem.map(str::to_owned),
             elapsed: Duration::ZERO,
+            column: None,
         };
         assert_eq!(report(0, None).failures(), 0);
         assert_eq!(report(2, None).failures(), 2);
@@ -643,5 +720,15 @@ mod tests {
         counts
             .parse_line("test result: \u{1b}[32mok\u{1b}(B\u{1b}[m. 4 passed; 0 failed; 0 ignored");
         assert_eq!((counts.passed, counts.failed, counts.ignored), (9, 1, 1));
+    }
+
+    #[test]
+    fn only_the_full_matrix_writes_the_escape_suite() {
+        let all = KernelVersion::ALL;
+        assert_eq!(partial_run(&[Layer::Host, Layer::Vm], &all, false), None);
+        assert!(partial_run(&[Layer::Vm], &all, false).is_some());
+        assert!(partial_run(&[Layer::Unit, Layer::Host], &all, false).is_some());
+        assert!(partial_run(&[Layer::Host, Layer::Vm], &[KernelVersion::V6_12], false).is_some());
+        assert!(partial_run(&[Layer::Host, Layer::Vm], &all, true).is_some());
     }
 }
