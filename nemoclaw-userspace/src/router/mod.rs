@@ -22,5 +22,6 @@ pub mod request;
 pub mod restore;
 pub mod scan;
 pub mod server;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
