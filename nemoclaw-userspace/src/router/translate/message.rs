@@ -193,7 +193,11 @@ mod tests {
 
     #[test]
     fn replies_that_are_no_completion_are_an_error() {
-        assert!(message(b"<html>", "f", &[]).unwrap_err().contains("not JSON"));
+        assert!(
+            message(b"<html>", "f", &[])
+                .unwrap_err()
+                .contains("not JSON")
+        );
         assert!(
             message(br#"{"choices": []}"#, "f", &[])
                 .unwrap_err()

@@ -14,7 +14,29 @@ pub mod stream;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-use super::error::anthropic_type;
+use super::error::{RouterError, anthropic_type};
+
+/// The caller's body for the backend's whole reply (`status`, `body`) to a translated
+/// request for `model` with the stop sequences `stops`: the Anthropic message, or the
+/// backend's error in Anthropic's shape.
+pub fn whole_reply(
+    status: StatusCode,
+    backend: &str,
+    body: &[u8],
+    model: &str,
+    stops: &[String],
+) -> Result<Vec<u8>, RouterError> {
+    if !status.is_success() {
+        return Ok(error_body(status, backend, body));
+    }
+    let message = message::message(body, model, stops).map_err(|message| {
+        RouterError::ReplyNotTranslatable {
+            backend: backend.to_owned(),
+            message,
+        }
+    })?;
+    serde_json::to_vec(&message).map_err(|e| RouterError::Internal(e.to_string()))
+}
 
 /// Anthropic's `stop_reason` (and `stop_sequence`) for an OpenAI choice's `finish_reason`.
 /// OpenAI's API does not say which stop sequence ended a reply: a string `stop_reason` in
@@ -45,15 +67,13 @@ pub fn stop_reason(
 /// the local server's logs can be matched), or a fresh one.
 #[must_use]
 pub fn message_id(upstream: Option<&str>) -> String {
-    match upstream.filter(|id| !id.is_empty()) {
-        Some(id) => format!("msg_{id}"),
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            format!("msg_nemoclaw_{nanos:x}")
-        }
+    if let Some(id) = upstream.filter(|id| !id.is_empty()) {
+        return format!("msg_{id}");
     }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("msg_nemoclaw_{nanos:x}")
 }
 
 /// The Anthropic error body for a backend's error reply (`status`, OpenAI's error shape or

@@ -179,7 +179,11 @@ fn user(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), RouterErr
             return Ok(());
         }
         Value::Array(blocks) => blocks,
-        _ => return Err(malformed(&format!("/messages/{i}/content must be a string or an array"))),
+        _ => {
+            return Err(malformed(&format!(
+                "/messages/{i}/content must be a string or an array"
+            )));
+        }
     };
     let mut texts = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
@@ -204,7 +208,11 @@ fn assistant(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), Rout
             return Ok(());
         }
         Value::Array(blocks) => blocks,
-        _ => return Err(malformed(&format!("/messages/{i}/content must be a string or an array"))),
+        _ => {
+            return Err(malformed(&format!(
+                "/messages/{i}/content must be a string or an array"
+            )));
+        }
     };
     let mut texts = Vec::new();
     let mut calls = Vec::new();
@@ -295,7 +303,9 @@ fn unsupported_block(kind: &str, place: &str) -> RouterError {
     let why = match kind {
         "image" => "an image block, which the local model cannot be given",
         "document" => "a document block, which the local model cannot be given",
-        "thinking" | "redacted_thinking" => "a thinking block (extended thinking has no equivalent there)",
+        "thinking" | "redacted_thinking" => {
+            "a thinking block (extended thinking has no equivalent there)"
+        }
         _ => "a block of a type the translation does not know",
     };
     refused(&format!("{place} is `{kind}`: {why}"))
@@ -344,7 +354,10 @@ fn tool_choice(choice: &Value, out: &mut Map<String, Value>) -> Result<(), Route
         }
     };
     out.insert("tool_choice".into(), translated);
-    if choice.get("disable_parallel_tool_use").and_then(Value::as_bool) == Some(true)
+    if choice
+        .get("disable_parallel_tool_use")
+        .and_then(Value::as_bool)
+        == Some(true)
         && out.contains_key("tools")
     {
         out.insert("parallel_tool_calls".into(), Value::Bool(false));

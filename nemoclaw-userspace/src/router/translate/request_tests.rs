@@ -112,8 +112,10 @@ fn tools_and_every_tool_choice() {
         "cache_control": {"type": "ephemeral"}},
         {"type": "custom", "name": "clock", "input_schema": {"type": "object"}}]);
     let with = |choice: Value| {
-        translate(&json!({"model": "m", "max_tokens": 5, "tools": tools, "tool_choice": choice,
-            "messages": [{"role": "user", "content": "hi"}]}))
+        translate(
+            &json!({"model": "m", "max_tokens": 5, "tools": tools, "tool_choice": choice,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .unwrap()
         .body
     };
@@ -140,9 +142,7 @@ fn tools_and_every_tool_choice() {
 
 #[test]
 fn what_cannot_be_translated_is_refused_by_name_and_place() {
-    let user = |content: Value| {
-        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": content}]})
-    };
+    let user = |content: Value| json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});
     let e = refusal(&user(json!([{"type": "text", "text": "look"},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}])));
     assert!(e.contains("/messages/0/content/1 is `image`"), "{e}");
@@ -151,7 +151,10 @@ fn what_cannot_be_translated_is_refused_by_name_and_place() {
     assert!(e.contains("`document`"), "{e}");
     let e = refusal(&user(json!([{"type": "tool_result", "tool_use_id": "t",
         "content": [{"type": "image", "source": {"type": "url", "url": "https://x.test/i.png"}}]}])));
-    assert!(e.contains("/messages/0/content/0/content/0 is `image`"), "{e}");
+    assert!(
+        e.contains("/messages/0/content/0/content/0 is `image`"),
+        "{e}"
+    );
     let e = refusal(&json!({"model": "m", "max_tokens": 5,
         "thinking": {"type": "enabled", "budget_tokens": 1024},
         "messages": [{"role": "user", "content": "hi"}]}));
@@ -185,8 +188,10 @@ fn malformed_requests_are_bad_requests() {
     assert!(bad(json!({"model": "m", "messages": hi})).contains("`max_tokens`"));
     assert!(bad(json!({"model": "m", "max_tokens": 0, "messages": hi})).contains("`max_tokens`"));
     assert!(
-        bad(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}))
-            .contains("role `system`")
+        bad(
+            json!({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]})
+        )
+        .contains("role `system`")
     );
     assert!(
         bad(json!({"model": "m", "max_tokens": 5, "stop_sequences": "END", "messages": hi}))

@@ -134,7 +134,10 @@ impl StreamTranslator {
     /// One SSE event of the backend's stream (without its blank line).
     fn event(&mut self, raw: &[u8], out: &mut Vec<u8>) {
         let Ok(text) = std::str::from_utf8(raw) else {
-            return self.fail("an SSE event of the backend's stream is not UTF-8".into(), out);
+            return self.fail(
+                "an SSE event of the backend's stream is not UTF-8".into(),
+                out,
+            );
         };
         let data: Vec<&str> = text
             .split('\n')
@@ -239,14 +242,13 @@ impl StreamTranslator {
 
     /// Text: into the open text block, or a new one.
     fn text(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), String> {
-        let index = match self.open {
-            Some(Open::Text { index }) => index,
-            _ => {
-                self.close(out)?;
-                let index = self.start(out, &json!({"type": "text", "text": ""}));
-                self.open = Some(Open::Text { index });
-                index
-            }
+        let index = if let Some(Open::Text { index }) = self.open {
+            index
+        } else {
+            self.close(out)?;
+            let index = self.start(out, &json!({"type": "text", "text": ""}));
+            self.open = Some(Open::Text { index });
+            index
         };
         push(
             out,

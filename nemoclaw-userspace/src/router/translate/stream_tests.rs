@@ -1,3 +1,5 @@
+use std::fmt::Write;
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -13,14 +15,14 @@ fn stream(chunks: &[Value], usage: bool, crlf: bool) -> String {
     let end = if crlf { "\r\n" } else { "\n" };
     let mut s = String::new();
     for c in chunks {
-        s.push_str(&format!("data: {c}{end}{end}"));
+        write!(s, "data: {c}{end}{end}").unwrap();
     }
     if usage {
         let u = json!({"id": "chatcmpl-7", "object": "chat.completion.chunk", "model": "smollm2",
             "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}});
-        s.push_str(&format!("data: {u}{end}{end}"));
+        write!(s, "data: {u}{end}{end}").unwrap();
     }
-    s.push_str(&format!("data: [DONE]{end}{end}"));
+    write!(s, "data: [DONE]{end}{end}").unwrap();
     s
 }
 
