@@ -291,3 +291,127 @@ impl<B: Body> Drop for ReplyBody<B> {
         self.end(ending);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::BodyExt;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A backend body: these pieces, then its end (or an error).
+    struct Pieces(VecDeque<Result<Bytes, String>>);
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = String;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, String>>> {
+            Poll::Ready(self.0.pop_front().map(|p| p.map(Frame::data)))
+        }
+    }
+
+    type Finished = Arc<Mutex<Option<(Ending, Tokens, Option<String>)>>>;
+
+    /// Runs `pieces` through a translating reply body: what the caller got (the text, and
+    /// the error that ended it if one did) and what `finish` was told.
+    async fn run(
+        pieces: Vec<Result<&str, &str>>,
+    ) -> (String, Option<String>, (Ending, Tokens, Option<String>)) {
+        let finished: Finished = Arc::default();
+        let record = Arc::clone(&finished);
+        let inner = Pieces(
+            pieces
+                .into_iter()
+                .map(|p| p.map(|s| Bytes::from(s.to_owned())).map_err(str::to_owned))
+                .collect(),
+        );
+        let mut body = ReplyBody::new(
+            inner,
+            true,
+            Duration::from_secs(5),
+            None,
+            Box::new(move |ending, tokens, _, failure| {
+                *record.lock().unwrap() = Some((ending, tokens, failure));
+            }),
+        )
+        .translating(StreamTranslator::new("smollm2", Vec::new()));
+        let mut out = String::new();
+        let mut error = None;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => out.push_str(std::str::from_utf8(frame.data_ref().unwrap()).unwrap()),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        drop(body);
+        let finished = finished.lock().unwrap().take().unwrap();
+        (out, error, finished)
+    }
+
+    fn chunk(delta: &serde_json::Value, finish: Option<&str>) -> String {
+        let c = json!({"id": "c", "model": "smollm2",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    }
+
+    #[tokio::test]
+    async fn a_translated_stream_is_counted_from_the_backends_usage() {
+        let stream = format!(
+            "{}{}data: {}\n\ndata: [DONE]\n\n",
+            chunk(&json!({"content": "Hi"}), None),
+            chunk(&json!({}), Some("stop")),
+            json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 1}})
+        );
+        let (a, b) = stream.split_at(17);
+        let (out, error, (ending, tokens, failure)) = run(vec![Ok(a), Ok(b)]).await;
+        assert_eq!(error, None);
+        assert!(out.starts_with("event: message_start\n"), "{out}");
+        assert!(out.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+        assert_eq!(ending, Ending::Complete);
+        assert_eq!(
+            tokens,
+            Tokens {
+                prompt: Some(7),
+                completion: Some(1)
+            }
+        );
+        assert_eq!(failure, None);
+    }
+
+    #[tokio::test]
+    async fn a_failed_translation_ends_the_reply_and_says_why() {
+        let first = chunk(&json!({"content": "Hi"}), None);
+        let error = format!("data: {}\n\n", json!({"error": {"message": "boom"}}));
+        let later = chunk(&json!({"content": "never read"}), None);
+        let (out, cut, (ending, _, failure)) = run(vec![Ok(&first), Ok(&error), Ok(&later)]).await;
+        assert_eq!(cut, None, "an error event, then a clean end");
+        assert!(out.contains("event: error\n"), "{out}");
+        assert!(!out.contains("never read"));
+        assert!(!out.contains("message_stop"));
+        assert_eq!(ending, Ending::TranslateFailed);
+        assert!(failure.unwrap().contains("error event mid-stream"));
+    }
+
+    #[tokio::test]
+    async fn a_broken_backend_stream_sends_an_error_event_then_cuts() {
+        let first = chunk(&json!({"content": "Hi"}), None);
+        let (out, cut, (ending, _, failure)) = run(vec![Ok(&first), Err("reset")]).await;
+        assert!(
+            out.ends_with("\n\n") && out.contains("event: error\n"),
+            "{out}"
+        );
+        assert!(cut.unwrap().contains("broke off: reset"));
+        assert_eq!(ending, Ending::UpstreamCut);
+        assert!(failure.unwrap().contains("reset"));
+    }
+}
