@@ -29,6 +29,13 @@ pub enum RouterError {
     Blocked(String),
     #[error("{0}")]
     NotRoutable(String),
+    /// An Anthropic request routed to an OpenAI-speaking local model that the translation
+    /// cannot carry faithfully (an image, extended thinking ...).
+    #[error("{0}")]
+    NotTranslatable(String),
+    /// The local model's reply could not be translated back to Anthropic's API.
+    #[error("the {backend} backend's reply cannot be given as an Anthropic message: {message}")]
+    ReplyNotTranslatable { backend: String, message: String },
     #[error("the policy directory is unavailable: {0}")]
     Directory(String),
     #[error("the {backend} backend failed: {message}")]
@@ -51,9 +58,13 @@ impl RouterError {
             RouterError::SlowBody { .. } => StatusCode::REQUEST_TIMEOUT,
             RouterError::NotFound { .. } => StatusCode::NOT_FOUND,
             RouterError::Unidentified(_) | RouterError::Blocked(_) => StatusCode::FORBIDDEN,
-            RouterError::NotRoutable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RouterError::NotRoutable(_) | RouterError::NotTranslatable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             RouterError::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
-            RouterError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            RouterError::Upstream { .. } | RouterError::ReplyNotTranslatable { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             RouterError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             RouterError::Masking(_) | RouterError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,6 +83,8 @@ impl RouterError {
             RouterError::Unidentified(_) => "sandbox_unidentified",
             RouterError::Blocked(_) => "blocked_by_policy",
             RouterError::NotRoutable(_) => "not_routable",
+            RouterError::NotTranslatable(_) => "not_translatable",
+            RouterError::ReplyNotTranslatable { .. } => "reply_not_translatable",
             RouterError::Directory(_) => "policy_unavailable",
             RouterError::Upstream { .. } => "upstream_error",
             RouterError::UpstreamTimeout { .. } => "upstream_timeout",
@@ -108,7 +121,8 @@ fn openai_type(status: StatusCode) -> &'static str {
     }
 }
 
-fn anthropic_type(status: StatusCode) -> &'static str {
+/// Anthropic's error `type` for an HTTP status (what its SDKs expect).
+pub(crate) fn anthropic_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         403 => "permission_error",
         404 => "not_found_error",

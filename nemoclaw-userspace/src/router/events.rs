@@ -606,7 +606,7 @@ fn rewrite_tree(cx: &mut ReplyContext, value: &mut Value, kind: TextKind) -> boo
 
 /// The end of the first complete event in `buffer`: (end of its content, start of the
 /// next event).
-fn event_end(buffer: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn event_end(buffer: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i + 1 < buffer.len() {
         if buffer[i] == b'\n' {

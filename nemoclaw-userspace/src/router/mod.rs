@@ -3,8 +3,9 @@
 //! sent a request (`identify`), takes that sandbox's `inference:` rules from the daemon
 //! (`directory`), reads the request into one view of its text (`request`), scans it
 //! (`scan`, on `nemoclaw-detect`), decides (`decide`), forwards it to the local or the
-//! cloud backend with the host's credentials (`upstream`), streams the reply back
-//! (`reply`, `usage`) and writes one audit record (`audit`). `pipeline` strings the stages
+//! cloud backend with the host's credentials (`upstream`; an Anthropic request for the
+//! OpenAI-speaking local model translated both ways by `translate`), streams the reply
+//! back (`reply`, `usage`) and writes one audit record (`audit`). `pipeline` strings the stages
 //! together; `server` accepts connections; `config` is the host's `router.yaml`.
 //! `docs/router.md` is the user's guide.
 
@@ -22,5 +23,6 @@ pub mod request;
 pub mod restore;
 pub mod scan;
 pub mod server;
+pub mod translate;
 pub mod upstream;
 pub mod usage;

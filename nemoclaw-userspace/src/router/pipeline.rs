@@ -1,8 +1,9 @@
 //! One request, stage by stage: identify the sandbox (the kernel's socket cgroup, then the
 //! daemon's rules) → read the body (bounded in size and time) → parse the API shape into
-//! the text view → detect → decide → rewrite (the model; masking slots in here) → forward
-//! (credentials injected) → stream the reply back → audit. Any failure before the forward
-//! means nothing is sent anywhere.
+//! the text view → detect → decide → rewrite (the model; masking slots in here; an
+//! Anthropic request for an OpenAI-speaking local model is translated here) → forward
+//! (credentials injected) → stream the reply back (translated back when the request was)
+//! → audit. Any failure before the forward means nothing is sent anywhere.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -39,9 +40,11 @@ pub fn identify(local: SocketAddr, peer: SocketAddr) -> Result<PeerSocket, Strin
 }
 use super::events::ReplyRewriter;
 use super::mask::{Session, Sessions, mask_request};
-use super::reply::{Cut, ReplyBody};
+use super::reply::{Cut, Finish, ReplyBody};
 use super::request::{InferenceRequest, Route, TextField};
 use super::restore::{Counts, ReplyContext};
+use super::translate;
+use super::translate::stream::StreamTranslator;
 use super::upstream::{Upstream, reply_headers};
 use crate::policy::inference::{Action, BackendChoice};
 
@@ -50,6 +53,26 @@ pub type Reply = Response<UnsyncBoxBody<Bytes, Cut>>;
 
 /// Bodies above this are scanned on the blocking pool, not on an async worker.
 const SCAN_INLINE_LIMIT: usize = 256 << 10;
+
+/// A whole local reply larger than this is not translated (an error, nothing passes).
+const MAX_TRANSLATED: usize = 64 << 20;
+
+/// An Anthropic request sent to an OpenAI-speaking local model: what translating its reply
+/// back needs.
+struct Translation {
+    /// The model asked of the backend.
+    model: String,
+    /// The request's stop sequences.
+    stops: Vec<String>,
+}
+
+/// Where a reply's body comes from.
+enum Source {
+    /// The backend's body, as it arrives (translated on the way when the request was).
+    Backend(Incoming),
+    /// A whole reply the router translated.
+    Whole(Bytes),
+}
 
 /// The router's shared state.
 pub struct Router {
@@ -168,52 +191,123 @@ impl Router {
         let session = self.sessions.get(socket.cgroup_id)?;
         let exempt = found_values(&parsed.texts, &findings);
         let masking = decision.action == Action::Mask;
-        let (body, model, masked) = rewrite(
+        // Anthropic's API for a local model speaking OpenAI's: translated (`backend` has
+        // checked that only a `local` decision gets here).
+        let translated = route.api() != backend.api;
+        let (body, model, masked, translation) = outgoing(
             parsed,
             choice,
+            translated,
             masking.then_some((&findings, &rules, &session)),
         )?;
         record.masked = masked;
         record.model = Some(model);
+        let upstream_route = if translated {
+            Route::ChatCompletions
+        } else {
+            route
+        };
         let upstream = self
             .upstream
-            .send(backend, route, body, &head.headers)
+            .send(backend, upstream_route, body, &head.headers)
             .await?;
         record.first_byte_ms = started.elapsed().as_secs_f64() * 1e3;
         record.status = upstream.status().as_u16();
         record.decision = "allowed";
         let (parts, incoming) = upstream.into_parts();
-        let audit = self.audit.clone();
-        let mut done = std::mem::take(record);
+        let (source, sse) = self
+            .source(&parts, incoming, backend, translation.as_ref())
+            .await
+            .inspect_err(|e| record.reason = format!("{}; {e}", record.reason))?;
+        let done = std::mem::take(record);
         let streaming = done.stream;
-        let finish = Box::new(move |ending, tokens, counts: Option<Counts>| {
-            done.ending = Some(ending);
-            done.tokens = tokens;
-            if let Some(counts) = counts {
-                done.restored = counts.restored;
-                done.injected = counts.injected;
-            }
-            done.latency_ms = started.elapsed().as_secs_f64() * 1e3;
-            // The record is written off the stream's path (a daemon round trip).
-            tokio::task::spawn_blocking(move || audit.write(done));
-        });
-        let sse = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let finish = finisher(self.audit.clone(), done, started);
         let rewriter = reply_rewriter(route, sse, &rules, session, exempt);
-        let mut headers = reply_headers(&parts.headers);
-        if rewriter.is_some() {
-            headers.remove(header::CONTENT_LENGTH);
-        }
-        let reply = ReplyBody::new(incoming, streaming, self.upstream.timeout, rewriter, finish);
-        let mut response = Response::new(UnsyncBoxBody::new(reply));
+        let (body, headers) = self.reply_body(
+            source,
+            translation,
+            rewriter,
+            finish,
+            streaming,
+            &parts.headers,
+        );
+        let mut response = Response::new(body);
         *response.status_mut() = parts.status;
         *response.headers_mut() = headers;
         if let Ok(name) = HeaderValue::from_str(&backend.name) {
             response.headers_mut().insert("x-nemoclaw-backend", name);
         }
         Ok(response)
+    }
+
+    /// The caller's reply body from `source` (translated, when `translation` says how,
+    /// and rewritten), and its headers from the backend's.
+    fn reply_body(
+        &self,
+        source: Source,
+        translation: Option<Translation>,
+        rewriter: Option<ReplyRewriter>,
+        finish: Finish,
+        streaming: bool,
+        upstream_headers: &hyper::HeaderMap,
+    ) -> (UnsyncBoxBody<Bytes, Cut>, hyper::HeaderMap) {
+        let mut headers = reply_headers(upstream_headers);
+        if rewriter.is_some() || translation.is_some() {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        let idle = self.upstream.timeout;
+        let body = match (source, translation) {
+            (Source::Whole(whole), _) => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                UnsyncBoxBody::new(ReplyBody::new(
+                    Full::new(whole),
+                    false,
+                    idle,
+                    rewriter,
+                    finish,
+                ))
+            }
+            (Source::Backend(incoming), None) => {
+                UnsyncBoxBody::new(ReplyBody::new(incoming, streaming, idle, rewriter, finish))
+            }
+            (Source::Backend(incoming), Some(t)) => UnsyncBoxBody::new(
+                ReplyBody::new(incoming, streaming, idle, rewriter, finish)
+                    .translating(StreamTranslator::new(&t.model, t.stops)),
+            ),
+        };
+        (body, headers)
+    }
+
+    /// Where the caller's reply comes from, and whether it is SSE: the backend's body as
+    /// it arrives, or, for a translated request whose reply is not a successful stream, the
+    /// whole reply read and translated (a message, or the backend's error in Anthropic's
+    /// shape).
+    async fn source(
+        &self,
+        parts: &hyper::http::response::Parts,
+        incoming: Incoming,
+        backend: &Backend,
+        translation: Option<&Translation>,
+    ) -> Result<(Source, bool), RouterError> {
+        let sse = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        match translation {
+            Some(t) if !(sse && parts.status.is_success()) => {
+                let body = self
+                    .upstream
+                    .read_whole(backend, incoming, MAX_TRANSLATED)
+                    .await?;
+                let whole =
+                    translate::whole_reply(parts.status, &backend.name, &body, &t.model, &t.stops)?;
+                Ok((Source::Whole(Bytes::from(whole)), false))
+            }
+            _ => Ok((Source::Backend(incoming), sse)),
+        }
     }
 
     /// Writes the record of a request the router answered itself (a refusal, the model
@@ -286,7 +380,11 @@ impl Router {
                 backend.name
             )));
         }
-        if backend.api != route.api() {
+        // The one translation: an Anthropic request served by a local model speaking
+        // OpenAI's API. A cloud backend of the other API is refused, never translated.
+        let translated =
+            action == Action::Local && route == Route::Messages && backend.api == Api::Openai;
+        if backend.api != route.api() && !translated {
             return Err(RouterError::NotRoutable(format!(
                 "{} is an {} API request, and backend `{}` speaks the {} API",
                 route.name(),
@@ -370,6 +468,48 @@ async fn scan(rules: &Arc<Rules>, request: &InferenceRequest) -> Result<Scanned,
     })
     .await
     .map_err(|e| RouterError::Internal(format!("scan: {e}")))?
+}
+
+/// The `finish` of a served request's reply: completes its audit record `done` and writes
+/// it.
+fn finisher(audit: AuditOut, mut done: InferenceRecord, started: Instant) -> Finish {
+    Box::new(
+        move |ending, tokens, counts: Option<Counts>, failure: Option<String>| {
+            done.ending = Some(ending);
+            done.tokens = tokens;
+            if let Some(counts) = counts {
+                done.restored = counts.restored;
+                done.injected = counts.injected;
+            }
+            if let Some(failure) = failure {
+                done.reason = format!("{}; {failure}", done.reason);
+            }
+            done.latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            // The record is written off the stream's path (a daemon round trip).
+            tokio::task::spawn_blocking(move || audit.write(done));
+        },
+    )
+}
+
+/// The body to send and what it asked: the request rewritten (see [`rewrite`]), or, when
+/// `translated`, an Anthropic request translated to a chat completion for the choice's
+/// model. Returns the bytes, the model, the number of values masked and what translating
+/// the reply back needs.
+fn outgoing(
+    parsed: InferenceRequest,
+    choice: &BackendChoice,
+    translated: bool,
+    masking: Option<Masking<'_>>,
+) -> Result<(Vec<u8>, String, usize, Option<Translation>), RouterError> {
+    if !translated {
+        let (body, model, masked) = rewrite(parsed, choice, masking)?;
+        return Ok((body, model, masked, None));
+    }
+    let model = choice.model.clone().unwrap_or(parsed.model);
+    let chat = translate::request::chat_request(&parsed.body, &model)?;
+    let body = serde_json::to_vec(&chat.body).map_err(|e| RouterError::Internal(e.to_string()))?;
+    let stops = chat.stop_sequences;
+    Ok((body, model.clone(), 0, Some(Translation { model, stops })))
 }
 
 /// What masking a request needs: the findings, the sandbox's rules, its session.

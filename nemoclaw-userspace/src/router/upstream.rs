@@ -116,6 +116,33 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// A backend's whole reply body (`limit` bytes at most), within the timeout.
+    pub async fn read_whole(
+        &self,
+        backend: &Backend,
+        body: Incoming,
+        limit: usize,
+    ) -> Result<Bytes, RouterError> {
+        let collect = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit));
+        match tokio::time::timeout(self.timeout, collect).await {
+            Err(_) => Err(RouterError::UpstreamTimeout {
+                backend: backend.name.clone(),
+                secs: self.timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(RouterError::Upstream {
+                backend: backend.name.clone(),
+                message: if e.is::<http_body_util::LengthLimitError>() {
+                    format!("its reply is over {limit} bytes, more than the router reads whole")
+                } else {
+                    format!("its reply broke off: {e}")
+                },
+            }),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+}
+
 /// The reply headers to pass to the caller.
 #[must_use]
 pub fn reply_headers(upstream: &HeaderMap) -> HeaderMap {

@@ -4,7 +4,8 @@ Usage: client.py BASE_URL PLAN_FILE. PLAN_FILE holds a JSON list of calls (a fil
 no prompt appears in the sandbox's command line, which the audit trail records), each
 {"sdk": "openai"|"anthropic", "method": "chat"|"responses"|"embeddings"|"models"|"messages",
  "kwargs": {...}}; `kwargs["stream"]` chooses streaming. Prints one JSON line per call:
-{"ok": true, "text": ...} (a tool call's reply: "tool:" and its JSON arguments) or {"ok": false, "status": N, "error": MESSAGE, "type": CLASS}.
+{"ok": true, "text": ...} (a tool call's reply: "tool:" and its JSON arguments; Anthropic
+replies add the message's "id", "stop_reason" and "usage" {"input", "output"}) or {"ok": false, "status": N, "error": MESSAGE, "type": CLASS}.
 The API key is the sandbox's own, which the router must strip: it never reaches a backend.
 """
 
@@ -65,7 +66,12 @@ def anthropic_call(client, method, kwargs):
         r = client.messages.create(**kwargs)
         text = "".join(b.text for b in r.content if b.type == "text")
     tools = [b.input for b in r.content if b.type == "tool_use"]
-    return TOOL + json.dumps(tools[0]) if tools else text
+    return {
+        "text": TOOL + json.dumps(tools[0]) if tools else text,
+        "id": r.id,
+        "stop_reason": r.stop_reason,
+        "usage": {"input": r.usage.input_tokens, "output": r.usage.output_tokens},
+    }
 
 
 def main():
@@ -80,7 +86,7 @@ def main():
                 text = openai_call(oa, call["method"], dict(call["kwargs"]))
             else:
                 text = anthropic_call(an, call["method"], dict(call["kwargs"]))
-            out = {"ok": True, "text": text}
+            out = {"ok": True, **(text if isinstance(text, dict) else {"text": text})}
         except (openai.APIStatusError, anthropic.APIStatusError) as e:
             out = {"ok": False, "status": e.status_code, "error": str(e), "type": type(e).__name__}
         except (openai.APIError, anthropic.APIError) as e:

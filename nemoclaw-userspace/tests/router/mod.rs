@@ -507,17 +507,33 @@ fn local_and_block_categories_never_reach_the_cloud_in_any_shape() {
         );
     }
 
-    // Anthropic requests: blocked the same way; a local category cannot be served by the
-    // OpenAI-speaking local model, so it is refused, never sent to the cloud.
-    for (value, status) in [(SECRET, 403), (EMAIL, 422)] {
-        let cases = anthropic_shapes(value);
-        let plan: Vec<Value> = cases.iter().map(|(_, c)| c.clone()).collect();
-        let results = s.agent("claude", &anthropic_policy, &json!(plan));
-        for ((what, _), r) in cases.iter().zip(&results) {
-            assert_eq!(r["ok"], false, "{what}: {r}");
-            assert_eq!(r["status"], status, "{what}: {r}");
-        }
+    // Anthropic requests: blocked the same way; a local category goes to the
+    // OpenAI-speaking local model, translated both ways, never to the cloud.
+    let cases = anthropic_shapes(SECRET);
+    let plan: Vec<Value> = cases.iter().map(|(_, c)| c.clone()).collect();
+    let results = s.agent("claude", &anthropic_policy, &json!(plan));
+    for ((what, _), r) in cases.iter().zip(&results) {
+        assert_eq!(r["ok"], false, "{what}: {r}");
+        assert_eq!(r["status"], 403, "{what}: {r}");
     }
+    let translated = anthropic_shapes(EMAIL);
+    let plan: Vec<Value> = translated.iter().map(|(_, c)| c.clone()).collect();
+    let results = s.agent("claude-mail", &anthropic_policy, &json!(plan));
+    for ((what, _), r) in translated.iter().zip(&results) {
+        assert_eq!(r["ok"], true, "{what}: {r}");
+        assert!(
+            r["text"].as_str().unwrap().contains("stand-in"),
+            "{what}: {r}"
+        );
+    }
+    let local_requests = s.local.requests();
+    assert_eq!(local_requests.len(), email.len() + translated.len());
+    assert!(
+        local_requests[email.len()..]
+            .iter()
+            .all(|r| r["path"] == "/v1/chat/completions"),
+        "{local_requests:?}"
+    );
 
     let cloud = s.cloud.received();
     assert!(
@@ -545,7 +561,7 @@ fn local_and_block_categories_never_reach_the_cloud_in_any_shape() {
         );
     }
     let local: Vec<&Value> = records.iter().filter(|r| r["backend"] == "local").collect();
-    assert_eq!(local.len(), email.len(), "{records:#?}");
+    assert_eq!(local.len(), email.len() + translated.len(), "{records:#?}");
     let log = std::fs::read_to_string(&s.daemon.audit).unwrap();
     assert!(
         !log.contains(SECRET) && !log.contains(EMAIL),
