@@ -195,8 +195,13 @@ const SCRIPTS: [&str; 3] = ["postinst", "prerm", "postrm"];
 /// A change that weakens a unit fails the check; one that hardens it lowers the number here.
 const UNITS: [(&str, u32); 2] = [("nemoclaw.service", 39), ("nemoclaw-router.service", 13)];
 
+/// The programs of the base system the units run (`ExecStartPre=`) or that `systemd-analyze
+/// verify` expects (`/bin/kill`, for the default `KillMode`).
+const HOST_PROGRAMS: [&str; 2] = ["/bin/kill", "/bin/mkdir"];
+
 /// `dpkg-deb -x` and `-e` into `target/debian/check/root`, with what `systemd-analyze
-/// verify` resolves beside the units: the host's system units (targets) and `/bin/kill`.
+/// verify` resolves beside the units: the host's system units (targets) and
+/// [`HOST_PROGRAMS`].
 fn unpack(deb: &Path) -> Result<PathBuf> {
     let root = util::target_dir().join("debian").join("check").join("root");
     if root.exists() {
@@ -212,7 +217,10 @@ fn unpack(deb: &Path) -> Result<PathBuf> {
     )
     .context("copying the host's system units (is systemd installed?)")?;
     fs::create_dir_all(root.join("bin"))?;
-    fs::copy("/bin/kill", root.join("bin/kill")).context("copying /bin/kill")?;
+    for program in HOST_PROGRAMS {
+        fs::copy(program, root.join(program.trim_start_matches('/')))
+            .with_context(|| format!("copying {program}"))?;
+    }
     util::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
     util::run(
         Command::new("dpkg-deb")
