@@ -481,9 +481,15 @@ impl TestResults {
                 }
             } else if let Some((name, verdict)) = rest.split_once(" ... ")
                 && !name.contains(' ')
-                && let Some(outcome) = verdict_of(verdict)
             {
-                self.verdicts.insert(name.to_owned(), outcome);
+                match verdict_of(verdict) {
+                    Some(outcome) => {
+                        self.verdicts.insert(name.to_owned(), outcome);
+                    }
+                    // A child process wrote after libtest's `... `: the verdict follows on
+                    // a line of its own.
+                    None => self.pending = Some(name.to_owned()),
+                }
             }
             return;
         }

@@ -223,6 +223,9 @@ fn libtest_lines_give_each_tests_outcome() {
         "test network::h ... ",
         "output of a child process",
         "ok",
+        "test network::i ... a child process wrote on the test's line",
+        "more of its output",
+        "FAILED",
         "test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out",
     ]);
     assert_eq!(r.outcome("network::a"), Some(Outcome::Pass));
@@ -233,8 +236,9 @@ fn libtest_lines_give_each_tests_outcome() {
     assert_eq!(r.outcome("network::f"), None);
     assert_eq!(r.outcome("network::g"), None);
     assert_eq!(r.outcome("network::h"), Some(Outcome::Pass));
+    assert_eq!(r.outcome("network::i"), Some(Outcome::Fail));
     assert_eq!(r.outcome("result:"), None);
-    assert_eq!(r.names().count(), 6);
+    assert_eq!(r.names().count(), 7);
 }
 
 #[test]
