@@ -171,19 +171,30 @@ fn translate_message(
     }
 }
 
+/// Message `i`'s content blocks; a plain string is the whole turn, pushed as `role`'s
+/// message at once (`None`: nothing left to translate).
+fn blocks_or_text<'a>(
+    content: &'a Value,
+    role: &str,
+    i: usize,
+    out: &mut Vec<Value>,
+) -> Result<Option<&'a Vec<Value>>, RouterError> {
+    match content {
+        Value::String(text) => {
+            out.push(json!({"role": role, "content": text}));
+            Ok(None)
+        }
+        Value::Array(blocks) => Ok(Some(blocks)),
+        _ => Err(malformed(&format!(
+            "/messages/{i}/content must be a string or an array"
+        ))),
+    }
+}
+
 /// A user turn: its tool results (as `tool` messages, in order), then its text.
 fn user(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), RouterError> {
-    let blocks = match content {
-        Value::String(text) => {
-            out.push(json!({"role": "user", "content": text}));
-            return Ok(());
-        }
-        Value::Array(blocks) => blocks,
-        _ => {
-            return Err(malformed(&format!(
-                "/messages/{i}/content must be a string or an array"
-            )));
-        }
+    let Some(blocks) = blocks_or_text(content, "user", i, out)? else {
+        return Ok(());
     };
     let mut texts = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
@@ -202,17 +213,8 @@ fn user(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), RouterErr
 
 /// An assistant turn: its text and its tool calls, in one message.
 fn assistant(content: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), RouterError> {
-    let blocks = match content {
-        Value::String(text) => {
-            out.push(json!({"role": "assistant", "content": text}));
-            return Ok(());
-        }
-        Value::Array(blocks) => blocks,
-        _ => {
-            return Err(malformed(&format!(
-                "/messages/{i}/content must be a string or an array"
-            )));
-        }
+    let Some(blocks) = blocks_or_text(content, "assistant", i, out)? else {
+        return Ok(());
     };
     let mut texts = Vec::new();
     let mut calls = Vec::new();
