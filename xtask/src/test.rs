@@ -447,7 +447,7 @@ fn run_vm_suites(groups: Vec<VmSuites>, timeout: Duration) -> Vec<Report> {
         jobs.min(queue.len().max(1))
     );
     let queue = std::sync::Mutex::new(queue.into_iter());
-    let done = std::sync::Mutex::new(&mut reports);
+    let done = std::sync::Mutex::new(reports);
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
@@ -460,7 +460,11 @@ fn run_vm_suites(groups: Vec<VmSuites>, timeout: Duration) -> Vec<Report> {
             });
         }
     });
-    reports.into_iter().flatten().collect()
+    done.into_inner()
+        .expect("reports lock")
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// One suite in a fresh VM: its output printed when it is done, libtest's results counted.

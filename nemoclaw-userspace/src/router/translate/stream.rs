@@ -250,12 +250,7 @@ impl StreamTranslator {
             self.open = Some(Open::Text { index });
             index
         };
-        push(
-            out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index,
-                "delta": {"type": "text_delta", "text": text}}),
-        );
+        push_delta(out, index, &json!({"type": "text_delta", "text": text}));
         Ok(())
     }
 
@@ -313,11 +308,10 @@ impl StreamTranslator {
             ));
         }
         arguments.push_str(piece);
-        push(
+        push_delta(
             out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index,
-                "delta": {"type": "input_json_delta", "partial_json": piece}}),
+            *index,
+            &json!({"type": "input_json_delta", "partial_json": piece}),
         );
         Ok(())
     }
@@ -403,6 +397,15 @@ impl StreamTranslator {
 /// Appends one SSE event.
 fn push(out: &mut Vec<u8>, name: &str, data: &Value) {
     out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+}
+
+/// A `content_block_delta` event carrying `delta` for the block at `index`.
+fn push_delta(out: &mut Vec<u8>, index: u64, delta: &Value) {
+    push(
+        out,
+        "content_block_delta",
+        &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+    );
 }
 
 #[cfg(test)]
