@@ -462,22 +462,25 @@ pub fn evaluate(policy: &CompiledPolicy, query: &Query) -> Verdict {
     }
 }
 
-/// The entry with the longest key that is a prefix of `path` at a `/`, as an LPM trie over
-/// `/dir/` keys answers.
+/// The entry with the longest key that is a byte prefix of `path`, as the kernel's LPM trie
+/// answers.
 fn longest_prefix<'a, T>(
     entries: &'a [T],
     path: &str,
     key: impl Fn(&T) -> &String,
 ) -> Option<&'a T> {
-    let mut cuts: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
-    cuts.reverse();
-    cuts.into_iter().find_map(|cut| {
-        let wanted = &path[..=cut];
-        entries
-            .binary_search_by(|e| key(e).as_str().cmp(wanted))
-            .ok()
-            .map(|i| &entries[i])
-    })
+    // Every byte length, as the kernel's trie compares bytes (`/dir/` keys and the byte
+    // prefixes of `/dir/name*/**` alike), longest first.
+    (1..=path.len())
+        .rev()
+        .filter(|end| path.is_char_boundary(*end))
+        .find_map(|end| {
+            let wanted = &path[..end];
+            entries
+                .binary_search_by(|e| key(e).as_str().cmp(wanted))
+                .ok()
+                .map(|i| &entries[i])
+        })
 }
 
 /// The entry with the longest key that `path` ends with (LPM over the reversed path).

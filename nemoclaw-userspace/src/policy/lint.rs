@@ -130,6 +130,7 @@ impl Lints<'_> {
         let mut deny_exact: HashMap<String, (u32, &Located<super::FsRule>)> = HashMap::new();
         let mut deny_tree: HashMap<String, (u32, &Located<super::FsRule>)> = HashMap::new();
         let mut deny_suffix: HashMap<String, (u32, &Located<super::FsRule>)> = HashMap::new();
+        let mut deny_prefix: HashMap<String, (u32, &Located<super::FsRule>)> = HashMap::new();
         for rule in &fs.deny {
             let Ok(shape) = rule.value.pattern.shape(HOME) else {
                 continue;
@@ -139,6 +140,7 @@ impl Lints<'_> {
                 Shape::Exact(p) => (&mut deny_exact, p),
                 Shape::Tree(d) => (&mut deny_tree, d),
                 Shape::Suffix(s) => (&mut deny_suffix, s),
+                Shape::Prefix(p) => (&mut deny_prefix, p),
             };
             map.entry(key)
                 .and_modify(|e| e.0 |= mask)
@@ -154,7 +156,13 @@ impl Lints<'_> {
                 } else {
                     rule.value.access.mask()
                 };
-                let covering = covering_deny(&shape, &deny_exact, &deny_tree, &deny_suffix, wanted);
+                let denies = Denies {
+                    exact: &deny_exact,
+                    tree: &deny_tree,
+                    suffix: &deny_suffix,
+                    prefix: &deny_prefix,
+                };
+                let covering = covering_deny(&shape, &denies, wanted);
                 if let Some(deny) = covering {
                     let message = format!(
                         "can never take effect: filesystem.deny `{}` (line {}) covers every path it matches",
@@ -267,14 +275,26 @@ impl Lints<'_> {
 
 type DenyMap<'a> = HashMap<String, (u32, &'a Located<super::FsRule>)>;
 
+/// The deny rules by shape, keyed by their path, tree directory, suffix or byte prefix.
+struct Denies<'m, 'a> {
+    exact: &'m DenyMap<'a>,
+    tree: &'m DenyMap<'a>,
+    suffix: &'m DenyMap<'a>,
+    prefix: &'m DenyMap<'a>,
+}
+
 /// A deny rule whose paths include all of `shape`'s and whose mask includes `wanted`.
 fn covering_deny<'a>(
     shape: &Shape,
-    exact: &DenyMap<'a>,
-    tree: &DenyMap<'a>,
-    suffix: &DenyMap<'a>,
+    denies: &Denies<'_, 'a>,
     wanted: u32,
 ) -> Option<&'a Located<super::FsRule>> {
+    let Denies {
+        exact,
+        tree,
+        suffix,
+        prefix,
+    } = *denies;
     let pick = |found: Option<&(u32, &'a Located<super::FsRule>)>| {
         found
             .filter(|(mask, _)| mask & wanted == wanted)
@@ -301,18 +321,36 @@ fn covering_deny<'a>(
             .filter(|i| text.is_char_boundary(*i))
             .find_map(|start| pick(suffix.get(&text[start..])))
     };
+    // Byte prefixes covering every path that starts with `text`.
+    let prefixes_of = |text: &str| {
+        prefix
+            .iter()
+            .filter(|(key, _)| text.starts_with(key.as_str()))
+            .find_map(|(_, found)| pick(Some(found)))
+    };
     match shape {
         Shape::Exact(path) => pick(exact.get(path))
             .or_else(|| trees_over(path))
-            .or_else(|| suffixes_of(path)),
+            .or_else(|| suffixes_of(path))
+            .or_else(|| prefixes_of(path)),
         Shape::Tree(dir) => {
             if dir.is_empty() {
                 pick(tree.get(""))
             } else {
-                trees_over(dir)
+                trees_over(dir).or_else(|| prefixes_of(dir))
             }
         }
         Shape::Suffix(text) => pick(tree.get("")).or_else(|| suffixes_of(text)),
+        // `/dir/name*/**`: under a tree over `/dir`, or a shorter byte prefix.
+        Shape::Prefix(text) => {
+            let dir = text.rfind('/').map_or("", |at| &text[..at]);
+            let over_dir = if dir.is_empty() {
+                pick(tree.get(""))
+            } else {
+                trees_over(dir)
+            };
+            over_dir.or_else(|| prefixes_of(text))
+        }
     }
 }
 

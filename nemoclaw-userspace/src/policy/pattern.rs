@@ -9,13 +9,17 @@
 //! |------------------|--------------------------|-------------------------------------------|
 //! | `/a/b`           | [`Shape::Exact`]         | exactly `/a/b`                            |
 //! | `/a/b/**`        | [`Shape::Tree`]          | `/a/b` and everything beneath it          |
+//! | `/a/b*/**`       | [`Shape::Prefix`]        | every `/a/b…` entry and everything beneath|
 //! | `/**`            | [`Shape::Tree`] of `/`   | every path                                |
 //! | `**/a/b`         | [`Shape::Suffix`]        | a path ending in the components `a/b`     |
 //! | `**/*.ext`       | [`Shape::Suffix`]        | a path whose last component ends in `.ext`|
 //!
 //! `*` matches any run of characters within one component (including none, including a
-//! leading dot); `**` as a whole component matches zero or more components. Any other
-//! placement of `*` or `**` (`/a/*/b`, `/a/**/b`, `/a/*`, `**/a/**`) cannot be matched
+//! leading dot); `**` as a whole component matches zero or more components. `/a/b*/**`
+//! matches exactly the paths that start with the bytes `/a/b` (a `*` ends the component,
+//! so whatever follows `/a/b` in the path is the rest of that component and, after a `/`,
+//! what lies beneath it): the prefix trie holds it as a byte prefix. Any other
+//! placement of `*` or `**` (`/a/*/b`, `/a/**/b`, `/a/*`, `/a/b*`, `**/a/**`) cannot be matched
 //! exactly by those lookups and is rejected; `?`, `[` and `{` are not glob syntax we
 //! support and are rejected too, rather than being taken literally by surprise.
 
@@ -23,7 +27,8 @@ use std::fmt;
 
 /// What the supported shapes are, for error messages.
 pub const SUPPORTED_SHAPES: &str = "supported shapes: /exact/path, /dir/** (the directory and \
-     everything beneath it), /** (everything), **/name or **/dir/name (that name at any depth), \
+     everything beneath it), /dir/name*/** (every entry of /dir whose name starts with `name`, and \
+     everything beneath them), /** (everything), **/name or **/dir/name (that name at any depth), \
      **/*.ext (last component ending in .ext)";
 
 /// Where a pattern is rooted.
@@ -53,6 +58,8 @@ pub enum Shape {
     Tree(String),
     /// A byte suffix of the path: `/a/b` for `**/a/b`, `.ext` for `**/*.ext`.
     Suffix(String),
+    /// A byte prefix of the path: `/a/b` for `/a/b*/**`, `/a/` for `/a/*/**`.
+    Prefix(String),
 }
 
 impl fmt::Display for Shape {
@@ -62,6 +69,7 @@ impl fmt::Display for Shape {
             Self::Tree(dir) => write!(f, "{dir}/**"),
             Self::Suffix(suffix) if suffix.starts_with('/') => write!(f, "**{suffix}"),
             Self::Suffix(suffix) => write!(f, "**/*{suffix}"),
+            Self::Prefix(prefix) => write!(f, "{prefix}*/**"),
         }
     }
 }
@@ -217,6 +225,13 @@ fn shape_of(original: &str, expanded: &str) -> Result<Shape, PatternError> {
         return Ok(Shape::Suffix(format!("/{suffix}")));
     }
     if let Some(dir) = expanded.strip_suffix("/**") {
+        if let Some(prefix) = dir.strip_suffix('*') {
+            // `/a/b*/**`: one `*`, ending the last component before `/**`.
+            if prefix.contains('*') || !prefix.starts_with('/') {
+                return Err(shape_error());
+            }
+            return Ok(Shape::Prefix(prefix.to_owned()));
+        }
         if dir.contains('*') {
             return Err(shape_error());
         }
@@ -239,6 +254,7 @@ impl Shape {
                     || (path.starts_with(dir.as_str()) && path[dir.len()..].starts_with('/'))
             }
             Self::Suffix(suffix) => path.ends_with(suffix.as_str()),
+            Self::Prefix(prefix) => path.starts_with(prefix.as_str()),
         }
     }
 }
@@ -325,6 +341,21 @@ mod tests {
         assert_eq!(shape("**/*.pem"), Ok(Shape::Suffix(".pem".into())));
         assert_eq!(shape("/**"), Ok(Shape::Tree(String::new())));
         assert_eq!(shape("/tmp/"), Ok(Shape::Exact("/tmp".into())));
+        assert_eq!(
+            shape("/tmp/openclaw-*/**"),
+            Ok(Shape::Prefix("/tmp/openclaw-".into()))
+        );
+        assert_eq!(shape("/tmp/*/**"), Ok(Shape::Prefix("/tmp/".into())));
+        assert_eq!(
+            shape("$HOME/.cache-*/**"),
+            Ok(Shape::Prefix("/home/agent/.cache-".into()))
+        );
+        assert_eq!(
+            shape("/tmp/openclaw-*/**")
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            "/tmp/openclaw-*/**"
+        );
     }
 
     #[test]
@@ -337,6 +368,11 @@ mod tests {
             "**/*",
             "**/a/*.c",
             "/a/b*",
+            "/a/*b/**",
+            "/a/b*c*/**",
+            "/a*/b*/**",
+            "**/a*/**",
+            "/a/b*/c/**",
         ] {
             assert!(matches!(shape(bad), Err(PatternError::Shape(_))), "{bad}");
         }
@@ -380,6 +416,19 @@ mod tests {
             ("**/*.pem", "/etc/ssl/a.pem/b", false),
             ("/**", "/", true),
             ("/etc/passwd", "/etc/passwd", true),
+            ("/tmp/openclaw-*/**", "/tmp/openclaw-0", true),
+            ("/tmp/openclaw-*/**", "/tmp/openclaw-", true),
+            (
+                "/tmp/openclaw-*/**",
+                "/tmp/openclaw-state-locks-0/a/b",
+                true,
+            ),
+            ("/tmp/openclaw-*/**", "/tmp/openclaw", false),
+            ("/tmp/openclaw-*/**", "/tmp/openclaw/x", false),
+            ("/tmp/openclaw-*/**", "/tmp/x/openclaw-0", false),
+            ("/tmp/*/**", "/tmp", false),
+            ("/tmp/*/**", "/tmp/a", true),
+            ("/tmp/*/**", "/tmp/a/b", true),
         ];
         for (pattern, path, expected) in cases {
             let Ok(parsed) = shape(pattern) else {

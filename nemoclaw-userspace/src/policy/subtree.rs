@@ -37,7 +37,8 @@ pub fn subtrees(rules: &[FsRuleSpec]) -> Vec<SubtreeEntry> {
     };
     for rule in rules {
         match &rule.shape {
-            Shape::Exact(anchor) | Shape::Tree(anchor) => {
+            // `/dir/name*/**` (prefix `/dir/name`) reads the names down to `/dir`'s.
+            Shape::Exact(anchor) | Shape::Tree(anchor) | Shape::Prefix(anchor) => {
                 for ancestor in strict_ancestors(anchor) {
                     add(Subtree::Directory(ancestor.to_owned()), rule.id);
                 }

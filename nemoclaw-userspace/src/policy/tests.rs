@@ -682,6 +682,57 @@ fn deny_beats_allow_across_prefix_lengths() {
 }
 
 #[test]
+fn name_prefix_trees_are_byte_prefixes_in_the_trie() {
+    // OpenClaw's per-user directories: `/tmp/openclaw-<uid>`, `/tmp/openclaw-state-locks-<uid>`.
+    let compiled = must_compile(
+        "filesystem:\n  allow: [/tmp/openclaw-*/**, /tmp/openclaw-keep/**]\n  deny: [/tmp/openclaw-secret*/**]\n",
+    );
+    let prefix: Vec<&str> = compiled
+        .policy
+        .fs_prefix
+        .iter()
+        .map(|e| e.path.as_str())
+        .collect();
+    assert!(prefix.contains(&"/tmp/openclaw-"), "{prefix:?}");
+    assert!(prefix.contains(&"/tmp/openclaw-secret"), "{prefix:?}");
+    for (path, allowed) in [
+        ("/tmp/openclaw-0", true),
+        ("/tmp/openclaw-0/session/a.json", true),
+        ("/tmp/openclaw-state-locks-0/lock", true),
+        ("/tmp/openclaw-keep", true),
+        ("/tmp/openclaw-secret", false),
+        ("/tmp/openclaw-secrets/key", false),
+        ("/tmp/openclaw", false),
+        ("/tmp/openclaw/x", false),
+        ("/tmp/x-openclaw-0", false),
+    ] {
+        assert_eq!(open(&compiled, path, true).allowed(), allowed, "{path}");
+    }
+    // The rename guard covers the directory the names live in.
+    assert!(
+        compiled
+            .policy
+            .fs_subtrees
+            .iter()
+            .any(|e| e.subtree == super::compiled::Subtree::Directory("/tmp".into())),
+        "{:?}",
+        compiled.policy.fs_subtrees
+    );
+    // An allow under a covering deny is reported, by tree and by byte prefix.
+    let shadowed = must_compile(
+        "filesystem:\n  allow: [/tmp/oc-*/**, /w/oc-a/**]\n  deny: [/tmp/**, /w/oc-*/**]\n",
+    );
+    let text: Vec<String> = shadowed.warnings.iter().map(ToString::to_string).collect();
+    for field in ["filesystem.allow[0]", "filesystem.allow[1]"] {
+        assert!(
+            text.iter()
+                .any(|w| w.contains(field) && w.contains("can never take effect")),
+            "{field}: {text:#?}"
+        );
+    }
+}
+
+#[test]
 fn lints_duplicates_contradictions_and_absent_sections() {
     let compiled = must_compile("filesystem:\n  allow: [/w/**, /w/**]\n  deny: [/w/**]\n");
     let text: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
@@ -891,6 +942,11 @@ mod properties {
             body.clone().prop_map(|b| format!("**/{b}")),
             prop::sample::select(vec![".pem", "m", "g"]).prop_map(|e| format!("**/*{e}")),
             Just("/**".to_owned()),
+            (
+                body.clone(),
+                prop::sample::select(vec!["", "c", "co", "x", "."])
+            )
+                .prop_map(|(b, p)| format!("/{b}/{p}*/**")),
             body.prop_map(|b| format!("$HOME/{b}")),
         ]
     }

@@ -190,6 +190,59 @@ fn fs_denied_file_and_default_deny_with_allowed_twins() {
     assert_eq!(out.code, Some(0), "{out:#?}");
 }
 
+/// `/dir/name*/**` rules (`OpenClaw`'s `/tmp/openclaw-<uid>` directories): the kernel's prefix
+/// trie holds them as byte prefixes. Entries whose names start with the prefix are allowed,
+/// created and written beneath; a longer denied prefix inside wins; a name that does not
+/// start with the prefix falls to the default deny.
+#[test]
+fn fs_name_prefix_rules_allow_and_deny_by_byte_prefix() {
+    if !lsm_or_skip("fs_name_prefix") {
+        return;
+    }
+    let tree = Tree::new("prefix");
+    for dir in ["oc-1", "oc-secret-2", "ocx"] {
+        tree.dir(dir);
+    }
+    tree.file("oc-1/state", "state-1");
+    tree.file("oc-secret-2/key", "SECRET");
+    tree.file("ocx/file", "no rule names me");
+    let b = &tree.base;
+    let policy = format!(
+        "filesystem:\n  allow:\n    - \"{b}/oc-*/**\"\n  \
+         read_only:\n    - /usr/**\n    - /etc/**\n    - /proc/**\n    - /dev/**\n  \
+         deny:\n    - \"{b}/oc-secret*/**\"\n"
+    );
+    let script = format!(
+        "{PRELUDE}\nB = {b:?}\n\
+         t('state', lambda: rd(B + '/oc-1/state'))\n\
+         t('mkdir', lambda: os.mkdir(B + '/oc-new'))\n\
+         t('create', lambda: open(B + '/oc-new/lock', 'w').write('x'))\n\
+         t('secret', lambda: rd(B + '/oc-secret-2/key'))\n\
+         t('other', lambda: rd(B + '/ocx/file'))\n"
+    );
+    let out = run_sandboxed(&tree.scratch, &policy, &[PYTHON, "-I", "-c", &script]);
+    expect(&out, "state", "OK state-1");
+    expect(&out, "mkdir", "OK");
+    expect(&out, "create", "OK 1");
+    expect(&out, "secret", "ERR EACCES");
+    expect(&out, "other", "ERR EACCES");
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("oc-secret-2/key"),
+        &format!("{b}/oc-secret*/**"),
+    );
+    expect_audit(
+        &out,
+        "file_open",
+        &tree.path("ocx/file"),
+        "default deny (no rule allows this)",
+    );
+    expect_no_audit(&out, &tree.path("oc-1/state"));
+    expect_no_audit(&out, &tree.path("oc-new/lock"));
+    assert!(Path::new(&tree.path("oc-new/lock")).exists());
+}
+
 /// A symlink made in the workspace to a denied file: the kernel judges the link's target, so
 /// the read is denied and the record names the target; a link to an allowed file reads.
 /// Peer: Falco #2203 (rules that match the name used, not the file reached).

@@ -53,13 +53,21 @@ pub(super) fn lower(rules: &RuleSet, out: &mut CompiledPolicy) {
                 add_fs(&mut fs.prefix, format!("{dir}/"), read, write);
             }
             Shape::Suffix(suffix) => add_fs(&mut fs.suffix, suffix.clone(), read, write),
+            // A byte prefix in the same trie: the kernel's longest match needs no `/` end.
+            Shape::Prefix(prefix) => add_fs(&mut fs.prefix, prefix.clone(), read, write),
         }
     }
+    let byte_prefixes = ByteLengths::of(&fs.prefix);
     let entry = |(path, (read, write)): (String, (Verdict, Verdict))| FsEntry { path, read, write };
     let prefix: FsMap = fs
         .prefix
         .keys()
-        .map(|key| (key.clone(), lookup_prefixes(&fs.prefix, key)))
+        .map(|key| {
+            (
+                key.clone(),
+                lookup_prefixes(&fs.prefix, &byte_prefixes, key),
+            )
+        })
         .collect();
     let suffix: FsMap = fs
         .suffix
@@ -70,7 +78,7 @@ pub(super) fn lower(rules: &RuleSet, out: &mut CompiledPolicy) {
         .exact
         .iter()
         .map(|(path, own)| {
-            let p = lookup_prefixes(&fs.prefix, path);
+            let p = lookup_prefixes(&fs.prefix, &byte_prefixes, path);
             let s = lookup_suffixes(&fs.suffix, path);
             (
                 path.clone(),
@@ -84,12 +92,34 @@ pub(super) fn lower(rules: &RuleSet, out: &mut CompiledPolicy) {
     out.fs_subtrees = crate::policy::subtree::subtrees(&rules.fs);
 }
 
-/// Every key of `map` that is a `/`-terminated prefix of `path` (a key ending in `/`
-/// includes itself), merged.
-fn lookup_prefixes(map: &FsMap, path: &str) -> (Verdict, Verdict) {
+/// The lengths of the prefix keys that do not end in `/` (from `/dir/name*/**`): the only
+/// split points besides a `/` where a key can be a prefix of a path.
+struct ByteLengths(BTreeSet<usize>);
+
+impl ByteLengths {
+    fn of(map: &FsMap) -> Self {
+        Self(
+            map.keys()
+                .filter(|key| !key.ends_with('/'))
+                .map(String::len)
+                .collect(),
+        )
+    }
+}
+
+/// Every key of `map` that is a prefix of `path` (itself included), merged: the keys ending
+/// in `/` at each `/` of `path`, the byte prefixes at their lengths.
+fn lookup_prefixes(map: &FsMap, bytes: &ByteLengths, path: &str) -> (Verdict, Verdict) {
     let mut acc = (Verdict::default(), Verdict::default());
-    for (index, _) in path.match_indices('/') {
-        if let Some(found) = map.get(&path[..=index]) {
+    let at_slash = path.match_indices('/').map(|(index, _)| index + 1);
+    let at_length = bytes
+        .0
+        .iter()
+        .copied()
+        .take_while(|len| *len <= path.len())
+        .filter(|len| path.is_char_boundary(*len) && !path[..*len].ends_with('/'));
+    for end in at_slash.chain(at_length) {
+        if let Some(found) = map.get(&path[..end]) {
             acc = (merge(acc.0, found.0), merge(acc.1, found.1));
         }
     }

@@ -121,7 +121,7 @@ pub fn parse_exec_target(text: &str) -> Result<ExecTarget, String> {
     match pattern.shape("/home") {
         Ok(Shape::Exact(_)) => Ok(ExecTarget::Path(pattern)),
         Ok(Shape::Tree(_)) => Ok(ExecTarget::Dir(pattern)),
-        Ok(Shape::Suffix(_)) | Err(_) => Err(format!(
+        Ok(Shape::Suffix(_) | Shape::Prefix(_)) | Err(_) => Err(format!(
             "{text:?}: process entries are program names, absolute paths or /dir/**"
         )),
     }

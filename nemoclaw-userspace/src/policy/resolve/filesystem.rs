@@ -38,7 +38,9 @@ impl Resolving<'_, '_> {
         let (key_len, limit) = match &shape {
             Shape::Exact(path) => (path.len(), nemoclaw_common::fs::FS_EXACT_MAX),
             Shape::Tree(dir) => (dir.len() + 1, nemoclaw_common::fs::FS_LPM_MAX),
-            Shape::Suffix(suffix) => (suffix.len(), nemoclaw_common::fs::FS_LPM_MAX),
+            Shape::Suffix(suffix) | Shape::Prefix(suffix) => {
+                (suffix.len(), nemoclaw_common::fs::FS_LPM_MAX)
+            }
         };
         if key_len > limit {
             let message =
