@@ -378,6 +378,46 @@ fn method(out: &mut String, rows: &[Row], facts: &RunFacts) {
             places.join("; ")
         }
     );
+    run_facts(out, rows);
+    let _ = writeln!(
+        out,
+        "- Estimators: per op is the fastest round's ns per operation (on a shared or emulated \
+         machine noise only ever adds time); the median round's is shown next to it; spread = \
+         median − fastest, the noise of that configuration. Added = per op − none's per op; \
+         ratio = per op / none's. Targets are judged on the fastest round."
+    );
+    let _ = writeln!(
+        out,
+        "- Systems: none (no enforcement), floor (a no-op BPF program on the same hooks: the \
+         cost of merely having a hook), NemoClaw (standalone, or through its daemon), Landlock \
+         and AppArmor with the same rule set where they can express it; a row says \"cannot \
+         express\" and why where they cannot."
+    );
+    let _ = writeln!(
+        out,
+        "- bpf per op: the kernel's own accounting of the programs' run time (`bpf_stats`, \
+         `run_time_ns` / `run_cnt` per program), measured in a second pass with the statistics \
+         on (they add two clock reads to every program run, so the wall-clock rounds run with \
+         them off); per program: ns per run in the least disturbed round."
+    );
+    if rows.iter().any(|r| r.place.starts_with("vm")) {
+        let _ = writeln!(
+            out,
+            "- QEMU TCG (the `vm` places): every guest instruction is emulated, and the guest \
+             clock runs on while QEMU is descheduled by the host, so absolute times there are \
+             inflated several-fold and only ratios within one run are comparable: the exec and \
+             file ratios survive, their absolute µs do not."
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- The numbers are never asserted on: the report says whether the targets are met.\n\n\
+         One command reproduces it: `cargo xtask bench`."
+    );
+}
+
+/// Where each scenario ran, the rounds and the interleaving, from the rows.
+fn run_facts(out: &mut String, rows: &[Row]) {
     let mut where_ran = Vec::new();
     for (name, _, _) in SCENARIOS {
         let at: BTreeSet<&str> = rows
@@ -429,40 +469,5 @@ fn method(out: &mut String, rows: &[Row], facts: &RunFacts) {
                 rows.len()
             )
         }
-    );
-    let _ = writeln!(
-        out,
-        "- Estimators: per op is the fastest round's ns per operation (on a shared or emulated \
-         machine noise only ever adds time); the median round's is shown next to it; spread = \
-         median − fastest, the noise of that configuration. Added = per op − none's per op; \
-         ratio = per op / none's. Targets are judged on the fastest round."
-    );
-    let _ = writeln!(
-        out,
-        "- Systems: none (no enforcement), floor (a no-op BPF program on the same hooks: the \
-         cost of merely having a hook), NemoClaw (standalone, or through its daemon), Landlock \
-         and AppArmor with the same rule set where they can express it; a row says \"cannot \
-         express\" and why where they cannot."
-    );
-    let _ = writeln!(
-        out,
-        "- bpf per op: the kernel's own accounting of the programs' run time (`bpf_stats`, \
-         `run_time_ns` / `run_cnt` per program), measured in a second pass with the statistics \
-         on (they add two clock reads to every program run, so the wall-clock rounds run with \
-         them off); per program: ns per run in the least disturbed round."
-    );
-    if rows.iter().any(|r| r.place.starts_with("vm")) {
-        let _ = writeln!(
-            out,
-            "- QEMU TCG (the `vm` places): every guest instruction is emulated, and the guest \
-             clock runs on while QEMU is descheduled by the host, so absolute times there are \
-             inflated several-fold and only ratios within one run are comparable: the exec and \
-             file ratios survive, their absolute µs do not."
-        );
-    }
-    let _ = writeln!(
-        out,
-        "- The numbers are never asserted on: the report says whether the targets are met.\n\n\
-         One command reproduces it: `cargo xtask bench`."
     );
 }

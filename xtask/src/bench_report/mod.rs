@@ -82,8 +82,7 @@ pub fn write_from(results: &Path, root: &Path) -> Result<Vec<PathBuf>> {
         .with_context(|| format!("reading the date of {}", results.display()))?;
     let secs = modified
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_secs());
     let source = results
         .strip_prefix(root)
         .unwrap_or(results)

@@ -1,6 +1,7 @@
 //! The SVG plots (plotters' SVG backend: text is written as SVG `<text>`, no font files).
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
@@ -193,7 +194,7 @@ pub fn scenario_plot(rows: &[Row], scenario: &str) -> Result<String> {
                 .collect();
             let mut label = series_label(system, place, several);
             if !missing.is_empty() {
-                label.push_str(&format!(": cannot express {} rules", missing.join(", ")));
+                let _ = write!(label, ": cannot express {} rules", missing.join(", "));
             }
             Series {
                 label,
@@ -264,7 +265,7 @@ pub fn overview_plot(rows: &[Row]) -> Result<String> {
             }
             let mut label = system_label(system).to_string();
             if !missing.is_empty() {
-                label.push_str(&format!(": cannot express {}", missing.join(", ")));
+                let _ = write!(label, ": cannot express {}", missing.join(", "));
             }
             Series {
                 label,

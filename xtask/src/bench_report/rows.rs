@@ -73,7 +73,7 @@ pub struct Reload {
 }
 
 /// The scenarios in report order; `micro` ones are judged per operation against Landlock
-/// and AppArmor, `macro` ones as whole runs against no enforcement.
+/// and `AppArmor`, `macro` ones as whole runs against no enforcement.
 pub const SCENARIOS: &[(&str, Kind, &str)] = &[
     (
         "open-read-d2",
@@ -214,19 +214,20 @@ fn num(value: &Value, key: &str) -> Option<f64> {
 
 /// One row from one JSON object (`None`: not a row of this report).
 pub fn row(value: &Value) -> Option<Row> {
-    let (scenario, system) = match (value["scenario"].as_str(), value["system"].as_str()) {
-        (Some(scenario), Some(system)) => (scenario.to_string(), system.to_string()),
-        _ => {
-            let scenario = legacy_scenario(value["workload"].as_str()?)?;
-            let system = legacy_system(value["mode"].as_str()?, scenario)?;
-            // Today's compile row runs with mode `none`: it is NemoClaw's compiler.
-            let system = if scenario == "compile" {
-                "nemoclaw"
-            } else {
-                system
-            };
-            (scenario.to_string(), system.to_string())
-        }
+    let (scenario, system) = if let (Some(scenario), Some(system)) =
+        (value["scenario"].as_str(), value["system"].as_str())
+    {
+        (scenario.to_string(), system.to_string())
+    } else {
+        let scenario = legacy_scenario(value["workload"].as_str()?)?;
+        let system = legacy_system(value["mode"].as_str()?, scenario)?;
+        // Today's compile row runs with mode `none`: it is NemoClaw's compiler.
+        let system = if scenario == "compile" {
+            "nemoclaw"
+        } else {
+            system
+        };
+        (scenario.to_string(), system.to_string())
     };
     scenario_info(&scenario)?;
     let outcome = outcome(&scenario, value)?;

@@ -85,7 +85,7 @@ pub fn added_ratio(rows: &[Row], row: &Row) -> Option<f64> {
     ratio(rows, row).map(|r| r - 1.0)
 }
 
-/// NemoClaw's row: the standalone launcher's, else the daemon's.
+/// `NemoClaw`'s row: the standalone launcher's, else the daemon's.
 pub fn nemoclaw<'a>(rows: &'a [Row], scenario: &str, place: &str, rules: u64) -> Option<&'a Row> {
     find(rows, scenario, place, "nemoclaw", rules)
         .or_else(|| find(rows, scenario, place, "nemoclaw-daemon", rules))

@@ -34,7 +34,7 @@ fn unsupported(scenario: &str, system: &str, rules: u64, why: &str) -> String {
     .to_string()
 }
 
-/// A run where NemoClaw beats both peers on open-read-d2 but not AppArmor on exec, stays
+/// A run where `NemoClaw` beats both peers on open-read-d2 but not `AppArmor` on exec, stays
 /// flat on open-read-d2 but not on exec, meets the macro target on make but not on
 /// untar-grep, and reloads within the target.
 fn sample() -> String {
