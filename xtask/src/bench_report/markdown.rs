@@ -71,7 +71,7 @@ pub fn render(rows: &[Row], facts: &RunFacts, plots: &BTreeSet<String>) -> Strin
     let mut out = String::new();
     let judgements = targets::judge(rows);
     header(&mut out, rows, facts);
-    headline(&mut out, rows, &judgements);
+    headline(&mut out, rows, &judgements, !plots.is_empty());
     let _ = writeln!(out, "\n## Scenarios");
     for (scenario, place) in groups(rows) {
         scenario_section(&mut out, rows, &scenario, &place, plots);
@@ -93,7 +93,7 @@ fn header(out: &mut String, rows: &[Row], facts: &RunFacts) {
     );
 }
 
-fn headline(out: &mut String, rows: &[Row], judgements: &[Judgement]) {
+fn headline(out: &mut String, rows: &[Row], judgements: &[Judgement], overview: bool) {
     let _ = writeln!(out, "\n## Headline\n");
     let _ = writeln!(
         out,
@@ -120,19 +120,23 @@ fn headline(out: &mut String, rows: &[Row], judgements: &[Judgement]) {
             },
             None => "-".to_string(),
         };
-        let own = targets::nemoclaw(rows, &scenario, &place, HEADLINE_RULES)
-            .and_then(|r| added_ratio(rows, r));
+        let own = targets::nemoclaw(rows, &scenario, &place, HEADLINE_RULES).map_or_else(
+            || not_at_headline(rows, &scenario, &place),
+            |r| fmt_added_ratio(added_ratio(rows, r)),
+        );
         let verdict = judgements
             .iter()
             .find(|j| j.target == TARGET_PEERS && j.scenario == scenario && j.place == place)
             .map_or("-", |j| j.verdict.text());
         let _ = writeln!(
             out,
-            "| {scenario} | {place} | {} | {} | {} | {verdict} |",
-            fmt_added_ratio(own),
+            "| {scenario} | {place} | {own} | {} | {} | {verdict} |",
             cell("landlock"),
             cell("apparmor")
         );
+    }
+    if overview {
+        let _ = writeln!(out, "\n![overview](docs/bench/overview.svg)");
     }
     let _ = writeln!(out, "\n### Targets\n");
     for target in [TARGET_PEERS, TARGET_FLAT, TARGET_MACRO, TARGET_RELOAD] {
@@ -166,6 +170,25 @@ fn headline(out: &mut String, rows: &[Row], judgements: &[Judgement]) {
             );
         }
     }
+}
+
+/// The headline cell of a scenario `NemoClaw` was not measured at 1k rules in: the rule
+/// counts it was measured at.
+fn not_at_headline(rows: &[Row], scenario: &str, place: &str) -> String {
+    let measured: BTreeSet<u64> = rows
+        .iter()
+        .filter(|r| {
+            r.scenario == scenario
+                && r.place == place
+                && (r.system == "nemoclaw" || r.system == "nemoclaw-daemon")
+        })
+        .map(|r| r.rules)
+        .collect();
+    if measured.is_empty() {
+        return "not measured".to_string();
+    }
+    let measured: Vec<String> = measured.into_iter().map(rules_label).collect();
+    format!("not at 1k (measured at {})", measured.join(", "))
 }
 
 fn scenario_section(
@@ -451,6 +474,25 @@ fn run_facts(out: &mut String, rows: &[Row]) {
             rounds.join(" or ")
         }
     );
+    let ops: Vec<String> = SCENARIOS
+        .iter()
+        .filter_map(|(name, _, _)| {
+            let counts: BTreeSet<u64> = rows
+                .iter()
+                .filter(|r| r.scenario == *name)
+                .filter_map(|r| timed(r)?.ops)
+                .collect();
+            let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
+            (!counts.is_empty()).then(|| format!("{name} {}", counts.join(" or ")))
+        })
+        .collect();
+    if !ops.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Timed operations per configuration (all rounds): {}.",
+            ops.join("; ")
+        );
+    }
     let interleaved = rows.iter().filter(|r| r.interleaved == Some(true)).count();
     let _ = writeln!(
         out,

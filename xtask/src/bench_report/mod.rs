@@ -54,14 +54,7 @@ pub fn render(rows: &[Row], facts: &RunFacts) -> Result<Report> {
     if !plotted.is_empty() {
         plots.push(("docs/bench/overview.svg".into(), plot::overview_plot(rows)?));
     }
-    let mut markdown = markdown::render(rows, facts, &plotted);
-    if !plotted.is_empty() {
-        markdown = markdown.replacen(
-            "\n### Targets",
-            "\n![overview](docs/bench/overview.svg)\n\n### Targets",
-            1,
-        );
-    }
+    let markdown = markdown::render(rows, facts, &plotted);
     Ok(Report { markdown, plots })
 }
 
@@ -105,6 +98,15 @@ pub fn write_from(results: &Path, root: &Path) -> Result<Vec<PathBuf>> {
         }
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
+    }
+    // Plots of scenarios this run did not measure would be stale: removed.
+    let dir = root.join("docs/bench");
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "svg") && !written.contains(&path) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            eprintln!("xtask bench: removed the stale {}", path.display());
+        }
     }
     Ok(written)
 }

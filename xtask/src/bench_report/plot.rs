@@ -56,6 +56,9 @@ fn draw(
         .flat_map(|s| s.bars.iter().map(|b| b.1))
         .fold(1.0_f64, f64::max);
     let n = categories.len().max(1);
+    // Headroom above the tallest bar for the legend (about 20 px a line of a 360 px plot).
+    #[expect(clippy::cast_precision_loss, reason = "a handful of series")]
+    let legend_share = (0.1 + 0.06 * series.len() as f64).min(0.6);
     #[expect(clippy::cast_precision_loss, reason = "a handful of categories")]
     let right = n as f64 - 0.5;
     let mut chart = ChartBuilder::on(&root)
@@ -63,10 +66,11 @@ fn draw(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(-0.5_f64..right, 0.0_f64..top * 1.25)?;
+        .build_cartesian_2d(-0.5_f64..right, 0.0_f64..top / (1.0 - legend_share))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .y_max_light_lines(1)
         .x_labels(0)
         .x_desc(x_desc)
         .y_desc("cost per operation / none's")

@@ -48,6 +48,8 @@ pub struct Timed {
     /// Per program: name and ns per run.
     pub programs: Vec<(String, f64)>,
     pub setup_ns: Option<f64>,
+    /// Timed operations over all rounds.
+    pub ops: Option<u64>,
 }
 
 impl Timed {
@@ -275,10 +277,13 @@ fn outcome(scenario: &str, value: &Value) -> Option<Outcome> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
+    // Programs that did not run (another hook's, or another family's) are left out.
+    let ran = |p: &Value| p["run_cnt"].as_u64() != Some(0);
     let programs = value["programs"]
         .as_array()
         .map(|a| {
             a.iter()
+                .filter(|p| ran(p))
                 .filter_map(|p| Some((p["name"].as_str()?.to_string(), num(p, "ns_per_run")?)))
                 .collect()
         })
@@ -286,6 +291,7 @@ fn outcome(scenario: &str, value: &Value) -> Option<Outcome> {
             // The per-program stats as an object: name -> {ns_per_run, ...}.
             value["programs"].as_object().map(|o| {
                 o.iter()
+                    .filter(|(_, p)| ran(p))
                     .filter_map(|(name, p)| Some((name.clone(), num(p, "ns_per_run")?)))
                     .collect()
             })
@@ -298,6 +304,7 @@ fn outcome(scenario: &str, value: &Value) -> Option<Outcome> {
         bpf_ns_per_op: num(value, "bpf_ns_per_op").filter(|b| *b > 0.0),
         programs,
         setup_ns: num(value, "setup_ns"),
+        ops: value["ops"].as_u64(),
     }))
 }
 

@@ -323,3 +323,33 @@ fn dates_in_utc() {
     assert_eq!(utc_date(1_796_598_000), "2026-12-06 23:00 UTC");
     assert_eq!(utc_date(951_782_400), "2000-02-29 00:00 UTC");
 }
+
+#[test]
+fn writer_puts_the_report_in_the_tree() {
+    let root = std::env::temp_dir().join(format!("nemoclaw-bench-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("docs/bench")).unwrap();
+    std::fs::write(root.join("docs/bench/stale.svg"), "<svg/>").unwrap();
+    let results = root.join("results.jsonl");
+    std::fs::write(&results, sample()).unwrap();
+    let written = super::write_from(&results, &root).unwrap();
+    let markdown = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap();
+    assert!(
+        markdown.contains("`--report-from results.jsonl`"),
+        "{markdown}"
+    );
+    assert!(root.join("docs/bench/overview.svg").is_file());
+    assert!(!root.join("docs/bench/stale.svg").exists());
+    assert_eq!(
+        written.len(),
+        1 + 5,
+        "BENCHMARKS.md, 4 scenario plots and the overview"
+    );
+    let again = super::write_from(&results, &root).unwrap();
+    assert_eq!(written, again);
+    assert_eq!(
+        markdown,
+        std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap()
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
