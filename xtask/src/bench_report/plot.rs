@@ -270,6 +270,8 @@ pub fn overview_plot(rows: &[Row]) -> Result<String> {
             let mut label = system_label(system).to_string();
             if !missing.is_empty() {
                 let _ = write!(label, ": cannot express {}", missing.join(", "));
+            } else if bars.is_empty() {
+                let _ = write!(label, ": not measured at {} rules", rules_label(rules));
             }
             Series {
                 label,
