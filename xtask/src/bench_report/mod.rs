@@ -25,7 +25,8 @@ use crate::util;
 pub struct RunFacts {
     /// When the results were written (UTC, `YYYY-MM-DD HH:MM UTC`).
     pub date: String,
-    /// `git rev-parse HEAD` when the report was written.
+    /// The commit measured: the rows' `commit` where they record it, else `git rev-parse
+    /// HEAD` when the report is written (the same commit when the bench writes it).
     pub commit: String,
     /// The results file, as the reader should name it.
     pub source: String,
@@ -81,9 +82,14 @@ pub fn write_from(results: &Path, root: &Path) -> Result<Vec<PathBuf>> {
         .unwrap_or(results)
         .display()
         .to_string();
+    // The commit the results record (a row's `commit`), else the tree's HEAD now.
+    let recorded = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["commit"].as_str().map(str::to_string));
     let facts = RunFacts {
         date: utc_date(secs),
-        commit: head_commit(root),
+        commit: recorded.unwrap_or_else(|| head_commit(root)),
         source,
     };
     let report = render(&rows, &facts)?;

@@ -351,5 +351,11 @@ fn writer_puts_the_report_in_the_tree() {
         markdown,
         std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap()
     );
+    // A commit recorded in the results wins over the tree's.
+    let recorded = format!("{}\n{}", json!({"commit": "feedface"}), sample());
+    std::fs::write(&results, recorded).unwrap();
+    super::write_from(&results, &root).unwrap();
+    let markdown = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap();
+    assert!(markdown.contains("at commit `feedface`"));
     std::fs::remove_dir_all(&root).unwrap();
 }
