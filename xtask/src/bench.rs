@@ -21,6 +21,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::bench_python;
+use crate::bench_report;
 use crate::setup::{self, KernelVersion};
 use crate::util;
 use crate::vm;
@@ -59,6 +60,9 @@ pub struct BenchArgs {
     /// of `open` and `exec`.
     #[arg(long = "only", value_parser = parse_only)]
     only: Vec<&'static str>,
+    /// Only write `BENCHMARKS.md` and `docs/bench/` from this results file (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    report_from: Option<PathBuf>,
 }
 
 /// A `--only` value: a workload name, or the control it measures.
@@ -261,6 +265,10 @@ fn native_benches(
 }
 
 pub fn main(args: &BenchArgs) -> Result<ExitCode> {
+    if let Some(file) = &args.report_from {
+        bench_report::main(file)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let kernels = if args.kernels.is_empty() {
         vec![KernelVersion::V6_12]
     } else {
@@ -323,6 +331,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     match save(&saved) {
         Ok(path) => {
             let _ = writeln!(report, "\nresults (JSON lines): {}", path.display());
+            if let Err(err) = bench_report::main(&path) {
+                eprintln!("xtask bench: BENCHMARKS.md: {err:#}");
+            }
         }
         Err(err) => eprintln!("xtask bench: {err:#}"),
     }

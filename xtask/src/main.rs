@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_python;
+mod bench_report;
 mod escapes;
 mod fleet;
 mod fuzz;
