@@ -200,6 +200,8 @@ fn fs_name_prefix_rules_allow_and_deny_by_byte_prefix() {
         return;
     }
     let tree = Tree::new("prefix");
+    // Writable by mode, so that creating `oc-new` is NemoClaw's decision alone.
+    set_mode(&tree.scratch.0, 0o777);
     for dir in ["oc-1", "oc-secret-2", "ocx"] {
         tree.dir(dir);
     }
