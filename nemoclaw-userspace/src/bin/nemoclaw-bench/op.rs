@@ -207,28 +207,43 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     )?;
     // Keep the programs (and their links) alive until the end.
     let loaded = load(args, &op, &work, &cgroup)?;
-    let mut abi = None;
     let our_ids = own_program_ids();
+    // The peers use no sandbox cgroup (no BPF): it is removed now, while this process can
+    // still read and remove it, and never entered.
+    let cgroup = if matches!(system, System::Landlock | System::Apparmor) {
+        drop(cgroup);
+        None
+    } else {
+        Some(cgroup)
+    };
 
     // Open both cgroup.procs files now: once inside, a filesystem policy judges new opens.
-    let mut inside = OpenOptions::new()
-        .write(true)
-        .open(cgroup.procs_file())
-        .with_context(|| format!("opening {}", cgroup.procs_file().display()))?;
-    let home_procs = current_cgroup_procs()?;
-    let mut home = OpenOptions::new()
-        .write(true)
-        .open(&home_procs)
-        .with_context(|| format!("opening {}", home_procs.display()))?;
+    let mut procs = match &cgroup {
+        Some(cgroup) => {
+            let inside = OpenOptions::new()
+                .write(true)
+                .open(cgroup.procs_file())
+                .with_context(|| format!("opening {}", cgroup.procs_file().display()))?;
+            let home_procs = current_cgroup_procs()?;
+            let home = OpenOptions::new()
+                .write(true)
+                .open(&home_procs)
+                .with_context(|| format!("opening {}", home_procs.display()))?;
+            Some((inside, home))
+        }
+        None => None,
+    };
     let pid = std::process::id().to_string();
     // Read now: a restricted process may no longer open it.
     let stats_during_wall =
         fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1");
 
     let setup = started.elapsed();
-    inside
-        .write_all(pid.as_bytes())
-        .context("entering the sandbox cgroup")?;
+    if let Some((inside, _)) = &mut procs {
+        inside
+            .write_all(pid.as_bytes())
+            .context("entering the sandbox cgroup")?;
+    }
     // Last, the peers' restriction (irreversible: this process ends after the rounds).
     if let Some(ruleset) = &loaded.landlock {
         ruleset.restrict()?;
@@ -245,16 +260,16 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     });
     // Leave before anything else (cleanup opens and unlinks files; the cgroup's removal kills
     // whatever is inside).
-    home.write_all(pid.as_bytes())
-        .context("leaving the sandbox cgroup")?;
+    if let Some((_, home)) = &mut procs {
+        home.write_all(pid.as_bytes())
+            .context("leaving the sandbox cgroup")?;
+    }
     let (wall_rounds, rounds) = timed?;
     let work_measured = args
         .workload
         .access()
         .map(|_| work.measured(args.workload).display().to_string());
-    if let Some(ruleset) = &loaded.landlock {
-        abi = Some(ruleset.abi);
-    }
+    let abi = loaded.landlock.as_ref().map(|r| r.abi);
     drop(loaded);
     drop(op);
     drop(cgroup);
