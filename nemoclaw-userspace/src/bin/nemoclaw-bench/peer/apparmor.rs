@@ -3,6 +3,9 @@
 //! writing `changeprofile NAME` to `/proc/thread-self/attr/apparmor/current` (allowed from
 //! unconfined), last, just before the timed rounds.
 //!
+//! Paths are taken relative to the process's root (`chroot_relative`): the VM runs the
+//! bench chrooted into the host's root.
+//!
 //! Besides the N rules the profile grants what the harness itself needs outside the work
 //! directory (capabilities for the bpf syscalls, `/proc`, `/sys` for leaving the sandbox
 //! cgroup through descriptors AppArmor revalidates, `/dev` for the console): none of it
@@ -11,6 +14,8 @@
 use std::{
     fmt::Write as _,
     fs,
+    io::Write as _,
+    os::unix::fs::FileExt as _,
     path::Path,
     process::{Command, Stdio},
 };
@@ -36,7 +41,7 @@ pub fn profile_name() -> String {
 /// The profile text: the harness's own needs, then the N rules (the measured path's last).
 pub fn profile_text(name: &str, scenario: Scenario, work: &WorkDir, rules: usize) -> String {
     let mut text = format!(
-        "profile {name} flags=(attach_disconnected) {{\n  \
+        "profile {name} flags=(attach_disconnected, chroot_relative) {{\n  \
          # what the harness itself needs (not among the N rules)\n  \
          capability,\n  network,\n  signal,\n  unix,\n  \
          /proc/** rw,\n  /sys/** rw,\n  /dev/** rw,\n  \
@@ -108,7 +113,9 @@ pub fn load(scenario: Scenario, work: &WorkDir, rules: usize) -> anyhow::Result<
     Ok(name)
 }
 
-/// Moves this thread into the profile (irreversible for the process).
+/// Moves this thread into the profile (irreversible for the process), and checks that it
+/// is in it (read back through the same descriptor: opening it again would be judged by the
+/// profile).
 pub fn enter(name: &str) -> anyhow::Result<()> {
     let attr = [
         "/proc/thread-self/attr/apparmor/current",
@@ -117,9 +124,18 @@ pub fn enter(name: &str) -> anyhow::Result<()> {
     .into_iter()
     .find(|p| Path::new(p).exists())
     .context("no /proc/thread-self/attr/apparmor/current")?;
-    fs::write(attr, format!("changeprofile {name}"))
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(attr)
+        .with_context(|| format!("opening {attr}"))?;
+    file.write_all(format!("changeprofile {name}").as_bytes())
         .with_context(|| format!("writing changeprofile {name} to {attr}"))?;
-    let now = fs::read_to_string(attr).unwrap_or_default();
+    let mut buf = [0u8; 256];
+    let n = file
+        .read_at(&mut buf, 0)
+        .with_context(|| format!("reading {attr} back"))?;
+    let now = String::from_utf8_lossy(&buf[..n]);
     if !now.starts_with(name) {
         bail!("still {:?} after changeprofile {name}", now.trim());
     }
@@ -154,11 +170,12 @@ mod tests {
             "/tmp/nemoclaw-bench-1/p1/p2/p3/p4/f.txt r,"
         );
         assert!(text.contains("/tmp/nemoclaw-bench-1/r/d8/** rw,"));
-        assert!(text.starts_with("profile p flags=(attach_disconnected) {"));
+        assert!(text.starts_with("profile p flags=(attach_disconnected, chroot_relative) {"));
         assert!(text.trim_end().ends_with('}'));
         let exec = profile_text("p", Scenario::Exec, &w, 3);
         assert!(exec.contains("/tmp/nemoclaw-bench-1/bin/b1 rmix,"));
-        assert!(exec.contains("/bin/busybox rmix,"));
+        let busybox = w.measured(Scenario::Exec);
+        assert!(exec.contains(&format!("{} rmix,", busybox.display())));
         let create = profile_text("p", Scenario::CreateUnlink, &w, 1);
         assert!(create.contains("/tmp/nemoclaw-bench-1/c/** rw,"));
     }
