@@ -193,10 +193,10 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         bail!("--count must be at least --rounds (and --rounds at least 1)");
     }
     let started = Instant::now();
-    if system == System::Apparmor {
-        if let Err(reason) = peer::apparmor::active() {
-            return Ok(json!({ "unsupported": reason }));
-        }
+    if system == System::Apparmor
+        && let Err(reason) = peer::apparmor::active()
+    {
+        return Ok(json!({ "unsupported": reason }));
     }
     let work = WorkDir::create(&args.dir, args.workload)?;
     let mut op = Operation::prepare(args.workload, &work)?;
@@ -235,6 +235,8 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     };
     let pid = std::process::id().to_string();
     // Read now: a restricted process may no longer open it.
+    // Statistics on for the whole machine (`kernel.bpf_stats_enabled`): the wall-clock pass
+    // had them too.
     let stats_during_wall =
         fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1");
 
@@ -275,6 +277,21 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     drop(cgroup);
     drop(work);
 
+    let mut result = summary(args, &wall_rounds, &rounds);
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("path".into(), work_measured.into());
+        obj.insert("stats_during_wall".into(), stats_during_wall.into());
+        obj.insert(
+            "setup_ns".into(),
+            u64::try_from(setup.as_nanos()).unwrap_or(u64::MAX).into(),
+        );
+        obj.insert("landlock_abi".into(), abi.into());
+    }
+    Ok(result)
+}
+
+/// The result's figures from the wall-clock rounds and the rounds with statistics on.
+fn summary(args: &BenchArgs, wall_rounds: &[Round], rounds: &[Round]) -> serde_json::Value {
     let per_round = args.count / args.rounds;
     let ops = per_round * args.rounds;
     let per_op = |ns: u64| as_f64(ns) / as_f64(per_round);
@@ -312,23 +329,17 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
             "mean_ns_per_run": if run_cnt == 0 { 0.0 } else { as_f64(run_ns) / as_f64(run_cnt) },
         }));
     }
-    Ok(json!({
+    json!({
         "ops": ops,
         "rounds_ns_per_op": wall_rounds.iter().map(|r| per_op(r.ns)).collect::<Vec<_>>(),
-        "path": work_measured,
-        // Statistics on for the whole machine (`kernel.bpf_stats_enabled`): the wall-clock
-        // pass had them too.
-        "stats_during_wall": stats_during_wall,
         "ns_per_op": ns_per_op,
         "ops_per_s": 1e9 / ns_per_op,
         "median_ns_per_op": per_op(median),
         "mean_ns_per_op": as_f64(total_ns) / as_f64(ops),
-        "setup_ns": u64::try_from(setup.as_nanos()).unwrap_or(u64::MAX),
         "bpf_ns_per_op": per_op(bpf_fastest),
         "mean_bpf_ns_per_op": as_f64(bpf_total) / as_f64(ops),
         "programs": programs,
-        "landlock_abi": abi,
-    }))
+    })
 }
 
 #[expect(
@@ -435,10 +446,11 @@ fn current_cgroup_procs() -> anyhow::Result<PathBuf> {
     Ok(mount.join(rel.trim_start_matches('/')).join("cgroup.procs"))
 }
 
-/// What keeps the system in place for the run (dropping it detaches programs).
+/// What keeps the system in place for the run (dropping it detaches the programs: `floor`
+/// and `real` are held for that).
 struct Loaded {
-    _floor: Option<Ebpf>,
-    _real: Option<Enforcer>,
+    floor: Option<Ebpf>,
+    real: Option<Enforcer>,
     /// Landlock's ruleset, enforced just before the rounds.
     landlock: Option<peer::landlock::Ruleset>,
     /// AppArmor's loaded profile, entered just before the rounds.
@@ -452,8 +464,8 @@ fn load(
     cgroup: &SandboxCgroup,
 ) -> anyhow::Result<Loaded> {
     let mut loaded = Loaded {
-        _floor: None,
-        _real: None,
+        floor: None,
+        real: None,
         landlock: None,
         apparmor: None,
     };
@@ -489,7 +501,7 @@ fn load(
                     }
                 }
             }
-            loaded._floor = Some(ebpf);
+            loaded.floor = Some(ebpf);
         }
         system @ (System::Nemoclaw | System::NemoclawDaemon) => {
             if args.workload == Scenario::Exec {
@@ -515,7 +527,7 @@ fn load(
                     controls: compiled.controls,
                 },
             )?;
-            loaded._real = Some(enforcer);
+            loaded.real = Some(enforcer);
         }
         System::Landlock => {
             loaded.landlock = Some(peer::landlock::prepare(args.workload, work, args.rules)?);

@@ -178,11 +178,11 @@ impl WorkDir {
     pub fn make_targets(&self, scenario: Scenario, count: usize) -> anyhow::Result<()> {
         for i in 0..count {
             let path = self.target(scenario, i);
-            if i == 0 {
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
+            if i == 0
+                && let Some(parent) = path.parent()
+            {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
             }
             if scenario == Scenario::Exec {
                 let mut file = OpenOptions::new()

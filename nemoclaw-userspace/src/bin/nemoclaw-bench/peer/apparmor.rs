@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 
 use crate::scenario::{Access, Scenario, WorkDir};
 
-/// The most rules a generated profile gets: apparmor_parser's compile time and memory grow
+/// The most rules a generated profile gets: `apparmor_parser`'s compile time and memory grow
 /// fast with the rule count.
 pub const MAX_RULES: usize = 10_000;
 

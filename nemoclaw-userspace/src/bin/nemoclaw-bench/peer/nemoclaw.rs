@@ -86,7 +86,10 @@ mod tests {
         compiles(&write);
         let exec = policy_text(Scenario::Exec, 10, &work);
         let busybox = work.measured(Scenario::Exec);
-        let tail = format!("  - /tmp/nemoclaw-bench-1/bin/b8\n  - {}\n", busybox.display());
+        let tail = format!(
+            "  - /tmp/nemoclaw-bench-1/bin/b8\n  - {}\n",
+            busybox.display()
+        );
         assert!(exec.ends_with(&tail), "{exec}");
         let net = policy_text(Scenario::Tcp, 1000, &work);
         assert!(!compiles(&net).net4.is_empty());
