@@ -62,8 +62,9 @@ pub struct BenchArgs {
     /// Divide every operation count by this (a quick look; noisier).
     #[arg(long, default_value_t = 1)]
     divide: u64,
-    /// Kill the VM after this many seconds.
-    #[arg(long, default_value_t = 1200)]
+    /// Kill the VM after this many seconds (the full LSM series takes about 15-25 minutes
+    /// under TCG, most of it the 100k-rule setups, which `--divide` does not shorten).
+    #[arg(long, default_value_t = 2400)]
     vm_timeout: u64,
     /// Run only these workloads (repeatable): a scenario (`open-read-d2`, ..., `create-unlink`,
     /// `stat`, `exec` in the VM; `tcp`, `udp` natively), `open` (every open scenario), `fs`
@@ -333,7 +334,7 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
             .collect();
         let _ = writeln!(
             script,
-            "echo 'xtask bench: vm {} {}' >&2; {} {}; rm -rf /tmp/nemoclaw-bench-*",
+            "echo \"xtask bench: vm {} {} (guest uptime $(cut -d' ' -f1 /proc/uptime) s)\" >&2; {} {}; rm -rf /tmp/nemoclaw-bench-*",
             config.scenario,
             config.label(),
             util::shell_quote(bin_str),
