@@ -27,6 +27,14 @@ pub fn unsupported(scenario: Scenario, system: System, rules: usize) -> Option<S
         (System::Floor, Scenario::Stat) => {
             "NemoClaw has no hook on stat (no inode_getattr program): no floor program to attach"
         }
+        (System::Nemoclaw | System::NemoclawDaemon, Scenario::Exec)
+            if rules > nemoclaw_common::exec::MAX_EXEC_RULES as usize =>
+        {
+            return Some(format!(
+                "NemoClaw's exec rule map (EXEC_RULES) holds at most {} binaries",
+                nemoclaw_common::exec::MAX_EXEC_RULES
+            ));
+        }
         (System::Apparmor, _) if rules > apparmor::MAX_RULES => {
             return Some(format!(
                 "not measured: {}",
@@ -67,6 +75,8 @@ mod tests {
         assert!(unsupported(Scenario::OpenReadD2, System::Apparmor, 1000).is_none());
         assert!(unsupported(Scenario::OpenReadD2, System::Landlock, 100_000).is_none());
         assert!(unsupported(Scenario::Tcp, System::NemoclawDaemon, 100_000).is_none());
+        assert!(unsupported(Scenario::Exec, System::Nemoclaw, 100_000).is_some());
+        assert!(unsupported(Scenario::Exec, System::Nemoclaw, 1000).is_none());
         let reason = unsupported(Scenario::Exec, System::Apparmor, 100_000).unwrap();
         assert!(!reason.contains("MAX"), "{reason}");
     }
