@@ -23,14 +23,16 @@ const PACKAGE_APT_PACKAGES: [&str; 2] = ["dpkg-dev", "systemd"];
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 /// Debian packages the VM needs (`zstd`: 6.12's vmlinuz is zstd-compressed, and the fast
 /// boot extracts the uncompressed vmlinux from it), and `dnsmasq-base`: the real DNS server
-/// (no system service) that the host-name rule tests run on loopback.
-const APT_PACKAGES: [&str; 6] = [
+/// (no system service) that the host-name rule tests run on loopback, and `apparmor`
+/// (`apparmor_parser`): the benchmarks compare NemoClaw with AppArmor profiles in the VM.
+const APT_PACKAGES: [&str; 7] = [
     "qemu-system-x86",
     "busybox-static",
     "cpio",
     "xz-utils",
     "zstd",
     "dnsmasq-base",
+    "apparmor",
 ];
 
 /// What the privacy router's tests run: the official SDKs agents use as clients, and a

@@ -11,8 +11,10 @@
 //! Each prints one `NEMOCLAW_BENCH {json}` line.
 
 mod op;
+mod peer;
 mod reload;
 mod router;
+mod scenario;
 
 use clap::{Parser, Subcommand};
 

@@ -1,11 +1,16 @@
 //! `nemoclaw-bench op` (`cargo xtask bench` drives it): the cost of one enforced
 //! operation in one configuration, measured in-process.
 //!
-//! One run = one workload (file open, exec, TCP connect, UDP sendto, or policy compile) in
-//! one mode: `none` (no BPF), `floor` (a no-op program on the same hook, the cost of merely
-//! having a hook) or `real` (the [`Enforcer`] with a generated policy of `--rules` rules).
-//! The process moves itself into a fresh sandbox cgroup, warms up, runs a fixed number of
-//! operations in rounds, moves back out, and prints one line:
+//! One run = one scenario (`crate::scenario`: file open for reading or writing at three
+//! path depths, create+unlink, stat, exec, TCP connect, UDP sendto, or policy compile) under
+//! one system: `none` (no BPF), `floor` (a no-op program on the same hook, the cost of
+//! merely having a hook), `nemoclaw` (the [`Enforcer`] with a generated policy of `--rules`
+//! rules), `nemoclaw-daemon` (the same set up as the daemon does), `landlock` or `apparmor`
+//! (`crate::peer`: the same N rules). Where a system cannot express the scenario's rule set
+//! the line says `unsupported` with the reason instead of measuring.
+//! The process moves itself into a fresh sandbox cgroup (and, for Landlock and AppArmor,
+//! restricts itself last), warms up, runs a fixed number of operations in rounds, moves back
+//! out, and prints one line:
 //! `NEMOCLAW_BENCH {json}` with ns/op (the fastest round: on a busy or emulated machine,
 //! noise only ever adds time; the median is reported too) and, per loaded program, the
 //! kernel's `run_time_ns`/`run_cnt` (`BPF_ENABLE_STATS`, the same switch as
@@ -18,13 +23,9 @@
 
 use std::{
     collections::BTreeMap,
-    fmt::Write as _,
     fs::{self, OpenOptions},
     io::{self, Write as _},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
-    os::{fd::AsRawFd as _, unix::fs::OpenOptionsExt as _},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::Instant,
 };
 
@@ -37,6 +38,10 @@ use aya::{
 use nemoclaw_common::sandbox::{SandboxEntry, Slot};
 use serde_json::json;
 
+use crate::{
+    peer,
+    scenario::{Operation, Scenario, WorkDir},
+};
 use nemoclaw::{
     kernel::{
         Enforcer,
@@ -49,42 +54,59 @@ use nemoclaw::{
 /// The line prefix `cargo xtask bench` looks for.
 pub const LINE_PREFIX: &str = "NEMOCLAW_BENCH ";
 
-/// The static binary the exec workload runs (Debian's busybox-static).
-const BUSYBOX: &str = "/bin/busybox";
-
 const SLOT: Slot = 1;
 
+/// The system measured (`--system`; `--mode` is the old name, `real` that of `nemoclaw`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Workload {
-    /// `open(file, O_RDONLY)` + `close` of a file on tmpfs (LSM `file_open`).
-    Open,
-    /// fork + `execve("/bin/busybox", ["true"])` + wait (LSM `bprm_check_security`).
-    Exec,
-    /// TCP connect to a loopback listener, accept, close (cgroup `connect4`).
-    Tcp,
-    /// Unconnected UDP `sendto` to a loopback socket (cgroup `sendmsg4`).
-    Udp,
-    /// Parse and compile a generated `--rules`-rule policy (no kernel involved).
-    Compile,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// No BPF program at all.
+pub enum System {
+    /// No BPF program and no other LSM policy.
     None,
     /// A no-op program on the same hook(s): the cost of having a hook.
     Floor,
-    /// The real programs with a generated policy of `--rules` rules.
-    Real,
+    /// NemoClaw's [`Enforcer`] standalone (`nemoclaw run`) with a generated policy of
+    /// `--rules` rules.
+    #[value(alias = "real")]
+    Nemoclaw,
+    /// The same programs set up as the daemon does. For the network scenarios that differs:
+    /// attached above the sandboxes, they look the registry up instead of reading the cgroup
+    /// storage. For the LSM scenarios it does not: LSM programs are global and always look
+    /// the registry (`SANDBOXES`) up by cgroup id, standalone as under the daemon, so this
+    /// row equals `nemoclaw`'s there and `cargo xtask bench` does not run it.
+    NemoclawDaemon,
+    /// The process restricts itself with Landlock (the same N rules).
+    Landlock,
+    /// The process enters a generated AppArmor profile (the same N rules).
+    Apparmor,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Floor => "floor",
+            Self::Nemoclaw => "nemoclaw",
+            Self::NemoclawDaemon => "nemoclaw-daemon",
+            Self::Landlock => "landlock",
+            Self::Apparmor => "apparmor",
+        }
+    }
+
+    /// The old `mode` field: `none`, `floor`, `real` (NemoClaw), or the peer's name.
+    fn mode(self) -> &'static str {
+        match self {
+            Self::Nemoclaw | Self::NemoclawDaemon => "real",
+            s => s.name(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     #[arg(long, value_enum)]
-    pub workload: Workload,
-    #[arg(long, value_enum, default_value = "none")]
-    pub mode: Mode,
-    /// Rules in the generated policy (`real` and `compile`).
+    pub workload: Scenario,
+    #[arg(long, visible_alias = "mode", value_enum, default_value = "none")]
+    pub system: System,
+    /// Rules in the generated rule set (every system but none and floor; and `compile`).
     #[arg(long, default_value_t = 0)]
     pub rules: usize,
     /// Timed operations (split into `--rounds` rounds).
@@ -96,30 +118,21 @@ pub struct BenchArgs {
     /// Timed rounds; ns/op is the fastest round's (the median is reported too).
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
-    /// tcp/udp `real`: set the network programs up as the daemon does (attached above the
-    /// sandboxes: they look the registry up instead of reading the cgroup storage).
+    /// The old spelling of `--system nemoclaw-daemon`.
     #[arg(long)]
     pub registry: bool,
-    /// Where the open and exec workloads create their files (must be tmpfs).
+    /// Where the file and exec workloads create their files (must be tmpfs).
     #[arg(long, default_value = "/tmp")]
     pub dir: PathBuf,
 }
 
-fn workload_name(w: Workload) -> &'static str {
-    match w {
-        Workload::Open => "open",
-        Workload::Exec => "exec",
-        Workload::Tcp => "tcp",
-        Workload::Udp => "udp",
-        Workload::Compile => "compile",
-    }
-}
-
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::None => "none",
-        Mode::Floor => "floor",
-        Mode::Real => "real",
+impl BenchArgs {
+    fn system(&self) -> System {
+        if self.registry && self.system == System::Nemoclaw {
+            System::NemoclawDaemon
+        } else {
+            self.system
+        }
     }
 }
 
@@ -133,11 +146,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     };
     let failed = line.get("error").is_some();
     if let Some(obj) = line.as_object_mut() {
-        obj.insert("workload".into(), workload_name(args.workload).into());
-        obj.insert("mode".into(), mode_name(args.mode).into());
+        let system = args.system();
+        obj.insert("workload".into(), args.workload.name().into());
+        obj.insert("scenario".into(), args.workload.name().into());
+        obj.insert("system".into(), system.name().into());
+        obj.insert("mode".into(), system.mode().into());
         obj.insert("rules".into(), args.rules.into());
-        if args.registry {
+        if system == System::NemoclawDaemon {
             obj.insert("registry".into(), true.into());
+        }
+        if let Some(note) = peer::note(args.workload, system) {
+            obj.insert("note".into(), note.into());
         }
         obj.insert("kernel".into(), kernel_release().into());
     }
@@ -154,7 +173,11 @@ fn kernel_release() -> String {
 }
 
 fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
-    if args.workload == Workload::Compile {
+    let system = args.system();
+    if let Some(reason) = peer::unsupported(args.workload, system, args.rules) {
+        return Ok(json!({ "unsupported": reason }));
+    }
+    if args.workload == Scenario::Compile {
         let (parse, compile, entries) =
             policy::bench::compile_generated(args.rules).map_err(|e| anyhow::anyhow!(e))?;
         return Ok(json!({
@@ -170,33 +193,66 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         bail!("--count must be at least --rounds (and --rounds at least 1)");
     }
     let started = Instant::now();
+    if system == System::Apparmor
+        && let Err(reason) = peer::apparmor::active()
+    {
+        return Ok(json!({ "unsupported": reason }));
+    }
     let work = WorkDir::create(&args.dir, args.workload)?;
-    let mut op = Operation::prepare(args.workload, &work.path)?;
+    let mut op = Operation::prepare(args.workload, &work)?;
 
     let cgroup = SandboxCgroup::create(
         nemoclaw::sandbox::cgroup::STANDALONE_ROOT,
         &format!("bench-{}", std::process::id()),
     )?;
     // Keep the programs (and their links) alive until the end.
-    let _programs = load(args, &op, &work, &cgroup)?;
+    let loaded = load(args, &op, &work, &cgroup)?;
     let our_ids = own_program_ids();
+    // The peers use no sandbox cgroup (no BPF): it is removed now, while this process can
+    // still read and remove it, and never entered.
+    let cgroup = if matches!(system, System::Landlock | System::Apparmor) {
+        drop(cgroup);
+        None
+    } else {
+        Some(cgroup)
+    };
 
     // Open both cgroup.procs files now: once inside, a filesystem policy judges new opens.
-    let mut inside = OpenOptions::new()
-        .write(true)
-        .open(cgroup.procs_file())
-        .with_context(|| format!("opening {}", cgroup.procs_file().display()))?;
-    let home_procs = current_cgroup_procs()?;
-    let mut home = OpenOptions::new()
-        .write(true)
-        .open(&home_procs)
-        .with_context(|| format!("opening {}", home_procs.display()))?;
+    let mut procs = match &cgroup {
+        Some(cgroup) => {
+            let inside = OpenOptions::new()
+                .write(true)
+                .open(cgroup.procs_file())
+                .with_context(|| format!("opening {}", cgroup.procs_file().display()))?;
+            let home_procs = current_cgroup_procs()?;
+            let home = OpenOptions::new()
+                .write(true)
+                .open(&home_procs)
+                .with_context(|| format!("opening {}", home_procs.display()))?;
+            Some((inside, home))
+        }
+        None => None,
+    };
     let pid = std::process::id().to_string();
+    // Read now: a restricted process may no longer open it.
+    // Statistics on for the whole machine (`kernel.bpf_stats_enabled`): the wall-clock pass
+    // had them too.
+    let stats_during_wall =
+        fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1");
 
     let setup = started.elapsed();
-    inside
-        .write_all(pid.as_bytes())
-        .context("entering the sandbox cgroup")?;
+    if let Some((inside, _)) = &mut procs {
+        inside
+            .write_all(pid.as_bytes())
+            .context("entering the sandbox cgroup")?;
+    }
+    // Last, the peers' restriction (irreversible: this process ends after the rounds).
+    if let Some(ruleset) = &loaded.landlock {
+        ruleset.restrict()?;
+    }
+    if let Some(profile) = &loaded.apparmor {
+        peer::apparmor::enter(profile)?;
+    }
     // Two passes: wall-clock time with statistics off (they add two clock reads to every
     // program run, the no-op's included), then program time with them on.
     let timed = run_timed(args, &mut op, &our_ids).and_then(|wall| {
@@ -206,13 +262,36 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     });
     // Leave before anything else (cleanup opens and unlinks files; the cgroup's removal kills
     // whatever is inside).
-    home.write_all(pid.as_bytes())
-        .context("leaving the sandbox cgroup")?;
+    if let Some((_, home)) = &mut procs {
+        home.write_all(pid.as_bytes())
+            .context("leaving the sandbox cgroup")?;
+    }
     let (wall_rounds, rounds) = timed?;
+    let work_measured = args
+        .workload
+        .access()
+        .map(|_| work.measured(args.workload).display().to_string());
+    let abi = loaded.landlock.as_ref().map(|r| r.abi);
+    drop(loaded);
     drop(op);
     drop(cgroup);
     drop(work);
 
+    let mut result = summary(args, &wall_rounds, &rounds);
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("path".into(), work_measured.into());
+        obj.insert("stats_during_wall".into(), stats_during_wall.into());
+        obj.insert(
+            "setup_ns".into(),
+            u64::try_from(setup.as_nanos()).unwrap_or(u64::MAX).into(),
+        );
+        obj.insert("landlock_abi".into(), abi.into());
+    }
+    Ok(result)
+}
+
+/// The result's figures from the wall-clock rounds and the rounds with statistics on.
+fn summary(args: &BenchArgs, wall_rounds: &[Round], rounds: &[Round]) -> serde_json::Value {
     let per_round = args.count / args.rounds;
     let ops = per_round * args.rounds;
     let per_op = |ns: u64| as_f64(ns) / as_f64(per_round);
@@ -250,22 +329,17 @@ fn measure(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
             "mean_ns_per_run": if run_cnt == 0 { 0.0 } else { as_f64(run_ns) / as_f64(run_cnt) },
         }));
     }
-    Ok(json!({
+    json!({
         "ops": ops,
-        "rounds": wall_rounds.iter().map(|r| per_op(r.ns)).collect::<Vec<_>>(),
-        // Statistics on for the whole machine (`kernel.bpf_stats_enabled`): the wall-clock
-        // pass had them too.
-        "stats_during_wall": fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
-            .is_ok_and(|v| v.trim() == "1"),
+        "rounds_ns_per_op": wall_rounds.iter().map(|r| per_op(r.ns)).collect::<Vec<_>>(),
         "ns_per_op": ns_per_op,
         "ops_per_s": 1e9 / ns_per_op,
         "median_ns_per_op": per_op(median),
         "mean_ns_per_op": as_f64(total_ns) / as_f64(ops),
-        "setup_ns": u64::try_from(setup.as_nanos()).unwrap_or(u64::MAX),
         "bpf_ns_per_op": per_op(bpf_fastest),
         "mean_bpf_ns_per_op": as_f64(bpf_total) / as_f64(ops),
         "programs": programs,
-    }))
+    })
 }
 
 #[expect(
@@ -372,181 +446,15 @@ fn current_cgroup_procs() -> anyhow::Result<PathBuf> {
     Ok(mount.join(rel.trim_start_matches('/')).join("cgroup.procs"))
 }
 
-/// A private directory for the workload's files; removed when dropped.
-struct WorkDir {
-    path: PathBuf,
-}
-
-impl WorkDir {
-    fn create(base: &Path, workload: Workload) -> anyhow::Result<Self> {
-        let path = base.join(format!("nemoclaw-bench-{}", std::process::id()));
-        if matches!(workload, Workload::Open | Workload::Exec) {
-            let fs_type = nix::sys::statfs::statfs(base)
-                .with_context(|| format!("statfs {}", base.display()))?;
-            if fs_type.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
-                bail!(
-                    "{} is not a tmpfs: file costs there would swamp the hook's (pass --dir)",
-                    base.display()
-                );
-            }
-        }
-        fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
-    }
-
-    fn file(&self) -> PathBuf {
-        self.path.join("bench.txt")
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-/// One benchmarked operation and what it needs.
-enum Operation {
-    Open {
-        path: std::ffi::CString,
-    },
-    Exec,
-    Tcp {
-        listener: TcpListener,
-        addr: SocketAddr,
-    },
-    Udp {
-        /// Created by the first operation, inside the sandbox: cgroup `sock_addr` programs
-        /// judge a socket by the cgroup it was created in, not by the caller's.
-        sender: Option<UdpSocket>,
-        receiver: UdpSocket,
-        addr: SocketAddr,
-        sent: u64,
-    },
-}
-
-impl Operation {
-    fn prepare(workload: Workload, dir: &Path) -> anyhow::Result<Self> {
-        let loopback = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
-        Ok(match workload {
-            Workload::Open => {
-                let path = dir.join("bench.txt");
-                fs::write(&path, b"nemoclaw bench\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-                let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                    .context("file path")?;
-                Self::Open { path }
-            }
-            Workload::Exec => {
-                if !Path::new(BUSYBOX).is_file() {
-                    bail!("{BUSYBOX} is missing: install busybox-static");
-                }
-                Self::Exec
-            }
-            Workload::Tcp => {
-                let listener =
-                    TcpListener::bind(loopback).context("binding a loopback listener")?;
-                let addr = listener.local_addr().context("listener address")?;
-                Self::Tcp { listener, addr }
-            }
-            Workload::Udp => {
-                let receiver =
-                    UdpSocket::bind(loopback).context("binding a loopback UDP socket")?;
-                receiver
-                    .set_nonblocking(true)
-                    .context("non-blocking receiver")?;
-                let addr = receiver.local_addr().context("receiver address")?;
-                Self::Udp {
-                    sender: None,
-                    receiver,
-                    addr,
-                    sent: 0,
-                }
-            }
-            Workload::Compile => bail!("compile is not an in-kernel operation"),
-        })
-    }
-
-    fn once(&mut self) -> anyhow::Result<()> {
-        match self {
-            Self::Open { path } => {
-                // Explicit flags: `O_PATH` would skip `security_file_open` entirely.
-                // SAFETY: a NUL-terminated path and plain flags; the fd is closed below.
-                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-                if fd < 0 {
-                    return Err(io::Error::last_os_error()).context("open");
-                }
-                // SAFETY: we own `fd`.
-                unsafe { libc::close(fd) };
-            }
-            Self::Exec => {
-                let status = Command::new(BUSYBOX)
-                    .arg("true")
-                    .stdin(Stdio::inherit())
-                    .status()
-                    .with_context(|| format!("running {BUSYBOX} true"))?;
-                if !status.success() {
-                    bail!("{BUSYBOX} true: {status}");
-                }
-            }
-            Self::Tcp { listener, addr } => {
-                let client = TcpStream::connect(*addr).context("connect")?;
-                let (server, _) = listener.accept().context("accept")?;
-                // Reset instead of FIN: no TIME_WAIT, so the ephemeral ports never run out.
-                set_linger_zero(&client)?;
-                drop(client);
-                drop(server);
-            }
-            Self::Udp {
-                sender,
-                receiver,
-                addr,
-                sent,
-            } => {
-                let sender = match sender {
-                    Some(sender) => sender,
-                    None => sender.insert(
-                        UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-                            .context("binding the UDP sender")?,
-                    ),
-                };
-                sender.send_to(b"nemoclaw bench", *addr).context("sendto")?;
-                *sent += 1;
-                if *sent % 64 == 0 {
-                    let mut buf = [0u8; 64];
-                    while receiver.recv(&mut buf).is_ok() {}
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn set_linger_zero(stream: &TcpStream) -> anyhow::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket and a correctly sized option value.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            libc::socklen_t::try_from(size_of::<libc::linger>()).unwrap_or(8),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context("SO_LINGER");
-    }
-    Ok(())
-}
-
-/// What keeps programs attached for the run (dropping it detaches them).
+/// What keeps the system in place for the run (dropping it detaches the programs: `floor`
+/// and `real` are held for that).
 struct Loaded {
-    _floor: Option<Ebpf>,
-    _real: Option<Enforcer>,
+    floor: Option<Ebpf>,
+    real: Option<Enforcer>,
+    /// Landlock's ruleset, enforced just before the rounds.
+    landlock: Option<peer::landlock::Ruleset>,
+    /// AppArmor's loaded profile, entered just before the rounds.
+    apparmor: Option<String>,
 }
 
 fn load(
@@ -555,17 +463,21 @@ fn load(
     work: &WorkDir,
     cgroup: &SandboxCgroup,
 ) -> anyhow::Result<Loaded> {
-    match args.mode {
-        Mode::None => Ok(Loaded {
-            _floor: None,
-            _real: None,
-        }),
-        Mode::Floor => {
+    let mut loaded = Loaded {
+        floor: None,
+        real: None,
+        landlock: None,
+        apparmor: None,
+    };
+    match args.system() {
+        System::None => {}
+        System::Floor => {
             let mut ebpf = open_object()?;
             match op {
-                Operation::Open { .. } => {
+                Operation::Open { .. } | Operation::CreateUnlink { .. } => {
                     attach_lsm(&mut ebpf, &btf()?, "noop_file_open", "file_open")?;
                 }
+                Operation::Stat { .. } => bail!("stat has no floor program"),
                 Operation::Exec => {
                     // The hooks the process control attaches.
                     let btf = btf()?;
@@ -589,22 +501,22 @@ fn load(
                     }
                 }
             }
-            Ok(Loaded {
-                _floor: Some(ebpf),
-                _real: None,
-            })
+            loaded.floor = Some(ebpf);
         }
-        Mode::Real => {
-            let text = generated_policy(args.workload, args.rules, work)?;
+        system @ (System::Nemoclaw | System::NemoclawDaemon) => {
+            if args.workload == Scenario::Exec {
+                work.make_targets(args.workload, args.rules.saturating_sub(1))?;
+            }
+            let text = peer::nemoclaw::policy_text(args.workload, args.rules, work);
             let parsed = policy::parse_str(Path::new("bench.yaml"), &text)?;
             let compiled = policy::compile(&parsed, &CompileEnv::new("/root".into()))?.policy;
-            let net = if args.registry {
+            let net = if system == System::NemoclawDaemon {
                 NetAttach::AboveSandboxes
             } else {
                 NetAttach::SandboxCgroup
             };
             let mut enforcer = Enforcer::load_for(compiled.controls, net)?;
-            if matches!(args.workload, Workload::Tcp | Workload::Udp) {
+            if matches!(args.workload, Scenario::Tcp | Scenario::Udp) {
                 enforcer.attach_cgroup(cgroup.dir())?;
             }
             enforcer.install(SLOT, &compiled)?;
@@ -615,12 +527,19 @@ fn load(
                     controls: compiled.controls,
                 },
             )?;
-            Ok(Loaded {
-                _floor: None,
-                _real: Some(enforcer),
-            })
+            loaded.real = Some(enforcer);
+        }
+        System::Landlock => {
+            loaded.landlock = Some(peer::landlock::prepare(args.workload, work, args.rules)?);
+        }
+        System::Apparmor => {
+            if args.workload == Scenario::Exec {
+                work.make_targets(args.workload, args.rules.saturating_sub(1))?;
+            }
+            loaded.apparmor = Some(peer::apparmor::load(args.workload, work, args.rules)?);
         }
     }
+    Ok(loaded)
 }
 
 fn attach_lsm(ebpf: &mut Ebpf, btf: &aya::Btf, prog: &str, hook: &str) -> anyhow::Result<()> {
@@ -636,76 +555,4 @@ fn attach_lsm(ebpf: &mut Ebpf, btf: &aya::Btf, prog: &str, hook: &str) -> anyhow
 
 fn btf() -> anyhow::Result<aya::Btf> {
     aya::Btf::from_sys_fs().context("reading the kernel's BTF")
-}
-
-/// The policy for `real`: only the section the workload exercises, with `rules` generated
-/// rules besides the one the workload needs.
-fn generated_policy(workload: Workload, rules: usize, work: &WorkDir) -> anyhow::Result<String> {
-    let mut text = String::new();
-    match workload {
-        Workload::Open => {
-            // Mixed shapes: exact allows, `dir/**` allows, `**/name` denies.
-            let _ = write!(
-                text,
-                "filesystem:\n  allow:\n  - {}\n",
-                work.file().display()
-            );
-            let mut deny = String::new();
-            for i in 0..rules {
-                let (a, b, c) = (i % 251, (i / 251) % 251, i / (251 * 251));
-                match i % 3 {
-                    0 => {
-                        let _ = writeln!(text, "  - /srv/p{c}/d{b}/file{a}.txt");
-                    }
-                    1 => {
-                        let _ = writeln!(text, "  - /data/p{c}/d{b}/f{a}/**");
-                    }
-                    _ => {
-                        let _ = writeln!(deny, "  - \"**/secret{i}.key\"");
-                    }
-                }
-            }
-            if !deny.is_empty() {
-                let _ = write!(text, "  deny:\n{deny}");
-            }
-        }
-        Workload::Exec => {
-            // N distinct executables (distinct inodes: copies, not hard links).
-            let bin = work.path.join("bin");
-            fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
-            let _ = write!(text, "process:\n  allow:\n  - {BUSYBOX}\n");
-            for i in 0..rules {
-                let path = bin.join(format!("b{i}"));
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o755)
-                    .open(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                file.write_all(b"#!/bin/true\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-                let _ = writeln!(text, "  - {}", path.display());
-            }
-        }
-        Workload::Tcp | Workload::Udp => {
-            // Half allow (CIDR, one port), half deny (CIDR, any port): two lookup groups.
-            let mut deny = String::new();
-            text.push_str("network:\n  allow:\n  - \"127.0.0.1:*\"\n");
-            for i in 0..rules {
-                let j = i / 2;
-                let (hi, mid, lo) = (j >> 16, (j >> 8) & 255, j & 255);
-                if i % 2 == 0 {
-                    let _ = writeln!(text, "  - \"{}.{mid}.{lo}.0/24:443\"", 10 + hi);
-                } else {
-                    let _ = writeln!(deny, "  - \"{}.{mid}.{lo}.0/24:*\"", 20 + hi);
-                }
-            }
-            if !deny.is_empty() {
-                let _ = write!(text, "  deny:\n{deny}");
-            }
-        }
-        Workload::Compile => {}
-    }
-    Ok(text)
 }
