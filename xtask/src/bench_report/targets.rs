@@ -147,9 +147,8 @@ pub fn judge(rows: &[Row]) -> Vec<Judgement> {
 }
 
 fn peers(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
-    let Some(own) =
-        nemoclaw(rows, scenario, place, HEADLINE_RULES).and_then(|r| added_ratio(rows, r))
-    else {
+    let own_row = nemoclaw(rows, scenario, place, HEADLINE_RULES);
+    let Some(own) = own_row.and_then(|r| added_ratio(rows, r)) else {
         return (
             Verdict::NotJudged,
             "no NemoClaw row measured at 1k rules (or no row without enforcement)".into(),
@@ -160,7 +159,7 @@ fn peers(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
     for (system, name) in [("landlock", "Landlock"), ("apparmor", "AppArmor")] {
         match find(rows, scenario, place, system, HEADLINE_RULES) {
             Some(row) => match (&row.outcome, added_ratio(rows, row)) {
-                (_, Some(added)) => measured.push((name, added)),
+                (_, Some(added)) => measured.push((name, added, row)),
                 (Outcome::Unsupported(_), _) => absent.push(format!("{name} cannot express them")),
                 _ => absent.push(format!("{name} failed")),
             },
@@ -172,25 +171,58 @@ fn peers(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
     } else {
         format!("; {}", absent.join(", "))
     };
-    let Some((peer, cheapest)) = measured.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)) else {
+    let Some((peer, cheapest, peer_row)) =
+        measured.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))
+    else {
         return (
             Verdict::NotJudged,
             format!("NemoClaw adds {}{absent}", pct(own)),
         );
     };
-    let verdict = if own <= cheapest {
-        Verdict::Met
+    // A difference smaller than the rounds' spread is not a measured loss.
+    let noise = noise_ratio(rows, scenario, place, [own_row, Some(peer_row)]);
+    let (verdict, within) = if own <= cheapest {
+        (Verdict::Met, String::new())
+    } else if own - cheapest <= noise {
+        (
+            Verdict::Met,
+            format!(" (the difference is within the noise, {})", pct(noise)),
+        )
     } else {
-        Verdict::NotMet
+        (Verdict::NotMet, String::new())
     };
     (
         verdict,
         format!(
-            "NemoClaw adds {}, {peer} (the cheaper) {}{absent}",
+            "NemoClaw adds {}, {peer} (the cheaper) {}{within}{absent}",
             pct(own),
             pct(cheapest)
         ),
     )
+}
+
+/// The largest spread (median round minus fastest) of no enforcement's row and `others`,
+/// as a fraction of no enforcement's cost per operation.
+fn noise_ratio<const N: usize>(
+    rows: &[Row],
+    scenario: &str,
+    place: &str,
+    others: [Option<&Row>; N],
+) -> f64 {
+    let Some(none) = none_ns(rows, scenario, place) else {
+        return 0.0;
+    };
+    let none_row = rows
+        .iter()
+        .find(|r| r.scenario == scenario && r.place == place && r.system == "none");
+    others
+        .into_iter()
+        .chain([none_row])
+        .flatten()
+        .filter_map(timed)
+        .map(Timed::spread)
+        .fold(0.0, f64::max)
+        / none
 }
 
 fn flat(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {

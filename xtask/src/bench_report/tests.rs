@@ -56,7 +56,7 @@ fn sample() -> String {
         timed("open-read-d2", "apparmor", 1000, vm, 1200.0),
         timed("exec", "none", 0, vm, 100_000.0),
         timed("exec", "nemoclaw", 10, vm, 110_000.0),
-        timed("exec", "nemoclaw", 1000, vm, 130_000.0),
+        timed("exec", "nemoclaw", 1000, vm, 150_000.0),
         timed("exec", "nemoclaw", 100_000, vm, 150_000.0),
         timed("exec", "apparmor", 1000, vm, 120_000.0),
         unsupported(
@@ -207,7 +207,7 @@ fn verdicts_met_and_missed() {
     };
     // open: NemoClaw +11% against Landlock's +30% and AppArmor's +20%.
     assert_eq!(verdict(TARGET_PEERS, "open-read-d2"), Some(Verdict::Met));
-    // exec: NemoClaw +30% against AppArmor's +20% (Landlock cannot express the rules).
+    // exec: NemoClaw +50% against AppArmor's +20% (Landlock cannot express the rules).
     assert_eq!(verdict(TARGET_PEERS, "exec"), Some(Verdict::NotMet));
     assert_eq!(verdict(TARGET_FLAT, "open-read-d2"), Some(Verdict::Met));
     assert_eq!(verdict(TARGET_FLAT, "exec"), Some(Verdict::NotMet));
@@ -219,7 +219,24 @@ fn verdicts_met_and_missed() {
         "- **{TARGET_PEERS}: NOT met** (1 of 2 judged met)"
     )));
     assert!(markdown.contains(&format!("- **{TARGET_RELOAD}: met** (1 of 1 judged met)")));
-    assert!(markdown.contains("| exec | vm 6.12 | +30.0% | cannot express | +20.0% | NOT met |"));
+    assert!(markdown.contains("| exec | vm 6.12 | +50.0% | cannot express | +20.0% | NOT met |"));
+}
+
+#[test]
+fn peers_met_when_the_difference_is_within_the_noise() {
+    let vm = "vm 6.12";
+    // The rounds spread by 10% of none's cost; NemoClaw adds 2 points more than Landlock.
+    let text = [
+        timed("stat", "none", 0, vm, 1000.0),
+        timed("stat", "nemoclaw", 1000, vm, 1120.0),
+        timed("stat", "landlock", 1000, vm, 1100.0),
+    ]
+    .join("\n");
+    let (rows, _) = parse(&text);
+    let verdicts = judge(&rows);
+    let peers = verdicts.iter().find(|j| j.target == TARGET_PEERS).unwrap();
+    assert_eq!(peers.verdict, Verdict::Met, "{peers:?}");
+    assert!(peers.detail.contains("within the noise"), "{peers:?}");
 }
 
 #[test]
