@@ -20,6 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use serde_json::Value;
 
+use crate::bench_macro;
 use crate::bench_python;
 use crate::setup::{self, KernelVersion};
 use crate::util;
@@ -55,7 +56,9 @@ pub struct BenchArgs {
     vm_timeout: u64,
     /// Run only these workloads (repeatable): `open` and `exec` (VM), `tcp` and `udp`
     /// (native), `compile`, `reload` (native, through a daemon), `router` (native: the privacy
-    /// router next to the `LiteLLM` proxy, installed in its own venv on first use); default: all. `--only fs` and `--only process` are aliases
+    /// router next to the `LiteLLM` proxy, installed in its own venv on first use), `make`,
+    /// `untar-grep`, `start` (VM: whole workloads and sandbox start under NemoClaw, Landlock,
+    /// AppArmor; `bench_macro.rs`); default: all. `--only fs` and `--only process` are aliases
     /// of `open` and `exec`.
     #[arg(long = "only", value_parser = parse_only)]
     only: Vec<&'static str>,
@@ -71,9 +74,12 @@ fn parse_only(text: &str) -> Result<&'static str, String> {
         "compile" => "compile",
         "reload" | "daemon" => "reload",
         "router" | "inference" => "router",
+        "make" => "make",
+        "untar-grep" | "untar" => "untar-grep",
+        "start" => "start",
         other => {
             return Err(format!(
-                "unknown workload {other:?} (open, exec, tcp, udp, compile, reload, router)"
+                "unknown workload {other:?} (open, exec, tcp, udp, compile, reload, router, make, untar-grep, start)"
             ));
         }
     })
@@ -278,7 +284,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
             || ["compile", "reload", "router"]
                 .iter()
                 .any(|w| args.selects(w)));
-    let run_vm_benches = !args.no_vm && vm_workloads().iter().any(|w| args.selects(w.name));
+    let run_vm_benches = !args.no_vm
+        && (vm_workloads().iter().any(|w| args.selects(w.name))
+            || bench_macro::WORKLOADS.iter().any(|w| args.selects(w)));
     if run_vm_benches {
         setup::ensure(&kernels)?;
     }
@@ -316,6 +324,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
                 };
                 all_ok &= table(&mut report, workload, &results, targets);
             }
+            all_ok &= bench_macro::report(&mut report, &results, |w| args.selects(w));
             saved.push((format!("vm {kernel}"), results));
         }
     }
@@ -966,6 +975,7 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
             words.join(" ")
         );
     }
+    script.push_str(&bench_macro::vm_script(bin_str, |w| args.selects(w)));
     script.push_str("exit 0\n");
     let guest = vm::Guest {
         kernel,
@@ -973,7 +983,9 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
         cwd: util::workspace_root(),
         env: Vec::new(),
         kernel_args: Vec::new(),
-        timeout: Duration::from_secs(args.vm_timeout),
+        timeout: Duration::from_secs(
+            args.vm_timeout + bench_macro::vm_seconds(|w| args.selects(w)),
+        ),
         interactive: false,
     };
     let mut results = Results::new();
