@@ -57,8 +57,8 @@ pub struct BenchArgs {
     /// Run only these workloads (repeatable): `open` and `exec` (VM), `tcp` and `udp`
     /// (native), `compile`, `reload` (native, through a daemon), `router` (native: the privacy
     /// router next to the `LiteLLM` proxy, installed in its own venv on first use), `make`,
-    /// `untar-grep`, `start` (VM: whole workloads and sandbox start under NemoClaw, Landlock,
-    /// AppArmor; `bench_macro.rs`); default: all. `--only fs` and `--only process` are aliases
+    /// `untar-grep`, `start` (VM: whole workloads and sandbox start under `NemoClaw`, Landlock,
+    /// `AppArmor`; `bench_macro.rs`); default: all. `--only fs` and `--only process` are aliases
     /// of `open` and `exec`.
     #[arg(long = "only", value_parser = parse_only)]
     only: Vec<&'static str>,

@@ -51,11 +51,8 @@ const ACCESS_TRUNCATE: u64 = 1 << 14;
 const ACCESS_IOCTL_DEV: u64 = 1 << 15;
 
 /// The rights that apply to a file (not a directory) in a `path_beneath` rule.
-const FILE_RIGHTS: u64 = ACCESS_EXECUTE
-    | ACCESS_WRITE_FILE
-    | ACCESS_READ_FILE
-    | ACCESS_TRUNCATE
-    | ACCESS_IOCTL_DEV;
+const FILE_RIGHTS: u64 =
+    ACCESS_EXECUTE | ACCESS_WRITE_FILE | ACCESS_READ_FILE | ACCESS_TRUNCATE | ACCESS_IOCTL_DEV;
 
 /// Every file-system right Landlock ABI `abi` handles.
 pub fn handled_fs(abi: i64) -> u64 {
@@ -202,13 +199,13 @@ pub fn run(args: &LandlockExecArgs) -> anyhow::Result<i32> {
         }
         libc::close(ruleset);
     }
-    let argv: Vec<CString> = args
+    let c_args: Vec<CString> = args
         .command
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
         .context("a NUL byte in the command")?;
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    let mut ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     // SAFETY: a NULL-terminated argv of live C strings.
     unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
@@ -233,8 +230,8 @@ mod tests {
     #[test]
     fn arguments_give_rules_in_order() {
         let cli = Cli::try_parse_from([
-            "x", "--ro", "/usr", "--rw", "/tmp/w", "--exec", "/bin/sh", "--ro", "/etc", "--",
-            "sh", "-c", "true",
+            "x", "--ro", "/usr", "--rw", "/tmp/w", "--exec", "/bin/sh", "--ro", "/etc", "--", "sh",
+            "-c", "true",
         ])
         .expect("parses");
         let rules = rules(&cli.args);
@@ -269,7 +266,11 @@ mod tests {
         assert_eq!(rule_access(Grant::ReadWrite, handled, true), handled);
         assert_eq!(
             rule_access(Grant::ReadWrite, handled, false),
-            ACCESS_EXECUTE | ACCESS_WRITE_FILE | ACCESS_READ_FILE | ACCESS_TRUNCATE | ACCESS_IOCTL_DEV
+            ACCESS_EXECUTE
+                | ACCESS_WRITE_FILE
+                | ACCESS_READ_FILE
+                | ACCESS_TRUNCATE
+                | ACCESS_IOCTL_DEV
         );
         // ABI 1 has no truncate right: a file's read-write rule leaves it out.
         assert_eq!(rule_access(Grant::ReadWrite, handled_fs(1), false), 0b0111);

@@ -7,7 +7,8 @@
 //! `nemoclaw-daemon` (`nemoclaw run` through a private daemon that loaded the programs
 //! once: compile, slot fill, cgroup), `landlock` (`nemoclaw-bench landlock-exec`) and
 //! `apparmor` (`aa-exec -p` of a profile loaded once), each with the macro benchmarks'
-//! policy (`macro_run.rs`). Round-robin, one untimed round first.
+//! policy (`macro_run.rs`). Round-robin, one untimed round first. Each system is first
+//! checked to refuse a read outside its grants.
 
 use serde_json::Value;
 
@@ -56,10 +57,14 @@ fn measure(args: &StartArgs, work: &std::path::Path) -> anyhow::Result<Vec<Value
     let systems = Systems::prepare(work, &args.systems)?;
     let mut rules = vec![0; args.systems.len()];
     let index = |s: &str| args.systems.iter().position(|x| x == s).unwrap_or(0);
+    let mut checked = vec![false; args.systems.len()];
     let outcomes = round_robin(
         &args.systems,
         args.runs,
         |system| {
+            if !std::mem::replace(&mut checked[index(system)], true) {
+                systems.check_confines(system)?;
+            }
             let (mut cmd, n) = systems
                 .command(system, &["/bin/true"])
                 .map_err(|why| format!("unsupported: {why}"))?;
