@@ -21,14 +21,14 @@ pub const WORKLOADS: [&str; 3] = ["make", "untar-grep", "start"];
 /// Timed runs per system (after one untimed round).
 pub const RUNS: usize = 5;
 
-/// The systems of the make and untar-grep runs, in round-robin order. `NemoClaw` runs
-/// through a private daemon (`nemoclaw-daemon`: programs loaded once, as `AppArmor`'s
-/// profile is); a standalone run's start (loading its programs every time, tens of seconds
+/// The systems of the make and untar-grep runs, in round-robin order. `nemoclaw` runs
+/// through a private daemon (programs loaded once, as `AppArmor`'s profile is); a
+/// standalone run's start (loading its programs every time, tens of seconds
 /// under TCG) is what `start` measures, and would swamp the workload here.
-const MACRO_SYSTEMS: &str = "none,nemoclaw-daemon,landlock,apparmor";
+const MACRO_SYSTEMS: &str = "none,nemoclaw,landlock,apparmor";
 
 /// The systems of the start run.
-const START_SYSTEMS: &str = "none,nemoclaw,nemoclaw-daemon,landlock,apparmor";
+const START_SYSTEMS: &str = "none,nemoclaw,nemoclaw-standalone,landlock,apparmor";
 
 /// The `nemoclaw-bench` arguments of one selected workload.
 pub fn bench_args(workload: &str, runs: usize) -> Option<Vec<String>> {
@@ -139,7 +139,7 @@ pub fn report(
         let none = rows.iter().copied().find(|v| v["mode"] == "none");
         let _ = writeln!(
             out,
-            "{:<16} {:>5} {:>10} {:>10} {:>8} {:>8}",
+            "{:<19} {:>5} {:>10} {:>10} {:>8} {:>8}",
             "system", "rules", "fastest s", "median s", "x none", "x none"
         );
         let order = START_SYSTEMS.split(',');
@@ -147,7 +147,7 @@ pub fn report(
             for value in rows.iter().filter(|v| v["mode"] == system) {
                 let _ = writeln!(
                     out,
-                    "{system:<16} {:>5} {}",
+                    "{system:<19} {:>5} {}",
                     value["rules"],
                     row(value, none)
                 );
@@ -159,9 +159,9 @@ pub fn report(
         let _ = writeln!(
             out,
             "  {runs} runs per system after an untimed round, systems round-robin; x none = the\n  \
-             system's fastest (median) / none's fastest (median). nemoclaw: `nemoclaw run\n  \
-             --standalone` (loads its programs every run); nemoclaw-daemon: through a daemon\n  \
-             (programs loaded once, as apparmor_parser loads the profile once). Each system\n  \
+             system's fastest (median) / none's fastest (median). nemoclaw: `nemoclaw run`\n  \
+             through a daemon (programs loaded once, as apparmor_parser loads the profile once);\n  \
+             nemoclaw-standalone: `nemoclaw run --standalone` (loads its programs every run). Each system\n  \
              was first checked to refuse a read outside its grants. Same grants\n  \
              everywhere: work dir rw, /usr /lib /lib64 /bin /etc ro, exec of the workload's binaries."
         );
@@ -180,7 +180,7 @@ mod tests {
         let lines: Vec<&str> = script.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].ends_with(
-            "/w/nemoclaw-bench macro --scenario make --systems none,nemoclaw-daemon,landlock,apparmor --runs 5"
+            "/w/nemoclaw-bench macro --scenario make --systems none,nemoclaw,landlock,apparmor --runs 5"
         ));
         assert!(lines[1].contains("/w/nemoclaw-bench start --systems "));
         assert!(vm_script("/b", |w| w == "open").is_empty());

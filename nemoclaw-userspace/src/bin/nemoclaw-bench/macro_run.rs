@@ -13,7 +13,8 @@
 //!   the 9p root costs ~700 us an open); the extracted tree is removed between runs.
 //!
 //! Systems: `none` (no enforcement), `nemoclaw` (`nemoclaw run` through a private daemon,
-//! which loaded the programs once, as `apparmor_parser` loads a profile once), `landlock`
+//! which loaded the programs once, as `apparmor_parser` loads a profile once;
+//! `nemoclaw-standalone`: `nemoclaw run --standalone`, loading them every run), `landlock`
 //! (`nemoclaw-bench landlock-exec`), `apparmor` (a profile loaded with `apparmor_parser
 //! -r`, run through `aa-exec -p`). All grant the same: the work directory and `/dev/null`
 //! read-write; `/usr`, `/lib`, `/lib64`, `/bin`, `/etc` read-only; exec of the workload's
@@ -434,14 +435,14 @@ impl Systems {
         } else {
             Err("not selected".into())
         };
-        let daemon = wants("nemoclaw-daemon").then(|| {
+        let daemon = wants("nemoclaw").then(|| {
             if nemoclaw.is_file() {
                 Daemon::start(&nemoclaw, work).map_err(|e| format!("{e:#}"))
             } else {
                 Err(format!("{} missing", nemoclaw.display()))
             }
         });
-        if wants("nemoclaw") && !nemoclaw.is_file() {
+        if wants("nemoclaw-standalone") && !nemoclaw.is_file() {
             bail!("{} not found: build it", nemoclaw.display());
         }
         Ok(Self {
@@ -457,8 +458,8 @@ impl Systems {
     }
 
     /// The command running `argv` under `system`, and its rule count; `Err`: why not.
-    /// `nemoclaw` is a standalone run (it loads its own programs), `nemoclaw-daemon` a run
-    /// through the private daemon.
+    /// `nemoclaw` is a run through the private daemon (the programs loaded once),
+    /// `nemoclaw-standalone` a standalone run (it loads its own programs).
     pub fn command(&self, system: &str, argv: &[&str]) -> Result<(Command, usize), String> {
         let nemoclaw_run = |socket: Option<&Path>| {
             let mut cmd = Command::new(&self.nemoclaw);
@@ -481,8 +482,8 @@ impl Systems {
                 cmd.args(&argv[1..]);
                 (cmd, 0)
             }
-            "nemoclaw" => (nemoclaw_run(None), self.policy_rules),
-            "nemoclaw-daemon" => match &self.daemon {
+            "nemoclaw-standalone" => (nemoclaw_run(None), self.policy_rules),
+            "nemoclaw" => match &self.daemon {
                 Some(Ok(daemon)) => (nemoclaw_run(Some(&daemon.socket)), self.policy_rules),
                 Some(Err(e)) => return Err(e.clone()),
                 None => return Err("no daemon".into()),

@@ -2,10 +2,10 @@
 //! how long a sandbox takes to start, as the wall time of running `/bin/true` in it, from
 //! spawn to exit, next to `/bin/true` alone.
 //!
-//! Systems: `none` (`/bin/true`), `nemoclaw` (`nemoclaw run --standalone`: loads and
-//! attaches its programs, self-tests, compiles the policy, fills the maps, every time),
-//! `nemoclaw-daemon` (`nemoclaw run` through a private daemon that loaded the programs
-//! once: compile, slot fill, cgroup), `landlock` (`nemoclaw-bench landlock-exec`) and
+//! Systems: `none` (`/bin/true`), `nemoclaw` (`nemoclaw run` through a private daemon
+//! that loaded the programs once: compile, slot fill, cgroup), `nemoclaw-standalone`
+//! (`nemoclaw run --standalone`: loads and attaches its programs, self-tests, compiles the
+//! policy, fills the maps, every time), `landlock` (`nemoclaw-bench landlock-exec`) and
 //! `apparmor` (`aa-exec -p` of a profile loaded once), each with the macro benchmarks'
 //! policy (`macro_run.rs`). Round-robin, one untimed round first. Each system is first
 //! checked to refuse a read outside its grants.
@@ -24,7 +24,7 @@ pub struct StartArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,nemoclaw,nemoclaw-daemon,landlock,apparmor"
+        default_value = "none,nemoclaw,nemoclaw-standalone,landlock,apparmor"
     )]
     pub systems: Vec<String>,
     /// Where the work directory (policy, profile, daemon files) is made.
