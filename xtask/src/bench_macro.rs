@@ -107,12 +107,20 @@ fn row(value: &Value, none: Option<&Value>) -> String {
         Some(base) if base > 0.0 => format!("{:.2}", own / base),
         _ => "-".to_string(),
     };
+    let runs: Vec<String> = value["rounds_ns_per_op"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .map(|ns| format!("{:.2}", ns / 1e9))
+        .collect();
     format!(
-        "{:>10.3} {:>10.3} {:>8} {:>8}",
+        "{:>10.3} {:>10.3} {:>8} {:>8}  {}",
         fast / 1e9,
         median / 1e9,
         ratio("ns_per_op", fast),
-        ratio("median_ns_per_op", median)
+        ratio("median_ns_per_op", median),
+        runs.join(" ")
     )
 }
 
@@ -139,7 +147,7 @@ pub fn report(
         let none = rows.iter().copied().find(|v| v["mode"] == "none");
         let _ = writeln!(
             out,
-            "{:<19} {:>5} {:>10} {:>10} {:>8} {:>8}",
+            "{:<19} {:>5} {:>10} {:>10} {:>8} {:>8}  every run (s, in order)",
             "system", "rules", "fastest s", "median s", "x none", "x none"
         );
         let order = START_SYSTEMS.split(',');
@@ -148,7 +156,7 @@ pub fn report(
                 let _ = writeln!(
                     out,
                     "{system:<19} {:>5} {}",
-                    value["rules"],
+                    value["rules"].as_u64().unwrap_or(0),
                     row(value, none)
                 );
             }
@@ -195,7 +203,8 @@ mod tests {
             (
                 ("make".to_string(), mode.to_string(), rules),
                 json!({"workload": "make", "mode": mode, "rules": rules,
-                       "ns_per_op": fast, "median_ns_per_op": median}),
+                       "ns_per_op": fast, "median_ns_per_op": median,
+                       "rounds_ns_per_op": [median, fast]}),
             )
         };
         results.extend([
@@ -217,11 +226,15 @@ mod tests {
         };
         assert_eq!(
             words("landlock"),
-            ["landlock", "21", "2.200", "2.500", "1.10", "1.00"]
+            [
+                "landlock", "21", "2.200", "2.500", "1.10", "1.00", "2.50", "2.20"
+            ]
         );
         assert_eq!(
             words("none"),
-            ["none", "0", "2.000", "2.500", "1.00", "1.00"]
+            [
+                "none", "0", "2.000", "2.500", "1.00", "1.00", "2.50", "2.00"
+            ]
         );
         assert_eq!(
             words("apparmor").join(" "),
