@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; `util` holds the few helpers they share.
 
 mod bench;
+mod bench_macro;
 mod bench_python;
 mod bench_report;
 mod escapes;

@@ -22,7 +22,7 @@ const CUSTOMER: &str = "jane.doe@example.org";
 fn provider_config(s: &Setup, config: &Path) {
     std::fs::create_dir_all(config.parent().expect("a directory")).expect("create it");
     std::fs::write(
-        &config,
+        config,
         serde_json::json!({"models": {"mode": "replace", "providers": {"nemoclaw": {
             "baseUrl": format!("{}/v1", s.router.base_url()),
             "apiKey": "sk-openclaw-own-key",

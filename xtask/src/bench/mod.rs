@@ -33,6 +33,7 @@ mod table;
 use configs::{Workload, compile_configs, native_workloads, vm_workloads};
 use table::{EXEC_TARGETS, NET_TARGETS, OPEN_TARGETS, Target, compile_row, reload_row, table};
 
+use crate::bench_macro;
 use crate::bench_report;
 use crate::setup::{self, KernelVersion};
 use crate::util;
@@ -71,7 +72,8 @@ pub struct BenchArgs {
     /// `stat`, `exec` in the VM; `tcp`, `udp` natively), `open` (every open scenario), `fs`
     /// (every file scenario), `process` (= `exec`), `compile`, `reload` (native, through a
     /// daemon), `router` (native: the privacy router next to the `LiteLLM` proxy, installed
-    /// in its own venv on first use); default: all.
+    /// in its own venv on first use), `make`, `untar-grep`, `start` (VM: whole workloads and
+    /// sandbox start under `NemoClaw`, Landlock and `AppArmor`; `bench_macro.rs`); default: all.
     #[arg(long = "only", value_parser = parse_only)]
     only: Vec<&'static str>,
     /// Only write `BENCHMARKS.md` and `docs/bench/` from this results file (JSON lines).
@@ -103,10 +105,13 @@ fn parse_only(text: &str) -> Result<&'static str, String> {
         "exec" | "process" => "exec",
         "reload" | "daemon" => "reload",
         "router" | "inference" => "router",
+        "make" => "make",
+        "untar-grep" | "untar" => "untar-grep",
+        "start" => "start",
         other => {
             return SCENARIOS.into_iter().find(|s| *s == other).ok_or_else(|| {
                 format!(
-                    "unknown workload {other:?} ({}, open, fs, reload, router)",
+                    "unknown workload {other:?} ({}, open, fs, reload, router, make, untar-grep, start)",
                     SCENARIOS.join(", ")
                 )
             });
@@ -206,7 +211,9 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
             || ["compile", "reload", "router"]
                 .iter()
                 .any(|w| args.selects(w)));
-    let run_vm_benches = !args.no_vm && vm_workloads().iter().any(|w| args.selects(w.name));
+    let run_vm_benches = !args.no_vm
+        && (vm_workloads().iter().any(|w| args.selects(w.name))
+            || bench_macro::WORKLOADS.iter().any(|w| args.selects(w)));
     if run_vm_benches {
         setup::ensure(&kernels)?;
     }
@@ -244,6 +251,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
                 };
                 all_ok &= table(&mut report, workload, &results, targets);
             }
+            all_ok &= bench_macro::report(&mut report, &results, |w| args.selects(w));
             saved.push((format!("vm {kernel}"), results));
         }
     }
@@ -352,6 +360,7 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
             words.join(" ")
         );
     }
+    script.push_str(&bench_macro::vm_script(bin_str, |w| args.selects(w)));
     script.push_str("exit 0\n");
     let guest = vm::Guest {
         kernel,
@@ -359,7 +368,9 @@ fn run_vm(kernel: KernelVersion, bin: &Path, args: &BenchArgs) -> Result<Results
         cwd: util::workspace_root(),
         env: Vec::new(),
         kernel_args: Vec::new(),
-        timeout: Duration::from_secs(args.vm_timeout),
+        timeout: Duration::from_secs(
+            args.vm_timeout + bench_macro::vm_seconds(|w| args.selects(w)),
+        ),
         interactive: false,
     };
     let mut results = Results::new();

@@ -1,0 +1,84 @@
+//! `nemoclaw-bench start` (driven by `cargo xtask bench --only start`; root, in the VM):
+//! how long a sandbox takes to start, as the wall time of running `/bin/true` in it, from
+//! spawn to exit, next to `/bin/true` alone.
+//!
+//! Systems: `none` (`/bin/true`), `nemoclaw` (`nemoclaw run` through a private daemon
+//! that loaded the programs once: compile, slot fill, cgroup), `nemoclaw-standalone`
+//! (`nemoclaw run --standalone`: loads and attaches its programs, self-tests, compiles the
+//! policy, fills the maps, every time), `landlock` (`nemoclaw-bench landlock-exec`) and
+//! `apparmor` (`aa-exec -p` of a profile loaded once), each with the macro benchmarks'
+//! policy (`macro_run.rs`). Round-robin, one untimed round first. Each system is first
+//! checked to refuse a read outside its grants.
+
+use serde_json::Value;
+
+use crate::macro_run::{Systems, kernel_release, result, round_robin, time_run, work_dir};
+use crate::op::LINE_PREFIX;
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Timed runs per system (after one untimed round).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Systems, in round-robin order (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "none,nemoclaw,nemoclaw-standalone,landlock,apparmor"
+    )]
+    pub systems: Vec<String>,
+    /// Where the work directory (policy, profile, daemon files) is made.
+    #[arg(long, default_value = "/tmp")]
+    pub dir: std::path::PathBuf,
+}
+
+pub fn run(args: &StartArgs) -> anyhow::Result<i32> {
+    let work = work_dir(&args.dir, "start")?;
+    let outcome = measure(args, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    match outcome {
+        Ok(lines) => {
+            for line in lines {
+                println!("{LINE_PREFIX}{line}");
+            }
+            Ok(0)
+        }
+        Err(err) => {
+            let line = serde_json::json!({"scenario": "start", "workload": "start",
+                "system": "none", "mode": "none", "rules": 0, "kernel": kernel_release(),
+                "error": format!("{err:#}")});
+            println!("{LINE_PREFIX}{line}");
+            Ok(1)
+        }
+    }
+}
+
+fn measure(args: &StartArgs, work: &std::path::Path) -> anyhow::Result<Vec<Value>> {
+    let systems = Systems::prepare(work, &args.systems)?;
+    let mut rules = vec![0; args.systems.len()];
+    let index = |s: &str| args.systems.iter().position(|x| x == s).unwrap_or(0);
+    let mut checked = vec![false; args.systems.len()];
+    let outcomes = round_robin(
+        &args.systems,
+        args.runs,
+        |system| {
+            if !std::mem::replace(&mut checked[index(system)], true) {
+                systems.check_confines(system)?;
+            }
+            let (mut cmd, n) = systems
+                .command(system, &["/bin/true"])
+                .map_err(|why| format!("unsupported: {why}"))?;
+            rules[index(system)] = n;
+            time_run(&mut cmd)
+        },
+        || Ok(()),
+    )?;
+    drop(systems);
+    Ok(args
+        .systems
+        .iter()
+        .zip(&outcomes)
+        .zip(&rules)
+        .map(|((system, outcome), n)| result("start", system, *n, outcome))
+        .collect())
+}
