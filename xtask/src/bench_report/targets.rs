@@ -147,8 +147,9 @@ pub fn judge(rows: &[Row]) -> Vec<Judgement> {
 }
 
 fn peers(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
-    let own_row = nemoclaw(rows, scenario, place, HEADLINE_RULES);
-    let Some(own) = own_row.and_then(|r| added_ratio(rows, r)) else {
+    let Some(own) =
+        nemoclaw(rows, scenario, place, HEADLINE_RULES).and_then(|r| added_ratio(rows, r))
+    else {
         return (
             Verdict::NotJudged,
             "no NemoClaw row measured at 1k rules (or no row without enforcement)".into(),
@@ -179,14 +180,21 @@ fn peers(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
             format!("NemoClaw adds {}{absent}", pct(own)),
         );
     };
-    // A difference smaller than the rounds' spread is not a measured loss.
-    let noise = noise_ratio(rows, scenario, place, [own_row, Some(peer_row)]);
+    // Not a measured loss when the rounds overlap: NemoClaw's fastest round is no slower
+    // than the peer's median round.
+    let peer_median = timed(peer_row)
+        .and_then(|t| t.median_ns_per_op)
+        .zip(none_ns(rows, scenario, place))
+        .map(|(median, none)| median / none - 1.0);
     let (verdict, within) = if own <= cheapest {
         (Verdict::Met, String::new())
-    } else if own - cheapest <= noise {
+    } else if peer_median.is_some_and(|median| own <= median) {
         (
             Verdict::Met,
-            format!(" (the difference is within the noise, {})", pct(noise)),
+            format!(
+                " (within the noise: {peer}'s median round adds {})",
+                pct(peer_median.unwrap_or_default())
+            ),
         )
     } else {
         (Verdict::NotMet, String::new())
@@ -199,30 +207,6 @@ fn peers(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
             pct(cheapest)
         ),
     )
-}
-
-/// The largest spread (median round minus fastest) of no enforcement's row and `others`,
-/// as a fraction of no enforcement's cost per operation.
-fn noise_ratio<const N: usize>(
-    rows: &[Row],
-    scenario: &str,
-    place: &str,
-    others: [Option<&Row>; N],
-) -> f64 {
-    let Some(none) = none_ns(rows, scenario, place) else {
-        return 0.0;
-    };
-    let none_row = rows
-        .iter()
-        .find(|r| r.scenario == scenario && r.place == place && r.system == "none");
-    others
-        .into_iter()
-        .chain([none_row])
-        .flatten()
-        .filter_map(timed)
-        .map(Timed::spread)
-        .fold(0.0, f64::max)
-        / none
 }
 
 fn flat(rows: &[Row], scenario: &str, place: &str) -> (Verdict, String) {
