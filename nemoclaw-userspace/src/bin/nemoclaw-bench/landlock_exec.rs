@@ -12,14 +12,16 @@
 
 use std::{
     ffi::{CString, OsString},
-    os::{
-        fd::AsRawFd as _,
-        unix::{ffi::OsStrExt as _, fs::OpenOptionsExt as _},
-    },
+    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context as _, bail};
+
+use crate::landlock_sys::{
+    self, DIR_CHANGES, EXECUTE, FILE_RIGHTS, IOCTL_DEV, READ_DIR, READ_FILE, REFER, TRUNCATE,
+    WRITE_FILE,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct LandlockExecArgs {
@@ -37,38 +39,17 @@ pub struct LandlockExecArgs {
     pub command: Vec<OsString>,
 }
 
-const CREATE_RULESET_VERSION: u32 = 1;
-const RULE_PATH_BENEATH: libc::c_int = 1;
-
-const ACCESS_EXECUTE: u64 = 1 << 0;
-const ACCESS_WRITE_FILE: u64 = 1 << 1;
-const ACCESS_READ_FILE: u64 = 1 << 2;
-const ACCESS_READ_DIR: u64 = 1 << 3;
-/// `REMOVE_DIR` .. `MAKE_SYM` (bits 4 to 12), ABI 1.
-const ACCESS_DIR_CHANGES: u64 = 0x1ff0;
-const ACCESS_REFER: u64 = 1 << 13;
-const ACCESS_TRUNCATE: u64 = 1 << 14;
-const ACCESS_IOCTL_DEV: u64 = 1 << 15;
-
-/// The rights that apply to a file (not a directory) in a `path_beneath` rule.
-const FILE_RIGHTS: u64 =
-    ACCESS_EXECUTE | ACCESS_WRITE_FILE | ACCESS_READ_FILE | ACCESS_TRUNCATE | ACCESS_IOCTL_DEV;
-
 /// Every file-system right Landlock ABI `abi` handles.
 pub fn handled_fs(abi: i64) -> u64 {
-    let mut all = ACCESS_EXECUTE
-        | ACCESS_WRITE_FILE
-        | ACCESS_READ_FILE
-        | ACCESS_READ_DIR
-        | ACCESS_DIR_CHANGES;
+    let mut all = EXECUTE | WRITE_FILE | READ_FILE | READ_DIR | DIR_CHANGES;
     if abi >= 2 {
-        all |= ACCESS_REFER;
+        all |= REFER;
     }
     if abi >= 3 {
-        all |= ACCESS_TRUNCATE;
+        all |= TRUNCATE;
     }
     if abi >= 5 {
-        all |= ACCESS_IOCTL_DEV;
+        all |= IOCTL_DEV;
     }
     all
 }
@@ -85,9 +66,9 @@ pub enum Grant {
 /// The access mask of one rule: `grant` within `handled`, only file rights for a file.
 pub fn rule_access(grant: Grant, handled: u64, is_dir: bool) -> u64 {
     let wanted = match grant {
-        Grant::Read => ACCESS_READ_FILE | ACCESS_READ_DIR,
+        Grant::Read => READ_FILE | READ_DIR,
         Grant::ReadWrite => u64::MAX,
-        Grant::Exec => ACCESS_READ_FILE | ACCESS_READ_DIR | ACCESS_EXECUTE,
+        Grant::Exec => READ_FILE | READ_DIR | EXECUTE,
     };
     let mask = if is_dir { u64::MAX } else { FILE_RIGHTS };
     wanted & handled & mask
@@ -101,104 +82,22 @@ pub fn rules(args: &LandlockExecArgs) -> Vec<(&Path, Grant)> {
     ro.chain(rw).chain(exec).collect()
 }
 
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-}
-
-#[repr(C, packed)]
-struct PathBeneathAttr {
-    allowed_access: u64,
-    parent_fd: i32,
-}
-
-/// The Landlock ABI version of the running kernel (an error if Landlock is off).
-pub fn abi_version() -> anyhow::Result<i64> {
-    // SAFETY: the version query takes no attribute (NULL, size 0).
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<RulesetAttr>(),
-            0usize,
-            CREATE_RULESET_VERSION,
-        )
-    };
-    if abi < 1 {
-        bail!(
-            "Landlock is not available: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(abi)
-}
-
 /// Applies the ruleset to this process and executes the command; returns only on error.
 pub fn run(args: &LandlockExecArgs) -> anyhow::Result<i32> {
-    let abi = abi_version()?;
-    let handled = handled_fs(abi);
-    let attr = RulesetAttr {
-        handled_access_fs: handled,
-    };
-    // SAFETY: a valid attribute of the size we pass.
-    let ruleset = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            &raw const attr,
-            size_of::<RulesetAttr>(),
-            0u32,
-        )
-    };
-    if ruleset < 0 {
-        bail!(
-            "landlock_create_ruleset: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    let ruleset = i32::try_from(ruleset).context("ruleset fd")?;
+    let handled = handled_fs(landlock_sys::abi()?);
+    let ruleset = landlock_sys::Ruleset::create(handled)?;
     for (path, grant) in rules(args) {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
         let is_dir = std::fs::metadata(path)
             .with_context(|| format!("reading {}", path.display()))?
             .is_dir();
-        let beneath = PathBeneathAttr {
-            allowed_access: rule_access(grant, handled, is_dir),
-            parent_fd: file.as_raw_fd(),
-        };
-        // SAFETY: a valid path_beneath attribute; the fd stays open for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_add_rule,
-                ruleset,
-                RULE_PATH_BENEATH,
-                &raw const beneath,
-                0u32,
-            )
-        };
-        if rc != 0 {
-            bail!(
-                "landlock_add_rule {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
-        }
+        ruleset.allow_beneath(path, rule_access(grant, handled, is_dir))?;
     }
-    // SAFETY: plain prctl and syscalls on our own fd.
-    unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            bail!("PR_SET_NO_NEW_PRIVS: {}", std::io::Error::last_os_error());
-        }
-        if libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) != 0 {
-            bail!(
-                "landlock_restrict_self: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        libc::close(ruleset);
+    // SAFETY: a plain prctl.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        bail!("PR_SET_NO_NEW_PRIVS: {}", std::io::Error::last_os_error());
     }
+    ruleset.restrict_self()?;
+    drop(ruleset);
     let c_args: Vec<CString> = args
         .command
         .iter()
@@ -264,14 +163,7 @@ mod tests {
         assert_eq!(rule_access(Grant::Read, handled, false), 0b0100);
         assert_eq!(rule_access(Grant::Exec, handled, false), 0b0101);
         assert_eq!(rule_access(Grant::ReadWrite, handled, true), handled);
-        assert_eq!(
-            rule_access(Grant::ReadWrite, handled, false),
-            ACCESS_EXECUTE
-                | ACCESS_WRITE_FILE
-                | ACCESS_READ_FILE
-                | ACCESS_TRUNCATE
-                | ACCESS_IOCTL_DEV
-        );
+        assert_eq!(rule_access(Grant::ReadWrite, handled, false), FILE_RIGHTS);
         // ABI 1 has no truncate right: a file's read-write rule leaves it out.
         assert_eq!(rule_access(Grant::ReadWrite, handled_fs(1), false), 0b0111);
     }

@@ -424,7 +424,7 @@ impl Systems {
             .context("locating the ELF interpreter")?;
         let wants = |s: &str| systems.iter().any(|x| x == s);
         let landlock = if wants("landlock") {
-            crate::landlock_exec::abi_version()
+            crate::landlock_sys::abi()
                 .map_err(|e| format!("{e:#}"))
                 .map(|_| landlock_args(work, &exec, &loader))
         } else {

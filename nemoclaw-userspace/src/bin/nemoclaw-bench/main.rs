@@ -14,6 +14,7 @@
 //! Each prints one `NEMOCLAW_BENCH {json}` line.
 
 mod landlock_exec;
+mod landlock_sys;
 mod macro_run;
 mod op;
 mod peer;
