@@ -637,19 +637,24 @@ pub fn run(args: &MacroArgs) -> anyhow::Result<i32> {
     let scenario = args.scenario.name();
     let work = work_dir(&args.dir, scenario)?;
     let outcome = measure(args, &work);
-    let _ = std::fs::remove_dir_all(&work);
+    Ok(finish(scenario, &work, outcome))
+}
+
+/// Removes the work directory and prints the result lines, or one error line; the exit code.
+pub fn finish(scenario: &str, work: &Path, outcome: anyhow::Result<Vec<serde_json::Value>>) -> i32 {
+    let _ = std::fs::remove_dir_all(work);
     match outcome {
         Ok(lines) => {
             for line in lines {
                 println!("{LINE_PREFIX}{line}");
             }
-            Ok(0)
+            0
         }
         Err(err) => {
             let line = json!({"scenario": scenario, "workload": scenario, "system": "none",
                 "mode": "none", "rules": 0, "kernel": kernel_release(), "error": format!("{err:#}")});
             println!("{LINE_PREFIX}{line}");
-            Ok(1)
+            1
         }
     }
 }

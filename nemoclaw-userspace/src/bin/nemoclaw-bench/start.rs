@@ -12,8 +12,7 @@
 
 use serde_json::Value;
 
-use crate::macro_run::{Systems, kernel_release, result, round_robin, time_run, work_dir};
-use crate::op::LINE_PREFIX;
+use crate::macro_run::{Systems, finish, result, round_robin, time_run, work_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -35,22 +34,7 @@ pub struct StartArgs {
 pub fn run(args: &StartArgs) -> anyhow::Result<i32> {
     let work = work_dir(&args.dir, "start")?;
     let outcome = measure(args, &work);
-    let _ = std::fs::remove_dir_all(&work);
-    match outcome {
-        Ok(lines) => {
-            for line in lines {
-                println!("{LINE_PREFIX}{line}");
-            }
-            Ok(0)
-        }
-        Err(err) => {
-            let line = serde_json::json!({"scenario": "start", "workload": "start",
-                "system": "none", "mode": "none", "rules": 0, "kernel": kernel_release(),
-                "error": format!("{err:#}")});
-            println!("{LINE_PREFIX}{line}");
-            Ok(1)
-        }
-    }
+    Ok(finish("start", &work, outcome))
 }
 
 fn measure(args: &StartArgs, work: &std::path::Path) -> anyhow::Result<Vec<Value>> {
