@@ -27,14 +27,15 @@ use std::{
     io::Read as _,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Instant,
 };
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
 use crate::op::LINE_PREFIX;
+use crate::private_daemon::Daemon;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -269,74 +270,6 @@ pub fn workload_script(scenario: Scenario, work: &Path, pattern: &str) -> String
     }
 }
 
-/// A private `nemoclaw` daemon (programs loaded once); stopped, unpinned and its cgroups
-/// removed on drop.
-pub struct Daemon {
-    child: Child,
-    pub socket: PathBuf,
-    pin_dir: PathBuf,
-    cgroup_root: String,
-}
-
-impl Daemon {
-    pub fn start(exe: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let id = std::process::id();
-        let socket = dir.join("nemoclaw.sock");
-        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/nemoclaw-bench-macro-{id}"));
-        let cgroup_root = format!("nemoclaw-bench-macro-{id}");
-        let child = Command::new(exe)
-            .arg("daemon")
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--pin-dir")
-            .arg(&pin_dir)
-            .arg("--state")
-            .arg(dir.join("state.json"))
-            .arg("--audit-log")
-            .arg(dir.join("daemon-audit.jsonl"))
-            .args(["--cgroup-root", &cgroup_root])
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the daemon")?;
-        let mut daemon = Self {
-            child,
-            socket,
-            pin_dir,
-            cgroup_root,
-        };
-        let deadline = Instant::now() + Duration::from_mins(5);
-        while std::os::unix::net::UnixStream::connect(&daemon.socket).is_err() {
-            if let Some(status) = daemon.child.try_wait()? {
-                bail!("the daemon exited: {status}");
-            }
-            if Instant::now() > deadline {
-                bail!("the daemon did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(daemon)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-        if let Ok(mount) = nemoclaw::sandbox::cgroup::cgroup2_mount() {
-            let root = mount.join(&self.cgroup_root);
-            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-                let _ = std::fs::write(entry.path().join("cgroup.kill"), "1");
-                let _ = std::fs::remove_dir(entry.path());
-            }
-            let _ = std::fs::remove_dir(root);
-        }
-    }
-}
-
 /// `apparmor_parser`, where Debian puts it.
 fn apparmor_parser() -> Option<PathBuf> {
     ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"]
@@ -437,7 +370,7 @@ impl Systems {
         };
         let daemon = wants("nemoclaw").then(|| {
             if nemoclaw.is_file() {
-                Daemon::start(&nemoclaw, work).map_err(|e| format!("{e:#}"))
+                Daemon::start(&nemoclaw, work, "macro").map_err(|e| format!("{e:#}"))
             } else {
                 Err(format!("{} missing", nemoclaw.display()))
             }

@@ -18,6 +18,7 @@ mod landlock_sys;
 mod macro_run;
 mod op;
 mod peer;
+mod private_daemon;
 mod reload;
 mod router;
 mod scenario;

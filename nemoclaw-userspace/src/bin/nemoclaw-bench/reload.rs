@@ -14,13 +14,15 @@ use std::{
     io::{BufRead as _, BufReader},
     net::UdpSocket,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 
 use nemoclaw::audit::lifecycle::monotonic_ns;
+
+use crate::private_daemon::Daemon;
 
 #[derive(Debug, clap::Args)]
 pub struct ReloadBenchArgs {
@@ -73,41 +75,6 @@ fn policy(port: u16, allow: bool) -> String {
     format!("network:\n  allow:\n    - \"127.0.0.1:{other}\"\n  deny: \"*\"\n")
 }
 
-/// A daemon of our own; on drop whatever runs in its sandboxes is killed (a stopped daemon
-/// leaves its sandboxes running, by design), then it is stopped (SIGTERM) and unpinned.
-struct Daemon {
-    child: Child,
-    pin_dir: PathBuf,
-    cgroup_root: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(mount) = nemoclaw::sandbox::cgroup::cgroup2_mount() {
-            for entry in std::fs::read_dir(mount.join(&self.cgroup_root))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let _ = std::fs::write(entry.path().join("cgroup.kill"), "1");
-            }
-        }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(0)),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-        if let Ok(mount) = nemoclaw::sandbox::cgroup::cgroup2_mount() {
-            let root = mount.join(&self.cgroup_root);
-            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-                let _ = std::fs::remove_dir(entry.path());
-            }
-            let _ = std::fs::remove_dir(root);
-        }
-    }
-}
-
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let last = sorted.len().saturating_sub(1);
     #[expect(
@@ -118,36 +85,6 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     )]
     let i = ((last as f64) * p).round() as usize;
     sorted.get(i).copied().unwrap_or(0)
-}
-
-/// Starts a private daemon with its files under `d` and waits for its socket.
-fn start_daemon(exe: &Path, d: &Path, socket: &Path, id: u32) -> anyhow::Result<Daemon> {
-    let daemon = Daemon {
-        child: Command::new(exe)
-            .arg("daemon")
-            .arg("--socket")
-            .arg(socket)
-            .arg("--pin-dir")
-            .arg(format!("/sys/fs/bpf/nemoclaw-bench-{id}"))
-            .arg("--state")
-            .arg(d.join("state.json"))
-            .arg("--audit-log")
-            .arg(d.join("audit.jsonl"))
-            .args(["--cgroup-root", &format!("nemoclaw-bench-{id}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the daemon")?,
-        pin_dir: PathBuf::from(format!("/sys/fs/bpf/nemoclaw-bench-{id}")),
-        cgroup_root: format!("nemoclaw-bench-{id}"),
-    };
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        if Instant::now() > deadline {
-            bail!("the daemon did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(daemon)
 }
 
 /// The daemon's own time for each write (from the write to its switch of the sandbox to
@@ -182,8 +119,8 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
     let dir = std::env::temp_dir().join(format!("nemoclaw-bench-reload-{id}"));
     std::fs::create_dir_all(&dir)?;
     let d = dir.as_path();
-    let socket = d.join("nemoclaw.sock");
-    let daemon = start_daemon(&exe, d, &socket, id)?;
+    let daemon = Daemon::start(&exe, d, "reload")?;
+    let socket = daemon.socket.clone();
     let receiver = UdpSocket::bind(("127.0.0.1", 0))?;
     let port = receiver.local_addr()?.port();
     let policy_file = d.join("policy.yaml");
@@ -230,8 +167,9 @@ pub fn run(args: &ReloadBenchArgs) -> anyhow::Result<i32> {
     }
     let _ = sandbox.kill();
     let _ = sandbox.wait();
+    let audit = daemon.audit.clone();
     drop(daemon);
-    let switched = switch_times(&d.join("audit.jsonl"), &started);
+    let switched = switch_times(&audit, &started);
     let _ = std::fs::remove_dir_all(&dir);
     let switched = switched?;
     let mut latencies = observed;
