@@ -17,6 +17,13 @@ const OPENCLAW: &str = "/var/cache/nemoclaw/openclaw/node_modules/openclaw/openc
 const AWS_KEY: &str = "AKIAZ3MXQ5T7V2PLK4RD";
 const CUSTOMER: &str = "jane.doe@example.org";
 
+fn assert_installed() {
+    assert!(
+        Path::new(OPENCLAW).exists() && Path::new(NODE_BIN).join("node").exists(),
+        "OpenClaw or Node 24 is missing under /var/cache/nemoclaw: run `cargo xtask setup`"
+    );
+}
+
 /// The agent's model provider: the router (the key is the agent's own, worthless: the
 /// router injects the host's).
 fn provider_config(s: &Setup, config: &Path) {
@@ -74,10 +81,7 @@ fn openclaw_turns_go_through_the_router_as_the_policy_says() {
     if !root_or_skip("router_openclaw") {
         return;
     }
-    assert!(
-        Path::new(OPENCLAW).exists() && Path::new(NODE_BIN).join("node").exists(),
-        "OpenClaw or Node 24 is missing under /var/cache/nemoclaw: run `cargo xtask setup`"
-    );
+    assert_installed();
     let s = Setup::start("router-openclaw", "", &[]);
     let policy = s.scratch.path("openclaw.yaml");
     std::fs::write(
@@ -241,10 +245,7 @@ fn openclaw_turn_under_the_baseline_policy() {
     if !lsm_or_skip("router_openclaw_baseline") {
         return;
     }
-    assert!(
-        Path::new(OPENCLAW).exists() && Path::new(NODE_BIN).join("node").exists(),
-        "OpenClaw or Node 24 is missing under /var/cache/nemoclaw: run `cargo xtask setup`"
-    );
+    assert_installed();
     let s = Setup::start("router-openclaw-baseline", "", &[]);
     let name = "claw-baseline";
     let policy = s.scratch.path("openclaw-baseline.yaml");
