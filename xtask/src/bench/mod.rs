@@ -217,6 +217,8 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     if run_vm_benches {
         setup::ensure(&kernels)?;
     }
+    // The commit measured (what the binaries are built from), recorded in every row.
+    let commit = bench_report::head_commit(&util::workspace_root());
     let bin = if args.no_build {
         release_bin()
     } else {
@@ -256,7 +258,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
         }
     }
 
-    match save(&saved) {
+    match save(&saved, &commit) {
         Ok(path) => {
             let _ = writeln!(report, "\nresults (JSON lines): {}", path.display());
             if let Err(err) = bench_report::main(&path) {
@@ -295,7 +297,7 @@ notes: ns/op is the fastest of ROUNDS timed rounds after a warm-up (noise only a
   bpf ratio.";
 
 /// Writes every result line (JSON) to `target/nemoclaw-bench/results.jsonl`.
-fn save(all: &[(String, Results)]) -> Result<PathBuf> {
+fn save(all: &[(String, Results)], commit: &str) -> Result<PathBuf> {
     let dir = util::target_dir().join("nemoclaw-bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("results.jsonl");
@@ -305,6 +307,7 @@ fn save(all: &[(String, Results)]) -> Result<PathBuf> {
             let mut value = value.clone();
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("place".into(), place.clone().into());
+                obj.insert("commit".into(), commit.into());
             }
             let _ = writeln!(text, "{value}");
         }

@@ -127,7 +127,7 @@ pub fn main(results: &Path) -> Result<()> {
 }
 
 /// `git rev-parse HEAD` in `root` (`unknown` outside a repository).
-fn head_commit(root: &Path) -> String {
+pub fn head_commit(root: &Path) -> String {
     Command::new("git")
         .arg("-C")
         .arg(root)
