@@ -125,6 +125,9 @@ fn headline(out: &mut String, rows: &[Row], judgements: &[Judgement], overview: 
         };
         let cell = |system: &str| match pick(system) {
             Some(row) => match &row.outcome {
+                Outcome::Unsupported(why) if why.starts_with("not measured") => {
+                    "not measured".to_string()
+                }
                 Outcome::Unsupported(_) => "cannot express".to_string(),
                 Outcome::Error(_) => "error".to_string(),
                 _ => fmt_added_ratio(added_ratio(rows, row)),
@@ -275,8 +278,8 @@ fn scenario_section(
             Outcome::Unsupported(why) => {
                 let _ = writeln!(
                     out,
-                    "| {system} | {rules} | cannot express: {} | | | | | |",
-                    cell_text(why)
+                    "| {system} | {rules} | {} | | | | | |",
+                    unsupported_text(why)
                 );
             }
             Outcome::Error(err) => {
@@ -336,7 +339,7 @@ fn compile_table(out: &mut String, rows: &[&Row]) {
                 fmt_ns(*compile_ns)
             ),
             Outcome::Unsupported(why) => {
-                writeln!(out, "{head} cannot express: {} | | |", cell_text(why))
+                writeln!(out, "{head} {} | | |", unsupported_text(why))
             }
             Outcome::Error(err) => writeln!(
                 out,
@@ -376,8 +379,8 @@ fn reload_table(out: &mut String, rows: &[&Row]) {
             ),
             Outcome::Unsupported(why) => writeln!(
                 out,
-                "| {system} | cannot express: {} | | | | | | | |",
-                cell_text(why)
+                "| {system} | {} | | | | | | | |",
+                unsupported_text(why)
             ),
             Outcome::Error(err) => writeln!(
                 out,
@@ -528,4 +531,14 @@ fn run_facts(out: &mut String, rows: &[Row]) {
             )
         }
     );
+}
+
+/// A row without a measurement: what the system cannot express, or why it was not measured
+/// (a limit of the run, such as a profile too large to compile in the VM).
+fn unsupported_text(why: &str) -> String {
+    if why.starts_with("not measured") {
+        cell_text(why)
+    } else {
+        format!("cannot express: {}", cell_text(why))
+    }
 }
