@@ -784,7 +784,7 @@ pub fn publish(columns: &[&Column], kernels: Vec<String>) -> Result<String> {
     }
     let (commit, dirty) = commit(&root);
     let run = RunInfo {
-        date: utc_timestamp(
+        date: util::utc_timestamp(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -826,23 +826,6 @@ fn commit(root: &Path) -> (String, bool) {
         },
         dirty,
     )
-}
-
-/// `YYYY-MM-DD HH:MM UTC` of a Unix time (days to a civil date as in Howard Hinnant's
-/// `civil_from_days`).
-pub fn utc_timestamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let (hour, minute) = (secs % 86_400 / 3600, secs % 3600 / 60);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 
 #[cfg(test)]

@@ -133,9 +133,26 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// `YYYY-MM-DD HH:MM UTC` of a Unix time (days to a civil date as in Howard Hinnant's
+/// `civil_from_days`).
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let (hour, minute) = (secs % 86_400 / 3600, secs % 3600 / 60);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{shell_quote, utc_timestamp};
 
     #[test]
     fn quotes_only_when_needed() {
@@ -144,5 +161,15 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn utc_timestamps_are_civil_dates() {
+        assert_eq!(utc_timestamp(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_timestamp(1_700_000_000), "2023-11-14 22:13 UTC");
+        // Leap days.
+        assert_eq!(utc_timestamp(1_709_210_096), "2024-02-29 12:34 UTC");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_timestamp(1_796_598_000), "2026-12-06 23:00 UTC");
     }
 }

@@ -88,7 +88,7 @@ pub fn write_from(results: &Path, root: &Path) -> Result<Vec<PathBuf>> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|v| v["commit"].as_str().map(str::to_string));
     let facts = RunFacts {
-        date: utc_date(secs),
+        date: util::utc_timestamp(secs),
         commit: recorded.unwrap_or_else(|| head_commit(root)),
         source,
     };
@@ -128,36 +128,11 @@ pub fn main(results: &Path) -> Result<()> {
 
 /// `git rev-parse HEAD` in `root` (`unknown` outside a repository).
 pub fn head_commit(root: &Path) -> String {
-    Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "unknown".to_string(),
-            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        )
-}
-
-/// Seconds since the epoch as `YYYY-MM-DD HH:MM UTC` (days to a civil date: Howard
-/// Hinnant's algorithm).
-pub fn utc_date(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
+    util::output(
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["rev-parse", "HEAD"]),
     )
+    .map_or_else(|_| "unknown".to_string(), |out| out.trim().to_string())
 }

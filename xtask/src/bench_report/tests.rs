@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::rows::{Outcome, parse, row};
 use super::targets::{TARGET_FLAT, TARGET_MACRO, TARGET_PEERS, TARGET_RELOAD, Verdict, judge};
-use super::{RunFacts, render, utc_date};
+use super::{RunFacts, render};
 
 fn facts() -> RunFacts {
     RunFacts {
@@ -332,13 +332,6 @@ fn rendering_is_deterministic() {
             );
         }
     }
-}
-
-#[test]
-fn dates_in_utc() {
-    assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
-    assert_eq!(utc_date(1_796_598_000), "2026-12-06 23:00 UTC");
-    assert_eq!(utc_date(951_782_400), "2000-02-29 00:00 UTC");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use super::{
     Catalogue, Column, Control, DAEMON_ATTACKS, ESCAPE_MODULES, Outcome, PeerRef, RunInfo,
     TestResults, attack_cell, first_sentence, link_peer_refs, module_path, peer_refs, render,
-    table_cell, utc_timestamp,
+    table_cell,
 };
 
 const RENAMES: &str = r#"
@@ -389,12 +389,4 @@ fn every_escape_test_in_the_tree_is_documented() {
             "no test cites {peer} #{number}"
         );
     }
-}
-
-#[test]
-fn utc_timestamps_are_civil_dates() {
-    assert_eq!(utc_timestamp(0), "1970-01-01 00:00 UTC");
-    assert_eq!(utc_timestamp(1_700_000_000), "2023-11-14 22:13 UTC");
-    // A leap day.
-    assert_eq!(utc_timestamp(1_709_210_096), "2024-02-29 12:34 UTC");
 }
