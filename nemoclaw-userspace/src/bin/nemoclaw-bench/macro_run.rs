@@ -442,6 +442,48 @@ impl Systems {
 const OUTSIDE: &str = "/var/lib/dpkg/status";
 
 impl Systems {
+    /// Runs `argv` under each of `names`, round-robin, `runs` timed rounds after an untimed
+    /// one (each system first checked to confine; `check` after every run, `between` after
+    /// every round); the result lines of `scenario`. Consumes the systems: the daemon and
+    /// the profile go when the runs are done.
+    pub fn measure(
+        self,
+        scenario: &str,
+        names: &[String],
+        runs: usize,
+        argv: &[&str],
+        check: impl Fn() -> Result<(), String>,
+        between: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let index = |s: &str| names.iter().position(|x| x == s).unwrap_or(0);
+        let mut rules = vec![0; names.len()];
+        let mut checked = vec![false; names.len()];
+        let outcomes = round_robin(
+            names,
+            runs,
+            |system| {
+                if !std::mem::replace(&mut checked[index(system)], true) {
+                    self.check_confines(system)?;
+                }
+                let (mut cmd, n) = self
+                    .command(system, argv)
+                    .map_err(|why| format!("unsupported: {why}"))?;
+                rules[index(system)] = n;
+                let ns = time_run(&mut cmd)?;
+                check()?;
+                Ok(ns)
+            },
+            between,
+        )?;
+        drop(self);
+        Ok(names
+            .iter()
+            .zip(&outcomes)
+            .zip(&rules)
+            .map(|((system, outcome), n)| result(scenario, system, *n, outcome))
+            .collect())
+    }
+
     /// Whether `system` confines at all: reading [`OUTSIDE`] must fail under it (`Ok` for
     /// `none`, which is not asked). An error says the system is not measured or why the
     /// read went through.
@@ -618,8 +660,6 @@ fn measure(args: &MacroArgs, work: &Path) -> anyhow::Result<Vec<serde_json::Valu
             }
         }
     }
-    let systems = Systems::prepare(work, &args.systems)?;
-    let mut rules = vec![0; args.systems.len()];
     let check = |scenario: Scenario| -> Result<(), String> {
         match scenario {
             Scenario::Make => {
@@ -642,23 +682,13 @@ fn measure(args: &MacroArgs, work: &Path) -> anyhow::Result<Vec<serde_json::Valu
             }
         }
     };
-    let index = |s: &str| args.systems.iter().position(|x| x == s).unwrap_or(0);
-    let mut checked = vec![false; args.systems.len()];
-    let outcomes = round_robin(
+    let systems = Systems::prepare(work, &args.systems)?;
+    systems.measure(
+        args.scenario.name(),
         &args.systems,
         args.runs,
-        |system| {
-            if !std::mem::replace(&mut checked[index(system)], true) {
-                systems.check_confines(system)?;
-            }
-            let (mut cmd, n) = systems
-                .command(system, &["/bin/sh", "-c", &script])
-                .map_err(|why| format!("unsupported: {why}"))?;
-            rules[index(system)] = n;
-            let ns = time_run(&mut cmd)?;
-            check(args.scenario)?;
-            Ok(ns)
-        },
+        &["/bin/sh", "-c", &script],
+        || check(args.scenario),
         || {
             match args.scenario {
                 Scenario::Make => {
@@ -678,15 +708,7 @@ fn measure(args: &MacroArgs, work: &Path) -> anyhow::Result<Vec<serde_json::Valu
             }
             Ok(())
         },
-    )?;
-    drop(systems);
-    Ok(args
-        .systems
-        .iter()
-        .zip(&outcomes)
-        .zip(&rules)
-        .map(|((system, outcome), n)| result(args.scenario.name(), system, *n, outcome))
-        .collect())
+    )
 }
 
 #[cfg(test)]

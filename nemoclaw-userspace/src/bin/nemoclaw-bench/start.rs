@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::macro_run::{Systems, finish, result, round_robin, time_run, work_dir};
+use crate::macro_run::{Systems, finish, work_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
@@ -38,31 +38,12 @@ pub fn run(args: &StartArgs) -> anyhow::Result<i32> {
 }
 
 fn measure(args: &StartArgs, work: &std::path::Path) -> anyhow::Result<Vec<Value>> {
-    let systems = Systems::prepare(work, &args.systems)?;
-    let mut rules = vec![0; args.systems.len()];
-    let index = |s: &str| args.systems.iter().position(|x| x == s).unwrap_or(0);
-    let mut checked = vec![false; args.systems.len()];
-    let outcomes = round_robin(
+    Systems::prepare(work, &args.systems)?.measure(
+        "start",
         &args.systems,
         args.runs,
-        |system| {
-            if !std::mem::replace(&mut checked[index(system)], true) {
-                systems.check_confines(system)?;
-            }
-            let (mut cmd, n) = systems
-                .command(system, &["/bin/true"])
-                .map_err(|why| format!("unsupported: {why}"))?;
-            rules[index(system)] = n;
-            time_run(&mut cmd)
-        },
+        &["/bin/true"],
         || Ok(()),
-    )?;
-    drop(systems);
-    Ok(args
-        .systems
-        .iter()
-        .zip(&outcomes)
-        .zip(&rules)
-        .map(|((system, outcome), n)| result("start", system, *n, outcome))
-        .collect())
+        || Ok(()),
+    )
 }
