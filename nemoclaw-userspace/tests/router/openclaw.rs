@@ -24,6 +24,18 @@ fn assert_installed() {
     );
 }
 
+/// The turn completed with the cloud stand-in's answer.
+fn assert_cloud_answered(turn: &Value) {
+    assert_eq!(turn["ok"], true, "{turn}");
+    assert!(
+        turn["final"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cloud stand-in"),
+        "{turn}"
+    );
+}
+
 /// The agent's model provider: the router (the key is the agent's own, worthless: the
 /// router injects the host's).
 fn provider_config(s: &Setup, config: &Path) {
@@ -97,14 +109,7 @@ fn openclaw_turns_go_through_the_router_as_the_policy_says() {
     provider_config(&s, &config);
 
     let hello = turn(&s, "claw-hello", &policy, &config, "Say hello.");
-    assert_eq!(hello["ok"], true, "{hello}");
-    assert!(
-        hello["final"]
-            .as_str()
-            .unwrap_or("")
-            .contains("cloud stand-in"),
-        "{hello}"
-    );
+    assert_cloud_answered(&hello);
     let cloud_after_hello = s.cloud.requests().len();
     assert!(cloud_after_hello >= 1);
 
@@ -267,14 +272,7 @@ fn openclaw_turn_under_the_baseline_policy() {
         s.cloud.requests().len(),
         denials.len()
     );
-    assert_eq!(hello["ok"], true, "{hello}");
-    assert!(
-        hello["final"]
-            .as_str()
-            .unwrap_or("")
-            .contains("cloud stand-in"),
-        "{hello}"
-    );
+    assert_cloud_answered(&hello);
     // What the baseline denies on purpose, and the agent does without.
     let home = s.scratch.path(name);
     let home = home.to_str().expect("UTF-8 scratch path");
