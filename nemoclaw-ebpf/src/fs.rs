@@ -274,6 +274,8 @@ fn is_directory(dentry: u64) -> bool {
 struct Walk {
     /// The `struct vfsmount` of the current position.
     mnt: u64,
+    /// Its `mnt_root`: read once per mount, not once per step.
+    mnt_root: u64,
     /// The current dentry.
     dentry: u64,
     /// The task's root: its mount ...
@@ -310,6 +312,62 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
     1
 }
 
+/// Bytes of a dentry read at once by [`dentry_link`]: `d_parent` and `d_name`.
+const DENTRY_WINDOW: usize = 32;
+
+/// What one step of the walk needs of a dentry: its `d_parent`, and the length and address
+/// of its name (`d_name`).
+struct DentryLink {
+    /// `d_parent`.
+    parent: u64,
+    /// `d_name.len`.
+    len: usize,
+    /// `d_name.name`.
+    name: u64,
+}
+
+/// Reads [`DentryLink`] of `dentry`. The three members sit side by side in `struct dentry`
+/// on every kernel we know (`d_parent`, then `d_name`): then one `bpf_probe_read_kernel` of
+/// [`DENTRY_WINDOW`] bytes from `d_parent` fetches them all, where separate reads would
+/// cost three helper calls (the helper calls are the walk's main cost). The offsets are
+/// `.rodata` constants, so the verifier keeps only the branch this kernel takes.
+#[inline(always)]
+fn dentry_link(dentry: u64) -> Option<DentryLink> {
+    let base = offset(&kernel::DENTRY_D_PARENT_OFF);
+    let name = offset(&kernel::DENTRY_D_NAME_OFF);
+    let len_at = (name + offset(&kernel::QSTR_LEN_OFF)).wrapping_sub(base);
+    let name_at = (name + offset(&kernel::QSTR_NAME_OFF)).wrapping_sub(base);
+    if len_at > DENTRY_WINDOW - 4
+        || name_at > DENTRY_WINDOW - 8
+        || len_at % 4 != 0
+        || name_at % 8 != 0
+    {
+        return Some(DentryLink {
+            parent: read_ptr(dentry + base as u64).ok()?,
+            len: read_u32(dentry + (base + len_at) as u64).ok()? as usize,
+            name: read_ptr(dentry + (base + name_at) as u64).ok()?,
+        });
+    }
+    // SAFETY: a probe read into a stack buffer of its size; the loads from it are at offsets
+    // bounded just above.
+    unsafe {
+        let window: [u64; DENTRY_WINDOW / 8] =
+            bpf_probe_read_kernel((dentry + base as u64) as *const _).ok()?;
+        let at = window.as_ptr().cast::<u8>();
+        Some(DentryLink {
+            parent: window[0],
+            len: core::ptr::read(at.add(len_at).cast::<u32>()) as usize,
+            name: core::ptr::read(at.add(name_at).cast::<u64>()),
+        })
+    }
+}
+
+/// `mnt->mnt_root` of a `struct vfsmount`.
+#[inline(always)]
+fn mount_root(mnt: u64) -> Option<u64> {
+    read_ptr(mnt + offset(&kernel::VFSMOUNT_MNT_ROOT_OFF) as u64).ok()
+}
+
 /// Prepends one component (or crosses one mount). `Some(true)`: the path is complete.
 #[inline(always)]
 fn step(w: &mut Walk) -> Option<bool> {
@@ -317,24 +375,22 @@ fn step(w: &mut Walk) -> Option<bool> {
         return Some(true);
     }
     let s = scratch()?;
-    let mnt_root = read_ptr(w.mnt + offset(&kernel::VFSMOUNT_MNT_ROOT_OFF) as u64).ok()?;
-    let parent = read_ptr(w.dentry + offset(&kernel::DENTRY_D_PARENT_OFF) as u64).ok()?;
-    if w.dentry == mnt_root || w.dentry == parent {
+    let link = dentry_link(w.dentry)?;
+    if w.dentry == w.mnt_root || w.dentry == link.parent {
         let mount_mnt = offset(&kernel::MOUNT_MNT_OFF) as u64;
         let mount = w.mnt - mount_mnt;
         let up = read_ptr(mount + offset(&kernel::MOUNT_MNT_PARENT_OFF) as u64).ok()?;
-        if up == mount || w.dentry != mnt_root {
+        if up == mount || w.dentry != w.mnt_root {
             // The namespace's root mount, or a detached tree: the path is complete.
-            w.outside = u64::from(w.dentry != mnt_root);
+            w.outside = u64::from(w.dentry != w.mnt_root);
             return Some(true);
         }
         w.dentry = read_ptr(mount + offset(&kernel::MOUNT_MNT_MOUNTPOINT_OFF) as u64).ok()?;
         w.mnt = up + mount_mnt;
+        w.mnt_root = mount_root(w.mnt)?;
         return Some(false);
     }
-    let name_off = offset(&kernel::DENTRY_D_NAME_OFF) as u64;
-    let len = read_u32(w.dentry + name_off + offset(&kernel::QSTR_LEN_OFF) as u64).ok()? as usize;
-    let name = read_ptr(w.dentry + name_off + offset(&kernel::QSTR_NAME_OFF) as u64).ok()?;
+    let len = link.len;
     // SAFETY: `s` is the per-CPU scratch value; offsets into it are masked below.
     unsafe {
         let pos = (*s).pos as usize;
@@ -351,12 +407,33 @@ fn step(w: &mut Walk) -> Option<bool> {
         copy(
             build.add(at + 1),
             opaque(s, len, NAME_MAX),
-            name as *const u8,
+            link.name as *const u8,
         )
         .ok()?;
     }
-    w.dentry = parent;
+    w.dentry = link.parent;
     Some(false)
+}
+
+/// The current task's root (`current->fs->root`) as (`mnt`, `dentry`), by direct loads from
+/// the BTF-typed task pointer (fault-safe `PROBE_MEM` loads, no helper call each); `(0, 0)`
+/// for a task without one.
+#[inline(always)]
+fn task_root() -> (u64, u64) {
+    // SAFETY: a helper without arguments; the loads below are at BTF-checked constant
+    // offsets from the trusted task pointer it returns, and a fault reads as zero.
+    unsafe {
+        let task = generated::bpf_get_current_task_btf().cast::<u8>();
+        let fs = core::ptr::read_volatile(
+            task.add(offset(&kernel::TASK_STRUCT_FS_OFF))
+                .cast::<*const u8>(),
+        );
+        let root = fs.add(offset(&kernel::FS_STRUCT_ROOT_OFF));
+        (
+            core::ptr::read_volatile(root.add(offset(&kernel::PATH_MNT_OFF)).cast::<u64>()),
+            core::ptr::read_volatile(root.add(offset(&kernel::PATH_DENTRY_OFF)).cast::<u64>()),
+        )
+    }
 }
 
 /// Writes the path of (`mnt`, `dentry`) into `s.path` the way `d_path` does, and returns its
@@ -381,16 +458,21 @@ pub(crate) fn walk_path_checked(s: *mut FsScratch, mnt: u64, dentry: u64) -> (us
 #[inline(always)]
 /// [`walk_path_checked`] with `?`: `None` when any read fails.
 fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64, outside: &mut u64) -> Option<usize> {
-    // SAFETY: helper without arguments; the task pointer is only read through probes.
-    let task = unsafe { generated::bpf_get_current_task() };
-    let fs = read_ptr(task + offset(&kernel::TASK_STRUCT_FS_OFF) as u64).ok()?;
-    let root = fs + offset(&kernel::FS_STRUCT_ROOT_OFF) as u64;
-    let root_mnt = read_ptr(root + offset(&kernel::PATH_MNT_OFF) as u64).ok()?;
-    let root_dentry = read_ptr(root + offset(&kernel::PATH_DENTRY_OFF) as u64).ok()?;
+    let (root_mnt, root_dentry) = task_root();
+    if root_mnt == 0 || root_dentry == 0 {
+        return None;
+    }
     // SAFETY: a plain store into the scratch value.
     unsafe { (*s).pos = FS_PATH_MAX as u64 };
+    // Plain numbers from here (a hook's BTF-typed arguments would stay typed pointers, on
+    // which the verifier refuses the walk's arithmetic).
+    let (mnt, dentry) = (
+        opaque(s, mnt as usize, usize::MAX) as u64,
+        opaque(s, dentry as usize, usize::MAX) as u64,
+    );
     let mut walk = Walk {
         mnt,
+        mnt_root: mount_root(mnt)?,
         dentry,
         root_mnt,
         root_dentry,
@@ -706,6 +788,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
 }
 
 /// Judges (`mnt`, `dentry`) for `need` and denies with `hook_id` if the rules say so.
+/// `dentry` may be any kernel address (read by probes); see [`judge_arg_dentry`].
 #[inline(always)]
 pub(crate) fn judge_dentry(
     hook_id: u32,
@@ -716,15 +799,49 @@ pub(crate) fn judge_dentry(
     dentry: u64,
     need: u32,
 ) -> i32 {
-    let len = if mnt == 0 || dentry == 0 {
-        0
-    } else {
-        walk_path(s, mnt, dentry)
-    };
     let dev_ino = if dentry == 0 {
         (0, 0)
     } else {
         dentry_dev_ino(dentry)
+    };
+    judge_walked(hook_id, cgroup_id, slot, s, (mnt, dentry), dev_ino, need)
+}
+
+/// [`judge_dentry`] of a BTF-typed dentry (a hook's argument, or loaded from one): its inode
+/// is read by direct loads instead of four probe calls.
+#[inline(always)]
+fn judge_arg_dentry(
+    hook_id: u32,
+    cgroup_id: u64,
+    slot: u32,
+    s: *mut FsScratch,
+    mnt: u64,
+    dentry: u64,
+    need: u32,
+) -> i32 {
+    let dev_ino = if dentry == 0 {
+        (0, 0)
+    } else {
+        kernel::btf_dentry_dev_ino(dentry)
+    };
+    judge_walked(hook_id, cgroup_id, slot, s, (mnt, dentry), dev_ino, need)
+}
+
+/// Walks (`mnt`, `dentry`)'s path and judges it with the object's (dev, inode).
+#[inline(always)]
+fn judge_walked(
+    hook_id: u32,
+    cgroup_id: u64,
+    slot: u32,
+    s: *mut FsScratch,
+    (mnt, dentry): (u64, u64),
+    dev_ino: (u64, u64),
+    need: u32,
+) -> i32 {
+    let len = if mnt == 0 || dentry == 0 {
+        0
+    } else {
+        walk_path(s, mnt, dentry)
     };
     let judged = judge(s, slot, len, dev_ino, need);
     if judged.deny == ALLOWED {
@@ -834,13 +951,13 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
     if s.is_null() {
         return early;
     }
-    let (mnt, path_dentry) = path_parts(ctx.arg(0));
+    let (mnt, path_dentry) = kernel::btf_path_parts(ctx.arg(0));
     let dentry = if with_dentry {
         ctx.arg::<*const c_void>(1) as u64
     } else {
         path_dentry
     };
-    judge_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
+    judge_arg_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
 }
 
 /// `security_path_notify(const struct path *, u64 mask, unsigned int obj_type)`: an
@@ -851,8 +968,8 @@ pub fn path_notify(ctx: &LsmContext) -> i32 {
     if s.is_null() {
         return early;
     }
-    let (mnt, dentry) = path_parts(ctx.arg(0));
-    judge_dentry(
+    let (mnt, dentry) = kernel::btf_path_parts(ctx.arg(0));
+    judge_arg_dentry(
         hook::PATH_NOTIFY,
         cgroup_id,
         slot,
@@ -872,12 +989,12 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
         return early;
     }
     let flags: u32 = ctx.arg(4);
-    let (old_mnt, _) = path_parts(ctx.arg(0));
-    let (new_mnt, _) = path_parts(ctx.arg(2));
+    let (old_mnt, _) = kernel::btf_path_parts(ctx.arg(0));
+    let (new_mnt, _) = kernel::btf_path_parts(ctx.arg(2));
     let old_dentry = ctx.arg::<*const c_void>(1) as u64;
     let new_dentry = ctx.arg::<*const c_void>(3) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_dentry(
+    let ret = judge_arg_dentry(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
@@ -894,7 +1011,7 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     } else {
         ACCESS_WRITE
     };
-    judge_dentry(
+    judge_arg_dentry(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
@@ -930,12 +1047,12 @@ pub fn path_rename_subtrees(ctx: &LsmContext) -> i32 {
     if !is_directory(old_dentry) && !(exchange && is_directory(new_dentry)) {
         return 0;
     }
-    let (old_mnt, _) = path_parts(ctx.arg(0));
+    let (old_mnt, _) = kernel::btf_path_parts(ctx.arg(0));
     let ret = refuse_subtree_end(cgroup_id, slot, s, old_mnt, old_dentry);
     if ret != 0 {
         return ret;
     }
-    let (new_mnt, _) = path_parts(ctx.arg(2));
+    let (new_mnt, _) = kernel::btf_path_parts(ctx.arg(2));
     refuse_subtree_end(cgroup_id, slot, s, new_mnt, new_dentry)
 }
 
@@ -947,15 +1064,15 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     if s.is_null() {
         return early;
     }
-    let (mnt, _) = path_parts(ctx.arg(1));
+    let (mnt, _) = kernel::btf_path_parts(ctx.arg(1));
     let old_dentry = ctx.arg::<*const c_void>(0) as u64;
     let new_dentry = ctx.arg::<*const c_void>(2) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_dentry(hook::PATH_LINK, cgroup_id, slot, s, mnt, old_dentry, both);
+    let ret = judge_arg_dentry(hook::PATH_LINK, cgroup_id, slot, s, mnt, old_dentry, both);
     if ret != 0 {
         return ret;
     }
-    judge_dentry(
+    judge_arg_dentry(
         hook::PATH_LINK,
         cgroup_id,
         slot,

@@ -323,6 +323,47 @@ pub fn btf_file_dev_ino(file: *const c_void) -> (u64, u64) {
     }
 }
 
+/// The kernel `dev_t` and inode number of `dentry`'s inode by direct loads, as
+/// [`btf_file_dev_ino`] does for a file: `dentry` must be BTF-typed (a hook's argument, or
+/// loaded from one); `(0, 0)` for a negative dentry.
+#[inline(always)]
+pub fn btf_dentry_dev_ino(dentry: u64) -> (u64, u64) {
+    // SAFETY: loads at BTF-checked constant offsets; faults read as zero.
+    unsafe {
+        let inode = core::ptr::read_volatile(
+            (dentry as *const u8)
+                .add(offset(&DENTRY_D_INODE_OFF))
+                .cast::<*const u8>(),
+        );
+        if inode.is_null() {
+            return (0, 0);
+        }
+        let ino = core::ptr::read_volatile(inode.add(offset(&INODE_I_INO_OFF)).cast::<u64>());
+        let sb = core::ptr::read_volatile(inode.add(offset(&INODE_I_SB_OFF)).cast::<*const u8>());
+        let dev = core::ptr::read_volatile(sb.add(offset(&SUPER_BLOCK_S_DEV_OFF)).cast::<u32>());
+        (u64::from(dev), ino)
+    }
+}
+
+/// `path->mnt` and `path->dentry` by direct loads: `path` must be BTF-typed (a hook's
+/// `const struct path *` argument); `(0, 0)` if either is missing.
+#[inline(always)]
+pub fn btf_path_parts(path: *const c_void) -> (u64, u64) {
+    // SAFETY: loads at BTF-checked constant offsets; faults read as zero.
+    let (mnt, dentry) = unsafe {
+        let path = path.cast::<u8>();
+        (
+            core::ptr::read_volatile(path.add(offset(&PATH_MNT_OFF)).cast::<u64>()),
+            core::ptr::read_volatile(path.add(offset(&PATH_DENTRY_OFF)).cast::<u64>()),
+        )
+    };
+    if mnt == 0 || dentry == 0 {
+        (0, 0)
+    } else {
+        (mnt, dentry)
+    }
+}
+
 // Network control: unix sockets (the task's executable uses the offsets above).
 offsets! {
     /// `struct socket`, member `sk`.
