@@ -258,7 +258,23 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
         }
     }
 
-    match save(&saved, &commit) {
+    // A partial run (`--only`, `--no-native`, `--no-vm`) is saved apart and leaves the
+    // published report alone: it would replace every table and plot with its few rows.
+    let partial = !args.only.is_empty() || args.no_native || args.no_vm;
+    let file = if partial {
+        "results-partial.jsonl"
+    } else {
+        "results.jsonl"
+    };
+    match save(&saved, &commit, file) {
+        Ok(path) if partial => {
+            let _ = writeln!(
+                report,
+                "\nresults (JSON lines): {}\n(a partial run: BENCHMARKS.md is left as it is;                  `cargo xtask bench --report-from {}` writes it from these rows alone)",
+                path.display(),
+                path.display()
+            );
+        }
         Ok(path) => {
             let _ = writeln!(report, "\nresults (JSON lines): {}", path.display());
             if let Err(err) = bench_report::main(&path) {
@@ -296,11 +312,11 @@ notes: ns/op is the fastest of ROUNDS timed rounds after a warm-up (noise only a
   10x the noise (met only if (added + noise) / (floor's added - noise) is), else on the
   bpf ratio.";
 
-/// Writes every result line (JSON) to `target/nemoclaw-bench/results.jsonl`.
-fn save(all: &[(String, Results)], commit: &str) -> Result<PathBuf> {
+/// Writes every result line (JSON) to `target/nemoclaw-bench/FILE`.
+fn save(all: &[(String, Results)], commit: &str, file: &str) -> Result<PathBuf> {
     let dir = util::target_dir().join("nemoclaw-bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("results.jsonl");
+    let path = dir.join(file);
     let mut text = String::new();
     for (place, results) in all {
         for value in results.values() {
