@@ -339,8 +339,8 @@ fn dentry_link(dentry: u64) -> Option<DentryLink> {
     let name_at = (name + offset(&kernel::QSTR_NAME_OFF)).wrapping_sub(base);
     if len_at > DENTRY_WINDOW - 4
         || name_at > DENTRY_WINDOW - 8
-        || len_at % 4 != 0
-        || name_at % 8 != 0
+        || !len_at.is_multiple_of(4)
+        || !name_at.is_multiple_of(8)
     {
         return Some(DentryLink {
             parent: read_ptr(dentry + base as u64).ok()?,
