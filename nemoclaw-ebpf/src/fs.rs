@@ -799,12 +799,7 @@ pub(crate) fn judge_dentry(
     dentry: u64,
     need: u32,
 ) -> i32 {
-    let dev_ino = if dentry == 0 {
-        (0, 0)
-    } else {
-        dentry_dev_ino(dentry)
-    };
-    judge_walked(hook_id, cgroup_id, slot, s, (mnt, dentry), dev_ino, need)
+    judge_object::<false>(hook_id, cgroup_id, slot, s, (mnt, dentry), need)
 }
 
 /// [`judge_dentry`] of a BTF-typed dentry (a hook's argument, or loaded from one): its inode
@@ -819,10 +814,26 @@ fn judge_arg_dentry(
     dentry: u64,
     need: u32,
 ) -> i32 {
+    judge_object::<true>(hook_id, cgroup_id, slot, s, (mnt, dentry), need)
+}
+
+/// Reads the object's (dev, inode), by direct loads if `BTF_TYPED`, else by probes, and
+/// judges it with its walked path.
+#[inline(always)]
+fn judge_object<const BTF_TYPED: bool>(
+    hook_id: u32,
+    cgroup_id: u64,
+    slot: u32,
+    s: *mut FsScratch,
+    (mnt, dentry): (u64, u64),
+    need: u32,
+) -> i32 {
     let dev_ino = if dentry == 0 {
         (0, 0)
-    } else {
+    } else if BTF_TYPED {
         kernel::btf_dentry_dev_ino(dentry)
+    } else {
+        dentry_dev_ino(dentry)
     };
     judge_walked(hook_id, cgroup_id, slot, s, (mnt, dentry), dev_ino, need)
 }
