@@ -788,7 +788,7 @@ pub fn file_open(ctx: &LsmContext) -> i32 {
 }
 
 /// Judges (`mnt`, `dentry`) for `need` and denies with `hook_id` if the rules say so.
-/// `dentry` may be any kernel address (read by probes); see [`judge_arg_dentry`].
+/// `dentry` may be any kernel address (read by probes); see [`judge_object`].
 #[inline(always)]
 pub(crate) fn judge_dentry(
     hook_id: u32,
@@ -799,33 +799,19 @@ pub(crate) fn judge_dentry(
     dentry: u64,
     need: u32,
 ) -> i32 {
-    judge_object::<false>(hook_id, cgroup_id, slot, s, (mnt, dentry), need)
+    judge_object::<false>(hook_id, cgroup_id, slot, s, mnt, dentry, need)
 }
 
-/// [`judge_dentry`] of a BTF-typed dentry (a hook's argument, or loaded from one): its inode
-/// is read by direct loads instead of four probe calls.
-#[inline(always)]
-fn judge_arg_dentry(
-    hook_id: u32,
-    cgroup_id: u64,
-    slot: u32,
-    s: *mut FsScratch,
-    mnt: u64,
-    dentry: u64,
-    need: u32,
-) -> i32 {
-    judge_object::<true>(hook_id, cgroup_id, slot, s, (mnt, dentry), need)
-}
-
-/// Reads the object's (dev, inode), by direct loads if `BTF_TYPED`, else by probes, and
-/// judges it with its walked path.
+/// [`judge_dentry`], with the object's (dev, inode) read by direct loads if `BTF_TYPED`
+/// (a hook's argument, or loaded from one: no probe calls), else by probes.
 #[inline(always)]
 fn judge_object<const BTF_TYPED: bool>(
     hook_id: u32,
     cgroup_id: u64,
     slot: u32,
     s: *mut FsScratch,
-    (mnt, dentry): (u64, u64),
+    mnt: u64,
+    dentry: u64,
     need: u32,
 ) -> i32 {
     let dev_ino = if dentry == 0 {
@@ -968,7 +954,7 @@ pub fn path_hook(ctx: &LsmContext, hook_id: u32, with_dentry: bool, retval_arg: 
     } else {
         path_dentry
     };
-    judge_arg_dentry(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
+    judge_object::<true>(hook_id, cgroup_id, slot, s, mnt, dentry, ACCESS_WRITE)
 }
 
 /// `security_path_notify(const struct path *, u64 mask, unsigned int obj_type)`: an
@@ -980,7 +966,7 @@ pub fn path_notify(ctx: &LsmContext) -> i32 {
         return early;
     }
     let (mnt, dentry) = kernel::btf_path_parts(ctx.arg(0));
-    judge_arg_dentry(
+    judge_object::<true>(
         hook::PATH_NOTIFY,
         cgroup_id,
         slot,
@@ -1005,7 +991,7 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     let old_dentry = ctx.arg::<*const c_void>(1) as u64;
     let new_dentry = ctx.arg::<*const c_void>(3) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_arg_dentry(
+    let ret = judge_object::<true>(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
@@ -1022,7 +1008,7 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     } else {
         ACCESS_WRITE
     };
-    judge_arg_dentry(
+    judge_object::<true>(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
@@ -1079,11 +1065,11 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     let old_dentry = ctx.arg::<*const c_void>(0) as u64;
     let new_dentry = ctx.arg::<*const c_void>(2) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_arg_dentry(hook::PATH_LINK, cgroup_id, slot, s, mnt, old_dentry, both);
+    let ret = judge_object::<true>(hook::PATH_LINK, cgroup_id, slot, s, mnt, old_dentry, both);
     if ret != 0 {
         return ret;
     }
-    judge_arg_dentry(
+    judge_object::<true>(
         hook::PATH_LINK,
         cgroup_id,
         slot,
