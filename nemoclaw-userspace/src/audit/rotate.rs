@@ -90,13 +90,21 @@ impl LiveFile {
             Err(e) => return Err(e),
         };
         live.size = file.metadata()?.len();
-        for text in io::BufReader::new(file).lines() {
-            let text = text?;
+        // Only the last record's hash is the head: the others are counted, not hashed, so
+        // opening a long log costs a read, not a hash of every line.
+        let mut reader = io::BufReader::new(file);
+        let (mut line, mut last) = (Vec::new(), Vec::new());
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let text = line_text(&line)?;
             if text.is_empty() {
                 continue;
             }
             if live.records == 0
-                && let Some(c) = serde_json::from_str(&text)
+                && let Some(c) = serde_json::from_str(text)
                     .ok()
                     .as_ref()
                     .and_then(Continuation::of)
@@ -104,8 +112,11 @@ impl LiveFile {
                 live.part = c.part;
                 live.continued = true;
             }
-            live.head = chain::line_hash(&text);
             live.records += 1;
+            std::mem::swap(&mut line, &mut last);
+        }
+        if live.records > 0 {
+            live.head = chain::line_hash(line_text(&last)?);
         }
         Ok(live)
     }
@@ -117,6 +128,15 @@ impl LiveFile {
     pub fn full(&self, len: u64, limit: u64) -> bool {
         limit != 0 && self.size + len > limit && self.records > u64::from(self.continued)
     }
+}
+
+/// One line as [`BufRead::lines`] gives it: without its `\n` or `\r\n`, and UTF-8 or an
+/// `InvalidData` error.
+fn line_text(line: &[u8]) -> io::Result<&str> {
+    let line = line
+        .strip_suffix(b"\n")
+        .map_or(line, |l| l.strip_suffix(b"\r").unwrap_or(l));
+    std::str::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// `path` with `.n` appended: the `n`th rotated file (`audit.jsonl.1` is the newest).
@@ -206,5 +226,24 @@ mod tests {
         assert_eq!(s.head, chain::line_hash("{\"x\":1}"));
         assert!(s.full(1, s.size));
         assert!(!s.full(1, 0));
+    }
+
+    #[test]
+    fn scan_reads_lines_as_lines_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("a.log");
+        // Empty lines are skipped; `\r\n` ends a line; the last line may lack its `\n`.
+        fs::write(&live, "{\"x\":1}\n\n{\"x\":2}\r\n{\"x\":3}").unwrap();
+        let s = LiveFile::scan(&live).unwrap();
+        assert_eq!((s.records, s.part, s.continued), (3, 0, false));
+        assert_eq!(s.head, chain::line_hash("{\"x\":3}"));
+        fs::write(&live, "{\"x\":1}\n{\"x\":2}\r\n\n").unwrap();
+        let s = LiveFile::scan(&live).unwrap();
+        assert_eq!(s.records, 2);
+        assert_eq!(s.head, chain::line_hash("{\"x\":2}"));
+        // A line that is not UTF-8, anywhere, is an error, not a record.
+        fs::write(&live, b"{\"x\":1}\n\xff\n{\"x\":3}\n").unwrap();
+        let e = LiveFile::scan(&live).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }

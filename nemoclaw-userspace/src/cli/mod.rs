@@ -18,7 +18,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Each subcommand's arguments are built only when it is the one invoked (`defer`):
+/// building all of them costs every `nemoclaw run` its start-up time.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run a command in a fresh sandbox under a policy (root).
     Run(run::RunArgs),

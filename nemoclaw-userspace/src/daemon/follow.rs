@@ -14,9 +14,10 @@ use std::{
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
+        mpsc::{self, RecvTimeoutError},
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
@@ -27,6 +28,9 @@ use super::protocol::{Client, ClientError, Request, Response};
 const RETRY: Duration = Duration::from_millis(100);
 /// How long [`Finish::finish`] waits for the stop record (a restarting daemon included).
 const STOP_WAIT: Duration = Duration::from_secs(5);
+/// After giving up: how often the stream is closed again, in case a subscription made just
+/// before replaced it.
+const CLOSE_AGAIN: Duration = Duration::from_millis(20);
 
 /// The reading side: runs on its own thread.
 pub struct Follower {
@@ -36,11 +40,15 @@ pub struct Follower {
     /// The last record received, for the replay after a lost stream.
     last: Option<Value>,
     shared: Arc<Shared>,
+    /// Never sent on: the follower's end drops it, which wakes [`Finish::finish`] at once.
+    _alive: mpsc::Sender<()>,
 }
 
 /// The owner's side: says when to stop waiting.
 pub struct Finish {
     shared: Arc<Shared>,
+    /// Disconnected once the follower has ended (returned or unwound).
+    follower_ended: mpsc::Receiver<()>,
 }
 
 struct Shared {
@@ -65,6 +73,7 @@ pub fn subscribe(socket: &Path, sandbox: &str) -> Result<(Follower, Finish), Cli
         stream: Mutex::new(None),
     });
     shared.track(&client);
+    let (alive, follower_ended) = mpsc::channel();
     Ok((
         Follower {
             socket: socket.to_owned(),
@@ -72,8 +81,12 @@ pub fn subscribe(socket: &Path, sandbox: &str) -> Result<(Follower, Finish), Cli
             client,
             last: None,
             shared: Arc::clone(&shared),
+            _alive: alive,
         },
-        Finish { shared },
+        Finish {
+            shared,
+            follower_ended,
+        },
     ))
 }
 
@@ -148,28 +161,85 @@ impl Follower {
 impl Finish {
     /// The sandbox is finished (its destroy was asked for): waits for the follower to see
     /// the stop record, through a daemon restart if need be, for up to [`STOP_WAIT`]; then
-    /// gives up and closes its stream. Returns once the follower has ended.
+    /// gives up and closes its stream. Returns once the follower has ended: woken by its
+    /// end, not by polling, so a run pays no wait past its stop record.
     pub fn finish(self, follower: JoinHandle<()>) {
-        let deadline = Instant::now() + STOP_WAIT;
-        while !follower.is_finished() {
-            if Instant::now() >= deadline {
-                self.shared.give_up.store(true, Ordering::Release);
-                // Again on every pass: a subscription made just before giving up replaces
-                // the stream.
-                if let Some(stream) = self
-                    .shared
-                    .stream
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_ref()
-                {
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
-                }
+        self.finish_within(follower, STOP_WAIT);
+    }
+
+    fn finish_within(self, follower: JoinHandle<()>, stop_wait: Duration) {
+        let mut wait = stop_wait;
+        while let Err(RecvTimeoutError::Timeout) = self.follower_ended.recv_timeout(wait) {
+            self.shared.give_up.store(true, Ordering::Release);
+            // Again on every pass: a subscription made just before giving up replaces the
+            // stream.
+            if let Some(stream) = self
+                .shared
+                .stream
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            wait = CLOSE_AGAIN;
         }
         if follower.join().is_err() {
             eprintln!("nemoclaw: the audit copier panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    fn finish_and_alive() -> (Finish, mpsc::Sender<()>) {
+        let (alive, follower_ended) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            give_up: AtomicBool::new(false),
+            stream: Mutex::new(None),
+        });
+        (
+            Finish {
+                shared,
+                follower_ended,
+            },
+            alive,
+        )
+    }
+
+    #[test]
+    fn a_follower_that_ends_wakes_the_owner_without_giving_up() {
+        let (finish, alive) = finish_and_alive();
+        let shared = Arc::clone(&finish.shared);
+        let (go, wait_for_go) = mpsc::channel::<()>();
+        let follower = std::thread::spawn(move || {
+            let _alive = alive;
+            wait_for_go.recv().unwrap();
+        });
+        go.send(()).unwrap();
+        finish.finish_within(follower, Duration::from_secs(600));
+        assert!(!shared.give_up.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_follower_without_a_stop_record_is_cut_off_at_the_deadline() {
+        let (finish, alive) = finish_and_alive();
+        let shared = Arc::clone(&finish.shared);
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        // As `Shared::track` keeps it: a clone of the follower's own stream.
+        *shared.stream.lock().unwrap() = Some(ours.try_clone().unwrap());
+        let follower = std::thread::spawn(move || {
+            let _alive = alive;
+            // Blocks until the owner shuts the stream down: no stop record ever comes.
+            let mut buf = [0u8; 1];
+            let _ = ours.read(&mut buf);
+        });
+        finish.finish_within(follower, Duration::from_millis(50));
+        assert!(shared.give_up.load(Ordering::Acquire));
+        drop(theirs);
     }
 }
