@@ -93,13 +93,13 @@ impl LiveFile {
         // Only the last record's hash is the head: the others are counted, not hashed, so
         // opening a long log costs a read, not a hash of every line.
         let mut reader = io::BufReader::new(file);
-        let (mut line, mut last) = (Vec::new(), Vec::new());
+        let (mut current, mut last) = (Vec::new(), Vec::new());
         loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
+            current.clear();
+            if reader.read_until(b'\n', &mut current)? == 0 {
                 break;
             }
-            let text = line_text(&line)?;
+            let text = line_text(&current)?;
             if text.is_empty() {
                 continue;
             }
@@ -113,7 +113,7 @@ impl LiveFile {
                 live.continued = true;
             }
             live.records += 1;
-            std::mem::swap(&mut line, &mut last);
+            std::mem::swap(&mut current, &mut last);
         }
         if live.records > 0 {
             live.head = chain::line_hash(line_text(&last)?);

@@ -221,7 +221,7 @@ mod tests {
             wait_for_go.recv().unwrap();
         });
         go.send(()).unwrap();
-        finish.finish_within(follower, Duration::from_secs(600));
+        finish.finish_within(follower, Duration::from_mins(10));
         assert!(!shared.give_up.load(Ordering::Acquire));
     }
 
