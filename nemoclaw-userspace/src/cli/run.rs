@@ -443,7 +443,7 @@ fn requester() -> String {
 /// Asks the daemon for an ephemeral sandbox, runs the command in it, and copies the
 /// sandbox's audit records into `--audit-log` (or stderr) as they arrive.
 fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
-    let user = SandboxUser::resolve(args.user.as_deref())?;
+    let user_name = SandboxUser::requested(args.user.as_deref());
     let name = args
         .name
         .clone()
@@ -457,14 +457,23 @@ fn run_via_daemon(args: &RunArgs, mut client: Client) -> anyhow::Result<i32> {
     let created = client.call(&Request::Create {
         name: Some(name.clone()),
         policy,
-        user: user.name.clone(),
+        user: user_name.clone(),
         command: command_line(args),
         ephemeral: true,
         resolv_conf: Some(std::path::absolute(&args.resolv_conf)?),
         dns_grace: Some(args.dns_grace),
     })?;
-    let Response::Created { sandbox, notices } = created else {
+    let Response::Created {
+        sandbox,
+        notices,
+        account,
+    } = created
+    else {
         bail!("unexpected answer from the daemon: {created:?}");
+    };
+    let user = match account {
+        Some(account) => account.into_user(user_name),
+        None => SandboxUser::resolve(Some(&user_name))?,
     };
     for notice in notices {
         eprintln!("nemoclaw: notice: {notice}");

@@ -183,9 +183,15 @@ fn only_free(daemon: &mut Daemon, free: &[Slot]) {
 fn create_installs_the_policy_then_registers_its_cgroup_and_records_it() {
     let h = Harness::new();
     let policy = h.policy("web.yaml", FS);
-    let Ok(Response::Created { sandbox, .. }) = h.create("web", &policy) else {
+    let Ok(Response::Created {
+        sandbox, account, ..
+    }) = h.create("web", &policy)
+    else {
         panic!("not created");
     };
+    // The account the command is to run as: the one the policy was compiled for.
+    let root = SandboxUser::resolve(Some("root")).expect("root");
+    assert_eq!(account, Some(Account::of(&root)));
     let path = FakeCgroups::path_of("nemoclaw", "web");
     let id = h.cgroups.state().dirs[&path].id;
     assert_eq!((sandbox.cgroup, sandbox.cgroup_id), (path, id));

@@ -8,7 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
+
+use crate::sandbox::user::SandboxUser;
 
 /// Where the daemon listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/nemoclaw/nemoclaw.sock";
@@ -86,6 +89,42 @@ pub struct SandboxInfo {
     pub tasks: usize,
 }
 
+/// The account a sandbox's commands run as, as the daemon resolved it when it compiled the
+/// policy (`~` is this `home`): `nemoclaw run` starts the command with it, so the ids are
+/// the ones the policy was compiled for and the client makes no user lookup of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    pub home: PathBuf,
+}
+
+impl Account {
+    #[must_use]
+    pub fn of(user: &SandboxUser) -> Self {
+        Self {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups: user.groups.iter().map(|g| g.as_raw()).collect(),
+            home: user.home.clone(),
+        }
+    }
+
+    /// The account as the user `name` the sandbox was asked for.
+    #[must_use]
+    pub fn into_user(self, name: String) -> SandboxUser {
+        SandboxUser {
+            name,
+            uid: Uid::from_raw(self.uid),
+            gid: Gid::from_raw(self.gid),
+            groups: self.groups.into_iter().map(Gid::from_raw).collect(),
+            home: self.home,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
@@ -93,6 +132,9 @@ pub enum Response {
         sandbox: SandboxInfo,
         /// What the user should know (e.g. socket kinds left open on this kernel).
         notices: Vec<String>,
+        /// Absent from a daemon older than this field: the client looks the user up then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<Account>,
     },
     Destroyed {
         name: String,
@@ -222,5 +264,46 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), r);
         assert!(serde_json::from_str::<Request>(r#"{"op":"format_disk"}"#).is_err());
+    }
+
+    #[test]
+    fn created_carries_the_account_and_reads_without_it() {
+        let sandbox = SandboxInfo {
+            name: "run-1".into(),
+            cgroup: "/sys/fs/cgroup/nemoclaw/run-1".into(),
+            cgroup_id: 7,
+            slot: 1,
+            policy: "/p.yaml".into(),
+            policy_sha256: "ab".into(),
+            user: "dev".into(),
+            enforcing: vec!["filesystem".into()],
+            tasks: 0,
+        };
+        let account = Account {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000, 27],
+            home: "/home/dev".into(),
+        };
+        let created = Response::Created {
+            sandbox: sandbox.clone(),
+            notices: vec![],
+            account: Some(account.clone()),
+        };
+        let text = serde_json::to_string(&created).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), created);
+        let user = account.clone().into_user("dev".into());
+        assert_eq!(
+            (user.uid.as_raw(), user.gid.as_raw(), &user.home),
+            (1000, 1000, &PathBuf::from("/home/dev"))
+        );
+        assert_eq!(Account::of(&user), account);
+        // A daemon from before the field: no account, and the client looks the user up.
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old.as_object_mut().unwrap().remove("account");
+        let Response::Created { account, .. } = serde_json::from_value(old).unwrap() else {
+            panic!("not created");
+        };
+        assert_eq!(account, None);
     }
 }

@@ -29,7 +29,7 @@ use super::{
     health::{KernelFacts, ReloadBook},
     host::{Cgroup, Cgroups, Kernel, SystemCgroups},
     metrics::Metrics,
-    protocol::{Response, SandboxInfo},
+    protocol::{Account, Response, SandboxInfo},
     refresh::{self, RefreshSpec, TtlResolver},
     registry::{RuleBook, SandboxState, Slots, StateFile, check_name, generate_name, rule_changes},
     tasks,
@@ -585,6 +585,7 @@ impl Daemon {
         Ok(Response::Created {
             sandbox: info,
             notices,
+            account: Some(Account::of(user)),
         })
     }
 

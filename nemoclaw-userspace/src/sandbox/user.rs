@@ -23,12 +23,18 @@ pub struct SandboxUser {
 }
 
 impl SandboxUser {
-    /// `name`, else `$SUDO_USER`, else `nobody`.
-    pub fn resolve(name: Option<&str>) -> Result<Self, UserError> {
-        let name = name
-            .map(str::to_owned)
+    /// The user a command runs as when asked for `name`: `name`, else `$SUDO_USER`, else
+    /// `nobody` (not looked up).
+    #[must_use]
+    pub fn requested(name: Option<&str>) -> String {
+        name.map(str::to_owned)
             .or_else(|| std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| "nobody".to_owned());
+            .unwrap_or_else(|| "nobody".to_owned())
+    }
+
+    /// Looks up [`Self::requested`]`(name)`.
+    pub fn resolve(name: Option<&str>) -> Result<Self, UserError> {
+        let name = Self::requested(name);
         let lookup = |source| UserError::Lookup {
             name: name.clone(),
             source,
