@@ -152,6 +152,33 @@ fn saved(name: &str, cgroup: PathBuf, id: u64, slot: Slot, controls: u32) -> San
 }
 
 #[test]
+fn slots_released_before_a_restart_are_swept_at_start_but_never_an_adopted_ones() {
+    let cgroups = FakeCgroups::default();
+    let kept = FakeCgroups::path_of("nemoclaw", "kept");
+    let kept_id = cgroups.state().add(&kept);
+    let mut kernel = KernelState::default();
+    for slot in [5, 9] {
+        kernel.slots.insert(slot, CompiledPolicy::default());
+    }
+    let h = Harness::build(Setup {
+        cgroups,
+        kernel,
+        saved: vec![saved("kept", kept, kept_id, 5, controls::PRIVILEGE)],
+        // 5 is listed too, as a damaged file might: the adopted sandbox keeps it.
+        released: vec![9, 5],
+        ..Setup::default()
+    });
+    let k = h.kernel.state();
+    assert_eq!(k.calls, [Op::ClearSlot(9)]);
+    assert_eq!(k.slots.keys().copied().collect::<Vec<_>>(), [5]);
+    drop(k);
+    assert!(h.released().is_empty());
+    let policy = h.policy("priv.yaml", PRIV);
+    h.create("new", &policy).expect("created");
+    assert_ne!(h.state("new").slot, 5);
+}
+
+#[test]
 fn restore_keeps_sandboxes_whose_cgroup_remains_and_clears_the_others() {
     let cgroups = FakeCgroups::default();
     let (kept, recreated) = (
@@ -184,11 +211,11 @@ fn restore_keeps_sandboxes_whose_cgroup_remains_and_clears_the_others() {
         h.kernel.state().calls,
         [
             Op::Unregister(77),
-            Op::ClearSlot(6),
             Op::Unregister(recreated_id + 100),
+            Op::ClearSlot(6),
             Op::ClearSlot(7),
         ],
-        "only the sandboxes gone are cleared"
+        "only the sandboxes gone are cleared, in one sweep at start"
     );
     // A new sandbox takes a slot the adopted one does not use.
     let policy = h.policy("priv.yaml", PRIV);

@@ -14,6 +14,7 @@ use crate::{
     daemon::{
         error::ErrorKind,
         fake_host::{Fail, FakeCgroups, FakeKernel, KernelState, Op},
+        registry::SWEEP_BATCH,
     },
 };
 
@@ -46,6 +47,8 @@ pub(super) struct Setup {
     pub(super) cgroups: FakeCgroups,
     /// Sandboxes of the state file an earlier daemon left, restored as at start.
     pub(super) saved: Vec<SandboxState>,
+    /// Slots that state file lists as released.
+    pub(super) released: Vec<Slot>,
 }
 
 impl Harness {
@@ -62,6 +65,7 @@ impl Harness {
             configured,
             cgroups,
             saved,
+            mut released,
         } = setup;
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -99,12 +103,15 @@ impl Harness {
         let mut kernel = FakeKernel(Arc::new(Mutex::new(kernel)));
         let gateway = Gateway::on(runtime.handle().clone());
         let book = Arc::default();
-        let sandboxes = restore_sandboxes(saved, &mut kernel, &cgroups, &gateway, &sink, &book);
+        let (sandboxes, gone) =
+            restore_sandboxes(saved, &mut kernel, &cgroups, &gateway, &sink, &book);
+        released.extend(gone);
         let daemon = Daemon::assemble(Parts {
             config,
             enforcer: Box::new(kernel.clone()),
             cgroups: Box::new(cgroups.clone()),
             sandboxes,
+            released,
             unavailable,
             sink,
             book,
@@ -147,6 +154,16 @@ impl Harness {
     /// Applies the policy file `policy` to sandbox `name`, as `test`.
     pub(super) fn apply(&self, name: &str, policy: &Path) -> Result<Response, OpError> {
         apply(&self.daemon, name, Some(policy), "test")
+    }
+
+    /// The slots released and not yet swept.
+    pub(super) fn released(&self) -> Vec<Slot> {
+        lock(&self.daemon).slots.released().into_iter().collect()
+    }
+
+    /// Sweeps the released slots now (as a due sweep does).
+    pub(super) fn sweep(&self) {
+        lock(&self.daemon).sweep();
     }
 
     /// Sandbox `name`'s recorded state.
@@ -348,6 +365,11 @@ fn apply_switches_to_a_fresh_slot_before_clearing_the_old_one() {
         (new.policy.as_path(), new.cgroup_id),
         (fs.as_path(), old.cgroup_id)
     );
+    // The old slot is released: no cgroup points at it, its entries wait for a sweep.
+    assert_eq!(h.released(), [old.slot]);
+    assert!(!h.kernel.state().calls.contains(&Op::ClearSlot(old.slot)));
+    h.sweep();
+    assert!(h.released().is_empty());
     let k = h.kernel.state();
     assert_eq!(
         k.slots.keys().copied().collect::<Vec<_>>(),
@@ -393,6 +415,8 @@ fn a_failed_install_during_apply_keeps_the_old_slot_and_frees_the_new_one() {
         assert_eq!(k.slot_of(old.cgroup_id), Some(old.slot));
         assert_eq!(k.slots.keys().copied().collect::<Vec<_>>(), [old.slot]);
         assert_eq!(k.slots[&old.slot].controls, controls::PRIVILEGE);
+        // The failed slot was released and, being the one that could be taken, swept at
+        // once for the retry; the retry failed too and released it again.
         assert!(k.calls.contains(&Op::ClearSlot(spare)), "{:?}", k.calls);
         assert!(!k.calls.contains(&Op::ClearSlot(old.slot)));
         assert!(
@@ -407,8 +431,14 @@ fn a_failed_install_during_apply_keeps_the_old_slot_and_frees_the_new_one() {
     assert_eq!(h.records("policy_rejected").len(), 1);
     assert!(h.records("policy_reload").is_empty());
 
+    assert_eq!(
+        h.released(),
+        [spare],
+        "its partial entries wait for a sweep"
+    );
     h.kernel.state().failing.clear();
-    h.apply("web", &fs).expect("the freed slot is taken again");
+    h.apply("web", &fs)
+        .expect("the released slot is swept and taken again");
     assert_eq!(h.state("web").slot, spare);
     assert_eq!(h.kernel.state().slot_of(old.cgroup_id), Some(spare));
 }
@@ -423,10 +453,12 @@ fn a_failed_switch_during_apply_keeps_the_old_registration_and_clears_the_new_sl
     let error = h.apply("web", &fs).expect_err("register fails");
     assert_eq!(error.kind(), ErrorKind::Internal, "{error}");
     assert_eq!(h.state("web"), old);
-    let k = h.kernel.state();
-    assert_eq!(k.slot_of(old.cgroup_id), Some(old.slot));
+    assert_eq!(h.kernel.state().slot_of(old.cgroup_id), Some(old.slot));
+    let new_slot = old.slot + 1;
+    assert_eq!(h.released(), [new_slot], "the new slot is released");
+    h.sweep();
     assert_eq!(
-        k.slots.keys().copied().collect::<Vec<_>>(),
+        h.kernel.state().slots.keys().copied().collect::<Vec<_>>(),
         [old.slot],
         "new slot cleared"
     );
@@ -445,8 +477,21 @@ fn destroy_kills_the_tasks_then_unregisters_and_clears_the_slot() {
         panic!("not destroyed");
     };
     assert_eq!(name, "web");
+    assert!(h.kernel.state().registry.is_empty());
+    // Released: unreachable (no cgroup registered with it) and not handed out before a
+    // sweep has cleared it.
+    assert_eq!(h.released(), [state.slot]);
+    let persisted = StateFile::read(&h.dir.path().join("state.json"))
+        .expect("state file")
+        .expect("written");
+    assert_eq!(
+        persisted.released,
+        [state.slot],
+        "a restarted daemon sweeps it"
+    );
+    h.sweep();
     let k = h.kernel.state();
-    assert!(k.registry.is_empty() && k.slots.is_empty());
+    assert!(k.slots.is_empty());
     assert!(k.position(Op::Unregister(state.cgroup_id)) < k.position(Op::ClearSlot(state.slot)));
     drop(k);
     let c = h.cgroups.state();
@@ -467,6 +512,77 @@ fn destroy_kills_the_tasks_then_unregisters_and_clears_the_slot() {
     assert_eq!(stopped[0]["events_lost"], 5, "dropped while it ran");
     let error = lock(&h.daemon).destroy("web", None).expect_err("gone");
     assert_eq!(error.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn released_slots_are_swept_together_once_a_batch_waits() {
+    let h = Harness::new();
+    let policy = h.policy("priv.yaml", PRIV);
+    let mut slots = Vec::new();
+    for i in 0..SWEEP_BATCH {
+        let name = format!("s{i}");
+        h.create(&name, &policy).expect("created");
+        slots.push(h.state(&name).slot);
+        lock(&h.daemon).destroy(&name, Some(0)).expect("destroyed");
+        if i + 1 < SWEEP_BATCH {
+            assert_eq!(h.released(), slots, "released, not yet swept");
+        }
+    }
+    assert!(h.released().is_empty(), "the batch was swept");
+    let k = h.kernel.state();
+    assert!(k.slots.is_empty());
+    // One sweep cleared them all, after the last release.
+    let first_clear = k
+        .calls
+        .iter()
+        .position(|c| matches!(c, Op::ClearSlot(_)))
+        .expect("a sweep");
+    let clears: Vec<Slot> = k.calls[first_clear..]
+        .iter()
+        .map(|c| match c {
+            Op::ClearSlot(s) => *s,
+            other => panic!("not one sweep: {other:?}"),
+        })
+        .collect();
+    assert_eq!(clears, slots);
+}
+
+#[test]
+fn a_slot_whose_sweep_failed_is_never_handed_out_until_a_sweep_clears_it() {
+    let h = Harness::new();
+    let policy = h.policy("priv.yaml", PRIV);
+    h.create("a", &policy).expect("created");
+    let slot = h.state("a").slot;
+    lock(&h.daemon).destroy("a", Some(0)).expect("destroyed");
+    h.kernel.state().failing.push(Fail::ClearSlots);
+    h.sweep();
+    assert_eq!(
+        h.released(),
+        [slot],
+        "still released after the failed sweep"
+    );
+    assert!(
+        h.kernel.state().slots.contains_key(&slot),
+        "its entries are still there"
+    );
+    // Every other slot taken: the only candidate is the one with another policy's entries.
+    {
+        let mut d = lock(&h.daemon);
+        while d.slots.allocate().is_some() {}
+    }
+    let before = h.kernel.state().calls.len();
+    let error = h.create("b", &policy).expect_err("no clean slot");
+    assert_eq!(error.kind(), ErrorKind::Exhausted, "{error}");
+    assert!(
+        !h.kernel.state().calls[before..]
+            .iter()
+            .any(|c| matches!(c, Op::Install(_))),
+        "nothing installed on top of the old entries"
+    );
+    h.kernel.state().failing.clear();
+    h.create("b", &policy).expect("swept, then taken");
+    assert_eq!(h.state("b").slot, slot);
+    assert!(h.released().is_empty());
 }
 
 #[test]
@@ -558,11 +674,13 @@ fn a_failed_registration_at_create_frees_the_slot_and_the_cgroup() {
     h.kernel.state().failing.push(Fail::Register);
     let error = h.create("web", &policy).expect_err("register fails");
     assert_eq!(error.kind(), ErrorKind::Internal, "{error}");
+    let Some(Op::Install(slot)) = h.kernel.state().calls.first().copied() else {
+        panic!("{:?}", h.kernel.state().calls);
+    };
+    assert_eq!(h.released(), [slot]);
+    h.sweep();
     let k = h.kernel.state();
     assert!(k.slots.is_empty() && k.registry.is_empty(), "{k:?}");
-    let Some(Op::Install(slot)) = k.calls.first().copied() else {
-        panic!("{:?}", k.calls);
-    };
     assert!(k.calls.contains(&Op::ClearSlot(slot)));
     drop(k);
     assert!(h.cgroups.state().dirs.is_empty(), "its cgroup went again");

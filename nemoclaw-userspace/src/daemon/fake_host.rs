@@ -4,7 +4,7 @@
 //! (and arranges failures) while the daemon holds the fake.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -30,6 +30,7 @@ pub(super) enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Fail {
     Install,
+    ClearSlots,
     SetDnsGate,
     Register,
 }
@@ -140,11 +141,15 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
-    fn clear_slot(&self, slot: Slot) -> Result<(), KernelError> {
+    fn clear_slots(&self, slots: &BTreeSet<Slot>) -> Result<(), KernelError> {
         let mut s = self.state();
-        s.calls.push(Op::ClearSlot(slot));
-        s.slots.remove(&slot);
-        s.dns_gates.remove(&slot);
+        s.calls
+            .extend(slots.iter().map(|slot| Op::ClearSlot(*slot)));
+        s.refused(Fail::ClearSlots)?;
+        for slot in slots {
+            s.slots.remove(slot);
+            s.dns_gates.remove(slot);
+        }
         Ok(())
     }
 

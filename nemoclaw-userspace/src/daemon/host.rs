@@ -7,7 +7,7 @@
 //! Boot keeps the concrete [`Enforcer`] until the daemon is assembled: loading, pinning,
 //! adopting, the self-test and the deny-event ring buffer are the real kernel's alone.
 
-use std::path::Path;
+use std::{collections::BTreeSet, path::Path};
 
 use nemoclaw_common::sandbox::{SandboxEntry, Slot};
 
@@ -35,8 +35,8 @@ pub trait Kernel: Send {
         old: &CompiledPolicy,
         new: &CompiledPolicy,
     ) -> Result<(), KernelError>;
-    /// Deletes every entry of `slot`.
-    fn clear_slot(&self, slot: Slot) -> Result<(), KernelError>;
+    /// Deletes every entry of each of `slots` (one scan of the maps for all of them).
+    fn clear_slots(&self, slots: &BTreeSet<Slot>) -> Result<(), KernelError>;
     /// Sends `slot`'s DNS to the gateway on these loopback ports (0: none for a family).
     fn set_dns_gate(&mut self, slot: Slot, port4: u16, port6: u16) -> Result<(), KernelError>;
     /// Puts cgroup `cgroup_id` under `entry`'s slot and controls (or switches it).
@@ -69,8 +69,8 @@ impl Kernel for Enforcer {
         Enforcer::update_net(self, slot, old, new)
     }
 
-    fn clear_slot(&self, slot: Slot) -> Result<(), KernelError> {
-        Enforcer::clear_slot(self, slot)
+    fn clear_slots(&self, slots: &BTreeSet<Slot>) -> Result<(), KernelError> {
+        Enforcer::clear_slots(self, slots)
     }
 
     fn set_dns_gate(&mut self, slot: Slot, port4: u16, port6: u16) -> Result<(), KernelError> {

@@ -4,6 +4,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use nemoclaw_common::sandbox::{MAX_SLOTS, SELF_TEST_SLOT, Slot};
@@ -55,6 +56,10 @@ pub struct StateFile {
     /// adopt maps whose layout it does not know.
     pub object_sha256: String,
     pub sandboxes: Vec<SandboxState>,
+    /// Slots released but not yet swept: a restarted daemon sweeps them before it hands
+    /// any slot out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<Slot>,
 }
 
 impl StateFile {
@@ -89,13 +94,29 @@ impl StateFile {
 /// The highest slot handed out: 0 never is, nor [`SELF_TEST_SLOT`] (the last).
 const LAST_SLOT: Slot = SELF_TEST_SLOT - 1;
 
+/// Released slots are swept together once this many wait...
+pub const SWEEP_BATCH: usize = 32;
+/// ...or once the oldest has waited this long.
+pub const SWEEP_AFTER: Duration = Duration::from_secs(30);
+
 /// Policy slots in use. Slot 0 is never handed out, so an all-zero key never matches a
 /// live policy. Freed slots are reused last (round robin), so deny events still queued from
 /// a replaced policy find its rule table.
+///
+/// A slot no sandbox is registered with any more is *released*, not freed: its entries stay
+/// in the maps, where no lookup reaches them (lookups are keyed by a registered slot), and
+/// it stays in use until a sweep has deleted them ([`Self::swept`]). Finding a slot's
+/// entries means scanning every map (`kernel::slots`), whose cost is the maps' size, not
+/// the entries': one sweep clears any number of slots for the price of one.
 #[derive(Debug)]
 pub struct Slots {
     used: BTreeSet<Slot>,
     next: Slot,
+    /// Released slots, with when each was released.
+    released: BTreeMap<Slot, Instant>,
+    /// After a failed sweep: no sweep falls due before this (one is still forced when no
+    /// slot is free).
+    retry_at: Option<Instant>,
 }
 
 impl Default for Slots {
@@ -103,6 +124,8 @@ impl Default for Slots {
         Self {
             used: BTreeSet::new(),
             next: 1,
+            released: BTreeMap::new(),
+            retry_at: None,
         }
     }
 }
@@ -112,7 +135,12 @@ impl Slots {
     pub fn with_used(used: impl IntoIterator<Item = Slot>) -> Self {
         let used: BTreeSet<Slot> = used.into_iter().collect();
         let next = used.last().map_or(1, |s| s % LAST_SLOT + 1);
-        Self { used, next }
+        Self {
+            used,
+            next,
+            released: BTreeMap::new(),
+            retry_at: None,
+        }
     }
 
     /// A free slot, now marked used; `None` when all are taken.
@@ -127,8 +155,46 @@ impl Slots {
         None
     }
 
-    pub fn free(&mut self, slot: Slot) {
-        self.used.remove(&slot);
+    /// `slot`'s entries are left for the next sweep; it stays in use until then.
+    pub fn release(&mut self, slot: Slot, now: Instant) {
+        self.used.insert(slot);
+        self.released.entry(slot).or_insert(now);
+    }
+
+    /// The released slots, for a sweep to clear (and for the state file).
+    #[must_use]
+    pub fn released(&self) -> BTreeSet<Slot> {
+        self.released.keys().copied().collect()
+    }
+
+    /// Whether a sweep is due: [`SWEEP_BATCH`] slots wait, or one has for [`SWEEP_AFTER`].
+    /// After a failed sweep, not before [`SWEEP_AFTER`] has passed.
+    #[must_use]
+    pub fn sweep_due(&self, now: Instant) -> bool {
+        if self.retry_at.is_some_and(|at| now < at) {
+            return false;
+        }
+        self.released.len() >= SWEEP_BATCH
+            || self
+                .released
+                .values()
+                .min()
+                .is_some_and(|oldest| now.saturating_duration_since(*oldest) >= SWEEP_AFTER)
+    }
+
+    /// A sweep cleared `slots`' entries: they are free.
+    pub fn swept(&mut self, slots: &BTreeSet<Slot>) {
+        for slot in slots {
+            self.released.remove(slot);
+            self.used.remove(slot);
+        }
+        self.retry_at = None;
+    }
+
+    /// A sweep failed: the slots stay released and in use; the next sweep falls due
+    /// [`SWEEP_AFTER`] from `now`.
+    pub fn sweep_failed(&mut self, now: Instant) {
+        self.retry_at = Some(now + SWEEP_AFTER);
     }
 }
 
@@ -196,13 +262,60 @@ mod tests {
         let mut s = Slots::default();
         assert_eq!(s.allocate(), Some(1));
         assert_eq!(s.allocate(), Some(2));
-        s.free(1);
+        s.release(1, Instant::now());
+        s.swept(&BTreeSet::from([1]));
         assert_eq!(s.allocate(), Some(3), "a freed slot is not reused at once");
         let mut full = Slots::with_used(1..MAX_SLOTS);
         assert_eq!(full.allocate(), None);
-        full.free(7);
+        full.release(7, Instant::now());
+        full.swept(&BTreeSet::from([7]));
         assert_eq!(full.allocate(), Some(7));
         assert_eq!(full.allocate(), None);
+    }
+
+    #[test]
+    fn a_released_slot_stays_in_use_until_swept() {
+        let t0 = Instant::now();
+        let mut s = Slots::with_used(1..SELF_TEST_SLOT);
+        s.release(7, t0);
+        assert_eq!(s.allocate(), None, "released, not free");
+        assert!(!s.sweep_due(t0));
+        assert!(
+            s.sweep_due(t0 + SWEEP_AFTER),
+            "the oldest has waited long enough"
+        );
+        assert_eq!(s.released(), BTreeSet::from([7]));
+        s.swept(&BTreeSet::from([7]));
+        assert!(s.released().is_empty());
+        assert_eq!(s.allocate(), Some(7));
+        // A slot released again keeps its first release time.
+        s.release(7, t0);
+        s.release(7, t0 + SWEEP_AFTER);
+        assert!(s.sweep_due(t0 + SWEEP_AFTER));
+        // A failed sweep is not retried at once, then is.
+        s.sweep_failed(t0 + SWEEP_AFTER);
+        assert!(!s.sweep_due(t0 + SWEEP_AFTER));
+        assert!(s.sweep_due(t0 + SWEEP_AFTER * 2));
+        assert_eq!(s.released(), BTreeSet::from([7]));
+    }
+
+    #[test]
+    fn a_batch_of_released_slots_is_due_at_once() {
+        let t0 = Instant::now();
+        let mut s = Slots::default();
+        for _ in 0..SWEEP_BATCH {
+            let slot = s.allocate().unwrap();
+            assert!(!s.sweep_due(t0));
+            s.release(slot, t0);
+        }
+        assert!(s.sweep_due(t0));
+        // Sweeping only some (those a sweep saw) leaves the rest released.
+        let mut some = s.released();
+        let late = s.allocate().unwrap();
+        s.release(late, t0);
+        some.remove(&1);
+        s.swept(&some);
+        assert_eq!(s.released(), BTreeSet::from([1, late]));
     }
 
     #[test]
@@ -279,6 +392,7 @@ mod tests {
                 dns_ports: (40001, 40002),
                 inference: None,
             }],
+            released: vec![9, 12],
         };
         state.write(&path).unwrap();
         assert_eq!(StateFile::read(&path).unwrap(), Some(state));

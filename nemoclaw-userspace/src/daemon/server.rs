@@ -14,7 +14,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use nemoclaw_common::{
@@ -194,6 +194,9 @@ pub(super) struct Parts {
     pub(super) enforcer: Box<dyn Kernel>,
     pub(super) cgroups: Box<dyn Cgroups>,
     pub(super) sandboxes: BTreeMap<String, Sandbox>,
+    /// Slots to sweep before any is handed out: those the state file lists as released,
+    /// and those of saved sandboxes gone while no daemon ran.
+    pub(super) released: Vec<Slot>,
     pub(super) unavailable: Vec<boot::Unavailable>,
     pub(super) sink: SharedSink,
     pub(super) book: Arc<Mutex<RuleBook>>,
@@ -257,14 +260,10 @@ impl Daemon {
             self_test.rules.clone(),
         );
         let cgroups = SystemCgroups;
-        let sandboxes = restore_sandboxes(
-            state.map(|s| s.sandboxes).unwrap_or_default(),
-            &mut enforcer,
-            &cgroups,
-            &gateway,
-            &sink,
-            &book,
-        );
+        let (saved, mut released) =
+            state.map_or_else(Default::default, |s| (s.sandboxes, s.released));
+        let (sandboxes, gone) =
+            restore_sandboxes(saved, &mut enforcer, &cgroups, &gateway, &sink, &book);
         let events = enforcer.take_events()?;
         let reader = AuditReader::spawn(
             runtime,
@@ -276,11 +275,13 @@ impl Daemon {
             path: PathBuf::from("the deny-event ring buffer"),
             error,
         })?;
+        released.extend(gone);
         let daemon = Self::assemble(Parts {
             config,
             enforcer: Box::new(enforcer),
             cgroups: Box::new(cgroups),
             sandboxes,
+            released,
             unavailable,
             sink,
             book,
@@ -298,14 +299,15 @@ impl Daemon {
         Ok((Arc::new(Mutex::new(daemon)), reader))
     }
 
-    /// The daemon over `parts`: its slots those of the restored sandboxes, the kernel's
-    /// dropped-event count taken as seen.
+    /// The daemon over `parts`: its slots those of the restored sandboxes, the released
+    /// ones swept, the kernel's dropped-event count taken as seen.
     pub(super) fn assemble(parts: Parts) -> Self {
         let Parts {
             config,
             enforcer,
             cgroups,
             sandboxes,
+            released,
             unavailable,
             sink,
             book,
@@ -321,7 +323,7 @@ impl Daemon {
             .router
             .as_ref()
             .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)));
-        Self {
+        let mut daemon = Self {
             reloads,
             metrics: Arc::new(Metrics::new()),
             kernel: KernelFacts::read(),
@@ -340,7 +342,16 @@ impl Daemon {
             unavailable,
             gateway,
             dns_changed: Arc::new(tokio::sync::Notify::new()),
+        };
+        // Never a slot an adopted sandbox uses, whatever the file said.
+        let now = Instant::now();
+        for slot in released {
+            if !daemon.sandboxes.values().any(|s| s.state.slot == slot) {
+                daemon.slots.release(slot, now);
+            }
         }
+        daemon.sweep();
+        daemon
     }
 
     pub(super) fn log<T: serde::Serialize>(&self, record: &T) {
@@ -372,6 +383,7 @@ impl Daemon {
         let state = StateFile {
             object_sha256: self.object_sha256.clone(),
             sandboxes: self.sandboxes.values().map(|s| s.state.clone()).collect(),
+            released: self.slots.released().into_iter().collect(),
         };
         if let Err(e) = state.write(&self.config.state_file) {
             dlog!(Error, "writing {}: {e}", self.config.state_file.display());
@@ -415,12 +427,23 @@ impl Daemon {
             .map_err(OpError::Unavailable)
     }
 
-    /// Writes `compiled` into a fresh slot; on any error the slot is cleared and freed.
+    /// Writes `compiled` into a fresh slot; on an error the slot is released (its partial
+    /// entries swept). Released slots are swept and the install tried once more when no
+    /// slot is free or the install failed (their entries may be what filled a map).
     fn install(&mut self, compiled: &CompiledPolicy) -> Result<Slot, OpError> {
+        match self.install_once(compiled) {
+            Err(_) if !self.slots.released().is_empty() => {
+                self.sweep();
+                self.install_once(compiled)
+            }
+            done => done,
+        }
+    }
+
+    fn install_once(&mut self, compiled: &CompiledPolicy) -> Result<Slot, OpError> {
         let slot = self.slots.allocate().ok_or(OpError::NoFreeSlot)?;
         if let Err(e) = self.enforcer.install(slot, compiled) {
-            let _ = self.enforcer.clear_slot(slot);
-            self.slots.free(slot);
+            self.slots.release(slot, Instant::now());
             return Err(OpError::Kernel(e));
         }
         Ok(slot)
@@ -476,11 +499,34 @@ impl Daemon {
         Ok(name)
     }
 
+    /// Lets go of `slot`, with which no sandbox is registered any more: its entries wait
+    /// for a sweep (see `registry::Slots`), made now if one is due.
     fn release(&mut self, slot: Slot) {
-        if let Err(e) = self.enforcer.clear_slot(slot) {
-            dlog!(Warning, "{e}");
+        self.slots.release(slot, Instant::now());
+        if self.slots.sweep_due(Instant::now()) {
+            self.sweep();
         }
-        self.slots.free(slot);
+    }
+
+    /// Deletes the released slots' entries (one scan of the maps for all of them) and frees
+    /// the slots. On failure they stay released, and in use, for a later sweep: no slot is
+    /// handed out while another policy's entries may be left in it.
+    pub(super) fn sweep(&mut self) {
+        let slots = self.slots.released();
+        if slots.is_empty() {
+            return;
+        }
+        match self.enforcer.clear_slots(&slots) {
+            Ok(()) => self.slots.swept(&slots),
+            Err(e) => {
+                dlog!(
+                    Error,
+                    "clearing released policy slots {slots:?}: {e}; they stay in use until a \
+                     later sweep clears them"
+                );
+                self.slots.sweep_failed(Instant::now());
+            }
+        }
     }
 
     /// The second half of [`create`], under the lock: everything that touches the kernel,
@@ -787,6 +833,9 @@ impl Daemon {
         for name in orphans {
             let _ = self.destroy(&name, None);
         }
+        if self.slots.sweep_due(Instant::now()) {
+            self.sweep();
+        }
         self.record_events_lost();
     }
 
@@ -1034,7 +1083,8 @@ fn adopted_without_lsm(enforcer: &Enforcer) -> Option<boot::Unavailable> {
 }
 
 /// The saved sandboxes whose cgroups are still there, their rules cited again and their
-/// DNS gateways reopened; the policies of those gone while no daemon ran are cleared.
+/// DNS gateways reopened; and the slots of those gone while no daemon ran (unregistered
+/// here, their entries left to the first sweep).
 fn restore_sandboxes(
     saved: Vec<SandboxState>,
     enforcer: &mut dyn Kernel,
@@ -1042,8 +1092,9 @@ fn restore_sandboxes(
     gateway: &Gateway,
     sink: &SharedSink,
     book: &Mutex<RuleBook>,
-) -> BTreeMap<String, Sandbox> {
+) -> (BTreeMap<String, Sandbox>, Vec<Slot>) {
     let mut sandboxes = BTreeMap::new();
+    let mut gone = Vec::new();
     for s in saved {
         match cgroups.open(&s.cgroup) {
             Ok(cgroup) if cgroup.id() == s.cgroup_id => {
@@ -1063,13 +1114,13 @@ fn restore_sandboxes(
                 );
             }
             _ => {
-                // Gone while no daemon ran: nothing to enforce, clear its policy.
+                // Gone while no daemon ran: nothing to enforce, its policy to clear.
                 let _ = enforcer.unregister(s.cgroup_id);
-                let _ = enforcer.clear_slot(s.slot);
+                gone.push(s.slot);
             }
         }
     }
-    sandboxes
+    (sandboxes, gone)
 }
 
 /// An adopted sandbox's DNS gateway, on its old ports where they are free, with the names

@@ -1,6 +1,7 @@
 //! Loads `nemoclaw-ebpf` and keeps its programs attached while the [`Enforcer`] lives.
 
 use std::{
+    collections::BTreeSet,
     fs::File,
     os::fd::{AsFd, OwnedFd},
     path::Path,
@@ -775,7 +776,13 @@ impl Enforcer {
 
     /// Deletes every entry of `slot` (see `kernel::slots`); only once no sandbox uses it.
     pub fn clear_slot(&self, slot: Slot) -> Result<(), KernelError> {
-        super::slots::remove(&self.maps, slot)
+        self.clear_slots(&BTreeSet::from([slot]))
+    }
+
+    /// Deletes every entry of each of `slots`, in one scan of each map (see
+    /// `kernel::slots`); only once no sandbox uses any of them.
+    pub fn clear_slots(&self, slots: &BTreeSet<Slot>) -> Result<(), KernelError> {
+        super::slots::remove(&self.maps, slots)
     }
 
     /// Sends `slot`'s DNS (every port-53 destination) to the gateway on these loopback

@@ -1,5 +1,7 @@
-//! Removing one policy slot's entries from every map, after a reload moved its sandboxes to
-//! a fresh slot (DESIGN.md, "Atomic hot reload by slots").
+//! Removing policy slots' entries from every map, once no sandbox is registered with them
+//! (a destroyed sandbox, a reload that moved its sandbox to a fresh slot: DESIGN.md,
+//! "Atomic hot reload by slots"). The daemon sweeps released slots in batches
+//! (`daemon::registry::Slots`).
 //!
 //! The maps share one layout rule, which this relies on and `nemoclaw_common::sandbox`
 //! documents: a hash map's key starts with the slot (native endian), except the
@@ -7,7 +9,10 @@
 //! slot (big endian, after the 4-byte prefix length); an array with `MAX_SLOTS` entries is
 //! indexed by slot. New maps that follow it are covered unchanged.
 
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
+use std::{
+    collections::BTreeSet,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+};
 
 use aya::maps::{MapData, MapType};
 use nemoclaw_common::sandbox::{MAX_SLOTS, Slot};
@@ -77,14 +82,21 @@ fn keys(fd: BorrowedFd<'_>, key_size: usize) -> std::io::Result<Vec<Vec<u8>>> {
     }
 }
 
-/// Whether `key` belongs to `slot`: in the LPM layout (LPM tries, `FS_EXACT_*`), or with
-/// the slot first.
-fn key_in_slot(lpm_layout: bool, key: &[u8], slot: Slot) -> bool {
+/// The slot `key` belongs to: in the LPM layout (LPM tries, `FS_EXACT_*`), or with the
+/// slot first.
+fn slot_of(lpm_layout: bool, key: &[u8]) -> Option<Slot> {
     if lpm_layout {
-        key.get(4..8) == Some(&slot.to_be_bytes()[..])
+        key.get(4..8)
+            .map(|b| Slot::from_be_bytes(b.try_into().expect("4 bytes")))
     } else {
-        key.get(..4) == Some(&slot.to_ne_bytes()[..])
+        key.get(..4)
+            .map(|b| Slot::from_ne_bytes(b.try_into().expect("4 bytes")))
     }
+}
+
+/// Whether `key` belongs to `slot`.
+fn key_in_slot(lpm_layout: bool, key: &[u8], slot: Slot) -> bool {
+    slot_of(lpm_layout, key) == Some(slot)
 }
 
 /// The keys of `slot` in one map (hash maps and tries; arrays count a non-zero value).
@@ -137,9 +149,9 @@ pub fn count(maps: &MapSet, slot: Slot) -> Result<Vec<(String, usize)>, KernelEr
     Ok(out)
 }
 
-fn remove_from(name: &str, data: &MapData, slot: Slot) -> Result<(), KernelError> {
+fn remove_from(name: &str, data: &MapData, slots: &BTreeSet<Slot>) -> Result<(), KernelError> {
     let err = |e: std::io::Error| {
-        KernelError::Unsupported(format!("clearing slot {slot} of {name}: {e}"))
+        KernelError::Unsupported(format!("clearing slots {slots:?} of {name}: {e}"))
     };
     let info = data.info().map_err(|e| err(std::io::Error::other(e)))?;
     let map_type = info.map_type().map_err(|e| err(std::io::Error::other(e)))?;
@@ -148,7 +160,7 @@ fn remove_from(name: &str, data: &MapData, slot: Slot) -> Result<(), KernelError
         MapType::Hash | MapType::LruHash | MapType::LpmTrie => {
             let lpm_layout = map_type == MapType::LpmTrie || name.starts_with(LPM_LAYOUT_PREFIX);
             for key in keys(fd, info.key_size() as usize).map_err(err)? {
-                if !key_in_slot(lpm_layout, &key, slot) {
+                if !slot_of(lpm_layout, &key).is_some_and(|s| slots.contains(&s)) {
                     continue;
                 }
                 let attr = ElemAttr {
@@ -164,25 +176,31 @@ fn remove_from(name: &str, data: &MapData, slot: Slot) -> Result<(), KernelError
         }
         MapType::Array if info.max_entries() == MAX_SLOTS => {
             let zero = vec![0u8; info.value_size() as usize];
-            let attr = ElemAttr {
-                map_fd: fd.as_raw_fd().cast_unsigned(),
-                key: std::ptr::from_ref(&slot) as u64,
-                value_or_next_key: zero.as_ptr() as u64,
-                ..ElemAttr::default()
-            };
-            bpf(BPF_MAP_UPDATE_ELEM, &attr).map_err(err)?;
+            for slot in slots {
+                let attr = ElemAttr {
+                    map_fd: fd.as_raw_fd().cast_unsigned(),
+                    key: std::ptr::from_ref(slot) as u64,
+                    value_or_next_key: zero.as_ptr() as u64,
+                    ..ElemAttr::default()
+                };
+                bpf(BPF_MAP_UPDATE_ELEM, &attr).map_err(err)?;
+            }
         }
         _ => {}
     }
     Ok(())
 }
 
-/// Deletes every entry of `slot` from every map keyed by slot. Call only once no sandbox
-/// is registered with `slot`.
-pub fn remove(maps: &MapSet, slot: Slot) -> Result<(), KernelError> {
+/// Deletes every entry of `slots` from every map keyed by slot, in one scan of each map
+/// (its cost is the map's size, however many slots go). Call only once no sandbox is
+/// registered with any of them.
+pub fn remove(maps: &MapSet, slots: &BTreeSet<Slot>) -> Result<(), KernelError> {
+    if slots.is_empty() {
+        return Ok(());
+    }
     for (name, data) in maps.raw() {
         if !NOT_BY_SLOT.contains(&name) {
-            remove_from(name, data, slot)?;
+            remove_from(name, data, slots)?;
         }
     }
     Ok(())

@@ -501,12 +501,33 @@ fn clearing_a_slot_leaves_no_entry_in_any_map() {
     enforcer.install(slot + 1, &compiled).expect("install");
     enforcer.clear_slot(slot).expect("clear");
     assert_eq!(enforcer.slot_entries(slot).expect("count"), []);
-    let other: std::collections::BTreeMap<String, usize> = enforcer
-        .slot_entries(slot + 1)
-        .expect("count")
-        .into_iter()
-        .collect();
-    assert_eq!(other, filled, "clearing one slot touched another");
+    let entries =
+        |enforcer: &nemoclaw::kernel::Enforcer, s| -> std::collections::BTreeMap<String, usize> {
+            enforcer
+                .slot_entries(s)
+                .expect("count")
+                .into_iter()
+                .collect()
+        };
+    assert_eq!(
+        entries(&enforcer, slot + 1),
+        filled,
+        "clearing one slot touched another"
+    );
+    // The daemon's sweep: several slots in one pass, the one between them untouched.
+    enforcer.install(slot, &compiled).expect("install");
+    enforcer.install(slot + 2, &compiled).expect("install");
+    enforcer
+        .clear_slots(&std::collections::BTreeSet::from([slot, slot + 2]))
+        .expect("sweep");
+    assert_eq!(enforcer.slot_entries(slot).expect("count"), []);
+    assert_eq!(enforcer.slot_entries(slot + 2).expect("count"), []);
+    assert_eq!(
+        entries(&enforcer, slot + 1),
+        filled,
+        "the sweep touched a slot it was not given"
+    );
+    enforcer.clear_slot(slot + 1).expect("clear");
 }
 
 /// A policy is compiled without the daemon's lock: while an apply waits on a nameserver
