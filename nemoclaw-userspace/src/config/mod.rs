@@ -152,10 +152,11 @@ pub struct PersistentSandbox {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: {source}", path.display())]
+    /// Carries the I/O error in its message, not as a `source` (said once in a chain).
+    #[error("{}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: larger than {MAX_CONFIG_BYTES} bytes", path.display())]
     TooLarge { path: PathBuf },
@@ -178,9 +179,9 @@ impl ConfigError {
 impl NemoclawConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let read = |source| ConfigError::Read {
+        let read = |error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         };
         let meta = std::fs::metadata(path).map_err(read)?;
         if meta.len() > MAX_CONFIG_BYTES {

@@ -93,10 +93,12 @@ impl fmt::Display for Diagnostics {
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("{}: {source}", file.display())]
+    /// The message carries the I/O error itself, which is therefore not a `source`:
+    /// printed as a chain, it would be said twice.
+    #[error("{}: {error}", file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: policy is larger than {MAX_POLICY_BYTES} bytes", file.display())]
     TooLarge { file: PathBuf },
@@ -125,9 +127,9 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 
 /// [`load`], also returning the exact text parsed (so its hash names what was compiled).
 pub fn load_with_source(path: &Path) -> Result<(Policy, String), PolicyError> {
-    let read_error = |source| PolicyError::Read {
+    let read_error = |error| PolicyError::Read {
         file: path.to_path_buf(),
-        source,
+        error,
     };
     let metadata = std::fs::metadata(path).map_err(read_error)?;
     if metadata.len() > MAX_POLICY_BYTES {

@@ -150,10 +150,11 @@ pub struct RouterConfig {
 /// A configuration that cannot be used, with where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// Carries the I/O error in its message, not as a `source` (said once in a chain).
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -162,9 +163,9 @@ pub enum ConfigError {
 impl RouterConfig {
     /// Reads and validates `path`; `env` looks up `key_env` variables.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path, env)
     }
