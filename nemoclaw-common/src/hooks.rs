@@ -348,14 +348,14 @@ pub fn event_hook(id: u32) -> Option<&'static EventHook> {
 }
 
 /// A BPF LSM program of the object: its name, the LSM hook it attaches to, and the
-/// control (a [`controls`] bit) whose policies need it.
+/// controls (a set of [`controls`] bits) whose policies need it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LsmProgram {
     /// The program's function name in `nemoclaw-ebpf`.
     pub program: &'static str,
     /// The LSM hook it attaches to (`bpf_lsm_<hook>`).
     pub hook: &'static str,
-    /// The [`controls`] bit whose policies need it.
+    /// The [`controls`] bits whose policies need it: loaded when any of them is wanted.
     pub control: u32,
 }
 
@@ -371,8 +371,10 @@ const fn lsm(program: &'static str, hook: &'static str, control: u32) -> LsmProg
 pub const LSM_PROGRAMS: &[LsmProgram] = &[
     // Exec: every exec by identity.
     lsm("bprm_check_security", "bprm_check_security", controls::EXEC),
-    // Filesystem: opens, every path mutation and watches.
-    lsm("file_open", "file_open", controls::FS),
+    // Filesystem: opens, every path mutation and watches. The `file_open` program also
+    // judges opens for `privilege_escalation: deny` (kernel-interface files, devices): one
+    // program run per open, not one per control.
+    lsm("file_open", "file_open", controls::FS | controls::PRIVILEGE),
     lsm("path_unlink", "path_unlink", controls::FS),
     lsm("path_rmdir", "path_rmdir", controls::FS),
     lsm("path_mkdir", "path_mkdir", controls::FS),
@@ -445,7 +447,6 @@ pub const LSM_PROGRAMS: &[LsmProgram] = &[
     lsm("key_alloc", "key_alloc", controls::PRIVILEGE),
     lsm("task_alloc", "task_alloc", controls::PRIVILEGE),
     lsm("key_permission", "key_permission", controls::PRIVILEGE),
-    lsm("privilege_file_open", "file_open", controls::PRIVILEGE),
     lsm("file_ioctl", "file_ioctl", controls::PRIVILEGE),
     // 32-bit ioctls (Linux 6.8; 6.1.75+ and 6.6.14+ by backport).
     lsm(

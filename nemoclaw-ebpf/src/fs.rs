@@ -127,23 +127,20 @@ pub(crate) struct Judged {
 /// [`Judged::deny`] when the operation is allowed.
 pub(crate) const ALLOWED: u32 = u32::MAX;
 
-/// The current task's cgroup id and slot if its policy restricts the filesystem.
+/// The current task's cgroup id and sandbox entry; an entry without controls when the task
+/// is not sandboxed.
 ///
 /// Plain values with sentinels rather than `Option`s of tuples throughout this module: LLVM
 /// may read the payload of a `None` (undefined) before testing it, and the verifier rejects
 /// that read of an uninitialised register.
 #[inline(always)]
-fn restricted() -> (u64, u32, bool) {
+pub(crate) fn current_sandbox() -> (u64, SandboxEntry) {
     let (cgroup_id, entry) = sandbox::current();
     let entry = entry.unwrap_or(SandboxEntry {
         slot: 0,
         controls: 0,
     });
-    if entry.controls & controls::FS == 0 {
-        return (0, 0, false);
-    }
-    event::count(counter::JUDGED);
-    (cgroup_id, entry.slot, true)
+    (cgroup_id, entry)
 }
 
 /// This CPU's scratch value, already claimed by this run (the path walk's steps).
@@ -165,16 +162,24 @@ fn claim_scratch() -> Option<*mut FsScratch> {
 /// restrict, `-EACCES` without a scratch buffer).
 #[inline(always)]
 pub(crate) fn begin(retval: i32) -> (u64, u32, *mut FsScratch, i32) {
-    let null = core::ptr::null_mut();
     if retval != 0 {
-        return (0, 0, null, retval);
+        return (0, 0, core::ptr::null_mut(), retval);
     }
-    let (cgroup_id, slot, judged_here) = restricted();
-    if !judged_here {
+    let (cgroup_id, entry) = current_sandbox();
+    begin_for(cgroup_id, entry)
+}
+
+/// [`begin`] for a task whose sandbox entry the program already looked up (`controls` 0:
+/// not sandboxed).
+#[inline(always)]
+fn begin_for(cgroup_id: u64, entry: SandboxEntry) -> (u64, u32, *mut FsScratch, i32) {
+    let null = core::ptr::null_mut();
+    if entry.controls & controls::FS == 0 {
         return (0, 0, null, 0);
     }
+    event::count(counter::JUDGED);
     match claim_scratch() {
-        Some(s) => (cgroup_id, slot, s, 0),
+        Some(s) => (cgroup_id, entry.slot, s, 0),
         None => (0, 0, null, -EACCES),
     }
 }
@@ -747,11 +752,14 @@ fn deny_with(
     -errno
 }
 
-/// `security_file_open(struct file *file)`: reads need read access, writes (write mode,
-/// `O_TRUNC`, `O_APPEND`) write access. Opens with neither mode are judged as reads.
-pub fn file_open(ctx: &LsmContext) -> i32 {
+/// `security_file_open(struct file *file)` for the task in `cgroup_id` with sandbox entry
+/// `entry` (looked up once by the `file_open` program, which also runs the privilege
+/// control's check): reads need read access, writes (write mode, `O_TRUNC`, `O_APPEND`)
+/// write access. Opens with neither mode are judged as reads.
+#[inline(always)]
+pub fn file_open(ctx: &LsmContext, cgroup_id: u64, entry: SandboxEntry) -> i32 {
     let file: *const c_void = ctx.arg(0);
-    let (cgroup_id, slot, s, early) = begin(ctx.arg(1));
+    let (cgroup_id, slot, s, early) = begin_for(cgroup_id, entry);
     if s.is_null() {
         return early;
     }

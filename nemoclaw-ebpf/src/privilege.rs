@@ -521,15 +521,18 @@ const KERNEL_INTERFACE_FS: [u64; 17] = [
     0x6759_6969, // rpc_pipefs
 ];
 
-/// `file_open(struct file *)`, a second program on the hook (the filesystem control has its
-/// own): under `privilege_escalation: deny` no write-open of a file on a kernel-interface
-/// file system, no open of a block device (raw disk access bypasses every file permission)
-/// and none of a character device outside a short list of harmless ones. All are plain DAC
-/// for uid 0, which `capable` cannot catch.
-pub fn file_open(ctx: &LsmContext) -> i32 {
-    let Some((cgroup_id, sandbox)) = restricted() else {
+/// `file_open(struct file *)` for the task in `cgroup_id` with sandbox entry `sandbox`
+/// (looked up once by the `file_open` program, after the filesystem control's check): under
+/// `privilege_escalation: deny` no write-open of a file on a kernel-interface file system,
+/// no open of a block device (raw disk access bypasses every file permission) and none of a
+/// character device outside a short list of harmless ones. All are plain DAC for uid 0,
+/// which `capable` cannot catch.
+#[inline(always)]
+pub fn file_open(ctx: &LsmContext, cgroup_id: u64, sandbox: SandboxEntry) -> i32 {
+    if sandbox.controls & controls::PRIVILEGE == 0 {
         return 0;
-    };
+    }
+    event::count(counter::JUDGED);
     let file: *const c_void = ctx.arg(0);
     // Unreadable metadata: deny (fail closed).
     let kind = kernel::file_open_kind(file).unwrap_or(kernel::OpenKind {

@@ -439,10 +439,12 @@ impl Enforcer {
             for &LsmProgram {
                 program: prog,
                 hook,
-                control: bit,
+                control,
             } in LSM_PROGRAMS
             {
-                if wanted & bit == 0 || !hook_required(Some(&kernel_btf), prog, hook) {
+                // The wanted controls this program serves: what a failure makes unavailable.
+                let bit = wanted & control;
+                if bit == 0 || !hook_required(Some(&kernel_btf), prog, hook) {
                     continue;
                 }
                 let p: &mut Lsm = ebpf
@@ -614,7 +616,7 @@ impl Enforcer {
             if LSM_PROGRAMS
                 .iter()
                 .filter(|p| {
-                    p.control == bit && hook_required(kernel_btf.as_ref(), p.program, p.hook)
+                    p.control & bit != 0 && hook_required(kernel_btf.as_ref(), p.program, p.hook)
                 })
                 .all(|p| has(p.program))
             {
