@@ -300,6 +300,25 @@ fn hook_required(btf: Option<&Btf>, prog: &str, hook: &str) -> bool {
     !OPTIONAL_HOOKS.contains(&prog) || btf.is_none_or(|b| b.has_func(&format!("bpf_lsm_{hook}")))
 }
 
+/// The LSM controls whose every program (that this kernel needs, `required`) is pinned
+/// (`has`): a program serving several controls counts for each of them.
+fn attached_lsm_controls(
+    has: &dyn Fn(&str) -> bool,
+    required: impl Fn(&LsmProgram) -> bool,
+) -> u32 {
+    let mut attached = 0;
+    for bit in [controls::EXEC, controls::FS, controls::PRIVILEGE] {
+        if LSM_PROGRAMS
+            .iter()
+            .filter(|p| p.control & bit != 0 && required(p))
+            .all(|p| has(p.program))
+        {
+            attached |= bit;
+        }
+    }
+    attached
+}
+
 /// The network control's cgroup programs: destinations (`sock_addr`), local addresses of
 /// binds (inbound, `bind4`/`bind6`) and socket kinds on every kernel (`sock_create`),
 /// destination-overriding socket options where BPF LSM does not run (`setsockopt`), and
@@ -611,18 +630,9 @@ impl Enforcer {
             .collect();
         let has = |name: &str| pinned.iter().any(|p| p == name);
         let kernel_btf = Btf::from_sys_fs().ok();
-        let mut attached = 0;
-        for bit in [controls::EXEC, controls::FS, controls::PRIVILEGE] {
-            if LSM_PROGRAMS
-                .iter()
-                .filter(|p| {
-                    p.control & bit != 0 && hook_required(kernel_btf.as_ref(), p.program, p.hook)
-                })
-                .all(|p| has(p.program))
-            {
-                attached |= bit;
-            }
-        }
+        let mut attached = attached_lsm_controls(&has, |p| {
+            hook_required(kernel_btf.as_ref(), p.program, p.hook)
+        });
         if NET_PROGRAMS.iter().all(|p| has(p)) {
             attached |= controls::NET;
         }
@@ -884,6 +894,30 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("the BPF_PROG_LOAD syscall failed")]
     struct Wrapped(#[source] std::io::Error);
+
+    /// `file_open` serves the filesystem and the privilege controls: without its pin
+    /// neither is attached, while the process control (which does not need it) is.
+    #[test]
+    fn a_program_serving_two_controls_is_needed_by_both() {
+        let every = |_: &LsmProgram| true;
+        assert_eq!(
+            attached_lsm_controls(&|_| true, every),
+            controls::EXEC | controls::FS | controls::PRIVILEGE
+        );
+        assert_eq!(
+            attached_lsm_controls(&|name| name != "file_open", every),
+            controls::EXEC
+        );
+        assert_eq!(
+            attached_lsm_controls(&|name| name != "capable", every),
+            controls::EXEC | controls::FS
+        );
+        // A program this kernel does not need is not asked for.
+        assert_eq!(
+            attached_lsm_controls(&|name| name != "file_open", |p| p.program != "file_open"),
+            controls::EXEC | controls::FS | controls::PRIVILEGE
+        );
+    }
 
     #[test]
     fn clearing_pins_empties_the_directory_and_keeps_it() {
