@@ -22,6 +22,57 @@ use crate::policy::compiled::RuleRef;
 pub struct AuditReader {
     stop: Arc<Notify>,
     task: JoinHandle<()>,
+    drainer: Drain,
+}
+
+/// The ring buffer and what draining it needs, shared by the reader's task and [`Drain`]
+/// handles: whoever drains writes the records, in the ring buffer's order.
+struct Drainer {
+    ring: RingBuf<MapData>,
+    sink: SharedSink,
+    citations: Box<dyn Citations>,
+    limiter: Limiter,
+}
+
+/// Drains the ring buffer now, from any thread ([`AuditReader::drain_handle`]): the daemon
+/// does before it writes a sandbox's stop record, so that every deny record of the
+/// sandbox comes before it (a follower stops at the stop record).
+#[derive(Clone)]
+pub struct Drain(Arc<Mutex<Drainer>>);
+
+impl Drain {
+    /// Writes the records of every event waiting in the ring buffer.
+    pub fn now(&self) {
+        let mut d = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let Drainer {
+            ring,
+            sink,
+            citations,
+            limiter,
+        } = &mut *d;
+        drain(ring, sink, citations.as_ref(), limiter);
+    }
+
+    /// [`Self::now`], then the limiter's summaries of the windows that ended (all with
+    /// `all`).
+    fn now_and_summaries(&self, all: bool) {
+        self.now();
+        let mut d = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let summaries = d.limiter.summaries(Instant::now(), all);
+        for summary in &summaries {
+            write(&d.sink, summary);
+        }
+    }
+}
+
+/// The ring buffer's descriptor, for readiness only: the ring buffer itself is in the
+/// [`Drainer`], which the reader's task keeps alive for as long as this is registered.
+struct RingFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
 }
 
 /// How often the reader closes the limiter's windows when no event wakes it.
@@ -156,25 +207,33 @@ impl AuditReader {
         sink: SharedSink,
         citations: impl Citations,
     ) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd as _;
         let stop = Arc::new(Notify::new());
         let stopping = Arc::clone(&stop);
-        let ring = {
+        let fd = RingFd(ring.as_raw_fd());
+        let drainer = Drain(Arc::new(Mutex::new(Drainer {
+            ring,
+            sink,
+            citations: Box::new(citations),
+            limiter: Limiter::default(),
+        })));
+        let readiness = {
             let _entered = runtime.enter();
-            // SAFETY: the ring buffer owns its map's descriptor, open and unchanged for as
-            // long as the `AsyncFd` owns the ring buffer.
-            unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            // SAFETY: the descriptor is the ring buffer's, open and unchanged for as long as
+            // the `AsyncFd` is registered: the task drops it before its handle on the
+            // ring buffer, and the reader keeps another.
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
                 .map_err(|e| e.into_parts().1)?
         };
+        let ours = drainer.clone();
         let task = runtime.spawn(async move {
-            let mut ring = ring;
-            let mut limiter = Limiter::default();
             let mut tick = tokio::time::interval(SUMMARY_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let finish = tokio::select! {
-                    ready = ring.readable_mut() => {
+                    ready = readiness.readable() => {
                         if let Ok(mut guard) = ready {
-                            drain(guard.get_inner_mut(), &sink, &citations, &mut limiter);
+                            ours.now();
                             guard.clear_ready();
                         }
                         false
@@ -183,16 +242,26 @@ impl AuditReader {
                     () = stopping.notified() => true,
                 };
                 // Also on a tick: an event whose wake-up raced the last drain is not left.
-                drain(ring.get_mut(), &sink, &citations, &mut limiter);
-                for summary in limiter.summaries(Instant::now(), finish) {
-                    write(&sink, &summary);
-                }
+                ours.now_and_summaries(finish);
                 if finish {
                     break;
                 }
             }
+            // Deregistered before the ring buffer (and its descriptor) can be dropped.
+            drop(readiness);
+            drop(ours);
         });
-        Ok(Self { stop, task })
+        Ok(Self {
+            stop,
+            task,
+            drainer,
+        })
+    }
+
+    /// A handle that drains the ring buffer now, from any thread.
+    #[must_use]
+    pub fn drain_handle(&self) -> Drain {
+        self.drainer.clone()
     }
 
     /// Drains the remaining events, writes the last summaries and waits for the task.

@@ -464,6 +464,34 @@ fn a_failed_switch_during_apply_keeps_the_old_registration_and_clears_the_new_sl
     );
 }
 
+/// Deny events still waiting in the kernel's ring buffer when a sandbox is destroyed are
+/// written before its stop record (the drain runs first): `nemoclaw run` stops copying at
+/// that record, so a denial written after it would be missing from the run's copy.
+#[test]
+fn a_destroyed_sandbox_s_waiting_denials_are_written_before_its_stop_record() {
+    let h = Harness::new();
+    let policy = h.policy("priv.yaml", PRIV);
+    h.create("web", &policy).expect("created");
+    let sink = Arc::clone(&lock(&h.daemon).sink);
+    // Stands for the reader's drain: writes the one deny record the ring buffer held.
+    lock(&h.daemon).audit_drain = Some(Box::new(move || {
+        let record = serde_json::json!({"event": "waiting_denial", "sandbox": "web"});
+        sink.lock().unwrap().write_record(&record).expect("write");
+    }));
+    lock(&h.daemon).destroy("web", Some(0)).expect("destroyed");
+    let text = std::fs::read_to_string(h.dir.path().join("audit.jsonl")).expect("audit log");
+    let events: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["event"].to_string())
+        .collect();
+    let at = |event: &str| events.iter().position(|e| e == &format!("\"{event}\""));
+    let (denial, stop) = (at("waiting_denial"), at("sandbox_stop"));
+    assert!(
+        denial.is_some() && denial < stop,
+        "the denial before the stop record: {events:?}"
+    );
+}
+
 #[test]
 fn destroy_kills_the_tasks_then_unregisters_and_clears_the_slot() {
     let h = Harness::new();

@@ -39,7 +39,7 @@ use crate::{
         AuditSink,
         chain::line_hash,
         lifecycle::{Lifecycle, PolicyRef, now},
-        reader::{AuditReader, Citations, SharedSink},
+        reader::{AuditReader, Citations, Drain, SharedSink},
     },
     config::{AuditSettings, PersistentSandbox},
     dnsgate::{
@@ -183,6 +183,10 @@ pub struct Daemon {
     pub(super) configured: Vec<PersistentSandbox>,
     /// Whether the router the daemon runs as its child is running (`None`: no child).
     pub(super) router_up: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Drains the deny-event ring buffer into the audit log (the audit reader's
+    /// [`Drain`]; `None` in unit tests unless one sets it): before a sandbox's stop
+    /// record, so that its deny records all come first.
+    pub(super) audit_drain: Option<Box<dyn Fn() + Send>>,
 }
 
 pub type Shared = Arc<Mutex<Daemon>>;
@@ -276,7 +280,7 @@ impl Daemon {
             error,
         })?;
         released.extend(gone);
-        let daemon = Self::assemble(Parts {
+        let mut daemon = Self::assemble(Parts {
             config,
             enforcer: Box::new(enforcer),
             cgroups: Box::new(cgroups),
@@ -287,6 +291,8 @@ impl Daemon {
             book,
             gateway,
         });
+        let drain: Drain = reader.drain_handle();
+        daemon.audit_drain = Some(Box::new(move || drain.now()));
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
             time: now(),
@@ -342,6 +348,7 @@ impl Daemon {
             unavailable,
             gateway,
             dns_changed: Arc::new(tokio::sync::Notify::new()),
+            audit_drain: None,
         };
         // Never a slot an adopted sandbox uses, whatever the file said.
         let now = Instant::now();
@@ -654,6 +661,11 @@ impl Daemon {
         self.release(state.slot);
         self.reloads.forget(name);
         self.persist();
+        // The sandbox's deny events still in the ring buffer are written before its stop
+        // record: a follower (`nemoclaw run`) stops copying at that record.
+        if let Some(drain) = &self.audit_drain {
+            drain();
+        }
         self.log(&Lifecycle::SandboxStop {
             time: now(),
             sandbox: name.to_owned(),
