@@ -43,25 +43,24 @@ pub struct Drain(Arc<Mutex<Drainer>>);
 impl Drain {
     /// Writes the records of every event waiting in the ring buffer.
     pub fn now(&self) {
-        let mut d = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let Drainer {
-            ring,
-            sink,
-            citations,
-            limiter,
-        } = &mut *d;
-        drain(ring, sink, citations.as_ref(), limiter);
+        self.drain_then(|_| {});
     }
 
-    /// [`Self::now`], then the limiter's summaries of the windows that ended (all with
-    /// `all`).
+    /// Drains, then writes the limiter's summaries of the windows that ended (all with
+    /// `all`), under one lock.
     fn now_and_summaries(&self, all: bool) {
-        self.now();
+        self.drain_then(|d| {
+            for summary in d.limiter.summaries(Instant::now(), all) {
+                write(&d.sink, &summary);
+            }
+        });
+    }
+
+    fn drain_then(&self, after: impl FnOnce(&mut Drainer)) {
         let mut d = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let summaries = d.limiter.summaries(Instant::now(), all);
-        for summary in &summaries {
-            write(&d.sink, summary);
-        }
+        let d = &mut *d;
+        drain(&mut d.ring, &d.sink, d.citations.as_ref(), &mut d.limiter);
+        after(d);
     }
 }
 

@@ -39,7 +39,7 @@ use crate::{
         AuditSink,
         chain::line_hash,
         lifecycle::{Lifecycle, PolicyRef, now},
-        reader::{AuditReader, Citations, Drain, SharedSink},
+        reader::{AuditReader, Citations, SharedSink},
     },
     config::{AuditSettings, PersistentSandbox},
     dnsgate::{
@@ -184,7 +184,7 @@ pub struct Daemon {
     /// Whether the router the daemon runs as its child is running (`None`: no child).
     pub(super) router_up: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Drains the deny-event ring buffer into the audit log (the audit reader's
-    /// [`Drain`]; `None` in unit tests unless one sets it): before a sandbox's stop
+    /// [`Drain`](crate::audit::reader::Drain); `None` in unit tests unless one sets it): before a sandbox's stop
     /// record, so that its deny records all come first.
     pub(super) audit_drain: Option<Box<dyn Fn() + Send>>,
 }
@@ -291,7 +291,7 @@ impl Daemon {
             book,
             gateway,
         });
-        let drain: Drain = reader.drain_handle();
+        let drain = reader.drain_handle();
         daemon.audit_drain = Some(Box::new(move || drain.now()));
         daemon.persist();
         daemon.log(&Lifecycle::DaemonStart {
