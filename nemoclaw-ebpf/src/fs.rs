@@ -16,6 +16,13 @@
 //! task took over mid-run: see `crate::scratch`) is denied.
 #![warn(clippy::missing_docs_in_private_items)]
 
+mod rename;
+mod walk;
+
+pub use rename::{path_rename, path_rename_subtrees};
+use walk::walk_path;
+pub(crate) use walk::walk_path_checked;
+
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -30,8 +37,7 @@ use nemoclaw_common::{
     event::{EVENT_PATH_MAX, counter, hook},
     fs::{
         ACCESS_READ, ACCESS_WRITE, FS_EXACT_CLASSES, FS_EXACT_MAX, FS_LPM_MAX, FS_PATH_MAX,
-        FS_SLOT_BITS, FsExactKey, FsInodeKey, FsLpmKey, FsSubtreeKey, FsValue, SUBTREE_HASH_START,
-        slot_flags, subtree, subtree_hash_step,
+        FS_SLOT_BITS, FsExactKey, FsInodeKey, FsLpmKey, FsValue, slot_flags,
     },
     rule::{ACTION_ALLOW, RULE_DEFAULT_DENY, merge},
     sandbox::{SandboxEntry, controls},
@@ -42,22 +48,14 @@ use crate::{
     kernel::{self, offset},
     maps::{
         FS_EXACT_56, FS_EXACT_120, FS_EXACT_248, FS_EXACT_504, FS_INODES, FS_PREFIX, FS_SCRATCH,
-        FS_SLOT_FLAGS, FS_SUBTREES, FS_SUFFIX,
+        FS_SLOT_FLAGS, FS_SUFFIX,
     },
     sandbox, scratch,
 };
 
 /// The one errno every filesystem denial returns (what DAC and Landlock return for files),
-/// but for [`EXDEV`].
+/// but for the `EXDEV` of a refused directory move (`rename`).
 pub(crate) const EACCES: i32 = 13;
-/// A directory rename that would move objects out from under a rule (or in): what Landlock
-/// returns for moves its `REFER` right forbids, and what makes `mv` copy instead.
-const EXDEV: i32 = 18;
-/// `S_IFMT`, `S_IFDIR` (`include/uapi/linux/stat.h`).
-const S_IFMT: u16 = 0o170_000;
-/// `S_IFDIR`.
-const S_IFDIR: u16 = 0o040_000;
-
 /// `FMODE_READ`, `FMODE_WRITE` (`include/linux/fs.h`).
 const FMODE_READ: u32 = 1;
 /// `FMODE_WRITE`.
@@ -66,15 +64,6 @@ const FMODE_WRITE: u32 = 2;
 const O_TRUNC: u32 = 0o1000;
 /// `O_APPEND`.
 const O_APPEND: u32 = 0o2000;
-/// `RENAME_EXCHANGE`: both ends are moved.
-const RENAME_EXCHANGE: u32 = 2;
-
-/// Longest component name (`NAME_MAX`).
-const NAME_MAX: usize = 255;
-/// Steps of the path walk (components plus mount crossings): a 4095-byte path has at most
-/// 2048 components. Deeper (mount-stacked) paths are denied.
-const MAX_WALK: u32 = 4096;
-
 /// Bytes of [`FsScratch::lead`].
 const LEAD: usize = 256;
 
@@ -256,271 +245,6 @@ fn dentry_dev_ino_inner(dentry: u64) -> Option<(u64, u64)> {
     let sb = read_ptr(inode + offset(&kernel::INODE_I_SB_OFF) as u64).ok()?;
     let dev = read_u32(sb + offset(&kernel::SUPER_BLOCK_S_DEV_OFF) as u64).ok()?;
     Some((u64::from(dev), ino))
-}
-
-/// Whether `dentry` is a directory (false for a negative or unreadable dentry).
-#[inline(always)]
-fn is_directory(dentry: u64) -> bool {
-    let Ok(inode) = read_ptr(dentry + offset(&kernel::DENTRY_D_INODE_OFF) as u64) else {
-        return false;
-    };
-    if inode == 0 {
-        return false;
-    }
-    // SAFETY: a probe read of a kernel pointer.
-    let mode: Result<u16, i32> = unsafe {
-        bpf_probe_read_kernel((inode + offset(&kernel::INODE_I_MODE_OFF) as u64) as *const u16)
-    };
-    mode.is_ok_and(|mode| mode & S_IFMT == S_IFDIR)
-}
-
-/// The walk's state between `bpf_loop` steps, on the calling program's stack.
-#[repr(C)]
-struct Walk {
-    /// The `struct vfsmount` of the current position.
-    mnt: u64,
-    /// Its `mnt_root`: read once per mount, not once per step.
-    mnt_root: u64,
-    /// The current dentry.
-    dentry: u64,
-    /// The task's root: its mount ...
-    root_mnt: u64,
-    /// ... and dentry (the walk stops there).
-    root_dentry: u64,
-    /// [`WALKING`], [`WALK_DONE`] or [`WALK_FAILED`].
-    state: u64,
-    /// Set when the walk ended at its file system's root without passing the root of the
-    /// mount it was in: the dentry is not under that mount (see [`walk_path_checked`]).
-    outside: u64,
-}
-
-/// [`Walk::state`]: the walk goes on.
-const WALKING: u64 = 0;
-/// [`Walk::state`]: the path is complete.
-const WALK_DONE: u64 = 1;
-/// [`Walk::state`]: a read failed or the path did not fit.
-const WALK_FAILED: u64 = 2;
-
-/// One step of the walk, called by `bpf_loop` (5.17+): the verifier checks this body once,
-/// not once per iteration as it would for an unrolled or bounded loop. Returns 1 to stop.
-#[inline(never)]
-extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
-    let walk = ctx.cast::<Walk>();
-    // SAFETY: `ctx` is the `Walk` that `walk_path` passed to `bpf_loop`.
-    let state = match step(unsafe { &mut *walk }) {
-        Some(false) => return 0,
-        Some(true) => WALK_DONE,
-        None => WALK_FAILED,
-    };
-    // SAFETY: as above.
-    unsafe { (*walk).state = state };
-    1
-}
-
-/// Bytes of a dentry read at once by [`dentry_link`]: `d_parent` and `d_name`.
-const DENTRY_WINDOW: usize = 32;
-
-/// What one step of the walk needs of a dentry: its `d_parent`, and the length and address
-/// of its name (`d_name`).
-struct DentryLink {
-    /// `d_parent`.
-    parent: u64,
-    /// `d_name.len`.
-    len: usize,
-    /// `d_name.name`.
-    name: u64,
-}
-
-/// Reads [`DentryLink`] of `dentry`. The three members sit side by side in `struct dentry`
-/// on every kernel we know (`d_parent`, then `d_name`): then one `bpf_probe_read_kernel` of
-/// [`DENTRY_WINDOW`] bytes from `d_parent` fetches them all, where separate reads would
-/// cost three helper calls (the helper calls are the walk's main cost). The offsets are
-/// `.rodata` constants, so the verifier keeps only the branch this kernel takes.
-#[inline(always)]
-fn dentry_link(dentry: u64) -> Option<DentryLink> {
-    let base = offset(&kernel::DENTRY_D_PARENT_OFF);
-    let name = offset(&kernel::DENTRY_D_NAME_OFF);
-    let len_at = (name + offset(&kernel::QSTR_LEN_OFF)).wrapping_sub(base);
-    let name_at = (name + offset(&kernel::QSTR_NAME_OFF)).wrapping_sub(base);
-    if len_at > DENTRY_WINDOW - 4
-        || name_at > DENTRY_WINDOW - 8
-        || !len_at.is_multiple_of(4)
-        || !name_at.is_multiple_of(8)
-    {
-        return Some(DentryLink {
-            parent: read_ptr(dentry + base as u64).ok()?,
-            len: read_u32(dentry + (base + len_at) as u64).ok()? as usize,
-            name: read_ptr(dentry + (base + name_at) as u64).ok()?,
-        });
-    }
-    // SAFETY: a probe read into a stack buffer of its size; the loads from it are at offsets
-    // bounded just above.
-    unsafe {
-        let window: [u64; DENTRY_WINDOW / 8] =
-            bpf_probe_read_kernel((dentry + base as u64) as *const _).ok()?;
-        let at = window.as_ptr().cast::<u8>();
-        Some(DentryLink {
-            parent: window[0],
-            len: core::ptr::read(at.add(len_at).cast::<u32>()) as usize,
-            name: core::ptr::read(at.add(name_at).cast::<u64>()),
-        })
-    }
-}
-
-/// `mnt->mnt_root` of a `struct vfsmount`.
-#[inline(always)]
-fn mount_root(mnt: u64) -> Option<u64> {
-    read_ptr(mnt + offset(&kernel::VFSMOUNT_MNT_ROOT_OFF) as u64).ok()
-}
-
-/// Prepends one component (or crosses one mount). `Some(true)`: the path is complete.
-#[inline(always)]
-fn step(w: &mut Walk) -> Option<bool> {
-    if w.dentry == w.root_dentry && w.mnt == w.root_mnt {
-        return Some(true);
-    }
-    let s = scratch()?;
-    let link = dentry_link(w.dentry)?;
-    if w.dentry == w.mnt_root || w.dentry == link.parent {
-        let mount_mnt = offset(&kernel::MOUNT_MNT_OFF) as u64;
-        let mount = w.mnt - mount_mnt;
-        let up = read_ptr(mount + offset(&kernel::MOUNT_MNT_PARENT_OFF) as u64).ok()?;
-        if up == mount || w.dentry != w.mnt_root {
-            // The namespace's root mount, or a detached tree: the path is complete.
-            w.outside = u64::from(w.dentry != w.mnt_root);
-            return Some(true);
-        }
-        w.dentry = read_ptr(mount + offset(&kernel::MOUNT_MNT_MOUNTPOINT_OFF) as u64).ok()?;
-        w.mnt = up + mount_mnt;
-        w.mnt_root = mount_root(w.mnt)?;
-        return Some(false);
-    }
-    let len = link.len;
-    // SAFETY: `s` is the per-CPU scratch value; offsets into it are masked below.
-    unsafe {
-        let pos = (*s).pos as usize;
-        if len == 0 || len > NAME_MAX || len + 1 > pos {
-            return None;
-        }
-        let pos = pos - (len + 1);
-        (*s).pos = pos as u64;
-        let at = opaque(s, pos, FS_PATH_MAX - 1);
-        // `at < FS_PATH_MAX` and `len <= NAME_MAX`; `build` is followed by more of the
-        // scratch value, so the verifier's bound `at + 1 + len` stays inside it.
-        let build = (*s).build.as_mut_ptr();
-        *build.add(at) = b'/';
-        copy(
-            build.add(at + 1),
-            opaque(s, len, NAME_MAX),
-            link.name as *const u8,
-        )
-        .ok()?;
-    }
-    w.dentry = link.parent;
-    Some(false)
-}
-
-/// The current task's root (`current->fs->root`) as (`mnt`, `dentry`), by direct loads from
-/// the BTF-typed task pointer (fault-safe `PROBE_MEM` loads, no helper call each); `(0, 0)`
-/// for a task without one.
-#[inline(always)]
-fn task_root() -> (u64, u64) {
-    // SAFETY: a helper without arguments; the loads below are at BTF-checked constant
-    // offsets from the trusted task pointer it returns, and a fault reads as zero.
-    unsafe {
-        let task = generated::bpf_get_current_task_btf().cast::<u8>();
-        let fs = core::ptr::read_volatile(
-            task.add(offset(&kernel::TASK_STRUCT_FS_OFF))
-                .cast::<*const u8>(),
-        );
-        let root = fs.add(offset(&kernel::FS_STRUCT_ROOT_OFF));
-        (
-            core::ptr::read_volatile(root.add(offset(&kernel::PATH_MNT_OFF)).cast::<u64>()),
-            core::ptr::read_volatile(root.add(offset(&kernel::PATH_DENTRY_OFF)).cast::<u64>()),
-        )
-    }
-}
-
-/// Writes the path of (`mnt`, `dentry`) into `s.path` the way `d_path` does, and returns its
-/// length, or 0 if it cannot be built (too long, too deep, unreadable).
-#[inline(always)]
-fn walk_path(s: *mut FsScratch, mnt: u64, dentry: u64) -> usize {
-    walk_path_checked(s, mnt, dentry).0
-}
-
-/// [`walk_path`], and whether `dentry` turned out not to be under `mnt`'s root (the walk
-/// reached the file system's root without passing it): then the path is not one by which
-/// `dentry` can be reached through `mnt`.
-#[inline(always)]
-#[allow(clippy::inline_always)] // as every helper here: inlined for the verifier
-pub(crate) fn walk_path_checked(s: *mut FsScratch, mnt: u64, dentry: u64) -> (usize, bool) {
-    clear_short_keys(s);
-    let mut outside = 0;
-    let len = walk_path_inner(s, mnt, dentry, &mut outside).unwrap_or(0);
-    (len, outside != 0)
-}
-
-#[inline(always)]
-/// [`walk_path_checked`] with `?`: `None` when any read fails.
-fn walk_path_inner(s: *mut FsScratch, mnt: u64, dentry: u64, outside: &mut u64) -> Option<usize> {
-    let (root_mnt, root_dentry) = task_root();
-    if root_mnt == 0 || root_dentry == 0 {
-        return None;
-    }
-    // SAFETY: a plain store into the scratch value.
-    unsafe { (*s).pos = FS_PATH_MAX as u64 };
-    // Plain numbers from here (a hook's BTF-typed arguments would stay typed pointers, on
-    // which the verifier refuses the walk's arithmetic).
-    let (mnt, dentry) = (
-        opaque(s, mnt as usize, usize::MAX) as u64,
-        opaque(s, dentry as usize, usize::MAX) as u64,
-    );
-    let mut walk = Walk {
-        mnt,
-        mnt_root: mount_root(mnt)?,
-        dentry,
-        root_mnt,
-        root_dentry,
-        state: WALKING,
-        outside: 0,
-    };
-    // SAFETY: `walk_step` only touches `walk` and the scratch map.
-    let ret = unsafe {
-        generated::bpf_loop(
-            MAX_WALK,
-            walk_step as *mut c_void,
-            (&raw mut walk).cast(),
-            0,
-        )
-    };
-    let done = ret >= 0 && walk.state == WALK_DONE;
-    *outside = walk.outside;
-    if !done {
-        return None;
-    }
-    // SAFETY: a plain load from the scratch value.
-    let pos = unsafe { (*s).pos } as usize;
-    if pos > FS_PATH_MAX {
-        return None;
-    }
-    // SAFETY: offsets into the scratch value are masked; `len < FS_PATH_MAX` is checked.
-    unsafe {
-        let build = (*s).build.as_mut_ptr();
-        let path = (*s).path.as_mut_ptr();
-        if pos == FS_PATH_MAX {
-            *path = b'/';
-            *path.add(1) = 0;
-            return Some(1);
-        }
-        let len = FS_PATH_MAX - pos;
-        if len >= FS_PATH_MAX {
-            return None;
-        }
-        let from = opaque(s, pos, FS_PATH_MAX - 1);
-        copy(path, opaque(s, len, FS_PATH_MAX - 1), build.add(from)).ok()?;
-        *path.add(opaque(s, len, FS_PATH_MAX - 1)) = 0;
-        Some(len)
-    }
 }
 
 /// `path` as (`mnt`, `dentry`), `(0, 0)` if unreadable.
@@ -855,99 +579,6 @@ fn judge_walked(
     deny(hook_id, cgroup_id, slot, s, &judged, judged.deny)
 }
 
-/// The hashes of the path in `s.path` and of its last component, built by `bpf_loop`.
-#[repr(C)]
-struct Hashing {
-    /// FNV-1a of the whole path.
-    path: u64,
-    /// FNV-1a of its last component.
-    name: u64,
-}
-
-/// One byte of [`Hashing`], called by `bpf_loop` with the byte's index.
-#[inline(never)]
-extern "C" fn hash_step(index: u64, ctx: *mut c_void) -> i64 {
-    let Some(s) = scratch() else {
-        return 1;
-    };
-    let hashing = ctx.cast::<Hashing>();
-    // SAFETY: `ctx` is the `Hashing` that `subtree_rule` passed to `bpf_loop`; the index
-    // into the scratch path is masked to its size.
-    unsafe {
-        let byte = (*s).path[opaque(s, index as usize, FS_PATH_MAX - 1)];
-        (*hashing).path = subtree_hash_step((*hashing).path, byte);
-        (*hashing).name = if byte == b'/' {
-            SUBTREE_HASH_START
-        } else {
-            subtree_hash_step((*hashing).name, byte)
-        };
-    }
-    0
-}
-
-/// The rule a rename of a directory to or from the scratch path (`path[..len]`) would get
-/// around (`nemoclaw_common::fs::FsSubtreeKey`), or 0 if none; `RULE_DEFAULT_DENY` if it
-/// cannot be told.
-#[inline(always)]
-fn subtree_rule(slot: u32, len: usize) -> u32 {
-    if flags_of(slot) & slot_flags::SUBTREES == 0 {
-        return 0;
-    }
-    if len == 0 || len >= FS_PATH_MAX {
-        return RULE_DEFAULT_DENY;
-    }
-    let mut hashing = Hashing {
-        path: SUBTREE_HASH_START,
-        name: SUBTREE_HASH_START,
-    };
-    // SAFETY: `hash_step` only touches `hashing` and the scratch map.
-    let ret = unsafe {
-        generated::bpf_loop(
-            len as u32,
-            hash_step as *mut c_void,
-            (&raw mut hashing).cast(),
-            0,
-        )
-    };
-    if ret != len as i64 || !scratch::intact() {
-        return RULE_DEFAULT_DENY;
-    }
-    for (kind, hash) in [
-        (subtree::DIRECTORY, hashing.path),
-        (subtree::NAME, hashing.name),
-    ] {
-        let key = FsSubtreeKey { slot, kind, hash };
-        // SAFETY: the value is copied out at once.
-        if let Some(rule) = unsafe { FS_SUBTREES.get(&key) } {
-            return *rule;
-        }
-    }
-    0
-}
-
-/// One end of a moving directory: refused with `EXDEV` if its path is one whose rename
-/// would get around a rule (`subtree_rule`).
-#[inline(always)]
-fn refuse_subtree_end(cgroup_id: u64, slot: u32, s: *mut FsScratch, mnt: u64, dentry: u64) -> i32 {
-    let len = if mnt == 0 || dentry == 0 {
-        0
-    } else {
-        walk_path(s, mnt, dentry)
-    };
-    let rule = subtree_rule(slot, len);
-    if rule == 0 {
-        return 0;
-    }
-    let (dev, ino) = dentry_dev_ino(dentry);
-    let judged = Judged {
-        len,
-        dev,
-        ino,
-        deny: rule,
-    };
-    deny_with(hook::PATH_RENAME, cgroup_id, slot, s, &judged, rule, EXDEV)
-}
-
 /// The `path_*` hooks that judge one object: `(const struct path *dir, struct dentry *)`
 /// when `with_dentry`, else `(const struct path *path, ...)`. Every one needs write access.
 #[inline(always)]
@@ -983,82 +614,6 @@ pub fn path_notify(ctx: &LsmContext) -> i32 {
         dentry,
         ACCESS_READ,
     )
-}
-
-/// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`: the source must
-/// be readable and writable (a file you may not read cannot be moved where you could), the
-/// destination writable; with `RENAME_EXCHANGE` both ends are sources.
-pub fn path_rename(ctx: &LsmContext) -> i32 {
-    let (cgroup_id, slot, s, early) = begin(ctx.arg(5));
-    if s.is_null() {
-        return early;
-    }
-    let flags: u32 = ctx.arg(4);
-    let (old_mnt, _) = kernel::btf_path_parts(ctx.arg(0));
-    let (new_mnt, _) = kernel::btf_path_parts(ctx.arg(2));
-    let old_dentry = ctx.arg::<*const c_void>(1) as u64;
-    let new_dentry = ctx.arg::<*const c_void>(3) as u64;
-    let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_object::<true>(
-        hook::PATH_RENAME,
-        cgroup_id,
-        slot,
-        s,
-        old_mnt,
-        old_dentry,
-        both,
-    );
-    if ret != 0 {
-        return ret;
-    }
-    let need = if flags & RENAME_EXCHANGE != 0 {
-        both
-    } else {
-        ACCESS_WRITE
-    };
-    judge_object::<true>(
-        hook::PATH_RENAME,
-        cgroup_id,
-        slot,
-        s,
-        new_mnt,
-        new_dentry,
-        need,
-    )
-}
-
-/// `security_path_rename` again, in a program of its own (with [`path_rename`] in one, the
-/// verifier's state count passed its limit): a directory moving either way (either end
-/// with `RENAME_EXCHANGE`) is refused with `EXDEV` where its source or destination path is
-/// one whose rename would change which rules match the objects beneath it
-/// (`subtree_rule`). It runs after [`path_rename`] allowed the rename (a denial there ends
-/// the hook).
-#[expect(
-    clippy::nonminimal_bool,
-    reason = "reads as the rule: no directory at either end (the new one only in an exchange)"
-)]
-pub fn path_rename_subtrees(ctx: &LsmContext) -> i32 {
-    let (cgroup_id, slot, s, early) = begin(ctx.arg(5));
-    if s.is_null() {
-        return early;
-    }
-    if flags_of(slot) & slot_flags::SUBTREES == 0 {
-        return 0;
-    }
-    let flags: u32 = ctx.arg(4);
-    let old_dentry = ctx.arg::<*const c_void>(1) as u64;
-    let new_dentry = ctx.arg::<*const c_void>(3) as u64;
-    let exchange = flags & RENAME_EXCHANGE != 0;
-    if !is_directory(old_dentry) && !(exchange && is_directory(new_dentry)) {
-        return 0;
-    }
-    let (old_mnt, _) = kernel::btf_path_parts(ctx.arg(0));
-    let ret = refuse_subtree_end(cgroup_id, slot, s, old_mnt, old_dentry);
-    if ret != 0 {
-        return ret;
-    }
-    let (new_mnt, _) = kernel::btf_path_parts(ctx.arg(2));
-    refuse_subtree_end(cgroup_id, slot, s, new_mnt, new_dentry)
 }
 
 /// `security_path_link(old_dentry, new_dir, new_dentry)`: the source must be readable and
