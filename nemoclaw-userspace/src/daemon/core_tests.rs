@@ -5,17 +5,19 @@
 
 use std::path::PathBuf;
 
-use nemoclaw_common::sandbox::{SandboxEntry, Slot, controls};
+use nemoclaw_common::sandbox::{SELF_TEST_SLOT, SandboxEntry, Slot, controls};
 use serde_json::Value;
 
-use super::*;
+use super::{start::restore_sandboxes, *};
 use crate::{
+    audit::AuditSink,
     config::AuditSettings,
     daemon::{
         error::ErrorKind,
         fake_host::{Fail, FakeCgroups, FakeKernel, KernelState, Op},
         registry::SWEEP_BATCH,
     },
+    kernel::loader::Lack,
 };
 
 /// A privilege policy (no network: no DNS gateway).

@@ -1,5 +1,7 @@
 //! `nemoclaw daemon`: the [`Daemon`]'s state and operations (create, destroy, apply,
-//! reload), its boot (adopt or load, self-test) and [`run`], which starts the parts.
+//! reload). Its start (`start`: enforcement adopted or loaded and proven, sandboxes
+//! restored) and [`run`] (the runtime and the tasks around the daemon) are the children
+//! `server/start.rs` and `server/serve.rs`.
 //!
 //! One tokio runtime runs it all as tasks: the accept loop (a task per connection,
 //! `control`), the signals, the policy-file watcher, the DNS refresh and the housekeeper
@@ -19,15 +21,15 @@ use std::{
 
 use nemoclaw_common::{
     event::DenyEvent,
-    sandbox::{SELF_TEST_SLOT, SandboxEntry, Slot, controls},
+    sandbox::{SandboxEntry, Slot, controls},
 };
 
 use super::notify::dlog;
 use super::{
-    boot, control,
+    boot,
     error::OpError,
     health::{KernelFacts, ReloadBook},
-    host::{Cgroup, Cgroups, Kernel, SystemCgroups},
+    host::{Cgroup, Cgroups, Kernel},
     metrics::Metrics,
     protocol::{Account, Response, SandboxInfo},
     refresh::{self, RefreshSpec, TtlResolver},
@@ -36,23 +38,18 @@ use super::{
 };
 use crate::{
     audit::{
-        AuditSink,
         chain::line_hash,
         lifecycle::{Lifecycle, PolicyRef, now},
-        reader::{AuditReader, Citations, SharedSink},
+        reader::{Citations, SharedSink},
     },
     config::{AuditSettings, PersistentSandbox},
     dnsgate::{
         gateway::{Gate, GateSpec, Gateway},
         names::AllowedNames,
     },
-    kernel::{
-        Enforcer, KernelError,
-        loader::{LSM_CONTROLS, Lack},
-        lsm::LsmList,
-    },
+    kernel::KernelError,
     policy::{self, CompileEnv, CompiledPolicy, compiled::RuleRef},
-    sandbox::{cgroup::CgroupError, controls as sandbox_controls, selftest, user::SandboxUser},
+    sandbox::{cgroup::CgroupError, controls as sandbox_controls, user::SandboxUser},
 };
 
 /// Where the daemon keeps things.
@@ -224,87 +221,6 @@ impl Citations for DaemonCitations {
 }
 
 impl Daemon {
-    /// Starts: single instance, enforcement loaded or adopted, sandboxes restored, audit log
-    /// open. Writes the `daemon_start` record.
-    /// Its tasks run on `runtime`.
-    pub fn start(
-        config: Config,
-        runtime: &tokio::runtime::Handle,
-    ) -> Result<(Shared, AuditReader), DaemonError> {
-        let (mut enforcer, state, mut unavailable) = boot::open_enforcement(&config)?;
-        let adopted = state.is_some();
-        if adopted {
-            unavailable.extend(adopted_without_lsm(&enforcer));
-        }
-        // Loaded or adopted, nothing counts as enforced before its self-test denies a probe.
-        let self_test = boot::prove(&mut enforcer, &config.cgroup_root);
-        for (bit, why) in &self_test.failed {
-            dlog!(
-                Warning,
-                "the {} is unavailable: {why}",
-                crate::kernel::loader::controls_phrase(*bit)
-            );
-            unavailable.push(boot::Unavailable {
-                controls: *bit,
-                lack: Lack::SelfTest,
-                why: why.clone(),
-                fix: selftest::FIX.to_owned(),
-            });
-        }
-        let sink: SharedSink = Arc::new(Mutex::new(
-            AuditSink::open_with(Some(&config.audit.log), false, &config.audit.sink_options())
-                .map_err(io_err(&config.audit.log))?,
-        ));
-        let book = Arc::new(Mutex::new(RuleBook::default()));
-        let gateway = Gateway::on(runtime.clone());
-        // The self-test's deny events reach the log after this, cited under its own name.
-        lock_book(&book).set(
-            SELF_TEST_SLOT,
-            selftest::AUDIT_NAME,
-            self_test.rules.clone(),
-        );
-        let cgroups = SystemCgroups;
-        let (saved, mut released) =
-            state.map_or_else(Default::default, |s| (s.sandboxes, s.released));
-        let (sandboxes, gone) =
-            restore_sandboxes(saved, &mut enforcer, &cgroups, &gateway, &sink, &book);
-        let events = enforcer.take_events()?;
-        let reader = AuditReader::spawn(
-            runtime,
-            events,
-            Arc::clone(&sink),
-            DaemonCitations(Arc::clone(&book)),
-        )
-        .map_err(|error| DaemonError::Io {
-            path: PathBuf::from("the deny-event ring buffer"),
-            error,
-        })?;
-        released.extend(gone);
-        let mut daemon = Self::assemble(Parts {
-            config,
-            enforcer: Box::new(enforcer),
-            cgroups: Box::new(cgroups),
-            sandboxes,
-            released,
-            unavailable,
-            sink,
-            book,
-            gateway,
-        });
-        let drain = reader.drain_handle();
-        daemon.audit_drain = Some(Box::new(move || drain.now()));
-        daemon.persist();
-        daemon.log(&Lifecycle::DaemonStart {
-            time: now(),
-            pid: std::process::id(),
-            adopted,
-            controls: sandbox_controls::names(daemon.enforcer.attached()),
-            self_test: self_test.record(),
-            sandboxes: daemon.sandboxes.keys().cloned().collect(),
-        });
-        Ok((Arc::new(Mutex::new(daemon)), reader))
-    }
-
     /// The daemon over `parts`: its slots those of the restored sandboxes, the released
     /// ones swept, the kernel's dropped-event count taken as seen.
     pub(super) fn assemble(parts: Parts) -> Self {
@@ -1061,120 +977,6 @@ fn compile(
     })
 }
 
-/// Adopted enforcement that lacks the LSM controls: why, again (the first start's reason is
-/// not kept across restarts), so refusals still name the fix. `None` when they are attached.
-fn adopted_without_lsm(enforcer: &Enforcer) -> Option<boot::Unavailable> {
-    let lsm_missing = LSM_CONTROLS & !enforcer.attached();
-    if lsm_missing == 0 {
-        return None;
-    }
-    let (lack, (why, fix)) = match LsmList::read() {
-        Ok(list) => list.inactive_reason(),
-        Err(e) => Some((e.to_string(), "mount securityfs".to_owned())),
-    }
-    .map_or_else(
-        || {
-            (
-                Lack::Other,
-                (
-                    "they were not attached when this enforcement was first loaded".to_owned(),
-                    "stop the sandboxes, remove the pins and start the daemon again; \
-                     `nemoclaw doctor` shows this kernel's state"
-                        .to_owned(),
-                ),
-            )
-        },
-        |reason| (Lack::BpfLsm, reason),
-    );
-    Some(boot::Unavailable {
-        controls: lsm_missing,
-        lack,
-        why,
-        fix,
-    })
-}
-
-/// The saved sandboxes whose cgroups are still there, their rules cited again and their
-/// DNS gateways reopened; and the slots of those gone while no daemon ran (unregistered
-/// here, their entries left to the first sweep).
-fn restore_sandboxes(
-    saved: Vec<SandboxState>,
-    enforcer: &mut dyn Kernel,
-    cgroups: &dyn Cgroups,
-    gateway: &Gateway,
-    sink: &SharedSink,
-    book: &Mutex<RuleBook>,
-) -> (BTreeMap<String, Sandbox>, Vec<Slot>) {
-    let mut sandboxes = BTreeMap::new();
-    let mut gone = Vec::new();
-    for s in saved {
-        match cgroups.open(&s.cgroup) {
-            Ok(cgroup) if cgroup.id() == s.cgroup_id => {
-                lock_book(book).set(s.slot, &s.name, s.rules.clone());
-                let mut s = s;
-                let gate = (s.controls & controls::NET != 0)
-                    .then(|| reopen_gate(gateway, enforcer, sink, &mut s));
-                sandboxes.insert(
-                    s.name.clone(),
-                    Sandbox {
-                        state: s,
-                        dns: None,
-                        cgroup,
-                        gate: gate.flatten(),
-                        holders: 0,
-                    },
-                );
-            }
-            _ => {
-                // Gone while no daemon ran: nothing to enforce, its policy to clear.
-                let _ = enforcer.unregister(s.cgroup_id);
-                gone.push(s.slot);
-            }
-        }
-    }
-    (sandboxes, gone)
-}
-
-/// An adopted sandbox's DNS gateway, on its old ports where they are free, with the names
-/// of its installed policy. Without one its port 53 goes back to the rules (denied), which
-/// is logged: DNS fails, nothing unfiltered gets through.
-fn reopen_gate(
-    gateway: &Gateway,
-    enforcer: &mut dyn Kernel,
-    sink: &SharedSink,
-    state: &mut SandboxState,
-) -> Option<Gate> {
-    let nameservers = std::fs::read_to_string(&state.resolv_conf)
-        .map(|text| super::dns::nameservers(&text))
-        .unwrap_or_default();
-    let opened = gateway.open(GateSpec {
-        sandbox: state.name.clone(),
-        names: AllowedNames::from_names(state.dns_names.iter().cloned()),
-        upstreams: nameservers,
-        sink: Arc::clone(sink),
-        ports: state.dns_ports,
-    });
-    let (gate, ports) = match opened {
-        Ok(gate) => {
-            let ports = (gate.port4, gate.port6);
-            (Some(gate), ports)
-        }
-        Err(e) => {
-            dlog!(
-                Warning,
-                "sandbox {}: no DNS gateway ({e}); its DNS is denied",
-                state.name
-            );
-            (None, (0, 0))
-        }
-    };
-    if let Err(e) = enforcer.set_dns_gate(state.slot, ports.0, ports.1) {
-        dlog!(Warning, "sandbox {}: {e}", state.name);
-    }
-    state.dns_ports = ports;
-    gate
-}
-
 fn with_slot(dns: Option<RefreshSpec>, slot: Slot) -> Option<Arc<Mutex<RefreshSpec>>> {
     dns.map(|mut spec| {
         spec.slot = slot;
@@ -1197,160 +999,10 @@ fn absolute(path: &Path) -> Result<PathBuf, OpError> {
     }
 }
 
-/// Runs the daemon until a stop signal.
-pub fn run(config: Config) -> Result<(), DaemonError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(DaemonError::NotRoot);
-    }
-    for dir in [
-        config.socket.parent(),
-        config.state_file.parent(),
-        config.audit.log.parent(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let _lock = boot::single_instance(&config.state_file)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("nemoclaw-daemon")
-        .enable_all()
-        .build()
-        .map_err(io_err(Path::new("the daemon's tokio runtime")))?;
-    runtime.block_on(serve(config))
-}
+mod serve;
+mod start;
 
-/// Starts the daemon and its tasks on the current runtime, then accepts control
-/// connections until a signal stops the process.
-async fn serve(config: Config) -> Result<(), DaemonError> {
-    let socket = config.socket.clone();
-    let socket_group = config.socket_group.clone();
-    let http_listen = config.http_listen;
-    let watch_files = config.watch;
-    let router = config.router.clone();
-    let signals = tasks::Signals::register().map_err(io_err(&socket))?;
-    let runtime = tokio::runtime::Handle::current();
-    let (daemon, reader) = tokio::task::block_in_place(|| Daemon::start(config, &runtime))?;
-    tokio::spawn(count_records(Arc::clone(&daemon)));
-    tokio::spawn(tasks::handle_signals(
-        Arc::clone(&daemon),
-        reader,
-        socket.clone(),
-        signals,
-    ));
-    if watch_files {
-        match tasks::Watcher::new() {
-            Ok(w) => {
-                let w = Arc::new(w);
-                let mut d = lock(&daemon);
-                for s in d.sandboxes.values() {
-                    w.watch(&s.state.policy);
-                }
-                d.watcher = Some(Arc::clone(&w));
-                drop(d);
-                tokio::spawn(w.run(Arc::clone(&daemon)));
-            }
-            Err(e) => dlog!(
-                Warning,
-                "inotify unavailable ({e}); policy files are not watched"
-            ),
-        }
-    }
-    tokio::spawn(tasks::tidy(Arc::clone(&daemon)));
-    let changed = Arc::clone(&lock(&daemon).dns_changed);
-    tokio::spawn(tasks::refresh_dns(Arc::clone(&daemon), changed));
-    {
-        // Adopted sandboxes: a policy file changed while no daemon ran is applied now, and
-        // host-name rules are resolved afresh (their refresh state did not survive).
-        let d = Arc::clone(&daemon);
-        let _ = tokio::task::spawn_blocking(move || {
-            reapply_adopted(&d);
-            // The configuration's persistent sandboxes, where not adopted.
-            super::persistent::ensure(&d, "configuration");
-        })
-        .await;
-    }
-    let listener = control::bind(&socket, &socket_group)?;
-    // Enforcement does not wait on its observers: an address in use is logged, not fatal.
-    if let Some(listen) = http_listen {
-        match super::http::bind(listen).await {
-            Ok(http) => {
-                dlog!(Info, "serving /healthz and /metrics on http://{listen}");
-                tokio::spawn(super::http::serve(http, Arc::clone(&daemon)));
-            }
-            Err(e) => dlog!(Error, "{e}; no /healthz or /metrics"),
-        }
-    }
-    {
-        let d = lock(&daemon);
-        dlog!(
-            Info,
-            "listening on {}; enforcing {} ({} sandboxes adopted)",
-            socket.display(),
-            sandbox_controls::names(d.enforcer.attached()).join(", "),
-            d.sandboxes.len()
-        );
-    }
-    if let Some(spec) = router {
-        let up = lock(&daemon).router_up.clone().unwrap_or_default();
-        tokio::spawn(super::router::supervise(spec, socket.clone(), up));
-    }
-    super::notify::notify(super::notify::READY);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(control::serve(Arc::clone(&daemon), stream));
-            }
-            Err(e) => {
-                dlog!(Warning, "accept: {e}");
-                // Out of descriptors, say: do not spin.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Counts every audit record the daemon writes into its metrics. Runs forever.
-async fn count_records(daemon: Shared) {
-    let (mut records, metrics) = {
-        let d = lock(&daemon);
-        let records = d
-            .sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .subscribe();
-        (records, Arc::clone(&d.metrics))
-    };
-    while let Some(line) = records.recv().await {
-        if let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) {
-            metrics.observe(&record);
-        }
-    }
-}
-
-/// Applies again each adopted sandbox's policy whose file changed while no daemon ran, or
-/// which has host-name rules to resolve afresh.
-fn reapply_adopted(daemon: &Shared) {
-    let names: Vec<String> = lock(daemon).sandboxes.keys().cloned().collect();
-    for name in names {
-        let Some(policy) = lock(daemon)
-            .sandboxes
-            .get(&name)
-            .map(|s| s.state.policy.clone())
-        else {
-            continue;
-        };
-        let host_names = policy::load(&policy).is_ok_and(|p| refresh::has_host_names(&p));
-        if lock(daemon).unchanged(&name) && !host_names {
-            continue;
-        }
-        if let Err(e) = apply(daemon, &name, None, "daemon restart") {
-            dlog!(Warning, "{name}: {e}; its installed policy stays");
-        }
-    }
-}
+pub use serve::run;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]
