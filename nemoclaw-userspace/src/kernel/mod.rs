@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod fs;
+mod install;
 pub mod loader;
 pub mod lsm;
 pub mod mapset;
