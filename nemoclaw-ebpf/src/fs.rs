@@ -116,22 +116,6 @@ pub(crate) struct Judged {
 /// [`Judged::deny`] when the operation is allowed.
 pub(crate) const ALLOWED: u32 = u32::MAX;
 
-/// The current task's cgroup id and sandbox entry; an entry without controls when the task
-/// is not sandboxed.
-///
-/// Plain values with sentinels rather than `Option`s of tuples throughout this module: LLVM
-/// may read the payload of a `None` (undefined) before testing it, and the verifier rejects
-/// that read of an uninitialised register.
-#[inline(always)]
-pub(crate) fn current_sandbox() -> (u64, SandboxEntry) {
-    let (cgroup_id, entry) = sandbox::current();
-    let entry = entry.unwrap_or(SandboxEntry {
-        slot: 0,
-        controls: 0,
-    });
-    (cgroup_id, entry)
-}
-
 /// This CPU's scratch value, already claimed by this run (the path walk's steps).
 #[inline(always)]
 pub(crate) fn scratch() -> Option<*mut FsScratch> {
@@ -154,7 +138,7 @@ pub(crate) fn begin(retval: i32) -> (u64, u32, *mut FsScratch, i32) {
     if retval != 0 {
         return (0, 0, core::ptr::null_mut(), retval);
     }
-    let (cgroup_id, entry) = current_sandbox();
+    let (cgroup_id, entry) = sandbox::current_entry();
     begin_for(cgroup_id, entry)
 }
 

@@ -94,7 +94,7 @@ pub fn file_open(ctx: LsmContext) -> i32 {
     if earlier != 0 {
         return earlier;
     }
-    let (cgroup_id, entry) = fs::current_sandbox();
+    let (cgroup_id, entry) = sandbox::current_entry();
     let verdict = fs::file_open(&ctx, cgroup_id, entry);
     if verdict != 0 {
         return verdict;

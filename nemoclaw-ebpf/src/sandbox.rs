@@ -29,6 +29,20 @@ pub fn current() -> (u64, Option<SandboxEntry>) {
     (cgroup_id, entry.map(|p| unsafe { *p }))
 }
 
+/// [`current`] with an entry without controls when the task is not sandboxed: plain values
+/// with a sentinel rather than an `Option`, for callers that pass the entry on (LLVM may
+/// read the payload of a `None`, undefined, before testing it, and the verifier rejects that
+/// read of an uninitialised register).
+#[inline(always)]
+pub fn current_entry() -> (u64, SandboxEntry) {
+    let (cgroup_id, entry) = current();
+    let entry = entry.unwrap_or(SandboxEntry {
+        slot: 0,
+        controls: 0,
+    });
+    (cgroup_id, entry)
+}
+
 /// The cgroup id of the sandbox a task in `cgroup_id` belongs to: its own cgroup if that is
 /// registered, else its ancestor at the sandbox depth.
 #[inline(always)]
