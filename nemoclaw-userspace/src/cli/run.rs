@@ -363,7 +363,8 @@ fn keep_enforcer(
 }
 
 /// Takes the enforcer back (stopping the refresher, if any), removes the sandbox `id`'s
-/// entry, and returns how many deny events were lost.
+/// entry, lets its programs detach in the background, and returns how many deny events
+/// were lost.
 fn release_enforcer(keeper: Result<Enforcer, Refresher>, id: u64) -> u64 {
     match keeper.or_else(Refresher::stop) {
         Ok(mut enforcer) => {
@@ -374,6 +375,7 @@ fn release_enforcer(keeper: Result<Enforcer, Refresher>, id: u64) -> u64 {
             if let Err(e) = enforcer.unregister(id) {
                 eprintln!("nemoclaw: {e}");
             }
+            enforcer.release_in_background();
             events_lost
         }
         Err(e) => {

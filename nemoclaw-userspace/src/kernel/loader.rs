@@ -1,6 +1,7 @@
 //! Loads `nemoclaw-ebpf` and keeps its programs attached while the [`Enforcer`] lives.
 
 use std::{
+    cell::OnceCell,
     fs::File,
     os::fd::{AsFd, OwnedFd},
     path::Path,
@@ -193,12 +194,13 @@ pub enum NetAttach {
 /// creating its maps; no program is loaded yet. The network programs are set up for
 /// [`NetAttach::SandboxCgroup`].
 pub fn open_object() -> Result<Ebpf, KernelError> {
-    open_object_for(NetAttach::SandboxCgroup)
+    open_object_for(NetAttach::SandboxCgroup, &Btf::from_sys_fs()?)
 }
 
-fn open_object_for(net: NetAttach) -> Result<Ebpf, KernelError> {
-    let btf = Btf::from_sys_fs()?;
-    let offsets = offsets::resolve(&btf)?;
+/// [`open_object`] with the kernel's BTF already read (`btf`): reading it takes about half
+/// a second under QEMU TCG, so a load reads it once.
+fn open_object_for(net: NetAttach, btf: &Btf) -> Result<Ebpf, KernelError> {
+    let offsets = offsets::resolve(btf)?;
     let mut loader = EbpfLoader::new();
     for (global, value) in &offsets {
         loader.override_global(global, value, true);
@@ -262,8 +264,11 @@ const SOCKET_PROGRAMS: &[&str] = &[
 
 /// Attaches [`SOCKET_PROGRAMS`], returning their links. Only where BPF LSM works: elsewhere
 /// the caller decides.
-fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, Attachment)>, String> {
-    let btf = aya::Btf::from_sys_fs().map_err(|e| chain(&e))?;
+fn attach_socket_kinds(
+    ebpf: &mut Ebpf,
+    btf: &Result<aya::Btf, aya::BtfError>,
+) -> Result<Vec<(&'static str, Attachment)>, String> {
+    let btf = btf.as_ref().map_err(|e| chain(e))?;
     let mut links = Vec::new();
     for &prog in SOCKET_PROGRAMS {
         let p: &mut Lsm = ebpf
@@ -271,7 +276,7 @@ fn attach_socket_kinds(ebpf: &mut Ebpf) -> Result<Vec<(&'static str, Attachment)
             .ok_or_else(|| format!("the object has no {prog} program"))?
             .try_into()
             .map_err(|e| chain(&e))?;
-        p.load(prog, &btf).map_err(|e| chain(&e))?;
+        p.load(prog, btf).map_err(|e| chain(&e))?;
         let id = p.attach().map_err(|e| chain(&e))?;
         links.push((
             prog,
@@ -435,23 +440,27 @@ impl Enforcer {
                 return Err(KernelError::NotImplemented(section_name(bit)));
             }
         }
-        let mut ebpf = open_object_for(net)?;
+        let kernel_btf = Btf::from_sys_fs()?;
+        let mut ebpf = open_object_for(net, &kernel_btf)?;
         let maps = MapSet::take_from(&mut ebpf);
         let mut links = Vec::new();
+        // aya's reading of the same BTF, for attaching LSM programs: read once, when first
+        // needed (not for a network-only policy where BPF LSM is not active).
+        let aya_btf = OnceCell::new();
+        let aya_btf = || aya_btf.get_or_init(aya::Btf::from_sys_fs);
         let lsm_wanted = wanted & LSM_CONTROLS;
         if lsm_wanted != 0 {
             // Programs load and attach where BPF LSM is built in but not active, and then
             // never run: only the active list (and the self-test) prove they do.
             lsm_active_or_refuse(lsm_wanted)?;
-            let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
+            let aya_btf = aya_btf().as_ref().map_err(|e| {
                 unavailable(
                     lsm_wanted & lsm_wanted.wrapping_neg(),
                     "reading BTF for LSM",
-                    &e,
+                    e,
                     LSM_ADVICE,
                 )
             })?;
-            let kernel_btf = Btf::from_sys_fs()?;
             for &LsmProgram {
                 program: prog,
                 hook,
@@ -468,7 +477,7 @@ impl Enforcer {
                     .ok_or(KernelError::Missing("LSM program"))?
                     .try_into()
                     .map_err(|e| unavailable(bit, &format!("program {prog}"), &e, LSM_ADVICE))?;
-                p.load(hook, &aya_btf).map_err(|e| {
+                p.load(hook, aya_btf).map_err(|e| {
                     unavailable(bit, &format!("loading LSM hook {hook}"), &e, LSM_ADVICE)
                 })?;
                 let id = p.attach().map_err(|e| {
@@ -493,7 +502,7 @@ impl Enforcer {
                 other => other.to_string(),
             })
         } else {
-            attach_socket_kinds(&mut ebpf).map(|socket_links| links.extend(socket_links))
+            attach_socket_kinds(&mut ebpf, aya_btf()).map(|socket_links| links.extend(socket_links))
         };
         Ok(Self {
             ebpf: Some(ebpf),
@@ -502,6 +511,15 @@ impl Enforcer {
             socket_kinds,
             attached: wanted & IMPLEMENTED,
         })
+    }
+
+    /// Drops the enforcer without waiting for the kernel to detach its programs: a child
+    /// process holds them and detaches them by exiting (`super::detach`), while this process
+    /// goes on. Where no child can be started, they are detached here, as a drop does.
+    pub fn release_in_background(self) {
+        let holder = super::detach::hand_over();
+        drop(self);
+        drop(holder);
     }
 
     /// Deny events the kernel side dropped because the ring buffer was full (summed over

@@ -2,6 +2,7 @@
 //! programs a policy needs, and write compiled policies into the maps.
 
 pub mod btf;
+mod detach;
 pub mod fs;
 mod install;
 pub mod loader;

@@ -29,12 +29,26 @@ pub fn lsm_loadable() -> Result<(), String> {
     Ok(())
 }
 
-/// How many programs named `name` are loaded in the kernel (all owners): a restarted daemon
-/// must adopt its pinned programs, not load a second copy.
+/// The id of the newest loaded program (0 if none). Program ids only grow, so a program
+/// loaded after this call has a higher one.
 #[must_use]
-pub fn loaded_programs_named(name: &str) -> usize {
+pub fn newest_program_id() -> u32 {
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter(|p| p.name_as_str() == Some(name))
+        .map(|p| p.id())
+        .max()
+        .unwrap_or(0)
+}
+
+/// How many programs named `name` (all owners) have an id above `since` (see
+/// [`newest_program_id`]): a restarted daemon must adopt its pinned programs, not load a
+/// second copy. Counting the programs loaded since a point, not every program of that
+/// name, leaves out older copies still being detached (a standalone run's, which a child
+/// process detaches in the background: `kernel::detach`).
+#[must_use]
+pub fn programs_named_since(name: &str, since: u32) -> usize {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.id() > since && p.name_as_str() == Some(name))
         .count()
 }

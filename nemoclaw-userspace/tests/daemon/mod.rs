@@ -6,6 +6,8 @@
 
 use std::net::TcpListener;
 
+use nemoclaw::kernel::probe::{newest_program_id, programs_named_since};
+
 use crate::support::{
     Scratch,
     daemon::{StepProbe, TestDaemon},
@@ -25,10 +27,6 @@ fn net_policy(ports: &[u16]) -> String {
         s
     });
     format!("network:\n  allow:\n{allow}  deny: \"*\"\n")
-}
-
-fn programs(name: &str) -> usize {
-    nemoclaw::kernel::probe::loaded_programs_named(name)
 }
 
 /// `kill -9` of the daemon does not lift a sandbox's network policy: while no daemon runs the
@@ -52,7 +50,7 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
     assert_eq!(probe.act(&format!("connect {denied}")), "ERR EPERM");
     // The policy names no host: its DNS gateway refuses every name.
     assert_eq!(probe.act("dns leak.example"), "rcode=5");
-    let copies = programs("connect4");
+    let before_restart = newest_program_id();
 
     daemon.kill9();
     assert_eq!(
@@ -69,8 +67,8 @@ fn sigkill_leaves_sandbox_enforced_and_restart_adopts_and_reloads() {
 
     daemon.restart();
     assert_eq!(
-        programs("connect4"),
-        copies,
+        programs_named_since("connect4", before_restart),
+        0,
         "a restarted daemon must not load a second copy"
     );
     let ps = daemon.ctl(&["ps", "--json"]);

@@ -4,17 +4,21 @@
 
 use std::{path::Path, sync::OnceLock};
 
+use nemoclaw::kernel::probe::{newest_program_id, programs_named_since};
+
 use crate::support::{
     PYTHON, Scratch,
     daemon::{StepProbe, TestDaemon},
     lsm_or_skip,
 };
 
-fn programs(name: &str) -> usize {
-    nemoclaw::kernel::probe::loaded_programs_named(name)
+/// Python, its libraries, the probe's directory; one secret file; no privilege escalation.
+/// How many `file_open` and `bprm_check_security` programs were loaded after program id
+/// `since` (`newest_program_id`).
+fn lsm_programs_since(since: u32) -> [usize; 2] {
+    ["file_open", "bprm_check_secu"].map(|name| programs_named_since(name, since))
 }
 
-/// Python, its libraries, the probe's directory; one secret file; no privilege escalation.
 fn lsm_policy(probe_dir: &Path, secret: &Path, secret_allowed: bool) -> String {
     let secret_rule = if secret_allowed {
         format!(
@@ -57,8 +61,11 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
     let mut probe = StepProbe::start(&daemon, "agent", &policy, "nobody", &probe_dir);
     let read_secret = format!("read {}", secret.display());
     assert_eq!(probe.act(&read_secret), "ERR EACCES");
-    let copies = (programs("file_open"), programs("bprm_check_secu"));
-    assert!(copies.0 >= 1, "file_open is not loaded");
+    assert!(
+        programs_named_since("file_open", 0) >= 1,
+        "file_open is not loaded"
+    );
+    let before_restart = newest_program_id();
 
     daemon.kill9();
     assert_eq!(
@@ -73,8 +80,8 @@ fn daemon_sigkill_keeps_lsm_enforcement_and_restart_adopts_pins_and_reloads() {
 
     daemon.restart();
     assert_eq!(
-        (programs("file_open"), programs("bprm_check_secu")),
-        copies,
+        lsm_programs_since(before_restart),
+        [0, 0],
         "a restarted daemon must adopt the pinned programs, not load a second copy"
     );
     let starts = daemon.records("daemon_start");
