@@ -214,7 +214,7 @@ fn copy(dst: *mut u8, len: usize, src: *const u8) -> Result<(), i32> {
 
 /// The kernel `dev_t` and inode number of `dentry`'s inode, `(0, 0)` for a negative dentry.
 #[inline(always)]
-pub(crate) fn dentry_dev_ino(dentry: u64) -> (u64, u64) {
+fn dentry_dev_ino(dentry: u64) -> (u64, u64) {
     dentry_dev_ino_inner(dentry).unwrap_or((0, 0))
 }
 
