@@ -306,15 +306,7 @@ fn judge_reachable(
     let sb = if dentry == 0 {
         0
     } else {
-        // SAFETY: a load at a BTF-checked constant offset from the typed dentry; a fault
-        // reads as 0.
-        unsafe {
-            core::ptr::read_volatile(
-                (dentry as *const u8)
-                    .add(offset(&kernel::DENTRY_D_SB_OFF))
-                    .cast::<u64>(),
-            )
-        }
+        kernel::btf_dentry_sb(dentry)
     };
     if sb == 0 || search.task_ns == 0 {
         return refuse(&search, unreachable::UNREADABLE);

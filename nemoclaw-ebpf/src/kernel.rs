@@ -345,6 +345,20 @@ pub fn btf_dentry_dev_ino(dentry: u64) -> (u64, u64) {
     }
 }
 
+/// `dentry->d_sb` by a direct load: `dentry` must be BTF-typed, as for
+/// [`btf_dentry_dev_ino`]; 0 if it faults.
+#[inline(always)]
+pub fn btf_dentry_sb(dentry: u64) -> u64 {
+    // SAFETY: a load at a BTF-checked constant offset; a fault reads as zero.
+    unsafe {
+        core::ptr::read_volatile(
+            (dentry as *const u8)
+                .add(offset(&DENTRY_D_SB_OFF))
+                .cast::<u64>(),
+        )
+    }
+}
+
 /// `path->mnt` and `path->dentry` by direct loads: `path` must be BTF-typed (a hook's
 /// `const struct path *` argument); `(0, 0)` if either is missing.
 #[inline(always)]
