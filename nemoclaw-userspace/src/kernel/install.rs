@@ -55,12 +55,7 @@ impl Enforcer {
         if policy_controls & controls::EXEC != 0 {
             self.install_library_dirs(slot, library_dirs)?;
             if *anonymous_exec_rule != 0 {
-                let mut map: Array<_, u32> = self.map("ANON_EXEC_RULE")?;
-                map.set(slot, anonymous_exec_rule, 0)
-                    .map_err(|source| KernelError::Map {
-                        map: "ANON_EXEC_RULE",
-                        source,
-                    })?;
+                self.set_slot_word("ANON_EXEC_RULE", slot, *anonymous_exec_rule)?;
             }
         }
         if policy_controls & controls::PRIVILEGE != 0 {
@@ -69,12 +64,7 @@ impl Enforcer {
                 .iter()
                 .find(|r| r.section == "privilege_escalation")
                 .map_or(0, |r| r.id);
-            let mut map: Array<_, u32> = self.map("PRIVILEGE_RULE")?;
-            map.set(slot, rule_id, 0)
-                .map_err(|source| KernelError::Map {
-                    map: "PRIVILEGE_RULE",
-                    source,
-                })?;
+            self.set_slot_word("PRIVILEGE_RULE", slot, rule_id)?;
         }
         // The filesystem entries (`fs_exact`, `fs_prefix`, `fs_suffix`, `fs_subtrees`) and
         // the inodes of files under deny rules.
@@ -108,11 +98,7 @@ impl Enforcer {
                     })?;
             }
         }
-        let mut flags: Array<_, u32> = self.map("EXEC_SLOT_FLAGS")?;
-        flags.set(slot, 1, 0).map_err(|source| KernelError::Map {
-            map: "EXEC_SLOT_FLAGS",
-            source,
-        })
+        self.set_slot_word("EXEC_SLOT_FLAGS", slot, 1)
     }
 
     /// The directories whose files `mmap_file` lets the slot map executable.
@@ -167,12 +153,23 @@ impl Enforcer {
     /// ports (`dnsgate`); 0 for a family leaves its port 53 to the rules. Written before
     /// the slot is registered or switched to, and cleared with the slot.
     pub fn set_dns_gate(&mut self, slot: Slot, port4: u16, port6: u16) -> Result<(), KernelError> {
-        let mut map: Array<_, u32> = self.map("DNS_GATE")?;
-        map.set(slot, nemoclaw_common::net::dns_gate(port4, port6), 0)
-            .map_err(|source| KernelError::Map {
-                map: "DNS_GATE",
-                source,
-            })
+        self.set_slot_word(
+            "DNS_GATE",
+            slot,
+            nemoclaw_common::net::dns_gate(port4, port6),
+        )
+    }
+
+    /// Writes `value` as `slot`'s entry of the per-slot array `name`.
+    fn set_slot_word(
+        &mut self,
+        name: &'static str,
+        slot: Slot,
+        value: u32,
+    ) -> Result<(), KernelError> {
+        let mut map: Array<_, u32> = self.map(name)?;
+        map.set(slot, value, 0)
+            .map_err(|source| KernelError::Map { map: name, source })
     }
 
     /// Puts a cgroup under a slot's policy: one map update, the moment enforcement starts.

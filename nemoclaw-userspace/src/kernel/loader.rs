@@ -513,13 +513,22 @@ impl Enforcer {
         })
     }
 
-    /// Drops the enforcer without waiting for the kernel to detach its programs: a child
+    /// Drops the enforcer without waiting for the kernel to detach its LSM programs: a child
     /// process holds them and detaches them by exiting (`super::detach`), while this process
-    /// goes on. Where no child can be started, they are detached here, as a drop does.
+    /// goes on. Only LSM links are slow to detach; without any (a network-only policy) no
+    /// child is started. Where none can be, they are detached here, as a drop does.
     pub fn release_in_background(self) {
-        let holder = super::detach::hand_over();
+        let holder = self.holds_lsm_links().then(super::detach::hand_over);
         drop(self);
         drop(holder);
+    }
+
+    /// Whether this process attached LSM programs (the filesystem, process and privilege
+    /// controls' and the socket-kind programs).
+    fn holds_lsm_links(&self) -> bool {
+        self.links.iter().any(|(name, _)| {
+            SOCKET_PROGRAMS.contains(name) || LSM_PROGRAMS.iter().any(|p| p.program == *name)
+        })
     }
 
     /// Deny events the kernel side dropped because the ring buffer was full (summed over
