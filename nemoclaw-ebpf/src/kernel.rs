@@ -359,6 +359,20 @@ pub fn btf_dentry_sb(dentry: u64) -> u64 {
     }
 }
 
+/// `dentry->d_name` as (`len`, `name`) by direct loads: `dentry` must be BTF-typed, as for
+/// [`btf_dentry_dev_ino`]; `(0, 0)` if it faults.
+#[inline(always)]
+pub fn btf_dentry_name(dentry: u64) -> (usize, u64) {
+    // SAFETY: loads at BTF-checked constant offsets; faults read as zero.
+    unsafe {
+        let name = (dentry as *const u8).add(offset(&DENTRY_D_NAME_OFF));
+        (
+            core::ptr::read_volatile(name.add(offset(&QSTR_LEN_OFF)).cast::<u32>()) as usize,
+            core::ptr::read_volatile(name.add(offset(&QSTR_NAME_OFF)).cast::<u64>()),
+        )
+    }
+}
+
 /// `path->mnt` and `path->dentry` by direct loads: `path` must be BTF-typed (a hook's
 /// `const struct path *` argument); `(0, 0)` if either is missing.
 #[inline(always)]

@@ -8,11 +8,9 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated};
 use nemoclaw_common::fs::FS_PATH_MAX;
 
-use super::{FsScratch, clear_short_keys, copy, opaque, read_ptr, read_u32, scratch};
+use super::{FsScratch, NAME_MAX, clear_short_keys, copy, opaque, read_ptr, read_u32, scratch};
 use crate::kernel::{self, offset};
 
-/// Longest component name (`NAME_MAX`).
-const NAME_MAX: usize = 255;
 /// Steps of the path walk (components plus mount crossings): a 4095-byte path has at most
 /// 2048 components. Deeper (mount-stacked) paths are denied.
 const MAX_WALK: u32 = 4096;

@@ -273,6 +273,13 @@ impl Btf {
         self.funcs_by_name.contains_key(name)
     }
 
+    /// The type id of function `name`, if the kernel has it (an LSM program's
+    /// `attach_btf_id` is that of `bpf_lsm_<hook>`).
+    #[must_use]
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        self.funcs_by_name.get(name).copied()
+    }
+
     /// Of function `func`'s parameters: the position of the first `struct strukt *` one,
     /// and how many there are.
     pub fn func_param_pointing_to(&self, func: &str, strukt: &str) -> Result<(u64, u64), BtfError> {

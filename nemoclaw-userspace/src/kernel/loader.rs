@@ -207,6 +207,8 @@ fn open_object_for(net: NetAttach, btf: &Btf) -> Result<Ebpf, KernelError> {
     }
     let in_storage = u64::from(net == NetAttach::SandboxCgroup);
     loader.override_global("NET_SANDBOX_IN_STORAGE", &in_storage, true);
+    let d_path = u64::from(super::probe::d_path_in_path_hooks(btf));
+    loader.override_global("PATH_HOOKS_D_PATH", &d_path, true);
     loader.load(EBPF_OBJECT).map_err(KernelError::Object)
 }
 

@@ -1,10 +1,14 @@
 //! Feature probes for `nemoclaw doctor` and for choosing native vs VM runs.
 
+use std::os::fd::{FromRawFd as _, OwnedFd};
+
 use aya::programs::Lsm;
 
 use super::{
+    btf::Btf,
     loader::{chain, open_object},
     lsm::LsmList,
+    raw_link::bpf,
 };
 
 /// Whether BPF LSM programs can run here: `bpf` is in the active LSM list (where it is not,
@@ -51,4 +55,144 @@ pub fn programs_named_since(name: &str, since: u32) -> usize {
         .filter_map(Result::ok)
         .filter(|p| p.id() > since && p.name_as_str() == Some(name))
         .count()
+}
+
+/// `enum bpf_cmd`: `BPF_PROG_LOAD`.
+const BPF_PROG_LOAD: libc::c_long = 5;
+/// `enum bpf_prog_type`: `BPF_PROG_TYPE_LSM`.
+const PROG_TYPE_LSM: u32 = 29;
+/// `enum bpf_attach_type`: `BPF_LSM_MAC`.
+const ATTACH_LSM_MAC: u32 = 27;
+/// `enum bpf_func_id`: `BPF_FUNC_d_path`.
+const FUNC_D_PATH: i32 = 147;
+
+/// The `BPF_PROG_LOAD` member of `union bpf_attr` up to `attach_btf_obj_fd`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_btf_obj_fd: u32,
+    _pad: u32,
+}
+
+/// One `struct bpf_insn`.
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    (code as u64)
+        | ((dst as u64 | (src as u64) << 4) << 8)
+        | ((off.cast_unsigned() as u64) << 16)
+        | ((imm.cast_unsigned() as u64) << 32)
+}
+
+/// `bpf_d_path` of the hook's first argument (a `struct path *`) into 16 bytes of stack;
+/// returns 0.
+const D_PATH_PROBE: [u64; 10] = [
+    insn(0x79, 6, 1, 0, 0),           // r6 = *(u64 *)(r1 + 0)
+    insn(0x7a, 10, 0, -16, 0),        // *(u64 *)(r10 - 16) = 0
+    insn(0x7a, 10, 0, -8, 0),         // *(u64 *)(r10 - 8) = 0
+    insn(0xbf, 1, 6, 0, 0),           // r1 = r6
+    insn(0xbf, 2, 10, 0, 0),          // r2 = r10
+    insn(0x07, 2, 0, 0, -16),         // r2 += -16
+    insn(0xb7, 3, 0, 0, 16),          // r3 = 16
+    insn(0x85, 0, 0, 0, FUNC_D_PATH), // call bpf_d_path
+    insn(0xb7, 0, 0, 0, 0),           // r0 = 0
+    insn(0x95, 0, 0, 0, 0),           // exit
+];
+
+/// The hooks whose programs call `bpf_d_path` where [`d_path_in_path_hooks`] says so
+/// (`nemoclaw-ebpf` `fs::path_hook::<true>` and `path_notify`); each has a
+/// `const struct path *` first.
+pub const D_PATH_HOOKS: &[&str] = &[
+    "path_unlink",
+    "path_rmdir",
+    "path_mkdir",
+    "path_symlink",
+    "path_truncate",
+    "path_chmod",
+    "path_chown",
+    "path_notify",
+];
+
+/// Whether this kernel lets LSM programs on every [`D_PATH_HOOKS`] hook call `bpf_d_path`:
+/// for each, a program that does is loaded (not attached) and closed. The kernel allows
+/// the helper on the hooks of its "sleepable" list: 6.12's has all of them, 6.1's none.
+/// `false` wherever the answer cannot be had (a hook missing, BPF LSM not built in, no
+/// privilege): the eBPF side then walks those paths itself, which costs more and judges
+/// the same.
+#[must_use]
+pub fn d_path_in_path_hooks(btf: &Btf) -> bool {
+    D_PATH_HOOKS.iter().all(|hook| {
+        btf.func_id(&format!("bpf_lsm_{hook}"))
+            .is_some_and(d_path_loads_on)
+    })
+}
+
+/// Whether [`D_PATH_PROBE`] loads as an LSM program on the hook whose `bpf_lsm_<hook>`
+/// function has BTF id `attach_btf_id`.
+fn d_path_loads_on(attach_btf_id: u32) -> bool {
+    let license = c"GPL";
+    let mut attr = ProgLoad {
+        prog_type: PROG_TYPE_LSM,
+        insn_cnt: D_PATH_PROBE.len() as u32,
+        insns: D_PATH_PROBE.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        expected_attach_type: ATTACH_LSM_MAC,
+        attach_btf_id,
+        ..ProgLoad::default()
+    };
+    match bpf(BPF_PROG_LOAD, &mut attr) {
+        Ok(fd) => {
+            // SAFETY: a successful `BPF_PROG_LOAD` returns a new descriptor we own; dropping
+            // it unloads the probe.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe's instructions encode as the kernel's `struct bpf_insn` does
+    /// (`code`, `dst_reg:4 src_reg:4`, `off`, `imm`; little-endian).
+    #[test]
+    fn probe_instructions_encode_as_bpf_insn() {
+        // r6 = *(u64 *)(r1 + 0): code 0x79, dst 6, src 1.
+        assert_eq!(
+            D_PATH_PROBE[0].to_le_bytes(),
+            [0x79, 0x16, 0, 0, 0, 0, 0, 0]
+        );
+        // *(u64 *)(r10 - 16) = 0: off -16 = 0xfff0.
+        assert_eq!(
+            D_PATH_PROBE[1].to_le_bytes(),
+            [0x7a, 0x0a, 0xf0, 0xff, 0, 0, 0, 0]
+        );
+        // r2 += -16: imm 0xfffffff0.
+        assert_eq!(
+            D_PATH_PROBE[5].to_le_bytes(),
+            [0x07, 0x02, 0, 0, 0xf0, 0xff, 0xff, 0xff]
+        );
+        // call 147.
+        assert_eq!(D_PATH_PROBE[7].to_le_bytes(), [0x85, 0, 0, 0, 147, 0, 0, 0]);
+    }
 }

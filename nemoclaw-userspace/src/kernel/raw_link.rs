@@ -42,7 +42,7 @@ struct ObjPin {
 }
 
 /// `bpf(cmd, attr, sizeof attr)`.
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+pub(super) fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a `#[repr(C)]` prefix of `union bpf_attr` for `cmd`, valid for the
     // size passed; the kernel copies it and does not keep the pointer.
     let ret =

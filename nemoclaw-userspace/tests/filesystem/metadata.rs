@@ -497,3 +497,68 @@ fn fs_metadata_ordinary_work_in_the_workspace_still_works_under_the_baseline() {
     assert_eq!(out.code, Some(0), "{out:#?}");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A file unlinked while the sandbox holds an `O_PATH` descriptor of it keeps its last
+/// name's rules: `chmod` through `/proc/self/fd/N` is judged on `…/ws/id_rsa`, which the
+/// `**/id_rsa` deny rule matches. `d_path` names such a file `…/ws/id_rsa (deleted)`, which
+/// that rule does not match and the workspace's allow does: where the `path_*` hooks take
+/// their path from `bpf_d_path` (6.12), they must walk it instead for an unlinked object
+/// (`fs.rs`, `d_path_of`). Without that, `path_chmod` allows and only `inode_setattr`
+/// denies, and this test fails on the hook. The twin, an unlinked file no deny rule names,
+/// can be `chmod`ed. The files are unlinked from outside once the sandbox holds them.
+#[test]
+fn fs_escape_chmod_of_unlinked_file_judged_on_its_last_name() {
+    if !lsm_or_skip("fs_chmod_unlinked") {
+        return;
+    }
+    let tree = Tree::new("unlinked");
+    tree.file("ws/id_rsa", "KEY");
+    tree.file("ws/notes", "plain");
+    let (key, notes, ready) = (
+        tree.path("ws/id_rsa"),
+        tree.path("ws/notes"),
+        tree.path("ws/ready"),
+    );
+    let unlinker = {
+        let (key, notes, ready) = (key.clone(), notes.clone(), ready.clone());
+        std::thread::spawn(move || {
+            for _ in 0..6000 {
+                if Path::new(&ready).exists() {
+                    std::fs::remove_file(&key).expect("unlink id_rsa");
+                    std::fs::remove_file(&notes).expect("unlink notes");
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            false
+        })
+    };
+    let script = format!(
+        "{PRELUDE}\nimport time\nB = {:?}\n\
+         K, N = B + '/ws/id_rsa', B + '/ws/notes'\n\
+         fk, fn = os.open(K, os.O_PATH), os.open(N, os.O_PATH)\n\
+         open(B + '/ws/ready', 'w').close()\n\
+         for _ in range(6000):\n    \
+             if not os.path.exists(K) and not os.path.exists(N): break\n    \
+             time.sleep(0.01)\n\
+         t('gone', lambda: os.path.exists(K) or os.path.exists(N))\n\
+         t('key', lambda: os.chmod('/proc/self/fd/%d' % fk, 0o600))\n\
+         t('notes', lambda: os.chmod('/proc/self/fd/%d' % fn, 0o600))\n",
+        tree.base
+    );
+    let out = run_sandboxed_as(
+        &tree.scratch,
+        "root",
+        &tree.policy(),
+        &[PYTHON, "-I", "-c", &script],
+    );
+    assert!(
+        unlinker.join().expect("unlinker"),
+        "the sandbox never got ready: {out:#?}"
+    );
+    expect(&out, "gone", "OK False");
+    expect(&out, "key", "ERR EACCES");
+    expect(&out, "notes", "OK");
+    expect_root_audit(&out, "path_chmod", &key, "**/id_rsa");
+    expect_no_audit_under(&out, &notes);
+}
