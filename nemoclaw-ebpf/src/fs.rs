@@ -650,12 +650,15 @@ fn judge_path_arg<const D_PATH: bool>(
 /// - `d_path` marks an unlinked object with ` (deleted)`; the walk gives its last name.
 ///   (A name that ends so is walked too, and gives the same path.)
 /// - `d_path` names pseudo files (`pipe:[..]`) by the file system's own names.
+/// - `d_path` gives `/` for a dentry that is not under its mount's root (moved out of a
+///   bind-mounted subtree while held open, or disconnected); the walk gives its path from
+///   its file system's root. So `/` itself is walked.
 /// - A failure (too long), or a name the walk refuses (empty, longer than `NAME_MAX`).
 ///
 /// Elsewhere both build the same path: `d_path` walks `d_parent` to the mount root and
-/// crosses to the parent mount up to the task's root or the namespace's root mount, and
-/// writes `/` for an empty path, as the walk does. Only for hooks where `bpf_d_path` is
-/// allowed, with `path` the hook's trusted `struct path *` argument.
+/// crosses to the parent mount up to the task's root or the namespace's (or a detached
+/// tree's) root mount, as the walk does. Only for hooks where `bpf_d_path` is allowed, with
+/// `path` the hook's trusted `struct path *` argument.
 #[inline(always)]
 fn d_path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usize {
     clear_short_keys(s);
@@ -667,9 +670,9 @@ fn d_path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usize {
             FS_PATH_MAX as u32,
         )
     };
-    // `ret` counts the NUL.
+    // `ret` counts the NUL; "/" (2) is walked.
     // SAFETY: reading the first byte of the scratch path.
-    if ret <= 1 || unsafe { (*s).path[0] } != b'/' {
+    if ret <= 2 || unsafe { (*s).path[0] } != b'/' {
         return 0;
     }
     let len = (ret - 1) as usize;
@@ -680,8 +683,8 @@ fn d_path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usize {
         return len;
     }
     let (name_len, name) = kernel::btf_dentry_name(child);
-    // "/" and the name, or the directory, "/" and the name: the walk's limits.
-    let at = if len == 1 { 0 } else { len };
+    // The directory, "/" and the name, within the walk's limits.
+    let at = len;
     if name_len == 0 || name_len > NAME_MAX || name == 0 || at + 1 + name_len >= FS_PATH_MAX {
         return 0;
     }
