@@ -36,6 +36,16 @@ fn acl_hook(set: bool) -> &'static str {
     }
 }
 
+/// Runs the Python `script` as root in a sandbox under the tree's policy.
+fn run_as_root(tree: &Tree, script: &str) -> Outcome {
+    run_sandboxed_as(
+        &tree.scratch,
+        "root",
+        &tree.policy(),
+        &[PYTHON, "-I", "-c", script],
+    )
+}
+
 /// Asserts one filesystem audit record from root (uid 0) with this hook, path and rule.
 fn expect_root_audit(out: &Outcome, hook: &str, path: &str, rule_text: &str) {
     let found = out.denials("filesystem").into_iter().any(|r| {
@@ -191,12 +201,7 @@ fn fs_metadata_writes_of_denied_and_read_only_files_are_denied() {
          fdops('ws_fd', os.open(B + '/ws/plain', os.O_RDONLY), True)\n",
         tree.base
     );
-    let out = run_sandboxed_as(
-        &tree.scratch,
-        "root",
-        &tree.policy(),
-        &[PYTHON, "-I", "-c", &script],
-    );
+    let out = run_as_root(&tree, &script);
     let ops = [
         "utime", "touch", "chmod", "chown", "truncate", "user", "trusted", "security", "acl", "rm",
         "rmacl",
@@ -371,12 +376,7 @@ fn fs_metadata_judged_on_every_mount_that_reaches_the_file() {
          t('own_ro.xattr', lambda: os.setxattr(B + '/ro/own/f', 'trusted.nc', b'1'))\n",
         tree.base
     );
-    let out = run_sandboxed_as(
-        &tree.scratch,
-        "root",
-        &tree.policy(),
-        &[PYTHON, "-I", "-c", &script],
-    );
+    let out = run_as_root(&tree, &script);
     for label in [
         "bind.utime",
         "bind.xattr",
@@ -546,12 +546,7 @@ fn fs_escape_chmod_of_unlinked_file_judged_on_its_last_name() {
          t('notes', lambda: os.chmod('/proc/self/fd/%d' % fn, 0o600))\n",
         tree.base
     );
-    let out = run_sandboxed_as(
-        &tree.scratch,
-        "root",
-        &tree.policy(),
-        &[PYTHON, "-I", "-c", &script],
-    );
+    let out = run_as_root(&tree, &script);
     assert!(
         unlinker.join().expect("unlinker"),
         "the sandbox never got ready: {out:#?}"
