@@ -503,7 +503,7 @@ fn fs_metadata_ordinary_work_in_the_workspace_still_works_under_the_baseline() {
 /// `**/id_rsa` deny rule matches. `d_path` names such a file `…/ws/id_rsa (deleted)`, which
 /// that rule does not match and the workspace's allow does: where the `path_*` hooks take
 /// their path from `bpf_d_path` (6.12), they must walk it instead for an unlinked object
-/// (`fs.rs`, `d_path_of`). Without that, `path_chmod` allows and only `inode_setattr`
+/// (`fs/d_path.rs`, `path_of`). Without that, `path_chmod` allows and only `inode_setattr`
 /// denies, and this test fails on the hook. The twin, an unlinked file no deny rule names,
 /// can be `chmod`ed. The files are unlinked from outside once the sandbox holds them.
 #[test]
