@@ -483,28 +483,33 @@ pub fn file_open(ctx: &LsmContext, cgroup_id: u64, entry: SandboxEntry) -> i32 {
     if mode & FMODE_READ != 0 || need == 0 {
         need |= ACCESS_READ;
     }
-    clear_short_keys(s);
-    // SAFETY: `s.path` holds FS_PATH_MAX bytes; `file_path` is `&file->f_path`, a trusted
-    // pointer derived from the hook's argument. (`bpf_d_path` leaves the path at the start
-    // of the buffer; it only writes elsewhere near the buffer's end.)
-    let ret = unsafe {
-        bpf_d_path(
-            kernel::file_path(file),
-            (*s).path.as_mut_ptr().cast(),
-            FS_PATH_MAX as u32,
-        )
-    };
-    // `ret` counts the NUL. Anything but an absolute path (an error, or `pipe:[..]` of a
-    // pseudo file reopened through /proc) cannot match a rule: default deny.
-    // SAFETY: reading the first byte of the scratch path.
-    let absolute = ret > 1 && unsafe { (*s).path[0] } == b'/';
-    let len = if absolute { (ret - 1) as usize } else { 0 };
+    // Anything but an absolute path (an error, or `pipe:[..]` of a pseudo file reopened
+    // through /proc) cannot match a rule: default deny.
+    let len = d_path_absolute(s, kernel::file_path(file));
     let dev_ino = kernel::btf_file_dev_ino(file);
     let judged = judge(s, slot, len, dev_ino, need);
     if judged.deny == ALLOWED {
         return 0;
     }
     deny(hook::FILE_OPEN, cgroup_id, slot, s, &judged, judged.deny)
+}
+
+/// `bpf_d_path` of `path` (a trusted `struct path *`: a hook's argument or derived from
+/// one) into `s.path`, short keys cleared first; its length if it is absolute, else 0 (an
+/// error, or a pseudo file's `pipe:[..]`). Only where the hook may call the helper.
+#[inline(always)]
+pub(crate) fn d_path_absolute(s: *mut FsScratch, path: *mut aya_ebpf::bindings::path) -> usize {
+    clear_short_keys(s);
+    // SAFETY: `s.path` holds FS_PATH_MAX bytes. (`bpf_d_path` leaves the path at the start
+    // of the buffer; it only writes elsewhere near the buffer's end.)
+    let ret = unsafe { bpf_d_path(path, (*s).path.as_mut_ptr().cast(), FS_PATH_MAX as u32) };
+    // `ret` counts the NUL.
+    // SAFETY: reading the first byte of the scratch path.
+    if ret > 1 && unsafe { (*s).path[0] } == b'/' {
+        (ret - 1) as usize
+    } else {
+        0
+    }
 }
 
 /// Judges (`mnt`, `dentry`) for `need` and denies with `hook_id` if the rules say so.

@@ -3,10 +3,9 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::generated::bpf_d_path;
 use nemoclaw_common::fs::FS_PATH_MAX;
 
-use super::{FsScratch, NAME_MAX, clear_short_keys, copy, opaque};
+use super::{FsScratch, NAME_MAX, copy, d_path_absolute, opaque};
 use crate::kernel;
 
 /// `d_path`'s mark of an unlinked object, at the end of its path.
@@ -43,21 +42,11 @@ pub(super) fn allowed() -> bool {
 /// `path` the hook's trusted `struct path *` argument.
 #[inline(always)]
 pub(super) fn path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usize {
-    clear_short_keys(s);
-    // SAFETY: `s.path` holds FS_PATH_MAX bytes; `path` is the hook's argument.
-    let ret = unsafe {
-        bpf_d_path(
-            path.cast_mut().cast(),
-            (*s).path.as_mut_ptr().cast(),
-            FS_PATH_MAX as u32,
-        )
-    };
-    // `ret` counts the NUL; "/" (2) is walked.
-    // SAFETY: reading the first byte of the scratch path.
-    if ret <= 2 || unsafe { (*s).path[0] } != b'/' {
+    let len = d_path_absolute(s, path.cast_mut().cast());
+    // "/" is walked (above).
+    if len <= 1 {
         return 0;
     }
-    let len = (ret - 1) as usize;
     if ends_deleted(s, len) {
         return 0;
     }
@@ -66,8 +55,7 @@ pub(super) fn path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usi
     }
     let (name_len, name) = kernel::btf_dentry_name(child);
     // The directory, "/" and the name, within the walk's limits.
-    let at = len;
-    if name_len == 0 || name_len > NAME_MAX || name == 0 || at + 1 + name_len >= FS_PATH_MAX {
+    if name_len == 0 || name_len > NAME_MAX || name == 0 || len + 1 + name_len >= FS_PATH_MAX {
         return 0;
     }
     // SAFETY: offsets into the scratch value are masked: `at < FS_PATH_MAX` and
@@ -75,7 +63,7 @@ pub(super) fn path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usi
     // inside the value.
     unsafe {
         let p = (*s).path.as_mut_ptr();
-        let at = opaque(s, at, FS_PATH_MAX - 1);
+        let at = opaque(s, len, FS_PATH_MAX - 1);
         *p.add(at) = b'/';
         if copy(
             p.add(at + 1),

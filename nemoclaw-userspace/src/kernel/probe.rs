@@ -120,7 +120,7 @@ const D_PATH_PROBE: [u64; 10] = [
 /// The hooks whose programs call `bpf_d_path` where [`d_path_in_path_hooks`] says so
 /// (`nemoclaw-ebpf` `fs::path_hook::<true>` and `path_notify`); each has a
 /// `const struct path *` first.
-pub const D_PATH_HOOKS: &[&str] = &[
+const D_PATH_HOOKS: &[&str] = &[
     "path_unlink",
     "path_rmdir",
     "path_mkdir",
