@@ -498,7 +498,7 @@ pub fn file_open(ctx: &LsmContext, cgroup_id: u64, entry: SandboxEntry) -> i32 {
 /// one) into `s.path`, short keys cleared first; its length if it is absolute, else 0 (an
 /// error, or a pseudo file's `pipe:[..]`). Only where the hook may call the helper.
 #[inline(always)]
-pub(crate) fn d_path_absolute(s: *mut FsScratch, path: *mut aya_ebpf::bindings::path) -> usize {
+fn d_path_absolute(s: *mut FsScratch, path: *mut aya_ebpf::bindings::path) -> usize {
     clear_short_keys(s);
     // SAFETY: `s.path` holds FS_PATH_MAX bytes. (`bpf_d_path` leaves the path at the start
     // of the buffer; it only writes elsewhere near the buffer's end.)
