@@ -128,6 +128,50 @@ fn a_configured_sandbox_that_cannot_be_created_is_recorded_as_failed() {
     assert_eq!(book(&h, "api").generation, 1);
 }
 
+/// The file watcher, SIGHUP and `nemoclaw daemon reload` may all see one change of a
+/// policy file at once: each of them succeeds, one applies it, and none returns before
+/// the new policy's generation is counted.
+#[test]
+fn reloads_racing_for_one_change_all_succeed_and_count_it_once() {
+    const RACERS: usize = 3;
+    let h = Harness::new();
+    let file = h.policy("web.yaml", PRIV);
+    h.create("web", &file).expect("created");
+    for round in 0..30_u64 {
+        let text = if round % 2 == 0 { FS } else { PRIV };
+        h.policy("web.yaml", &format!("{text}# change {round}\n"));
+        let start = std::sync::Barrier::new(RACERS);
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        let result = reload_from_file(&h.daemon, "web", "race");
+                        let generation = book(&h, "web").generation;
+                        (result.map(|r| r.is_some()), generation)
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .map(|r| r.join().expect("racer"))
+                .collect()
+        });
+        let generation = round + 2;
+        for (result, seen) in &outcomes {
+            assert!(result.is_ok(), "round {round}: {outcomes:?}");
+            assert_eq!(*seen, generation, "round {round}: {outcomes:?}");
+        }
+        let applied = outcomes
+            .iter()
+            .filter(|(r, _)| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(applied, 1, "round {round}: {outcomes:?}");
+    }
+    assert!(h.records("policy_rejected").is_empty());
+    assert_eq!(h.records("policy_reload").len(), 30);
+}
+
 /// A sandbox an earlier daemon saved, in cgroup `cgroup` (`id`) with `slot`.
 fn saved(name: &str, cgroup: PathBuf, id: u64, slot: Slot, controls: u32) -> SandboxState {
     SandboxState {

@@ -164,6 +164,8 @@ pub struct Daemon {
     object_sha256: String,
     events_lost_seen: u64,
     watcher: Option<Arc<tasks::Watcher>>,
+    /// Held by each reload from a policy file ([`reload_from_file`]).
+    file_reloads: Arc<Mutex<()>>,
     /// Why controls are unavailable here (not attached, or their self-test failed).
     pub(super) unavailable: Vec<boot::Unavailable>,
     /// Serves every sandbox's DNS gateway.
@@ -261,6 +263,7 @@ impl Daemon {
             object_sha256: boot::object_sha256(),
             events_lost_seen,
             watcher: None,
+            file_reloads: Arc::default(),
             unavailable,
             gateway,
             dns_changed: Arc::new(tokio::sync::Notify::new()),
@@ -821,7 +824,8 @@ pub(super) fn create(
 
 /// Replaces a sandbox's policy with `policy_path` (or re-reads its own file): compiled
 /// without the lock, switched to under it (refused if another apply switched first). The
-/// outcome and its duration are counted (`/healthz`, `/metrics`).
+/// outcome and its duration are counted (`/healthz`, `/metrics`) under the lock of the
+/// switch, so nobody sees the new policy with the old generation.
 pub(super) fn apply(
     daemon: &Shared,
     name: &str,
@@ -829,9 +833,9 @@ pub(super) fn apply(
     requester: &str,
 ) -> Result<Response, OpError> {
     let started = std::time::Instant::now();
-    let result = apply_once(daemon, name, policy_path, requester);
+    let (mut d, result) = apply_once(daemon, name, policy_path, requester);
     if !matches!(result, Err(OpError::NoSuchSandbox(_))) {
-        lock(daemon).reloaded(
+        d.reloaded(
             name,
             result.as_ref().map(|_| ()).map_err(ToString::to_string),
             started.elapsed(),
@@ -840,23 +844,23 @@ pub(super) fn apply(
     result
 }
 
-fn apply_once(
-    daemon: &Shared,
+/// [`apply`]'s work; returns the daemon's lock it ended under with the result.
+fn apply_once<'d>(
+    daemon: &'d Shared,
     name: &str,
     policy_path: Option<&Path>,
     requester: &str,
-) -> Result<Response, OpError> {
+) -> (MutexGuard<'d, Daemon>, Result<Response, OpError>) {
     let (config, old) = {
         let d = lock(daemon);
-        let sandbox = d
-            .sandboxes
-            .get(name)
-            .ok_or_else(|| OpError::NoSuchSandbox(name.to_owned()))?;
+        let Some(sandbox) = d.sandboxes.get(name) else {
+            return (d, Err(OpError::NoSuchSandbox(name.to_owned())));
+        };
         (d.config.clone(), sandbox.state.clone())
     };
-    let path = match policy_path {
-        Some(p) => absolute(p)?,
-        None => old.policy.clone(),
+    let path = match policy_path.map(absolute).transpose() {
+        Ok(p) => p.unwrap_or_else(|| old.policy.clone()),
+        Err(e) => return (lock(daemon), Err(e)),
     };
     let prepared = SandboxUser::resolve(Some(&old.user))
         .map_err(OpError::from)
@@ -871,10 +875,33 @@ fn apply_once(
             .map(|compiled| (user, compiled))
         });
     let mut d = lock(daemon);
-    match prepared {
+    let result = match prepared {
         Ok((user, compiled)) => d.apply_compiled(name, &old, &path, &user, compiled, requester),
         Err(e) => Err(d.rejected(name, &path, requester, e)),
+    };
+    (d, result)
+}
+
+/// Brings sandbox `name` up to its policy file: `Ok(None)` when the file still holds the
+/// enforced policy (a failed reload before it no longer stands), else the file applied.
+/// One at a time: the file watcher, SIGHUP and `nemoclaw daemon reload` may all see one
+/// change, and the later one then finds it enforced instead of losing the race to the
+/// switch ([`OpError::Changed`]).
+pub(super) fn reload_from_file(
+    daemon: &Shared,
+    name: &str,
+    requester: &str,
+) -> Result<Option<Response>, OpError> {
+    let serial = Arc::clone(&lock(daemon).file_reloads);
+    let _one_at_a_time = serial.lock().unwrap_or_else(PoisonError::into_inner);
+    {
+        let mut d = lock(daemon);
+        if d.unchanged(name) {
+            d.reloads.settled(name, now());
+            return Ok(None);
+        }
     }
+    apply(daemon, name, None, requester).map(Some)
 }
 
 /// Re-reads every sandbox's policy file; unchanged files are left alone.
@@ -882,13 +909,9 @@ pub(super) fn reload_all(daemon: &Shared, requester: &str) -> Response {
     let (mut applied, mut unchanged, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     let names: Vec<String> = lock(daemon).sandboxes.keys().cloned().collect();
     for name in names {
-        if lock(daemon).unchanged(&name) {
-            lock(daemon).reloads.settled(&name, now());
-            unchanged.push(name);
-            continue;
-        }
-        match apply(daemon, &name, None, requester) {
-            Ok(_) => applied.push(name),
+        match reload_from_file(daemon, &name, requester) {
+            Ok(None) => unchanged.push(name),
+            Ok(Some(_)) => applied.push(name),
             Err(e) => failed.push(format!("{name}: {e}")),
         }
     }

@@ -206,11 +206,7 @@ fn reapply(daemon: &Shared, paths: &[PathBuf]) {
     for path in paths {
         let using = lock(daemon).using_file(path);
         for sandbox in using {
-            if lock(daemon).unchanged(&sandbox) {
-                lock(daemon).reloads.settled(&sandbox, now());
-                continue;
-            }
-            if let Err(e) = server::apply(daemon, &sandbox, None, "policy file watch") {
+            if let Err(e) = server::reload_from_file(daemon, &sandbox, "policy file watch") {
                 dlog!(Warning, "{sandbox}: reload from {}: {e}", path.display());
             }
         }
