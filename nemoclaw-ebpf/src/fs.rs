@@ -600,9 +600,8 @@ pub fn path_hook<const D_PATH: bool>(
     judge_path_arg::<D_PATH>(ctx, hook_id, with_dentry, retval_arg, ACCESS_WRITE)
 }
 
-/// [`path_hook`] for `need`. The path comes from `bpf_d_path` where `D_PATH` and
-/// [`d_path::allowed`] say this kernel allows it there ([`d_path::path_of`]), else by the
-/// walk.
+/// [`path_hook`] for `need`: the hook's `struct path *` first, and with `with_dentry` the
+/// entry of that directory it acts on ([`judge_entry`]).
 #[inline(always)]
 fn judge_path_arg<const D_PATH: bool>(
     ctx: &LsmContext,
@@ -615,14 +614,30 @@ fn judge_path_arg<const D_PATH: bool>(
     if s.is_null() {
         return early;
     }
-    let path: *const c_void = ctx.arg(0);
-    let (mnt, path_dentry) = kernel::btf_path_parts(path);
-    let (dentry, child) = if with_dentry {
-        let child = ctx.arg::<*const c_void>(1) as u64;
-        (child, child)
+    let child = if with_dentry {
+        ctx.arg::<*const c_void>(1) as u64
     } else {
-        (path_dentry, 0)
+        0
     };
+    judge_entry::<D_PATH>(hook_id, cgroup_id, slot, s, ctx.arg(0), child, need)
+}
+
+/// Judges `path` (a hook's trusted `struct path *`), or with `child` non-zero the entry
+/// `child` of that directory, for `need`. The path comes from `bpf_d_path` where `D_PATH`
+/// and [`d_path::allowed`] say this kernel allows it in this hook ([`d_path::path_of`]),
+/// else by the walk.
+#[inline(always)]
+fn judge_entry<const D_PATH: bool>(
+    hook_id: u32,
+    cgroup_id: u64,
+    slot: u32,
+    s: *mut FsScratch,
+    path: *const c_void,
+    child: u64,
+    need: u32,
+) -> i32 {
+    let (mnt, path_dentry) = kernel::btf_path_parts(path);
+    let dentry = if child == 0 { path_dentry } else { child };
     let dev_ino = if dentry == 0 {
         (0, 0)
     } else {
@@ -648,13 +663,15 @@ pub fn path_notify(ctx: &LsmContext) -> i32 {
 
 /// `security_path_link(old_dentry, new_dir, new_dentry)`: the source must be readable and
 /// writable, the new name writable. Hard links never cross mounts (`EXDEV` is checked
-/// first), so the source's mount is `new_dir`'s.
+/// first), so the source's mount is `new_dir`'s. The source has no `struct path` of its
+/// own, so it is walked; the new name is judged as an entry of `new_dir`.
 pub fn path_link(ctx: &LsmContext) -> i32 {
     let (cgroup_id, slot, s, early) = begin(ctx.arg(3));
     if s.is_null() {
         return early;
     }
-    let (mnt, _) = kernel::btf_path_parts(ctx.arg(1));
+    let new_dir: *const c_void = ctx.arg(1);
+    let (mnt, _) = kernel::btf_path_parts(new_dir);
     let old_dentry = ctx.arg::<*const c_void>(0) as u64;
     let new_dentry = ctx.arg::<*const c_void>(2) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
@@ -662,12 +679,12 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     if ret != 0 {
         return ret;
     }
-    judge_object::<true>(
+    judge_entry::<true>(
         hook::PATH_LINK,
         cgroup_id,
         slot,
         s,
-        mnt,
+        new_dir,
         new_dentry,
         ACCESS_WRITE,
     )

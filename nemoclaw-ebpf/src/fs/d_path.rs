@@ -1,5 +1,6 @@
-//! The one-object `path_*` hooks' path by `bpf_d_path`, where the kernel allows the helper
-//! there: the walk's path (`fs/walk.rs`) for less (`docs/filesystem.md`, "Paths").
+//! The `path_*` hooks' path by `bpf_d_path` (of a `struct path` argument, with an entry of
+//! that directory appended), where the kernel allows the helper there: the walk's path
+//! (`fs/walk.rs`) for less (`docs/filesystem.md`, "Paths").
 
 use core::ffi::c_void;
 

@@ -18,7 +18,7 @@ use nemoclaw_common::{
 };
 
 use super::{
-    FsScratch, Judged, begin, dentry_dev_ino, deny_with, flags_of, judge_object, opaque, read_ptr,
+    FsScratch, Judged, begin, dentry_dev_ino, deny_with, flags_of, judge_entry, opaque, read_ptr,
     scratch, walk::walk_path,
 };
 use crate::{
@@ -155,17 +155,15 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
         return early;
     }
     let flags: u32 = ctx.arg(4);
-    let (old_mnt, _) = kernel::btf_path_parts(ctx.arg(0));
-    let (new_mnt, _) = kernel::btf_path_parts(ctx.arg(2));
     let old_dentry = ctx.arg::<*const c_void>(1) as u64;
     let new_dentry = ctx.arg::<*const c_void>(3) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_object::<true>(
+    let ret = judge_entry::<true>(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
         s,
-        old_mnt,
+        ctx.arg(0),
         old_dentry,
         both,
     );
@@ -177,12 +175,12 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     } else {
         ACCESS_WRITE
     };
-    judge_object::<true>(
+    judge_entry::<true>(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
         s,
-        new_mnt,
+        ctx.arg(2),
         new_dentry,
         need,
     )

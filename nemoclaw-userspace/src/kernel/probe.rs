@@ -102,33 +102,37 @@ const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
         | ((imm.cast_unsigned() as u64) << 32)
 }
 
-/// `bpf_d_path` of the hook's first argument (a `struct path *`) into 16 bytes of stack;
+/// `bpf_d_path` of the hook's argument `arg` (a `struct path *`) into 16 bytes of stack;
 /// returns 0.
-const D_PATH_PROBE: [u64; 10] = [
-    insn(0x79, 6, 1, 0, 0),           // r6 = *(u64 *)(r1 + 0)
-    insn(0x7a, 10, 0, -16, 0),        // *(u64 *)(r10 - 16) = 0
-    insn(0x7a, 10, 0, -8, 0),         // *(u64 *)(r10 - 8) = 0
-    insn(0xbf, 1, 6, 0, 0),           // r1 = r6
-    insn(0xbf, 2, 10, 0, 0),          // r2 = r10
-    insn(0x07, 2, 0, 0, -16),         // r2 += -16
-    insn(0xb7, 3, 0, 0, 16),          // r3 = 16
-    insn(0x85, 0, 0, 0, FUNC_D_PATH), // call bpf_d_path
-    insn(0xb7, 0, 0, 0, 0),           // r0 = 0
-    insn(0x95, 0, 0, 0, 0),           // exit
-];
+const fn d_path_probe(arg: u8) -> [u64; 10] {
+    [
+        insn(0x79, 6, 1, 8 * arg as i16, 0), // r6 = *(u64 *)(r1 + 8 * arg)
+        insn(0x7a, 10, 0, -16, 0),           // *(u64 *)(r10 - 16) = 0
+        insn(0x7a, 10, 0, -8, 0),            // *(u64 *)(r10 - 8) = 0
+        insn(0xbf, 1, 6, 0, 0),              // r1 = r6
+        insn(0xbf, 2, 10, 0, 0),             // r2 = r10
+        insn(0x07, 2, 0, 0, -16),            // r2 += -16
+        insn(0xb7, 3, 0, 0, 16),             // r3 = 16
+        insn(0x85, 0, 0, 0, FUNC_D_PATH),    // call bpf_d_path
+        insn(0xb7, 0, 0, 0, 0),              // r0 = 0
+        insn(0x95, 0, 0, 0, 0),              // exit
+    ]
+}
 
 /// The hooks whose programs call `bpf_d_path` where [`d_path_in_path_hooks`] says so
-/// (`nemoclaw-ebpf` `fs::path_hook::<true>` and `path_notify`); each has a
-/// `const struct path *` first.
-const D_PATH_HOOKS: &[&str] = &[
-    "path_unlink",
-    "path_rmdir",
-    "path_mkdir",
-    "path_symlink",
-    "path_truncate",
-    "path_chmod",
-    "path_chown",
-    "path_notify",
+/// (`nemoclaw-ebpf` `fs::path_hook::<true>`, `path_notify`, `path_link` and `path_rename`),
+/// each with the index of a `const struct path *` argument.
+const D_PATH_HOOKS: &[(&str, u8)] = &[
+    ("path_unlink", 0),
+    ("path_rmdir", 0),
+    ("path_mkdir", 0),
+    ("path_symlink", 0),
+    ("path_truncate", 0),
+    ("path_chmod", 0),
+    ("path_chown", 0),
+    ("path_notify", 0),
+    ("path_link", 1),
+    ("path_rename", 0),
 ];
 
 /// Whether this kernel lets LSM programs on every [`D_PATH_HOOKS`] hook call `bpf_d_path`:
@@ -139,20 +143,21 @@ const D_PATH_HOOKS: &[&str] = &[
 /// the same.
 #[must_use]
 pub fn d_path_in_path_hooks(btf: &Btf) -> bool {
-    D_PATH_HOOKS.iter().all(|hook| {
+    D_PATH_HOOKS.iter().all(|&(hook, arg)| {
         btf.func_id(&format!("bpf_lsm_{hook}"))
-            .is_some_and(d_path_loads_on)
+            .is_some_and(|id| d_path_loads_on(id, arg))
     })
 }
 
-/// Whether [`D_PATH_PROBE`] loads as an LSM program on the hook whose `bpf_lsm_<hook>`
-/// function has BTF id `attach_btf_id`.
-fn d_path_loads_on(attach_btf_id: u32) -> bool {
+/// Whether [`d_path_probe`] of argument `arg` loads as an LSM program on the hook whose
+/// `bpf_lsm_<hook>` function has BTF id `attach_btf_id`.
+fn d_path_loads_on(attach_btf_id: u32, arg: u8) -> bool {
     let license = c"GPL";
+    let probe = d_path_probe(arg);
     let mut attr = ProgLoad {
         prog_type: PROG_TYPE_LSM,
-        insn_cnt: D_PATH_PROBE.len() as u32,
-        insns: D_PATH_PROBE.as_ptr() as u64,
+        insn_cnt: probe.len() as u32,
+        insns: probe.as_ptr() as u64,
         license: license.as_ptr() as u64,
         expected_attach_type: ATTACH_LSM_MAC,
         attach_btf_id,
@@ -177,22 +182,22 @@ mod tests {
     /// (`code`, `dst_reg:4 src_reg:4`, `off`, `imm`; little-endian).
     #[test]
     fn probe_instructions_encode_as_bpf_insn() {
+        let probe = d_path_probe(0);
         // r6 = *(u64 *)(r1 + 0): code 0x79, dst 6, src 1.
+        assert_eq!(probe[0].to_le_bytes(), [0x79, 0x16, 0, 0, 0, 0, 0, 0]);
+        // The second argument: r6 = *(u64 *)(r1 + 8).
         assert_eq!(
-            D_PATH_PROBE[0].to_le_bytes(),
-            [0x79, 0x16, 0, 0, 0, 0, 0, 0]
+            d_path_probe(1)[0].to_le_bytes(),
+            [0x79, 0x16, 8, 0, 0, 0, 0, 0]
         );
         // *(u64 *)(r10 - 16) = 0: off -16 = 0xfff0.
-        assert_eq!(
-            D_PATH_PROBE[1].to_le_bytes(),
-            [0x7a, 0x0a, 0xf0, 0xff, 0, 0, 0, 0]
-        );
+        assert_eq!(probe[1].to_le_bytes(), [0x7a, 0x0a, 0xf0, 0xff, 0, 0, 0, 0]);
         // r2 += -16: imm 0xfffffff0.
         assert_eq!(
-            D_PATH_PROBE[5].to_le_bytes(),
+            probe[5].to_le_bytes(),
             [0x07, 0x02, 0, 0, 0xf0, 0xff, 0xff, 0xff]
         );
         // call 147.
-        assert_eq!(D_PATH_PROBE[7].to_le_bytes(), [0x85, 0, 0, 0, 147, 0, 0, 0]);
+        assert_eq!(probe[7].to_le_bytes(), [0x85, 0, 0, 0, 147, 0, 0, 0]);
     }
 }
