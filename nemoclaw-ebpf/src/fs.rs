@@ -485,7 +485,7 @@ pub fn file_open(ctx: &LsmContext, cgroup_id: u64, entry: SandboxEntry) -> i32 {
     }
     // Anything but an absolute path (an error, or `pipe:[..]` of a pseudo file reopened
     // through /proc) cannot match a rule: default deny.
-    let len = d_path_absolute(s, kernel::file_path(file));
+    let len = d_path_absolute::<D_PATH_HELPER>(s, kernel::file_path(file));
     let dev_ino = kernel::btf_file_dev_ino(file);
     let judged = judge(s, slot, len, dev_ino, need);
     if judged.deny == ALLOWED {
@@ -494,15 +494,31 @@ pub fn file_open(ctx: &LsmContext, cgroup_id: u64, entry: SandboxEntry) -> i32 {
     deny(hook::FILE_OPEN, cgroup_id, slot, s, &judged, judged.deny)
 }
 
-/// `bpf_d_path` of `path` (a trusted `struct path *`: a hook's argument or derived from
-/// one) into `s.path`, short keys cleared first; its length if it is absolute, else 0 (an
-/// error, or a pseudo file's `pipe:[..]`). Only where the hook may call the helper.
+/// A `path_*` hook resolves its path by the `bpf_d_path` helper where
+/// [`d_path::allowed`] says the kernel allows it there (every one but `path_mknod`).
+pub const D_PATH_HELPER: u8 = 1;
+/// A `path_*` hook resolves its path by the `bpf_path_d_path` kfunc where
+/// [`d_path::allowed`] says the kernel has it (6.12: `path_mknod`, where the helper is
+/// refused).
+pub const D_PATH_KFUNC: u8 = 2;
+
+/// `d_path` of `path` (a trusted `struct path *`: a hook's argument or derived from one)
+/// into `s.path`, short keys cleared first, by the helper ([`D_PATH_HELPER`]) or the
+/// kfunc ([`D_PATH_KFUNC`]); its length if it is absolute, else 0 (an error, or a pseudo
+/// file's `pipe:[..]`). Only where the hook may call the one chosen.
 #[inline(always)]
-fn d_path_absolute(s: *mut FsScratch, path: *mut aya_ebpf::bindings::path) -> usize {
+fn d_path_absolute<const BY: u8>(s: *mut FsScratch, path: *mut aya_ebpf::bindings::path) -> usize {
     clear_short_keys(s);
-    // SAFETY: `s.path` holds FS_PATH_MAX bytes. (`bpf_d_path` leaves the path at the start
-    // of the buffer; it only writes elsewhere near the buffer's end.)
-    let ret = unsafe { bpf_d_path(path, (*s).path.as_mut_ptr().cast(), FS_PATH_MAX as u32) };
+    // SAFETY: `s.path` holds FS_PATH_MAX bytes. (`d_path` leaves the path at the start of
+    // the buffer; it only writes elsewhere near the buffer's end.)
+    let ret = unsafe {
+        let buf = (*s).path.as_mut_ptr();
+        if BY == D_PATH_KFUNC {
+            d_path::kfunc(path.cast_const().cast(), buf, FS_PATH_MAX as u64)
+        } else {
+            bpf_d_path(path, buf.cast(), FS_PATH_MAX as u32)
+        }
+    };
     // `ret` counts the NUL.
     // SAFETY: reading the first byte of the scratch path.
     if ret > 1 && unsafe { (*s).path[0] } == b'/' {
@@ -589,21 +605,22 @@ fn judge_resolved(
 
 /// The `path_*` hooks that judge one object: `(const struct path *dir, struct dentry *)`
 /// when `with_dentry`, else `(const struct path *path, ...)`. Every one needs write access.
-/// `D_PATH`: the kernel may allow `bpf_d_path` in this hook (every one but `path_mknod`).
+/// `BY`: how the hook resolves its path where the kernel allows it ([`D_PATH_HELPER`],
+/// [`D_PATH_KFUNC`]); elsewhere it walks.
 #[inline(always)]
-pub fn path_hook<const D_PATH: bool>(
+pub fn path_hook<const BY: u8>(
     ctx: &LsmContext,
     hook_id: u32,
     with_dentry: bool,
     retval_arg: usize,
 ) -> i32 {
-    judge_path_arg::<D_PATH>(ctx, hook_id, with_dentry, retval_arg, ACCESS_WRITE)
+    judge_path_arg::<BY>(ctx, hook_id, with_dentry, retval_arg, ACCESS_WRITE)
 }
 
 /// [`path_hook`] for `need`: the hook's `struct path *` first, and with `with_dentry` the
 /// entry of that directory it acts on ([`judge_entry`]).
 #[inline(always)]
-fn judge_path_arg<const D_PATH: bool>(
+fn judge_path_arg<const BY: u8>(
     ctx: &LsmContext,
     hook_id: u32,
     with_dentry: bool,
@@ -619,15 +636,15 @@ fn judge_path_arg<const D_PATH: bool>(
     } else {
         0
     };
-    judge_entry::<D_PATH>(hook_id, cgroup_id, slot, s, ctx.arg(0), child, need)
+    judge_entry::<BY>(hook_id, cgroup_id, slot, s, ctx.arg(0), child, need)
 }
 
 /// Judges `path` (a hook's trusted `struct path *`), or with `child` non-zero the entry
-/// `child` of that directory, for `need`. The path comes from `bpf_d_path` where `D_PATH`
-/// and [`d_path::allowed`] say this kernel allows it in this hook ([`d_path::path_of`]),
-/// else by the walk.
+/// `child` of that directory, for `need`. The path comes from `d_path` (by `BY`) where
+/// [`d_path::allowed`] says this kernel allows it in this hook ([`d_path::path_of`]), else
+/// by the walk.
 #[inline(always)]
-fn judge_entry<const D_PATH: bool>(
+fn judge_entry<const BY: u8>(
     hook_id: u32,
     cgroup_id: u64,
     slot: u32,
@@ -643,8 +660,8 @@ fn judge_entry<const D_PATH: bool>(
     } else {
         kernel::btf_dentry_dev_ino(dentry)
     };
-    let by_d_path = if D_PATH && d_path::allowed() && mnt != 0 && dentry != 0 {
-        d_path::path_of(s, path, child)
+    let by_d_path = if d_path::allowed::<BY>() && mnt != 0 && dentry != 0 {
+        d_path::path_of::<BY>(s, path, child)
     } else {
         0
     };
@@ -658,7 +675,7 @@ fn judge_entry<const D_PATH: bool>(
 /// inotify, fanotify or dnotify watch is judged as a read of the watched path (`/a/**`
 /// covers `/a` itself, so a denied directory cannot be watched for its entries' names).
 pub fn path_notify(ctx: &LsmContext) -> i32 {
-    judge_path_arg::<true>(ctx, hook::PATH_NOTIFY, false, 3, ACCESS_READ)
+    judge_path_arg::<D_PATH_HELPER>(ctx, hook::PATH_NOTIFY, false, 3, ACCESS_READ)
 }
 
 /// `security_path_link(old_dentry, new_dir, new_dentry)`: the source must be readable and
@@ -679,7 +696,7 @@ pub fn path_link(ctx: &LsmContext) -> i32 {
     if ret != 0 {
         return ret;
     }
-    judge_entry::<true>(
+    judge_entry::<D_PATH_HELPER>(
         hook::PATH_LINK,
         cgroup_id,
         slot,

@@ -13,6 +13,8 @@
 //! function that does not carry its docs, so the lint would flag every program.
 #![no_std]
 #![no_main]
+// `asm!` on BPF: the kfunc call aya cannot relocate (`fs/d_path.rs`, `kfunc`).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 #![allow(
     missing_docs,
     reason = "aya's program macros generate an undocumented exported wrapper per program"
@@ -115,7 +117,7 @@ pub fn noop_file_open(_ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_unlink` (`bpf_lsm_path_unlink`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_unlink")]
 pub fn path_unlink(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_UNLINK, true, 2)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(&ctx, nemoclaw_common::event::hook::PATH_UNLINK, true, 2)
 }
 
 /// `security_path_rmdir(const struct path *dir, struct dentry *dentry)`.
@@ -123,7 +125,7 @@ pub fn path_unlink(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_rmdir` (`bpf_lsm_path_rmdir`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_rmdir")]
 pub fn path_rmdir(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_RMDIR, true, 2)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(&ctx, nemoclaw_common::event::hook::PATH_RMDIR, true, 2)
 }
 
 /// `security_path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode)`.
@@ -131,7 +133,7 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_mkdir` (`bpf_lsm_path_mkdir`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_mkdir")]
 pub fn path_mkdir(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_MKDIR, true, 3)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(&ctx, nemoclaw_common::event::hook::PATH_MKDIR, true, 3)
 }
 
 /// `security_path_mknod(dir, dentry, mode, dev)`: also every `open(O_CREAT)` that creates.
@@ -139,7 +141,7 @@ pub fn path_mkdir(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_mknod` (`bpf_lsm_path_mknod`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_mknod")]
 pub fn path_mknod(ctx: LsmContext) -> i32 {
-    fs::path_hook::<false>(&ctx, nemoclaw_common::event::hook::PATH_MKNOD, true, 4)
+    fs::path_hook::<{ fs::D_PATH_KFUNC }>(&ctx, nemoclaw_common::event::hook::PATH_MKNOD, true, 4)
 }
 
 /// `security_path_symlink(dir, dentry, const char *old_name)`.
@@ -147,7 +149,12 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_symlink` (`bpf_lsm_path_symlink`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_symlink")]
 pub fn path_symlink(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_SYMLINK, true, 3)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(
+        &ctx,
+        nemoclaw_common::event::hook::PATH_SYMLINK,
+        true,
+        3,
+    )
 }
 
 /// `security_path_truncate(const struct path *path)`.
@@ -155,7 +162,12 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_truncate` (`bpf_lsm_path_truncate`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_truncate")]
 pub fn path_truncate(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_TRUNCATE, false, 1)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(
+        &ctx,
+        nemoclaw_common::event::hook::PATH_TRUNCATE,
+        false,
+        1,
+    )
 }
 
 /// `security_path_chmod(const struct path *path, umode_t mode)`.
@@ -163,7 +175,7 @@ pub fn path_truncate(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_chmod` (`bpf_lsm_path_chmod`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_chmod")]
 pub fn path_chmod(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_CHMOD, false, 2)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(&ctx, nemoclaw_common::event::hook::PATH_CHMOD, false, 2)
 }
 
 /// `security_path_chown(const struct path *path, kuid_t uid, kgid_t gid)`.
@@ -171,7 +183,7 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
 /// Hook: LSM `path_chown` (`bpf_lsm_path_chown`); needs BPF LSM, 5.7+.
 #[lsm(hook = "path_chown")]
 pub fn path_chown(ctx: LsmContext) -> i32 {
-    fs::path_hook::<true>(&ctx, nemoclaw_common::event::hook::PATH_CHOWN, false, 3)
+    fs::path_hook::<{ fs::D_PATH_HELPER }>(&ctx, nemoclaw_common::event::hook::PATH_CHOWN, false, 3)
 }
 
 /// `security_path_notify(path, mask, obj_type)`: watches judged as reads of the path.

@@ -6,7 +6,7 @@ use core::ffi::c_void;
 
 use nemoclaw_common::fs::FS_PATH_MAX;
 
-use super::{FsScratch, NAME_MAX, copy, d_path_absolute, opaque};
+use super::{D_PATH_HELPER, D_PATH_KFUNC, FsScratch, NAME_MAX, copy, d_path_absolute, opaque};
 use crate::kernel;
 
 /// `d_path`'s mark of an unlinked object, at the end of its path.
@@ -19,11 +19,57 @@ const DELETED: &[u8; 10] = b" (deleted)";
 #[unsafe(no_mangle)]
 static PATH_HOOKS_D_PATH: u64 = 0;
 
-/// Whether [`PATH_HOOKS_D_PATH`] says the `path_*` hooks may call `bpf_d_path` here.
+/// 1 where this kernel has the `bpf_path_d_path` kfunc and lets `path_mknod` call it, 0
+/// elsewhere (`kernel::probe::path_d_path_kfunc`, set before load). The loader also writes
+/// the kfunc's BTF id into [`kfunc`]'s call, or, where this is 0, a move of `-EINVAL`
+/// instead: a verifier refuses an unknown kfunc even in code it never visits.
+#[unsafe(no_mangle)]
+static PATH_MKNOD_KFUNC: u64 = 0;
+
+/// Whether the kernel lets a hook resolving its path `BY` ([`D_PATH_HELPER`],
+/// [`D_PATH_KFUNC`]) call it here.
 #[inline(always)]
-pub(super) fn allowed() -> bool {
+pub(super) fn allowed<const BY: u8>() -> bool {
+    let flag = match BY {
+        D_PATH_HELPER => &raw const PATH_HOOKS_D_PATH,
+        D_PATH_KFUNC => &raw const PATH_MKNOD_KFUNC,
+        _ => return false,
+    };
     // SAFETY: a plain read of a `.rodata` static.
-    unsafe { core::ptr::read_volatile(&raw const PATH_HOOKS_D_PATH) != 0 }
+    unsafe { core::ptr::read_volatile(flag) != 0 }
+}
+
+/// `bpf_path_d_path(path, buf, size)`, the kfunc (6.12): `d_path` of `path` into `buf`, the
+/// length with the NUL, or a negative error. aya cannot relocate a kfunc call, so the call
+/// is written as its instruction (`BPF_JMP | BPF_CALL`, `src_reg` 2 = kfunc, `imm` a
+/// marker): the loader replaces `imm` with the kfunc's BTF id in this kernel's vmlinux
+/// (`kernel::loader`, `KFUNC_CALL_MARKER`), or the whole call with `r0 = -EINVAL`.
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+pub(super) fn kfunc(path: *const c_void, buf: *mut u8, size: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: the kfunc reads `path` (a trusted `struct path *`, checked by the verifier)
+    // and writes at most `size` bytes at `buf`; a call clobbers r1-r5 and returns in r0.
+    unsafe {
+        core::arch::asm!(
+            ".quad 0x7ffffff000002085",
+            inout("r1") path => _,
+            inout("r2") buf => _,
+            inout("r3") size => _,
+            lateout("r0") ret,
+            out("r4") _,
+            out("r5") _,
+        );
+    }
+    ret
+}
+
+/// [`kfunc`] where the crate is built for the host (`cargo clippy --workspace`): there is
+/// no kernel to call, so `-EINVAL`, as where the kernel lacks the kfunc.
+#[cfg(not(target_arch = "bpf"))]
+#[inline(always)]
+pub(super) fn kfunc(_path: *const c_void, _buf: *mut u8, _size: u64) -> i64 {
+    -22
 }
 
 /// The path the walk would build for `path` (`child` 0), or for `child`, an entry of the
@@ -39,11 +85,11 @@ pub(super) fn allowed() -> bool {
 ///
 /// Elsewhere both build the same path: `d_path` walks `d_parent` to the mount root and
 /// crosses to the parent mount up to the task's root or the namespace's (or a detached
-/// tree's) root mount, as the walk does. Only for hooks where `bpf_d_path` is allowed, with
-/// `path` the hook's trusted `struct path *` argument.
+/// tree's) root mount, as the walk does. Only for hooks where [`allowed`] says `d_path` by
+/// `BY` is allowed, with `path` the hook's trusted `struct path *` argument.
 #[inline(always)]
-pub(super) fn path_of(s: *mut FsScratch, path: *const c_void, child: u64) -> usize {
-    let len = d_path_absolute(s, path.cast_mut().cast());
+pub(super) fn path_of<const BY: u8>(s: *mut FsScratch, path: *const c_void, child: u64) -> usize {
+    let len = d_path_absolute::<BY>(s, path.cast_mut().cast());
     // "/" is walked (above).
     if len <= 1 {
         return 0;

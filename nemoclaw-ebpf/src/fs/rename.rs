@@ -18,8 +18,8 @@ use nemoclaw_common::{
 };
 
 use super::{
-    FsScratch, Judged, begin, dentry_dev_ino, deny_with, flags_of, judge_entry, opaque, read_ptr,
-    scratch, walk::walk_path,
+    D_PATH_HELPER, FsScratch, Judged, begin, dentry_dev_ino, deny_with, flags_of, judge_entry,
+    opaque, read_ptr, scratch, walk::walk_path,
 };
 use crate::{
     kernel::{self, offset},
@@ -158,7 +158,7 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     let old_dentry = ctx.arg::<*const c_void>(1) as u64;
     let new_dentry = ctx.arg::<*const c_void>(3) as u64;
     let both = ACCESS_READ | ACCESS_WRITE;
-    let ret = judge_entry::<true>(
+    let ret = judge_entry::<D_PATH_HELPER>(
         hook::PATH_RENAME,
         cgroup_id,
         slot,
@@ -175,7 +175,7 @@ pub fn path_rename(ctx: &LsmContext) -> i32 {
     } else {
         ACCESS_WRITE
     };
-    judge_entry::<true>(
+    judge_entry::<D_PATH_HELPER>(
         hook::PATH_RENAME,
         cgroup_id,
         slot,

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::{
     kernel::{
-        btf::VMLINUX_BTF,
+        btf::{Btf, VMLINUX_BTF},
         lsm::{BPF_LSM_ACTIVE_BY_DEFAULT, BPF_LSM_MUST_BE_ADDED, LsmList},
         probe,
     },
@@ -100,7 +100,12 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         ),
     }
     match probe::lsm_loadable() {
-        Ok(()) => Report::ok("BPF LSM loadable", "a trial program loaded and attached (process, filesystem and privilege controls available)"),
+        Ok(()) => {
+            Report::ok("BPF LSM loadable", "a trial program loaded and attached (process, filesystem and privilege controls available)");
+            if let Ok(btf) = Btf::from_sys_fs() {
+                Report::ok("path resolution", &path_resolution(&btf));
+            }
+        }
         Err(e) => r.bad(
             "BPF LSM loadable",
             &format!("a trial program failed: {e}"),
@@ -111,4 +116,20 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     }
     println!("{} problem(s)", r.problems);
     i32::from(r.problems > 0)
+}
+
+/// How the filesystem hooks build paths on this kernel: `d_path` where it lets them, else
+/// the walk (the same paths, at more cost; `docs/filesystem.md`, "Paths").
+fn path_resolution(btf: &Btf) -> String {
+    let helper = if probe::d_path_in_path_hooks(btf) {
+        "bpf_d_path in the path_* hooks but path_mknod"
+    } else {
+        "the path_* hooks walk (no bpf_d_path there)"
+    };
+    let mknod = if probe::path_d_path_kfunc(btf).is_some() {
+        "the bpf_path_d_path kfunc in path_mknod"
+    } else {
+        "path_mknod walks (no bpf_path_d_path kfunc)"
+    };
+    format!("file_open: bpf_d_path; {helper}; {mknod}")
 }

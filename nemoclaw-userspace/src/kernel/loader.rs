@@ -17,7 +17,7 @@ use nemoclaw_common::{
     sandbox::controls,
 };
 
-use super::{btf::Btf, lsm::LsmList, mapset::MapSet, offsets};
+use super::{btf::Btf, kfunc_call, lsm::LsmList, mapset::MapSet, offsets};
 
 /// The eBPF object, built by `build.rs` (aya-build) from `nemoclaw-ebpf`.
 pub static EBPF_OBJECT: &[u8] =
@@ -209,7 +209,13 @@ fn open_object_for(net: NetAttach, btf: &Btf) -> Result<Ebpf, KernelError> {
     loader.override_global("NET_SANDBOX_IN_STORAGE", &in_storage, true);
     let d_path = u64::from(super::probe::d_path_in_path_hooks(btf));
     loader.override_global("PATH_HOOKS_D_PATH", &d_path, true);
-    loader.load(EBPF_OBJECT).map_err(KernelError::Object)
+    let kfunc = super::probe::path_d_path_kfunc(btf);
+    let mknod_kfunc = u64::from(kfunc.is_some());
+    loader.override_global("PATH_MKNOD_KFUNC", &mknod_kfunc, true);
+    let (object, _) = kfunc_call::resolve(EBPF_OBJECT, kfunc);
+    loader
+        .load(kfunc_call::bytes(&object, EBPF_OBJECT.len()))
+        .map_err(KernelError::Object)
 }
 
 /// Loaded programs and maps. Dropping it detaches everything this process attached, unless

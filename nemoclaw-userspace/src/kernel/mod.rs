@@ -5,6 +5,7 @@ pub mod btf;
 mod detach;
 pub mod fs;
 mod install;
+pub mod kfunc_call;
 pub mod loader;
 pub mod lsm;
 pub mod mapset;

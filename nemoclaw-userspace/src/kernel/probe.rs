@@ -149,11 +149,30 @@ pub fn d_path_in_path_hooks(btf: &Btf) -> bool {
     })
 }
 
+/// The BTF id of the `bpf_path_d_path` kfunc where this kernel has it and lets LSM programs
+/// on `path_mknod` call it (6.12; the helper `bpf_d_path` is refused there): a program that
+/// calls it is loaded (not attached) and closed. `None` wherever the answer cannot be had;
+/// `path_mknod` then walks its path, which costs more and judges the same.
+#[must_use]
+pub fn path_d_path_kfunc(btf: &Btf) -> Option<u32> {
+    let kfunc = btf.func_id("bpf_path_d_path")?;
+    let hook = btf.func_id("bpf_lsm_path_mknod")?;
+    let mut probe = d_path_probe(0);
+    // call kfunc (src_reg 2: `BPF_PSEUDO_KFUNC_CALL`, imm: its id in vmlinux's BTF).
+    probe[7] = insn(0x85, 0, 2, 0, kfunc.cast_signed());
+    loads_on(hook, &probe).then_some(kfunc)
+}
+
 /// Whether [`d_path_probe`] of argument `arg` loads as an LSM program on the hook whose
 /// `bpf_lsm_<hook>` function has BTF id `attach_btf_id`.
 fn d_path_loads_on(attach_btf_id: u32, arg: u8) -> bool {
+    loads_on(attach_btf_id, &d_path_probe(arg))
+}
+
+/// Whether `probe` loads as an LSM program on the hook whose `bpf_lsm_<hook>` function has
+/// BTF id `attach_btf_id`.
+fn loads_on(attach_btf_id: u32, probe: &[u64]) -> bool {
     let license = c"GPL";
-    let probe = d_path_probe(arg);
     let mut attr = ProgLoad {
         prog_type: PROG_TYPE_LSM,
         insn_cnt: probe.len() as u32,
