@@ -40,11 +40,12 @@ pub(super) fn allowed<const BY: u8>() -> bool {
 }
 
 /// `bpf_path_d_path(path, buf, size)`, the kfunc (6.12): `d_path` of `path` into `buf`, the
-/// length with the NUL, or a negative error. The kfunc returns an `int`, whose upper half
-/// of `r0` the x86-64 JIT leaves undefined, so only the low 32 bits are taken (signed). aya cannot relocate a kfunc call, so the call
-/// is written as its instruction (`BPF_JMP | BPF_CALL`, `src_reg` 2 = kfunc, `imm` a
-/// marker): the loader replaces `imm` with the kfunc's BTF id in this kernel's vmlinux
-/// (`kernel::loader`, `KFUNC_CALL_MARKER`), or the whole call with `r0 = -EINVAL`.
+/// length with the NUL, or a negative error. It returns an `int`, and the x86-64 JIT
+/// leaves the upper half of `r0` undefined, so only the low 32 bits are taken (signed).
+/// aya cannot relocate a kfunc call, so the call is written as its instruction
+/// (`BPF_JMP | BPF_CALL`, `src_reg` 2 = kfunc, `imm` a marker): before load, userspace
+/// (`kernel::kfunc_call`, `KFUNC_CALL_MARKER`) replaces `imm` with the kfunc's BTF id in
+/// this kernel's vmlinux, or the whole call with `r0 = -EINVAL`.
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
 pub(super) fn kfunc(path: *const c_void, buf: *mut u8, size: u64) -> i64 {
