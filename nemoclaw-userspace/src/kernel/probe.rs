@@ -145,7 +145,7 @@ const D_PATH_HOOKS: &[(&str, u8)] = &[
 pub fn d_path_in_path_hooks(btf: &Btf) -> bool {
     D_PATH_HOOKS.iter().all(|&(hook, arg)| {
         btf.func_id(&format!("bpf_lsm_{hook}"))
-            .is_some_and(|id| d_path_loads_on(id, arg))
+            .is_some_and(|id| loads_on(id, &d_path_probe(arg)))
     })
 }
 
@@ -161,12 +161,6 @@ pub fn path_d_path_kfunc(btf: &Btf) -> Option<u32> {
     // call kfunc (src_reg 2: `BPF_PSEUDO_KFUNC_CALL`, imm: its id in vmlinux's BTF).
     probe[7] = insn(0x85, 0, 2, 0, kfunc.cast_signed());
     loads_on(hook, &probe).then_some(kfunc)
-}
-
-/// Whether [`d_path_probe`] of argument `arg` loads as an LSM program on the hook whose
-/// `bpf_lsm_<hook>` function has BTF id `attach_btf_id`.
-fn d_path_loads_on(attach_btf_id: u32, arg: u8) -> bool {
-    loads_on(attach_btf_id, &d_path_probe(arg))
 }
 
 /// Whether `probe` loads as an LSM program on the hook whose `bpf_lsm_<hook>` function has
